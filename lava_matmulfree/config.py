@@ -1,0 +1,195 @@
+"""Typed configs read from TOML (``configs/*.toml``) or from a Hugging Face ``config.json``.
+
+Every value the model, the fixed-point contract or a backend uses is a field here, defined once.
+Unknown keys, wrong types and impossible values raise :class:`ConfigError` naming the key and the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import tomli
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def glu_intermediate_size(hidden_size: int) -> int:
+    """Released HGRN-Bit rule: I = 256 * ceil(int(d * 4 * 2/3) / 256)."""
+    return 256 * math.ceil(int(hidden_size * 4 * 2 / 3) / 256)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape and float hyper-parameters of an HGRN-Bit model (DESIGN.md section 2)."""
+
+    name: str = "unnamed"
+    vocab_size: int = 32000
+    hidden_size: int = 1024
+    num_layers: int = 24
+    intermediate_size: int = 0  # 0: the released rule, glu_intermediate_size(hidden_size)
+    rms_norm_eps: float = 1e-6  # block norms (attn_norm, g_norm, mlp_norm, final norm)
+    bitlinear_eps: float = 1e-6  # the RMSNorm inside every BitLinear
+    use_lower_bound: bool = True
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+
+    def __post_init__(self):
+        if self.intermediate_size == 0:
+            object.__setattr__(self, "intermediate_size", glu_intermediate_size(self.hidden_size))
+
+    def _check(self) -> list[tuple[str, str]]:
+        bad = []
+        for k in ("vocab_size", "hidden_size", "num_layers", "intermediate_size"):
+            if getattr(self, k) <= 0:
+                bad.append((k, f"must be positive, got {getattr(self, k)}"))
+        for k in ("rms_norm_eps", "bitlinear_eps"):
+            v = getattr(self, k)
+            if not (v > 0 and math.isfinite(v)):
+                bad.append((k, f"must be a positive finite number, got {v}"))
+        for k in ("bos_token_id", "eos_token_id"):
+            v = getattr(self, k)
+            if not (-1 <= v < self.vocab_size):
+                bad.append((k, f"must be -1 (none) or a token id below vocab_size={self.vocab_size}, got {v}"))
+        return bad
+
+    @classmethod
+    def from_hf(cls, hf: Mapping[str, Any], source: str = "config.json") -> "ModelConfig":
+        """Map a Hugging Face ``hgrn_bit`` config.json onto this config."""
+        mt = hf.get("model_type")
+        if mt != "hgrn_bit":
+            raise ConfigError(f"{source}: model_type must be 'hgrn_bit', got {mt!r}")
+        for k, want in (("num_heads", 1), ("expand_ratio", 1), ("use_short_conv", False)):
+            if k in hf and hf[k] not in (want, None):
+                raise ConfigError(f"{source}: {k}={hf[k]!r} is not supported (the released models use {want!r})")
+        if hf.get("tie_word_embeddings", False):
+            raise ConfigError(f"{source}: tie_word_embeddings=true is not supported (the head is ternary, "
+                              "the embedding full precision)")
+        raw = {
+            "name": hf.get("_name_or_path") or "hf",
+            "vocab_size": hf.get("vocab_size", 32000),
+            "hidden_size": hf.get("hidden_size", 2048),
+            "num_layers": hf.get("num_hidden_layers", 24),
+            "intermediate_size": hf.get("intermediate_size") or 0,
+            "rms_norm_eps": hf.get("rms_norm_eps", 1e-6),
+            "use_lower_bound": hf.get("use_lower_bound", True),
+            "bos_token_id": -1 if hf.get("bos_token_id") is None else hf["bos_token_id"],
+            "eos_token_id": -1 if hf.get("eos_token_id") is None else hf["eos_token_id"],
+        }
+        if hf.get("hidden_ratio") not in (None, 4) and not hf.get("intermediate_size"):
+            h = hf["hidden_ratio"]
+            raw["intermediate_size"] = 256 * math.ceil(int(raw["hidden_size"] * h * 2 / 3) / 256)
+        return _build(cls, raw, source, "config.json")
+
+    def to_hf(self) -> dict:
+        """The Hugging Face config.json of this model (what the released checkpoints carry)."""
+        return {
+            "model_type": "hgrn_bit",
+            "architectures": ["HGRNBitForCausalLM"],
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_layers,
+            "intermediate_size": self.intermediate_size,
+            "attn_mode": "fused_recurrent",
+            "num_heads": 1,
+            "expand_ratio": 1,
+            "use_short_conv": False,
+            "use_lower_bound": self.use_lower_bound,
+            "hidden_ratio": 4,
+            "hidden_act": "swish",
+            "rms_norm_eps": self.rms_norm_eps,
+            "bos_token_id": None if self.bos_token_id < 0 else self.bos_token_id,
+            "eos_token_id": None if self.eos_token_id < 0 else self.eos_token_id,
+            "tie_word_embeddings": False,
+        }
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole config file, one field per TOML section."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    source: str = "<defaults>"
+
+
+SECTIONS = {"model": ModelConfig}  # TOML section -> dataclass; every section is optional
+
+
+def _type_ok(value, typ) -> bool:
+    if typ in ("int", int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if typ in ("float", float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ in ("bool", bool):
+        return isinstance(value, bool)
+    if typ in ("str", str):
+        return isinstance(value, str)
+    return True
+
+
+def _build(cls, raw: Mapping[str, Any], source: str, section: str):
+    known = {f.name: f for f in fields(cls)}
+    for k in raw:
+        if k not in known:
+            raise ConfigError(f"{source}: [{section}] unknown key {k!r} (known: {', '.join(sorted(known))})")
+    kwargs = {}
+    for k, v in raw.items():
+        t = known[k].type
+        if not _type_ok(v, t):
+            raise ConfigError(f"{source}: [{section}] {k} must be of type {t}, got {v!r}")
+        kwargs[k] = float(v) if t in ("float", float) else v
+    obj = cls(**kwargs)
+    check = getattr(obj, "_check", None)
+    if check is not None:
+        bad = check()
+        if bad:
+            k, why = bad[0]
+            raise ConfigError(f"{source}: [{section}] {k} {why}")
+    return obj
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.exists():
+            raise ConfigError(f"{p}: no such config file")
+        return p
+    cand = CONFIG_DIR / f"{name_or_path}.toml"
+    if not cand.exists():
+        names = sorted(q.stem for q in CONFIG_DIR.glob("*.toml"))
+        raise ConfigError(f"no config named {name_or_path!r} (have: {', '.join(names)}; or give a .toml path)")
+    return cand
+
+
+def load_config(name_or_path: str | Path) -> Config:
+    """Read a config by name (``tiny``, ``370m`` ...) or path; every section is validated."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = tomli.loads(path.read_text())
+    except tomli.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return config_from_dict(raw, str(path))
+
+
+def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
+    for sec in raw:
+        if sec not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{sec}] (known: {', '.join(sorted(SECTIONS))})")
+        if not isinstance(raw[sec], Mapping):
+            raise ConfigError(f"{source}: {sec} must be a [section] table")
+    built = {sec: _build(cls, raw.get(sec, {}), source, sec) for sec, cls in SECTIONS.items()}
+    return Config(source=source, **built)
+
+
+def replace(obj, **changes):
+    """dataclasses.replace that re-validates."""
+    new = dataclasses.replace(obj, **changes)
+    check = getattr(new, "_check", None)
+    if check is not None and check():
+        k, why = check()[0]
+        raise ConfigError(f"{k} {why}")
+    return new

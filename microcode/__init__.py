@@ -1,0 +1,1 @@
+"""Neuron programs (microcode) of the MatMul-free LM."""
