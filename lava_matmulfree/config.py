@@ -109,14 +109,63 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class FixedPointConfig:
+    """The knobs of the fixed-point contract (DESIGN.md section 3); formats per tensor come from calibration.
+
+    Changing any of these changes the golden model, the Lava models and the accuracy report together."""
+
+    state_bits: int = 24  # neuron state registers and the dendritic accumulator (Loihi 2)
+    act_bits: int = 8  # graded spikes entering ternary synapses
+    headroom_bits: int = 1  # state formats keep this many bits above the calibrated maximum
+    mantissa_bits: int = 15  # integer rescale multipliers: |m| < 2**mantissa_bits
+    gate_frac_bits: int = 16  # sigmoid / gate values f, 1-f, sigma in Q0.gate_frac_bits
+    sigmoid_lut_size: int = 1024  # entries of the sigmoid LUT (power of two)
+    sigmoid_lut_range: float = 8.0  # LUT covers [-range, range) (power of two)
+    norm_square_bits: int = 12  # |u| < 2**(bits-1) for the x^2 messages to the aggregator (u^2 fits 24 bits)
+    invsqrt_seed_bits: int = 6  # inverse-sqrt LUT seed: 3 * 2**(bits-2) entries
+    invsqrt_newton_steps: int = 2  # integer Newton-Raphson steps after the seed
+    act_clip_percentile: float = 99.99  # static activation clip: this percentile of |value| on calibration
+    pow2_act_scales: bool = False  # round every static activation clip up to a power of two
+
+    def _check(self) -> list[tuple[str, str]]:
+        bad = []
+        if not 16 <= self.state_bits <= 32:
+            bad.append(("state_bits", f"must be in [16, 32], got {self.state_bits}"))
+        if not 2 <= self.act_bits <= 16:
+            bad.append(("act_bits", f"must be in [2, 16], got {self.act_bits}"))
+        if not 0 <= self.headroom_bits <= 8:
+            bad.append(("headroom_bits", f"must be in [0, 8], got {self.headroom_bits}"))
+        if not 4 <= self.mantissa_bits <= self.state_bits - 1:
+            bad.append(("mantissa_bits", f"must be in [4, state_bits-1], got {self.mantissa_bits}"))
+        if not 4 <= self.gate_frac_bits <= self.state_bits - 2:
+            bad.append(("gate_frac_bits", f"must be in [4, state_bits-2], got {self.gate_frac_bits}"))
+        n, r = self.sigmoid_lut_size, self.sigmoid_lut_range
+        if n < 4 or n & (n - 1):
+            bad.append(("sigmoid_lut_size", f"must be a power of two >= 4, got {n}"))
+        elif not (r > 0 and math.log2(r).is_integer() and math.log2(n / (2 * r)).is_integer()):
+            bad.append(("sigmoid_lut_range", f"must be a power of two with size/(2*range) a power of two, got {r}"))
+        if not 4 <= self.norm_square_bits <= (self.state_bits + 1) // 2:
+            bad.append(("norm_square_bits", f"must be in [4, (state_bits+1)//2], got {self.norm_square_bits}"))
+        if not 2 <= self.invsqrt_seed_bits <= 12:
+            bad.append(("invsqrt_seed_bits", f"must be in [2, 12], got {self.invsqrt_seed_bits}"))
+        if not 0 <= self.invsqrt_newton_steps <= 6:
+            bad.append(("invsqrt_newton_steps", f"must be in [0, 6], got {self.invsqrt_newton_steps}"))
+        if not 50.0 <= self.act_clip_percentile <= 100.0:
+            bad.append(("act_clip_percentile", f"must be in [50, 100], got {self.act_clip_percentile}"))
+        return bad
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole config file, one field per TOML section."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    fixed_point: FixedPointConfig = field(default_factory=FixedPointConfig)
     source: str = "<defaults>"
 
 
-SECTIONS = {"model": ModelConfig}  # TOML section -> dataclass; every section is optional
+# TOML section -> dataclass; every section is optional
+SECTIONS = {"model": ModelConfig, "fixed_point": FixedPointConfig}
 
 
 def _type_ok(value, typ) -> bool:

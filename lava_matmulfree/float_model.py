@@ -114,8 +114,10 @@ class LayerWeights:
     fold_gate: DualRMSNorm | None = None
 
 
-def token_mixer(lw: LayerWeights, x: np.ndarray, h0: np.ndarray, eps: float):
-    """MLGRU over a sequence x [T, d] from state h0 [d]; returns (o [T, d], h_T)."""
+def token_mixer(lw: LayerWeights, x: np.ndarray, h0: np.ndarray, eps: float, rec: dict | None = None):
+    """MLGRU over a sequence x [T, d] from state h0 [d]; returns (o [T, d], h_T).
+
+    ``rec``, when given, receives the pre-activations and the h sequence (for calibration)."""
     if lw.fold_i is None:
         a = rms_norm(x, lw.attn_norm, eps)
         pre_i, pre_f, pre_g = lw.i_proj(a), lw.f_proj(a), lw.g_proj(a)
@@ -132,6 +134,8 @@ def token_mixer(lw: LayerWeights, x: np.ndarray, h0: np.ndarray, eps: float):
         h = f[t] * h + i[t]
         hs[t] = h
     z = silu(hs)  # h * sigmoid(h)
+    if rec is not None:
+        rec.update(pre_i=pre_i, pre_f=pre_f, pre_g=pre_g, h=hs)
     if lw.fold_o is None:
         o_in = rms_norm(pre_g, lw.g_norm, eps) * z
     else:
@@ -139,13 +143,16 @@ def token_mixer(lw: LayerWeights, x: np.ndarray, h0: np.ndarray, eps: float):
     return lw.o_proj(o_in), h
 
 
-def channel_mixer(lw: LayerWeights, r: np.ndarray, eps: float, intermediate: int) -> np.ndarray:
+def channel_mixer(lw: LayerWeights, r: np.ndarray, eps: float, intermediate: int,
+                  rec: dict | None = None) -> np.ndarray:
     """GLU: down(SiLU(u) * v) with [u, v] = gate(RMSNorm_mlp(r))."""
     if lw.fold_gate is None:
         uv = lw.gate_proj(rms_norm(r, lw.mlp_norm, eps))
     else:
         uv = lw.gate_proj(lw.fold_gate(r))
     u, v = uv[..., :intermediate], uv[..., intermediate:]
+    if rec is not None:
+        rec.update(u=u, v=v)
     return lw.down_proj(silu(u) * v)
 
 
@@ -231,19 +238,26 @@ class FloatModel:
             return self.lm_head(rms_norm(x, self.final_norm, self.cfg.rms_norm_eps))
         return self.lm_head(self.fold_head(x))
 
-    def prefill(self, tokens, state: FloatState | None = None, return_hidden: bool = False):
+    def prefill(self, tokens, state: FloatState | None = None, return_hidden: bool = False,
+                record: list | None = None):
         """Logits [T, V] of a whole token sequence, and the state after it (not modified in place).
 
-        With ``return_hidden`` also the residual stream after every layer, [L+1, T, d]."""
+        With ``return_hidden`` also the residual stream after every layer, [L+1, T, d]. ``record``, a
+        list, receives one dict of intermediates per layer (x, pre_i/f/g, h, r, u, v) for calibration."""
         state = self.init_state() if state is None else state.copy()
         x = self.embed(tokens)
         hidden = [x]
         eps, I = self.cfg.rms_norm_eps, self.cfg.intermediate_size
         for l, lw in enumerate(self.layers):
-            o, state.h[l] = token_mixer(lw, x, state.h[l], eps)
+            rec = None if record is None else {"x": x}
+            o, state.h[l] = token_mixer(lw, x, state.h[l], eps, rec)
             r = x + o
-            x = r + channel_mixer(lw, r, eps, I)
+            if rec is not None:
+                rec["r"] = r
+            x = r + channel_mixer(lw, r, eps, I, rec)
             hidden.append(x)
+            if rec is not None:
+                record.append(rec)
         logits = self.head(x)
         if return_hidden:
             return logits, state, np.stack(hidden)

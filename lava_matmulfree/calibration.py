@@ -1,0 +1,137 @@
+"""Calibration: run the float model on sample token sequences and collect, per tensor, the statistics from
+which the compiler picks static activation scales and the 24-bit formats of the state tensors.
+
+Norm stages (one RMS aggregation each, after the dual-RMSNorm fold; DESIGN.md sections 2 and 4):
+
+    stage          channel value v             inner gain w1     consumers (BitLinear norm w2)
+    l{l}.attn      residual x                  attn_norm         i_proj, f_proj, g_proj
+    l{l}.gate      g * SiLU(h)                 g_norm            o_proj
+    l{l}.mlp       residual r                  mlp_norm          gate_proj
+    l{l}.down      SiLU(u) * v                 1                 down_proj
+    head           final residual x_L          norm              lm_head
+
+For a stage: ``sum_sq`` = sum_j (w1_j v_j)^2 per token; ``unit`` = v_j / sqrt(sum_sq); a consumer's int8
+input is round(w1 w2 sqrt(d) unit * 127 / clip) with ``clip`` the calibrated percentile of its |value|.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .config import FixedPointConfig
+from .float_model import FloatModel, silu
+
+TOKEN_MIXER_INPUTS = ("i", "f", "g")
+
+
+def norm_stages(model: FloatModel):
+    """Per stage: (name, inner gain w1, {consumer: w2}) in graph order, from the unfused model's weights."""
+    stages = []
+    d = model.cfg.hidden_size
+    for l, lw in enumerate(model.layers):
+        stages.append((f"l{l}.attn", lw.attn_norm, {p: getattr(lw, f"{p}_proj").norm_w for p in TOKEN_MIXER_INPUTS}))
+        stages.append((f"l{l}.gate", lw.g_norm, {"o": lw.o_proj.norm_w}))
+        stages.append((f"l{l}.mlp", lw.mlp_norm, {"gate": lw.gate_proj.norm_w}))
+        stages.append((f"l{l}.down", np.ones(model.cfg.intermediate_size), {"down": lw.down_proj.norm_w}))
+    stages.append(("head", model.final_norm, {"lm_head": model.lm_head.norm_w}))
+    assert all(s[1].shape[-1] in (d, model.cfg.intermediate_size) for s in stages)
+    return stages
+
+
+def stage_values(model: FloatModel, rec: list[dict], x_final: np.ndarray) -> dict[str, np.ndarray]:
+    """Channel values v [T, n] of every norm stage, from one recorded float forward pass."""
+    vals = {}
+    for l, r in enumerate(rec):
+        vals[f"l{l}.attn"] = r["x"]
+        vals[f"l{l}.gate"] = r["pre_g"] * silu(r["h"])
+        vals[f"l{l}.mlp"] = r["r"]
+        vals[f"l{l}.down"] = silu(r["u"]) * r["v"]
+    vals["head"] = x_final
+    return vals
+
+
+@dataclass
+class Calibration:
+    """Max-abs / percentile statistics per tensor name, from ``num_tokens`` tokens of sample text."""
+
+    stats: dict[str, float] = field(default_factory=dict)
+    num_tokens: int = 0
+    percentile: float = 100.0
+
+    def __getitem__(self, name: str) -> float:
+        return self.stats[name]
+
+    def to_json(self) -> str:
+        return json.dumps({"stats": self.stats, "num_tokens": self.num_tokens, "percentile": self.percentile},
+                          indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Calibration":
+        d = json.loads(text)
+        return cls(stats={k: float(v) for k, v in d["stats"].items()}, num_tokens=int(d["num_tokens"]),
+                   percentile=float(d["percentile"]))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Calibration":
+        return cls.from_json(Path(path).read_text())
+
+
+def _maxabs(a) -> float:
+    return float(np.max(np.abs(a))) if np.size(a) else 0.0
+
+
+def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool = False) -> Calibration:
+    """Statistics of the (unfused) float model on ``sequences`` (lists of token ids), each run from the
+    zero state. Max-abs statistics take the maximum over all sequences; activation clips the
+    ``fp.act_clip_percentile`` percentile of all |values| seen."""
+    if model.folded:
+        raise ValueError("calibrate the unfused float model (its recorded intermediates name the norm pairs)")
+    maxes: dict[str, float] = {}
+    pools: dict[str, list[np.ndarray]] = {}
+    stages = norm_stages(model)
+    ntok = 0
+
+    def upd(name, v):
+        maxes[name] = max(maxes.get(name, 0.0), v)
+
+    for seq in tqdm(list(sequences), desc="calibrate", disable=not progress, unit="seq"):
+        rec: list[dict] = []
+        _, _, hidden = model.prefill(seq, return_hidden=True, record=rec)
+        ntok += len(seq)
+        upd("resid", _maxabs(hidden))
+        for l, r in enumerate(rec):
+            upd("resid", _maxabs(r["r"]))
+            for p in TOKEN_MIXER_INPUTS:
+                upd(f"l{l}.pre_{p}", _maxabs(r[f"pre_{p}"]))
+            upd(f"l{l}.h", _maxabs(r["h"]))
+            upd(f"l{l}.u", _maxabs(r["u"]))
+            upd(f"l{l}.v", _maxabs(r["v"]))
+        vals = stage_values(model, rec, hidden[-1])
+        for name, w1, consumers in stages:
+            v = vals[name]
+            upd(f"{name}.v", _maxabs(v))
+            sum_sq = np.sum((w1 * v) ** 2, axis=-1, keepdims=True)
+            upd(f"{name}.sum_sq", float(np.max(sum_sq)))
+            unit = v / np.sqrt(np.maximum(sum_sq, 1e-30))
+            upd(f"{name}.unit", _maxabs(unit))
+            d = v.shape[-1]
+            for p, w2 in consumers.items():
+                normed = w1 * w2 * np.sqrt(d) * unit
+                pools.setdefault(f"{name}.{p}.clip", []).append(np.abs(normed).ravel())
+    stats = dict(maxes)
+    for k, chunks in pools.items():
+        stats[k] = float(np.percentile(np.concatenate(chunks), fp.act_clip_percentile))
+    return Calibration(stats=stats, num_tokens=ntok, percentile=fp.act_clip_percentile)
+
+
+def random_calibration_sequences(vocab_size: int, num: int = 8, length: int = 32, seed: int = 1234):
+    """Sample sequences for models without text (random-weight checkpoints): uniform random token ids."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, vocab_size, size=length).tolist() for _ in range(num)]

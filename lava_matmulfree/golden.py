@@ -1,0 +1,156 @@
+"""The golden fixed-point model: the integer arithmetic Loihi 2 runs, as one small numpy forward pass.
+
+Every Lava ``fixed_pt`` model must match this bit for bit. Integer formats are named at each line
+(Q(n) = n fraction bits; see quantise.py for how each is chosen). All data are int64 arrays holding
+values of at most ``state_bits`` (24) bits; every register write saturates and counts. No float
+operation touches the data path (tests check every recorded intermediate is an integer array).
+
+One token through one layer (after the dual RMSNorm fold):
+
+    attn norm     S = sum (w1 x)^2 -> r = invsqrt(S) -> a_p = int8(G_p * x * r)  for p in i, f, g
+    synapses      acc_p = W_p a_p
+    MLGRU         f = lb + (1-lb) sigma(acc_f); i = SiLU(acc_i) (1-f); h = f h + i
+    gate norm     v = g SiLU(h); S = sum (w_gn v)^2 -> r -> a_o = int8(G_o v r)
+    residual      x += W_o a_o                (rescaled into the residual format)
+    mlp norm      a = int8(G x r) ; [u, v] = W_gate a
+    GLU           y = SiLU(u) v ; down norm S = sum y^2 -> r -> a_d = int8(G_d y r)
+    residual      x += W_down a_d
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fixed_point import INT, OverflowCounter, inv_sqrt, mul_shift, saturate, sigmoid_index
+from .quantise import QLayer, QNorm, QuantisedNetwork
+
+
+@dataclass
+class GoldenState:
+    """MLGRU hidden state h of every layer, each in its layer's Q(h_frac), int64 [L, d]."""
+
+    h: np.ndarray
+
+    def copy(self) -> "GoldenState":
+        return GoldenState(self.h.copy())
+
+
+def synapses(w: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Ternary synaptic accumulation acc = W a over the last axis (exact integers)."""
+    return a.astype(INT) @ w.T.astype(INT)
+
+
+class GoldenModel:
+    def __init__(self, net: QuantisedNetwork):
+        self.net = net
+        self.fp = net.fp
+        self.ovf = OverflowCounter()  # saturation events per tensor, accumulated over calls
+        self.probes: dict | None = None  # set to a dict to record every intermediate (by name)
+
+    # ------------------------------------------------------------------ primitives bound to the config
+    def reg(self, x, name: str) -> np.ndarray:
+        """Write to a state_bits-wide register: saturate and count."""
+        return saturate(x, self.fp.state_bits, self.ovf, name)
+
+    def record(self, name: str, value: np.ndarray) -> np.ndarray:
+        if self.probes is not None:
+            self.probes.setdefault(name, []).append(value)
+        return value
+
+    def sigmoid(self, v, v_frac: int) -> np.ndarray:
+        """sigma(v) in Q(gate_frac_bits) by LUT, v in Q(v_frac)."""
+        fp = self.fp
+        return self.net.sigmoid_lut[sigmoid_index(v, v_frac, fp.sigmoid_lut_size, fp.sigmoid_lut_range)]
+
+    def silu(self, v, v_frac: int, name: str) -> np.ndarray:
+        """v * sigma(v), in the format of v."""
+        return self.reg(mul_shift(v, self.sigmoid(v, v_frac), self.fp.gate_frac_bits), name)
+
+    # ------------------------------------------------------------------ blocks
+    def rms_aggregator(self, q: QNorm, v: np.ndarray, name: str) -> np.ndarray:
+        """Channel neurons send u^2; the aggregator sums them and returns r ~ 2**22 / sqrt(S)."""
+        fp = self.fp
+        u = saturate(mul_shift(v, q.inner_m, q.inner_k), fp.norm_square_bits, self.ovf, f"{name}.u")  # Q(u_frac)
+        S = self.reg(np.sum(u * u, axis=-1, keepdims=True), f"{name}.sum_sq")  # Q(2 u_frac), < 2**23
+        r = inv_sqrt(S, self.net.invsqrt_lut, fp.invsqrt_seed_bits, fp.invsqrt_newton_steps)  # Q22 of 1/sqrt(S)
+        self.record(f"{name}.sum_sq", S)
+        return self.record(f"{name}.inv_rms", r)
+
+    def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
+        """The int8 graded spikes of every consumer of a norm stage, from channel values v in Q(v_frac)."""
+        r = self.rms_aggregator(q, v, name)
+        t = self.reg(mul_shift(v, r, q.t_k), f"{name}.unit")  # Q(t_frac): v / sqrt(sum (w1 v)^2)
+        spikes = {}
+        for p in q.gain_m:
+            a = saturate(mul_shift(t, q.gain_m[p], q.gain_k[p]), self.fp.act_bits, self.ovf, f"{name}.{p}.clip")
+            spikes[p] = self.record(f"{name}.{p}.spikes", a)  # int8 graded spikes
+        return spikes
+
+    def mlgru(self, q: QLayer, acc_i, acc_f, acc_g, h0, l: int):
+        """MLGRU neurons over T tokens: returns (gated output v = g SiLU(h) in Q(gz_frac) [T, d], h_T)."""
+        gf = self.fp.gate_frac_bits
+        one = 1 << gf
+        x_i = self.reg(mul_shift(acc_i, q.i.out_m, q.i.out_k), f"l{l}.pre_i")  # Q(pre_frac[i])
+        x_f = self.reg(mul_shift(acc_f, q.f.out_m, q.f.out_k), f"l{l}.pre_f")  # Q(pre_frac[f])
+        x_g = self.reg(mul_shift(acc_g, q.g.out_m, q.g.out_k), f"l{l}.pre_g")  # Q(pre_frac[g])
+        f = q.lb + mul_shift(one - q.lb, self.sigmoid(x_f, q.pre_frac["f"]), gf)  # Q(gf), lb + (1-lb) sigma
+        silu_i = self.silu(x_i, q.pre_frac["i"], f"l{l}.silu_i")  # Q(pre_frac[i])
+        i = self.reg(mul_shift(silu_i, one - f, gf + q.pre_frac["i"] - q.h_frac), f"l{l}.i")  # Q(h_frac)
+        hs = np.empty_like(i)
+        h = h0
+        for t in range(i.shape[0]):  # the only sequential part: h_t = f_t h_{t-1} + i_t
+            h = self.reg(mul_shift(f[t], h, gf) + i[t], f"l{l}.h")  # Q(h_frac)
+            hs[t] = h
+        z = self.silu(hs, q.h_frac, f"l{l}.silu_h")  # Q(h_frac)
+        v = self.reg(mul_shift(x_g, z, q.pre_frac["g"] + q.h_frac - q.gz_frac), f"l{l}.gz")  # Q(gz_frac)
+        self.record(f"l{l}.f", f)
+        self.record(f"l{l}.h", hs)
+        return v, h
+
+    def glu(self, q: QLayer, acc_uv, l: int) -> np.ndarray:
+        """GLU neurons: y = SiLU(u) * v in Q(y_frac)."""
+        I = q.gate_w.shape[0] // 2
+        u = self.reg(mul_shift(acc_uv[..., :I], q.u_m, q.u_k), f"l{l}.u")  # Q(u_frac)
+        v = self.reg(mul_shift(acc_uv[..., I:], q.v_m, q.v_k), f"l{l}.v")  # Q(v_frac)
+        silu_u = self.silu(u, q.u_frac, f"l{l}.silu_u")  # Q(u_frac)
+        y = self.reg(mul_shift(silu_u, v, q.u_frac + q.v_frac - q.y_frac), f"l{l}.y")  # Q(y_frac)
+        return self.record(f"l{l}.y", y)
+
+    def residual(self, x, acc, proj, name: str) -> np.ndarray:
+        """x + W a rescaled into the residual format Q(x_frac)."""
+        return self.reg(x + mul_shift(acc, proj.out_m, proj.out_k), name)
+
+    def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
+        a = self.norm_spikes(q.attn, x, f"l{l}.attn")
+        acc_i, acc_f, acc_g = synapses(q.i.w, a["i"]), synapses(q.f.w, a["f"]), synapses(q.g.w, a["g"])
+        gz, h = self.mlgru(q, acc_i, acc_f, acc_g, h0, l)
+        a_o = self.norm_spikes(q.gate, gz, f"l{l}.gate")["o"]
+        r = self.record(f"l{l}.r", self.residual(x, synapses(q.o.w, a_o), q.o, f"l{l}.resid"))  # Q(x_frac)
+        a_gate = self.norm_spikes(q.mlp, r, f"l{l}.mlp")["gate"]
+        y = self.glu(q, synapses(q.gate_w, a_gate), l)
+        a_d = self.norm_spikes(q.down_norm, y, f"l{l}.down")["down"]
+        x = self.residual(r, synapses(q.down.w, a_d), q.down, f"l{l}.resid")
+        return self.record(f"l{l}.x", x), h
+
+    # ------------------------------------------------------------------ model
+    def init_state(self) -> GoldenState:
+        return GoldenState(np.zeros((self.net.cfg.num_layers, self.net.cfg.hidden_size), dtype=INT))
+
+    def prefill(self, tokens, state: GoldenState | None = None):
+        """Integer logits [T, V] of a token sequence and the state after it (the input is not modified)."""
+        state = self.init_state() if state is None else state.copy()
+        x = self.record("embed", self.net.embed[np.asarray(tokens, dtype=np.int64)])  # Q(x_frac)
+        for l, q in enumerate(self.net.layers):
+            x, state.h[l] = self.layer(q, x, state.h[l], l)
+        a = self.norm_spikes(self.net.head, x, "head")["lm_head"]
+        logits = self.record("logits", synapses(self.net.lm_head, a))  # units of logit_scale
+        return logits, state
+
+    def step(self, token: int, state: GoldenState | None = None):
+        logits, state = self.prefill([token], state)
+        return logits[0], state
+
+    def dequantise_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Real-valued logits (for sampling and accuracy reports only; off the integer path)."""
+        return logits.astype(np.float64) * self.net.logit_scale

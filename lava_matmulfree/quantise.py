@@ -1,0 +1,270 @@
+"""Compile: float checkpoint + calibration -> a quantised network of integers (DESIGN.md section 3).
+
+Everything the golden model and the Lava models need is here as integers: ternary int8 weights, int24
+embedding table, per-channel gain mantissas with shared shifts, rescale multipliers, LUTs, and the
+fraction bits of every state tensor. The per-matrix ternary scale s and each static activation scale
+are folded into the next requantisation; nothing multiplies by a float at run time.
+
+Formats (Q notation: a value v is stored as round(v * 2**frac)):
+  residual stream x       Q(x_frac), one format for the whole model (it is one tensor)
+  pre-activations         Q(pre_frac[p]) per projection p in i, f, g; GLU u, v: Q(u_frac), Q(v_frac)
+  MLGRU h, SiLU(h)        Q(h_frac) per layer
+  g * SiLU(h)             Q(gz_frac); GLU SiLU(u) * v: Q(y_frac)
+  gates sigma, f, 1-f     Q(gate_frac_bits)
+  norm messages           u = w1 v in Q(u_frac) (|u| < 2**(norm_square_bits-1)); S = sum u^2 < 2**23
+  inverse RMS r           ~ 2**22 / sqrt(S)
+  unit value t            v / sqrt(sum (w1 v)^2) in Q(t_frac)
+  spikes a                int8: round(w1 w2 sqrt(n) t * 127 / clip)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from .calibration import Calibration, TOKEN_MIXER_INPUTS, norm_stages
+from .config import FixedPointConfig, ModelConfig
+from .errors import CheckpointError
+from .fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut, quantize_multiplier,
+                          sigmoid_lut)
+from .float_model import FloatModel
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class QNorm:
+    """One RMS aggregation round and the int8 spikes it produces for each consumer BitLinear."""
+
+    v_frac: int  # channel value v in Q(v_frac)
+    u_frac: int
+    inner_m: np.ndarray  # u = sat(mul_shift(v, inner_m, inner_k), norm_square_bits)
+    inner_k: int
+    t_frac: int
+    t_k: int  # t = mul_shift(v, r, t_k)
+    gain_m: dict = field(default_factory=dict)  # consumer -> per-channel mantissa; a = sat8(mul_shift(t, m, k))
+    gain_k: dict = field(default_factory=dict)
+    clip: dict = field(default_factory=dict)  # consumer -> static activation clip (real units; informative)
+
+
+@dataclass
+class QProj:
+    """Ternary synapses W (int8 [out, in]) and the requantisation of their integer output."""
+
+    w: np.ndarray
+    out_m: int  # next value = mul_shift(acc, out_m, out_k)
+    out_k: int
+    scale: float  # real value of one unit of acc (informative: clip / (127 * s))
+
+
+@dataclass
+class QLayer:
+    attn: QNorm
+    i: QProj
+    f: QProj
+    g: QProj
+    pre_frac: dict  # i, f, g -> fraction bits of the requantised pre-activation
+    lb: np.ndarray  # forget-gate lower bound, Q(gate_frac_bits)
+    h_frac: int
+    gz_frac: int
+    gate: QNorm
+    o: QProj  # requantised into the residual format
+    mlp: QNorm
+    gate_w: np.ndarray  # [2I, d] ternary; first half u, second half v
+    u_m: int
+    u_k: int
+    v_m: int
+    v_k: int
+    u_frac: int
+    v_frac: int
+    y_frac: int
+    down_norm: QNorm
+    down: QProj  # requantised into the residual format
+
+
+@dataclass
+class QuantisedNetwork:
+    cfg: ModelConfig
+    fp: FixedPointConfig
+    x_frac: int
+    embed: np.ndarray  # [V, d] residual format
+    layers: list
+    head: QNorm
+    lm_head: np.ndarray  # [V, d] ternary
+    logit_scale: float  # real value of one logit unit (host-side sampling only)
+    sigmoid_lut: np.ndarray
+    invsqrt_lut: np.ndarray
+    calibration: Calibration = field(default_factory=Calibration)
+
+    # ------------------------------------------------------------------ save / load (one safetensors file)
+    def save(self, path: str | Path) -> None:
+        tensors, meta = {}, {}
+        _flatten(self, "", tensors, meta)
+        header = {"format_version": str(FORMAT_VERSION), "meta": json.dumps(meta, sort_keys=True)}
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QuantisedNetwork":
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such compiled model file")
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                header = fh.metadata() or {}
+            tensors = load_file(str(path))
+        except Exception as e:  # the safetensors parser's own error types
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+        if header.get("format_version") != str(FORMAT_VERSION) or "meta" not in header:
+            raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (format {FORMAT_VERSION})")
+        meta = json.loads(header["meta"])
+        return _unflatten(cls, "", tensors, meta)
+
+
+# ----------------------------------------------------------------------------------- flatten helpers
+def _flatten(obj, prefix, tensors, meta):
+    if isinstance(obj, (ModelConfig, FixedPointConfig)):
+        meta[prefix[:-1]] = dataclasses.asdict(obj)
+    elif isinstance(obj, Calibration):
+        meta[prefix[:-1]] = json.loads(obj.to_json())
+    elif dataclasses.is_dataclass(obj):
+        for f in fields(obj):
+            _flatten(getattr(obj, f.name), f"{prefix}{f.name}.", tensors, meta)
+    elif isinstance(obj, np.ndarray):
+        tensors[prefix[:-1]] = obj
+    elif isinstance(obj, list):
+        meta[prefix + "#len"] = len(obj)
+        for i, o in enumerate(obj):
+            _flatten(o, f"{prefix}{i}.", tensors, meta)
+    elif isinstance(obj, dict):
+        meta[prefix + "#keys"] = list(obj)
+        for k, o in obj.items():
+            _flatten(o, f"{prefix}{k}.", tensors, meta)
+    else:
+        meta[prefix[:-1]] = obj
+
+
+def _unflatten(cls, prefix, tensors, meta):
+    kw = {}
+    for f in fields(cls):
+        kw[f.name] = _unflatten_value(f.type, f"{prefix}{f.name}.", tensors, meta)
+    return cls(**kw)
+
+
+_TYPES = {"QNorm": QNorm, "QProj": QProj, "QLayer": QLayer}
+
+
+def _unflatten_value(typ, prefix, tensors, meta):
+    name = prefix[:-1]
+    if typ == "ModelConfig":
+        return ModelConfig(**meta[name])
+    if typ == "FixedPointConfig":
+        return FixedPointConfig(**meta[name])
+    if typ == "Calibration":
+        return Calibration.from_json(json.dumps(meta[name]))
+    if typ in _TYPES:
+        return _unflatten(_TYPES[typ], prefix, tensors, meta)
+    if typ == "np.ndarray":
+        return tensors[name]
+    if typ == "list":  # the layers
+        return [_unflatten(QLayer, f"{prefix}{i}.", tensors, meta) for i in range(meta[prefix + "#len"])]
+    if typ == "dict":
+        out = {}
+        for k in meta[prefix + "#keys"]:
+            key = f"{prefix}{k}"
+            out[k] = tensors[key] if key in tensors else meta[key]
+        return out
+    return meta[name]
+
+
+# ----------------------------------------------------------------------------------- compile
+def _act_clip(cal: Calibration, name: str, fp: FixedPointConfig) -> float:
+    clip = max(cal[name], 1e-6)
+    return 2.0 ** math.ceil(math.log2(clip)) if fp.pow2_act_scales else clip
+
+
+def _qnorm(stage: str, w1, consumers, v_frac: int, cal: Calibration, fp: FixedPointConfig) -> QNorm:
+    sb, hb, mb = fp.state_bits, fp.headroom_bits, fp.mantissa_bits
+    n = w1.shape[-1]
+    # u = w1 v 2**u_frac with S = sum u^2 <= 2**(state_bits - 1 - headroom)
+    u_frac = math.floor((sb - 1 - hb - math.log2(max(cal[f"{stage}.sum_sq"], 1e-30))) / 2)
+    inner_m, inner_k = quantize_multiplier(w1 * 2.0 ** (u_frac - v_frac), mb)
+    t_frac = frac_bits_for(cal[f"{stage}.unit"], sb, hb)
+    t_k = v_frac + INVSQRT_OUT_FRAC - u_frac - t_frac
+    q = QNorm(v_frac=v_frac, u_frac=u_frac, inner_m=inner_m, inner_k=inner_k, t_frac=t_frac, t_k=t_k)
+    qmax = (1 << (fp.act_bits - 1)) - 1
+    for p, w2 in consumers.items():
+        clip = _act_clip(cal, f"{stage}.{p}.clip", fp)
+        m, k = quantize_multiplier(w1 * w2 * math.sqrt(n) * qmax / clip * 2.0 ** -t_frac, mb)
+        q.gain_m[p], q.gain_k[p], q.clip[p] = m, k, clip
+    return q
+
+
+def _qproj(w, s: float, clip: float, target_frac: int, fp: FixedPointConfig) -> QProj:
+    qmax = (1 << (fp.act_bits - 1)) - 1
+    scale = clip / (qmax * s)
+    m, k = quantize_multiplier(scale * 2.0 ** target_frac, fp.mantissa_bits)
+    return QProj(w=w, out_m=int(m), out_k=int(k), scale=scale)
+
+
+def check_accumulator_fits(n_in: int, fp: FixedPointConfig, what: str) -> None:
+    """|sum| <= n_in * 2**(act_bits-1) must fit the dendritic accumulator: a static guarantee."""
+    if n_in * (1 << (fp.act_bits - 1)) > (1 << (fp.state_bits - 1)) - 1:
+        raise ValueError(f"{what}: fan-in {n_in} x {fp.act_bits}-bit spikes can overflow the "
+                         f"{fp.state_bits}-bit dendritic accumulator")
+
+
+def compile_network(model: FloatModel, cal: Calibration, fp: FixedPointConfig) -> QuantisedNetwork:
+    """Quantise an (unfused) float model with a calibration; the dual RMSNorm fold is built in."""
+    if model.folded:
+        raise ValueError("compile the unfused float model; the fold is applied here")
+    cfg = model.cfg
+    sb, hb, gf = fp.state_bits, fp.headroom_bits, fp.gate_frac_bits
+    for n_in, what in ((cfg.hidden_size, "d"), (cfg.intermediate_size, "down_proj")):
+        check_accumulator_fits(n_in, fp, what)
+    x_frac = frac_bits_for(cal["resid"], sb, hb)
+    stages = {name: (w1, cons) for name, w1, cons in norm_stages(model)}
+
+    def qnorm(name, v_frac):
+        w1, cons = stages[name]
+        return _qnorm(name, w1, cons, v_frac, cal, fp)
+
+    layers = []
+    for l, lw in enumerate(model.layers):
+        pre_frac = {p: frac_bits_for(cal[f"l{l}.pre_{p}"], sb, hb) for p in TOKEN_MIXER_INPUTS}
+        attn = qnorm(f"l{l}.attn", x_frac)
+        proj = {p: _qproj(getattr(lw, f"{p}_proj").wt, getattr(lw, f"{p}_proj").s, attn.clip[p],
+                          pre_frac[p], fp) for p in TOKEN_MIXER_INPUTS}
+        h_frac = frac_bits_for(cal[f"l{l}.h"], sb, hb)
+        gz_frac = frac_bits_for(cal[f"l{l}.gate.v"], sb, hb)
+        gate = qnorm(f"l{l}.gate", gz_frac)
+        o = _qproj(lw.o_proj.wt, lw.o_proj.s, gate.clip["o"], x_frac, fp)
+        mlp = qnorm(f"l{l}.mlp", x_frac)
+        u_frac = frac_bits_for(cal[f"l{l}.u"], sb, hb)
+        v_frac = frac_bits_for(cal[f"l{l}.v"], sb, hb)
+        gp = _qproj(lw.gate_proj.wt, lw.gate_proj.s, mlp.clip["gate"], 0, fp)
+        u_m, u_k = quantize_multiplier(gp.scale * 2.0 ** u_frac, fp.mantissa_bits)
+        v_m, v_k = quantize_multiplier(gp.scale * 2.0 ** v_frac, fp.mantissa_bits)
+        y_frac = frac_bits_for(cal[f"l{l}.down.v"], sb, hb)
+        down_norm = qnorm(f"l{l}.down", y_frac)
+        down = _qproj(lw.down_proj.wt, lw.down_proj.s, down_norm.clip["down"], x_frac, fp)
+        lb = np.round(np.asarray(lw.lower_bound, dtype=np.float64) * 2.0 ** gf).astype(INT)
+        layers.append(QLayer(attn=attn, i=proj["i"], f=proj["f"], g=proj["g"], pre_frac=pre_frac, lb=lb,
+                             h_frac=h_frac, gz_frac=gz_frac, gate=gate, o=o, mlp=mlp, gate_w=lw.gate_proj.wt,
+                             u_m=int(u_m), u_k=int(u_k), v_m=int(v_m), v_k=int(v_k), u_frac=u_frac,
+                             v_frac=v_frac, y_frac=y_frac, down_norm=down_norm, down=down))
+    head = qnorm("head", x_frac)
+    qmax = (1 << (fp.act_bits - 1)) - 1
+    lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
+    embed = np.clip(np.round(np.asarray(model.embeddings, np.float64) * 2.0 ** x_frac), lo, hi).astype(INT)
+    return QuantisedNetwork(
+        cfg=cfg, fp=fp, x_frac=x_frac, embed=embed, layers=layers, head=head, lm_head=model.lm_head.wt,
+        logit_scale=head.clip["lm_head"] / (qmax * model.lm_head.s),
+        sigmoid_lut=sigmoid_lut(fp.sigmoid_lut_size, fp.sigmoid_lut_range, gf),
+        invsqrt_lut=invsqrt_seed_lut(fp.invsqrt_seed_bits), calibration=cal)
