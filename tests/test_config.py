@@ -1,0 +1,195 @@
+"""Config files and the Hugging Face config.json mapping."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lava_matmulfree.config import ModelConfig, config_from_dict, glu_intermediate_size, load_config
+from lava_matmulfree.errors import ConfigError
+
+# The released MMfreeLM shapes (DESIGN.md section 2; the intermediate sizes of the published config.json files).
+RELEASED = {
+    "370m": dict(num_layers=24, hidden_size=1024, intermediate_size=2816),
+    "1.3b": dict(num_layers=24, hidden_size=2048, intermediate_size=5632),
+    "2.7b": dict(num_layers=32, hidden_size=2560, intermediate_size=6912),
+}
+RELEASED_VOCAB = 32000
+
+# A config.json as the released 370M checkpoint carries it (fields this package does not use included).
+RELEASED_370M_CONFIG_JSON = """{
+  "_name_or_path": "ridger/MMfreeLM-370M",
+  "architectures": ["HGRNBitForCausalLM"],
+  "attn_mode": "fused_recurrent",
+  "bos_token_id": 1,
+  "conv_size": 4,
+  "eos_token_id": 2,
+  "expand_ratio": 1,
+  "fuse_cross_entropy": true,
+  "hidden_act": "swish",
+  "hidden_ratio": 4,
+  "hidden_size": 1024,
+  "initializer_range": 0.02,
+  "intermediate_size": null,
+  "max_position_embeddings": 2048,
+  "model_type": "hgrn_bit",
+  "num_heads": 1,
+  "num_hidden_layers": 24,
+  "rms_norm_eps": 1e-06,
+  "share_conv_kernel": true,
+  "tie_word_embeddings": false,
+  "torch_dtype": "float32",
+  "transformers_version": "4.39.1",
+  "use_cache": true,
+  "use_lower_bound": true,
+  "use_short_conv": false,
+  "vocab_size": 32000
+}"""
+
+
+def write_toml(tmp_path, body: str):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    return path
+
+
+def assert_config_error(path, key: str):
+    with pytest.raises(ConfigError) as ei:
+        load_config(path)
+    msg = str(ei.value)
+    assert key in msg, msg
+    assert str(path) in msg, msg
+    return msg
+
+
+# ------------------------------------------------------------------------------------- TOML errors
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write_toml(tmp_path, "[model]\nhidden_size = 64\nnum_layerz = 3\n")
+    assert_config_error(path, "num_layerz")
+
+
+def test_unknown_section_names_section_and_file(tmp_path):
+    path = write_toml(tmp_path, "[modle]\nhidden_size = 64\n")
+    assert_config_error(path, "modle")
+
+
+@pytest.mark.parametrize("key, value", [
+    ("hidden_size", '"big"'),
+    ("hidden_size", "64.0"),
+    ("num_layers", "true"),
+    ("rms_norm_eps", '"1e-6"'),
+    ("use_lower_bound", "1"),
+    ("name", "3"),
+])
+def test_wrong_type_names_key_and_file(tmp_path, key, value):
+    path = write_toml(tmp_path, f"[model]\n{key} = {value}\n")
+    assert_config_error(path, key)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("hidden_size", "0"),
+    ("num_layers", "-2"),
+    ("vocab_size", "0"),
+    ("intermediate_size", "-5"),
+    ("rms_norm_eps", "-1e-6"),
+    ("rms_norm_eps", "0.0"),
+    ("bitlinear_eps", "inf"),
+    ("bos_token_id", "259"),
+    ("eos_token_id", "-2"),
+])
+def test_impossible_value_names_key_and_file(tmp_path, key, value):
+    body = "[model]\nvocab_size = 259\n" if key != "vocab_size" else "[model]\n"
+    path = write_toml(tmp_path, body + f"{key} = {value}\n")
+    assert_config_error(path, key)
+
+
+def test_invalid_toml_names_file(tmp_path):
+    path = write_toml(tmp_path, "[model\nhidden_size = \n")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_config(path)
+
+
+def test_unknown_config_name():
+    with pytest.raises(ConfigError, match="no-such-model"):
+        load_config("no-such-model")
+
+
+def test_valid_toml_values_are_taken(tmp_path):
+    path = write_toml(tmp_path, "[model]\nname = 'x'\nvocab_size = 300\nhidden_size = 40\nnum_layers = 2\n"
+                                "rms_norm_eps = 1e-5\nuse_lower_bound = false\n")
+    m = load_config(path).model
+    assert (m.name, m.vocab_size, m.hidden_size, m.num_layers, m.rms_norm_eps, m.use_lower_bound) == \
+        ("x", 300, 40, 2, 1e-5, False)
+    # intermediate_size left out: the released rule, 256 * ceil(int(40*8/3) / 256) = 256 * ceil(106/256)
+    assert m.intermediate_size == 256
+
+
+def test_config_from_dict_rejects_a_non_table_section():
+    with pytest.raises(ConfigError, match="model"):
+        config_from_dict({"model": 3})
+
+
+# ------------------------------------------------------------------------------------- released sizes
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_released_intermediate_sizes_from_the_rule(name):
+    r = RELEASED[name]
+    assert glu_intermediate_size(r["hidden_size"]) == r["intermediate_size"]
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_released_config_files(name):
+    m = load_config(name).model
+    for k, v in RELEASED[name].items():
+        assert getattr(m, k) == v, (name, k)
+    assert m.vocab_size == RELEASED_VOCAB
+    assert m.rms_norm_eps == 1e-6
+    assert m.use_lower_bound
+    # the file's explicit size and the rule agree
+    assert ModelConfig(hidden_size=m.hidden_size).intermediate_size == m.intermediate_size
+
+
+# ------------------------------------------------------------------------------------- HF config.json
+def test_from_hf_released_370m():
+    m = ModelConfig.from_hf(json.loads(RELEASED_370M_CONFIG_JSON))
+    assert (m.vocab_size, m.hidden_size, m.num_layers, m.intermediate_size) == (32000, 1024, 24, 2816)
+    assert m.rms_norm_eps == 1e-6 and m.use_lower_bound
+    assert (m.bos_token_id, m.eos_token_id) == (1, 2)
+
+
+def test_to_hf_field_names():
+    cfg = ModelConfig(name="t", vocab_size=300, hidden_size=40, num_layers=5, intermediate_size=96,
+                      rms_norm_eps=1e-5, use_lower_bound=False, bos_token_id=7, eos_token_id=-1)
+    hf = cfg.to_hf()
+    assert hf["model_type"] == "hgrn_bit"
+    assert (hf["vocab_size"], hf["hidden_size"], hf["num_hidden_layers"], hf["intermediate_size"]) == (300, 40, 5, 96)
+    assert hf["rms_norm_eps"] == 1e-5 and hf["use_lower_bound"] is False
+    assert hf["bos_token_id"] == 7 and hf["eos_token_id"] is None
+    assert hf["num_heads"] == 1 and hf["tie_word_embeddings"] is False
+    json.dumps(hf)  # serialisable as is
+
+
+@pytest.mark.parametrize("cfg", [
+    ModelConfig(name="hf", vocab_size=300, hidden_size=40, num_layers=5, intermediate_size=96,
+                rms_norm_eps=1e-5, use_lower_bound=False, bos_token_id=7, eos_token_id=-1),
+    ModelConfig(name="hf"),
+    ModelConfig(name="hf", vocab_size=259, hidden_size=72, num_layers=3, intermediate_size=200),
+])
+def test_hf_round_trip(cfg):
+    assert ModelConfig.from_hf(json.loads(json.dumps(cfg.to_hf()))) == cfg
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"model_type": "llama"}, "model_type"),
+    ({"num_heads": 4}, "num_heads"),
+    ({"use_short_conv": True}, "use_short_conv"),
+    ({"tie_word_embeddings": True}, "tie_word_embeddings"),
+    ({"hidden_size": "1024"}, "hidden_size"),
+    ({"num_hidden_layers": 0}, "num_layers"),
+    ({"rms_norm_eps": -1.0}, "rms_norm_eps"),
+])
+def test_from_hf_errors_name_key_and_source(change, key):
+    hf = json.loads(RELEASED_370M_CONFIG_JSON)
+    hf.update(change)
+    with pytest.raises(ConfigError) as ei:
+        ModelConfig.from_hf(hf, source="/some/ckpt/config.json")
+    assert key in str(ei.value) and "/some/ckpt/config.json" in str(ei.value), str(ei.value)
