@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from .progress import progress as progress_bar
 
 from .config import FixedPointConfig
 from .float_model import FloatModel, silu
@@ -101,7 +101,7 @@ def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool
     def upd(name, v):
         maxes[name] = max(maxes.get(name, 0.0), v)
 
-    for seq in tqdm(list(sequences), desc="calibrate", disable=not progress, unit="seq"):
+    for seq in progress_bar(list(sequences), desc="calibrate", disable=not progress, unit="seq"):
         rec: list[dict] = []
         _, _, hidden = model.prefill(seq, return_hidden=True, record=rec)
         ntok += len(seq)

@@ -77,7 +77,7 @@ def frac_bits_for(max_abs: float, bits: int, headroom: int) -> int:
     """Fraction bits of a signed ``bits``-wide format holding |v| <= max_abs with ``headroom`` spare bits."""
     if not (max_abs > 0 and math.isfinite(max_abs)):
         return bits - 1 - headroom
-    return bits - 1 - headroom - math.ceil(math.log2(max_abs))
+    return bits - 2 - headroom - math.floor(math.log2(max_abs))  # max_abs * 2**(frac+headroom) < 2**(bits-1)
 
 
 # --------------------------------------------------------------------------------------- sigmoid LUT

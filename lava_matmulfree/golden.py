@@ -68,24 +68,38 @@ class GoldenModel:
         return self.reg(mul_shift(v, self.sigmoid(v, v_frac), self.fp.gate_frac_bits), name)
 
     # ------------------------------------------------------------------ blocks
-    def rms_aggregator(self, q: QNorm, v: np.ndarray, name: str) -> np.ndarray:
-        """Channel neurons send u^2; the aggregator sums them and returns r ~ 2**22 / sqrt(S)."""
+    def norm_squares(self, q: QNorm, v: np.ndarray, name: str) -> np.ndarray:
+        """Channel side of a norm: the graded message u^2 each neuron sends to the aggregator."""
+        u = saturate(mul_shift(v, q.inner_m, q.inner_k), self.fp.norm_square_bits, self.ovf, f"{name}.u")  # Q(u_frac)
+        return u * u  # < 2**(2 norm_square_bits - 2) <= 2**22: a 24-bit payload
+
+    def aggregate(self, sq: np.ndarray, name: str) -> np.ndarray:
+        """The aggregator's dendrite: S = sum u^2 in a 24-bit accumulator, Q(2 u_frac)."""
+        return self.record(f"{name}.sum_sq", self.reg(np.sum(sq, axis=-1, keepdims=True), f"{name}.sum_sq"))
+
+    def inv_rms(self, S: np.ndarray, name: str) -> np.ndarray:
+        """The aggregator's soma: r ~ 2**22 / sqrt(S) (Q22 of 1/sqrt(S)), broadcast back."""
         fp = self.fp
-        u = saturate(mul_shift(v, q.inner_m, q.inner_k), fp.norm_square_bits, self.ovf, f"{name}.u")  # Q(u_frac)
-        S = self.reg(np.sum(u * u, axis=-1, keepdims=True), f"{name}.sum_sq")  # Q(2 u_frac), < 2**23
-        r = inv_sqrt(S, self.net.invsqrt_lut, fp.invsqrt_seed_bits, fp.invsqrt_newton_steps)  # Q22 of 1/sqrt(S)
-        self.record(f"{name}.sum_sq", S)
+        r = inv_sqrt(S, self.net.invsqrt_lut, fp.invsqrt_seed_bits, fp.invsqrt_newton_steps)
         return self.record(f"{name}.inv_rms", r)
 
-    def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
-        """The int8 graded spikes of every consumer of a norm stage, from channel values v in Q(v_frac)."""
-        r = self.rms_aggregator(q, v, name)
+    def rms_aggregator(self, sq: np.ndarray, name: str) -> np.ndarray:
+        """The aggregator neuron: sum the u^2 messages, return the inverse RMS."""
+        return self.inv_rms(self.aggregate(sq, name), name)
+
+    def spikes_from_inv_rms(self, q: QNorm, v: np.ndarray, r: np.ndarray, name: str) -> dict[str, np.ndarray]:
+        """Channel side again: the int8 graded spikes of every consumer, from v and the broadcast r."""
         t = self.reg(mul_shift(v, r, q.t_k), f"{name}.unit")  # Q(t_frac): v / sqrt(sum (w1 v)^2)
         spikes = {}
         for p in q.gain_m:
             a = saturate(mul_shift(t, q.gain_m[p], q.gain_k[p]), self.fp.act_bits, self.ovf, f"{name}.{p}.clip")
             spikes[p] = self.record(f"{name}.{p}.spikes", a)  # int8 graded spikes
         return spikes
+
+    def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
+        """A whole norm stage: channel values v in Q(v_frac) -> int8 spikes per consumer."""
+        r = self.rms_aggregator(self.norm_squares(q, v, name), name)
+        return self.spikes_from_inv_rms(q, v, r, name)
 
     def mlgru(self, q: QLayer, acc_i, acc_f, acc_g, h0, l: int):
         """MLGRU neurons over T tokens: returns (gated output v = g SiLU(h) in Q(gz_frac) [T, d], h_T)."""
@@ -122,6 +136,7 @@ class GoldenModel:
         return self.reg(x + mul_shift(acc, proj.out_m, proj.out_k), name)
 
     def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
+        self.record(f"l{l}.x", x)  # the residual stream entering the block
         a = self.norm_spikes(q.attn, x, f"l{l}.attn")
         acc_i, acc_f, acc_g = synapses(q.i.w, a["i"]), synapses(q.f.w, a["f"]), synapses(q.g.w, a["g"])
         gz, h = self.mlgru(q, acc_i, acc_f, acc_g, h0, l)
@@ -130,8 +145,7 @@ class GoldenModel:
         a_gate = self.norm_spikes(q.mlp, r, f"l{l}.mlp")["gate"]
         y = self.glu(q, synapses(q.gate_w, a_gate), l)
         a_d = self.norm_spikes(q.down_norm, y, f"l{l}.down")["down"]
-        x = self.residual(r, synapses(q.down.w, a_d), q.down, f"l{l}.resid")
-        return self.record(f"l{l}.x", x), h
+        return self.residual(r, synapses(q.down.w, a_d), q.down, f"l{l}.resid"), h
 
     # ------------------------------------------------------------------ model
     def init_state(self) -> GoldenState:
@@ -143,7 +157,7 @@ class GoldenModel:
         x = self.record("embed", self.net.embed[np.asarray(tokens, dtype=np.int64)])  # Q(x_frac)
         for l, q in enumerate(self.net.layers):
             x, state.h[l] = self.layer(q, x, state.h[l], l)
-        a = self.norm_spikes(self.net.head, x, "head")["lm_head"]
+        a = self.norm_spikes(self.net.head, self.record("head.x", x), "head")["lm_head"]
         logits = self.record("logits", synapses(self.net.lm_head, a))  # units of logit_scale
         return logits, state
 

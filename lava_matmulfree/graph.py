@@ -1,0 +1,218 @@
+"""Build the model as a Lava process graph and run it (DESIGN.md section 4).
+
+    embedding source -> block_0 -> ... -> block_{L-1} -> final norm <-> aggregator -> ternary LM head -> sink
+            ^                                                                                          |
+            +---------------------------------- sampled token (decode) --------------------------------+
+
+Each block is a hierarchical process (processes/block): decomposed into 13 leaf processes on ``sim``,
+fused into one on ``sim-fused``. The graph is built for one generation (prompt length and number of
+new tokens fix the schedule) and the runtime is always stopped, also on errors and Ctrl-C.
+"""
+from __future__ import annotations
+
+import resource
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import pipeline as pl
+from .errors import BackendError
+from .quantise import QuantisedNetwork
+
+BLOCK_VARS = ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq")
+HEAD_VARS = ("x",)  # the final norm's input: head.x
+
+
+@dataclass
+class LavaGraph:
+    source: object
+    blocks: list
+    final_norm: object
+    head_aggregator: object
+    lm_head: object
+    sink: object
+    schedule: pl.Schedule
+
+    @property
+    def fused(self) -> bool:
+        return self.schedule.block_hops == pl.FUSED_BLOCK_HOPS
+
+    def leaf_process_count(self) -> int:
+        per_block = 1 if self.fused else 13
+        return 2 + len(self.blocks) * per_block + 3  # source, sink, blocks, final norm + aggregator + head
+
+    def probe_var(self, name: str):
+        """The Var behind a probe name (``l3.h``, ``l0.attn_sum_sq``, ``head.x``) and its schedule offset."""
+        where, _, var = name.partition(".")
+        if where == "head" and var in HEAD_VARS:
+            return self.final_norm.vars.x, self.schedule.sink_offset - pl.HEAD_HOPS
+        if where.startswith("l") and where[1:].isdigit() and var in BLOCK_VARS:
+            l = int(where[1:])
+            if l < len(self.blocks):
+                return getattr(self.blocks[l].vars, var), self.blocks[l].probe_offset(var)
+        known = [f"l<layer>.{v}" for v in BLOCK_VARS] + [f"head.{v}" for v in HEAD_VARS]
+        raise ValueError(f"unknown probe {name!r} (known: {', '.join(known)}; layers 0..{len(self.blocks) - 1})")
+
+
+def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool, temperature: float = 0.0,
+                top_k: int = 0, seed: int = 0, record_logits: bool = True) -> LavaGraph:
+    from .processes.block.process import MMFreeBlock
+    from .processes.embedding.process import EmbeddingSource
+    from .processes.final_norm.process import FinalNorm
+    from .processes.lm_head_sink.process import LmHeadSink
+    from .processes.rms_aggregator.process import RmsAggregator
+    from .processes.ternary_synapses.process import TernarySynapses
+
+    prompt = [int(t) for t in prompt]
+    if not prompt:
+        raise ValueError("the prompt must hold at least one token")
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1 on the Lava backends")
+    V = net.cfg.vocab_size
+    if not all(0 <= t < V for t in prompt):
+        raise ValueError(f"prompt token ids must lie in [0, {V})")
+    sched = pl.Schedule(len(prompt), max_new_tokens, net.cfg.num_layers,
+                        pl.FUSED_BLOCK_HOPS if fused else pl.BLOCK_HOPS)
+    src = EmbeddingSource(net=net, prompt=prompt, schedule=sched, name="embedding")
+    blocks = [MMFreeBlock(net=net, layer=l, schedule=sched) for l in range(net.cfg.num_layers)]
+    fin = FinalNorm(net=net, name="final_norm")
+    agg = RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head", name="head_aggregator")
+    head = TernarySynapses(weights=net.lm_head, name="lm_head")
+    sink = LmHeadSink(net=net, schedule=sched, temperature=temperature, top_k=top_k, seed=seed,
+                      record_logits=record_logits, name="sink")
+    prev = src.out_ports.x_out
+    for b in blocks:
+        prev.connect(b.in_ports.x_in)
+        prev = b.out_ports.x_out
+    prev.connect(fin.in_ports.x_in)
+    fin.out_ports.sq_out.connect(agg.in_ports.sq_in)
+    agg.out_ports.r_out.connect(fin.in_ports.r_in)
+    fin.out_ports.a_out.connect(head.in_ports.a_in)
+    head.out_ports.acc_out.connect(sink.in_ports.logits_in)
+    sink.out_ports.token_out.connect(src.in_ports.token_in)
+    return LavaGraph(src, blocks, fin, agg, head, sink, sched)
+
+
+# --------------------------------------------------------------------------------------- running
+class LavaRunError(BackendError):
+    """A process model raised inside the Lava runtime, or the run timed out."""
+
+
+@dataclass
+class RunResult:
+    tokens: list
+    logits: np.ndarray | None  # int [num_tokens, V] when recorded
+    probes: dict = field(default_factory=dict)  # name -> int array [num_tokens, ...]
+    steps: int = 0
+    seconds: float = 0.0
+    leaf_processes: int = 0
+
+
+def _raise_fd_limit(want: int = 65536) -> None:
+    """Each leaf process holds ~10 descriptors in the parent: lift the soft limit up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _teardown(proc, failed: bool) -> None:
+    """Stop the runtime and make sure no child survives. After a model error lava's own stop() would wait
+    on dead services (and can take the interpreter down), so the messaging layer is shut directly."""
+    rt = getattr(proc, "runtime", None)
+    if rt is None:
+        return
+    if not failed:
+        try:
+            proc.stop()
+            return
+        except Exception:  # fall through to the forced teardown
+            pass
+    infra = rt._messaging_infrastructure
+    for actor in list(getattr(infra, "actors", [])):
+        try:
+            if actor.is_alive():
+                actor.terminate()
+                actor.join(timeout=5)
+        except ValueError:  # the process object is already closed
+            pass
+    try:
+        infra.stop()
+    finally:
+        rt._watchdog_manager.stop()
+        rt._is_started = rt._is_running = False
+
+
+def _child_errors(proc) -> list[str]:
+    rt = getattr(proc, "runtime", None)
+    out = []
+    for actor in list(getattr(getattr(rt, "_messaging_infrastructure", None), "actors", []) or []):
+        exc = getattr(actor, "exception", None)
+        if exc:
+            out.append(f"{type(exc[0]).__name__}: {exc[0]}")
+    return out
+
+
+class _Timeout(Exception):
+    pass
+
+
+def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.0) -> RunResult:
+    """Run the graph for exactly the schedule's steps; return tokens, logits and probes (labelled per token).
+
+    The runtime is stopped on success, on model errors, on timeouts (a model error can deadlock lava)
+    and on Ctrl-C."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc.monitor.process import Monitor
+
+    sched = graph.schedule
+    _raise_fd_limit()
+    monitors = []
+    for name in probes:
+        var, offset = graph.probe_var(name)
+        m = Monitor()
+        m.probe(var, sched.total_steps)
+        monitors.append((name, m, var, offset))
+    use_alarm = timeout is not None and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+
+    def on_alarm(signum, frame):
+        raise _Timeout()
+
+    proc = graph.source
+    failed = True
+    t0 = time.perf_counter()
+    try:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            proc.run(condition=RunSteps(num_steps=sched.total_steps), run_cfg=run_cfg)
+        except _Timeout:
+            raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s (a deadlock after a model "
+                               "error?); its processes were stopped") from None
+        except RuntimeError as e:
+            errs = _child_errors(proc)
+            if errs:
+                raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
+            raise LavaRunError(f"the Lava runtime failed: {e}") from None
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        seconds = time.perf_counter() - t0
+        tokens = [int(t) for t in np.asarray(graph.sink.tokens.get()).reshape(-1)]
+        logits = None
+        if graph.sink.proc_params["record_logits"]:
+            logits = np.rint(np.asarray(graph.sink.logits.get())).astype(np.int64)
+        steps = np.asarray(sched.entries())
+        out = {}
+        for name, m, var, offset in monitors:
+            data = m.get_data()[var.process.name][var.name]  # [steps, ...]; row i = after step i+1
+            out[name] = np.rint(np.asarray(data)[steps + offset - 1]).astype(np.int64)
+        failed = False
+        return RunResult(tokens, logits, out, sched.total_steps, seconds, graph.leaf_process_count())
+    finally:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        _teardown(proc, failed)
