@@ -1,9 +1,18 @@
 """The ``lava-matmulfree`` command line.
 
-    lava-matmulfree generate [--checkpoint FOLDER | --config NAME] [--prompt TEXT] [--max-new-tokens N]
-                             [--temperature T] [--top-k K] [--seed S] [--backend float]
+    lava-matmulfree generate  [MODEL] [--backend B | --run-config NAME] [--prompt TEXT] [--max-new-tokens N] ...
+    lava-matmulfree probe     [MODEL] [--backend B] [--vars l0.h,l1.h] [--out PREFIX]   -> PREFIX.npz, PREFIX.png
+    lava-matmulfree eval      [MODEL] [--text FILE] [--set knob=value ...] [--json PATH]
+    lava-matmulfree compile   [MODEL] --out FILE.safetensors [--calib-text FILE]
+    lava-matmulfree estimate  [--config NAME] [--out DIR]
+    lava-matmulfree info      [MODEL]
 
-The generated text streams to stdout (prompt first); the timing line goes to stderr so that stdout holds
+MODEL: ``--checkpoint`` (a Hugging Face folder, calibrated on random sequences and compiled; a
+``compiled.safetensors`` inside it or a compiled ``.safetensors`` file is used as is) or ``--config NAME``
+with ``--seed`` (seeded random weights); without either, the demo model in lava_matmulfree/data/demo_model
+when present, else random weights of the tiny config.
+
+Generated text goes to stdout (prompt first); timing and statistics go to stderr so that stdout holds
 only text. Every user error (:class:`LmfError`, bad argument values) prints one ``error: ...`` line to
 stderr and exits with status 2, without a traceback. Heavy modules (numpy, safetensors, lava) are imported
 only by the subcommand that needs them.
@@ -13,8 +22,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
-import time
+from pathlib import Path
 
 from .errors import LmfError
 
@@ -27,6 +37,7 @@ DEFAULT_MAX_NEW_TOKENS = 48
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
 DEFAULT_SEED = 0
+DEFAULT_PROBE_NEW_TOKENS = 8
 DEFAULT_FLOAT_DTYPE = "float32"
 FLOAT_DTYPES = ("float32", "float64")
 # Terminal control characters (C0 except tab and newline, DEL, C1) that a random or badly trained model may
@@ -36,31 +47,142 @@ CONTROL_CHARS = [c for c in range(0x20) if chr(c) not in KEEP_CONTROLS] + list(r
 PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 
 
-# ----------------------------------------------------------------------------------------- backends
-class FloatBackend:
-    """The float reference model (float_model.FloatModel) with its recurrent state, as the sampling loop wants it."""
+# ----------------------------------------------------------------------------------------- models
+BACKEND_CHOICES = ("float", "reference", "sim", "sim-fused", "loihi2")  # config.BACKEND_NAMES, restated to stay light
+LAVA_BACKENDS = ("sim", "sim-fused", "loihi2")
+PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
+DEFAULT_BACKEND = "sim-fused"
+DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"
+DEMO_MODEL_FILES = ("config.json", "model.safetensors")
+COMPILED_FILE = "compiled.safetensors"  # a compiled network inside a checkpoint folder is used as is
+COMPILED_SUFFIX = ".safetensors"
+INFO_CALIB_SEQUENCES = 1  # `info` only needs a network of the right shape, not good formats
+INFO_CALIB_LENGTH = 4
+DEFAULT_PROBE_OUT = "probe"
+PLOT_CHANNELS = 64  # channels per probe shown in the PNG
+PLOT_WIDTH_IN = 10.0
+PLOT_ROW_HEIGHT_IN = 2.2
+DEFAULT_ESTIMATE_CONFIG = "370m"
+DEFAULT_ESTIMATE_DIR = "estimates"
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
 
-    name = "float"
 
-    def __init__(self, cfg, params, args):
+class _Model:
+    """What a subcommand runs: the compiled network and/or the float model, the tokenizer, a description."""
+
+    def __init__(self, cfg, net, float_model, tokenizer, what):
+        self.cfg, self.net, self.float_model, self.tokenizer, self.what = cfg, net, float_model, tokenizer, what
+
+
+def _checkpoint_arg(args):
+    """--checkpoint, else the demo model when it is installed and no --config was asked for, else None."""
+    if args.checkpoint is not None:
+        return Path(args.checkpoint)
+    if args.config is None and all((DEMO_MODEL_DIR / f).is_file() for f in DEMO_MODEL_FILES):
+        return DEMO_MODEL_DIR
+    return None
+
+
+def _compiled_file(ckpt: Path | None):
+    """The compiled network a checkpoint argument names (a .safetensors file, or compiled.safetensors in
+    the folder), else None."""
+    if ckpt is None:
+        return None
+    if ckpt.is_file():
+        if ckpt.suffix != COMPILED_SUFFIX:
+            raise ValueError(f"{ckpt}: --checkpoint takes a Hugging Face folder or a compiled {COMPILED_SUFFIX} file")
+        return ckpt
+    inside = ckpt / COMPILED_FILE
+    return inside if inside.is_file() else None
+
+
+def _tokenizer(ckpt: Path | None):
+    from .tokenizer import ByteTokenizer, load_tokenizer
+
+    if ckpt is None:
+        return ByteTokenizer()
+    return load_tokenizer(ckpt.parent if ckpt.is_file() else ckpt)
+
+
+def _check_vocab(tok, cfg):
+    if tok.vocab_size > cfg.vocab_size:
+        raise ValueError(f"the tokenizer has {tok.vocab_size} tokens but the model only {cfg.vocab_size}")
+
+
+def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -> _Model:
+    """The model of --checkpoint / --config / --seed for ``backend``: a float model for ``float``, else the
+    compiled network (loaded, or calibrated and compiled with a progress bar)."""
+    ckpt = _checkpoint_arg(args)
+    compiled = _compiled_file(ckpt) if use_compiled else None
+    if backend == "float":
+        if ckpt is not None and ckpt.is_file():
+            raise ValueError(f"{ckpt} is a compiled (fixed-point) network: the float backend needs the float "
+                             "weights of a Hugging Face folder; use --backend reference, sim or sim-fused")
         import numpy as np
 
         from .float_model import FloatModel
 
-        self.model = FloatModel(cfg, params, dtype=np.dtype(args.float_dtype).type)
-        self.state = None
+        if ckpt is not None:
+            from .checkpoint import load_checkpoint
 
-    def prefill(self, tokens) -> "np.ndarray":
-        logits, self.state = self.model.prefill(tokens, self.state)
-        return logits[-1]
+            cfg, params = load_checkpoint(ckpt)
+            what = f"checkpoint {ckpt}"
+        else:
+            from .config import load_config
+            from .params import random_params
 
-    def step(self, token: int):
-        logits, self.state = self.model.step(token, self.state)
-        return logits
+            cfg = load_config(args.config or DEFAULT_CONFIG).model
+            params = random_params(cfg, seed=args.seed)
+            what = f"random weights of config {cfg.name!r} (seed {args.seed})"
+        tok = _tokenizer(ckpt)
+        _check_vocab(tok, cfg)
+        dtype = np.dtype(getattr(args, "float_dtype", DEFAULT_FLOAT_DTYPE)).type
+        return _Model(cfg, None, FloatModel(cfg, params, dtype=dtype), tok, what)
+    if compiled is not None:
+        from .quantise import QuantisedNetwork
+
+        net = QuantisedNetwork.load(compiled)
+        tok = _tokenizer(ckpt)
+        _check_vocab(tok, net.cfg)
+        return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
+    from .accuracy import build_evaluation
+
+    tok = _tokenizer(ckpt)  # before calibrating: a bad tokenizer is a quick error
+    setup = build_evaluation(args.config, args.seed, ckpt, progress=True, **build_kwargs)
+    _check_vocab(tok, setup.cfg)
+    return _Model(setup.cfg, setup.net, setup.float_model, tok, setup.source)
 
 
-# backend name -> factory(cfg, params, args) returning an object with prefill(tokens) and step(token)
-BACKENDS = {"float": FloatBackend}
+def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
+    """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
+    from .config import RunConfig, load_config, replace
+
+    if args.run_config is not None:
+        run = load_config(args.run_config).run
+    else:
+        run = RunConfig(backend=args.backend or default_backend)
+    if run.backend == "loihi2":
+        from .backends import lava_run_config
+
+        lava_run_config("loihi2")
+    return run.backend, run
+
+
+def _lava_stats(gen) -> str:
+    if gen.steps is None:
+        return ""
+    return (f"; {gen.steps} time steps, {gen.steps_per_layer} step(s) per token per layer, "
+            f"{gen.leaf_processes} leaf processes")
+
+
+def _run_generation(args, backend, run, m, probes=(), on_token=None):
+    from .backends import generate
+
+    prompt = m.tokenizer.encode(args.prompt, add_bos=True)
+    if not prompt:
+        raise ValueError("the prompt is empty and the tokenizer has no begin-of-sequence token")
+    return prompt, generate(backend, m.net, prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed,
+                            probes=probes, run=run, float_model=m.float_model, on_token=on_token)
 
 
 # ----------------------------------------------------------------------------------------- parsing
@@ -82,6 +204,13 @@ def _non_negative_int(text: str) -> int:
     return v
 
 
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
 def _non_negative_float(text: str) -> float:
     v = float(text)
     if not v >= 0:
@@ -90,7 +219,39 @@ def _non_negative_float(text: str) -> float:
 
 
 _non_negative_int.__name__ = "non-negative integer"  # argparse names the type in its messages
+_positive_int.__name__ = "positive integer"
 _non_negative_float.__name__ = "non-negative number"
+
+
+def _add_model_args(p, seed_help="seed of the random weights"):
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", metavar="PATH",
+                     help="a Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any; "
+                          f"calibrated on random sequences and compiled, or its {COMPILED_FILE} if present) or a "
+                          f"compiled {COMPILED_SUFFIX} file (see `compile`). Default: the demo model in "
+                          "lava_matmulfree/data/demo_model when installed, else random weights of --config")
+    src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
+                     help=f"model config (tiny, 370m, ... or a TOML path) of seeded random weights (default: "
+                          f"{DEFAULT_CONFIG})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
+
+
+def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
+    p.add_argument("--max-new-tokens", type=_non_negative_int, default=max_new_tokens, metavar="N",
+                   help=f"tokens to generate (default: {max_new_tokens})")
+    p.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
+                   help=f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})")
+    p.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K",
+                   help=f"sample among the K most likely tokens, 0 = all (default: {DEFAULT_TOP_K})")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--backend", choices=backends, default=None,
+                     help=f"float = float reference, reference = golden fixed-point model (numpy), sim = Lava CPU "
+                          f"simulator with decomposed blocks (13 leaf processes each), sim-fused = one process per "
+                          f"block, loihi2 = a real chip (needs lava-loihi) (default: {default_backend})")
+    run.add_argument("--run-config", metavar="NAME_OR_TOML",
+                     help="a run config with a [run] section (backend, timeout_s, record_logits): sim, sim-fused, "
+                          "reference, loihi2 or a TOML path")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,90 +261,303 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     g = sub.add_parser("generate", help="generate text from a prompt",
-                       description="Generate text. Without --checkpoint, a seeded random model of --config is used.")
-    src = g.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="FOLDER",
-                     help="Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any)")
-    src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
-                     help=f"model config for a random model when no checkpoint is given (default: {DEFAULT_CONFIG})")
-    g.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
-    g.add_argument("--max-new-tokens", type=_non_negative_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
-                   help=f"tokens to generate (default: {DEFAULT_MAX_NEW_TOKENS})")
-    g.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
-                   help=f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})")
-    g.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K",
-                   help=f"sample among the K most likely tokens, 0 = all (default: {DEFAULT_TOP_K})")
-    g.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                   help=f"seed of the sampler and of the random model (default: {DEFAULT_SEED})")
-    g.add_argument("--backend", choices=sorted(BACKENDS), default="float", help="backend (default: float)")
+                       description="Generate text on one backend. The prompt and the new text go to stdout (the "
+                                   "Lava backends return every token at the end of the run); backend, tokens/s and "
+                                   "for Lava the time steps and processes go to stderr.")
+    _add_model_args(g, "seed of the sampler and of the random weights")
+    _add_generation_args(g, BACKEND_CHOICES, DEFAULT_BACKEND)
     g.add_argument("--float-dtype", choices=FLOAT_DTYPES, default=DEFAULT_FLOAT_DTYPE,
                    help=f"arithmetic of the float backend (default: {DEFAULT_FLOAT_DTYPE})")
     g.set_defaults(func=cmd_generate)
+
+    pr = sub.add_parser("probe", help="record internal variables per token (.npz + .png)",
+                        description="Generate like `generate` on a fixed-point backend and record variables per "
+                                    "token: PREFIX.npz holds one array [tokens, ...] per probe plus `tokens` (prompt "
+                                    "and new ids) and `token_index`; PREFIX.png shows the first "
+                                    f"{PLOT_CHANNELS} channels of each probe over the tokens.")
+    _add_model_args(pr, "seed of the sampler and of the random weights")
+    _add_generation_args(pr, PROBE_BACKENDS, DEFAULT_BACKEND, max_new_tokens=DEFAULT_PROBE_NEW_TOKENS)
+    pr.add_argument("--vars", metavar="NAMES",
+                    help="comma-separated probes: l<layer>.<x|r|h|y|attn_sum_sq|gate_sum_sq|mlp_sum_sq|down_sum_sq> "
+                         "or head.x (default: every layer's h)")
+    pr.add_argument("--out", default=DEFAULT_PROBE_OUT, metavar="PREFIX",
+                    help=f"output prefix: PREFIX.npz and PREFIX.png (default: {DEFAULT_PROBE_OUT})")
+    pr.set_defaults(func=cmd_probe)
+
+    e = sub.add_parser("eval", help="accuracy of the fixed-point model against the float model",
+                       description="Calibrate, compile and compare the golden fixed-point model with the float "
+                                   "model: per-layer relative errors, logits, top-1 agreement, KL, clipping and "
+                                   "overflows; with --text also the perplexity of both models on that text.")
+    _add_model_args(e)
+    e.add_argument("--text", metavar="FILE", help="a text file for perplexity (tokenised by the checkpoint's "
+                                                  "tokenizer, bytes for random weights)")
+    e.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", dest="overrides",
+                   help="override a fixed-point knob (a [fixed_point] field such as act_bits=6); repeatable")
+    e.add_argument("--sequences", type=_positive_int, default=None, metavar="N", help="random sample sequences")
+    e.add_argument("--length", type=_positive_int, default=None, metavar="N", help="tokens per sample sequence")
+    e.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("compile", help="calibrate and compile a model into one .safetensors file",
+                       description="Calibrate the float model (on random sequences, or on the tokens of "
+                                   "--calib-text cut into sequences of --calib-length) and write the compiled "
+                                   "fixed-point network, which --checkpoint then loads without recalibrating.")
+    _add_model_args(c)
+    c.add_argument("--out", required=True, metavar="FILE", help=f"the compiled network ({COMPILED_SUFFIX})")
+    c.add_argument("--calib-text", metavar="FILE", help="calibrate on the tokens of this text file")
+    c.add_argument("--calib-length", type=_positive_int, default=None, metavar="N",
+                   help="tokens per calibration sequence")
+    c.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", dest="overrides",
+                   help="override a fixed-point knob; repeatable")
+    c.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("estimate", help="Loihi 2 cost estimate (cores, chips, latency, energy) of a config",
+                       description="Run the cost model (lava_matmulfree.cost_model.estimate_main): tables on "
+                                   "stdout, JSON and plots in --out.")
+    s.add_argument("--config", default=DEFAULT_ESTIMATE_CONFIG, metavar="NAME_OR_TOML",
+                   help=f"model config (default: {DEFAULT_ESTIMATE_CONFIG})")
+    s.add_argument("--out", default=DEFAULT_ESTIMATE_DIR, metavar="DIR",
+                   help=f"output folder (default: {DEFAULT_ESTIMATE_DIR})")
+    s.set_defaults(func=cmd_estimate)
+
+    i = sub.add_parser("info", help="the Lava process graph of a model",
+                       description="Build the process graph for a one-token prompt (nothing runs) and print its "
+                                   "processes, a block's ports and variables, time steps per token per layer and "
+                                   "the decode loop depth on sim and sim-fused, and the Loihi 2 mapping.")
+    _add_model_args(i)
+    i.set_defaults(func=cmd_info)
     return p
 
 
 # ----------------------------------------------------------------------------------------- commands
-def _model_source(args):
-    """(config, params, tokenizer, description) from --checkpoint or a random model of --config."""
-    from .tokenizer import ByteTokenizer, load_tokenizer
-
-    if args.checkpoint is not None:
-        from .checkpoint import load_checkpoint
-
-        cfg, params = load_checkpoint(args.checkpoint)
-        return cfg, params, load_tokenizer(args.checkpoint), f"checkpoint {args.checkpoint}"
-    from .config import load_config
-    from .params import random_params
-
-    cfg = load_config(args.config or DEFAULT_CONFIG).model
-    return cfg, random_params(cfg, seed=args.seed), ByteTokenizer(), f"random weights of config {cfg.name!r} (seed {args.seed})"
-
-
 def cmd_generate(args, out=None, err=None) -> int:
-    from .sampling import Sampler, generate
-
     out = out or sys.stdout
     err = err or sys.stderr
-    cfg, params, tok, what = _model_source(args)
-    if tok.vocab_size > cfg.vocab_size:
-        raise ValueError(f"the tokenizer has {tok.vocab_size} tokens but the model only {cfg.vocab_size}")
-    backend = BACKENDS[args.backend](cfg, params, args)
-    del params
-    prompt = tok.encode(args.prompt, add_bos=True)
-    if not prompt:
-        raise ValueError("the prompt is empty and the tokenizer has no begin-of-sequence token")
-    sampler = Sampler(temperature=args.temperature, top_k=args.top_k, seed=args.seed)
-    stream = tok.stream_decoder()
-    eos = cfg.eos_token_id if cfg.eos_token_id >= 0 else tok.eos_token_id  # the model's config.json first
+    backend, run = _run_choice(args)
+    m = _load_model(args, backend)
+    eos = m.cfg.eos_token_id if m.cfg.eos_token_id >= 0 else m.tokenizer.eos_token_id  # the model's config first
+    stream = m.tokenizer.stream_decoder()
+    ended = []
 
     def on_token(t: int):
+        if ended:  # the Lava backends run to max_new_tokens; nothing after the end of sequence is shown
+            return
+        if t == eos:
+            ended.append(t)
         text = stream.push(t)
         if text:
             out.write(text.translate(PRINTABLE))
             out.flush()
 
-    print(f"[{what}, backend {args.backend}]", file=err)
+    print(f"[{m.what}, backend {backend}]", file=err)
     out.write(args.prompt.translate(PRINTABLE))
     out.flush()
-    t0 = time.perf_counter()
-    first = []
-    timed_prefill = backend.prefill
-
-    def prefill(tokens):
-        logits = timed_prefill(tokens)
-        first.append(time.perf_counter())
-        return logits
-
-    new = generate(backend.step, prefill, prompt, args.max_new_tokens, sampler, eos_token_id=eos, on_token=on_token)
-    t1 = time.perf_counter()
+    if args.max_new_tokens == 0:
+        out.write("\n")
+        return 0
+    prompt, gen = _run_generation(args, backend, run, m, on_token=on_token)
     out.write(stream.flush().translate(PRINTABLE) + "\n")
     out.flush()
-    t_prefill = (first[0] if first else t1) - t0
-    t_decode = t1 - t0 - t_prefill
-    # the first new token comes from the prefill logits; the others each cost one step
-    steps = max(len(new) - 1, 0)
-    rate = f"{steps / t_decode:.1f} tokens/s" if steps and t_decode > 0 else "n/a tokens/s"
-    print(f"{len(prompt)} prompt tokens in {t_prefill:.3f} s, {len(new)} new tokens, decode {rate}", file=err)
+    print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s "
+          f"({gen.tokens_per_second:.1f} tokens/s){_lava_stats(gen)}", file=err)
+    return 0
+
+
+def _probe_names(text, num_layers: int) -> list:
+    from .graph import BLOCK_VARS, HEAD_VARS
+
+    if text is None:
+        return [f"l{l}.h" for l in range(num_layers)]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ValueError("--vars names no probe")
+    for n in names:
+        where, _, var = n.partition(".")
+        layer = re.fullmatch(r"l(\d+)", where)
+        ok = (where == "head" and var in HEAD_VARS) or (layer is not None and int(layer.group(1)) < num_layers
+                                                        and var in BLOCK_VARS)
+        if not ok:
+            raise ValueError(f"unknown probe {n!r} in --vars (known: l<layer>.{{{','.join(BLOCK_VARS)}}} with layer "
+                             f"0..{num_layers - 1}, head.{{{','.join(HEAD_VARS)}}})")
+    return names
+
+
+def _plot_probes(path, probes: dict, prompt_len: int, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(probes)
+    fig, axes = plt.subplots(len(names), 1, figsize=(PLOT_WIDTH_IN, PLOT_ROW_HEIGHT_IN * len(names)),
+                             squeeze=False, sharex=True)
+    for ax, name in zip(axes[:, 0], names):
+        a = np.asarray(probes[name], dtype=np.float64)
+        a = a.reshape(a.shape[0], -1)[:, :PLOT_CHANNELS].T  # channels x tokens
+        lim = max(float(np.abs(a).max()), 1.0)
+        im = ax.imshow(a, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.axvline(prompt_len - 0.5, color="k", linestyle="--", linewidth=1)
+        ax.set_ylabel(f"{name}\nchannel")
+        fig.colorbar(im, ax=ax, pad=0.01).set_label("fixed-point integer", fontsize="small")
+    axes[-1, 0].set_xlabel("token index (dashed line: end of the prompt; later tokens are generated)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def cmd_probe(args, err=None) -> int:
+    import numpy as np
+
+    err = err or sys.stderr
+    backend, run = _run_choice(args)
+    if backend not in PROBE_BACKENDS:
+        raise ValueError(f"probes are recorded on {', '.join(PROBE_BACKENDS)}, not on {backend}")
+    m = _load_model(args, backend)
+    names = _probe_names(args.vars, m.cfg.num_layers)
+    if args.max_new_tokens < 1:
+        raise ValueError("probe needs --max-new-tokens >= 1")
+    prompt, gen = _run_generation(args, backend, run, m, probes=names)
+    tokens = list(prompt) + list(gen.tokens)
+    n = len(tokens) - 1  # every token but the last enters the graph
+    npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
+    if npz.parent != Path("."):
+        npz.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(npz, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
+             **{name: np.asarray(gen.probes[name]) for name in names})
+    title = (f"{m.what}, backend {backend}: first {PLOT_CHANNELS} channels per token "
+             f"({len(prompt)} prompt + {len(gen.tokens)} new tokens)")
+    _plot_probes(png, {name: gen.probes[name] for name in names}, len(prompt), title)
+    print(tokens and m.tokenizer.decode(tokens).translate(PRINTABLE))
+    print(f"backend {backend}: {len(names)} probes over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
+          f"wrote {npz} and {png}", file=err)
+    return 0
+
+
+def _parse_overrides(items) -> dict:
+    import dataclasses
+
+    from .config import FixedPointConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(FixedPointConfig)}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KNOB=VALUE")
+        if key not in types:
+            raise ValueError(f"--set {item!r}: unknown fixed-point knob {key!r} (known: {', '.join(types)})")
+        typ = str(getattr(types[key], "__name__", types[key]))
+        try:
+            if typ == "bool":
+                if text.lower() not in TRUE_WORDS + FALSE_WORDS:
+                    raise ValueError
+                out[key] = text.lower() in TRUE_WORDS
+            else:
+                out[key] = {"int": int, "float": float}.get(typ, str)(text)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {key} takes a {typ}") from None
+    return out
+
+
+def _float_checkpoint(args, command):
+    ckpt = _checkpoint_arg(args)
+    if ckpt is not None and ckpt.is_file():
+        raise ValueError(f"{command} needs the float weights of a Hugging Face folder, not the compiled file {ckpt}")
+    return ckpt
+
+
+def _read_text(path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def cmd_eval(args) -> int:
+    from .accuracy import DEFAULT_EVAL_LENGTH, DEFAULT_EVAL_SEQUENCES, evaluate
+
+    ckpt = _float_checkpoint(args, "eval")
+    overrides = _parse_overrides(args.overrides)
+    text = _read_text(args.text) if args.text is not None else None
+    report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides,
+                         num_sequences=args.sequences or DEFAULT_EVAL_SEQUENCES,
+                         length=args.length or DEFAULT_EVAL_LENGTH, text=text, progress=True)
+    print(report.table())
+    if args.json is not None:
+        Path(args.json).write_text(report.to_json())
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from .accuracy import DEFAULT_CALIB_LENGTH
+
+    ckpt = _float_checkpoint(args, "compile")
+    overrides = _parse_overrides(args.overrides)
+    length = args.calib_length or DEFAULT_CALIB_LENGTH
+    kwargs = {"calib_length": length}
+    if args.calib_text is not None:
+        tok = _tokenizer(ckpt)
+        ids = tok.encode(_read_text(args.calib_text), add_bos=tok.bos_token_id >= 0)
+        seqs = [ids[i:i + length] for i in range(0, len(ids), length)]
+        if not seqs:
+            raise ValueError(f"{args.calib_text}: no tokens to calibrate on")
+        kwargs["calib_sequences"] = seqs
+    m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
+    out = Path(args.out)
+    if out.parent != Path("."):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    m.net.save(out)
+    how = f"{len(kwargs['calib_sequences'])} sequences of {args.calib_text}" if args.calib_text else "random sequences"
+    print(f"compiled {m.what} (calibrated on {how}, {length} tokens each) -> {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    try:
+        from .cost_model import estimate_main
+    except ImportError as e:
+        raise ValueError(f"the cost model is not available ({e})") from None
+    estimate_main(args.config, Path(args.out))
+    return 0
+
+
+def _describe_ports(proc) -> list:
+    def fmt(members):
+        return ", ".join(f"{v.name}{list(v.shape)}" for v in members) or "-"
+
+    return [f"  in ports:  {fmt(proc.in_ports.members)}", f"  out ports: {fmt(proc.out_ports.members)}",
+            f"  vars:      {fmt(proc.vars.members)}"]
+
+
+def cmd_info(args) -> int:
+    from .graph import build_graph
+
+    m = _load_model(args, "reference", num_calib=INFO_CALIB_SEQUENCES, calib_length=INFO_CALIB_LENGTH)
+    c = m.cfg
+    print(f"model: {m.what}")
+    print(f"  {c.num_layers} layers, hidden {c.hidden_size}, intermediate {c.intermediate_size}, "
+          f"vocabulary {c.vocab_size}")
+    first = [m.tokenizer.bos_token_id if m.tokenizer.bos_token_id >= 0 else 0]
+    print(f"{'backend':<10}{'leaf processes':>16}{'steps/token/layer':>19}{'decode loop depth':>19}")
+    graph = None
+    for backend in ("sim", "sim-fused"):
+        graph = build_graph(m.net, first, 1, fused=(backend != "sim"))
+        s = graph.schedule
+        print(f"{backend:<10}{graph.leaf_process_count():>16}{s.block_hops:>19}{s.loop_depth:>19}")
+    top = [graph.source, *graph.blocks, graph.final_norm, graph.head_aggregator, graph.lm_head, graph.sink]
+    print("processes: " + " -> ".join(p.name for p in top) + " (-> embedding: the sampled token)")
+    print(f"block 0 ({type(graph.blocks[0]).__name__}):")
+    print("\n".join(_describe_ports(graph.blocks[0])))
+    try:
+        from .mapping import build_mapping
+    except ImportError:
+        return 0
+    mp = build_mapping(c)
+    print(f"Loihi 2 mapping (cost model): {mp.cores} cores on {mp.chips} chip(s)")
     return 0
 
 

@@ -155,17 +155,38 @@ class FixedPointConfig:
         return bad
 
 
+BACKEND_NAMES = ("float", "reference", "sim", "sim-fused", "loihi2")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run: which backend, and the limits of a Lava run (configs/sim.toml, sim-fused.toml ...)."""
+
+    backend: str = "sim-fused"
+    timeout_s: float = 900.0  # a Lava run longer than this is stopped (a model error can deadlock lava)
+    record_logits: bool = True  # the sink keeps every token's logits (Var.get costs ~15 us per element)
+
+    def _check(self) -> list[tuple[str, str]]:
+        bad = []
+        if self.backend not in BACKEND_NAMES:
+            bad.append(("backend", f"must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}"))
+        if not self.timeout_s > 0:
+            bad.append(("timeout_s", f"must be positive, got {self.timeout_s}"))
+        return bad
+
+
 @dataclass(frozen=True)
 class Config:
     """A whole config file, one field per TOML section."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     fixed_point: FixedPointConfig = field(default_factory=FixedPointConfig)
+    run: RunConfig = field(default_factory=RunConfig)
     source: str = "<defaults>"
 
 
 # TOML section -> dataclass; every section is optional
-SECTIONS = {"model": ModelConfig, "fixed_point": FixedPointConfig}
+SECTIONS = {"model": ModelConfig, "fixed_point": FixedPointConfig, "run": RunConfig}
 
 
 def _type_ok(value, typ) -> bool:

@@ -1,7 +1,8 @@
-"""The lava-matmulfree command line: generate, and one `error:` line with status 2 for every user error."""
+"""The lava-matmulfree command line: generate, probe, eval, compile, estimate, info, and one `error:` line with status 2 for every user error."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from tokenizers import Tokenizer, models
 
 from lava_matmulfree.checkpoint import save_checkpoint
+from lava_matmulfree import cli
 from lava_matmulfree.cli import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, main
 from lava_matmulfree.float_model import FloatModel
 from lava_matmulfree.params import random_params
@@ -17,6 +19,7 @@ from lava_matmulfree.sampling import Sampler, generate
 
 BOS, EOS, BYTE_OFFSET = 1, 2, 3  # the byte tokenizer's ids, restated from its specification
 KEEP = "\t\n"
+PROGRESS = re.compile(r"^[\w ]+:\s+\d+%\|")  # a tqdm bar: "calibrate:  40%|####  | 2/5 ..."
 
 
 def shown(text: str) -> str:
@@ -50,7 +53,8 @@ def run_error(capsys, argv, *parts):
         main(argv)
     assert ei.value.code == 2
     err = capsys.readouterr().err
-    lines = err.strip().splitlines()
+    # progress bars (calibration) may precede the error; they are not error lines
+    lines = [ln for ln in err.replace("\r", "\n").strip().splitlines() if ln.strip() and not PROGRESS.match(ln)]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     for p in parts:
@@ -63,7 +67,7 @@ def run_error(capsys, argv, *parts):
 def test_generate_from_checkpoint(capsys, tiny_checkpoint, tiny_cfg, tiny_params, temperature, top_k, seed):
     prompt, n = "Loihi ", 10
     code = main(["generate", "--checkpoint", str(tiny_checkpoint), "--prompt", prompt, "--max-new-tokens", str(n),
-                 "--temperature", str(temperature), "--top-k", str(top_k), "--seed", str(seed)])
+                 "--temperature", str(temperature), "--top-k", str(top_k), "--seed", str(seed), "--backend", "float"])
     assert code == 0
     out, err = capsys.readouterr()
     new = expected_tokens(tiny_cfg, tiny_params, prompt, n, temperature, top_k, seed)
@@ -73,7 +77,7 @@ def test_generate_from_checkpoint(capsys, tiny_checkpoint, tiny_cfg, tiny_params
 
 
 def test_generate_random_model_by_default(capsys, tiny_cfg):
-    assert main(["generate", "--max-new-tokens", "6", "--prompt", "abc", "--seed", "4"]) == 0
+    assert main(["generate", "--max-new-tokens", "6", "--prompt", "abc", "--seed", "4", "--backend", "float"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("abc") and out.endswith("\n")
     # the default config is tiny with seeded random weights (the seed also seeds the sampler)
@@ -93,7 +97,8 @@ def test_module_runs_as_a_script_and_imports_light(tmp_path):
             "'tokenizers')]; print(heavy)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]", r.stdout
-    r = subprocess.run([sys.executable, "-m", "lava_matmulfree.cli", "generate", "--max-new-tokens", "3"],
+    r = subprocess.run([sys.executable, "-m", "lava_matmulfree.cli", "generate", "--max-new-tokens", "3",
+                        "--backend", "float"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
@@ -140,3 +145,147 @@ def test_tokenizer_larger_than_the_model(capsys, tmp_path, tiny_cfg, tiny_params
     save_checkpoint(tmp_path, cfg, random_params(cfg))
     Tokenizer(models.WordLevel({f"w{i}": i for i in range(9)}, unk_token="w0")).save(str(tmp_path / "tokenizer.json"))
     run_error(capsys, ["generate", "--checkpoint", str(tmp_path)], "9", "4")
+
+
+# ------------------------------------------------------------------------------------- backends, run configs
+TINY_LEAVES_SIM, TINY_LEAVES_FUSED = 44, 8  # 2 + 3 blocks x (13 | 1) + 3, from graph.leaf_process_count
+
+
+def greedy(argv_extra, capsys, n=4):
+    assert main(["generate", "--prompt", "Lo", "--max-new-tokens", str(n), "--temperature", "0"] + argv_extra) == 0
+    return capsys.readouterr()
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(180)
+def test_generate_sim_fused_matches_reference(capsys):
+    ref = greedy(["--backend", "reference"], capsys)
+    lava = greedy([], capsys)  # the default backend is sim-fused
+    assert lava.out == ref.out and lava.out.startswith("Lo")
+    assert "backend sim-fused" in lava.err and "tokens/s" in lava.err
+    assert "time steps" in lava.err and f"{TINY_LEAVES_FUSED} leaf processes" in lava.err
+    assert "time steps" not in ref.err
+
+
+def test_run_config_selects_the_backend(capsys):
+    assert "backend reference" in greedy(["--run-config", "reference"], capsys).err
+
+
+def test_loihi2_without_lava_loihi(capsys):
+    run_error(capsys, ["generate", "--backend", "loihi2"], "lava-loihi")
+    run_error(capsys, ["generate", "--run-config", "loihi2"], "lava-loihi")
+
+
+def test_backend_and_run_config_exclusive(capsys):
+    run_error(capsys, ["generate", "--backend", "sim", "--run-config", "sim"], "--run-config")
+
+
+# ------------------------------------------------------------------------------------- compile
+def test_compile_and_generate_from_the_compiled_file(capsys, tmp_path, tiny_checkpoint):
+    text = tmp_path / "calib.txt"
+    text.write_text("Loihi 2 spikes. " * 20)
+    out = tmp_path / "net.safetensors"
+    assert main(["compile", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--calib-text", str(text),
+                 "--calib-length", "16"]) == 0
+    assert out.is_file() and "calib.txt" in capsys.readouterr().err
+    from_file = greedy(["--checkpoint", str(out), "--backend", "reference"], capsys)
+    assert "compiled network" in from_file.err
+    run_error(capsys, ["generate", "--checkpoint", str(out), "--backend", "float"], "float")
+    run_error(capsys, ["eval", "--checkpoint", str(out)], "float weights")
+    # a compiled.safetensors inside the Hugging Face folder is used instead of recalibrating
+    out.rename(tiny_checkpoint / cli.COMPILED_FILE)
+    in_folder = greedy(["--checkpoint", str(tiny_checkpoint), "--backend", "reference"], capsys)
+    assert "compiled network" in in_folder.err and in_folder.out == from_file.out
+
+
+def test_compile_random_model(capsys, tmp_path):
+    out = tmp_path / "sub" / "tiny.safetensors"
+    assert main(["compile", "--config", "tiny", "--seed", "2", "--out", str(out), "--set", "act_bits=6"]) == 0
+    from lava_matmulfree.quantise import QuantisedNetwork
+
+    net = QuantisedNetwork.load(out)
+    assert net.fp.act_bits == 6 and net.cfg.name == "tiny"
+
+
+# ------------------------------------------------------------------------------------- probe
+@pytest.mark.lava
+@pytest.mark.timeout(180)
+def test_probe_writes_npz_and_png(capsys, tmp_path, tiny_cfg):
+    prefix = tmp_path / "pr"
+    n = 3
+    assert main(["probe", "--prompt", "ab", "--max-new-tokens", str(n), "--out", str(prefix),
+                 "--vars", "l0.h,l2.x,head.x"]) == 0
+    d = np.load(f"{prefix}.npz")
+    prompt_len = 3  # bos + 2 bytes
+    entered = prompt_len + n - 1
+    assert d["tokens"].shape == (prompt_len + n,)
+    assert list(d["token_index"]) == list(range(entered))
+    for name in ("l0.h", "l2.x", "head.x"):
+        assert d[name].shape == (entered, tiny_cfg.hidden_size)
+    assert (tmp_path / "pr.png").stat().st_size > 0
+    assert "leaf processes" in capsys.readouterr().err
+
+
+def test_probe_reference_every_layer_by_default(tmp_path, tiny_cfg):
+    prefix = tmp_path / "ref"
+    assert main(["probe", "--backend", "reference", "--max-new-tokens", "2", "--out", str(prefix)]) == 0
+    d = np.load(f"{prefix}.npz")
+    assert {f"l{l}.h" for l in range(tiny_cfg.num_layers)} <= set(d.files)
+
+
+@pytest.mark.parametrize("names", ["l0.hh", "l9.h", "head.h", "x"])
+def test_probe_bad_var(capsys, tmp_path, names):
+    run_error(capsys, ["probe", "--backend", "reference", "--vars", names, "--out", str(tmp_path / "p")], names)
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_probe_rejects_float(capsys):
+    run_error(capsys, ["probe", "--backend", "float"], "--backend")
+
+
+# ------------------------------------------------------------------------------------- eval
+def test_eval_report_json_text_and_overrides(capsys, tmp_path):
+    text, js = tmp_path / "t.txt", tmp_path / "r.json"
+    text.write_text("The neuromorphic chip. " * 10)
+    assert main(["eval", "--config", "tiny", "--seed", "1", "--text", str(text), "--json", str(js),
+                 "--set", "act_bits=6", "--set", "pow2_act_scales=true", "--sequences", "2", "--length", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "top-1 agreement" in out and "perplexity" in out
+    from lava_matmulfree.accuracy import AccuracyReport
+
+    rep = AccuracyReport.from_json(js.read_text())
+    assert rep.fixed_point["act_bits"] == 6 and rep.fixed_point["pow2_act_scales"] is True
+    assert rep.num_sequences == 2 and rep.text_tokens > 0
+
+
+@pytest.mark.parametrize("item, part", [("nope=1", "nope"), ("act_bits", "KNOB=VALUE"), ("act_bits=x", "int"),
+                                        ("act_bits=99", "act_bits"), ("pow2_act_scales=maybe", "bool")])
+def test_eval_bad_set(capsys, item, part):
+    run_error(capsys, ["eval", "--set", item], part)
+
+
+def test_eval_missing_text(capsys, tmp_path):
+    run_error(capsys, ["eval", "--text", str(tmp_path / "none.txt")], "none.txt")
+
+
+# ------------------------------------------------------------------------------------- estimate, info
+def test_estimate_calls_the_cost_model(capsys, tmp_path, monkeypatch):
+    import lava_matmulfree.cost_model as cm
+
+    calls = []
+    monkeypatch.setattr(cm, "estimate_main", lambda name, out: calls.append((name, out)))
+    assert main(["estimate", "--config", "tiny", "--out", str(tmp_path)]) == 0
+    assert calls == [("tiny", tmp_path)]
+
+
+def test_estimate_without_cost_model(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lava_matmulfree.cost_model", None)  # import fails
+    run_error(capsys, ["estimate"], "cost model")
+
+
+def test_info(capsys):
+    assert main(["info", "--config", "tiny"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("sim ", "sim-fused "))}
+    assert rows["sim"][:2] == [str(TINY_LEAVES_SIM), "13"] and rows["sim-fused"][:2] == [str(TINY_LEAVES_FUSED), "1"]
+    assert "x_in[72]" in out and "h[72]" in out and "block2" in out

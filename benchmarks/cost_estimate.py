@@ -1,0 +1,90 @@
+"""Loihi 2 vs Jetson Orin Nano cost estimates for the released model sizes (370m, 1.3b, 2.7b) into out/cost/.
+
+    .venv/bin/python benchmarks/cost_estimate.py [--configs 370m 1.3b 2.7b] [--out out/cost]
+                                                 [--instructions FILE.toml|.json] [--prompt-lengths 16 ... 4096]
+
+Microcode instruction counts per neuron update come from, in order: ``--instructions FILE``, then
+``lava_matmulfree.microcode.instruction_counts()`` if the microcode package provides it, then the
+PLACEHOLDER_INSTRUCTIONS below, which are labelled as such in the printed tables and the JSON reports
+(``instructions_source``). A time step is dominated by synaptic operations, so they move the results little:
+the sensitivity line printed at the end says by how much (x10 instructions: about +11% TTFT for 370m).
+
+Each run compares against its reference in the same run: the edge-GPU roofline and the paper's 370M anchors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lava_matmulfree.cost_model import DEFAULT_PROMPT_LENGTHS, estimate, estimate_main  # noqa: E402
+from lava_matmulfree.config import load_config  # noqa: E402
+from lava_matmulfree.hardware import CostModelError  # noqa: E402
+
+# Rough instruction counts per neuron update, written down by hand from the neuron definitions (DESIGN.md 2-3)
+# until the microcode package counts the real programs: residual (accumulate, square for the aggregator,
+# scale by the inverse RMS, gain), MLGRU (two sigmoid and one SiLU LUT reads, the gated update of h, the
+# output gate), GLU (SiLU LUT and a product), aggregator (LUT seed + 2 Newton-Raphson steps of the inverse
+# square root), requantiser (multiply by a mantissa, rounding shift, clip to int8).
+PLACEHOLDER_INSTRUCTIONS = {"residual": 16, "mlgru": 48, "glu": 14, "rms_aggregator": 24, "requant": 6}
+SENSITIVITY_FACTOR = 10  # instruction counts multiplied by this for the sensitivity line
+
+
+def _instructions(arg: str | None):
+    if arg:
+        return arg, None
+    try:
+        from lava_matmulfree.cost_model import resolve_instruction_counts
+
+        resolve_instruction_counts(None)
+        return None, None
+    except CostModelError:
+        return dict(PLACEHOLDER_INSTRUCTIONS), "PLACEHOLDER (benchmarks/cost_estimate.py; no microcode counts yet)"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["370m", "1.3b", "2.7b"])
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "cost")
+    ap.add_argument("--instructions", default=None, help="TOML/JSON file of instruction counts per neuron type")
+    ap.add_argument("--prompt-lengths", type=int, nargs="+", default=list(DEFAULT_PROMPT_LENGTHS))
+    args = ap.parse_args(argv)
+
+    ins, label = _instructions(args.instructions)
+    extra = {"instructions_source": label} if label else {}
+    summary = {}
+    for name in args.configs:
+        print(f"\n{'#' * 100}\n# {name}\n{'#' * 100}")
+        r = estimate_main(name, args.out, prompt_lengths=args.prompt_lengths, instructions=ins, **extra)
+        summary[name] = {"loihi": {k: r["loihi"][k] for k in (
+            "cores", "chips", "memory_bytes", "hops_per_layer", "pipeline_depth", "prefill_step_s", "ttft_s",
+            "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_energy_per_token_j",
+            "decode_energy_per_token_j")},
+            "gpu": {k: r["gpu"][k] for k in ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s",
+                                             "prefill_energy_per_token_j", "decode_energy_per_token_j")},
+            "comparison": r["comparison"], "paper_anchor": r["paper_anchor"],
+            "instructions_source": r["instructions_source"]}
+
+    # sensitivity to the (placeholder) instruction counts, 370m-sized or the first config
+    base_ins = ins if isinstance(ins, dict) else None
+    if base_ins is not None:
+        cfg = load_config(args.configs[0]).model
+        a = estimate(cfg, base_ins).summary(500)
+        b = estimate(cfg, {k: SENSITIVITY_FACTOR * v for k, v in base_ins.items()}).summary(500)
+        line = (f"sensitivity ({args.configs[0]}): instruction counts x{SENSITIVITY_FACTOR} change the TTFT by "
+                f"{100 * (b['ttft_s'] / a['ttft_s'] - 1):+.1f}% and the decode energy per token by "
+                f"{100 * (b['decode_energy_per_token_j'] / a['decode_energy_per_token_j'] - 1):+.1f}%")
+        print("\n" + line)
+        summary["instruction_sensitivity"] = line
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"wrote {args.out / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""One generate API over every backend (DESIGN.md section 4):
+
+    float       the float reference (float_model.py), numpy
+    reference   the golden fixed-point model (golden.py), numpy, no Lava
+    sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their leaf processes
+    sim-fused   Lava CPU simulator, each block fused into one process
+    loihi2      a real Loihi 2 (Loihi2HwCfg); needs Intel's lava-loihi
+
+``reference``, ``sim`` and ``sim-fused`` produce the same integers: same logits, same tokens, same probes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import pipeline as pl
+from .config import BACKEND_NAMES, RunConfig
+from .errors import BackendError
+from .quantise import QuantisedNetwork
+from .sampling import Sampler
+
+LAVA_LOIHI_MISSING = ("the loihi2 backend runs on a real Loihi 2 through Intel's lava-loihi package, which is not "
+                      "installed here (it is available to members of Intel's Neuromorphic Research Community); "
+                      "use --backend sim or sim-fused for Lava's CPU simulator")
+
+
+@dataclass
+class Generation:
+    backend: str
+    prompt: list
+    tokens: list  # the new tokens
+    logits: np.ndarray | None  # [prompt + new - 1, V]: integers (units of logit_scale) or floats (float backend)
+    probes: dict = field(default_factory=dict)  # name -> [prompt + new - 1, ...]
+    seconds: float = 0.0
+    steps: int | None = None  # Lava time steps run
+    steps_per_layer: int | None = None  # time steps a token spends in each block
+    leaf_processes: int | None = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
+
+
+def lava_run_config(backend: str):
+    """The Lava run config of a backend: which model every process gets."""
+    if backend == "loihi2":
+        from lava.utils.loihi import is_installed
+
+        if not is_installed():
+            raise BackendError(LAVA_LOIHI_MISSING)
+        from lava.magma.core.run_configs import Loihi2HwCfg  # pragma: no cover - needs the chip
+
+        return Loihi2HwCfg()  # pragma: no cover
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    if backend == "sim":
+        return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
+    if backend == "sim-fused":
+        return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=False)
+    raise BackendError(f"{backend!r} is not a Lava backend")
+
+
+def golden_probe_name(name: str) -> str:
+    """Lava probe names (``l3.attn_sum_sq``) -> the golden model's record names (``l3.attn.sum_sq``)."""
+    where, _, var = name.partition(".")
+    if var.endswith("_sum_sq"):
+        return f"{where}.{var[:-len('_sum_sq')]}.sum_sq"
+    return name
+
+
+def _check_request(backend, prompt, max_new_tokens, vocab_size):
+    if backend not in BACKEND_NAMES:
+        raise BackendError(f"unknown backend {backend!r} (known: {', '.join(BACKEND_NAMES)})")
+    if not prompt:
+        raise ValueError("the prompt must hold at least one token")
+    if max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+    bad = [t for t in prompt if not 0 <= int(t) < vocab_size]
+    if bad:
+        raise ValueError(f"token id {bad[0]} is outside the model's vocabulary [0, {vocab_size})")
+
+
+def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
+                       on_token=None) -> Generation:
+    """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits)."""
+    from .golden import GoldenModel
+
+    g = GoldenModel(net)
+    if probes:
+        g.probes = {}
+    t0 = time.perf_counter()
+    logits, state = g.prefill(prompt)
+    rows, tokens = [logits], []
+    last = logits[-1]
+    for n in range(max_new_tokens):
+        tok = sampler(last.astype(np.float64) * net.logit_scale)
+        tokens.append(tok)
+        if on_token is not None:
+            on_token(tok)
+        if n + 1 < max_new_tokens:
+            last, state = g.step(tok, state)
+            rows.append(last[None])
+    out = {}
+    for name in probes:
+        rec = g.probes.get(golden_probe_name(name))
+        if rec is None:
+            raise ValueError(f"unknown probe {name!r}")
+        out[name] = np.concatenate(rec)
+    return Generation("reference", list(prompt), tokens, np.concatenate(rows), out, time.perf_counter() - t0)
+
+
+def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_token=None) -> Generation:
+    t0 = time.perf_counter()
+    logits, state = model.prefill(prompt)
+    rows, tokens, last = [logits], [], logits[-1]
+    for n in range(max_new_tokens):
+        tok = sampler(last)
+        tokens.append(tok)
+        if on_token is not None:
+            on_token(tok)
+        if n + 1 < max_new_tokens:
+            last, state = model.step(tok, state)
+            rows.append(last[None])
+    return Generation("float", list(prompt), tokens, np.concatenate(rows), {}, time.perf_counter() - t0)
+
+
+def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens: int, temperature: float = 0.0,
+             top_k: int = 0, seed: int = 0, probes=(), run: RunConfig | None = None, float_model=None,
+             on_token=None) -> Generation:
+    """Generate ``max_new_tokens`` after ``prompt`` (token ids) on ``backend``; ``probes`` names variables to
+    record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...)."""
+    run = run or RunConfig(backend=backend)
+    prompt = [int(t) for t in prompt]
+    V = (net.cfg if net is not None else float_model.cfg).vocab_size
+    _check_request(backend, prompt, max_new_tokens, V)
+    sampler = Sampler(temperature, top_k, seed)
+    if backend == "float":
+        if probes:
+            raise ValueError("probes are recorded on the fixed-point backends (reference, sim, sim-fused)")
+        return generate_float(float_model, prompt, max_new_tokens, sampler, on_token)
+    if backend == "reference":
+        return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token)
+    from .graph import build_graph, run_graph
+
+    run_cfg = lava_run_config(backend)  # checks lava-loihi before anything is built
+    graph = build_graph(net, prompt, max_new_tokens, fused=(backend != "sim"), temperature=temperature,
+                        top_k=top_k, seed=seed, record_logits=run.record_logits)
+    res = run_graph(graph, run_cfg, probes=probes, timeout=run.timeout_s)
+    if on_token is not None:
+        for t in res.tokens:
+            on_token(t)
+    return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.steps,
+                      graph.schedule.block_hops, res.leaf_processes)

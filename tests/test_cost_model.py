@@ -1,0 +1,242 @@
+"""Loihi 2 cost model and the edge-GPU baseline: invariants and small cases computed by hand (pure numpy)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from lava_matmulfree.config import ModelConfig, load_config
+from lava_matmulfree.cost_model import (PAPER, LoihiCostModel, build_report, estimate, estimate_main,
+                                        resolve_instruction_counts)
+from lava_matmulfree.gpu_baseline import TransformerShape, decode_time, gpu_estimate, prefill_time
+from lava_matmulfree.hardware import JETSON_ORIN_NANO, LOIHI2, CostModelError
+from lava_matmulfree.mapping import MappingOptions, build_mapping
+
+# hand-made instruction counts (the microcode package will provide the real ones)
+INS = {"residual": 12, "mlgru": 30, "glu": 20, "rms_aggregator": 25, "requant": 5}
+HAND = ModelConfig(name="hand", vocab_size=16, hidden_size=8, num_layers=1, intermediate_size=16)
+PACKED_DENSE = MappingOptions(allocation="packed", zero_fraction=0.0, encoding="dense")
+
+
+@pytest.fixture(scope="module")
+def cm370():
+    return estimate(load_config("370m").model, INS)
+
+
+# ------------------------------------------------------------------------------------------- inputs
+def test_instruction_counts_are_required(monkeypatch):
+    import lava_matmulfree.microcode as mc
+
+    monkeypatch.delattr(mc, "instruction_counts", raising=False)
+    with pytest.raises(CostModelError, match="instruction_counts"):
+        resolve_instruction_counts(None)
+    with pytest.raises(CostModelError, match="missing"):
+        resolve_instruction_counts({"residual": 1})
+    with pytest.raises(CostModelError, match="integer"):
+        resolve_instruction_counts({**INS, "glu": -1})
+    # when the microcode package provides them, they are used
+    monkeypatch.setattr(mc, "instruction_counts", lambda: dict(INS), raising=False)
+    got, src = resolve_instruction_counts(None)
+    assert got == INS and "microcode" in src
+
+
+def test_instruction_counts_from_a_file(tmp_path):
+    f = tmp_path / "ins.toml"
+    f.write_text("[instructions]\n" + "\n".join(f"{k} = {v}" for k, v in INS.items()))
+    assert resolve_instruction_counts(str(f))[0] == INS
+    j = tmp_path / "ins.json"
+    j.write_text(json.dumps(INS))
+    assert resolve_instruction_counts(j)[0] == INS
+
+
+# ------------------------------------------------------------------------------------------- by hand
+def test_hand_model_counts():
+    """1 layer, d=8, I=16, V=16, no zeros, one core per group: every count by hand."""
+    cm = LoihiCostModel(build_mapping(HAND, options=PACKED_DENSE), INS)
+    t = cm.totals()
+    # ternary synops: i, f, g, o (8x8 each), gate (32x8), down (8x16), head (16x8)
+    assert t["ternary_synops_per_token"] == 4 * 64 + 32 * 8 + 8 * 16 + 16 * 8
+    # weight-1 synapses: injection 8; per norm d in (reduce) + d out (broadcast): 3 x (8 + 8) + (16 + 16)
+    # in the layer, (8 + 8) in the head
+    assert t["synops_per_token"] == t["ternary_synops_per_token"] + 8 + 3 * 16 + 32 + 16
+    # messages: inject 8; layer: reduce 8+8+8+16, broadcasts 4 x 1 core, synaptic 8+8+8+16 (one dst core);
+    # head: reduce 8, broadcast 1, synaptic 8, 16 logits to the host
+    assert t["messages_per_token"] == 8 + (40 + 4 + 40) + (8 + 1 + 8 + 16)
+    upd = t["neuron_updates_per_token"]
+    assert upd == {"residual": 8 + 8 + 8 + 8 + 8 + 8, "mlgru": 16, "glu": 32, "rms_aggregator": 5,
+                   "requant": 8 + 8 + 8 + 16 + 8 + 16}
+    assert t["instructions_per_token"] == sum(INS[k] * n for k, n in upd.items())
+    # energy of one token's dynamic work
+    hw = LOIHI2
+    e = t["dynamic_energy_per_token_j"]
+    assert e["synops"] == pytest.approx(t["synops_per_token"] * hw.synop_energy_j)
+    assert e["neurons"] == pytest.approx(t["instructions_per_token"] * hw.instruction_energy_j)
+
+
+def test_hand_hop_latency():
+    """The residual -> syn(i,f,g) -> MLGRU hop: the MLGRU core's work vs the sender's, by hand."""
+    m = build_mapping(HAND, options=PACKED_DENSE)
+    cm = LoihiCostModel(m, INS)
+    hw = LOIHI2
+    hop = next(c for c in cm.hop_costs if c.kind == "synaptic" and c.layer == 0)
+    assert "i_proj" in m.hops[hop.index].matrix
+    # cores in a row: input.resid at x=0, L0.agg0 at x=1, L0.ifg at x=2 (one chip): 2 mesh hops
+    dst = 8 * 3 * 8 * hw.synop_time_s + 8 * INS["mlgru"] * hw.instruction_time_s + 2 * hw.hop_time_s
+    src = 8 * (INS["requant"] * hw.instruction_time_s + 1 * hw.spike_out_time_s)
+    assert hop.latency_s == pytest.approx(max(dst, src))
+    assert hop.mesh_hops == pytest.approx(8 * 2)
+    # decode: the sum of the 16 hop latencies and 16 one-chip barriers
+    assert cm.decode_token_s == pytest.approx(sum(c.latency_s for c in cm.hop_costs) + 16 * hw.barrier_s(1))
+    assert cm.barrier_s == hw.barrier_base_s
+
+
+def test_ttft_steps_and_linearity():
+    cm = LoihiCostModel(build_mapping(HAND, options=PACKED_DENSE), INS)
+    D = cm.pipeline_depth
+    assert D == 1 + 12 + 3
+    assert len(cm.step_times(1)) == D  # one token: its D hops
+    assert len(cm.step_times(500)) == 500 + D - 1  # T + L*hops_per_layer + 3 head hops
+    # a one-token prompt costs the same as a decode step (without the host loop)
+    assert cm.ttft_s(1) == pytest.approx(cm.decode_token_s)
+    # with the pipeline full each extra prompt token adds exactly one full step
+    tt = [cm.ttft_s(T) for T in range(3 * D, 3 * D + 5)]
+    assert np.allclose(np.diff(tt), cm.prefill_step_s)
+    # closed form for long prompts equals the step-by-step sum
+    assert cm.ttft_s(5 * D) == pytest.approx(cm.step_times(5 * D).sum())
+
+
+def test_loihi_ttft_linear_and_monotone_in_prompt_length(cm370):
+    Ts = [16, 64, 256, 500, 1024, 2048, 4096]
+    tt = [cm370.ttft_s(T) for T in Ts]
+    assert all(a < b for a, b in zip(tt, tt[1:]))
+    D = cm370.pipeline_depth
+    # exactly affine beyond the pipeline depth
+    big = [cm370.ttft_s(T) for T in (1000, 2000, 3000)]
+    assert big[2] - big[1] == pytest.approx(big[1] - big[0])
+    assert (big[1] - big[0]) == pytest.approx(1000 * cm370.prefill_step_s)
+    assert D == 1 + 24 * 12 + 3
+
+
+def test_zero_weights_are_skipped(cm370):
+    cfg = load_config("370m").model
+    z0 = estimate(cfg, INS, options=MappingOptions(zero_fraction=0.0, encoding="dense"))
+    z3 = estimate(cfg, INS, options=MappingOptions(zero_fraction=1 / 3, encoding="dense"))
+    r0, r3 = z0.totals()["ternary_synops_per_token"], z3.totals()["ternary_synops_per_token"]
+    assert r3 / r0 == pytest.approx(2 / 3, rel=1e-12)
+    # if the dense encoding walked zero weights, only the sparse encoding would skip them
+    walk = dataclasses.replace(LOIHI2, dense_skips_zero_weights=False)
+    w0 = LoihiCostModel(build_mapping(cfg, walk, MappingOptions(zero_fraction=0.0, encoding="dense")), INS)
+    w3 = LoihiCostModel(build_mapping(cfg, walk, MappingOptions(zero_fraction=1 / 3, encoding="dense")), INS)
+    assert w0.totals()["ternary_synops_per_token"] == w3.totals()["ternary_synops_per_token"]
+    s3 = LoihiCostModel(build_mapping(cfg, walk, MappingOptions(zero_fraction=1 / 3, encoding="sparse")), INS)
+    assert s3.totals()["ternary_synops_per_token"] == pytest.approx(r3)
+
+
+def test_activation_density_scales_synaptic_work():
+    cm1 = LoihiCostModel(build_mapping(HAND, options=PACKED_DENSE), INS)
+    half = dataclasses.replace(PACKED_DENSE, activation_density=0.5)
+    cm2 = LoihiCostModel(build_mapping(HAND, options=half), INS)
+    assert cm2.totals()["ternary_synops_per_token"] == pytest.approx(cm1.totals()["ternary_synops_per_token"] / 2)
+
+
+def test_fold_shortens_the_pipeline(cm370):
+    cfg = load_config("370m").model
+    off = estimate(cfg, INS, options=MappingOptions(fold_norms=False))
+    assert off.pipeline_depth - cm370.pipeline_depth == 24 * 6 + 2
+    assert off.ttft_s(500) > cm370.ttft_s(500)
+    assert off.decode_token_s > cm370.decode_token_s
+
+
+def test_more_instructions_cost_more(cm370):
+    more = estimate(load_config("370m").model, {k: 2 * v for k, v in INS.items()})
+    assert more.totals()["instructions_per_token"] == 2 * cm370.totals()["instructions_per_token"]
+    assert more.dynamic_energy_per_token_j > cm370.dynamic_energy_per_token_j
+    assert more.prefill_step_s >= cm370.prefill_step_s
+
+
+def test_monotone_in_model_size():
+    s = [estimate(load_config(n).model, INS).summary(500) for n in ("370m", "1.3b", "2.7b")]
+    for a, b in zip(s, s[1:]):
+        for k in ("cores", "chips", "memory_bytes", "ttft_s", "synops_per_token", "decode_energy_per_token_j",
+                  "prefill_energy_per_token_j", "static_power_w"):
+            assert a[k] < b[k], k
+        assert a["decode_tokens_per_s"] > b["decode_tokens_per_s"]
+
+
+def test_energy_accounting(cm370):
+    s = cm370.summary(500)
+    assert s["static_power_w"] == cm370.mapping.chips * LOIHI2.static_power_per_chip_w
+    assert s["decode_energy_per_token_j"] == pytest.approx(
+        cm370.dynamic_energy_per_token_j + s["static_power_w"] * s["decode_token_s"])
+    assert cm370.prefill_energy_j(500) == pytest.approx(
+        500 * cm370.dynamic_energy_per_token_j + s["static_power_w"] * cm370.ttft_s(500))
+    # pipelining shares the static power: a prompt token costs far less than a generated one
+    assert s["prefill_energy_per_token_j"] < s["decode_energy_per_token_j"] / 10
+
+
+# ------------------------------------------------------------------------------------------- GPU
+def test_gpu_shape_370m():
+    shape = TransformerShape.like(load_config("370m").model)
+    assert shape.num_heads == 16
+    assert shape.layer_params == 24 * (4 * 1024 ** 2 + 3 * 1024 * 2816)
+    assert 360e6 < shape.params < 380e6
+
+
+def test_gpu_flops_by_hand():
+    shape = TransformerShape("t", hidden_size=8, num_layers=1, intermediate_size=16, vocab_size=16, num_heads=1)
+    p = prefill_time(shape, 10)
+    lin = 2 * 10 * (4 * 64 + 3 * 8 * 16) + 2 * 8 * 16 * 10
+    att = 2 * 2 * 1 * 10 * 10 * 8
+    assert p["flops"] == lin + att and p["attention_flops"] == att
+    d = decode_time(shape, 10)
+    assert d["kv_bytes"] == 2 * 1 * 8 * 10 * 4
+    assert d["bytes"] == (4 * 64 + 3 * 8 * 16 + 16 * 8) * 4 + d["kv_bytes"]
+
+
+def test_gpu_prefill_superlinear_decode_grows():
+    shape = TransformerShape.like(load_config("370m").model)
+    t = {T: prefill_time(shape, T)["total_s"] for T in (512, 1024, 2048, 4096)}
+    assert t[1024] / t[512] > 2 and t[4096] / t[2048] > t[2048] / t[1024] > 2
+    # the attention share grows with T
+    share = [prefill_time(shape, T)["attention_flops"] / prefill_time(shape, T)["flops"] for T in (512, 4096)]
+    assert share[1] > 4 * share[0]
+    assert decode_time(shape, 4096)["total_s"] > decode_time(shape, 16)["total_s"]
+    fp16 = dataclasses.replace(JETSON_ORIN_NANO, dtype="fp16")
+    assert fp16.peak_flops == pytest.approx(8 * JETSON_ORIN_NANO.peak_flops, rel=0.05)
+    assert prefill_time(shape, 500, fp16)["total_s"] < prefill_time(shape, 500)["total_s"]
+
+
+def test_gpu_monotone_in_model_size():
+    e = [gpu_estimate(TransformerShape.like(load_config(n).model), 500) for n in ("370m", "1.3b", "2.7b")]
+    for a, b in zip(e, e[1:]):
+        assert a["ttft_s"] < b["ttft_s"] and a["decode_energy_per_token_j"] < b["decode_energy_per_token_j"]
+
+
+# ------------------------------------------------------------------------------------------- anchor
+def test_paper_anchor_370m_within_tolerance(cm370):
+    """370M, batch 1, 500-token prompt: ~99 ms on Loihi 2 and ~659 ms on the Jetson, each within 25%."""
+    loihi = cm370.ttft_s(PAPER.prompt_tokens)
+    gpu = gpu_estimate(TransformerShape.like(load_config("370m").model), PAPER.prompt_tokens)["ttft_s"]
+    assert abs(loihi / PAPER.ttft_loihi_s - 1) <= PAPER.tolerance
+    assert abs(gpu / PAPER.ttft_jetson_s - 1) <= PAPER.tolerance
+
+
+def test_report_and_files(tmp_path, capsys):
+    r = estimate_main("tiny", tmp_path, prompt_lengths=(8, 64, 256), instructions=INS, zero_fraction=0.25,
+                      gpu_dtype="fp16", cores_per_chip=128)
+    out = capsys.readouterr().out
+    assert "Loihi 2 vs" in out and "What the mapping choices change" in out
+    data = json.loads((tmp_path / "cost_tiny.json").read_text())
+    assert data["options"]["zero_fraction"] == 0.25 and data["gpu"]["dtype"] == "fp16"
+    assert [row["prompt_tokens"] for row in data["sweep"]] == [8, 64, 256, 500]
+    for png in ("ttft_tiny.png", "energy_tiny.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert r["paper_anchor"] is None
+    assert {v["variant"] for v in r["variants"]} >= {"baseline", "all matrices sparse"}
+    assert all(m["reason"] for m in data["matrices"])
+    names = {c["name"] for c in data["constants"]}
+    assert "Loihi2Spec.cores_per_chip" in names and "GpuSpec.prefill_efficiency" in names
+    with pytest.raises(CostModelError, match="unknown override"):
+        build_report("tiny", instructions=INS, no_such_knob=1)

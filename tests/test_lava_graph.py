@@ -1,0 +1,206 @@
+"""The Lava process graph against the golden model: identical integers on every backend, probes labelled
+per token, the runtime always stopped. Every test that starts a Lava runtime has a hard timeout."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lava_matmulfree import pipeline as pl
+from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.backends import generate
+from lava_matmulfree.errors import BackendError
+from lava_matmulfree.graph import LavaRunError, build_graph, run_graph
+
+PROBES = ("l0.h", "l1.h", "l2.h", "l0.x", "l2.r", "l1.y", "l1.attn_sum_sq", "l2.down_sum_sq", "head.x")
+N_PROMPT, N_NEW = 8, 8
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return {seed: build_evaluation("tiny", seed=seed).net for seed in (0, 1, 2)}
+
+
+def prompt_for(seed, vocab):
+    return np.random.default_rng(100 + seed).integers(0, vocab, N_PROMPT).tolist()
+
+
+def assert_same(a, b):
+    assert a.tokens == b.tokens
+    assert a.logits.shape == (N_PROMPT + N_NEW - 1, a.logits.shape[1])
+    np.testing.assert_array_equal(a.logits, b.logits)
+    for p in PROBES:
+        assert a.probes[p].shape[0] == N_PROMPT + N_NEW - 1, p
+        np.testing.assert_array_equal(a.probes[p], b.probes[p], err_msg=p)
+
+
+def child_pids():
+    """Live children of this test process, except multiprocessing's resource tracker (one per interpreter,
+    it exits with it; it is not a Lava process)."""
+    me = str(os.getpid())
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                try:
+                    cmd = (d / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"resource_tracker" not in cmd:
+                    out.append(int(d.name))
+    return out
+
+
+# ------------------------------------------------------------------------------------ schedule (pure)
+@pytest.mark.parametrize("P,N,L,hops", [(1, 1, 1, 13), (5, 3, 2, 13), (8, 8, 3, 1), (3, 6, 4, 1)])
+def test_schedule_token_at_inverts_entry(P, N, L, hops):
+    s = pl.Schedule(P, N, L, hops)
+    entries = s.entries()
+    assert entries[:P] == list(range(1, P + 1))  # prefill: one token per step
+    assert all(b - a == s.loop_depth for a, b in zip(entries[P - 1:], entries[P:]))  # decode: one per loop
+    seen = {}
+    for step in range(1, s.total_steps + 1):
+        k = s.token_at(step, 0)
+        if k >= 0:
+            seen[k] = step
+    assert seen == {k: e for k, e in enumerate(entries)}
+    assert s.loop_depth == 1 + L * hops + pl.HEAD_HOPS + 1
+
+
+# ------------------------------------------------------------------------------------ equality
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sim_fused_equals_reference(nets, seed):
+    net = nets[seed]
+    prompt = prompt_for(seed, net.cfg.vocab_size)
+    ref = generate("reference", net, prompt, N_NEW, probes=PROBES)
+    fused = generate("sim-fused", net, prompt, N_NEW, probes=PROBES)
+    assert_same(fused, ref)
+    assert fused.steps_per_layer == pl.FUSED_BLOCK_HOPS
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
+def test_sim_decomposed_equals_reference(nets, seed):
+    net = nets[seed]
+    prompt = prompt_for(seed, net.cfg.vocab_size)
+    ref = generate("reference", net, prompt, N_NEW, probes=PROBES)
+    sim = generate("sim", net, prompt, N_NEW, probes=PROBES)
+    assert_same(sim, ref)
+    assert sim.steps_per_layer == pl.BLOCK_HOPS
+    assert sim.leaf_processes == 2 + net.cfg.num_layers * 13 + 3
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_sampling_is_identical_across_backends(nets):
+    net = nets[1]
+    prompt = prompt_for(1, net.cfg.vocab_size)
+    kw = dict(temperature=1.3, top_k=30, seed=11)
+    ref = generate("reference", net, prompt, N_NEW, **kw)
+    fused = generate("sim-fused", net, prompt, N_NEW, **kw)
+    greedy = generate("reference", net, prompt, N_NEW)
+    assert fused.tokens == ref.tokens
+    assert ref.tokens != greedy.tokens  # the sampler is really in use at this temperature
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_h_persists_between_tokens_and_probes_are_per_token(nets):
+    net = nets[0]
+    prompt = prompt_for(0, net.cfg.vocab_size)
+    res = generate("sim-fused", net, prompt, N_NEW, probes=("l0.h",))
+    h = res.probes["l0.h"]
+    assert h.dtype.kind == "i" and h.shape == (N_PROMPT + N_NEW - 1, net.cfg.hidden_size)
+    assert np.all(np.any(h[1:] != h[:-1], axis=1))  # a new state every token
+    # h after token k equals the golden recurrence continued from the state after token k-1
+    from lava_matmulfree.golden import GoldenModel
+
+    g = GoldenModel(net)
+    _, st = g.prefill(prompt[:4])
+    np.testing.assert_array_equal(st.h[0], h[3])
+
+
+# ------------------------------------------------------------------------------------ errors and lifecycle
+def test_loihi2_without_lava_loihi_is_one_clear_error(nets):
+    from lava.utils.loihi import is_installed
+
+    assert not is_installed()
+    with pytest.raises(BackendError, match="lava-loihi"):
+        generate("loihi2", nets[0], [1, 2, 3], 2)
+    assert child_pids() == []
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(120)
+def test_graph_built_for_fused_refuses_the_decomposed_run_config(nets):
+    from lava_matmulfree.backends import lava_run_config
+
+    g = build_graph(nets[0], [1, 2], 2, fused=True)
+    with pytest.raises(BackendError, match="steps per layer"):
+        run_graph(g, lava_run_config("sim"), timeout=60)
+    assert child_pids() == []
+
+
+def test_unknown_probe_name(nets):
+    g = build_graph(nets[0], [1, 2], 2, fused=True)
+    with pytest.raises(ValueError, match="unknown probe 'l9.h'"):
+        g.probe_var("l9.h")
+    with pytest.raises(ValueError, match="unknown probe"):
+        g.probe_var("l0.nope")
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(180)
+def test_model_error_raises_and_leaves_no_child(nets, monkeypatch):
+    from lava_matmulfree.processes.block import models as block_models
+
+    orig = block_models.PyFusedBlockFixed.run_spk
+
+    def failing(self):
+        if self.time_step == 4 and self.l == 1:
+            raise ArithmeticError("injected failure")
+        orig(self)
+
+    monkeypatch.setattr(block_models.PyFusedBlockFixed, "run_spk", failing)  # the forked children inherit it
+    g = build_graph(nets[0], [1, 2, 3], 3, fused=True)
+    with pytest.raises(LavaRunError, match="injected failure"):
+        run_graph(g, __import__("lava_matmulfree.backends").backends.lava_run_config("sim-fused"), timeout=60)
+    deadline = time.time() + 10
+    while child_pids() and time.time() < deadline:
+        time.sleep(0.2)
+    assert child_pids() == []
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(180)
+def test_deadlocked_run_times_out_and_leaves_no_child(nets, monkeypatch):
+    from lava_matmulfree.backends import lava_run_config
+    from lava_matmulfree.processes.block import models as block_models
+
+    orig = block_models.PyFusedBlockFixed.run_spk
+
+    def hanging(self):
+        if self.time_step == 3 and self.l == 0:
+            time.sleep(3600)  # every downstream process now waits forever
+        orig(self)
+
+    monkeypatch.setattr(block_models.PyFusedBlockFixed, "run_spk", hanging)
+    g = build_graph(nets[0], [1, 2, 3], 3, fused=True)
+    t0 = time.time()
+    with pytest.raises(LavaRunError, match="did not finish within 5 s"):
+        run_graph(g, lava_run_config("sim-fused"), timeout=5)
+    assert time.time() - t0 < 60
+    deadline = time.time() + 10
+    while child_pids() and time.time() < deadline:
+        time.sleep(0.2)
+    assert child_pids() == []
