@@ -36,9 +36,19 @@ class GoldenState:
         return GoldenState(self.h.copy())
 
 
+_PACKED: dict = {}  # id(weight array) -> (the array, its packed TernaryMatrix)
+
+
 def synapses(w: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Ternary synaptic accumulation acc = W a over the last axis (exact integers)."""
-    return a.astype(INT) @ w.T.astype(INT)
+    """Ternary synaptic accumulation acc = W a over the last axis (exact integers; ternary.py's packed
+    2-bit kernel, built once per weight matrix)."""
+    from .ternary import TernaryMatrix
+
+    hit = _PACKED.get(id(w))
+    if hit is None or hit[0] is not w:
+        hit = _PACKED[id(w)] = (w, TernaryMatrix(w))
+    a = np.asarray(a)
+    return hit[1].matmul(a.reshape(-1, a.shape[-1])).reshape(a.shape[:-1] + (w.shape[0],)).astype(INT)
 
 
 class GoldenModel:
@@ -132,8 +142,9 @@ class GoldenModel:
         return self.record(f"l{l}.y", y)
 
     def residual(self, x, acc, proj, name: str) -> np.ndarray:
-        """x + W a rescaled into the residual format Q(x_frac)."""
-        return self.reg(x + mul_shift(acc, proj.out_m, proj.out_k), name)
+        """x + W a rescaled into the residual format Q(x_frac). The rescaled term is a register of its own
+        (saturated before the add), as on the 24-bit neuron (microcode/residual.ucode)."""
+        return self.reg(x + self.reg(mul_shift(acc, proj.out_m, proj.out_k), name), name)
 
     def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
         self.record(f"l{l}.x", x)  # the residual stream entering the block

@@ -1,0 +1,292 @@
+"""Exactness and validation of the ternary synapse kernel (lava_matmulfree/ternary.py)."""
+import numpy as np
+import pytest
+
+from lava_matmulfree import ternary
+from lava_matmulfree.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, TernaryMatrix, X_MAX, X_MIN,
+                                     blas_exact_max_in, pack, padded_in, unpack, vnni_usable)
+
+INT_KERNELS = ["generic"] + (["vnni"] if vnni_usable() else [])
+ALL_KERNELS = INT_KERNELS + ["blas"]
+SHAPES = [(1, 1), (72, 200), (3, 257), (300, 513), (64, 1024), (17, 2816)]
+SEEDS = [0, 1, 2]
+
+
+def reference(W, X):
+    """The contract: int64 numpy, row t = W @ X[t]."""
+    return np.asarray(X, dtype=np.int64) @ np.asarray(W, dtype=np.int64).T
+
+
+def random_ternary(rng, shape):
+    return rng.integers(-1, 2, size=shape).astype(np.int8)
+
+
+def random_spikes(rng, shape):
+    return rng.integers(X_MIN, X_MAX + 1, size=shape).astype(np.int8)
+
+
+@pytest.mark.parametrize("kernel", ALL_KERNELS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_exact(kernel, shape, seed):
+    rng = np.random.default_rng(seed)
+    W = random_ternary(rng, shape)
+    X = random_spikes(rng, (5, shape[1]))
+    m = TernaryMatrix(W, kernel=kernel)
+    got = m.matmul(X)
+    assert got.dtype == np.int32 and got.shape == (5, shape[0])
+    np.testing.assert_array_equal(got, reference(W, X))
+    v = m.matvec(X[2])
+    assert v.dtype == np.int32 and v.shape == (shape[0],)
+    np.testing.assert_array_equal(v, reference(W, X[2:3])[0])
+
+
+@pytest.mark.parametrize("kernel", ALL_KERNELS)
+def test_sparse_and_skewed_weights(kernel):
+    rng = np.random.default_rng(7)
+    shape = (129, 700)
+    for p_zero in (0.0, 0.5, 0.95):
+        W = random_ternary(rng, shape)
+        W[rng.random(shape) < p_zero] = 0
+        X = random_spikes(rng, (3, shape[1]))
+        np.testing.assert_array_equal(TernaryMatrix(W, kernel=kernel).matmul(X), reference(W, X))
+
+
+@pytest.mark.parametrize("kernel", ALL_KERNELS)
+@pytest.mark.parametrize("n_in", [1, 255, 256, 257, 1024, 2816])
+def test_extremes(kernel, n_in):
+    """All-(+1), all-(-1), all-zero and mixed weights against all-(-128), all-127 and alternating spikes."""
+    n_out = 4
+    weights = [np.ones((n_out, n_in), np.int8), -np.ones((n_out, n_in), np.int8),
+               np.zeros((n_out, n_in), np.int8), np.array([[1], [-1], [0], [1]], np.int8) * np.ones(n_in, np.int8)]
+    alt = np.where(np.arange(n_in) % 2 == 0, X_MIN, X_MAX).astype(np.int8)
+    X = np.stack([np.full(n_in, X_MIN, np.int8), np.full(n_in, X_MAX, np.int8), alt, np.zeros(n_in, np.int8)])
+    for W in weights:
+        got = TernaryMatrix(W, kernel=kernel).matmul(X)
+        np.testing.assert_array_equal(got, reference(W, X))
+    # closed form: the largest magnitude of all, -1 * -128 summed n_in times
+    assert TernaryMatrix(weights[1], kernel=kernel).matvec(X[0])[0] == -X_MIN * n_in
+
+
+@pytest.mark.parametrize("kernel", INT_KERNELS)
+def test_parallel_matches(kernel):
+    rng = np.random.default_rng(3)
+    W = random_ternary(rng, (200, 600))       # several row tiles, padded columns
+    X = random_spikes(rng, (4, 600))
+    np.testing.assert_array_equal(TernaryMatrix(W, kernel=kernel, parallel=True).matmul(X), reference(W, X))
+
+
+def test_kernels_agree_on_a_model_shape():
+    rng = np.random.default_rng(11)
+    W = random_ternary(rng, (1024, 2816))
+    X = random_spikes(rng, (3, 2816))
+    ref = reference(W, X)
+    for kernel in ALL_KERNELS:
+        np.testing.assert_array_equal(TernaryMatrix(W, kernel=kernel).matmul(X), ref)
+
+
+def test_empty_batch():
+    m = TernaryMatrix(np.ones((3, 10), np.int8))
+    assert m.matmul(np.zeros((0, 10), np.int8)).shape == (0, 3)
+
+
+def test_other_integer_spike_dtypes_accepted_when_in_range():
+    rng = np.random.default_rng(5)
+    W = random_ternary(rng, (6, 30))
+    x = random_spikes(rng, 30)
+    m = TernaryMatrix(W)
+    for dt in (np.int16, np.int32, np.int64):
+        np.testing.assert_array_equal(m.matvec(x.astype(dt)), reference(W, x[None])[0])
+    np.testing.assert_array_equal(m.matvec(list(x)), reference(W, x[None])[0])
+
+
+# ---- storage -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("shape", SHAPES)
+def test_pack_roundtrip(shape):
+    W = random_ternary(np.random.default_rng(0), shape)
+    codes = pack(W)
+    assert codes.dtype == np.uint8 and codes.shape == (shape[0], padded_in(shape[1]) // 4)
+    np.testing.assert_array_equal(unpack(codes, shape[1]), W)
+    np.testing.assert_array_equal(TernaryMatrix(W).to_dense(), W)
+
+
+def test_bits_per_weight_and_nbytes():
+    m = TernaryMatrix(np.zeros((1024, 2816), np.int8))
+    assert m.bits_per_weight == 2.0
+    assert m.nbytes == 1024 * 2816 // 4
+    small = TernaryMatrix(np.zeros((72, 200), np.int8))     # padded to 256 columns
+    assert small.nbytes == 72 * 256 // 4
+    assert small.bits_per_weight == pytest.approx(2 * 256 / 200)
+    assert "bits_per_weight" in repr(small)
+
+
+def test_max_abs_result_bounds_output():
+    rng = np.random.default_rng(9)
+    W = random_ternary(rng, (20, 50))
+    W[3] = 1                                   # the densest row: all 50 non-zero
+    m = TernaryMatrix(W)
+    assert m.max_abs_result == -X_MIN * 50
+    y = m.matmul(np.stack([np.full(50, X_MIN, np.int8), np.full(50, X_MAX, np.int8)]))
+    assert np.abs(y).max() <= m.max_abs_result
+
+
+# ---- exactness bounds ----------------------------------------------------------------------------------------
+def test_blas_bound_value_and_why():
+    assert blas_exact_max_in() == BLAS_MAX_IN == 2 ** 24 // 128 == 131072
+    # the bound is tight: float32 cannot hold the next partial sum
+    assert np.float32(2 ** 24) + np.float32(1) == np.float32(2 ** 24)
+
+
+def test_blas_exact_at_the_bound():
+    """The worst case at in = 131072: -1 * -128 summed 131072 times = 2**24, still exact."""
+    W = -np.ones((2, BLAS_MAX_IN), np.int8)
+    W[1, ::3] = 0
+    X = np.stack([np.full(BLAS_MAX_IN, X_MIN, np.int8), np.full(BLAS_MAX_IN, X_MAX, np.int8)])
+    got = TernaryMatrix(W, kernel="blas").matmul(X)
+    np.testing.assert_array_equal(got, reference(W, X))
+    assert got[0, 0] == 2 ** 24
+
+
+def test_blas_refuses_too_wide_and_auto_falls_back(monkeypatch):
+    n_in = BLAS_MAX_IN + 1
+    W = -np.ones((1, n_in), np.int8)
+    with pytest.raises(ValueError, match="exact only for in <= 131072"):
+        TernaryMatrix(W, kernel="blas")
+    # without VNNI, "auto" would use BLAS for a big batch, but not beyond the bound
+    monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    m = TernaryMatrix(W)
+    assert m.kernel_for(BLAS_MIN_TOKENS) == "generic"
+    X = np.full((BLAS_MIN_TOKENS, n_in), X_MIN, np.int8)
+    got = m.matmul(X)
+    assert (got == 2 ** 24 + 128).all()                     # would round in float32
+
+
+def test_auto_policy_without_vnni(monkeypatch):
+    monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    rng = np.random.default_rng(4)
+    W = random_ternary(rng, (40, 300))
+    m = TernaryMatrix(W)
+    assert m.kernel_for(1) == "generic"
+    assert m.kernel_for(BLAS_MIN_TOKENS) == "blas"
+    X = random_spikes(rng, (BLAS_MIN_TOKENS, 300))
+    np.testing.assert_array_equal(m.matmul(X), reference(W, X))
+    with pytest.raises(ValueError, match="AVX-512 VNNI"):
+        TernaryMatrix(W, kernel="vnni")
+
+
+def test_auto_uses_vnni_when_usable():
+    if not vnni_usable():
+        pytest.skip("no AVX-512 VNNI on this CPU")
+    m = TernaryMatrix(np.ones((2, 3), np.int8))
+    assert m.kernel_for(1) == m.kernel_for(512) == "vnni"
+
+
+def test_int32_bound_enforced():
+    with pytest.raises(ValueError, match="too wide"):
+        TernaryMatrix(np.zeros((1, MAX_IN + 1), np.int8))
+
+
+# ---- validation ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad, msg", [
+    (np.zeros(5, np.int8), "2-D"),
+    (np.zeros((2, 3, 4), np.int8), "2-D"),
+    (np.zeros((0, 4), np.int8), "empty"),
+    (np.zeros((4, 0), np.int8), "empty"),
+    (np.array([[0, 2], [1, -1]], np.int8), r"found 2 at \[0, 1\]"),
+    (np.array([[0, 1], [-2, -1]], np.int64), "-1, 0 or \\+1"),
+    (np.array([[0.0, 0.5]]), "-1, 0 or \\+1"),
+    (np.array([[0.0, np.nan]]), "-1, 0 or \\+1"),
+    (np.array([[True, False]]), "integer"),
+    (np.array([["a", "b"]]), "integer"),
+])
+def test_weight_validation(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        TernaryMatrix(bad)
+
+
+def test_unknown_kernel():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        TernaryMatrix(np.ones((2, 2), np.int8), kernel="gpu")
+
+
+def test_spike_validation():
+    m = TernaryMatrix(np.ones((3, 4), np.int8))
+    with pytest.raises(ValueError, match=r"shape \[4\]"):
+        m.matvec(np.zeros(5, np.int8))
+    with pytest.raises(ValueError, match=r"shape \[4\]"):
+        m.matvec(np.zeros((1, 4), np.int8))
+    with pytest.raises(ValueError, match=r"shape \[T, 4\]"):
+        m.matmul(np.zeros(4, np.int8))
+    with pytest.raises(ValueError, match=r"shape \[T, 4\]"):
+        m.matmul(np.zeros((2, 3), np.int8))
+    with pytest.raises(ValueError, match="int8 graded spikes"):
+        m.matvec(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="int8 range"):
+        m.matvec(np.array([0, 128, 0, 0], np.int16))
+    with pytest.raises(ValueError, match="int8 range"):
+        m.matmul(np.array([[0, -129, 0, 0]], np.int32))
+
+
+def test_with_kernel_shares_storage():
+    rng = np.random.default_rng(12)
+    W = random_ternary(rng, (10, 300))
+    X = random_spikes(rng, (2, 300))
+    m = TernaryMatrix(W)
+    for kernel in ALL_KERNELS:
+        other = m.with_kernel(kernel)
+        assert other.codes is m.codes and other.kernel == kernel
+        np.testing.assert_array_equal(other.matmul(X), reference(W, X))
+    assert m.kernel == "auto"
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        m.with_kernel("fast")
+
+
+@pytest.mark.parametrize("kernel", INT_KERNELS)
+@pytest.mark.parametrize("parallel", [False, True])
+def test_batch_sizes_around_tiles(kernel, parallel):
+    """Token blocks, token tiles and row tiles with remainders on every side."""
+    rng = np.random.default_rng(21)
+    n_out = ternary.ROW_TILE * 2 + 5
+    W = random_ternary(rng, (n_out, 300))
+    m = TernaryMatrix(W, kernel=kernel, parallel=parallel)
+    for T in (1, ternary.TOKEN_BLOCK - 1, ternary.TOKEN_BLOCK, ternary.TOKEN_TILE + ternary.TOKEN_BLOCK + 1,
+              2 * ternary.TOKEN_TILE):
+        X = random_spikes(rng, (T, 300))
+        np.testing.assert_array_equal(m.matmul(X), reference(W, X))
+
+
+def test_non_contiguous_spikes():
+    rng = np.random.default_rng(22)
+    W = random_ternary(rng, (50, 512))
+    Xbig = random_spikes(rng, (512, 12))
+    X = Xbig.T                                   # [12, 512], Fortran-ordered view
+    np.testing.assert_array_equal(TernaryMatrix(W).matmul(X), reference(W, X))
+    np.testing.assert_array_equal(TernaryMatrix(W).matvec(Xbig[:, 3]), reference(W, Xbig[:, 3][None])[0])
+
+
+@pytest.mark.slow
+def test_benchmark_smoke(tmp_path):
+    """The benchmark runs end to end on the tiny config and writes its JSON."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_ternary.py"
+    spec = importlib.util.spec_from_file_location("bench_ternary", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--model", "tiny", "--tokens", "1", "3", "--repeats", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [run["T"] for run in report["runs"]] == [1, 3]
+    methods = {s["method"] for s in report["runs"][0]["model_total"]}
+    assert {"numpy int32", "float32 BLAS", "packed generic", "packed blas"} <= methods
+
+
+@pytest.mark.parametrize("n_in", [2048, 2560, 5632, 6912])      # 1.3B and 2.7B widths (d and I)
+def test_larger_model_widths(n_in):
+    rng = np.random.default_rng(n_in)
+    W = random_ternary(rng, (40, n_in))
+    X = random_spikes(rng, (9, n_in))
+    X[0] = X_MIN
+    for kernel in ALL_KERNELS:
+        np.testing.assert_array_equal(TernaryMatrix(W, kernel=kernel).matmul(X), reference(W, X))
