@@ -2,11 +2,12 @@
 
     float       the float reference (float_model.py), numpy
     reference   the golden fixed-point model (golden.py), numpy, no Lava
-    sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their leaf processes
+    sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their 13 leaf processes
+    sim-mixers  Lava CPU simulator, blocks decomposed but token and channel mixers fused (same timing)
     sim-fused   Lava CPU simulator, each block fused into one process
     loihi2      a real Loihi 2 (Loihi2HwCfg); needs Intel's lava-loihi
 
-``reference``, ``sim`` and ``sim-fused`` produce the same integers: same logits, same tokens, same probes.
+``reference`` and every Lava simulator backend produce the same integers: same logits, tokens and probes.
 """
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ def lava_run_config(backend: str):
 
     if backend == "sim":
         return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
+    if backend == "sim-mixers":
+        from .processes.channel_mixer.models import PyFusedChannelMixerFixed
+        from .processes.channel_mixer.process import ChannelMixer
+        from .processes.token_mixer.models import PyFusedTokenMixerFixed
+        from .processes.token_mixer.process import TokenMixer
+
+        return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True,
+                            exception_proc_model_map={TokenMixer: PyFusedTokenMixerFixed,
+                                                      ChannelMixer: PyFusedChannelMixerFixed})
     if backend == "sim-fused":
         return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=False)
     raise BackendError(f"{backend!r} is not a Lava backend")
@@ -145,8 +155,9 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     from .graph import build_graph, run_graph
 
     run_cfg = lava_run_config(backend)  # checks lava-loihi before anything is built
-    graph = build_graph(net, prompt, max_new_tokens, fused=(backend != "sim"), temperature=temperature,
-                        top_k=top_k, seed=seed, record_logits=run.record_logits)
+    graph = build_graph(net, prompt, max_new_tokens, fused=(backend == "sim-fused"), temperature=temperature,
+                        top_k=top_k, seed=seed, record_logits=run.record_logits,
+                        fused_mixers=(backend == "sim-mixers"))
     res = run_graph(graph, run_cfg, probes=probes, timeout=run.timeout_s)
     if on_token is not None:
         for t in res.tokens:

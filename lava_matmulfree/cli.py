@@ -48,8 +48,8 @@ PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 
 
 # ----------------------------------------------------------------------------------------- models
-BACKEND_CHOICES = ("float", "reference", "sim", "sim-fused", "loihi2")  # config.BACKEND_NAMES, restated to stay light
-LAVA_BACKENDS = ("sim", "sim-fused", "loihi2")
+BACKEND_CHOICES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "loihi2")  # config.BACKEND_NAMES, restated to stay light
+LAVA_BACKENDS = ("sim", "sim-mixers", "sim-fused", "loihi2")
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"
@@ -542,12 +542,12 @@ def cmd_info(args) -> int:
     print(f"  {c.num_layers} layers, hidden {c.hidden_size}, intermediate {c.intermediate_size}, "
           f"vocabulary {c.vocab_size}")
     first = [m.tokenizer.bos_token_id if m.tokenizer.bos_token_id >= 0 else 0]
-    print(f"{'backend':<10}{'leaf processes':>16}{'steps/token/layer':>19}{'decode loop depth':>19}")
+    print(f"{'backend':<11}{'leaf processes':>16}{'steps/token/layer':>19}{'decode loop depth':>19}")
     graph = None
-    for backend in ("sim", "sim-fused"):
-        graph = build_graph(m.net, first, 1, fused=(backend != "sim"))
+    for backend in ("sim", "sim-mixers", "sim-fused"):
+        graph = build_graph(m.net, first, 1, fused=(backend == "sim-fused"), fused_mixers=(backend == "sim-mixers"))
         s = graph.schedule
-        print(f"{backend:<10}{graph.leaf_process_count():>16}{s.block_hops:>19}{s.loop_depth:>19}")
+        print(f"{backend:<11}{graph.leaf_process_count():>16}{s.block_hops:>19}{s.loop_depth:>19}")
     top = [graph.source, *graph.blocks, graph.final_norm, graph.head_aggregator, graph.lm_head, graph.sink]
     print("processes: " + " -> ".join(p.name for p in top) + " (-> embedding: the sampled token)")
     print(f"block 0 ({type(graph.blocks[0]).__name__}):")

@@ -23,6 +23,9 @@ from .quantise import QuantisedNetwork
 
 BLOCK_VARS = ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq")
 HEAD_VARS = ("x",)  # the final norm's input: head.x
+LEAVES_PER_BLOCK = 13  # residual; attn + gate aggregators, i/f/g/o synapses, MLGRU; mlp + down aggregators,
+#                        gate/down synapses, GLU
+LEAVES_PER_BLOCK_FUSED_MIXERS = 3  # residual, token mixer, channel mixer
 
 
 @dataclass
@@ -34,14 +37,17 @@ class LavaGraph:
     lm_head: object
     sink: object
     schedule: pl.Schedule
+    fused_mixers: bool = False  # decomposed blocks whose token and channel mixers run fused (sim-mixers)
 
     @property
     def fused(self) -> bool:
         return self.schedule.block_hops == pl.FUSED_BLOCK_HOPS
 
     def leaf_process_count(self) -> int:
-        per_block = 1 if self.fused else 13
-        return 2 + len(self.blocks) * per_block + 3  # source, sink, blocks, final norm + aggregator + head
+        """OS processes the CPU runtime starts: source, sink, final norm + aggregator + LM head, and the
+        blocks' leaves (1 fused; residual + 2 fused mixers; or 13 decomposed)."""
+        per_block = 1 if self.fused else LEAVES_PER_BLOCK_FUSED_MIXERS if self.fused_mixers else LEAVES_PER_BLOCK
+        return 2 + len(self.blocks) * per_block + 3
 
     def probe_var(self, name: str):
         """The Var behind a probe name (``l3.h``, ``l0.attn_sum_sq``, ``head.x``) and its schedule offset."""
@@ -57,7 +63,7 @@ class LavaGraph:
 
 
 def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool, temperature: float = 0.0,
-                top_k: int = 0, seed: int = 0, record_logits: bool = True) -> LavaGraph:
+                top_k: int = 0, seed: int = 0, record_logits: bool = True, fused_mixers: bool = False) -> LavaGraph:
     from .processes.block.process import MMFreeBlock
     from .processes.embedding.process import EmbeddingSource
     from .processes.final_norm.process import FinalNorm
@@ -92,7 +98,7 @@ def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool,
     fin.out_ports.a_out.connect(head.in_ports.a_in)
     head.out_ports.acc_out.connect(sink.in_ports.logits_in)
     sink.out_ports.token_out.connect(src.in_ports.token_in)
-    return LavaGraph(src, blocks, fin, agg, head, sink, sched)
+    return LavaGraph(src, blocks, fin, agg, head, sink, sched, fused_mixers=fused_mixers and not fused)
 
 
 # --------------------------------------------------------------------------------------- running

@@ -101,6 +101,19 @@ def test_sim_decomposed_equals_reference(nets, seed):
 
 
 @pytest.mark.lava
+@pytest.mark.timeout(600)
+def test_sim_mixers_equals_reference(nets):
+    """Blocks decomposed, token and channel mixers fused: the hierarchical mixers' two models agree."""
+    net = nets[2]
+    prompt = prompt_for(2, net.cfg.vocab_size)
+    ref = generate("reference", net, prompt, N_NEW, probes=PROBES)
+    mixers = generate("sim-mixers", net, prompt, N_NEW, probes=PROBES)
+    assert_same(mixers, ref)
+    assert mixers.steps_per_layer == pl.BLOCK_HOPS  # the fused mixers keep the chip's timing
+    assert mixers.leaf_processes == 2 + net.cfg.num_layers * 3 + 3
+
+
+@pytest.mark.lava
 @pytest.mark.timeout(240)
 def test_sampling_is_identical_across_backends(nets):
     net = nets[1]

@@ -11,11 +11,9 @@ from lava_matmulfree import pipeline as pl
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.golden import GoldenModel
 from lava_matmulfree.processes.block.process import MMFreeBlock
-from lava_matmulfree.processes.glu.process import Glu
-from lava_matmulfree.processes.mlgru.process import Mlgru
+from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
 from lava_matmulfree.processes.residual.process import Residual
-from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
-from lava_matmulfree.processes.ternary_synapses.process import TernarySynapses
+from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
 I32 = np.int32
 
@@ -31,55 +29,37 @@ def _check_timing(proc_params, fused: bool):
 
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
 class SubBlockModel(AbstractSubProcessModel):
-    """The block as 13 leaf processes wired the way it maps onto neuro cores."""
+    """The block as it maps onto the chip: residual neurons, a token mixer and a channel mixer (each
+    hierarchical in turn: 13 leaf processes when every level is decomposed)."""
 
     def __init__(self, proc):
         p = proc.proc_params
         _check_timing(p, fused=False)
         net, l, sched = p["net"], p["layer"], p["schedule"]
-        q, d, n = net.layers[l], net.cfg.hidden_size, net.cfg.intermediate_size
         self.residual = Residual(net=net, layer=l, name=f"l{l}.residual")
-        self.mlgru = Mlgru(net=net, layer=l, schedule=sched, offset=sched.block_offset(l) + pl.MLGRU_IN,
-                           name=f"l{l}.mlgru")
-        self.glu = Glu(net=net, layer=l, name=f"l{l}.glu")
-        agg = {st: RmsAggregator(n=size, net=net, stage=f"l{l}.{st}", name=f"l{l}.{st}_aggregator")
-               for st, size in (("attn", d), ("gate", d), ("mlp", d), ("down", n))}
-        syn = {k: TernarySynapses(weights=w, name=f"l{l}.{k}_proj")
-               for k, w in (("i", q.i.w), ("f", q.f.w), ("g", q.g.w), ("o", q.o.w), ("gate", q.gate_w),
-                            ("down", q.down.w))}
-        for k, p_ in agg.items():  # lava finds the children among the model's attributes
-            setattr(self, f"{k}_aggregator", p_)
-        for k, p_ in syn.items():
-            setattr(self, f"{k}_proj", p_)
-        res, mlgru, glu = self.residual, self.mlgru, self.glu
+        self.token_mixer = TokenMixer(net=net, layer=l, schedule=sched)
+        self.channel_mixer = ChannelMixer(net=net, layer=l, schedule=sched)
+        res, tm, cm = self.residual, self.token_mixer, self.channel_mixer
         proc.in_ports.x_in.connect(res.in_ports.x_in)
-        # token mixer
-        res.out_ports.sq_attn.connect(agg["attn"].in_ports.sq_in)
-        agg["attn"].out_ports.r_out.connect(res.in_ports.r_attn)
+        res.out_ports.sq_attn.connect(tm.in_ports.sq_in)
+        tm.out_ports.r_out.connect(res.in_ports.r_attn)
         for k in ("i", "f", "g"):
-            getattr(res.out_ports, f"a_{k}").connect(syn[k].in_ports.a_in)
-            syn[k].out_ports.acc_out.connect(getattr(mlgru.in_ports, f"acc_{k}"))
-        mlgru.out_ports.sq_out.connect(agg["gate"].in_ports.sq_in)
-        agg["gate"].out_ports.r_out.connect(mlgru.in_ports.r_in)
-        mlgru.out_ports.a_out.connect(syn["o"].in_ports.a_in)
-        syn["o"].out_ports.acc_out.connect(res.in_ports.o_in)
-        # channel mixer
-        res.out_ports.sq_mlp.connect(agg["mlp"].in_ports.sq_in)
-        agg["mlp"].out_ports.r_out.connect(res.in_ports.r_mlp)
-        res.out_ports.a_gate.connect(syn["gate"].in_ports.a_in)
-        syn["gate"].out_ports.acc_out.connect(glu.in_ports.acc_uv)
-        glu.out_ports.sq_out.connect(agg["down"].in_ports.sq_in)
-        agg["down"].out_ports.r_out.connect(glu.in_ports.r_in)
-        glu.out_ports.a_out.connect(syn["down"].in_ports.a_in)
-        syn["down"].out_ports.acc_out.connect(res.in_ports.down_in)
+            getattr(res.out_ports, f"a_{k}").connect(getattr(tm.in_ports, f"a_{k}_in"))
+        tm.out_ports.o_out.connect(res.in_ports.o_in)
+        res.out_ports.sq_mlp.connect(cm.in_ports.sq_in)
+        cm.out_ports.r_out.connect(res.in_ports.r_mlp)
+        res.out_ports.a_gate.connect(cm.in_ports.a_gate_in)
+        cm.out_ports.down_out.connect(res.in_ports.down_in)
         res.out_ports.x_out.connect(proc.out_ports.x_out)
         # probe points
         proc.vars.x.alias(res.vars.x)
         proc.vars.r.alias(res.vars.r)
-        proc.vars.h.alias(mlgru.vars.h)
-        proc.vars.y.alias(glu.vars.y)
-        for st in agg:
-            getattr(proc.vars, f"{st}_sum_sq").alias(agg[st].vars.sum_sq)
+        proc.vars.h.alias(tm.vars.h)
+        proc.vars.attn_sum_sq.alias(tm.vars.attn_sum_sq)
+        proc.vars.gate_sum_sq.alias(tm.vars.gate_sum_sq)
+        proc.vars.y.alias(cm.vars.y)
+        proc.vars.mlp_sum_sq.alias(cm.vars.mlp_sum_sq)
+        proc.vars.down_sum_sq.alias(cm.vars.down_sum_sq)
 
 
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)

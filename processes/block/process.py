@@ -2,9 +2,9 @@
 
 Two models compute the same integers:
 
-* ``SubBlockModel`` (a SubProcessModel) decomposes the block as it maps onto the chip: residual neurons,
-  four RMS aggregators, seven ternary synapse matrices, MLGRU and GLU neurons (13 leaf processes,
-  ``pipeline.BLOCK_HOPS`` steps per token);
+* ``SubBlockModel`` (a SubProcessModel) decomposes the block as it maps onto the chip: residual neurons, a
+  ``TokenMixer`` and a ``ChannelMixer`` (hierarchical in turn: two RMS aggregators, ternary synapses and the
+  MLGRU or GLU neurons each), 13 leaf processes and ``pipeline.BLOCK_HOPS`` steps per token;
 * ``PyFusedBlockFixed`` computes the whole layer in one OS process in one step (fast simulation).
 
 Dynamics (golden.py, per token): x -> r = x + o_proj(MLGRU(norm(x))) -> x_out = r + down_proj(GLU(norm(r))),
