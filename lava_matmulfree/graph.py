@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import resource
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -124,9 +125,28 @@ def _raise_fd_limit(want: int = 65536) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+WATCHDOG_POLL_S = 0.2  # how often the watchdog looks at the Lava children
+
+
+def _actors(proc) -> list:
+    rt = getattr(proc, "runtime", None)
+    infra = getattr(rt, "_messaging_infrastructure", None)
+    return list(getattr(infra, "actors", None) or [])
+
+
+def _kill(actors) -> None:
+    for actor in actors:
+        try:
+            if actor.is_alive():
+                actor.terminate()
+        except ValueError:  # the process object is already closed
+            pass
+
+
 def _teardown(proc, failed: bool) -> None:
     """Stop the runtime and make sure no child survives. After a model error lava's own stop() would wait
-    on dead services (and can take the interpreter down), so the messaging layer is shut directly."""
+    on dead services (and can take the interpreter down), so the children are terminated and the messaging
+    layer is shut directly."""
     rt = getattr(proc, "runtime", None)
     if rt is None:
         return
@@ -136,40 +156,59 @@ def _teardown(proc, failed: bool) -> None:
             return
         except Exception:  # fall through to the forced teardown
             pass
-    infra = rt._messaging_infrastructure
-    for actor in list(getattr(infra, "actors", [])):
-        try:
-            if actor.is_alive():
-                actor.terminate()
-                actor.join(timeout=5)
-        except ValueError:  # the process object is already closed
-            pass
+    _kill(_actors(proc))
     try:
-        infra.stop()
+        rt._messaging_infrastructure.stop()
     finally:
         rt._watchdog_manager.stop()
         rt._is_started = rt._is_running = False
 
 
 def _child_errors(proc) -> list[str]:
-    rt = getattr(proc, "runtime", None)
     out = []
-    for actor in list(getattr(getattr(rt, "_messaging_infrastructure", None), "actors", []) or []):
-        exc = getattr(actor, "exception", None)
+    for actor in _actors(proc):
+        exc = actor.exception
         if exc:
             out.append(f"{type(exc[0]).__name__}: {exc[0]}")
     return out
 
 
-class _Timeout(Exception):
-    pass
+class _Interrupt(Exception):
+    """Raised in the main thread by the watchdog's signal."""
+
+
+class _Watchdog(threading.Thread):
+    """Watches a Lava run from a thread. A model that raises leaves the others waiting on its channels
+    forever (lava then blocks joining them); a run past its time limit is presumed deadlocked. Either way
+    the watchdog terminates every child and interrupts the main thread with SIGUSR1."""
+
+    def __init__(self, proc, timeout: float | None):
+        super().__init__(daemon=True, name="lava-watchdog")
+        self.proc, self.timeout = proc, timeout
+        self.main = threading.main_thread().ident
+        self.done = threading.Event()
+        self.reason: str | None = None
+
+    def run(self):
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while not self.done.wait(WATCHDOG_POLL_S):
+            actors = _actors(self.proc)
+            try:
+                failed = any(a.exception for a in actors)
+            except (OSError, EOFError, ValueError):  # a pipe closed under us: lava is finishing
+                failed = False
+            if failed or (deadline is not None and time.monotonic() > deadline):
+                self.reason = "error" if failed else "timeout"
+                _kill(actors)
+                signal.pthread_kill(self.main, signal.SIGUSR1)
+                return
 
 
 def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.0) -> RunResult:
     """Run the graph for exactly the schedule's steps; return tokens, logits and probes (labelled per token).
 
-    The runtime is stopped on success, on model errors, on timeouts (a model error can deadlock lava)
-    and on Ctrl-C."""
+    The runtime is stopped on success, on model errors (which would otherwise deadlock lava), on timeouts
+    and on Ctrl-C; no child process survives. Call it from the main thread (the watchdog signals it)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc.monitor.process import Monitor
 
@@ -181,31 +220,34 @@ def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.
         m = Monitor()
         m.probe(var, sched.total_steps)
         monitors.append((name, m, var, offset))
-    use_alarm = timeout is not None and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
 
-    def on_alarm(signum, frame):
-        raise _Timeout()
+    def on_signal(signum, frame):
+        raise _Interrupt()
 
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGUSR1, on_signal) if in_main else None
+    dog = _Watchdog(graph.source, timeout) if in_main else None
     proc = graph.source
     failed = True
     t0 = time.perf_counter()
     try:
-        if use_alarm:
-            signal.signal(signal.SIGALRM, on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+        if dog is not None:
+            dog.start()
         try:
             proc.run(condition=RunSteps(num_steps=sched.total_steps), run_cfg=run_cfg)
-        except _Timeout:
-            raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s (a deadlock after a model "
-                               "error?); its processes were stopped") from None
-        except RuntimeError as e:
+        except (_Interrupt, RuntimeError) as e:
+            if dog is not None:
+                dog.done.set()
             errs = _child_errors(proc)
             if errs:
                 raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
+            if isinstance(e, _Interrupt) and dog is not None and dog.reason == "timeout":
+                raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s (a deadlock?); its "
+                                   "processes were stopped") from None
             raise LavaRunError(f"the Lava runtime failed: {e}") from None
-        finally:
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+        if dog is not None:
+            dog.done.set()
+            dog.join()
         seconds = time.perf_counter() - t0
         tokens = [int(t) for t in np.asarray(graph.sink.tokens.get()).reshape(-1)]
         logits = None
@@ -219,6 +261,10 @@ def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.
         failed = False
         return RunResult(tokens, logits, out, sched.total_steps, seconds, graph.leaf_process_count())
     finally:
-        if use_alarm:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)
-        _teardown(proc, failed)
+        if dog is not None:
+            dog.done.set()
+        try:
+            _teardown(proc, failed)
+        finally:
+            if in_main:
+                signal.signal(signal.SIGUSR1, previous)

@@ -102,3 +102,49 @@ class PyFusedBlockFixed(PyLoihiProcessModel):
         self.y[:] = g.probes[f"l{l}.y"][0][0]
         for st in ("attn", "gate", "mlp", "down"):
             getattr(self, f"{st}_sum_sq")[:] = g.probes[f"l{l}.{st}.sum_sq"][0][0]
+
+
+@implements(proc=MMFreeBlock, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFusedBlockFloat(PyLoihiProcessModel):
+    """The block of the float reference (float_model.py, folded norms) on one token per step: the
+    accuracy yardstick inside the same graph. Probe Vars x, r, h, y hold float values."""
+
+    x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    x: np.ndarray = LavaPyType(np.ndarray, float)
+    r: np.ndarray = LavaPyType(np.ndarray, float)
+    h: np.ndarray = LavaPyType(np.ndarray, float)
+    y: np.ndarray = LavaPyType(np.ndarray, float)
+    attn_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    mlp_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    down_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        _check_timing(proc_params, fused=True)
+        fm = proc_params.get("float_model")
+        if fm is None:
+            raise BackendError("the floating_pt block needs the float model: build the graph with float_model=")
+        self.fm, self.l = fm, proc_params["layer"]
+        self.lw = fm.layers[self.l]
+        self.schedule = proc_params["schedule"]
+        self.offset = self.schedule.block_offset(self.l)
+        self.out = np.zeros(fm.cfg.hidden_size)
+
+    def run_spk(self):
+        from lava_matmulfree.float_model import channel_mixer, silu, token_mixer
+
+        self.x_out.send(self.out)
+        x = self.x_in.recv()
+        if self.schedule.token_at(self.time_step, self.offset) < 0:
+            self.out = np.zeros_like(self.out)
+            return
+        cfg, rec = self.fm.cfg, {}
+        o, h = token_mixer(self.lw, x[None], self.h.copy(), cfg.rms_norm_eps)
+        r = x + o[0]
+        self.out = r + channel_mixer(self.lw, r[None], cfg.rms_norm_eps, cfg.intermediate_size, rec)[0]
+        self.x[:], self.r[:], self.h[:] = x, r, h
+        self.y[:] = silu(rec["u"][0]) * rec["v"][0]

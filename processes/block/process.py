@@ -27,9 +27,10 @@ FUSED_OFFSETS = {k: 0 for k in DECOMPOSED_OFFSETS}
 
 
 class MMFreeBlock(AbstractProcess):
-    def __init__(self, *, net, layer: int, schedule, name: str | None = None, **kwargs):
+    def __init__(self, *, net, layer: int, schedule, float_model=None, name: str | None = None, **kwargs):
         d, n = net.cfg.hidden_size, net.cfg.intermediate_size
-        super().__init__(net=net, layer=layer, schedule=schedule, name=name or f"block{layer}", **kwargs)
+        super().__init__(net=net, layer=layer, schedule=schedule, float_model=float_model,
+                         name=name or f"block{layer}", **kwargs)
         self.x_in = InPort(shape=(d,))
         self.x_out = OutPort(shape=(d,))
         self.x = Var(shape=(d,), init=0)  # residual stream entering the block, Q(x_frac)
