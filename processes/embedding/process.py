@@ -4,6 +4,7 @@ Dynamics: at the step a token k enters (pipeline.Schedule.entry):
 
     token = prompt[k]   if k < len(prompt)   else token_in      (the sink's choice, autoregressive decode)
     x_out = embed[token]                                        (int24 rows, Q(x_frac)), sent one step later
+                                                                (floating_pt: the float embedding row)
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from lava.magma.core.process.variable import Var
 
 
 class EmbeddingSource(AbstractProcess):
-    def __init__(self, *, net, prompt, schedule, name: str | None = None, **kwargs):
-        super().__init__(net=net, prompt=list(prompt), schedule=schedule, name=name, **kwargs)
+    def __init__(self, *, net, prompt, schedule, float_model=None, name: str | None = None, **kwargs):
+        super().__init__(net=net, prompt=list(prompt), schedule=schedule, float_model=float_model, name=name,
+                         **kwargs)
         self.token_in = InPort(shape=(1,))
         self.x_out = OutPort(shape=(net.cfg.hidden_size,))
         self.token = Var(shape=(1,), init=-1)  # the token that entered last

@@ -2,7 +2,7 @@
 
 Dynamics, at the step token k's logits arrive (pipeline.Schedule, offset ``sink_offset``):
 
-    logits[k] = logits_in                                   (recorded when ``record_logits``)
+    logits[k] = logits_in                                   (recorded when ``record_logits``; float in floating_pt)
     if k >= len(prompt) - 1:   token = argmax(logits_in)  or a seeded sample of softmax(logit_scale * logits_in / T)
                                token_out = token           (fed back to the embedding source one step later)
 """

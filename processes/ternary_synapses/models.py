@@ -20,3 +20,16 @@ class PyTernarySynapsesFixed(PyLoihiProcessModel):
 
     def run_spk(self):
         self.acc_out.send(synapses(self.weights, self.a_in.recv()).astype(np.int32))
+
+
+@implements(proc=TernarySynapses, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyTernarySynapsesFloat(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    acc_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    weights: np.ndarray = LavaPyType(np.ndarray, np.int8, precision=2)
+
+    def run_spk(self):
+        a = self.a_in.recv()
+        self.acc_out.send(self.proc_params["scale"] * (self.weights.astype(float) @ a))

@@ -3,6 +3,8 @@
 Dynamics (per time step, no delay: on Loihi 2 the accumulation belongs to the receiving neuron's step):
 
     acc_out[i] = sum_j weights[i, j] * a_in[j]          (graded int8 spikes in, integer sums out)
+    acc_out[i] = scale * sum_j weights[i, j] * a_in[j]  (floating_pt: scale = 1/s, the matrix's absmean scale;
+                                                         fixed_pt folds it into the next requantisation)
 
 |acc| <= n_in * 128 is checked at compile time to fit the 24-bit dendritic accumulator.
 """
@@ -17,11 +19,11 @@ DENSE_BITS_PER_WEIGHT = 2  # a ternary weight in the dense encoding
 
 
 class TernarySynapses(AbstractProcess):
-    def __init__(self, *, weights: np.ndarray, name: str | None = None, **kwargs):
+    def __init__(self, *, weights: np.ndarray, scale: float = 1.0, name: str | None = None, **kwargs):
         w = np.asarray(weights)
         if w.ndim != 2 or not np.isin(w, (-1, 0, 1)).all():
             raise ValueError("TernarySynapses: weights must be a 2-D array of -1, 0, +1")
-        super().__init__(weights=w, name=name, **kwargs)
+        super().__init__(weights=w, scale=float(scale), name=name, **kwargs)
         n_out, n_in = w.shape
         self.a_in = InPort(shape=(n_in,))
         self.acc_out = OutPort(shape=(n_out,))
