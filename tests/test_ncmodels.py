@@ -1,0 +1,188 @@
+"""The NC models (processes/<name>/ncmodels.py) of the five custom neuron processes.
+
+Without lava-loihi (this machine, and anyone with the public lava-nc wheel) each module imports cleanly,
+defines no process model at all, and Lava's model discovery, which executes every module next to a
+process.py, still finds only the Python models: compiling with Loihi2SimCfg picks them. With lava-loihi's
+names present (simulated here by stand-ins, since the package is not public) each module defines one NC
+model that carries its program and allocates it with the bound values.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+
+import numpy as np
+import pytest
+from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs
+from lava.magma.core.model.model import AbstractProcessModel
+from lava.magma.core.model.py.model import AbstractPyProcessModel
+from lava.magma.core.run_configs import Loihi2SimCfg
+
+from lava_matmulfree import pipeline as pl
+from lava_matmulfree.config import FixedPointConfig
+from lava_matmulfree.microcode import PROGRAM_SUFFIX, bindings, load_program
+
+NAMES = bindings.NEURON_PROGRAMS
+LAYER = 1
+
+
+def ncmodule(name: str):
+    return importlib.import_module(f"lava_matmulfree.processes.{name}.ncmodels")
+
+
+def process_models(module) -> list:
+    return [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, AbstractProcessModel)]
+
+
+@pytest.fixture(scope="module")
+def tiny_net(tiny_cfg, _tiny_params_session):
+    from lava_matmulfree.calibration import calibrate, random_calibration_sequences
+    from lava_matmulfree.float_model import FloatModel
+    from lava_matmulfree.quantise import compile_network
+
+    fp = FixedPointConfig()
+    fm = FloatModel(tiny_cfg, _tiny_params_session)
+    return compile_network(fm, calibrate(fm, random_calibration_sequences(tiny_cfg.vocab_size), fp), fp)
+
+
+@pytest.fixture
+def no_lava_loihi():
+    from lava.utils.loihi import is_installed
+
+    if is_installed():
+        pytest.skip("lava-loihi is installed here: the NC models are defined")
+
+
+def make_process(name: str, net):
+    """One instance of the process `name` on the tiny network."""
+    sched = pl.Schedule(2, 1, net.cfg.num_layers, pl.BLOCK_HOPS)
+    if name == bindings.RESIDUAL:
+        from lava_matmulfree.processes.residual.process import Residual
+        return Residual(net=net, layer=LAYER)
+    if name == bindings.MLGRU:
+        from lava_matmulfree.processes.mlgru.process import Mlgru
+        return Mlgru(net=net, layer=LAYER, schedule=sched, offset=sched.block_offset(LAYER) + pl.MLGRU_IN)
+    if name == bindings.GLU:
+        from lava_matmulfree.processes.glu.process import Glu
+        return Glu(net=net, layer=LAYER)
+    if name == bindings.RMS_AGGREGATOR:
+        from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
+        return RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head")
+    from lava_matmulfree.processes.final_norm.process import FinalNorm
+    return FinalNorm(net=net)
+
+
+# ================================================================================ without lava-loihi
+@pytest.mark.parametrize("name", NAMES)
+def test_ncmodel_imports_cleanly_and_defines_no_model(name, no_lava_loihi):
+    module = ncmodule(name)
+    assert module.NC_AVAILABLE is False
+    assert process_models(module) == []
+    assert module.UCODE.is_file() and module.UCODE.suffix == PROGRAM_SUFFIX and module.PROGRAM == name
+    assert load_program(module.PROGRAM).static_count() > 0
+    doc = module.__doc__
+    for words in ("not public", "translated to Intel's microcode format", "is_installed()"):
+        assert words in doc, words
+
+
+def test_public_lava_without_nc_modules_defines_nothing(monkeypatch, no_lava_loihi):
+    """Even where is_installed() says yes, a missing lava.magma.core.model.nc leaves every module empty."""
+    import lava.utils.loihi
+
+    monkeypatch.setattr(lava.utils.loihi, "is_installed", lambda *args, **kwargs: True)
+    try:
+        assert bindings.nc_support() is None
+        for name in NAMES:
+            module = importlib.reload(ncmodule(name))
+            assert module.NC_AVAILABLE is False and process_models(module) == []
+    finally:
+        monkeypatch.undo()
+        for name in NAMES:
+            importlib.reload(ncmodule(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_discovery_finds_only_python_models(name, tiny_net, no_lava_loihi):
+    proc = make_process(name, tiny_net)
+    found = ProcGroupDiGraphs._find_proc_models(proc)  # executes every module next to process.py
+    assert found and all(issubclass(m, AbstractPyProcessModel) for m in found), found
+    proc.compile(Loihi2SimCfg(select_tag="fixed_pt"))  # compiles only: no runtime is started
+    assert proc.model_class.__module__ == f"lava_matmulfree.processes.{name}.models"
+
+
+# ================================================================================ with lava-loihi's names
+class _Recorder:
+    """Stands in for lava-loihi's node groups and ports: records allocations and connections."""
+
+    def __init__(self, log: list, label: str):
+        self.log, self.label = log, label
+
+    def allocate_ucode(self, **kwargs):
+        self.log.append((self.label, kwargs))
+        return _Recorder(self.log, f"{self.label}[ucode]")
+
+    def allocate(self, **kwargs):
+        self.log.append((self.label, kwargs))
+        return _Recorder(self.log, f"{self.label}[{len(self.log)}]")
+
+    def connect(self, other):
+        self.log.append(("connect", self.label, other.label))
+
+
+class _FakeNcModel:
+    def __init__(self, proc_params):
+        self.proc_params = proc_params
+
+
+def _identity_decorator(*args, **kwargs):
+    return lambda cls: cls
+
+
+def fake_lava_loihi():
+    return types.SimpleNamespace(
+        implements=_identity_decorator, requires=_identity_decorator, tag=_identity_decorator,
+        AbstractNcProcessModel=_FakeNcModel, NcInPort=object, NcOutPort=object, NcVar=object,
+        LavaNcType=lambda *args, **kwargs: None, Loihi2NeuroCore=object, LoihiProtocol=object)
+
+
+BINDERS = {bindings.RESIDUAL: lambda net: bindings.residual(net, LAYER),
+           bindings.MLGRU: lambda net: bindings.mlgru(net, LAYER),
+           bindings.GLU: lambda net: bindings.glu(net, LAYER),
+           bindings.RMS_AGGREGATOR: bindings.rms_aggregator,
+           bindings.FINAL_NORM: bindings.final_norm}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nc_model_carries_and_allocates_its_program(name, tiny_net, monkeypatch):
+    monkeypatch.setattr(bindings, "nc_support", fake_lava_loihi)
+    try:
+        module = importlib.reload(ncmodule(name))
+        assert module.NC_AVAILABLE is True
+        (cls,) = [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, _FakeNcModel)
+                  and v is not _FakeNcModel]
+        proc = make_process(name, tiny_net)
+        model = cls(proc.proc_params)
+        log: list = []
+        for port in list(proc.in_ports.members) + list(proc.out_ports.members):
+            setattr(model, port.name, _Recorder(log, port.name))
+        for var in proc.vars.members:
+            setattr(model, var.name, np.asarray(var.init))
+        net = types.SimpleNamespace(neurons_cfg=_Recorder(log, "cfg"), neurons=_Recorder(log, "neurons"),
+                                    ax_out=_Recorder(log, "ax_out"))
+        model.allocate(net)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(ncmodule(name))
+    binding = BINDERS[name](tiny_net)
+    program = binding.assembled()
+    (cfg,) = [entry[1] for entry in log if entry[0] == "cfg"]
+    assert cfg["ucode"] == str(module.UCODE)
+    assert all(cfg[k] == v for k, v in binding.imms.items())
+    (neurons,) = [entry[1] for entry in log if entry[0] == "neurons"]
+    assert neurons["shape"] == (binding.n,)
+    assert set(neurons) == {"shape"} | set(binding.params) | set(program.state)
+    axons = [entry[1] for entry in log if entry[0] == "ax_out"]
+    assert [a["num_message_bits"] for a in axons] == [d.bits for d in program.out_ports.values()]
+    connected = {entry[1] for entry in log if entry[0] == "connect"}
+    assert {p.name for p in proc.in_ports.members} <= connected
