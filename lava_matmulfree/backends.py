@@ -5,6 +5,7 @@
     sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their 13 leaf processes
     sim-mixers  Lava CPU simulator, blocks decomposed but token and channel mixers fused (same timing)
     sim-fused   Lava CPU simulator, each block fused into one process
+    sim-float   Lava CPU simulator running the floating_pt models (fused blocks): the float reference as a graph
     loihi2      a real Loihi 2 (Loihi2HwCfg); needs Intel's lava-loihi
 
 ``reference`` and every Lava simulator backend produce the same integers: same logits, tokens and probes.
@@ -69,6 +70,8 @@ def lava_run_config(backend: str):
                                                       ChannelMixer: PyFusedChannelMixerFixed})
     if backend == "sim-fused":
         return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=False)
+    if backend == "sim-float":
+        return Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=False)
     raise BackendError(f"{backend!r} is not a Lava backend")
 
 
@@ -155,9 +158,13 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     from .graph import build_graph, run_graph
 
     run_cfg = lava_run_config(backend)  # checks lava-loihi before anything is built
-    graph = build_graph(net, prompt, max_new_tokens, fused=(backend == "sim-fused"), temperature=temperature,
-                        top_k=top_k, seed=seed, record_logits=run.record_logits,
-                        fused_mixers=(backend == "sim-mixers"))
+    if backend == "sim-float" and float_model is None:
+        raise BackendError("the sim-float backend needs the float model (a Hugging Face checkpoint or a config, "
+                           "not a compiled network)")
+    graph = build_graph(net, prompt, max_new_tokens, fused=backend in ("sim-fused", "sim-float"),
+                        temperature=temperature, top_k=top_k, seed=seed, record_logits=run.record_logits,
+                        fused_mixers=(backend == "sim-mixers"),
+                        float_model=float_model if backend == "sim-float" else None)
     res = run_graph(graph, run_cfg, probes=probes, timeout=run.timeout_s)
     if on_token is not None:
         for t in res.tokens:

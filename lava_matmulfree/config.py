@@ -155,7 +155,7 @@ class FixedPointConfig:
         return bad
 
 
-BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "loihi2")
+BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "loihi2")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class LavaGraph:
     sink: object
     schedule: pl.Schedule
     fused_mixers: bool = False  # decomposed blocks whose token and channel mixers run fused (sim-mixers)
+    floating: bool = False  # built for the floating_pt models (sim-float)
 
     @property
     def fused(self) -> bool:
@@ -64,7 +65,10 @@ class LavaGraph:
 
 
 def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool, temperature: float = 0.0,
-                top_k: int = 0, seed: int = 0, record_logits: bool = True, fused_mixers: bool = False) -> LavaGraph:
+                top_k: int = 0, seed: int = 0, record_logits: bool = True, fused_mixers: bool = False,
+                float_model=None) -> LavaGraph:
+    """The process graph for one generation. ``float_model`` (a FloatModel) is carried along for the
+    floating_pt models (the ``sim-float`` backend); its head is folded here."""
     from .processes.block.process import MMFreeBlock
     from .processes.embedding.process import EmbeddingSource
     from .processes.final_norm.process import FinalNorm
@@ -82,11 +86,13 @@ def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool,
         raise ValueError(f"prompt token ids must lie in [0, {V})")
     sched = pl.Schedule(len(prompt), max_new_tokens, net.cfg.num_layers,
                         pl.FUSED_BLOCK_HOPS if fused else pl.BLOCK_HOPS)
-    src = EmbeddingSource(net=net, prompt=prompt, schedule=sched, name="embedding")
-    blocks = [MMFreeBlock(net=net, layer=l, schedule=sched) for l in range(net.cfg.num_layers)]
-    fin = FinalNorm(net=net, name="final_norm")
-    agg = RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head", name="head_aggregator")
-    head = TernarySynapses(weights=net.lm_head, name="lm_head")
+    fm = None if float_model is None else (float_model if float_model.folded else float_model.fold_dual_rmsnorm())
+    src = EmbeddingSource(net=net, prompt=prompt, schedule=sched, float_model=fm, name="embedding")
+    blocks = [MMFreeBlock(net=net, layer=l, schedule=sched, float_model=fm) for l in range(net.cfg.num_layers)]
+    fin = FinalNorm(net=net, float_model=fm, name="final_norm")
+    eps_const = 0.0 if fm is None else fm.fold_head.eps_inner * fm.fold_head.eps_outer
+    agg = RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head", eps_const=eps_const, name="head_aggregator")
+    head = TernarySynapses(weights=net.lm_head, scale=1.0 if fm is None else 1.0 / fm.lm_head.s, name="lm_head")
     sink = LmHeadSink(net=net, schedule=sched, temperature=temperature, top_k=top_k, seed=seed,
                       record_logits=record_logits, name="sink")
     prev = src.out_ports.x_out
@@ -99,7 +105,8 @@ def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool,
     fin.out_ports.a_out.connect(head.in_ports.a_in)
     head.out_ports.acc_out.connect(sink.in_ports.logits_in)
     sink.out_ports.token_out.connect(src.in_ports.token_in)
-    return LavaGraph(src, blocks, fin, agg, head, sink, sched, fused_mixers=fused_mixers and not fused)
+    return LavaGraph(src, blocks, fin, agg, head, sink, sched, fused_mixers=fused_mixers and not fused,
+                     floating=fm is not None)
 
 
 # --------------------------------------------------------------------------------------- running
@@ -249,15 +256,18 @@ def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.
             dog.done.set()
             dog.join()
         seconds = time.perf_counter() - t0
-        tokens = [int(t) for t in np.asarray(graph.sink.tokens.get()).reshape(-1)]
+        tokens = [int(round(t)) for t in np.asarray(graph.sink.tokens.get()).reshape(-1)]
         logits = None
         if graph.sink.proc_params["record_logits"]:
-            logits = np.rint(np.asarray(graph.sink.logits.get())).astype(np.int64)
+            logits = np.asarray(graph.sink.logits.get())
+            if not graph.floating:
+                logits = np.rint(logits).astype(np.int64)
         steps = np.asarray(sched.entries())
         out = {}
         for name, m, var, offset in monitors:
             data = m.get_data()[var.process.name][var.name]  # [steps, ...]; row i = after step i+1
-            out[name] = np.rint(np.asarray(data)[steps + offset - 1]).astype(np.int64)
+            rows = np.asarray(data)[steps + offset - 1]
+            out[name] = rows if graph.floating else np.rint(rows).astype(np.int64)
         failed = False
         return RunResult(tokens, logits, out, sched.total_steps, seconds, graph.leaf_process_count())
     finally:

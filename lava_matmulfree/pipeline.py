@@ -91,11 +91,11 @@ class History:
 
     On the chip these are extra state registers per neuron; their count is the loop latency they bridge."""
 
-    def __init__(self, depth: int, shape: tuple[int, ...]):
+    def __init__(self, depth: int, shape: tuple[int, ...], dtype=None):
         import numpy as np
 
         self.depth = depth
-        self.ring = np.zeros((depth,) + tuple(shape), dtype=np.int64)
+        self.ring = np.zeros((depth,) + tuple(shape), dtype=dtype or np.int64)
 
     def put(self, step: int, value) -> None:
         self.ring[step % self.depth] = value

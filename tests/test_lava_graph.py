@@ -217,3 +217,25 @@ def test_deadlocked_run_times_out_and_leaves_no_child(nets, monkeypatch):
     while child_pids() and time.time() < deadline:
         time.sleep(0.2)
     assert child_pids() == []
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sim_float_equals_float_reference(seed):
+    """The floating_pt models (fused blocks, folded head with exact eps) reproduce the float reference."""
+    setup = build_evaluation("tiny", seed=seed)
+    prompt = prompt_for(seed, setup.cfg.vocab_size)
+    ref = generate("float", None, prompt, N_NEW, float_model=setup.float_model)
+    lava = generate("sim-float", setup.net, prompt, N_NEW, float_model=setup.float_model, probes=("l1.h", "l2.x"))
+    assert lava.tokens == ref.tokens
+    np.testing.assert_allclose(lava.logits, ref.logits, rtol=1e-9, atol=1e-12)
+    rec = []
+    setup.float_model.prefill(prompt + ref.tokens[:-1], record=rec)
+    np.testing.assert_allclose(lava.probes["l1.h"], rec[1]["h"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lava.probes["l2.x"], rec[2]["x"], rtol=1e-9, atol=1e-12)
+
+
+def test_sim_float_needs_the_float_model(nets):
+    with pytest.raises(BackendError, match="float model"):
+        generate("sim-float", nets[0], [1, 2], 2)

@@ -6,6 +6,8 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_matmulfree import pipeline as pl
+from lava_matmulfree.float_model import act_quant_q8
 from lava_matmulfree.microcode import bindings
 from lava_matmulfree.processes.final_norm.process import FinalNorm
 
@@ -40,3 +42,34 @@ class PyFinalNormFixed(PyLoihiProcessModel):
         self.x[:] = res.scratch["x"]
         self.sq = res.outputs["sq_out"].astype(I32)
         self.a = res.outputs["a_out"].astype(I32)
+
+
+@implements(proc=FinalNorm, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFinalNormFloat(PyLoihiProcessModel):
+    """The folded head norm of the float reference (needs the graph built with a folded ``float_model``)."""
+
+    x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    r_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    sq_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    x: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.fold = proc_params["float_model"].fold_head
+        d = self.fold.gain.shape[0]
+        self.x_hist = pl.History(pl.AGGREGATOR_ROUND_TRIP + 1, (d,), dtype=float)
+        self.sq = np.zeros(d)
+        self.a = np.zeros(d)
+
+    def run_spk(self):
+        self.sq_out.send(self.sq)
+        self.a_out.send(self.a)
+        s, f = self.time_step, self.fold
+        x, r = self.x_in.recv(), self.r_in.recv()
+        self.x[:] = x
+        self.x_hist.put(s, x)
+        self.sq = (f.inner_w * x) ** 2 + f.eps_outer * x * x
+        self.a = act_quant_q8(f.gain * self.x_hist.get(s - pl.AGGREGATOR_ROUND_TRIP) * r[0])

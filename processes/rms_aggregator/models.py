@@ -34,3 +34,18 @@ class PyRmsAggregatorFixed(PyLoihiProcessModel):
         res = self.machine.step({"sq_in": dendrite})
         self.sum_sq[:] = res.scratch["s"]
         self.inv_rms[:] = res.outputs["r_out"]
+
+
+@implements(proc=RmsAggregator, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyRmsAggregatorFloat(PyLoihiProcessModel):
+    sq_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    r_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self):
+        self.r_out.send(self.inv_rms.copy())
+        self.sum_sq[:] = np.sum(self.sq_in.recv())
+        self.inv_rms[:] = 1.0 / np.sqrt(self.sum_sq / self.proc_params["n"] + self.proc_params["eps_const"])

@@ -5,6 +5,8 @@ Dynamics (per time step; sends the previous step's result first):
     sum_sq  = sat24( sum_j sq_in[j] )                  (the fan-in of all-ones synapses into one dendrite)
     inv_rms = invsqrt(sum_sq) ~ 2**22 / sqrt(sum_sq)   (LUT seed + integer Newton steps)
     r_out   = inv_rms                                  (broadcast back to the channel neurons)
+
+floating_pt (the float reference's folded norms, exact eps): inv_rms = 1 / sqrt(sum_sq / n + eps_const).
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from lava.magma.core.process.variable import Var
 
 
 class RmsAggregator(AbstractProcess):
-    def __init__(self, *, n: int, net, stage: str, name: str | None = None, **kwargs):
-        super().__init__(n=n, net=net, stage=stage, name=name, **kwargs)
+    def __init__(self, *, n: int, net, stage: str, eps_const: float = 0.0, name: str | None = None, **kwargs):
+        super().__init__(n=n, net=net, stage=stage, eps_const=eps_const, name=name, **kwargs)
         self.sq_in = InPort(shape=(n,))
         self.r_out = OutPort(shape=(1,))
         self.sum_sq = Var(shape=(1,), init=0)
