@@ -326,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the decode loop depth on sim and sim-fused, and the Loihi 2 mapping.")
     _add_model_args(i)
     i.set_defaults(func=cmd_info)
+
+    t = sub.add_parser("train", add_help=False, help="train the small demo model with quantisation-aware "
+                       "training (needs the train extra: lava-dl, torch); `train --help` for its options")
+    t.add_argument("train_args", nargs=argparse.REMAINDER)
+    t.set_defaults(func=cmd_train)
     return p
 
 
@@ -531,6 +536,14 @@ def _describe_ports(proc) -> list:
 
     return [f"  in ports:  {fmt(proc.in_ports.members)}", f"  out ports: {fmt(proc.out_ports.members)}",
             f"  vars:      {fmt(proc.vars.members)}"]
+
+
+def cmd_train(args) -> int:
+    try:
+        from .train import main as train_main
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    return train_main(args.train_args)
 
 
 def cmd_info(args) -> int:
