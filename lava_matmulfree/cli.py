@@ -601,6 +601,9 @@ def main(argv=None) -> int:
     if reconfigure is not None:  # never die on a character the terminal's encoding lacks
         reconfigure(errors="backslashreplace")
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if argv[:1] == ["train"]:  # every option belongs to the trainer's own parser (train.py)
+            return cmd_train(argparse.Namespace(train_args=argv[1:]))
         args = build_parser().parse_args(argv)
         return args.func(args)
     except _UsageError as e:

@@ -17,6 +17,24 @@ from lava_matmulfree.float_model import FloatModel
 from lava_matmulfree.params import random_params
 from lava_matmulfree.sampling import Sampler, generate
 
+
+@pytest.fixture(autouse=True)
+def no_demo_model(request, monkeypatch, tmp_path):
+    """These tests are written for the tiny random default; the shipped demo model would replace it (tests
+    marked ``uses_demo`` keep it)."""
+    if "uses_demo" not in request.keywords:
+        monkeypatch.setattr(cli, "DEMO_MODEL_DIR", tmp_path / "no_demo_model")
+
+
+@pytest.mark.uses_demo
+def test_default_model_is_the_shipped_demo(capsys):
+    assert main(["generate", "--backend", "float", "--max-new-tokens", "40", "--temperature", "0",
+                 "--prompt", "A class definition"]) == 0
+    out = capsys.readouterr()
+    assert "demo_model" in out.err
+    words = re.findall(r"[a-z]{3,}", out.out[len("A class definition"):])
+    assert len(words) >= 4  # the trained byte-level model writes words, not noise
+
 BOS, EOS, BYTE_OFFSET = 1, 2, 3  # the byte tokenizer's ids, restated from its specification
 KEEP = "\t\n"
 PROGRESS = re.compile(r"^[\w ]+:\s+\d+%\|")  # a tqdm bar: "calibrate:  40%|####  | 2/5 ..."
