@@ -305,6 +305,7 @@ def save_checkpoint(folder: str | Path, cfg: ModelConfig, params: Mapping[str, n
         specs = {n: TensorSpec(dtype=spec_dtype, shape=list(arrays[n].shape), data_ptr=arrays[n].ctypes.data,
                                data_len=arrays[n].nbytes) for n in names}
         serialize_file(specs, str(path), metadata=dict(HEADER_METADATA))  # `arrays` keeps the buffers alive
+        make_readable(path)
 
     written = [folder / CONFIG_FILE]
     if len(shards) == 1:
@@ -319,3 +320,12 @@ def save_checkpoint(folder: str | Path, cfg: ModelConfig, params: Mapping[str, n
     index = {"metadata": {"total_size": int(sum(a.nbytes for a in arrays.values()))}, "weight_map": weight_map}
     (folder / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return written + [folder / INDEX_FILE]
+
+
+def make_readable(path) -> None:
+    """safetensors writes files owner-only (0600); model files are meant to be shared like any other."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

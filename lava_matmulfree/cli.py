@@ -32,7 +32,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 
 DEFAULT_CONFIG = "tiny"
-DEFAULT_PROMPT = "The neuromorphic chip"
+DEFAULT_PROMPT = "A class definition"  # in the demo model's domain: the Python Language Reference
 DEFAULT_MAX_NEW_TOKENS = 48
 DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40

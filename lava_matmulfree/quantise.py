@@ -29,6 +29,7 @@ from safetensors.numpy import load_file, save_file
 
 from .calibration import Calibration, TOKEN_MIXER_INPUTS, norm_stages
 from .config import FixedPointConfig, ModelConfig
+from .checkpoint import make_readable
 from .errors import CheckpointError
 from .fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut, quantize_multiplier,
                           sigmoid_lut)
@@ -107,6 +108,7 @@ class QuantisedNetwork:
         _flatten(self, "", tensors, meta)
         header = {"format_version": str(FORMAT_VERSION), "meta": json.dumps(meta, sort_keys=True)}
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
+        make_readable(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "QuantisedNetwork":
