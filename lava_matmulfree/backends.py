@@ -36,6 +36,7 @@ class Generation:
     logits: np.ndarray | None  # [prompt + new - 1, V]: integers (units of logit_scale) or floats (float backend)
     probes: dict = field(default_factory=dict)  # name -> [prompt + new - 1, ...]
     seconds: float = 0.0
+    final_state: dict = field(default_factory=dict)  # l<layer>.h after the last token that entered
     steps: int | None = None  # Lava time steps run
     steps_per_layer: int | None = None  # time steps a token spends in each block
     leaf_processes: int | None = None
@@ -121,7 +122,9 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
         if rec is None:
             raise ValueError(f"unknown probe {name!r}")
         out[name] = np.concatenate(rec)
-    return Generation("reference", list(prompt), tokens, np.concatenate(rows), out, time.perf_counter() - t0)
+    final = {f"l{l}.h": state.h[l].copy() for l in range(net.cfg.num_layers)}
+    return Generation("reference", list(prompt), tokens, np.concatenate(rows), out, time.perf_counter() - t0,
+                      final_state=final)
 
 
 def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_token=None) -> Generation:
@@ -169,5 +172,5 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     if on_token is not None:
         for t in res.tokens:
             on_token(t)
-    return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.steps,
-                      graph.schedule.block_hops, res.leaf_processes)
+    return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
+                      res.steps, graph.schedule.block_hops, res.leaf_processes)

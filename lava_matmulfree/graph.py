@@ -119,6 +119,7 @@ class RunResult:
     tokens: list
     logits: np.ndarray | None  # int [num_tokens, V] when recorded
     probes: dict = field(default_factory=dict)  # name -> int array [num_tokens, ...]
+    final_state: dict = field(default_factory=dict)  # l<layer>.h -> the MLGRU state after the run
     steps: int = 0
     seconds: float = 0.0
     leaf_processes: int = 0
@@ -268,8 +269,12 @@ def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.
             data = m.get_data()[var.process.name][var.name]  # [steps, ...]; row i = after step i+1
             rows = np.asarray(data)[steps + offset - 1]
             out[name] = rows if graph.floating else np.rint(rows).astype(np.int64)
+        final = {}
+        for l, b in enumerate(graph.blocks):  # Var.get moves one element per message: d values per layer
+            h = np.asarray(b.h.get())
+            final[f"l{l}.h"] = h if graph.floating else np.rint(h).astype(np.int64)
         failed = False
-        return RunResult(tokens, logits, out, sched.total_steps, seconds, graph.leaf_process_count())
+        return RunResult(tokens, logits, out, final, sched.total_steps, seconds, graph.leaf_process_count())
     finally:
         if dog is not None:
             dog.done.set()

@@ -85,6 +85,9 @@ def test_sim_fused_equals_reference(nets, seed):
     fused = generate("sim-fused", net, prompt, N_NEW, probes=PROBES)
     assert_same(fused, ref)
     assert fused.steps_per_layer == pl.FUSED_BLOCK_HOPS
+    for l in range(net.cfg.num_layers):  # the state after the run, read back from the Vars
+        np.testing.assert_array_equal(fused.final_state[f"l{l}.h"], ref.final_state[f"l{l}.h"])
+    np.testing.assert_array_equal(fused.final_state["l0.h"], fused.probes["l0.h"][-1])
 
 
 @pytest.mark.lava
