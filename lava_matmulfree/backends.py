@@ -6,6 +6,8 @@
     sim-mixers  Lava CPU simulator, blocks decomposed but token and channel mixers fused (same timing)
     sim-fused   Lava CPU simulator, each block fused into one process
     sim-float   Lava CPU simulator running the floating_pt models (fused blocks): the float reference as a graph
+    sim-float-decomposed  the floating_pt models with every block decomposed into its 13 leaf processes
+                (the chip's graph and timing computing the float reference)
     loihi2      a real Loihi 2 (Loihi2HwCfg); needs Intel's lava-loihi
 
 ``reference`` and every Lava simulator backend produce the same integers: same logits, tokens and probes.
@@ -23,6 +25,7 @@ from .errors import BackendError
 from .quantise import QuantisedNetwork
 from .sampling import Sampler
 
+FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")  # the floating_pt models, need the float model
 LAVA_LOIHI_MISSING = ("the loihi2 backend runs on a real Loihi 2 through Intel's lava-loihi package, which is not "
                       "installed here (it is available to members of Intel's Neuromorphic Research Community); "
                       "use --backend sim or sim-fused for Lava's CPU simulator")
@@ -73,6 +76,8 @@ def lava_run_config(backend: str):
         return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=False)
     if backend == "sim-float":
         return Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=False)
+    if backend == "sim-float-decomposed":
+        return Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=True)
     raise BackendError(f"{backend!r} is not a Lava backend")
 
 
@@ -161,13 +166,14 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     from .graph import build_graph, run_graph
 
     run_cfg = lava_run_config(backend)  # checks lava-loihi before anything is built
-    if backend == "sim-float" and float_model is None:
-        raise BackendError("the sim-float backend needs the float model (a Hugging Face checkpoint or a config, "
+    floating = backend in FLOAT_LAVA_BACKENDS
+    if floating and float_model is None:
+        raise BackendError(f"the {backend} backend needs the float model (a Hugging Face checkpoint or a config, "
                            "not a compiled network)")
     graph = build_graph(net, prompt, max_new_tokens, fused=backend in ("sim-fused", "sim-float"),
                         temperature=temperature, top_k=top_k, seed=seed, record_logits=run.record_logits,
                         fused_mixers=(backend == "sim-mixers"),
-                        float_model=float_model if backend == "sim-float" else None)
+                        float_model=float_model if floating else None)
     res = run_graph(graph, run_cfg, probes=probes, timeout=run.timeout_s)
     if on_token is not None:
         for t in res.tokens:

@@ -48,8 +48,9 @@ PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 
 
 # ----------------------------------------------------------------------------------------- models
-BACKEND_CHOICES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "loihi2")  # config.BACKEND_NAMES, restated to stay light
-LAVA_BACKENDS = ("sim", "sim-mixers", "sim-fused", "sim-float", "loihi2")
+BACKEND_CHOICES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "sim-float-decomposed",
+                   "loihi2")  # config.BACKEND_NAMES, restated to stay light
+LAVA_BACKENDS = ("sim", "sim-mixers", "sim-fused", "sim-float", "sim-float-decomposed", "loihi2")
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"

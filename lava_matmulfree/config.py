@@ -155,7 +155,8 @@ class FixedPointConfig:
         return bad
 
 
-BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "loihi2")
+BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "sim-float-decomposed",
+                 "loihi2")
 
 
 @dataclass(frozen=True)

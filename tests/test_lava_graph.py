@@ -239,6 +239,74 @@ def test_sim_float_equals_float_reference(seed):
     np.testing.assert_allclose(lava.probes["l2.x"], rec[2]["x"], rtol=1e-9, atol=1e-12)
 
 
+N_PROMPT_FLOAT_DECOMPOSED, N_NEW_FLOAT_DECOMPOSED = 6, 4  # the 13-leaf blocks are slow: a shorter run
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sim_float_decomposed_equals_float_reference(seed):
+    """The floating_pt leaf models (residual, MLGRU, GLU, aggregators with exact eps constants, synapses
+    scaled by 1/s) in the decomposed graph, with the chip's timing, reproduce the float reference."""
+    setup = build_evaluation("tiny", seed=seed)
+    cfg = setup.cfg
+    prompt = prompt_for(seed, cfg.vocab_size)[:N_PROMPT_FLOAT_DECOMPOSED]
+    n_new = N_NEW_FLOAT_DECOMPOSED
+    ref = generate("float", None, prompt, n_new, float_model=setup.float_model)
+    probes = ("l1.h", "l2.x", "l0.r", "l1.y")
+    lava = generate("sim-float-decomposed", setup.net, prompt, n_new, float_model=setup.float_model,
+                    probes=probes)
+    assert lava.steps_per_layer == pl.BLOCK_HOPS
+    assert lava.leaf_processes == 2 + cfg.num_layers * 13 + 3
+    assert lava.tokens == ref.tokens
+    assert lava.logits.shape == (len(prompt) + n_new - 1, cfg.vocab_size)
+    np.testing.assert_allclose(lava.logits, ref.logits, rtol=1e-9, atol=1e-12)
+    rec = []
+    setup.float_model.prefill(prompt + ref.tokens[:-1], record=rec)
+    np.testing.assert_allclose(lava.probes["l1.h"], rec[1]["h"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lava.probes["l2.x"], rec[2]["x"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(lava.probes["l0.r"], rec[0]["r"], rtol=1e-9, atol=1e-12)
+    from lava_matmulfree.float_model import silu
+
+    np.testing.assert_allclose(lava.probes["l1.y"], silu(rec[1]["u"]) * rec[1]["v"], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+def test_float_fused_mixers_equal_float_reference():
+    """Decomposed blocks whose token and channel mixers run the fused floating_pt models (the floating_pt
+    counterpart of sim-mixers): same timing, same float reference."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from lava_matmulfree.processes.channel_mixer.models import PyFusedChannelMixerFloat
+    from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
+    from lava_matmulfree.processes.token_mixer.models import PyFusedTokenMixerFloat
+    from lava_matmulfree.processes.token_mixer.process import TokenMixer
+
+    seed = 0
+    setup = build_evaluation("tiny", seed=seed)
+    prompt = prompt_for(seed, setup.cfg.vocab_size)[:N_PROMPT_FLOAT_DECOMPOSED]
+    n_new = N_NEW_FLOAT_DECOMPOSED
+    ref = generate("float", None, prompt, n_new, float_model=setup.float_model)
+    g = build_graph(setup.net, prompt, n_new, fused=False, fused_mixers=True, float_model=setup.float_model)
+    cfg = Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=True,
+                       exception_proc_model_map={TokenMixer: PyFusedTokenMixerFloat,
+                                                 ChannelMixer: PyFusedChannelMixerFloat})
+    res = run_graph(g, cfg, probes=("l1.h", "l2.x", "l1.y"), timeout=500)
+    assert res.leaf_processes == 2 + setup.cfg.num_layers * 3 + 3
+    assert res.tokens == ref.tokens
+    np.testing.assert_allclose(res.logits, ref.logits, rtol=1e-9, atol=1e-12)
+    rec = []
+    setup.float_model.prefill(prompt + ref.tokens[:-1], record=rec)
+    from lava_matmulfree.float_model import silu
+
+    np.testing.assert_allclose(res.probes["l1.h"], rec[1]["h"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.probes["l2.x"], rec[2]["x"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.probes["l1.y"], silu(rec[1]["u"]) * rec[1]["v"], rtol=1e-9, atol=1e-12)
+
+
 def test_sim_float_needs_the_float_model(nets):
     with pytest.raises(BackendError, match="float model"):
         generate("sim-float", nets[0], [1, 2], 2)
+    with pytest.raises(BackendError, match="float model"):
+        generate("sim-float-decomposed", nets[0], [1, 2], 2)

@@ -36,9 +36,10 @@ class SubBlockModel(AbstractSubProcessModel):
         p = proc.proc_params
         _check_timing(p, fused=False)
         net, l, sched = p["net"], p["layer"], p["schedule"]
-        self.residual = Residual(net=net, layer=l, name=f"l{l}.residual")
-        self.token_mixer = TokenMixer(net=net, layer=l, schedule=sched)
-        self.channel_mixer = ChannelMixer(net=net, layer=l, schedule=sched)
+        fm = p.get("float_model")  # the folded float model, for the floating_pt leaves (fixed_pt ignores it)
+        self.residual = Residual(net=net, layer=l, float_model=fm, name=f"l{l}.residual")
+        self.token_mixer = TokenMixer(net=net, layer=l, schedule=sched, float_model=fm)
+        self.channel_mixer = ChannelMixer(net=net, layer=l, schedule=sched, float_model=fm)
         res, tm, cm = self.residual, self.token_mixer, self.channel_mixer
         proc.in_ports.x_in.connect(res.in_ports.x_in)
         res.out_ports.sq_attn.connect(tm.in_ports.sq_in)

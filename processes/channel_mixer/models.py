@@ -8,6 +8,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
+from lava_matmulfree.errors import BackendError
+from lava_matmulfree.float_model import act_quant_q8, silu
 from lava_matmulfree.golden import GoldenModel, synapses
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
 from lava_matmulfree.processes.glu.process import Glu
@@ -25,11 +27,20 @@ class SubChannelMixerModel(AbstractSubProcessModel):
         p = proc.proc_params
         net, l = p["net"], p["layer"]
         q, d, n = net.layers[l], net.cfg.hidden_size, net.cfg.intermediate_size
-        self.mlp_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.mlp", name=f"l{l}.mlp_aggregator")
-        self.down_aggregator = RmsAggregator(n=n, net=net, stage=f"l{l}.down", name=f"l{l}.down_aggregator")
-        self.glu = Glu(net=net, layer=l, name=f"l{l}.glu")
-        self.gate_proj = TernarySynapses(weights=q.gate_w, name=f"l{l}.gate_proj")
-        self.down_proj = TernarySynapses(weights=q.down.w, name=f"l{l}.down_proj")
+        fm = p.get("float_model")  # floating_pt only: the aggregators' eps constants and the synapse scales
+        lw = None if fm is None else fm.layers[l]
+        # mlp: the folded mlp_norm + gate_proj norm (eps_inner * eps_outer); down: down_proj's own RMSNorm
+        mlp_eps = 0.0 if lw is None else lw.fold_gate.eps_inner * lw.fold_gate.eps_outer
+        down_eps = 0.0 if lw is None else lw.down_proj.eps
+        self.mlp_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.mlp", eps_const=mlp_eps,
+                                            name=f"l{l}.mlp_aggregator")
+        self.down_aggregator = RmsAggregator(n=n, net=net, stage=f"l{l}.down", eps_const=down_eps,
+                                             name=f"l{l}.down_aggregator")
+        self.glu = Glu(net=net, layer=l, float_model=fm, name=f"l{l}.glu")
+        self.gate_proj = TernarySynapses(weights=q.gate_w, scale=1.0 if lw is None else 1.0 / lw.gate_proj.s,
+                                         name=f"l{l}.gate_proj")
+        self.down_proj = TernarySynapses(weights=q.down.w, scale=1.0 if lw is None else 1.0 / lw.down_proj.s,
+                                         name=f"l{l}.down_proj")
         proc.in_ports.sq_in.connect(self.mlp_aggregator.in_ports.sq_in)
         self.mlp_aggregator.out_ports.r_out.connect(proc.out_ports.r_out)
         proc.in_ports.a_gate_in.connect(self.gate_proj.in_ports.a_in)
@@ -80,4 +91,53 @@ class PyFusedChannelMixerFixed(PyLoihiProcessModel):
         S_down = g.aggregate(g.norm_squares(q.down_norm, y, f"l{l}.down"), f"l{l}.down")
         a_d = g.spikes_from_inv_rms(q.down_norm, y, g.inv_rms(S_down, f"l{l}.down"), f"l{l}.down")["down"]
         self.down_hist.put(s, synapses(q.down.w, a_d))
+        self.down_S_hist.put(s, S_down)
+
+
+@implements(proc=ChannelMixer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFusedChannelMixerFloat(PyLoihiProcessModel):
+    """The channel mixer of the float reference (folded mlp norm, down_proj's own norm, exact eps) in one OS
+    process, holding each token's output for CHANNEL_MIXER_HOPS steps (the timing of the decomposed leaves)."""
+
+    sq_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    r_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_gate_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    down_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    y: np.ndarray = LavaPyType(np.ndarray, float)
+    mlp_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    down_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        fm = proc_params.get("float_model")
+        if fm is None:
+            raise BackendError("the floating_pt channel mixer needs the float model: build the graph with "
+                               "float_model=")
+        lw = fm.layers[proc_params["layer"]]
+        d = self.d = fm.cfg.hidden_size
+        self.n = fm.cfg.intermediate_size
+        self.eps_mlp = lw.fold_gate.eps_inner * lw.fold_gate.eps_outer
+        self.down = lw.down_proj
+        self.w_gate, self.scale_gate = lw.gate_proj.wt.astype(float), 1.0 / lw.gate_proj.s
+        self.w_down, self.scale_down = lw.down_proj.wt.astype(float), 1.0 / lw.down_proj.s
+        self.r = np.zeros(1)
+        self.down_hist = pl.History(pl.CHANNEL_MIXER_HOPS + 1, (d,), dtype=float)
+        self.down_S_hist = pl.History(2, (1,), dtype=float)
+
+    def run_spk(self):
+        s, n = self.time_step, self.n
+        self.r_out.send(self.r)
+        self.down_out.send(self.down_hist.get(s - pl.CHANNEL_MIXER_HOPS))
+        S = np.sum(self.sq_in.recv())
+        self.mlp_sum_sq[:] = S
+        self.r = np.array([1.0 / np.sqrt(S / self.d + self.eps_mlp)])
+        self.down_sum_sq[:] = self.down_S_hist.get(s - 1)
+        uv = self.scale_gate * (self.w_gate @ self.a_gate_in.recv())  # stateless: no spikes in, zeros out
+        y = silu(uv[:n]) * uv[n:]
+        self.y[:] = y
+        S_down = np.sum(y * y)
+        a_d = act_quant_q8(self.down.norm_w * y * (1.0 / np.sqrt(S_down / n + self.down.eps)))
+        self.down_hist.put(s, self.scale_down * (self.w_down @ a_d))
         self.down_S_hist.put(s, S_down)

@@ -18,10 +18,10 @@ from lava.magma.core.process.variable import Var
 
 
 class ChannelMixer(AbstractProcess):
-    def __init__(self, *, net, layer: int, schedule, name: str | None = None, **kwargs):
+    def __init__(self, *, net, layer: int, schedule, float_model=None, name: str | None = None, **kwargs):
         d, n = net.cfg.hidden_size, net.cfg.intermediate_size
-        super().__init__(net=net, layer=layer, schedule=schedule, name=name or f"l{layer}.channel_mixer",
-                         **kwargs)
+        super().__init__(net=net, layer=layer, schedule=schedule, float_model=float_model,
+                         name=name or f"l{layer}.channel_mixer", **kwargs)
         self.sq_in = InPort(shape=(d,))
         self.r_out = OutPort(shape=(1,))
         self.a_gate_in = InPort(shape=(d,))

@@ -13,9 +13,9 @@ from lava.magma.core.process.variable import Var
 
 
 class Glu(AbstractProcess):
-    def __init__(self, *, net, layer: int, name: str | None = None, **kwargs):
+    def __init__(self, *, net, layer: int, float_model=None, name: str | None = None, **kwargs):
         n = net.cfg.intermediate_size
-        super().__init__(net=net, layer=layer, name=name, **kwargs)
+        super().__init__(net=net, layer=layer, float_model=float_model, name=name, **kwargs)
         self.acc_uv = InPort(shape=(2 * n,))
         self.r_in = InPort(shape=(1,))
         self.sq_out = OutPort(shape=(n,))

@@ -16,9 +16,11 @@ from lava.magma.core.process.variable import Var
 
 
 class Mlgru(AbstractProcess):
-    def __init__(self, *, net, layer: int, schedule, offset: int, name: str | None = None, **kwargs):
+    def __init__(self, *, net, layer: int, schedule, offset: int, float_model=None, name: str | None = None,
+                 **kwargs):
         d = net.cfg.hidden_size
-        super().__init__(net=net, layer=layer, schedule=schedule, offset=offset, name=name, **kwargs)
+        super().__init__(net=net, layer=layer, schedule=schedule, offset=offset, float_model=float_model,
+                         name=name, **kwargs)
         self.acc_i = InPort(shape=(d,))
         self.acc_f = InPort(shape=(d,))
         self.acc_g = InPort(shape=(d,))

@@ -6,6 +6,9 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_matmulfree import pipeline as pl
+from lava_matmulfree.errors import BackendError
+from lava_matmulfree.float_model import act_quant_q8
 from lava_matmulfree.microcode import bindings
 from lava_matmulfree.processes.residual.process import Residual
 
@@ -51,3 +54,71 @@ class PyResidualFixed(PyLoihiProcessModel):
         self.x[:] = res.scratch["x"]
         self.r[:] = res.scratch["r"]
         self.out = {k: res.outputs[k].astype(I32) for k in self.OUTS}
+
+
+@implements(proc=Residual, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyResidualFloat(PyLoihiProcessModel):
+    """The residual neurons of the float reference (folded norms, exact eps; float_model.DualRMSNorm), with
+    the fixed model's timing. Every step serves the phases of the tokens in flight:
+
+        on x_in:      sq_attn = (w_attn x)^2 + eps_b x^2     (the aggregator adds eps_attn * eps_b)
+        on r_attn:    a_p = Q8(w_attn w_p x r_attn)          for p in i, f, g (x from RESIDUAL_ATTN_R steps ago)
+        on o_in:      r = x + o ;  sq_mlp = (w_mlp r)^2 + eps_b r^2
+        on r_mlp:     a_gate = Q8(w_mlp w_gate r r_mlp)
+        on down_in:   x_out = r + down
+    """
+
+    x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    r_attn: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    o_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    r_mlp: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    down_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    sq_attn: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_i: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_f: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_g: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    sq_mlp: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_gate: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    x: np.ndarray = LavaPyType(np.ndarray, float)
+    r: np.ndarray = LavaPyType(np.ndarray, float)
+
+    OUTS = PyResidualFixed.OUTS
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        fm = proc_params.get("float_model")
+        if fm is None:
+            raise BackendError("the floating_pt residual needs the float model: build the graph with float_model=")
+        lw = fm.layers[proc_params["layer"]]
+        self.fold_attn = {"a_i": lw.fold_i, "a_f": lw.fold_f, "a_g": lw.fold_g}
+        self.fold_mlp = lw.fold_gate
+        d = fm.cfg.hidden_size
+        # x waits for the attn norm's r and the token mixer's o; r for the mlp norm's r and the down output
+        self.x_hist = pl.History(pl.RESIDUAL_O + 1, (d,), dtype=float)
+        self.r_hist = pl.History(pl.RESIDUAL_DOWN - pl.RESIDUAL_O + 1, (d,), dtype=float)
+        self.out = {k: np.zeros(d) for k in self.OUTS}
+
+    def run_spk(self):
+        for k in self.OUTS:
+            getattr(self, k).send(self.out[k])
+        s, out = self.time_step, {}
+        x = self.x_in.recv()
+        r_attn, r_mlp = self.r_attn.recv()[0], self.r_mlp.recv()[0]
+        o, down = self.o_in.recv(), self.down_in.recv()
+        self.x_hist.put(s, x)
+        fa = self.fold_attn["a_i"]  # i, f, g share the block norm (inner_w) and the bitlinear eps (eps_outer)
+        out["sq_attn"] = (fa.inner_w * x) ** 2 + fa.eps_outer * x * x
+        x_a = self.x_hist.get(s - pl.RESIDUAL_ATTN_R)
+        for k, fold in self.fold_attn.items():
+            out[k] = act_quant_q8(fold.gain * x_a * r_attn)
+        r = self.x_hist.get(s - pl.RESIDUAL_O) + o
+        self.r_hist.put(s, r)
+        fm = self.fold_mlp
+        out["sq_mlp"] = (fm.inner_w * r) ** 2 + fm.eps_outer * r * r
+        out["a_gate"] = act_quant_q8(fm.gain * self.r_hist.get(s - (pl.RESIDUAL_MLP_R - pl.RESIDUAL_O)) * r_mlp)
+        out["x_out"] = self.r_hist.get(s - (pl.RESIDUAL_DOWN - pl.RESIDUAL_O)) + down
+        self.x[:], self.r[:] = x, r
+        self.out = out

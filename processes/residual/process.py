@@ -17,9 +17,9 @@ from lava.magma.core.process.variable import Var
 
 
 class Residual(AbstractProcess):
-    def __init__(self, *, net, layer: int, name: str | None = None, **kwargs):
+    def __init__(self, *, net, layer: int, float_model=None, name: str | None = None, **kwargs):
         d = net.cfg.hidden_size
-        super().__init__(net=net, layer=layer, name=name, **kwargs)
+        super().__init__(net=net, layer=layer, float_model=float_model, name=name, **kwargs)
         self.x_in = InPort(shape=(d,))
         self.r_attn = InPort(shape=(1,))
         self.o_in = InPort(shape=(d,))

@@ -8,6 +8,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
+from lava_matmulfree.errors import BackendError
+from lava_matmulfree.float_model import act_quant_q8, sigmoid, silu
 from lava_matmulfree.golden import GoldenModel, synapses
 from lava_matmulfree.processes.mlgru.process import Mlgru
 from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
@@ -15,6 +17,11 @@ from lava_matmulfree.processes.ternary_synapses.process import TernarySynapses
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
 I32 = np.int32
+
+
+def _eps_const(fold) -> float:
+    """The aggregator's constant of a folded dual RMSNorm (float_model.DualRMSNorm): eps_inner * eps_outer."""
+    return fold.eps_inner * fold.eps_outer
 
 
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
@@ -25,15 +32,18 @@ class SubTokenMixerModel(AbstractSubProcessModel):
         p = proc.proc_params
         net, l, sched = p["net"], p["layer"], p["schedule"]
         q, d = net.layers[l], net.cfg.hidden_size
-        self.attn_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.attn", name=f"l{l}.attn_aggregator")
-        self.gate_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.gate", name=f"l{l}.gate_aggregator")
+        fm = p.get("float_model")  # floating_pt only: the aggregators' eps constants and the synapse scales
+        lw = None if fm is None else fm.layers[l]
+        self.attn_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.attn", name=f"l{l}.attn_aggregator",
+                                             eps_const=0.0 if lw is None else _eps_const(lw.fold_i))
+        self.gate_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.gate", name=f"l{l}.gate_aggregator",
+                                             eps_const=0.0 if lw is None else _eps_const(lw.fold_o))
         self.mlgru = Mlgru(net=net, layer=l, schedule=sched, offset=sched.block_offset(l) + pl.MLGRU_IN,
-                           name=f"l{l}.mlgru")
+                           float_model=fm, name=f"l{l}.mlgru")
         # lava finds the children among the model's attributes
-        self.i_proj = TernarySynapses(weights=q.i.w, name=f"l{l}.i_proj")
-        self.f_proj = TernarySynapses(weights=q.f.w, name=f"l{l}.f_proj")
-        self.g_proj = TernarySynapses(weights=q.g.w, name=f"l{l}.g_proj")
-        self.o_proj = TernarySynapses(weights=q.o.w, name=f"l{l}.o_proj")
+        for k, w in (("i", q.i.w), ("f", q.f.w), ("g", q.g.w), ("o", q.o.w)):
+            scale = 1.0 if lw is None else 1.0 / getattr(lw, f"{k}_proj").s
+            setattr(self, f"{k}_proj", TernarySynapses(weights=w, scale=scale, name=f"l{l}.{k}_proj"))
         proc.in_ports.sq_in.connect(self.attn_aggregator.in_ports.sq_in)
         self.attn_aggregator.out_ports.r_out.connect(proc.out_ports.r_out)
         for k in ("i", "f", "g"):
@@ -97,3 +107,68 @@ class PyFusedTokenMixerFixed(PyLoihiProcessModel):
         a_o = g.spikes_from_inv_rms(q.gate, gz, g.inv_rms(S_gate, f"l{l}.gate"), f"l{l}.gate")["o"]
         self.o_hist.put(s, synapses(q.o.w, a_o)[0])
         self.gate_S_hist.put(s, S_gate[0])
+
+
+@implements(proc=TokenMixer, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFusedTokenMixerFloat(PyLoihiProcessModel):
+    """The token mixer of the float reference (folded norms, exact eps) in one OS process, with the timing
+    of ``SubTokenMixerModel``'s floating_pt leaves: a token's o is computed in the step its spikes arrive and
+    held for TOKEN_MIXER_HOPS steps."""
+
+    sq_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    r_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_i_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_f_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_g_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    h: np.ndarray = LavaPyType(np.ndarray, float)
+    attn_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        fm = proc_params.get("float_model")
+        if fm is None:
+            raise BackendError("the floating_pt token mixer needs the float model: build the graph with "
+                               "float_model=")
+        self.l = proc_params["layer"]
+        self.lw = lw = fm.layers[self.l]
+        self.d = d = fm.cfg.hidden_size
+        self.eps_attn, self.eps_gate = _eps_const(lw.fold_i), _eps_const(lw.fold_o)
+        self.w = {k: getattr(lw, f"{k}_proj").wt.astype(float) for k in ("i", "f", "g", "o")}
+        self.scale = {k: 1.0 / getattr(lw, f"{k}_proj").s for k in ("i", "f", "g", "o")}
+        self.schedule = proc_params["schedule"]
+        self.offset = self.schedule.block_offset(self.l) + pl.MLGRU_IN
+        self.r = np.zeros(1)
+        self.o_hist = pl.History(pl.TOKEN_MIXER_HOPS + 1, (d,), dtype=float)
+        self.gate_S_hist = pl.History(2, (1,), dtype=float)  # the gate aggregator's sum shows one step later
+
+    def _bitlinear(self, k, a):
+        return self.scale[k] * (self.w[k] @ a)
+
+    def run_spk(self):
+        s, lw = self.time_step, self.lw
+        self.r_out.send(self.r)
+        self.o_out.send(self.o_hist.get(s - pl.TOKEN_MIXER_HOPS))
+        S = np.sum(self.sq_in.recv())
+        self.attn_sum_sq[:] = S
+        self.r = np.array([1.0 / np.sqrt(S / self.d + self.eps_attn)])
+        a = {k: p.recv() for k, p in (("i", self.a_i_in), ("f", self.a_f_in), ("g", self.a_g_in))}
+        self.gate_sum_sq[:] = self.gate_S_hist.get(s - 1)
+        if self.schedule.token_at(s, self.offset) < 0:  # no spikes: h keeps its value, nothing goes out
+            self.o_hist.put(s, 0.0)
+            self.gate_S_hist.put(s, 0.0)
+            return
+        acc = {k: self._bitlinear(k, v) for k, v in a.items()}
+        f = lw.lower_bound + (1.0 - lw.lower_bound) * sigmoid(acc["f"])
+        i = silu(acc["i"]) * (1.0 - f)
+        self.h[:] = f * self.h + i
+        g = acc["g"]
+        gz = g * silu(self.h)
+        fold = lw.fold_o
+        S_gate = np.sum((fold.inner_w * gz) ** 2 + fold.eps_outer * g * g)
+        a_o = act_quant_q8(fold.gain * gz * (1.0 / np.sqrt(S_gate / self.d + self.eps_gate)))
+        self.o_hist.put(s, self._bitlinear("o", a_o))
+        self.gate_S_hist.put(s, S_gate)

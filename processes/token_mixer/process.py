@@ -19,9 +19,10 @@ from lava.magma.core.process.variable import Var
 
 
 class TokenMixer(AbstractProcess):
-    def __init__(self, *, net, layer: int, schedule, name: str | None = None, **kwargs):
+    def __init__(self, *, net, layer: int, schedule, float_model=None, name: str | None = None, **kwargs):
         d = net.cfg.hidden_size
-        super().__init__(net=net, layer=layer, schedule=schedule, name=name or f"l{layer}.token_mixer", **kwargs)
+        super().__init__(net=net, layer=layer, schedule=schedule, float_model=float_model,
+                         name=name or f"l{layer}.token_mixer", **kwargs)
         self.sq_in = InPort(shape=(d,))
         self.r_out = OutPort(shape=(1,))
         self.a_i_in = InPort(shape=(d,))
