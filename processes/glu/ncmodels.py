@@ -1,17 +1,9 @@
 """NC model of the GLU neurons (Loihi 2): intermediate_size neurons running microcode/glu.ucode.
 
-The program is this project's open microcode (microcode/ISA.md), a documented stand-in within Loihi 2's
-published limits: Intel's own microcode format and instruction set are not public, so running this model on
-a chip needs the program translated to Intel's microcode format (by hand or by a translator written with
-lava-loihi) and re-verified bit for bit against microcode/interpreter.py, which the Python model runs and
-tests/test_microcode_neurons.py checks against the golden model.
-
-The class exists only where Intel's lava-loihi is installed (`lava.utils.loihi.is_installed()`) and its NC
-modules import (`bindings.nc_support()`): anywhere else this module defines no model at all, so Lava's model
-discovery, which executes every module next to process.py, finds only the Python models.
-
-Open point: the process receives u and v on one port of 2 I values; on the chip neuron j has two
-dendrites (u_in, v_in) fed by gate_proj rows j and I + j.
+The program is this project's open stand-in microcode; Intel's format is not public, so running on a chip
+needs the program translated to Intel's microcode format and re-verified. The class exists only where
+lava-loihi is installed (`lava.utils.loihi.is_installed()`), so model discovery elsewhere finds only the
+Python models. In full: microcode/ISA.md, "The neuron programs of the model".
 """
 from __future__ import annotations
 

@@ -1,14 +1,9 @@
 """NC model of the residual-stream neurons (Loihi 2): d neurons running microcode/residual.ucode.
 
-The program is this project's open microcode (microcode/ISA.md), a documented stand-in within Loihi 2's
-published limits: Intel's own microcode format and instruction set are not public, so running this model on
-a chip needs the program translated to Intel's microcode format (by hand or by a translator written with
-lava-loihi) and re-verified bit for bit against microcode/interpreter.py, which the Python model runs and
-tests/test_microcode_neurons.py checks against the golden model.
-
-The class exists only where Intel's lava-loihi is installed (`lava.utils.loihi.is_installed()`) and its NC
-modules import (`bindings.nc_support()`): anywhere else this module defines no model at all, so Lava's model
-discovery, which executes every module next to process.py, finds only the Python models.
+The program is this project's open stand-in microcode; Intel's format is not public, so running on a chip
+needs the program translated to Intel's microcode format and re-verified. The class exists only where
+lava-loihi is installed (`lava.utils.loihi.is_installed()`), so model discovery elsewhere finds only the
+Python models. In full: microcode/ISA.md, "The neuron programs of the model".
 """
 from __future__ import annotations
 
