@@ -26,7 +26,7 @@ from lava_matmulfree.calibration import calibrate
 from lava_matmulfree.checkpoint import load_checkpoint
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
 from lava_matmulfree.progress import progress
 from lava_matmulfree.quantise import compile_network
 from lava_matmulfree.train_data import eval_windows, load_corpus, split_from_training_json, split_stream

@@ -37,6 +37,7 @@ from .config import FixedPointConfig, ModelConfig, load_config, replace
 from .fixed_point import INVSQRT_OUT_FRAC
 from .float_model import FloatModel
 from .golden import GoldenModel
+from .golden_fast import FastGoldenModel
 from .quantise import QuantisedNetwork, compile_network
 
 LAYER_NORM_STAGES = ("attn", "gate", "mlp", "down")  # the norm aggregators of a layer (calibration.norm_stages)
@@ -222,7 +223,7 @@ def accuracy_report(float_model: FloatModel, net: QuantisedNetwork, sequences: I
     ``text_tokens``: optional token ids of a text (>= 2), run in chunks with the state carried
     (perplexity of both models, and top-1 / KL on the text). ``golden``: a GoldenModel to use (its
     overflow counter keeps accumulating); a fresh one by default."""
-    g = GoldenModel(net) if golden is None else golden
+    g = FastGoldenModel(net) if golden is None else golden
     L = net.cfg.num_layers
     mid, res, hh = ([_RelErr() for _ in range(L)] for _ in range(3))
     w1 = {name: w for name, w, _ in norm_stages(float_model)}

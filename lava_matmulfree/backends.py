@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import pipeline as pl
 from .config import BACKEND_NAMES, RunConfig
 from .errors import BackendError
 from .quantise import QuantisedNetwork
@@ -104,9 +103,9 @@ def _check_request(backend, prompt, max_new_tokens, vocab_size):
 def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
                        on_token=None) -> Generation:
     """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits)."""
-    from .golden import GoldenModel
+    from .golden_fast import FastGoldenModel
 
-    g = GoldenModel(net)
+    g = FastGoldenModel(net)
     if probes:
         g.probes = {}
     t0 = time.perf_counter()

@@ -14,9 +14,15 @@ and likewise for the MLGRU gate norm followed by o_proj's norm, with x = g and t
     RMSNorm_wo(RMSNorm_gn(g) * z) = wo*gn*g*z / sqrt(mean((gn*g*z)^2) + eps_o*(mean(g^2) + eps_gn))
 
 (derivation: RMS(c*v) = |c| RMS(v) with c = 1/sqrt(mean(x^2)+eps1) a per-token scalar).
+
+Speed: a BitLinear multiplies the int8 activation integers ``n = clip(round(x*q), -128, 127)`` by the
+ternary weights with the exact integer kernel of ``ternary.py`` (packed once per matrix, shared with the
+golden model) and scales the integer sums, ``(n @ Wt^T) / q / s``: the same value as ``(n/q) @ Wt^T / s`` up
+to float rounding (the integer sum is exact), without re-widening the int8 weights to floats on every call.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -36,10 +42,44 @@ def ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
     return wt, s
 
 
+def act_quant_ints(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, q) of the per-token int8 absmax quantisation: ``n = clip(round(x*q), -128, 127)`` (integer values,
+    in x's float dtype) and ``q = 127/max(max|x|, 1e-5)`` over the last axis (keepdims)."""
+    q = 127.0 / np.maximum(np.max(np.abs(x), axis=-1, keepdims=True), ACT_ABSMAX_FLOOR)
+    return np.clip(np.round(x * q), -128, 127), q
+
+
 def act_quant_q8(x: np.ndarray) -> np.ndarray:
     """Per-token (last axis) int8 absmax fake quantisation."""
-    q = 127.0 / np.maximum(np.max(np.abs(x), axis=-1, keepdims=True), ACT_ABSMAX_FLOOR)
-    return np.clip(np.round(x * q), -128, 127) / q
+    n, q = act_quant_ints(x)
+    return n / q
+
+
+_TERNARY: dict = {}  # id(int8 ternary weights) -> (weak reference to the array, its TernaryMatrix or None)
+
+
+def ternary_matrix(wt: np.ndarray, build: bool = True):
+    """The packed exact-integer kernel of a ternary weight matrix (``ternary.TernaryMatrix``), built once per
+    array and shared by every model holding that array (dropped with the array); None when ``wt`` is not a
+    valid ternary matrix, or (``build=False``) when it has not been packed yet."""
+    key = id(wt)
+    hit = _TERNARY.get(key)
+    if hit is not None and hit[0]() is wt:
+        return hit[1]
+    if not build:
+        return None
+    from .ternary import TernaryMatrix
+
+    try:
+        tm = TernaryMatrix(wt)
+    except ValueError:
+        tm = None
+    try:
+        ref = weakref.ref(wt, lambda _, key=key: _TERNARY.pop(key, None))
+    except TypeError:  # not weak-referenceable: keep the object alive with its kernel
+        ref = (lambda obj: lambda: obj)(wt)
+    _TERNARY[key] = (ref, tm)
+    return tm
 
 
 def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
@@ -74,7 +114,13 @@ class BitLinear:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.norm_w is not None:
             x = rms_norm(x, self.norm_w, self.eps)
-        return (act_quant_q8(x) @ self.wt.T.astype(x.dtype)) / self.s
+        n, q = act_quant_ints(x)
+        tm = ternary_matrix(self.wt) if n.ndim >= 1 else None
+        if tm is not None and np.isfinite(n).all():  # integer kernel: exact sum, one scaling
+            n8 = n.astype(np.int8).reshape(-1, n.shape[-1])
+            acc = tm.matmul(n8).reshape(n.shape[:-1] + (tm.n_out,))
+            return acc.astype(x.dtype) / q / self.s
+        return ((n / q) @ self.wt.T.astype(x.dtype)) / self.s
 
 
 @dataclass(frozen=True)

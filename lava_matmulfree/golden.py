@@ -15,6 +15,9 @@ One token through one layer (after the dual RMSNorm fold):
     mlp norm      a = int8(G x r) ; [u, v] = W_gate a
     GLU           y = SiLU(u) v ; down norm S = sum y^2 -> r -> a_d = int8(G_d y r)
     residual      x += W_down a_d
+
+golden_fast.py runs the same integers through fused numba kernels (FastGoldenModel, tested equal bit for
+bit); this file stays the readable reference.
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixed_point import INT, OverflowCounter, inv_sqrt, mul_shift, saturate, sigmoid_index
+from .float_model import ternary_matrix
 from .quantise import QLayer, QNorm, QuantisedNetwork
+from .ternary import TernaryMatrix
 
 
 @dataclass
@@ -36,19 +41,14 @@ class GoldenState:
         return GoldenState(self.h.copy())
 
 
-_PACKED: dict = {}  # id(weight array) -> (the array, its packed TernaryMatrix)
-
-
 def synapses(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     """Ternary synaptic accumulation acc = W a over the last axis (exact integers; ternary.py's packed
-    2-bit kernel, built once per weight matrix)."""
-    from .ternary import TernaryMatrix
-
-    hit = _PACKED.get(id(w))
-    if hit is None or hit[0] is not w:
-        hit = _PACKED[id(w)] = (w, TernaryMatrix(w))
+    2-bit kernel, built once per weight matrix and shared with the float model: float_model.ternary_matrix)."""
+    tm = ternary_matrix(w)
+    if tm is None:
+        TernaryMatrix(w)  # raises the validation error that says what is wrong with w
     a = np.asarray(a)
-    return hit[1].matmul(a.reshape(-1, a.shape[-1])).reshape(a.shape[:-1] + (w.shape[0],)).astype(INT)
+    return tm.matmul(a.reshape(-1, a.shape[-1])).reshape(a.shape[:-1] + (w.shape[0],)).astype(INT)
 
 
 class GoldenModel:

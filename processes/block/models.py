@@ -9,7 +9,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
 from lava_matmulfree.errors import BackendError
-from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes.block.process import MMFreeBlock
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
 from lava_matmulfree.processes.residual.process import Residual
@@ -84,7 +84,7 @@ class PyFusedBlockFixed(PyLoihiProcessModel):
         super().__init__(proc_params)
         _check_timing(proc_params, fused=True)
         net, self.l = proc_params["net"], proc_params["layer"]
-        self.q, self.arith = net.layers[self.l], GoldenModel(net)
+        self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
         self.schedule = proc_params["schedule"]
         self.offset = self.schedule.block_offset(self.l)
         self.out = np.zeros(net.cfg.hidden_size, dtype=I32)

@@ -10,7 +10,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava_matmulfree import pipeline as pl
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.float_model import act_quant_q8, silu
-from lava_matmulfree.golden import GoldenModel, synapses
+from lava_matmulfree.golden import synapses
+from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
 from lava_matmulfree.processes.glu.process import Glu
 from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
@@ -71,7 +72,7 @@ class PyFusedChannelMixerFixed(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         net, self.l = proc_params["net"], proc_params["layer"]
-        self.q, self.arith = net.layers[self.l], GoldenModel(net)
+        self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
         d = net.cfg.hidden_size
         self.r = np.zeros(1, dtype=I32)
         self.down_hist = pl.History(pl.CHANNEL_MIXER_HOPS + 1, (d,))

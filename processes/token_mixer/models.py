@@ -10,7 +10,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava_matmulfree import pipeline as pl
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.float_model import act_quant_q8, sigmoid, silu
-from lava_matmulfree.golden import GoldenModel, synapses
+from lava_matmulfree.golden import synapses
+from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes.mlgru.process import Mlgru
 from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
 from lava_matmulfree.processes.ternary_synapses.process import TernarySynapses
@@ -78,7 +79,7 @@ class PyFusedTokenMixerFixed(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         net, self.l = proc_params["net"], proc_params["layer"]
-        self.q, self.arith = net.layers[self.l], GoldenModel(net)
+        self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
         self.schedule = proc_params["schedule"]
         self.offset = self.schedule.block_offset(self.l) + pl.MLGRU_IN
         d = net.cfg.hidden_size

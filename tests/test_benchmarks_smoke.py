@@ -1,0 +1,204 @@
+"""The speed benchmarks run end to end on tiny shapes, and the pieces they rely on compute the right thing:
+the PyTorch outside reference is the float model's architecture, and the golden model's fused kernels give
+the numpy reference path's integers. No test looks at a time."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.golden_fast import FastGoldenModel
+from lava_matmulfree.quantise import compile_network
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_bench(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))  # bench_decode imports bench_lava_overhead
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_evaluation("tiny", seed=0)
+
+
+# ---------------------------------------------------------------------------------- the outside reference
+def test_torch_reference_is_the_float_model(tiny):
+    """In float64 the PyTorch reference and FloatModel agree to summation order, over a prefill and a decode
+    step with the state carried (with and without the activation quantiser: both use the same int8 grid)."""
+    torch = pytest.importorskip("torch")
+    from lava_matmulfree.float_model import FloatModel
+    from lava_matmulfree.params import random_params
+
+    bd = load_bench("bench_decode")
+    fm = FloatModel(tiny.cfg, random_params(tiny.cfg, seed=3), dtype=np.float64)
+    ref = bd.TorchReference(fm, act_quant=True, dtype=torch.float64)
+    tokens = [5, 100, 258, 0, 17]
+    want, fs = fm.prefill(tokens)
+    got, ts = ref.prefill(tokens)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ts.numpy(), fs.h, rtol=1e-9, atol=1e-12)
+    w1, _ = fm.step(42, fs)
+    g1, _ = ref.step(42, ts)
+    np.testing.assert_allclose(g1.numpy(), w1, rtol=1e-9, atol=1e-9)
+    plain = bd.TorchReference(fm, act_quant=False, dtype=torch.float64).prefill(tokens)[0].numpy()
+    assert np.all(np.isfinite(plain)) and not np.allclose(plain, want)  # the quantiser matters
+
+
+# ---------------------------------------------------------------------------------- golden kernels
+def _run(net, use_kernels: bool, seqs):
+    g = FastGoldenModel(net) if use_kernels else GoldenModel(net)
+    g.probes = {}
+    outs, st = [], None
+    for s in seqs:
+        lg, st = g.prefill(s, st)
+        outs.append(lg)
+    for t in (3, 7):
+        lg, st = g.step(t, st)
+        outs.append(lg)
+    return g, outs, st
+
+
+def _nets(setup):
+    net = setup.net
+    yield "base", net
+    bad = copy.deepcopy(net)  # rescales pushed up: residual, pre-activation, u and down saturate
+    for q in bad.layers:
+        q.o.out_m, q.i.out_m = int(q.o.out_m) << 12, int(q.i.out_m) << 6
+        q.u_m, q.down.out_m = int(q.u_m) << 8, int(q.down.out_m) << 10
+    yield "overflowing", bad
+    for kw in ({"act_bits": 4}, {"invsqrt_newton_steps": 0}, {"sigmoid_lut_size": 16}, {"norm_square_bits": 6},
+               {"gate_frac_bits": 10}):
+        yield str(kw), compile_network(setup.float_model, setup.calibration, dataclasses.replace(setup.fp, **kw))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fused_kernels_equal_the_numpy_reference(seed):
+    """Same logits (dtype included), states, probes (every intermediate, dtype included) and overflow counts
+    with the numba kernels and with the numpy reference path, on normal, saturating and re-configured nets."""
+    setup = build_evaluation("tiny", seed=seed)
+    rng = np.random.default_rng(seed)
+    V = setup.cfg.vocab_size
+    seqs = [rng.integers(0, V, 9).tolist(), rng.integers(0, V, 1).tolist(), rng.integers(0, V, 4).tolist()]
+    for tag, net in _nets(setup):
+        g1, o1, s1 = _run(net, True, seqs)
+        g2, o2, s2 = _run(net, False, seqs)
+        for a, b in zip(o1, o2):
+            assert a.dtype == b.dtype and np.array_equal(a, b), tag
+        assert np.array_equal(s1.h, s2.h), tag
+        assert dict(g1.ovf) == dict(g2.ovf), tag
+        assert list(g1.probes) == list(g2.probes), tag
+        for k in g1.probes:
+            for a, b in zip(g1.probes[k], g2.probes[k]):
+                assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), (tag, k)
+        if tag == "overflowing":
+            assert g1.ovf.total() > 1000  # the saturation paths were exercised
+
+
+def test_fused_methods_on_extreme_inputs(tiny):
+    """The per-method kernels against the numpy path on full-range 24-bit inputs (products wrap in int64
+    exactly as numpy's do) and int32 accumulators."""
+    net = tiny.net
+    q = net.layers[1]
+    rng = np.random.default_rng(7)
+    lo, hi = -(1 << 23), (1 << 23) - 1
+    d, I = net.cfg.hidden_size, net.cfg.intermediate_size
+    acc = [rng.integers(lo, hi + 1, (3, d)) for _ in range(3)]
+    h0 = rng.integers(lo, hi + 1, d)
+    uv = rng.integers(lo, hi + 1, (3, 2 * I))
+    x = rng.integers(lo, hi + 1, (3, d))
+    fast, ref = FastGoldenModel(net), GoldenModel(net)
+    for g in (fast, ref):
+        g.probes = {}
+    for cast in (np.int64, np.int32):
+        a = [c.astype(cast) if cast == np.int64 else np.clip(c, -(1 << 20), 1 << 20).astype(cast) for c in acc]
+        v1, h1 = fast.mlgru(q, *a, h0, 1)
+        v2, h2 = ref.mlgru(q, *a, h0, 1)
+        assert np.array_equal(v1, v2) and np.array_equal(h1, h2)
+        u = uv.astype(cast) if cast == np.int64 else np.clip(uv, -(1 << 20), 1 << 20).astype(cast)
+        assert np.array_equal(fast.glu(q, u, 1), ref.glu(q, u, 1))
+        assert np.array_equal(fast.residual(x, a[0], q.o, "r"), ref.residual(x, a[0], q.o, "r"))
+    for qn in (q.attn, q.gate, q.mlp, net.head):
+        s1 = fast.norm_spikes(qn, x, "n")
+        s2 = ref.norm_spikes(qn, x, "n")
+        assert s1.keys() == s2.keys() and all(np.array_equal(s1[p], s2[p]) for p in s1)
+    S = np.concatenate([rng.integers(0, 1 << 23, 200), [0, 1, 2, (1 << 23) - 1, (1 << 22), (1 << 22) - 1]])
+    assert np.array_equal(fast.inv_rms(S, "s"), ref.inv_rms(S, "s"))
+    assert dict(fast.ovf) == dict(ref.ovf) and fast.ovf.total() > 0
+    assert list(fast.probes) == list(ref.probes)
+
+
+# ---------------------------------------------------------------------------------- the scripts
+@pytest.mark.timeout(300)
+def test_bench_decode_runs_on_tiny(tmp_path):
+    pytest.importorskip("torch")
+    bd = load_bench("bench_decode")
+    out = tmp_path / "bench_decode.json"
+    assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "3", "--repeats", "2", "--no-lava",
+                    "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["rows"]) == {"float", "golden", "torch", "torch-plain"}
+    for row in res["rows"].values():
+        assert row["decode_tokens_per_s"] > 0 and row["prefill_tokens_per_s"] > 0 and row["resident_mib"] > 0
+    assert set(res["targets"]) == {"golden_decode_tokens_per_s", "golden_over_torch_decode",
+                                   "golden_prefill_tokens_per_s"}
+    assert len(res["load_start"]) == 3
+    assert res["torch_agreement"]["torch_vs_float_top1"] == 1.0
+    assert set(res["golden_stages"]) == {"prefill", "decode"}
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+def test_bench_decode_sim_fused_on_tiny(tmp_path):
+    """The sim-fused worker: chunked Lava runs, the decode chunk, start-up and the run_spk profile."""
+    pytest.importorskip("torch")
+    bd = load_bench("bench_decode")
+    out = tmp_path / "bench_decode.json"
+    assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "2", "--repeats", "1", "--no-torch-plain",
+                    "--lava-prompt", "6", "--lava-tokens", "3", "--lava-repeats", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    lava = res["sim_fused"]
+    assert lava["leaf_processes"] == 8 and lava["steps_per_decode_token"] == 8
+    assert lava["decode_ms_per_token"] > 0 and lava["startup_s"] > 0
+    assert "PyFusedBlockFixed" in lava["decode_compute_by_model_ms_per_step"]
+    assert "sim_fused_decode_tokens_per_s" in res["targets"]
+
+
+def test_lava_chunks_cover_the_schedule():
+    from lava_matmulfree import pipeline as pl
+
+    bd = load_bench("bench_decode")
+    for P, N, L in ((48, 5, 24), (6, 3, 3), (30, 2, 24)):
+        sched = pl.Schedule(P, N, L, pl.FUSED_BLOCK_HOPS)
+        fill, steady, drain, decode = bd.lava_chunks(sched, L)
+        assert fill + steady + drain + decode == sched.total_steps
+        assert fill == L and steady == P - L
+        assert decode == (N - 1) * sched.loop_depth  # whole decoded tokens only
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(300)
+def test_bench_lava_overhead_runs(tmp_path):
+    lo = load_bench("bench_lava_overhead")
+    out = tmp_path / "lo.json"
+    assert lo.main(["--leaves", "2", "4", "--repeats", "1", "--steps", "5", "15", "--no-real", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["leaf_processes"] for r in res["chains"]] == [2, 4]
+    for r in res["chains"]:
+        assert r["ms_per_step"] > 0 and r["create_runtime_s"] > 0 and r["steps_timed"] == 10
+    left = [p for p in lo.child_pids() if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert not left  # every Lava process was stopped (multiprocessing's resource tracker is not one)
