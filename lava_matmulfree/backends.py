@@ -5,6 +5,7 @@
     sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their 13 leaf processes
     sim-mixers  Lava CPU simulator, blocks decomposed but token and channel mixers fused (same timing)
     sim-fused   Lava CPU simulator, each block fused into one process
+    sim-stack   Lava CPU simulator, every layer in one process (fastest; probes l<k>.x/r/h and head.x)
     sim-float   Lava CPU simulator running the floating_pt models (fused blocks): the float reference as a graph
     sim-float-decomposed  the floating_pt models with every block decomposed into its 13 leaf processes
                 (the chip's graph and timing computing the float reference)
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import pipeline as pl
 from .config import BACKEND_NAMES, RunConfig
 from .errors import BackendError
 from .quantise import QuantisedNetwork
@@ -40,7 +42,7 @@ class Generation:
     seconds: float = 0.0
     final_state: dict = field(default_factory=dict)  # l<layer>.h after the last token that entered
     steps: int | None = None  # Lava time steps run
-    steps_per_layer: int | None = None  # time steps a token spends in each block
+    steps_per_layer: float | None = None  # time steps a token spends in each block (1/L on sim-stack)
     leaf_processes: int | None = None
 
     @property
@@ -71,7 +73,7 @@ def lava_run_config(backend: str):
         return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True,
                             exception_proc_model_map={TokenMixer: PyFusedTokenMixerFixed,
                                                       ChannelMixer: PyFusedChannelMixerFixed})
-    if backend == "sim-fused":
+    if backend in ("sim-fused", "sim-stack"):
         return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=False)
     if backend == "sim-float":
         return Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=False)
@@ -171,11 +173,12 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
                            "not a compiled network)")
     graph = build_graph(net, prompt, max_new_tokens, fused=backend in ("sim-fused", "sim-float"),
                         temperature=temperature, top_k=top_k, seed=seed, record_logits=run.record_logits,
-                        fused_mixers=(backend == "sim-mixers"),
+                        fused_mixers=(backend == "sim-mixers"), stack=(backend == "sim-stack"),
                         float_model=float_model if floating else None)
     res = run_graph(graph, run_cfg, probes=probes, timeout=run.timeout_s)
     if on_token is not None:
         for t in res.tokens:
             on_token(t)
+    per_layer = graph.schedule.block_hops if graph.stack is None else pl.STACK_HOPS / net.cfg.num_layers
     return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
-                      res.steps, graph.schedule.block_hops, res.leaf_processes)
+                      res.steps, per_layer, res.leaf_processes)

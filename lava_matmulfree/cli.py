@@ -26,6 +26,7 @@ import re
 import sys
 from pathlib import Path
 
+from .config import BACKEND_NAMES, LAVA_BACKEND_NAMES
 from .errors import LmfError
 
 EXIT_USAGE = 2
@@ -48,9 +49,8 @@ PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 
 
 # ----------------------------------------------------------------------------------------- models
-BACKEND_CHOICES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "sim-float-decomposed",
-                   "loihi2")  # config.BACKEND_NAMES, restated to stay light
-LAVA_BACKENDS = ("sim", "sim-mixers", "sim-fused", "sim-float", "sim-float-decomposed", "loihi2")
+BACKEND_CHOICES = BACKEND_NAMES
+LAVA_BACKENDS = LAVA_BACKEND_NAMES
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"

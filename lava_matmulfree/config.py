@@ -155,8 +155,9 @@ class FixedPointConfig:
         return bad
 
 
-BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-float", "sim-float-decomposed",
-                 "loihi2")
+BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-stack", "sim-float",
+                 "sim-float-decomposed", "loihi2")
+LAVA_BACKEND_NAMES = tuple(b for b in BACKEND_NAMES if b.startswith("sim") or b == "loihi2")
 
 
 @dataclass(frozen=True)

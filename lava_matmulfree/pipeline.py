@@ -26,6 +26,7 @@ TOKEN_MIXER_HOPS = RESIDUAL_O - MLGRU_IN  # spikes into the token mixer -> its o
 CHANNEL_MIXER_HOPS = RESIDUAL_DOWN - GLU_IN  # spikes into the channel mixer -> its down_proj output
 AGGREGATOR_ROUND_TRIP = 2  # channel neurons -> aggregator -> channel neurons
 FUSED_BLOCK_HOPS = 1  # a fused block computes the whole layer in one step
+STACK_HOPS = 1  # the layer stack (sim-stack) computes every layer in one step: a schedule of one "layer"
 HEAD_HOPS = 3  # final norm neurons -> aggregator -> final norm neurons -> (lm_head) -> sink
 SOURCE_HOPS = 1  # embedding source -> first block
 FEEDBACK_HOPS = 1  # sink -> embedding source

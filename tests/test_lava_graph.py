@@ -310,3 +310,24 @@ def test_sim_float_needs_the_float_model(nets):
         generate("sim-float", nets[0], [1, 2], 2)
     with pytest.raises(BackendError, match="float model"):
         generate("sim-float-decomposed", nets[0], [1, 2], 2)
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sim_stack_equals_reference(nets, seed):
+    """Every layer in one process: same integers, per-layer probes from the stack's [L, d] Vars."""
+    net = nets[seed]
+    prompt = prompt_for(seed, net.cfg.vocab_size)
+    probes = ("l0.h", "l1.h", "l2.h", "l0.x", "l2.r", "head.x")
+    ref = generate("reference", net, prompt, N_NEW, probes=probes)
+    stack = generate("sim-stack", net, prompt, N_NEW, probes=probes)
+    assert stack.tokens == ref.tokens
+    np.testing.assert_array_equal(stack.logits, ref.logits)
+    for p in probes:
+        np.testing.assert_array_equal(stack.probes[p], ref.probes[p], err_msg=p)
+    for k, h in ref.final_state.items():
+        np.testing.assert_array_equal(stack.final_state[k], h)
+    assert stack.leaf_processes == 6 and stack.steps_per_layer == pl.STACK_HOPS / net.cfg.num_layers
+    with pytest.raises(ValueError, match="layer stack"):
+        build_graph(net, [1], 1, fused=True, stack=True).probe_var("l0.attn_sum_sq")
