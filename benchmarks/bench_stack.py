@@ -1,0 +1,51 @@
+"""Lava decode speed at the 370m shape: sim-stack (every layer in one process) against sim-fused (one process
+per block), in one run. Per-token time is the difference of two runs (8 and 24 new tokens after a 4-token
+prompt) divided by 16, so runtime start-up and teardown cancel.
+
+    .venv/bin/python benchmarks/bench_stack.py [--config 370m]      # writes out/bench_stack.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.backends import generate
+from lava_matmulfree.golden_fast import FastGoldenModel
+
+PROMPT = [1, 2, 3, 4]
+SHORT, LONG = 8, 24
+BACKENDS = ("sim-stack", "sim-fused")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="370m")
+    ap.add_argument("--out", default="out/bench_stack.json")
+    args = ap.parse_args(argv)
+    setup = build_evaluation(args.config, seed=0, num_calib=2, calib_length=8, dtype=np.float32, progress=True)
+    FastGoldenModel(setup.net).prefill(PROMPT)  # compiled kernels and packed weights before Lava forks
+    out = {"config": args.config, "load_start": os.getloadavg()}
+    tokens = {}
+    for b in BACKENDS:
+        runs = {n: generate(b, setup.net, PROMPT, n) for n in (SHORT, LONG)}
+        per = (runs[LONG].seconds - runs[SHORT].seconds) / (LONG - SHORT)
+        tokens[b] = runs[LONG].tokens
+        out[b] = {"ms_per_token": 1e3 * per, "tokens_per_s": 1.0 / per, "leaf_processes": runs[LONG].leaf_processes,
+                  "steps": runs[LONG].steps, "run_s": {str(n): r.seconds for n, r in runs.items()}}
+        print(f"{b:<10} {1e3 * per:8.1f} ms/token  {1 / per:7.2f} tokens/s  ({runs[LONG].leaf_processes} leaf "
+              f"processes, {runs[LONG].steps} steps for {LONG} tokens)", flush=True)
+    out["same_tokens"] = tokens[BACKENDS[0]] == tokens[BACKENDS[1]]
+    out["load_end"] = os.getloadavg()
+    print(f"same tokens: {out['same_tokens']}; load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
