@@ -558,10 +558,14 @@ def cmd_info(args) -> int:
     first = [m.tokenizer.bos_token_id if m.tokenizer.bos_token_id >= 0 else 0]
     print(f"{'backend':<11}{'leaf processes':>16}{'steps/token/layer':>19}{'decode loop depth':>19}")
     graph = None
-    for backend in ("sim", "sim-mixers", "sim-fused"):
-        graph = build_graph(m.net, first, 1, fused=(backend == "sim-fused"), fused_mixers=(backend == "sim-mixers"))
-        s = graph.schedule
-        print(f"{backend:<11}{graph.leaf_process_count():>16}{s.block_hops:>19}{s.loop_depth:>19}")
+    for backend in ("sim", "sim-mixers", "sim-fused", "sim-stack"):
+        g = build_graph(m.net, first, 1, fused=(backend == "sim-fused"), fused_mixers=(backend == "sim-mixers"),
+                        stack=(backend == "sim-stack"))
+        s = g.schedule
+        per_layer = f"1/{c.num_layers}" if g.stack is not None else str(s.block_hops)
+        print(f"{backend:<11}{g.leaf_process_count():>16}{per_layer:>19}{s.loop_depth:>19}")
+        if g.stack is None:
+            graph = g
     top = [graph.source, *graph.blocks, graph.final_norm, graph.head_aggregator, graph.lm_head, graph.sink]
     print("processes: " + " -> ".join(p.name for p in top) + " (-> embedding: the sampled token)")
     print(f"block 0 ({type(graph.blocks[0]).__name__}):")

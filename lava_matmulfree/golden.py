@@ -146,17 +146,22 @@ class GoldenModel:
         (saturated before the add), as on the 24-bit neuron (microcode/residual.ucode)."""
         return self.reg(x + self.reg(mul_shift(acc, proj.out_m, proj.out_k), name), name)
 
+    def synapses(self, w: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """The ternary synapses inside a layer: acc = W a (int8 spikes in, exact integer sums out)."""
+        return synapses(w, a)
+
     def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
+        syn = self.synapses
         self.record(f"l{l}.x", x)  # the residual stream entering the block
         a = self.norm_spikes(q.attn, x, f"l{l}.attn")
-        acc_i, acc_f, acc_g = synapses(q.i.w, a["i"]), synapses(q.f.w, a["f"]), synapses(q.g.w, a["g"])
+        acc_i, acc_f, acc_g = syn(q.i.w, a["i"]), syn(q.f.w, a["f"]), syn(q.g.w, a["g"])
         gz, h = self.mlgru(q, acc_i, acc_f, acc_g, h0, l)
         a_o = self.norm_spikes(q.gate, gz, f"l{l}.gate")["o"]
-        r = self.record(f"l{l}.r", self.residual(x, synapses(q.o.w, a_o), q.o, f"l{l}.resid"))  # Q(x_frac)
+        r = self.record(f"l{l}.r", self.residual(x, syn(q.o.w, a_o), q.o, f"l{l}.resid"))  # Q(x_frac)
         a_gate = self.norm_spikes(q.mlp, r, f"l{l}.mlp")["gate"]
-        y = self.glu(q, synapses(q.gate_w, a_gate), l)
+        y = self.glu(q, syn(q.gate_w, a_gate), l)
         a_d = self.norm_spikes(q.down_norm, y, f"l{l}.down")["down"]
-        return self.residual(r, synapses(q.down.w, a_d), q.down, f"l{l}.resid"), h
+        return self.residual(r, syn(q.down.w, a_d), q.down, f"l{l}.resid"), h
 
     # ------------------------------------------------------------------ model
     def init_state(self) -> GoldenState:

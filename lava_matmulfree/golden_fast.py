@@ -493,14 +493,6 @@ class FastGoldenModel(GoldenModel):
             return out
         return super().residual(x, acc, proj, name)
 
-    def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
-        self.record(f"l{l}.x", x)  # the residual stream entering the block
-        a = self.norm_spikes(q.attn, x, f"l{l}.attn")
-        acc_i, acc_f, acc_g = synapses32(q.i.w, a["i"]), synapses32(q.f.w, a["f"]), synapses32(q.g.w, a["g"])
-        gz, h = self.mlgru(q, acc_i, acc_f, acc_g, h0, l)
-        a_o = self.norm_spikes(q.gate, gz, f"l{l}.gate")["o"]
-        r = self.record(f"l{l}.r", self.residual(x, synapses32(q.o.w, a_o), q.o, f"l{l}.resid"))  # Q(x_frac)
-        a_gate = self.norm_spikes(q.mlp, r, f"l{l}.mlp")["gate"]
-        y = self.glu(q, synapses32(q.gate_w, a_gate), l)
-        a_d = self.norm_spikes(q.down_norm, y, f"l{l}.down")["down"]
-        return self.residual(r, synapses32(q.down.w, a_d), q.down, f"l{l}.resid"), h
+    def synapses(self, w: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """Spikes stay int8 and the accumulators int32 inside a layer (the fused kernels read both)."""
+        return synapses32(w, a)
