@@ -90,6 +90,27 @@ def golden_probe_name(name: str) -> str:
     return name
 
 
+def probe_frac_bits(net: QuantisedNetwork, name: str) -> int:
+    """Fraction bits of a fixed-point probe (``l3.h`` -> that layer's h format): value = int * 2**-frac."""
+    where, _, var = name.partition(".")
+    if where == "head":
+        return net.x_frac
+    q = net.layers[int(where[1:])]
+    if var.endswith("_sum_sq"):  # S = sum u^2 with u in Q(u_frac) of that norm stage
+        stage = {"attn": q.attn, "gate": q.gate, "mlp": q.mlp, "down": q.down_norm}[var[:-len("_sum_sq")]]
+        return 2 * stage.u_frac
+    return {"x": net.x_frac, "r": net.x_frac, "h": q.h_frac, "y": q.y_frac}[var]
+
+
+def dequantise_probes(net: QuantisedNetwork, probes: dict) -> dict:
+    """Real values of fixed-point probes (integer arrays); float probes (the floating_pt backends) as they are."""
+    out = {}
+    for name, a in probes.items():
+        a = np.asarray(a)
+        out[name] = a * 2.0 ** -probe_frac_bits(net, name) if a.dtype.kind == "i" else a.astype(np.float64)
+    return out
+
+
 def _check_request(backend, prompt, max_new_tokens, vocab_size):
     if backend not in BACKEND_NAMES:
         raise BackendError(f"unknown backend {backend!r} (known: {', '.join(BACKEND_NAMES)})")

@@ -51,6 +51,8 @@ PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 # ----------------------------------------------------------------------------------------- models
 BACKEND_CHOICES = BACKEND_NAMES
 LAVA_BACKENDS = LAVA_BACKEND_NAMES
+FLOAT_BACKENDS = ("float", "sim-float", "sim-float-decomposed")  # their probes are real values already
+PLOT_TITLE_CHARS = 110  # the probe plot's title is wrapped at this width
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"
@@ -401,13 +403,15 @@ def _plot_probes(path, probes: dict, prompt_len: int, title: str) -> None:
     for ax, name in zip(axes[:, 0], names):
         a = np.asarray(probes[name], dtype=np.float64)
         a = a.reshape(a.shape[0], -1)[:, :PLOT_CHANNELS].T  # channels x tokens
-        lim = max(float(np.abs(a).max()), 1.0)
+        lim = float(np.abs(a).max()) or 1.0  # symmetric colour scale around 0
         im = ax.imshow(a, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         ax.axvline(prompt_len - 0.5, color="k", linestyle="--", linewidth=1)
         ax.set_ylabel(f"{name}\nchannel")
-        fig.colorbar(im, ax=ax, pad=0.01).set_label("fixed-point integer", fontsize="small")
+        fig.colorbar(im, ax=ax, pad=0.01).set_label("value (dequantised)", fontsize="small")
     axes[-1, 0].set_xlabel("token index (dashed line: end of the prompt; later tokens are generated)")
-    fig.suptitle(title)
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, PLOT_TITLE_CHARS), fontsize="medium")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -430,11 +434,18 @@ def cmd_probe(args, err=None) -> int:
     npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
     if npz.parent != Path("."):
         npz.parent.mkdir(parents=True, exist_ok=True)
+    from .backends import dequantise_probes, probe_frac_bits
+
+    fixed = backend not in FLOAT_BACKENDS
+    real = dequantise_probes(m.net, {name: gen.probes[name] for name in names}) if fixed else gen.probes
+    # raw arrays as recorded (integers on the fixed-point backends), their fraction bits, and real values
+    extra = {f"{name}.frac_bits": np.asarray(probe_frac_bits(m.net, name)) for name in names} if fixed else {}
     np.savez(npz, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
-             **{name: np.asarray(gen.probes[name]) for name in names})
+             **{name: np.asarray(gen.probes[name]) for name in names},
+             **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
     title = (f"{m.what}, backend {backend}: first {PLOT_CHANNELS} channels per token "
              f"({len(prompt)} prompt + {len(gen.tokens)} new tokens)")
-    _plot_probes(png, {name: gen.probes[name] for name in names}, len(prompt), title)
+    _plot_probes(png, {name: real[name] for name in names}, len(prompt), title)
     print(tokens and m.tokenizer.decode(tokens).translate(PRINTABLE))
     print(f"backend {backend}: {len(names)} probes over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
           f"wrote {npz} and {png}", file=err)

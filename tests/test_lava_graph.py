@@ -13,6 +13,7 @@ from lava_matmulfree import pipeline as pl
 from lava_matmulfree.accuracy import build_evaluation
 from lava_matmulfree.backends import generate
 from lava_matmulfree.errors import BackendError
+from lava_matmulfree.float_model import silu
 from lava_matmulfree.graph import LavaRunError, build_graph, run_graph
 
 PROBES = ("l0.h", "l1.h", "l2.h", "l0.x", "l2.r", "l1.y", "l1.attn_sum_sq", "l2.down_sum_sq", "head.x")
@@ -331,3 +332,21 @@ def test_sim_stack_equals_reference(nets, seed):
     assert stack.leaf_processes == 6 and stack.steps_per_layer == pl.STACK_HOPS / net.cfg.num_layers
     with pytest.raises(ValueError, match="layer stack"):
         build_graph(net, [1], 1, fused=True, stack=True).probe_var("l0.attn_sum_sq")
+
+
+def test_dequantised_probes_are_the_float_models_values():
+    """probe_frac_bits names the right format for every probe: dequantised values track the float model."""
+    from lava_matmulfree.backends import dequantise_probes
+
+    setup = build_evaluation("tiny", seed=0)
+    prompt = prompt_for(0, setup.cfg.vocab_size)
+    names = ("l0.h", "l2.h", "l1.x", "l2.r", "l1.y", "head.x")
+    ref = generate("reference", setup.net, prompt, 1, probes=names)
+    real = dequantise_probes(setup.net, ref.probes)
+    rec = []
+    _, _, hidden = setup.float_model.prefill(prompt, return_hidden=True, record=rec)
+    want = {"l0.h": rec[0]["h"], "l2.h": rec[2]["h"], "l1.x": rec[1]["x"], "l2.r": rec[2]["r"],
+            "l1.y": silu(rec[1]["u"]) * rec[1]["v"], "head.x": hidden[-1]}
+    for name, w in want.items():
+        err = np.linalg.norm(real[name] - w) / np.linalg.norm(w)
+        assert err < 0.05, (name, err)  # ~1 % quantisation error; a wrong format would be off by 2x or more
