@@ -8,6 +8,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
+from lava_matmulfree.processes import float_model_of
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes.block.process import MMFreeBlock
@@ -126,9 +127,7 @@ class PyFusedBlockFloat(PyLoihiProcessModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         _check_timing(proc_params, fused=True)
-        fm = proc_params.get("float_model")
-        if fm is None:
-            raise BackendError("the floating_pt block needs the float model: build the graph with float_model=")
+        fm = float_model_of(proc_params, "block")
         self.fm, self.l = fm, proc_params["layer"]
         self.lw = fm.layers[self.l]
         self.schedule = proc_params["schedule"]

@@ -8,7 +8,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
-from lava_matmulfree.errors import BackendError
+from lava_matmulfree.processes import float_model_of
 from lava_matmulfree.float_model import act_quant_q8, silu
 from lava_matmulfree.golden import synapses
 from lava_matmulfree.golden_fast import FastGoldenModel
@@ -112,10 +112,7 @@ class PyFusedChannelMixerFloat(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = proc_params.get("float_model")
-        if fm is None:
-            raise BackendError("the floating_pt channel mixer needs the float model: build the graph with "
-                               "float_model=")
+        fm = float_model_of(proc_params, "channel mixer")
         lw = fm.layers[proc_params["layer"]]
         d = self.d = fm.cfg.hidden_size
         self.n = fm.cfg.intermediate_size

@@ -7,7 +7,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
-from lava_matmulfree.errors import BackendError
+from lava_matmulfree.processes import float_model_of
 from lava_matmulfree.float_model import act_quant_q8, silu
 from lava_matmulfree.microcode import bindings
 from lava_matmulfree.processes.glu.process import Glu
@@ -67,9 +67,7 @@ class PyGluFloat(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = proc_params.get("float_model")
-        if fm is None:
-            raise BackendError("the floating_pt GLU needs the float model: build the graph with float_model=")
+        fm = float_model_of(proc_params, "GLU")
         self.norm_w = fm.layers[proc_params["layer"]].down_proj.norm_w
         self.n = n = fm.cfg.intermediate_size
         self.y_hist = pl.History(pl.GLU_R - pl.GLU_IN + 1, (n,), dtype=float)

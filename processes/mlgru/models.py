@@ -7,7 +7,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
-from lava_matmulfree.errors import BackendError
+from lava_matmulfree.processes import float_model_of
 from lava_matmulfree.float_model import act_quant_q8, sigmoid, silu
 from lava_matmulfree.microcode import bindings
 from lava_matmulfree.processes.mlgru.process import Mlgru
@@ -77,9 +77,7 @@ class PyMlgruFloat(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = proc_params.get("float_model")
-        if fm is None:
-            raise BackendError("the floating_pt MLGRU needs the float model: build the graph with float_model=")
+        fm = float_model_of(proc_params, "MLGRU")
         lw = fm.layers[proc_params["layer"]]
         self.lb, self.fold = lw.lower_bound, lw.fold_o
         self.schedule, self.offset = proc_params["schedule"], proc_params["offset"]

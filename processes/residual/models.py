@@ -7,7 +7,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import pipeline as pl
-from lava_matmulfree.errors import BackendError
+from lava_matmulfree.processes import float_model_of
 from lava_matmulfree.float_model import act_quant_q8
 from lava_matmulfree.microcode import bindings
 from lava_matmulfree.processes.residual.process import Residual
@@ -89,9 +89,7 @@ class PyResidualFloat(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = proc_params.get("float_model")
-        if fm is None:
-            raise BackendError("the floating_pt residual needs the float model: build the graph with float_model=")
+        fm = float_model_of(proc_params, "residual")
         lw = fm.layers[proc_params["layer"]]
         self.fold_attn = {"a_i": lw.fold_i, "a_f": lw.fold_f, "a_g": lw.fold_g}
         self.fold_mlp = lw.fold_gate
