@@ -132,6 +132,17 @@ class DualRMSNorm:
     eps_inner: float
     eps_outer: float
 
+    @property
+    def eps_const(self) -> float:
+        """The constant term of the folded denominator, eps_outer * eps_inner: what an aggregator adds to
+        mean((w1 v)^2 + eps_outer x^2) (the per-channel terms are summed by its dendrite)."""
+        return self.eps_outer * self.eps_inner
+
+    def squares(self, x: np.ndarray, v: np.ndarray | None = None) -> np.ndarray:
+        """What each channel neuron sends its aggregator: (w1 v)^2 + eps_outer x^2, v = x or the gated x."""
+        v = x if v is None else v
+        return (self.inner_w * v) ** 2 + self.eps_outer * x * x
+
     def __call__(self, x: np.ndarray, gate: np.ndarray | None = None) -> np.ndarray:
         v = x if gate is None else x * gate
         big = np.mean((self.inner_w * v) ** 2, axis=-1, keepdims=True)

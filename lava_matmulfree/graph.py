@@ -111,7 +111,7 @@ def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool,
         blocks = [MMFreeBlock(net=net, layer=l, schedule=sched, float_model=fm) for l in range(net.cfg.num_layers)]
         layers = blocks
     fin = FinalNorm(net=net, float_model=fm, name="final_norm")
-    eps_const = 0.0 if fm is None else fm.fold_head.eps_inner * fm.fold_head.eps_outer
+    eps_const = 0.0 if fm is None else fm.fold_head.eps_const
     agg = RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head", eps_const=eps_const, name="head_aggregator")
     head = TernarySynapses(weights=net.lm_head, scale=1.0 if fm is None else 1.0 / fm.lm_head.s, name="lm_head")
     sink = LmHeadSink(net=net, schedule=sched, temperature=temperature, top_k=top_k, seed=seed,

@@ -30,8 +30,8 @@ class SubChannelMixerModel(AbstractSubProcessModel):
         q, d, n = net.layers[l], net.cfg.hidden_size, net.cfg.intermediate_size
         fm = p.get("float_model")  # floating_pt only: the aggregators' eps constants and the synapse scales
         lw = None if fm is None else fm.layers[l]
-        # mlp: the folded mlp_norm + gate_proj norm (eps_inner * eps_outer); down: down_proj's own RMSNorm
-        mlp_eps = 0.0 if lw is None else lw.fold_gate.eps_inner * lw.fold_gate.eps_outer
+        # mlp: the folded mlp_norm + gate_proj norm; down: down_proj's own RMSNorm (its eps alone)
+        mlp_eps = 0.0 if lw is None else lw.fold_gate.eps_const
         down_eps = 0.0 if lw is None else lw.down_proj.eps
         self.mlp_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.mlp", eps_const=mlp_eps,
                                             name=f"l{l}.mlp_aggregator")
@@ -116,7 +116,7 @@ class PyFusedChannelMixerFloat(PyLoihiProcessModel):
         lw = fm.layers[proc_params["layer"]]
         d = self.d = fm.cfg.hidden_size
         self.n = fm.cfg.intermediate_size
-        self.eps_mlp = lw.fold_gate.eps_inner * lw.fold_gate.eps_outer
+        self.eps_mlp = lw.fold_gate.eps_const
         self.down = lw.down_proj
         self.w_gate, self.scale_gate = lw.gate_proj.wt.astype(float), 1.0 / lw.gate_proj.s
         self.w_down, self.scale_down = lw.down_proj.wt.astype(float), 1.0 / lw.down_proj.s

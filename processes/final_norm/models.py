@@ -71,5 +71,5 @@ class PyFinalNormFloat(PyLoihiProcessModel):
         x, r = self.x_in.recv(), self.r_in.recv()
         self.x[:] = x
         self.x_hist.put(s, x)
-        self.sq = (f.inner_w * x) ** 2 + f.eps_outer * x * x
+        self.sq = f.squares(x)
         self.a = act_quant_q8(f.gain * self.x_hist.get(s - pl.AGGREGATOR_ROUND_TRIP) * r[0])

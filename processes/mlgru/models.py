@@ -100,5 +100,5 @@ class PyMlgruFloat(PyLoihiProcessModel):
         else:  # no token: h keeps its value, nothing goes out
             g = gz = np.zeros_like(g)
         self.gz_hist.put(s, gz)
-        self.sq = (fold.inner_w * gz) ** 2 + fold.eps_outer * g * g
+        self.sq = fold.squares(g, gz)
         self.a = act_quant_q8(fold.gain * self.gz_hist.get(s - (pl.MLGRU_R - pl.MLGRU_IN)) * r)

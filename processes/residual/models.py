@@ -108,14 +108,14 @@ class PyResidualFloat(PyLoihiProcessModel):
         o, down = self.o_in.recv(), self.down_in.recv()
         self.x_hist.put(s, x)
         fa = self.fold_attn["a_i"]  # i, f, g share the block norm (inner_w) and the bitlinear eps (eps_outer)
-        out["sq_attn"] = (fa.inner_w * x) ** 2 + fa.eps_outer * x * x
+        out["sq_attn"] = fa.squares(x)
         x_a = self.x_hist.get(s - pl.RESIDUAL_ATTN_R)
         for k, fold in self.fold_attn.items():
             out[k] = act_quant_q8(fold.gain * x_a * r_attn)
         r = self.x_hist.get(s - pl.RESIDUAL_O) + o
         self.r_hist.put(s, r)
         fm = self.fold_mlp
-        out["sq_mlp"] = (fm.inner_w * r) ** 2 + fm.eps_outer * r * r
+        out["sq_mlp"] = fm.squares(r)
         out["a_gate"] = act_quant_q8(fm.gain * self.r_hist.get(s - (pl.RESIDUAL_MLP_R - pl.RESIDUAL_O)) * r_mlp)
         out["x_out"] = self.r_hist.get(s - (pl.RESIDUAL_DOWN - pl.RESIDUAL_O)) + down
         self.x[:], self.r[:] = x, r

@@ -20,11 +20,6 @@ from lava_matmulfree.processes.token_mixer.process import TokenMixer
 I32 = np.int32
 
 
-def _eps_const(fold) -> float:
-    """The aggregator's constant of a folded dual RMSNorm (float_model.DualRMSNorm): eps_inner * eps_outer."""
-    return fold.eps_inner * fold.eps_outer
-
-
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
 class SubTokenMixerModel(AbstractSubProcessModel):
     """Two RMS aggregators, the i, f, g, o ternary synapses and the MLGRU neurons."""
@@ -36,9 +31,9 @@ class SubTokenMixerModel(AbstractSubProcessModel):
         fm = p.get("float_model")  # floating_pt only: the aggregators' eps constants and the synapse scales
         lw = None if fm is None else fm.layers[l]
         self.attn_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.attn", name=f"l{l}.attn_aggregator",
-                                             eps_const=0.0 if lw is None else _eps_const(lw.fold_i))
+                                             eps_const=0.0 if lw is None else lw.fold_i.eps_const)
         self.gate_aggregator = RmsAggregator(n=d, net=net, stage=f"l{l}.gate", name=f"l{l}.gate_aggregator",
-                                             eps_const=0.0 if lw is None else _eps_const(lw.fold_o))
+                                             eps_const=0.0 if lw is None else lw.fold_o.eps_const)
         self.mlgru = Mlgru(net=net, layer=l, schedule=sched, offset=sched.block_offset(l) + pl.MLGRU_IN,
                            float_model=fm, name=f"l{l}.mlgru")
         # lava finds the children among the model's attributes
@@ -134,7 +129,7 @@ class PyFusedTokenMixerFloat(PyLoihiProcessModel):
         self.l = proc_params["layer"]
         self.lw = lw = fm.layers[self.l]
         self.d = d = fm.cfg.hidden_size
-        self.eps_attn, self.eps_gate = _eps_const(lw.fold_i), _eps_const(lw.fold_o)
+        self.eps_attn, self.eps_gate = lw.fold_i.eps_const, lw.fold_o.eps_const
         self.w = {k: getattr(lw, f"{k}_proj").wt.astype(float) for k in ("i", "f", "g", "o")}
         self.scale = {k: 1.0 / getattr(lw, f"{k}_proj").s for k in ("i", "f", "g", "o")}
         self.schedule = proc_params["schedule"]
@@ -166,7 +161,7 @@ class PyFusedTokenMixerFloat(PyLoihiProcessModel):
         g = acc["g"]
         gz = g * silu(self.h)
         fold = lw.fold_o
-        S_gate = np.sum((fold.inner_w * gz) ** 2 + fold.eps_outer * g * g)
+        S_gate = np.sum(fold.squares(g, gz))
         a_o = act_quant_q8(fold.gain * gz * (1.0 / np.sqrt(S_gate / self.d + self.eps_gate)))
         self.o_hist.put(s, self._bitlinear("o", a_o))
         self.gate_S_hist.put(s, S_gate)
