@@ -25,6 +25,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from .config import BACKEND_NAMES, LAVA_BACKEND_NAMES
 from .errors import LmfError
@@ -158,7 +159,7 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
 
 def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
-    from .config import RunConfig, load_config, replace
+    from .config import RunConfig, load_config
 
     if args.run_config is not None:
         run = load_config(args.run_config).run
@@ -605,7 +606,7 @@ def _show_warnings():
         pkg.addHandler(h)
 
 
-def _fail(message: str) -> "NoReturn":
+def _fail(message: str) -> NoReturn:
     print("error: " + " ".join(str(message).split()), file=sys.stderr)
     raise SystemExit(EXIT_USAGE)
 

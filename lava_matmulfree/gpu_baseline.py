@@ -109,7 +109,7 @@ def prefill_time(shape: TransformerShape, tokens: int, gpu: GpuSpec = JETSON_ORI
 def decode_time(shape: TransformerShape, context: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, float]:
     """Seconds to generate one token with ``context`` tokens in the KV cache."""
     gpu.check()
-    d, L, V = shape.hidden_size, shape.num_layers, shape.vocab_size
+    d, L = shape.hidden_size, shape.num_layers
     b = gpu.bytes_per_value
     weights = shape.layer_params + shape.embedding_params  # layers + LM head (one embedding row: negligible)
     kv_bytes = KV * L * d * context * b

@@ -107,7 +107,6 @@ def r_signal(rng, n):
 def nets():
     for seed in SEEDS:
         for k, fp in enumerate(CONFIGS):
-            rng = np.random.default_rng(1000 * seed + k)
             d = SIZES[(seed + k) % len(SIZES)]
             inter = SIZES[(seed + k + 1) % len(SIZES)] + 2
             yield pytest.param(seed, fp, d, inter, id=f"seed{seed}-cfg{k}-d{d}-I{inter}")
