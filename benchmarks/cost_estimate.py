@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lava_matmulfree.cost_model import DEFAULT_PROMPT_LENGTHS, estimate, estimate_main  # noqa: E402
+from lava_matmulfree.loihi.cost_model import DEFAULT_PROMPT_LENGTHS, estimate, estimate_main  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
-from lava_matmulfree.hardware import CostModelError  # noqa: E402
+from lava_matmulfree.loihi.hardware import CostModelError  # noqa: E402
 
 # Rough instruction counts per neuron update, written down by hand from the neuron definitions (DESIGN.md 2-3)
 # until the microcode package counts the real programs: residual (accumulate, square for the aggregator,
@@ -38,7 +38,7 @@ def _instructions(arg: str | None):
     if arg:
         return arg, None
     try:
-        from lava_matmulfree.cost_model import resolve_instruction_counts
+        from lava_matmulfree.loihi.cost_model import resolve_instruction_counts
 
         resolve_instruction_counts(None)
         return None, None

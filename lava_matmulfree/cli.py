@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("estimate", help="Loihi 2 cost estimate (cores, chips, latency, energy) of a config",
-                       description="Run the cost model (lava_matmulfree.cost_model.estimate_main): tables on "
+                       description="Run the cost model (lava_matmulfree.loihi.cost_model.estimate_main): tables on "
                                    "stdout, JSON and plots in --out.")
     s.add_argument("--config", default=DEFAULT_ESTIMATE_CONFIG, metavar="NAME_OR_TOML",
                    help=f"model config (default: {DEFAULT_ESTIMATE_CONFIG})")
@@ -536,7 +536,7 @@ def cmd_compile(args) -> int:
 
 def cmd_estimate(args) -> int:
     try:
-        from .cost_model import estimate_main
+        from .loihi.cost_model import estimate_main
     except ImportError as e:
         raise ValueError(f"the cost model is not available ({e})") from None
     estimate_main(args.config, Path(args.out))
@@ -583,7 +583,7 @@ def cmd_info(args) -> int:
     print(f"block 0 ({type(graph.blocks[0]).__name__}):")
     print("\n".join(_describe_ports(graph.blocks[0])))
     try:
-        from .mapping import build_mapping
+        from .loihi.mapping import build_mapping
     except ImportError:
         return 0
     mp = build_mapping(c)

@@ -288,7 +288,7 @@ def test_eval_missing_text(capsys, tmp_path):
 
 # ------------------------------------------------------------------------------------- estimate, info
 def test_estimate_calls_the_cost_model(capsys, tmp_path, monkeypatch):
-    import lava_matmulfree.cost_model as cm
+    import lava_matmulfree.loihi.cost_model as cm
 
     calls = []
     monkeypatch.setattr(cm, "estimate_main", lambda name, out: calls.append((name, out)))
@@ -297,7 +297,7 @@ def test_estimate_calls_the_cost_model(capsys, tmp_path, monkeypatch):
 
 
 def test_estimate_without_cost_model(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "lava_matmulfree.cost_model", None)  # import fails
+    monkeypatch.setitem(sys.modules, "lava_matmulfree.loihi.cost_model", None)  # import fails
     run_error(capsys, ["estimate"], "cost model")
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from lava_matmulfree.config import ModelConfig, load_config
-from lava_matmulfree.cost_model import (PAPER, LoihiCostModel, build_report, estimate, estimate_main,
+from lava_matmulfree.loihi.cost_model import (PAPER, LoihiCostModel, build_report, estimate, estimate_main,
                                         resolve_instruction_counts)
-from lava_matmulfree.gpu_baseline import TransformerShape, decode_time, gpu_estimate, prefill_time
-from lava_matmulfree.hardware import JETSON_ORIN_NANO, LOIHI2, CostModelError
-from lava_matmulfree.mapping import MappingOptions, build_mapping
+from lava_matmulfree.loihi.gpu_baseline import TransformerShape, decode_time, gpu_estimate, prefill_time
+from lava_matmulfree.loihi.hardware import JETSON_ORIN_NANO, LOIHI2, CostModelError
+from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping
 
 # hand-made instruction counts (the microcode package will provide the real ones)
 INS = {"residual": 12, "mlgru": 30, "glu": 20, "rms_aggregator": 25, "requant": 5}

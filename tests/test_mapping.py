@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lava_matmulfree.config import ModelConfig, load_config
-from lava_matmulfree.hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, load_hardware, provenance,
+from lava_matmulfree.loihi.hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, load_hardware, provenance,
                                       with_overrides)
-from lava_matmulfree.mapping import MappingOptions, build_mapping, group_memory_bytes
+from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping, group_memory_bytes
 
 HAND = ModelConfig(name="hand", vocab_size=16, hidden_size=8, num_layers=1, intermediate_size=16)
 PACKED = MappingOptions(allocation="packed")
@@ -190,7 +190,7 @@ def test_shipped_hardware_file_loads():
 
 
 def test_every_constant_has_source_and_confidence():
-    from lava_matmulfree.hardware import JETSON_ORIN_NANO
+    from lava_matmulfree.loihi.hardware import JETSON_ORIN_NANO
 
     for row in provenance(LOIHI2) + provenance(JETSON_ORIN_NANO):
         assert row["source"], row

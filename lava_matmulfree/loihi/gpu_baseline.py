@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .hardware import JETSON_ORIN_NANO, CostModelError, GpuSpec
 
 # kernels outside the layers: embedding gather, final norm, LM head GEMM

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import tomli
 
-from .errors import LmfError
+from ..errors import LmfError
 
 
 class CostModelError(LmfError):

@@ -38,7 +38,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .config import ModelConfig
+from ..config import ModelConfig
 from .hardware import GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, Loihi2Spec
 
 NEURON_KINDS = ("residual", "mlgru", "glu", "rms_aggregator", "requant")

@@ -64,7 +64,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .config import ModelConfig, load_config
+from ..config import ModelConfig, load_config
 from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec,
                        const, load_hardware, provenance, with_overrides)
 from .mapping import HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
