@@ -65,27 +65,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..config import ModelConfig, load_config
-from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec,
-                       const, load_hardware, provenance, with_overrides)
+from .gpu_baseline import gpu_estimate
+from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware,
+                       provenance, with_overrides)
 from .mapping import HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
 
-DEFAULT_PROMPT_LENGTHS = (16, 32, 64, 128, 256, 500, 1024, 2048, 4096)
-
-
-@dataclass(frozen=True)
-class PaperAnchors:
-    """The figures of the paper this model is checked against (370M, batch 1)."""
-
-    prompt_tokens: int = const(500, "paper", "high", "prompt length of the TTFT comparison")
-    ttft_loihi_s: float = const(0.099, "design", "high", "TTFT on Loihi 2, 500-token prompt (DESIGN.md 6)")
-    ttft_jetson_s: float = const(0.659, "design", "high", "TTFT of a Llama-style transformer on the Jetson")
-    ttft_ratio: float = const(6.6, "paper", "high", "'6.6x lower time-to-first-token on a 500-token input'")
-    throughput_ratio: float = const(3.0, "paper", "high", "'up to 3x higher throughput' (abstract)")
-    energy_ratio: float = const(2.0, "paper", "high", "'with 2x less energy' (abstract)")
-    tolerance: float = const(0.25, "assumed", "high", "accepted relative deviation from the anchors")
-
-
-PAPER = PaperAnchors()
+DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -160,19 +145,29 @@ class HopCost:
         return sum(self.energy_j.values())
 
 
-def _distances(coords: np.ndarray, a: range | None, b: range) -> tuple[float, float, float, float]:
+def _distances(coords: np.ndarray, a: range | None, b: range, mesh_width: int
+               ) -> tuple[float, float, float, float]:
     """(mean mesh hops, max mesh hops, mean chip crossings, max chip crossings) between the cores of a and b;
-    ``a=None`` is the host, attached to chip 0's corner through one link."""
+    ``a=None`` is the host, reaching each chip at its mesh corner over the host link (no chip link crossed)."""
     cb = coords[b.start:b.stop]
     if a is None:
-        ca = np.zeros((1, 3), dtype=coords.dtype)
-        extra = 1
-    else:
-        ca = coords[a.start:a.stop]
-        extra = 0
+        dx = (cb[:, 1] - cb[:, 0] * mesh_width) + cb[:, 2]
+        return float(dx.mean()), float(dx.max()), 0.0, 0.0
+    ca = coords[a.start:a.stop]
     dx = np.abs(ca[:, None, 1] - cb[None, :, 1]) + np.abs(ca[:, None, 2] - cb[None, :, 2])
-    dc = np.abs(ca[:, None, 0] - cb[None, :, 0]) + extra
+    dc = np.abs(ca[:, None, 0] - cb[None, :, 0])
     return float(dx.mean()), float(dx.max()), float(dc.mean()), float(dc.max())
+
+
+def _boundary_loads(coords: np.ndarray, a: range, b: range, chips: int, messages: float) -> np.ndarray:
+    """Messages crossing each of the chips - 1 chip boundaries (chips in a row) when ``messages`` go from the
+    cores of a to the cores of b, spread evenly over the source and destination cores."""
+    if chips <= 1:
+        return np.zeros(0)
+    ps = np.bincount(coords[a.start:a.stop, 0], minlength=chips) / len(a)
+    pd = np.bincount(coords[b.start:b.stop, 0], minlength=chips) / len(b)
+    cs, cd = np.cumsum(ps)[:-1], np.cumsum(pd)[:-1]
+    return messages * (cs * (1 - cd) + (1 - cs) * cd)
 
 
 class LoihiCostModel:
@@ -186,8 +181,17 @@ class LoihiCostModel:
         self.gindex = {g.name: i for i, g in enumerate(self.groups)}
         self.coords = mapping.core_coords()
         self.work = np.zeros((len(self.groups), len(mapping.hops)))  # seconds per core, [group, hop]
+        # seconds per link, [chip boundary..., host link], hop: messages serialise on the link they cross
+        self.link_work = np.zeros((max(0, mapping.chips - 1) + 1, len(mapping.hops)))
+        self.readout_s = 0.0  # host link time of one token's output (logits, or the last residual)
         self.hop_costs = [self._hop(h) for h in mapping.hops]
         self.barrier_s = self.hw.barrier_s(mapping.chips)
+
+    @property
+    def resource_work(self) -> np.ndarray:
+        """Seconds of work per resource (the busiest core of each group, each chip link, the host link) per
+        hop: a step lasts as long as its busiest resource, plus the barrier."""
+        return np.vstack([self.work, self.link_work])
 
     # ---- one hop
     def _range(self, name: str) -> range | None:
@@ -260,7 +264,14 @@ class LoihiCostModel:
         else:  # pragma: no cover
             raise CostModelError(f"unknown hop kind {h.kind}")
 
-        mean_h, max_h, mean_c, max_c = _distances(self.coords, self._range(h.src), self._range(h.dst))
+        host_s = hw.host_value_bytes / hw.host_link_bytes_per_s  # one value over the host link
+        if h.kind == "inject":
+            self.link_work[-1, hi] += h.n_dst * host_s
+        elif self.mapping.chips > 1:
+            self.link_work[:-1, hi] += hw.chip_link_message_s * _boundary_loads(
+                self.coords, self._range(h.src), self._range(h.dst), self.mapping.chips, messages)
+        mean_h, max_h, mean_c, max_c = _distances(self.coords, self._range(h.src), self._range(h.dst),
+                                                  hw.mesh_width)
         energy_msg = hw.spike_out_energy_j if h.kind != "inject" else 0.0
         e_messages = messages * (energy_msg + mean_h * hw.hop_energy_j + mean_c * hw.chip_link_energy_per_message_j)
         mesh = messages * mean_h
@@ -268,7 +279,9 @@ class LoihiCostModel:
         transit = max_h * hw.hop_time_s + max_c * hw.chip_link_latency_s
         if h.readout:
             # logits leave the chip for the host's sink
-            r_mean_h, r_max_h, r_mean_c, r_max_c = _distances(self.coords, None, self._range(h.dst))
+            r_mean_h, r_max_h, r_mean_c, r_max_c = _distances(self.coords, None, self._range(h.dst), hw.mesh_width)
+            # only the last prompt token's and each generated token's output is read: not a per-step cost
+            self.readout_s += h.readout * host_s
             e_messages += h.readout * (hw.spike_out_energy_j + r_mean_h * hw.hop_energy_j
                                        + r_mean_c * hw.chip_link_energy_per_message_j)
             messages += h.readout
@@ -280,7 +293,7 @@ class LoihiCostModel:
         instr = sum(n * self.instructions[k] for k, n in updates.items())
         energy = {"synops": synops * hw.synop_energy_j, "neurons": instr * hw.instruction_energy_j,
                   "messages": e_messages}
-        latency = float(self.work[:, hi].max())
+        latency = float(max(self.work[:, hi].max(), self.link_work[:, hi].max()))
         return HopCost(hi, h.name, h.layer, h.kind, synops, nz, messages, mesh, cross, updates, instr, energy,
                        latency)
 
@@ -292,39 +305,44 @@ class LoihiCostModel:
     @property
     def prefill_step_s(self) -> float:
         """Time step with the pipeline full: the busiest core does the work of all its hops, then the barrier."""
-        return float(self.work.sum(axis=1).max()) + self.barrier_s
+        return float(self.resource_work.sum(axis=1).max()) + self.barrier_s
 
     def step_times(self, prompt_tokens: int) -> np.ndarray:
         """Duration of each of the T + D - 1 steps of a prefill of T tokens (pipeline fill and drain included)."""
         T, D = int(prompt_tokens), self.pipeline_depth
         if T < 1:
             raise CostModelError(f"prompt length must be >= 1, got {T}")
-        P = np.concatenate([np.zeros((len(self.groups), 1)), np.cumsum(self.work, axis=1)], axis=1)
+        w = self.resource_work
+        P = np.concatenate([np.zeros((w.shape[0], 1)), np.cumsum(w, axis=1)], axis=1)
         k = np.arange(T + D - 1)
         a = np.maximum(0, k - T + 1)
         b = np.minimum(k, D - 1)
         return (P[:, b + 1] - P[:, a]).max(axis=0) + self.barrier_s
 
     def ttft_s(self, prompt_tokens: int) -> float:
-        """Time to first token: the last prompt token leaves the head after T + D - 1 steps."""
+        """Time to first token: the last prompt token leaves the head after T + D - 1 steps; then its output
+        crosses the host link and the host answers (one round trip, as for every generated token)."""
         T, D = int(prompt_tokens), self.pipeline_depth
+        host = self.readout_s + self.hw.host_round_trip_s
         if T <= 2 * D:
-            return float(self.step_times(T).sum())
+            return float(self.step_times(T).sum()) + host
         # long prompts: the middle steps all have the full pipeline; sum ramp-up + full + ramp-down exactly
         ramp = self.step_times(2 * D)
         full = self.prefill_step_s
-        return float(ramp.sum() + (T - 2 * D) * full)
+        return float(ramp.sum() + (T - 2 * D) * full) + host
 
     @property
     def decode_token_s(self) -> float:
-        """One generated token: its D hops in sequence (each as long as that hop's slowest core) + host loop."""
+        """One generated token: its D hops in sequence (each as long as that hop's busiest resource, plus the
+        barrier) and the host's round trip."""
         return float(sum(c.latency_s for c in self.hop_costs) + self.pipeline_depth * self.barrier_s
-                     + self.hw.host_token_loop_s)
+                     + self.readout_s + self.hw.host_round_trip_s)
 
     # ---- energy
     @property
     def static_power_w(self) -> float:
-        return self.mapping.chips * self.hw.static_power_per_chip_w
+        """Every chip of the system draws it, busy or not."""
+        return self.mapping.system_chips * self.hw.static_power_per_chip_w
 
     @property
     def dynamic_energy_per_token_j(self) -> float:
@@ -383,151 +401,163 @@ def estimate(cfg: ModelConfig, instructions: Mapping[str, int] | None = None, *,
 
 
 # ------------------------------------------------------------------------------------------- report
-def _split_overrides(overrides: Mapping[str, Any]):
-    """Route keyword overrides to MappingOptions, Loihi2Spec or GpuSpec fields by name."""
+GPU_PLATFORMS = {"jetson": "Jetson Orin Nano 8 GB", "h100": "H100 SXM"}
+
+
+def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Route ``NAME=VALUE`` overrides to MappingOptions, Loihi2Spec or a GPU by field name; ``loihi2.NAME``,
+    ``jetson.NAME``, ``h100.NAME`` and ``options.NAME`` say where explicitly (GPU fields need it)."""
     targets = {"options": {f.name for f in fields(MappingOptions)},
                "loihi2": {f.name for f in fields(Loihi2Spec)},
-               "gpu": {f.name for f in fields(GpuSpec)}}
+               "jetson": {f.name for f in fields(GpuSpec)}, "h100": {f.name for f in fields(GpuSpec)}}
     out: dict[str, dict[str, Any]] = {k: {} for k in targets}
     for k, v in overrides.items():
-        key = k
-        where = [t for t, names in targets.items() if k in names]
-        if k.startswith("gpu_") and k[4:] in targets["gpu"]:
-            where, key = ["gpu"], k[4:]
+        section, _, name = k.rpartition(".")
+        if section:
+            if section not in targets or name not in targets[section]:
+                raise CostModelError(f"unknown override {k!r}: no field {name!r} in {section!r} "
+                                     f"(sections: {', '.join(targets)})")
+            out[section][name] = v
+            continue
+        where = [t for t in ("options", "loihi2") if k in targets[t]]
         if not where:
-            raise CostModelError(f"unknown override {k!r}: not a MappingOptions, Loihi2Spec or GpuSpec field")
-        if len(where) > 1:
-            raise CostModelError(f"override {k!r} is ambiguous ({where})")
-        out[where[0]][key] = v
+            hint = " (GPU fields need jetson.NAME or h100.NAME)" if k in targets["jetson"] else ""
+            raise CostModelError(f"unknown override {k!r}: not a MappingOptions or Loihi2Spec field{hint}")
+        out[where[0]][k] = v
     return out
 
 
-def _variants(cfg, instructions, hw, options, T) -> list[dict[str, Any]]:
-    """What mapping choices (and the two most uncertain hardware assumptions) change: each variant re-mapped
-    and re-costed at prompt length T."""
-    specs = [
-        ("baseline", {}, {}),
-        ("no dual-RMSNorm fold (18 hops/layer)", {"fold_norms": False}, {}),
-        ("all matrices dense", {"encoding": "dense"}, {}),
-        ("all matrices sparse", {"encoding": "sparse"}, {}),
-        ("packed (spare cores idle)", {"allocation": "packed"}, {}),
-        ("128 cores per chip (brief)", {}, {"cores_per_chip": 128}),
-        ("half the weights per core", {"max_synapses_per_core": -1}, {}),
-        ("assumption: dense encoding walks zero weights", {}, {"dense_skips_zero_weights": False}),
-        (f"assumption: {hw.hala_point_power_w / hw.hala_point_chips:.2f} W static per chip (Hala Point max)", {},
-         {"static_power_per_chip_w": hw.hala_point_power_w / hw.hala_point_chips}),
-    ]
-    rows = []
-    base_cm = None
-    for label, o, h in specs:
-        o = dict(o)
-        if o.get("max_synapses_per_core") == -1:
-            busiest = max(g.rows_per_neuron * g.d_in_per_core * g.neurons_per_core
-                          for g in base_cm.mapping.groups if g.role == "synapses")
-            o["max_synapses_per_core"] = busiest // 2
-            label = f"max {o['max_synapses_per_core']} weights per core (half)"
-        try:
-            cm = LoihiCostModel(build_mapping(cfg, dataclasses.replace(hw, **h), dataclasses.replace(options, **o)),
-                                instructions)
-        except CostModelError as e:
-            rows.append({"variant": label, "error": str(e)})
-            continue
-        if base_cm is None:
-            base_cm = cm
-        s = cm.summary(T)
-        rows.append({"variant": label, "cores": s["cores"], "chips": s["chips"],
-                     "memory_bytes": s["memory_bytes"], "hops_per_layer": s["hops_per_layer"],
-                     "pipeline_depth": s["pipeline_depth"], "prefill_step_s": s["prefill_step_s"],
-                     "ttft_s": s["ttft_s"], "decode_tokens_per_s": s["decode_tokens_per_s"],
-                     "synops_per_token": s["synops_per_token"],
-                     "prefill_energy_per_token_j": s["prefill_energy_per_token_j"],
-                     "decode_energy_per_token_j": s["decode_energy_per_token_j"]})
-    return rows
+def loihi_platform(cm: LoihiCostModel, T: int) -> dict[str, Any]:
+    """The per-platform figures of the JSON report (steady-state prefill: flat in T, as the paper measured)."""
+    return {"ttft_s": cm.ttft_s(T), "prefill_tokens_per_s": 1.0 / cm.prefill_step_s,
+            "decode_tokens_per_s": 1.0 / cm.decode_token_s,
+            "prefill_mj_per_token": 1e3 * (cm.dynamic_energy_per_token_j + cm.static_power_w * cm.prefill_step_s),
+            "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
+            "chips": cm.mapping.chips, "system_chips": cm.mapping.system_chips, "cores": cm.mapping.cores,
+            "boards": cm.hw.boards(cm.mapping.chips), "barrier_s": cm.barrier_s,
+            "pipeline_depth": cm.pipeline_depth, "static_power_w": cm.static_power_w,
+            "dynamic_mj_per_token": 1e3 * cm.dynamic_energy_per_token_j}
 
 
-def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS,
+def gpu_platform(shape, T: int, gpu: GpuSpec) -> dict[str, Any]:
+    e = gpu_estimate(shape, T, gpu)
+    return {"ttft_s": e["ttft_s"], "prefill_tokens_per_s": e["prefill_tokens_per_s"],
+            "decode_tokens_per_s": e["decode_tokens_per_s"],
+            "prefill_mj_per_token": 1e3 * e["prefill_energy_per_token_j"],
+            "decode_mj_per_token": 1e3 * e["decode_energy_per_token_j"], "chips": None,
+            "gpu": gpu.name, "model": shape.name, "params": shape.params, "dtype": gpu.dtype,
+            "power_w": gpu.power_w, "fits_in_memory": e["fits_in_memory"], "prefill_bound": e["prefill_bound"],
+            "decode_bound": e["decode_bound"]}
+
+
+def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
                  **overrides) -> dict[str, Any]:
     """Everything ``estimate_main`` prints and saves, as a JSON-ready dict.
 
-    Overrides: ``instructions`` (mapping or file), ``hw_file`` (TOML with [loihi2]/[jetson]), ``anchor_tokens``,
-    and any field of MappingOptions, Loihi2Spec or GpuSpec (GpuSpec fields may be prefixed ``gpu_``)."""
-    from .gpu_baseline import TransformerShape, gpu_estimate
+    The three fitted constants are fitted on the paper preset (:mod:`.calibration`), with the overrides applied
+    to everything else; an override of a fitted constant keeps it as given. Then ``preset`` is predicted.
+    Overrides: ``instructions`` (mapping or file), ``hw_file`` (TOML with [loihi2]/[jetson]/[h100]),
+    ``anchor_tokens``, and any field of MappingOptions, Loihi2Spec (plain or ``loihi2.NAME``) or a GPU
+    (``jetson.NAME``, ``h100.NAME``)."""
+    from .calibration import PAPER, PRESETS, VARIANTS, anchor_table, apply, calibrate, loihi_model, resolve_options
+    from .gpu_baseline import BASELINES
 
     overrides = dict(overrides)
     instructions, instr_source = resolve_instruction_counts(overrides.pop("instructions", None))
     if "instructions_source" in overrides:
         instr_source = overrides.pop("instructions_source")
-    hw, gpu = load_hardware(overrides.pop("hw_file", None))
+    specs = load_hardware(overrides.pop("hw_file", None))
     T = int(overrides.pop("anchor_tokens", PAPER.prompt_tokens))
     parts = _split_overrides(overrides)
-    hw = with_overrides(hw, parts["loihi2"], "overrides")
-    gpu = with_overrides(gpu, parts["gpu"], "overrides")
-    options = dataclasses.replace(MappingOptions(), **parts["options"])
-    options.check()
+    hw = with_overrides(specs["loihi2"], parts["loihi2"], "overrides")
+    gpus = {k: with_overrides(specs[k], parts[k], "overrides") for k in GPU_PLATFORMS}
+    if preset not in PRESETS:
+        raise CostModelError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     cfg = load_config(config_name).model
+    is_paper_model = cfg.hidden_size == 1024 and cfg.num_layers == 24 and cfg.vocab_size == 32000
 
-    cm = LoihiCostModel(build_mapping(cfg, hw, options), instructions)
+    # 1. calibration: on the paper preset of the 370M model (the anchors are its figures)
+    fixed = set(parts["loihi2"]) | {f"jetson.{k}" for k in parts["jetson"]}
+    cal_cfg = cfg if is_paper_model else load_config("370m").model
+    hw, gpus["jetson"], fitted = calibrate(cal_cfg, hw, gpus["jetson"], instructions, fixed)
+
+    def model(change, cfg_=cfg):
+        h, o = apply(hw, MappingOptions(), change)
+        h = with_overrides(h, parts["loihi2"], "overrides")
+        o = dataclasses.replace(o, **parts["options"])
+        return loihi_model(cfg_, h, o, instructions)
+
+    # 2. the anchors: the paper preset's predictions next to the paper's figures
+    paper_cm = model(PRESETS["paper"], cal_cfg)
+    gpu_at_anchor = {f"{g}/{k}": gpu_platform(shape, PAPER.prompt_tokens, gpus[g])
+                     for g in GPU_PLATFORMS for k, shape in BASELINES.items()}
+    fitted_on = {a for r in fitted for a in r["anchors"]}
+    if any(r["constant"] == "jetson.prefill_efficiency" for r in fitted):
+        # the Llama baseline's prefill rate and energy follow from its fitted TTFT (T / TTFT, power x TTFT / T)
+        name = BASELINES["llama370m"].name
+        fitted_on |= {f"Jetson prefill tokens/s ({name})", f"Jetson prefill mJ/token ({name})"}
+    anchors = anchor_table(loihi_platform(paper_cm, PAPER.prompt_tokens), gpu_at_anchor, fitted_on)
+
+    # 3. the chosen preset
+    cm = model(PRESETS[preset])
     m = cm.mapping
-    shape = TransformerShape.like(cfg, gpu)
-    g = gpu_estimate(shape, T, gpu)
-    s = cm.summary(T)
+    platforms = {"loihi2": loihi_platform(cm, T)}
+    for g in GPU_PLATFORMS:
+        for k, shape in BASELINES.items():
+            platforms[f"{g}/{k}"] = gpu_platform(shape, T, gpus[g])
     lengths = sorted({int(t) for t in prompt_lengths} | {T})
     sweep = []
     for t in lengths:
-        ge = gpu_estimate(shape, t, gpu)
-        sweep.append({"prompt_tokens": t, "loihi_ttft_s": cm.ttft_s(t), "gpu_ttft_s": ge["ttft_s"],
-                      "loihi_prefill_energy_per_token_j": cm.prefill_energy_j(t) / t,
-                      "gpu_prefill_energy_per_token_j": ge["prefill_energy_per_token_j"],
-                      "loihi_decode_energy_per_token_j": cm.decode_energy_per_token_j,
-                      "gpu_decode_energy_per_token_j": ge["decode_energy_per_token_j"],
-                      "loihi_decode_tokens_per_s": 1.0 / cm.decode_token_s,
-                      "gpu_decode_tokens_per_s": ge["decode_tokens_per_s"]})
-    comparison = {
-        "prompt_tokens": T,
-        "ttft_ratio_gpu_over_loihi": g["ttft_s"] / s["ttft_s"],
-        "decode_throughput_ratio_loihi_over_gpu": s["decode_tokens_per_s"] / g["decode_tokens_per_s"],
-        "prefill_throughput_ratio_loihi_over_gpu": s["prefill_tokens_per_s"] / g["prefill_tokens_per_s"],
-        "decode_energy_ratio_gpu_over_loihi": g["decode_energy_per_token_j"] / s["decode_energy_per_token_j"],
-        "prefill_energy_ratio_gpu_over_loihi": g["prefill_energy_per_token_j"] / s["prefill_energy_per_token_j"],
-    }
-    anchor = None
-    if cfg.hidden_size == 1024 and cfg.num_layers == 24:
-        anchor = {
-            "paper_ttft_loihi_s": PAPER.ttft_loihi_s, "ours_ttft_loihi_s": cm.ttft_s(PAPER.prompt_tokens),
-            "paper_ttft_jetson_s": PAPER.ttft_jetson_s,
-            "ours_ttft_jetson_s": gpu_estimate(shape, PAPER.prompt_tokens, gpu)["ttft_s"],
-            "tolerance": PAPER.tolerance,
-        }
-        anchor["loihi_rel_error"] = anchor["ours_ttft_loihi_s"] / PAPER.ttft_loihi_s - 1
-        anchor["jetson_rel_error"] = anchor["ours_ttft_jetson_s"] / PAPER.ttft_jetson_s - 1
-        anchor["within_tolerance"] = bool(abs(anchor["loihi_rel_error"]) <= PAPER.tolerance
-                                          and abs(anchor["jetson_rel_error"]) <= PAPER.tolerance)
+        row = {"prompt_tokens": t, "loihi2": {"ttft_s": cm.ttft_s(t),
+                                              "prefill_mj_per_token": 1e3 * cm.prefill_energy_j(t) / t,
+                                              "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
+                                              "decode_tokens_per_s": 1.0 / cm.decode_token_s}}
+        for g in GPU_PLATFORMS:
+            for k, shape in BASELINES.items():
+                p = gpu_platform(shape, t, gpus[g])
+                row[f"{g}/{k}"] = {q: p[q] for q in ("ttft_s", "prefill_mj_per_token", "decode_mj_per_token",
+                                                     "decode_tokens_per_s")}
+        sweep.append(row)
+    variants = []
+    for label, change, why in VARIANTS:
+        merged = {"loihi2": {**PRESETS["paper"]["loihi2"], **change.get("loihi2", {})},
+                  "options": {**PRESETS["paper"]["options"], **change.get("options", {})}}
+        try:
+            v = model(merged)
+        except CostModelError as e:
+            variants.append({"variant": label, "error": str(e), "reason": why})
+            continue
+        variants.append({"variant": label, "reason": why, **loihi_platform(v, T)})
     layers = [{"layer": l, "rows": m.layer_table(l), "totals": m.layer_totals(l)}
               for l in range(-1, cfg.num_layers + 1)]
+    from .hardware import H100_NOTES
+
     return {
-        "config": config_name,
+        "config": config_name, "preset": preset, "preset_description": PRESETS[preset]["description"],
+        "prompt_tokens": T,
         "model": dataclasses.asdict(cfg),
-        "options": dataclasses.asdict(options),
+        "options": dataclasses.asdict(resolve_options(m.options, m.hw, cfg)),
         "instructions": instructions, "instructions_source": instr_source,
-        "loihi": s,
+        "platforms": platforms,
+        "calibration": {"fitted": fitted, "anchors": anchors, "tolerance": PAPER.tolerance,
+                        "calibrated_on": cal_cfg.name},
+        "loihi": {**cm.summary(T), "dense_weight_bits": m.hw.dense_weight_bits},
         "per_hop_layer0": [_hop_row(c) for c in cm.hop_costs if c.layer in (-1, 0)],
         "per_hop_head": [_hop_row(c) for c in cm.hop_costs if c.layer == cfg.num_layers],
         "layers": layers,
         "matrices": m.matrix_table(),
-        "gpu": {"spec": gpu.name, "dtype": gpu.dtype, "shape": shape.as_dict(), **g},
-        "comparison": comparison,
-        "paper_anchor": anchor,
         "sweep": sweep,
-        "variants": _variants(cfg, instructions, hw, options, T),
+        "variants": variants,
         "derived_constants": {
             "synop_time_s": hw.synop_time_s, "hala_point_synop_time_s": hw.hala_point_synop_time_s,
             "synop_energy_j": hw.synop_energy_j, "instruction_time_s": hw.instruction_time_s,
             "instruction_energy_j": hw.instruction_energy_j, "spike_out_energy_j": hw.spike_out_energy_j,
             "hop_energy_j": hw.hop_energy_j, "energy_scale_loihi1_to_2": hw.energy_scale,
             "sparse_bits_per_nonzero": hw.sparse_bits_per_nonzero,
-            "gaussian_zero_fraction": GAUSSIAN_ZERO_FRACTION, "gpu_peak_flops": gpu.peak_flops,
+            "gaussian_zero_fraction": GAUSSIAN_ZERO_FRACTION,
         },
-        "constants": provenance(hw) + provenance(gpu) + provenance(PAPER),
+        "constants": (provenance(hw, "loihi2") + provenance(gpus["jetson"], "jetson")
+                      + provenance(gpus["h100"], "h100", H100_NOTES) + provenance(PAPER, "paper")),
     }
 
 
@@ -562,108 +592,109 @@ def _fmt_e(j: float) -> str:
     return f"{j * 1e6:.1f} uJ"
 
 
+def _fmt_paper(v, unit: str) -> str:
+    def one(x):
+        return _fmt_t(x) if unit == "s" else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+    return f"{one(v[0])}-{one(v[1])}" if isinstance(v, tuple) else one(v)
+
+
 def format_report(r: dict[str, Any]) -> str:
     lines = []
     mc = r["model"]
+    o = r["options"]
     lines.append(f"== Loihi 2 mapping: {r['config']} (L={mc['num_layers']}, d={mc['hidden_size']}, "
-                 f"I={mc['intermediate_size']}, V={mc['vocab_size']}); fold={r['options']['fold_norms']}, "
-                 f"encoding={r['options']['encoding']}, allocation={r['options']['allocation']}, "
-                 f"zero fraction {r['options']['zero_fraction']:.3f}")
+                 f"I={mc['intermediate_size']}, V={mc['vocab_size']}), preset '{r['preset']}': "
+                 f"{r['preset_description']}")
+    lines.append(f"   {r['loihi']['dense_weight_bits']}-bit dense weights, encoding={o['encoding']}, "
+                 f"cores_per_block={o['cores_per_block'] or 'packed'}, head_on_chip={o['head_on_chip']}, "
+                 f"fold={o['fold_norms']}, zero fraction {o['zero_fraction']:.3f}")
     lines.append(f"{'group':<14}{'content':<58}{'neurons':>8}{'synapses':>11}{'enc':>7}{'cores':>6}"
                  f"{'memory':>11}")
-    shown = [-1, 0, mc["num_layers"]]
     for lay in r["layers"]:
-        if lay["layer"] not in shown:
+        if lay["layer"] not in (-1, 0, mc["num_layers"]) or not lay["rows"]:
             continue
         for row in lay["rows"]:
             lines.append(f"{row['group']:<14}{row['description'][:57]:<58}{row['neurons']:>8}"
                          f"{row['synapses']:>11}{row['encoding']:>7}{row['cores']:>6}"
                          f"{_fmt_bytes(row['memory_bytes']):>11}")
-        t = lay["totals"]
-        lines.append(f"{'':<14}{'layer total' if 0 <= lay['layer'] < mc['num_layers'] else 'total':<58}"
-                     f"{t['neurons']:>8}{t['synapses']:>11}{'':>7}{t['cores']:>6}{_fmt_bytes(t['memory_bytes']):>11}")
     if mc["num_layers"] > 1:
         lines.append(f"(layers 1..{mc['num_layers'] - 1} as layer 0)")
     s = r["loihi"]
-    cpc = next(c["value"] for c in r["constants"] if c["name"] == "Loihi2Spec.cores_per_chip")
-    lines.append(f"totals: {s['cores']} cores ({s['min_cores']} needed, the rest of the last chip spread over the "
-                 f"busiest groups) on {s['chips']} chips ({cpc} cores/chip), "
-                 f"{_fmt_bytes(s['memory_bytes'])} on chip; {s['hops_per_layer']} hops/layer, pipeline depth "
-                 f"{s['pipeline_depth']} hops")
-    reasons = sorted({mm["reason"] for mm in r["matrices"]})
-    for why in reasons[:4]:
+    lp = r["platforms"]["loihi2"]
+    lines.append(f"totals: {s['cores']} cores on {lp['chips']} chips ({lp['boards']} board(s)) of a "
+                 f"{lp['system_chips']}-chip system, {_fmt_bytes(s['memory_bytes'])} on chip; {s['hops_per_layer']} "
+                 f"hops/layer, pipeline depth {s['pipeline_depth']}; barrier {_fmt_t(lp['barrier_s'])} per step; "
+                 f"static {lp['static_power_w']:.1f} W")
+    for why in sorted({mm["reason"] for mm in r["matrices"]})[:3]:
         lines.append(f"  encoding: {why}")
-    lines.append(f"per token: {s['synops_per_token']:.3g} synops ({s['nonzero_synops_per_token']:.3g} non-zero), "
-                 f"{s['instructions_per_token']:.3g} microcode instructions, {s['messages_per_token']:.3g} messages, "
-                 f"{s['mesh_hops_per_token']:.3g} mesh hops, {s['chip_crossings_per_token']:.3g} chip crossings "
-                 f"(instructions: {r['instructions_source']})")
-    g = r["gpu"]
-    c = r["comparison"]
-    T = c["prompt_tokens"]
     lines.append("")
-    lines.append(f"== Loihi 2 vs {g['spec']} ({g['dtype']}, Llama-style {g['shape']['params'] / 1e6:.0f}M), "
-                 f"batch 1, {T}-token prompt")
-    lines.append(f"{'':<34}{'Loihi 2':>14}{'Jetson':>14}{'ratio':>10}")
-    rows = [
-        ("time to first token", _fmt_t(s["ttft_s"]), _fmt_t(g["ttft_s"]), c["ttft_ratio_gpu_over_loihi"]),
-        ("prefill throughput (tokens/s)", f"{s['prefill_tokens_per_s']:.0f}", f"{g['prefill_tokens_per_s']:.0f}",
-         c["prefill_throughput_ratio_loihi_over_gpu"]),
-        ("decode throughput (tokens/s)", f"{s['decode_tokens_per_s']:.1f}", f"{g['decode_tokens_per_s']:.1f}",
-         c["decode_throughput_ratio_loihi_over_gpu"]),
-        ("prefill energy / token", _fmt_e(s["prefill_energy_per_token_j"]), _fmt_e(g["prefill_energy_per_token_j"]),
-         c["prefill_energy_ratio_gpu_over_loihi"]),
-        ("decode energy / token", _fmt_e(s["decode_energy_per_token_j"]), _fmt_e(g["decode_energy_per_token_j"]),
-         c["decode_energy_ratio_gpu_over_loihi"]),
-    ]
-    for name, a, b, ratio in rows:
-        lines.append(f"{name:<34}{a:>14}{b:>14}{ratio:>9.2f}x")
-    if not g["fits_in_memory"]:
-        lines.append(f"NOTE: the {g['dtype']} weights ({_fmt_bytes(g['weights_bytes'])}) do not fit in the Jetson's "
-                     f"memory: its figures are what the roofline gives if they did (use gpu_dtype='fp16')")
-    lines.append(f"(Loihi: step {_fmt_t(s['prefill_step_s'])} incl. barrier {_fmt_t(s['barrier_s'])}, "
-                 f"{s['ttft_steps']} steps to the first token; static {s['static_power_w']:.1f} W. Ratios: "
-                 "Jetson/Loihi for time and energy, Loihi/Jetson for throughput)")
-    a = r.get("paper_anchor")
-    if a:
-        lines.append(f"paper anchor (370M, {PAPER.prompt_tokens} tokens): Loihi TTFT {_fmt_t(a['ours_ttft_loihi_s'])} vs "
-                     f"{_fmt_t(a['paper_ttft_loihi_s'])} ({100 * a['loihi_rel_error']:+.0f}%), Jetson "
-                     f"{_fmt_t(a['ours_ttft_jetson_s'])} vs {_fmt_t(a['paper_ttft_jetson_s'])} "
-                     f"({100 * a['jetson_rel_error']:+.0f}%): "
-                     f"{'within' if a['within_tolerance'] else 'OUTSIDE'} +/-{100 * a['tolerance']:.0f}%")
+    T = r["prompt_tokens"]
+    lines.append(f"== Platforms, batch 1, {T}-token prompt (prefill figures steady-state on Loihi 2)")
+    lines.append(f"{'platform':<52}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
+                 f"{'prefill mJ/tok':>16}{'gen mJ/tok':>12}")
+    for name, p in r["platforms"].items():
+        label = "Loihi 2" if name == "loihi2" else f"{p['gpu'][:18]}, {p['model'][:24]} ({p['dtype']})"
+        lines.append(f"{label:<52}{p['chips'] if p['chips'] else '-':>6}{_fmt_t(p['ttft_s']):>10}"
+                     f"{p['prefill_tokens_per_s']:>15,.0f}{p['decode_tokens_per_s']:>11.1f}"
+                     f"{p['prefill_mj_per_token']:>16.2f}{p['decode_mj_per_token']:>12.1f}")
+    cal = r["calibration"]
     lines.append("")
-    lines.append(f"== What the mapping choices change ({T}-token prompt)")
-    lines.append(f"{'variant':<54}{'cores':>6}{'chips':>6}{'hops/L':>7}{'step':>10}{'TTFT':>10}{'dec tok/s':>10}"
-                 f"{'synops/tok':>12}{'E dec/tok':>11}")
+    lines.append(f"== Calibration (paper preset, {cal['calibrated_on']}): fitted constants")
+    for f in cal["fitted"]:
+        lines.append(f"  {f['constant']} = {f['value']:.4g} {f['unit']}   fitted on: {', '.join(f['anchors'])}")
+    lines.append(f"{'anchor':<70}{'paper':>14}{'model':>12}{'error':>9}  status")
+    for a in cal["anchors"]:
+        model = _fmt_t(a["model"]) if a["unit"] == "s" else _fmt_paper(a["model"], a["unit"])
+        lines.append(f"{a['anchor'][:69]:<70}{_fmt_paper(a['paper'], a['unit']):>14}{model:>12}"
+                     f"{100 * a['error']:>+8.0f}%  {a['status']}")
+    lines.append("(error: model/paper - 1; for a range, 0 inside it, else the distance to the nearest bound)")
+    lines.append("")
+    lines.append(f"== Beyond the paper: variants of the paper deployment, same constants ({T}-token prompt)")
+    lines.append(f"{'variant':<48}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
+                 f"{'prefill mJ':>12}{'gen mJ':>9}")
     for v in r["variants"]:
         if "error" in v:
-            lines.append(f"{v['variant']:<54}  does not map: {v['error']}")
+            lines.append(f"{v['variant']:<48}  does not map: {v['error']}")
             continue
-        lines.append(f"{v['variant'][:53]:<54}{v['cores']:>6}{v['chips']:>6}{v['hops_per_layer']:>7}"
-                     f"{_fmt_t(v['prefill_step_s']):>10}{_fmt_t(v['ttft_s']):>10}{v['decode_tokens_per_s']:>10.1f}"
-                     f"{v['synops_per_token']:>12.3g}{_fmt_e(v['decode_energy_per_token_j']):>11}")
+        lines.append(f"{v['variant'][:47]:<48}{v['chips']:>6}{_fmt_t(v['ttft_s']):>10}"
+                     f"{v['prefill_tokens_per_s']:>15,.0f}{v['decode_tokens_per_s']:>11.1f}"
+                     f"{v['prefill_mj_per_token']:>12.2f}{v['decode_mj_per_token']:>9.1f}")
     return "\n".join(lines)
 
 
-def estimate_main(config_name: str, out_dir: Path, prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS,
-                  **overrides) -> dict[str, Any]:
-    """Map and cost ``config_name`` on Loihi 2 and the Jetson baseline: print the tables, write
-    ``<out_dir>/cost_<name>.json`` and the plots ``ttft_<name>.png`` and ``energy_<name>.png``; return the report.
+def estimate_main(config_name: str, out_dir: Path | None = None,
+                  prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
+                  json_path: Path | None = None, plots: bool = True, **overrides) -> dict[str, Any]:
+    """Map and cost ``config_name`` on Loihi 2 and the GPU baselines: print the tables; write the JSON report
+    (``json_path``, else ``<out_dir>/cost_<name>_<preset>.json``) and, with ``out_dir``, the plots
+    ``ttft_<name>_<preset>.png`` and ``energy_<name>_<preset>.png``; return the report. The files are written
+    only once everything is computed (nothing partial on an error).
 
-    ``overrides``: see :func:`build_report` (``instructions=`` is required unless the microcode package
-    provides ``instruction_counts()``)."""
-    from .cost_plots import plot_energy, plot_ttft
-
-    report = build_report(config_name, prompt_lengths, **overrides)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    ``overrides``: see :func:`build_report`."""
+    report = build_report(config_name, prompt_lengths, preset=preset, **overrides)
     name = Path(config_name).stem if str(config_name).endswith(".toml") else str(config_name)
-    report["files"] = {"json": str(out / f"cost_{name}.json"), "ttft_png": str(out / f"ttft_{name}.png"),
-                       "energy_png": str(out / f"energy_{name}.png")}
-    plot_ttft(report, report["files"]["ttft_png"])
-    plot_energy(report, report["files"]["energy_png"])
-    Path(report["files"]["json"]).write_text(json.dumps(report, indent=1, default=_json_default))
+    files = {}
+    if out_dir is not None:
+        out = Path(out_dir)
+        files = {"json": str(out / f"cost_{name}_{preset}.json"),
+                 "ttft_png": str(out / f"ttft_{name}_{preset}.png"),
+                 "energy_png": str(out / f"energy_{name}_{preset}.png")}
+    if json_path is not None:
+        files["json"] = str(json_path)
+    report["files"] = files
+    text = json.dumps(report, indent=1, default=_json_default)
+    if out_dir is not None and plots:
+        from .cost_plots import plot_energy, plot_ttft
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        plot_ttft(report, files["ttft_png"])
+        plot_energy(report, files["energy_png"])
+    if "json" in files:
+        Path(files["json"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(files["json"]).write_text(text)
     print(format_report(report))
-    print(f"\nwrote {report['files']['json']}, {report['files']['ttft_png']}, {report['files']['energy_png']}")
+    if files:
+        print(f"\nwrote {', '.join(files.values())}")
     return report
 
 

@@ -1,47 +1,35 @@
-"""Edge-GPU baseline: a roofline cost model of a Llama-style transformer on an NVIDIA Jetson Orin Nano 8 GB.
+"""GPU baselines: one roofline of a Hugging Face transformer in eager PyTorch at batch 1, for any GPU
+(:class:`~.hardware.GpuSpec`: the paper's Jetson Orin Nano 8 GB, and an H100 SXM from its datasheet).
 
-**The baseline model.** The paper compares the MatMul-free LM on Loihi 2 with "transformer-based LLMs" of
-similar size on the Jetson. We model the Llama-style "Transformer++" that Zhu et al. 2024 trained as the
-baseline of each MMfreeLM size, with the same hidden size d, depth L, SwiGLU width I and vocabulary V as the
-MatMul-free model (``TransformerShape.like``): per layer q, k, v, o (4 d^2 weights, one KV head per query head,
-head size 64) and gate/up/down (3 d I); untied embedding and head (V d each). For 370M: d=1024, L=24, I=2816,
-V=32000, 16 heads, 308M layer weights + 2 x 32.8M = 374M parameters.
+**The baseline models** (:data:`BASELINES`). The paper compares with FP16 transformer LLMs of similar size on
+the Jetson. We model two with their real shapes: the Llama-style "Transformer++" that Zhu et al. 2024 trained
+beside MMfreeLM 370M (same d=1024, L=24, I=2816, V=32000; 16 heads of 64; untied embedding and head: 374M
+parameters) and Qwen2.5-0.5B (d=896, L=24, 14 query and 2 key/value heads of 64, I=4864, V=151,936, tied:
+494M).
 
 **Prefill (compute-bound).** FLOPs for a T-token prompt: 2 T x (layer weights) for the projections,
-2 d V T for the LM head (a Hugging Face forward computes logits at every position), and attention:
-QK^T and PV are each 2 T^2 d FLOPs per layer when the full T x T score matrix is computed (eager attention; half
-if the kernel skips the masked triangle), so attention grows as T^2 while everything else grows as T. Time =
-projections at max(FLOPs / (peak x efficiency), weight bytes / bandwidth) + attention FLOPs at the same
-efficiency + the score matrix's passes through DRAM (softmax kernels are memory-bound) + one launch overhead
-per kernel.
+2 d V T for the LM head (a Hugging Face forward computes logits at every position), and attention: QK^T and PV
+are 2 T^2 (heads x head size) FLOPs each per layer over the full T x T score matrix (eager attention), so
+attention grows as T^2. Time = FLOPs / (peak x ``prefill_efficiency``) + the score matrix's passes through
+DRAM (softmax is memory-bound), but never less than the time the host needs to issue the ops.
 
-**Decode (memory-bound).** Each generated token reads every weight (except the embedding table, of which one
-row) and the KV cache of the context (2 L d values per past token) once: time = max(bytes / (bandwidth x
-efficiency), FLOPs / (peak x efficiency)) + launch overheads. Energy = board power x time.
+**Decode (memory-bound).** Each generated token reads every layer weight, the LM head and the KV cache of the
+context (2 L x kv heads x head size values per past token) once: time = max(bytes / (bandwidth x
+``memory_efficiency``), FLOPs / (peak x ``prefill_efficiency``), host ops x ``host_op_overhead_s``). At batch 1
+in eager PyTorch the host's op dispatch binds on both GPUs (docs/cost_model.md).
 
-**Calibration and how it differs from the paper.** The paper measured (not modelled) the Jetson; we could not
-read its tables (only its abstract and summaries: 6.6x lower TTFT on a 500-token prompt, up to 3x throughput,
-2x less energy). The one calibrated factor is ``GpuSpec.prefill_efficiency`` (45% of the fp32 CUDA-core peak),
-set so the 370M / 500-token TTFT is near the paper's 659 ms; the precision (fp32, PyTorch's default) is our
-assumption: with fp16 on the tensor cores the same efficiency would give ~8x less. Decode is not calibrated:
-bandwidth-bound fp32 decode of 374M parameters gives ~30 tokens/s; a measured eager-PyTorch decode on the
-Orin is usually slower, which would make the Loihi throughput ratio larger than ours. The board power is the
-15 W mode's budget, an upper bound on what the module draws.
+Energy per token = ``power_w`` x time.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..config import ModelConfig
 from .hardware import JETSON_ORIN_NANO, CostModelError, GpuSpec
 
-# kernels outside the layers: embedding gather, final norm, LM head GEMM
-EXTRA_KERNELS = 3
 QK_AND_PV = 2  # matmuls per attention: Q K^T and P V
 FLOPS_PER_MAC = 2
 KV = 2  # a key and a value vector per token per layer
-LLAMA_PROJECTIONS = 4  # q, k, v, o: d x d each
 SWIGLU_MATRICES = 3  # gate, up, down: d x I each
 
 
@@ -53,21 +41,23 @@ class TransformerShape:
     intermediate_size: int
     vocab_size: int
     num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    tied_embeddings: bool
 
-    @classmethod
-    def like(cls, cfg: ModelConfig, gpu: GpuSpec = JETSON_ORIN_NANO) -> "TransformerShape":
-        """The Llama-style baseline of the same size as a MatMul-free config."""
-        if cfg.hidden_size % gpu.head_dim:
-            heads = max(1, round(cfg.hidden_size / gpu.head_dim))
-        else:
-            heads = cfg.hidden_size // gpu.head_dim
-        return cls(f"llama-style-{cfg.name}", cfg.hidden_size, cfg.num_layers, cfg.intermediate_size,
-                   cfg.vocab_size, heads)
+    @property
+    def attention_width(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_width(self) -> int:
+        return self.num_kv_heads * self.head_dim
 
     @property
     def layer_params(self) -> int:
         d, I = self.hidden_size, self.intermediate_size
-        return self.num_layers * (LLAMA_PROJECTIONS * d * d + SWIGLU_MATRICES * d * I)
+        attn = 2 * d * self.attention_width + 2 * d * self.kv_width  # q, o; k, v
+        return self.num_layers * (attn + SWIGLU_MATRICES * d * I)
 
     @property
     def embedding_params(self) -> int:
@@ -75,11 +65,21 @@ class TransformerShape:
 
     @property
     def params(self) -> int:
-        """Total parameters (untied embedding and head; norms are negligible and left out)."""
-        return self.layer_params + 2 * self.embedding_params
+        """Total parameters (norms and biases are negligible and left out)."""
+        return self.layer_params + (1 if self.tied_embeddings else 2) * self.embedding_params
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "params": self.params, "layer_params": self.layer_params}
+
+
+LLAMA_370M = TransformerShape("Llama-style 370M (Transformer++ of MMfreeLM 370M)", 1024, 24, 2816, 32000,
+                              16, 16, 64, False)
+QWEN25_05B = TransformerShape("Qwen2.5-0.5B", 896, 24, 4864, 151936, 14, 2, 64, True)
+BASELINES = {"llama370m": LLAMA_370M, "qwen0.5b": QWEN25_05B}
+
+
+def host_ops(shape: TransformerShape, gpu: GpuSpec) -> int:
+    return shape.num_layers * gpu.host_ops_per_layer + gpu.host_ops_outside_layers
 
 
 def prefill_time(shape: TransformerShape, tokens: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, float]:
@@ -94,32 +94,31 @@ def prefill_time(shape: TransformerShape, tokens: int, gpu: GpuSpec = JETSON_ORI
     head_positions = T if gpu.logits_for_all_positions else 1
     f_lin = FLOPS_PER_MAC * T * shape.layer_params + FLOPS_PER_MAC * d * V * head_positions
     square = T * T if gpu.attention_full_square else T * (T + 1) / 2
-    f_att = QK_AND_PV * FLOPS_PER_MAC * L * square * d
+    f_att = QK_AND_PV * FLOPS_PER_MAC * L * square * shape.attention_width
     w_bytes = (shape.layer_params + shape.embedding_params) * b
     score_bytes = L * shape.num_heads * square * b * gpu.attention_score_passes
     t_lin = max(f_lin / compute, w_bytes / bw)
     t_att = f_att / compute + score_bytes / bw
-    launches = L * gpu.kernels_per_layer + EXTRA_KERNELS
-    t_launch = launches * gpu.kernel_launch_s
+    t_host = host_ops(shape, gpu) * gpu.host_op_overhead_s
     return {"flops": f_lin + f_att, "attention_flops": f_att, "bytes": w_bytes + score_bytes,
-            "t_projections_s": t_lin, "t_attention_s": t_att, "t_launch_s": t_launch,
-            "total_s": t_lin + t_att + t_launch}
+            "t_projections_s": t_lin, "t_attention_s": t_att, "t_host_s": t_host,
+            "total_s": max(t_lin + t_att, t_host)}
 
 
 def decode_time(shape: TransformerShape, context: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, float]:
     """Seconds to generate one token with ``context`` tokens in the KV cache."""
     gpu.check()
-    d, L = shape.hidden_size, shape.num_layers
+    L = shape.num_layers
     b = gpu.bytes_per_value
     weights = shape.layer_params + shape.embedding_params  # layers + LM head (one embedding row: negligible)
-    kv_bytes = KV * L * d * context * b
+    kv_bytes = KV * L * shape.kv_width * context * b
     bytes_ = weights * b + kv_bytes
-    flops = FLOPS_PER_MAC * weights + QK_AND_PV * FLOPS_PER_MAC * L * context * d
+    flops = FLOPS_PER_MAC * weights + QK_AND_PV * FLOPS_PER_MAC * L * context * shape.attention_width
     t_mem = bytes_ / (gpu.memory_bandwidth_bps * gpu.memory_efficiency)
     t_cmp = flops / (gpu.peak_flops * gpu.prefill_efficiency)
-    t_launch = (L * gpu.kernels_per_layer + EXTRA_KERNELS) * gpu.kernel_launch_s
+    t_host = host_ops(shape, gpu) * gpu.host_op_overhead_s
     return {"bytes": bytes_, "kv_bytes": kv_bytes, "flops": flops, "t_memory_s": t_mem, "t_compute_s": t_cmp,
-            "t_launch_s": t_launch, "total_s": max(t_mem, t_cmp) + t_launch}
+            "t_host_s": t_host, "total_s": max(t_mem, t_cmp, t_host)}
 
 
 def gpu_estimate(shape: TransformerShape, prompt_tokens: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, Any]:
@@ -129,13 +128,17 @@ def gpu_estimate(shape: TransformerShape, prompt_tokens: int, gpu: GpuSpec = JET
     ttft = p["total_s"]
     weights_bytes = shape.params * gpu.bytes_per_value
     return {
+        "gpu": gpu.name, "model": shape.name, "dtype": gpu.dtype,
         "weights_bytes": weights_bytes, "fits_in_memory": bool(weights_bytes + dcd["kv_bytes"]
                                                                <= gpu.memory_capacity_bytes),
         "prompt_tokens": prompt_tokens, "ttft_s": ttft, "prefill_tokens_per_s": prompt_tokens / ttft,
         "prefill_flops": p["flops"], "prefill_attention_flops": p["attention_flops"],
+        "prefill_bound": "host ops" if p["t_host_s"] >= p["t_projections_s"] + p["t_attention_s"] else "compute",
         "decode_token_s": dcd["total_s"], "decode_tokens_per_s": 1.0 / dcd["total_s"],
+        "decode_bound": max((("memory", dcd["t_memory_s"]), ("compute", dcd["t_compute_s"]),
+                             ("host ops", dcd["t_host_s"])), key=lambda kv: kv[1])[0],
         "decode_bytes_per_token": dcd["bytes"],
-        "power_w": gpu.board_power_w,
-        "prefill_energy_per_token_j": gpu.board_power_w * ttft / prompt_tokens,
-        "decode_energy_per_token_j": gpu.board_power_w * dcd["total_s"],
+        "power_w": gpu.power_w,
+        "prefill_energy_per_token_j": gpu.power_w * ttft / prompt_tokens,
+        "decode_energy_per_token_j": gpu.power_w * dcd["total_s"],
     }

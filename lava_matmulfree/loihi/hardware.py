@@ -1,17 +1,18 @@
-"""Named hardware constants of the cost model: Loihi 2 (structure, memory, per-operation time and energy) and
-the edge-GPU baseline (NVIDIA Jetson Orin Nano 8 GB).
+"""Named hardware constants of the cost model: Loihi 2 (structure, memory, per-operation time and energy, the
+multi-chip system and its host) and the GPU baselines (NVIDIA Jetson Orin Nano 8 GB, NVIDIA H100 SXM).
 
 Every number the mapping and the cost model use is a field of a frozen dataclass below, with its public
 source and a confidence (``high``: read in a primary source; ``medium``: primary source but for a related
-chip/mode, or a secondary source; ``low``: an assumption or a value derived under stated assumptions).
-Change one with ``dataclasses.replace(LOIHI2, cores_per_chip=128)`` or from a TOML file
-(:func:`load_hardware`, ``configs/loihi2_hw.toml``). :func:`provenance` lists every field with its source,
-and the JSON report carries that list.
+chip/mode, or a secondary source; ``low``: an assumption or a value derived under stated assumptions;
+``fitted``: fitted on a named anchor of the paper, see :mod:`.calibration`). Change one with
+``dataclasses.replace(LOIHI2, cores_per_chip=128)``, from a TOML file (:func:`load_hardware`,
+``configs/loihi2_hw.toml``) or ``estimate --set NAME=VALUE``. :func:`provenance` lists every field with its
+source, and the JSON report carries that list. The model and its terms: docs/cost_model.md.
 
-Loihi 2 per-operation energies and latencies are not published. We take the Loihi 1 figures of Davies et al.
-2018 (as recalibrated on hardware in the SANA-FE simulator) and scale them: time by Intel's "up to 10x faster"
-(cross-checked against Hala Point's synaptic-op rate per core), energy by the ratio of Hala Point's upper
-bound in pJ per synaptic op to Loihi 1's synaptic-op energy. Both factors are low confidence.
+Loihi 2 per-operation energies and latencies are not published. Latencies: Loihi 1's (Davies et al. 2018, as
+recalibrated in SANA-FE) divided by Intel's "up to 10x faster", cross-checked against Hala Point's synaptic-op
+rate per core. Dynamic energy: Hala Point's maximum power minus the static power of its 1,152 chips, per
+synaptic op at its peak rate; the other per-op energies scale with it from Loihi 1's ratios.
 """
 from __future__ import annotations
 
@@ -33,10 +34,14 @@ class CostModelError(LmfError):
 # ------------------------------------------------------------------------------------------- sources
 SRC = {
     "paper": "Abreu, Shrestha, Zhu, Eshraghian 2025, 'Neuromorphic Principles for Efficient Large Language "
-             "Models on Intel Loihi 2', arXiv:2503.18002 (ICLR 2025 SCOPE workshop)",
+             "Models on Intel Loihi 2', arXiv:2503.18002 (ICLR 2025 SCOPE workshop); Tables 1-3 as publicly "
+             "transcribed",
     "brief": "Intel Labs 2021, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', technology brief",
     "press_mem": "press coverage of the Loihi 2 launch (e.g. fbhtechinfo.com, 'Intel's new Loihi-2 chip uses "
-                 "1 million neurons'): 128 KB of local SRAM per core, flexibly partitioned",
+                 "1 million neurons'): 128 KB of local SRAM per core, flexibly partitioned; Kapoho Point board "
+                 "with eight Loihi 2 chips",
+    "kapoho": "Intel Kapoho Point board (8 Loihi 2 chips per board, stackable; connected to its host PC over "
+              "Ethernet), as shown in Intel's Kapoho Point / QUBO material",
     "davies": "Davies et al. 2018, 'Loihi: A Neuromorphic Manycore Processor with On-Chip Learning', IEEE Micro "
               "38(1), Table of energy/performance figures",
     "sanafe": "SANA-FE simulator, SLAM-Lab/SANA-FE arch/loihi.yaml: Loihi 1 per-event energy/latency from Davies "
@@ -46,29 +51,49 @@ SRC = {
     "onm": "open-neuromorphic.org, 'Loihi 2 - Intel' hardware page (summary of Intel material): ~1 W per chip",
     "orin": "NVIDIA Jetson Orin Nano series data sheet / module specifications (Orin Nano 8 GB: 1024 CUDA cores, "
             "32 tensor cores, GPU up to 625 MHz, 40 sparse INT8 TOPS, 68 GB/s LPDDR5, 7-15 W)",
-    "design": "DESIGN.md section 4 (project design reference, quoting the paper)",
+    "h100": "NVIDIA H100 Tensor Core GPU datasheet (H100 SXM: 1,979 TFLOPS FP16 tensor with sparsity = 989 dense, "
+            "67 TFLOPS FP32, 80 GB HBM3 at 3.35 TB/s, up to 700 W)",
+    "dispatch": "public explanations of PyTorch eager dispatch (e.g. 'From PyTorch op to kernel launch', "
+                "jiahuanglin.xyz GPU-kernel-serving lesson 18): ~5-25 us of host CPU work per op on a server "
+                "CPU, independent of the op's size",
+    "hf": "Hugging Face transformers LlamaDecoderLayer / Qwen2DecoderLayer eager forward, counted: per layer "
+          "2 RMSNorms (~8 ops each), q/k/v/o, 3 view+transpose, rotary (~7 ops each for q and k), cache update, "
+          "attention (5 ops eager), reshape, 2 residual adds, gate/up/act/mul/down: ~60 host ops",
+    "qwen": "Qwen2.5-0.5B config.json (Qwen team 2024): hidden 896, 24 layers, 14 heads, 2 KV heads, "
+            "intermediate 4864, vocabulary 151,936, tied embeddings (494M parameters)",
+    "zhu": "Zhu et al. 2024, 'Scalable MatMul-free Language Modeling': the Transformer++ (Llama-style) baseline "
+           "of each MMfreeLM size has the same d, L, I and V",
+    "design": "docs/cost_model.md (project documentation, quoting the paper)",
     "derived": "derived in this module from the fields named in the note",
     "assumed": "modelling assumption of this project (no public figure found)",
+    "fitted": "fitted on the paper's anchors by lava_matmulfree.loihi.calibration (docs/cost_model.md); the "
+              "default is the result of that fit, the report re-fits it",
 }
+
+CONFIDENCES = ("high", "medium", "low", "fitted")
 
 
 def const(value, source: str, confidence: str, note: str = ""):
     """A dataclass field carrying its provenance in the field metadata."""
     if source not in SRC:
         raise KeyError(f"unknown source key {source!r}")
-    if confidence not in ("high", "medium", "low"):
+    if confidence not in CONFIDENCES:
         raise ValueError(confidence)
     return field(default=value, metadata={"source": source, "confidence": confidence, "note": note})
 
 
-def provenance(obj) -> list[dict[str, Any]]:
-    """Every field of a hardware dataclass: name, value, source, confidence, note (for reports and docs)."""
+def provenance(obj, prefix: str | None = None, notes: Mapping[str, tuple[str, str, str]] | None = None
+               ) -> list[dict[str, Any]]:
+    """Every field of a hardware dataclass: name, value, source, confidence, note (for reports and docs).
+    ``notes`` replaces (source, confidence, note) of fields whose value differs from the class default's."""
     out = []
     for f in fields(obj):
         md = f.metadata
-        out.append({"name": f"{type(obj).__name__}.{f.name}", "value": getattr(obj, f.name),
-                    "source": SRC.get(md.get("source", ""), md.get("source", "")),
-                    "confidence": md.get("confidence", ""), "note": md.get("note", "")})
+        src, conf, note = md.get("source", ""), md.get("confidence", ""), md.get("note", "")
+        if notes and f.name in notes:
+            src, conf, note = notes[f.name]
+        out.append({"name": f"{prefix or type(obj).__name__}.{f.name}", "value": getattr(obj, f.name),
+                    "source": SRC.get(src, src), "confidence": conf, "note": note})
     return out
 
 
@@ -99,7 +124,11 @@ class Loihi2Spec:
         4096, "davies", "low", "output axon (destination core) entries per core on Loihi 1; Loihi 2 unknown")
 
     # --- synapse encodings
-    dense_weight_bits: int = const(2, "assumed", "medium", "ternary weight in the dense encoding: 2 bits")
+    dense_weight_bits: int = const(
+        2, "assumed", "medium", "bits per weight in the dense encoding: 2 for a packed ternary weight; the "
+        "paper's deployment stores 8-bit weights (W8A16), the 'paper' preset sets 8")
+    sparse_reference_dense_bits: int = const(
+        2, "design", "medium", "the dense encoding (2-bit ternary) the 7.5x sparse/dense ratio refers to")
     dense_axon_overhead_bits: int = const(
         32, "assumed", "low", "dense encoding: one synapse-map entry per input axon per core (pointer + length)")
     sparse_to_dense_ratio: float = const(
@@ -139,37 +168,59 @@ class Loihi2Spec:
     hala_point_cores: int = const(140_544, "hala", "high", "")
     hala_point_chips: int = const(1152, "hala", "high", "")
 
-    # --- barrier synchronisation, chip links, static power, host
+    # --- synchronisation, chip links, boards, host, static power
     barrier_base_s: float = const(
         0.6e-6, "sanafe", "medium", "Loihi 1 time-step barrier on one chip (SANA-FE sync table, measured)")
     barrier_per_chip_doubling_s: float = const(
         0.4e-6, "sanafe", "low", "SANA-FE table 0.6/1.0/1.4 us for 1/2/4 chips (1.8 us for 29): +0.4 us per "
-        "doubling; not scaled to Loihi 2")
+        "doubling of chips on one board; not scaled to Loihi 2")
+    chips_per_board: int = const(8, "kapoho", "high", "Loihi 2 chips per Kapoho Point board")
+    board_sync_s: float = const(
+        36.7e-6, "fitted", "fitted",
+        "per-step synchronisation added per level of the barrier tree across boards (ceil(log2(boards)) "
+        "levels; 0 on one board). FITTED on the paper's generation and prefill throughputs (41.5 and 6,632 "
+        "tokens/s) together: the geometric-mean fit, their product reproduced")
     chip_link_latency_s: float = const(
         0.2e-6, "assumed", "low", "extra latency of a message crossing one chip-to-chip link")
+    chip_link_message_s: float = const(
+        1.0e-9, "assumed", "low", "time one graded-spike message occupies a chip-to-chip link (a 32-bit packet "
+        "at ~32 Gb/s over a chip edge's parallel I/O); messages crossing a boundary in a step serialise on it")
     chip_link_energy_per_message_j: float = const(
         320e-12, "assumed", "low", "a 64-bit graded-spike packet at ~5 pJ/bit on an off-chip parallel link")
+    host_link_bytes_per_s: float = const(
+        125e6, "kapoho", "medium", "host <-> system link: 1 Gb/s Ethernet (Kapoho Point's host interface)")
+    host_value_bytes: int = const(
+        2, "paper", "high", "bytes per activation crossing the host link (A16: 16-bit activations)")
+    host_round_trip_s: float = const(
+        100e-6, "assumed", "low", "per generated token: one request/response between the host and the system "
+        "through the host's software stack (Ethernet latency and driver), beyond the bytes moved")
     static_power_per_chip_w: float = const(
-        1.0, "onm", "low", "chip power at run time independent of activity (leakage, clocks, idle cores, I/O); "
-        "Hala Point's maximum is 2600 W / 1152 = 2.26 W per chip including the system")
-    host_token_loop_s: float = const(
-        0.0, "assumed", "low", "decode: host time to read the logits, sample and inject the next embedding; "
-        "not modelled (0): set it to include the host round trip")
+        0.516, "fitted", "fitted",
+        "power per chip of the system independent of activity (leakage, clocks, idle cores, board share), "
+        "drawn by every chip of the system whether busy or not. FITTED on the paper's generation energy "
+        "(405 mJ/token). Secondary sources: ~1 W per chip (open-neuromorphic.org; a 16-chip VPX system "
+        "measured 16 W static); Hala Point's maximum is 2.26 W per chip, dynamic power included")
 
     # --- derived per-operation figures of Loihi 2
     @property
+    def synop_energy_j(self) -> float:
+        """Dynamic energy of one synaptic op: Hala Point's maximum power less the static power of its chips,
+        per op at its peak rate (the maximum power is reached at the peak rate; static power is not an op's)."""
+        dynamic_w = self.hala_point_power_w - self.hala_point_chips * self.static_power_per_chip_w
+        if dynamic_w <= 0:
+            raise CostModelError(f"static_power_per_chip_w={self.static_power_per_chip_w} W leaves no dynamic "
+                                 f"power in Hala Point's {self.hala_point_power_w} W for "
+                                 f"{self.hala_point_chips} chips")
+        return dynamic_w / self.hala_point_synops_per_s
+
+    @property
     def energy_scale(self) -> float:
-        """Loihi 1 -> Loihi 2 energy factor: Hala Point's pJ/synop (an upper bound: it includes static power and
-        everything else at full load) over Loihi 1's synaptic-op energy. ~0.29."""
-        return (self.hala_point_power_w / self.hala_point_synops_per_s) / self.loihi1_synop_energy_j
+        """Loihi 1 -> Loihi 2 factor applied to every per-op energy: the synaptic ops' ratio."""
+        return self.synop_energy_j / self.loihi1_synop_energy_j
 
     @property
     def synop_time_s(self) -> float:
         return self.loihi1_synop_time_s / self.loihi2_speedup
-
-    @property
-    def synop_energy_j(self) -> float:
-        return self.loihi1_synop_energy_j * self.energy_scale
 
     @property
     def instruction_time_s(self) -> float:
@@ -206,11 +257,22 @@ class Loihi2Spec:
         fraction costs sparse_to_dense_ratio times its dense encoding (weight bits only):
         b * (1 - z_ref) = ratio * dense_bits  ->  b = 7.5 * 2 / (2/3) = 22.5 bits
         (about a 10-bit input index for d=1024, an 8-bit weight field and ~4.5 bits of list bookkeeping)."""
-        return self.sparse_to_dense_ratio * self.dense_weight_bits / (1.0 - self.sparse_reference_zero_fraction)
+        return (self.sparse_to_dense_ratio * self.sparse_reference_dense_bits
+                / (1.0 - self.sparse_reference_zero_fraction))
+
+    def boards(self, chips: int) -> int:
+        return math.ceil(max(1, chips) / self.chips_per_board)
+
+    def board_levels(self, chips: int) -> int:
+        """Levels of the barrier tree across the boards holding ``chips`` chips (0 on one board)."""
+        return math.ceil(math.log2(self.boards(chips)))
 
     def barrier_s(self, chips: int) -> float:
-        """Time-step barrier synchronisation across ``chips`` chips."""
-        return self.barrier_base_s + self.barrier_per_chip_doubling_s * math.log2(max(1, chips))
+        """Time-step barrier synchronisation across ``chips`` chips: on the board (SANA-FE's Loihi 1 figures)
+        plus ``board_sync_s`` per level of the tree across boards."""
+        on_board = min(max(1, chips), self.chips_per_board)
+        return (self.barrier_base_s + self.barrier_per_chip_doubling_s * math.log2(on_board)
+                + self.board_sync_s * self.board_levels(chips))
 
     def check(self) -> None:
         for f in fields(self):
@@ -220,7 +282,8 @@ class Loihi2Spec:
             if isinstance(v, (int, float)) and (v < 0 or not math.isfinite(v)):
                 raise CostModelError(f"Loihi2Spec.{f.name} must be a finite number >= 0, got {v}")
         for k in ("cores_per_chip", "neurons_per_core", "core_memory_bytes", "max_fan_in", "max_fan_out",
-                  "dense_weight_bits", "loihi2_speedup", "lif_reference_instructions"):
+                  "dense_weight_bits", "loihi2_speedup", "lif_reference_instructions", "chips_per_board",
+                  "host_link_bytes_per_s"):
             if getattr(self, k) <= 0:
                 raise CostModelError(f"Loihi2Spec.{k} must be positive, got {getattr(self, k)}")
         if self.cores_per_chip > self.mesh_width * self.mesh_height:
@@ -230,37 +293,38 @@ class Loihi2Spec:
             raise CostModelError("Loihi2Spec.sparse_reference_zero_fraction must be in [0, 1)")
 
 
-# ------------------------------------------------------------------------------------------- Jetson
+# ------------------------------------------------------------------------------------------- GPUs
 @dataclass(frozen=True)
 class GpuSpec:
-    """NVIDIA Jetson Orin Nano 8 GB in its 15 W mode, running a Llama-style transformer with PyTorch at batch 1.
+    """A GPU running a Hugging Face transformer in eager PyTorch at batch 1 (one roofline for every GPU).
 
-    Roofline: prefill is compute-bound (GEMMs of T tokens, plus attention that grows as T^2), decode is
-    memory-bandwidth-bound (all weights and the KV cache are read once per generated token); each kernel
-    launch adds a fixed host overhead. The efficiency factors are the only free parameters."""
+    Prefill is compute-bound (GEMMs of T tokens, plus attention that grows as T^2), decode is memory-bandwidth-
+    bound (all weights and the KV cache read once per generated token); the host issues every op, and the GPU
+    cannot run faster than the host issues them (``host_ops_per_layer`` x ``host_op_overhead_s``)."""
 
     name: str = const("Jetson Orin Nano 8GB (15 W)", "orin", "high", "")
-    cuda_cores: int = const(1024, "orin", "high", "")
-    gpu_clock_hz: float = const(625e6, "orin", "medium", "maximum GPU clock of the 8 GB module (original, 15 W)")
-    int8_sparse_tops: float = const(40.0, "orin", "high", "40 INT8 TOPS with 2:4 sparsity (original module)")
+    dtype: str = const("fp16", "paper", "high", "the paper's baselines run in FP16; 'fp32' is PyTorch's default")
+    peak_fp16_flops: float = const(
+        10.0e12, "orin", "medium", "dense FP16 on the tensor cores: 40 sparse INT8 TOPS / 2 (dense) / 2 (FP16); "
+        "= 32 tensor cores x 625 MHz x 512 FLOP/clock")
+    peak_fp32_flops: float = const(1.28e12, "orin", "high", "1024 CUDA cores x 2 FLOP x 625 MHz")
     memory_bandwidth_bps: float = const(68e9, "orin", "high", "LPDDR5 128-bit, 68 GB/s (102 GB/s on 'Super')")
     memory_capacity_bytes: float = const(8e9, "orin", "high", "8 GB LPDDR5 shared by CPU and GPU")
-    board_power_w: float = const(
-        15.0, "orin", "medium", "the 15 W power mode's budget, taken as the module power during inference "
-        "(an upper bound: the paper measured the board; its figure is not in the text we could read)")
-    dtype: str = const("fp32", "assumed", "low",
-                       "PyTorch's default dtype; 'fp16' uses the tensor cores (8x the fp32 peak here)")
+    power_w: float = const(
+        15.0, "orin", "medium", "the 15 W power mode's budget, taken as the module power during inference (an "
+        "upper bound; the paper's 719-1,200 mJ/token at 12.6-15.4 tokens/s is 11-15 W)")
     prefill_efficiency: float = const(
-        0.45, "paper", "low",
-        "fraction of peak FLOP/s reached in prefill. CALIBRATED: the one factor set so that the 370M, 500-token "
-        "TTFT lands near the paper's 659 ms; it absorbs eager-mode PyTorch and small (d=1024) GEMMs")
+        0.0592, "fitted", "fitted",
+        "fraction of the FP16 peak reached by prefill (eager PyTorch, small GEMMs, attention and softmax "
+        "kernels). FITTED on the paper's Jetson TTFT (659 ms, 500 tokens) for the Llama-style baseline")
     memory_efficiency: float = const(
         0.7, "assumed", "medium", "achievable fraction of peak DRAM bandwidth for streaming reads (STREAM-like)")
-    kernel_launch_s: float = const(
-        20e-6, "assumed", "low", "host overhead per kernel launch in eager PyTorch on the Orin's Cortex-A78AE")
-    kernels_per_layer: int = const(
-        16, "assumed", "medium", "Llama block in eager PyTorch: 2 RMSNorm, q/k/v/o GEMMs, rotary, QK^T, mask+"
-        "softmax, PV, gate/up GEMMs, SiLU*mul, down GEMM, 2 residual adds (counted)")
+    host_op_overhead_s: float = const(
+        45e-6, "dispatch", "low", "host CPU time per PyTorch op: 15 us (middle of the 5-25 us quoted for a server "
+        "CPU) x 3 for the Orin's 1.5 GHz Cortex-A78AE cores (assumed single-thread ratio)")
+    host_ops_per_layer: int = const(60, "hf", "medium", "")
+    host_ops_outside_layers: int = const(
+        12, "hf", "low", "embedding, final norm, LM head, sampling and the generate loop's bookkeeping")
     attention_full_square: bool = const(
         True, "assumed", "medium", "eager attention computes the full T x T score matrix, then masks it")
     attention_score_passes: int = const(
@@ -268,7 +332,6 @@ class GpuSpec:
                              "for PV")
     logits_for_all_positions: bool = const(
         True, "assumed", "medium", "a Hugging Face forward computes logits for every prompt position")
-    head_dim: int = const(64, "assumed", "medium", "Llama-style head size for d=1024 (16 heads)")
 
     @property
     def bytes_per_value(self) -> int:
@@ -276,11 +339,7 @@ class GpuSpec:
 
     @property
     def peak_flops(self) -> float:
-        """fp32: 2 FLOPs (one FMA) per CUDA core per clock = 1.28 TFLOP/s. fp16 on the tensor cores: the INT8
-        dense rate (half the sparse TOPS) halved again = 10 TFLOP/s."""
-        if self.dtype == "fp32":
-            return 2.0 * self.cuda_cores * self.gpu_clock_hz
-        return self.int8_sparse_tops * 1e12 / 2.0 / 2.0
+        return self.peak_fp16_flops if self.dtype == "fp16" else self.peak_fp32_flops
 
     def check(self) -> None:
         if self.dtype not in ("fp32", "fp16"):
@@ -289,13 +348,31 @@ class GpuSpec:
             v = getattr(self, k)
             if not 0 < v <= 1:
                 raise CostModelError(f"GpuSpec.{k} must be in (0, 1], got {v}")
-        for k in ("cuda_cores", "gpu_clock_hz", "memory_bandwidth_bps", "board_power_w", "head_dim"):
+        for k in ("peak_fp16_flops", "peak_fp32_flops", "memory_bandwidth_bps", "power_w"):
             if getattr(self, k) <= 0:
                 raise CostModelError(f"GpuSpec.{k} must be positive, got {getattr(self, k)}")
+        for k in ("host_op_overhead_s", "host_ops_per_layer", "host_ops_outside_layers"):
+            if getattr(self, k) < 0:
+                raise CostModelError(f"GpuSpec.{k} must be >= 0, got {getattr(self, k)}")
 
 
 LOIHI2 = Loihi2Spec()
 JETSON_ORIN_NANO = GpuSpec()
+# the same roofline from the H100's public specifications; nothing here is fitted to any result
+H100_SXM = dataclasses.replace(
+    GpuSpec(), name="H100 SXM (700 W)", peak_fp16_flops=989e12, peak_fp32_flops=67e12,
+    memory_bandwidth_bps=3.35e12, memory_capacity_bytes=80e9, power_w=700.0, prefill_efficiency=0.5,
+    memory_efficiency=0.8, host_op_overhead_s=15e-6)
+H100_NOTES = {
+    "peak_fp16_flops": ("h100", "high", "989 TFLOPS dense FP16 tensor (1,979 with 2:4 sparsity)"),
+    "peak_fp32_flops": ("h100", "high", "67 TFLOPS FP32"),
+    "memory_bandwidth_bps": ("h100", "high", "HBM3 3.35 TB/s"),
+    "memory_capacity_bytes": ("h100", "high", "80 GB"),
+    "power_w": ("h100", "medium", "TDP: an upper bound on the power at batch 1"),
+    "prefill_efficiency": ("assumed", "low", "half the dense FP16 peak for prefill GEMMs (not fitted)"),
+    "memory_efficiency": ("assumed", "medium", "achievable fraction of HBM3 bandwidth"),
+    "host_op_overhead_s": ("dispatch", "low", "15 us per op on the server CPU (middle of 5-25 us)"),
+}
 
 
 def gaussian_absmean_zero_fraction() -> float:
@@ -309,7 +386,7 @@ GAUSSIAN_ZERO_FRACTION = gaussian_absmean_zero_fraction()
 
 
 # ------------------------------------------------------------------------------------------- overrides
-HW_SECTIONS = {"loihi2": Loihi2Spec, "jetson": GpuSpec}
+HW_SECTIONS = {"loihi2": Loihi2Spec, "jetson": GpuSpec, "h100": GpuSpec}
 
 
 def with_overrides(obj, values: Mapping[str, Any], source: str = "<overrides>"):
@@ -339,11 +416,11 @@ def with_overrides(obj, values: Mapping[str, Any], source: str = "<overrides>"):
     return new
 
 
-def load_hardware(path: str | Path | None = None) -> tuple[Loihi2Spec, GpuSpec]:
-    """The default specs, with the ``[loihi2]`` and ``[jetson]`` tables of a TOML file applied on top."""
-    loihi, gpu = LOIHI2, JETSON_ORIN_NANO
+def load_hardware(path: str | Path | None = None) -> dict[str, Any]:
+    """The default specs ``{"loihi2", "jetson", "h100"}``, with the TOML file's tables of those names applied."""
+    specs: dict[str, Any] = {"loihi2": LOIHI2, "jetson": JETSON_ORIN_NANO, "h100": H100_SXM}
     if path is None:
-        return loihi, gpu
+        return specs
     p = Path(path)
     if not p.exists():
         raise CostModelError(f"{p}: no such hardware file")
@@ -354,6 +431,4 @@ def load_hardware(path: str | Path | None = None) -> tuple[Loihi2Spec, GpuSpec]:
     for sec in raw:
         if sec not in HW_SECTIONS:
             raise CostModelError(f"{p}: unknown section [{sec}] (known: {', '.join(HW_SECTIONS)})")
-    loihi = with_overrides(loihi, raw.get("loihi2", {}), str(p))
-    gpu = with_overrides(gpu, raw.get("jetson", {}), str(p))
-    return loihi, gpu
+    return {k: with_overrides(v, raw.get(k, {}), str(p)) for k, v in specs.items()}

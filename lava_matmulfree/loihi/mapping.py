@@ -58,6 +58,9 @@ class MappingOptions:
     zero_fraction: float = GAUSSIAN_ZERO_FRACTION  # fraction of zero ternary weights (0.31 for Gaussian W)
     activation_density: float = 1.0  # fraction of neurons sending a non-zero int8 graded spike per hop
     max_synapses_per_core: int = 0  # cap on weights per core (trades cores for step time); 0 = memory only
+    cores_per_block: int = 0  # cores given to each block (layer), blocks aligned to it; 0 = packed in a row
+    head_on_chip: bool = True  # final norm + ternary LM head on chip; False: the host gets the last residual
+    system_chips: int = 0  # chips of the system (all draw static power); 0 = the chips the mapping uses
 
     def check(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -68,8 +71,9 @@ class MappingOptions:
             raise CostModelError(f"zero_fraction must be in [0, 1], got {self.zero_fraction}")
         if not 0.0 <= self.activation_density <= 1.0:
             raise CostModelError(f"activation_density must be in [0, 1], got {self.activation_density}")
-        if self.max_synapses_per_core < 0:
-            raise CostModelError(f"max_synapses_per_core must be >= 0, got {self.max_synapses_per_core}")
+        for k in ("max_synapses_per_core", "cores_per_block", "system_chips"):
+            if getattr(self, k) < 0:
+                raise CostModelError(f"{k} must be >= 0, got {getattr(self, k)}")
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -125,6 +129,7 @@ class CoreGroup:
     min_cores: int = 0
     first_core: int = 0
     fanout_cores: int = 0  # destination cores per neuron (for the fan-out limit)
+    padding: int = 0  # idle cores after this group (to align the next block with cores_per_block)
     description: str = ""
 
     @property
@@ -180,11 +185,23 @@ class LoihiMapping:
 
     @property
     def cores(self) -> int:
+        """Cores in use."""
         return sum(g.cores for g in self.groups)
 
     @property
+    def core_positions(self) -> int:
+        """Cores in use plus the idle ones that align blocks (cores_per_block)."""
+        return sum(g.cores + g.padding for g in self.groups)
+
+    @property
     def chips(self) -> int:
-        return math.ceil(self.cores / self.hw.cores_per_chip)
+        """Chips the mapping occupies."""
+        return math.ceil(self.core_positions / self.hw.cores_per_chip)
+
+    @property
+    def system_chips(self) -> int:
+        """Chips of the system, all drawing static power."""
+        return max(self.chips, self.options.system_chips)
 
     @property
     def hops_per_layer(self) -> int:
@@ -212,7 +229,7 @@ class LoihiMapping:
 
     def core_coords(self) -> np.ndarray:
         """(cores, 3) array of (chip, global x, y) per core; chips side by side in a row."""
-        idx = np.arange(self.cores)
+        idx = np.arange(self.core_positions)
         chip = idx // self.hw.cores_per_chip
         pos = idx % self.hw.cores_per_chip
         x = chip * self.hw.mesh_width + pos % self.hw.mesh_width
@@ -471,16 +488,20 @@ def build_mapping(cfg: ModelConfig, hw: Loihi2Spec = LOIHI2, options: MappingOpt
         _synaptic(hop, l, gate.name, down, "glu", "down_proj", I)
         resid_in = down.name
 
-    # head: final norm (+ the LM head's BitLinear norm, folded or not), ternary LM head, logits to the host
-    head_aggs = [("final_norm", d)] if fold else [("final_norm", d), ("head_bitlinear_norm", d)]
-    add_aggregators("head.agg", L, head_aggs)
-    lm = _synapse_group("head.lm", L, "requant", V, [("lm_head", V, d)], options, hw,
-                        "ternary LM head synapses + logit neurons (logits to the host sink)")
-    groups.append(lm)
-    norm(L, "final_norm", resid_in, "residual", d)
-    if not fold:
-        norm(L, "head_bitlinear_norm", resid_in, "residual", d)
-    _synaptic(hop, L, resid_in, lm, "residual", "lm_head", d, readout=V)
+    if options.head_on_chip:
+        # head: final norm (+ the LM head's BitLinear norm, folded or not), ternary LM head, logits to the host
+        head_aggs = [("final_norm", d)] if fold else [("final_norm", d), ("head_bitlinear_norm", d)]
+        add_aggregators("head.agg", L, head_aggs)
+        lm = _synapse_group("head.lm", L, "requant", V, [("lm_head", V, d)], options, hw,
+                            "ternary LM head synapses + logit neurons (logits to the host sink)")
+        groups.append(lm)
+        norm(L, "final_norm", resid_in, "residual", d)
+        if not fold:
+            norm(L, "head_bitlinear_norm", resid_in, "residual", d)
+        _synaptic(hop, L, resid_in, lm, "residual", "lm_head", d, readout=V)
+    else:
+        # the host runs the final norm and the LM head: the last residual leaves the chip on the last hop
+        hops[-1].readout = d
 
     mapping = LoihiMapping(cfg, hw, options, groups, hops)
     _allocate(mapping)
@@ -538,31 +559,56 @@ def _allocate(mapping: LoihiMapping) -> None:
     _fix_fanout(mapping)
     for g in mapping.groups:
         g.min_cores = g.cores
-    if opts.allocation == "balanced":
-        spare = mapping.chips * hw.cores_per_chip - mapping.cores
-        sources = {g.name: [mapping.by_name[h.src] for h in mapping.hops
-                            if h.dst == g.name and h.src in mapping.by_name and h.kind == "synaptic"]
-                   for g in syn}
-        heap = [(-_load(g, hw), i) for i, g in enumerate(syn)]
-        heapq.heapify(heap)
-        while heap:
-            _, i = heapq.heappop(heap)
-            g = syn[i]
-            if g.fan_in_splits > spare or g.cores_per_split >= g.neurons:
-                continue
-            g.cores += g.fan_in_splits
-            if any(_fanout_need(mapping, s) > s.cores for s in sources[g.name]):
-                g.cores -= g.fan_in_splits  # would break a source's fan-out limit: leave g as it is
-                continue
-            spare -= g.fan_in_splits
-            heapq.heappush(heap, (-_load(g, hw), i))
+    if opts.cores_per_block:
+        for layer in range(mapping.cfg.num_layers):
+            block = [g for g in mapping.groups if g.layer == layer or (layer == 0 and g.layer == -1)]
+            used = sum(g.cores for g in block)
+            # a block that does not fit its budget takes as many budgets as it needs
+            budget = opts.cores_per_block * math.ceil(used / opts.cores_per_block)
+            spare = budget - used
+            if opts.allocation == "balanced":
+                spare = _spread(mapping, [g for g in block if g.role == "synapses"], spare)
+            block[-1].padding = spare
+        if opts.allocation == "balanced":
+            head = [g for g in syn if g.layer == mapping.cfg.num_layers]
+            _spread(mapping, head, mapping.chips * hw.cores_per_chip - mapping.core_positions)
+    elif opts.allocation == "balanced":
+        _spread(mapping, syn, mapping.chips * hw.cores_per_chip - mapping.cores)
     for g in mapping.groups:
         if g.role != "aggregator":
             g.fanout_cores = _fanout(mapping, g)
     first = 0
     for g in mapping.groups:
         g.first_core = first
-        first += g.cores
+        first += g.cores + g.padding
+
+
+def _spread(mapping: LoihiMapping, syn: list[CoreGroup], spare: int) -> int:
+    """Give ``spare`` cores, one at a time, to the synapse group with the most work on its busiest core (a
+    time step lasts as long as the slowest core); returns the cores left over."""
+    hw = mapping.hw
+    sources = {g.name: [mapping.by_name[h.src] for h in mapping.hops
+                        if h.dst == g.name and h.src in mapping.by_name and h.kind == "synaptic"]
+               for g in syn}
+    heap = [(-_load(g, hw), i) for i, g in enumerate(syn)]
+    heapq.heapify(heap)
+    while heap:
+        _, i = heapq.heappop(heap)
+        g = syn[i]
+        if g.fan_in_splits > spare or g.cores_per_split >= g.neurons:
+            continue
+        g.cores += g.fan_in_splits
+        # more destination cores raise the sources' fan-out: they take spare cores too, or g stays as it is
+        extra = {s.name: _fanout_need(mapping, s) - s.cores for s in sources[g.name]}
+        extra = {k: v for k, v in extra.items() if v > 0}
+        if g.fan_in_splits + sum(extra.values()) > spare:
+            g.cores -= g.fan_in_splits
+            continue
+        for k, v in extra.items():
+            mapping.by_name[k].cores += v
+        spare -= g.fan_in_splits + sum(extra.values())
+        heapq.heappush(heap, (-_load(g, hw), i))
+    return spare
 
 
 def _fix_fanout(mapping: LoihiMapping) -> None:
