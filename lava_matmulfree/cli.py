@@ -4,7 +4,7 @@
     lava-matmulfree probe     [MODEL] [--backend B] [--vars l0.h,l1.h] [--out PREFIX]   -> PREFIX.npz, PREFIX.png
     lava-matmulfree eval      [MODEL] [--text FILE] [--set knob=value ...] [--json PATH]
     lava-matmulfree compile   [MODEL] --out FILE.safetensors [--calib-text FILE]
-    lava-matmulfree estimate  [--config NAME] [--out DIR]
+    lava-matmulfree estimate  [--config NAME] [--out DIR] [--preset paper|project] [--json FILE] [--set NAME=VALUE]
     lava-matmulfree info      [MODEL]
 
 MODEL: ``--checkpoint`` (a Hugging Face folder, calibrated on random sequences and compiled; a
@@ -322,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"model config (default: {DEFAULT_ESTIMATE_CONFIG})")
     s.add_argument("--out", default=DEFAULT_ESTIMATE_DIR, metavar="DIR",
                    help=f"output folder (default: {DEFAULT_ESTIMATE_DIR})")
+    s.add_argument("--preset", default="paper", choices=("paper", "project"),
+                   help="deployment: the paper's (8-bit, one block per chip, 32-chip system) or this project's")
+    s.add_argument("--json", metavar="FILE", help="write the JSON report here (default: in --out)")
+    s.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
+                   help="override a cost-model constant (loihi2.NAME, jetson.NAME, h100.NAME or a mapping "
+                        "option); repeatable")
     s.set_defaults(func=cmd_estimate)
 
     i = sub.add_parser("info", help="the Lava process graph of a model",
@@ -539,8 +545,27 @@ def cmd_estimate(args) -> int:
         from .loihi.cost_model import estimate_main
     except ImportError as e:
         raise ValueError(f"the cost model is not available ({e})") from None
-    estimate_main(args.config, Path(args.out))
+    overrides = {}
+    for item in args.overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE")
+        overrides[name.strip()] = _estimate_value(value.strip())
+    estimate_main(args.config, Path(args.out), preset=args.preset,
+                  json_path=Path(args.json) if args.json else None, **overrides)
     return 0
+
+
+def _estimate_value(text: str):
+    """A --set value of the cost model: bool, int, float, else the string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _describe_ports(proc) -> list:

@@ -291,9 +291,18 @@ def test_estimate_calls_the_cost_model(capsys, tmp_path, monkeypatch):
     import lava_matmulfree.loihi.cost_model as cm
 
     calls = []
-    monkeypatch.setattr(cm, "estimate_main", lambda name, out: calls.append((name, out)))
-    assert main(["estimate", "--config", "tiny", "--out", str(tmp_path)]) == 0
-    assert calls == [("tiny", tmp_path)]
+    monkeypatch.setattr(cm, "estimate_main", lambda name, out, **kw: calls.append((name, out, kw)))
+    assert main(["estimate", "--config", "tiny", "--out", str(tmp_path), "--preset", "project",
+                 "--set", "loihi2.static_power_per_chip_w=1", "--set", "head_on_chip=false",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert calls == [("tiny", tmp_path, {"preset": "project", "json_path": tmp_path / "r.json",
+                                         "loihi2.static_power_per_chip_w": 1, "head_on_chip": False})]
+
+
+def test_estimate_bad_set(capsys, tmp_path):
+    run_error(capsys, ["estimate", "--config", "tiny", "--out", str(tmp_path), "--set", "no_such_knob=1"],
+              "no_such_knob")
+    assert not list(tmp_path.iterdir())  # nothing partial
 
 
 def test_estimate_without_cost_model(capsys, monkeypatch):

@@ -71,14 +71,15 @@ ONE_CHIP = -1  # cores_per_block placeholder: the hardware's cores_per_chip (one
 VARIANTS: list[tuple[str, dict[str, Any], str]] = [
     ("paper deployment", {}, "the reference"),
     ("2-bit weights, dense/sparse per matrix", {"loihi2": {"dense_weight_bits": 2}, "options": {"encoding": "auto"}},
-     "4x the weights per core: each block needs a quarter of a chip, but one block per chip keeps 24 chips; "
-     "spare cores spread the synaptic work, so a step is shorter"),
+     "a quarter of the synapse memory, but one block per chip keeps 24 chips and all 120 cores of each (the "
+     "spare ones spread the synaptic work): the same step, the same static power"),
     ("2-bit, blocks packed onto fewer chips",
      {"loihi2": {"dense_weight_bits": 2}, "options": {"encoding": "auto", "cores_per_block": 0, "system_chips": 0}},
-     "6 chips on one board: no barrier across boards (the fitted board_sync_s drops out) and 6 chips of "
-     "static power instead of 32"),
+     "7 chips on one board: no barrier across boards (the fitted board_sync_s drops out) and 7 chips of "
+     "static power instead of 32; 4x the synaptic work per core"),
     ("LM head on chip (8-bit)", {"options": {"head_on_chip": True}},
-     "more chips and 3 more hops per token; logits instead of the residual cross the host link"),
+     "the last residual fans out to every head core (~1024 x 260 messages over the chip links per token), "
+     "3 more hops, logits instead of the residual over the host link"),
     ("fully used system (blocks over all 32 chips)", {"options": {"cores_per_block": -2}},
      "each block gets 32 x 120 / 24 = 160 cores: less work per core, but blocks straddle chips"),
 ]

@@ -527,7 +527,10 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
         except CostModelError as e:
             variants.append({"variant": label, "error": str(e), "reason": why})
             continue
-        variants.append({"variant": label, "reason": why, **loihi_platform(v, T)})
+        variants.append({"variant": label, "reason": why, **loihi_platform(v, T),
+                         "by_length": [{"prompt_tokens": t, "ttft_s": v.ttft_s(t),
+                                        "decode_mj_per_token": 1e3 * v.decode_energy_per_token_j}
+                                       for t in lengths]})
     layers = [{"layer": l, "rows": m.layer_table(l), "totals": m.layer_totals(l)}
               for l in range(-1, cfg.num_layers + 1)]
     from .hardware import H100_NOTES

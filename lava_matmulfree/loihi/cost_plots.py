@@ -1,5 +1,6 @@
-"""PNG plots of a cost report (matplotlib, Agg backend): TTFT and energy per token against prompt length for
-Loihi 2 and the edge GPU, on log-log axes where a line of slope 1 is linear growth and slope 2 quadratic."""
+"""PNG plots of a cost report (matplotlib, Agg backend) against prompt length up to 16k tokens, log-log axes
+(slope 1: linear growth, slope 2: quadratic): Loihi 2 (the preset and the variants beyond the paper) next to
+the GPU baselines (Jetson Orin Nano and H100 SXM, two transformer shapes each)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,75 +10,60 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-from matplotlib import ticker  # noqa: E402
 
+FIG_SIZE_WIDE = (12.0, 4.8)
+DPI = 120
+GPU_STYLE = {"jetson": ("#d62728", "s"), "h100": ("#7f7f7f", "^")}
+QWEN_DASH = "--"
 LOIHI_COLOR = "#1f77b4"
-GPU_COLOR = "#d62728"
-FIG_SIZE_WIDE = (11.0, 4.4)
-DPI = 130
-REFERENCE_STYLE = dict(color="0.6", linestyle=":", linewidth=1)
+VARIANT_COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
 
 
-def _series(report: dict[str, Any], key: str) -> list[float]:
-    return [row[key] for row in report["sweep"]]
+def _gpu_lines(ax, report, key, scale):
+    T = [row["prompt_tokens"] for row in report["sweep"]]
+    for name in report["platforms"]:
+        if name == "loihi2":
+            continue
+        gpu, model = name.split("/")
+        color, marker = GPU_STYLE[gpu]
+        p = report["platforms"][name]
+        ax.plot(T, [row[name][key] * scale for row in report["sweep"]], marker=marker, color=color,
+                linestyle=QWEN_DASH if model.startswith("qwen") else "-", markersize=4,
+                label=f"{p['gpu'].split(' (')[0]}, {p['model'].split(' (')[0]}")
 
 
-def _log_ticks(ax) -> None:
-    """Readable log axes: ticks at 1, 2, 5 x 10^k (x) and 1, 2, 3, 5 x 10^k (y), as plain numbers."""
-    for axis, subs in ((ax.xaxis, (1.0, 2.0, 5.0)), (ax.yaxis, (1.0, 2.0, 3.0, 5.0))):
-        axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
-        axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        axis.set_minor_formatter(ticker.NullFormatter())
-
-
-def _label(report: dict[str, Any]) -> str:
-    return f"MatMul-free {report['config']}"
-
-
-def _gpu_note(report: dict[str, Any]) -> str:
-    g = report["gpu"]
-    cap = next(c["value"] for c in report["constants"] if c["name"] == "GpuSpec.memory_capacity_bytes")
-    return "" if g["fits_in_memory"] else f": {g['weights_bytes'] / 1e9:.1f} GB > {cap / 1e9:.0f} GB"
+def _finish(ax, xlabel, ylabel, title):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7)
 
 
 def plot_ttft(report: dict[str, Any], path: str | Path) -> Path:
-    """Left: time to first token vs prompt length on linear axes (a straight line for Loihi 2, an upward
-    curve for the GPU). Right: TTFT per prompt token (log-log): Loihi 2 falls to one time step per token, the
-    GPU's grows with T (its attention is quadratic). Stars: the paper's 500-token anchors."""
-    T = _series(report, "prompt_tokens")
-    lo = [t * 1e3 for t in _series(report, "loihi_ttft_s")]
-    gp = [t * 1e3 for t in _series(report, "gpu_ttft_s")]
-    lo_label = f"Loihi 2, {_label(report)} ({report['loihi']['chips']} chips)"
-    gp_label = (f"Jetson Orin Nano, Llama-style {report['gpu']['shape']['params'] / 1e6:.0f}M "
-                f"({report['gpu']['dtype']}{_gpu_note(report)})")
+    """Left: TTFT vs prompt length for the Loihi 2 variants and the GPUs. Right: energy per generated token vs
+    context length (Loihi 2: flat, recurrent state; GPUs: the KV cache grows). Stars: the paper's anchors."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=FIG_SIZE_WIDE)
-    ax1.plot(T, [x / 1e3 for x in lo], "o-", color=LOIHI_COLOR, label=lo_label)
-    ax1.plot(T, [x / 1e3 for x in gp], "s-", color=GPU_COLOR, label=gp_label)
-    a = report.get("paper_anchor")
-    if a:
-        ax1.plot([500], [a["paper_ttft_loihi_s"]], "*", color=LOIHI_COLOR, markersize=13, markeredgecolor="k",
-                 label=f"paper, Loihi 2: {a['paper_ttft_loihi_s'] * 1e3:.0f} ms")
-        ax1.plot([500], [a["paper_ttft_jetson_s"]], "*", color=GPU_COLOR, markersize=13, markeredgecolor="k",
-                 label=f"paper, Jetson: {a['paper_ttft_jetson_s'] * 1e3:.0f} ms")
-    ax1.set_xlabel("prompt length T (tokens)")
-    ax1.set_ylabel("time to first token (s)")
-    ax1.set_title("time to first token (linear axes)", fontsize=10)
-    ax1.grid(True, alpha=0.25)
-    ax1.legend(fontsize=8, loc="upper left")
-    ax2.loglog(T, [x / t for x, t in zip(lo, T)], "o-", color=LOIHI_COLOR, label="Loihi 2")
-    ax2.loglog(T, [x / t for x, t in zip(gp, T)], "s-", color=GPU_COLOR, label="Jetson Orin Nano")
-    ax2.axhline(report["loihi"]["prefill_step_s"] * 1e3, **REFERENCE_STYLE)
-    ax2.annotate("one Loihi time step", (T[0], report["loihi"]["prefill_step_s"] * 1e3), fontsize=7,
-                 color="0.45", va="bottom")
-    _log_ticks(ax2)
-    ax2.set_xlabel("prompt length T (tokens)")
-    ax2.set_ylabel("TTFT / T (ms per prompt token)")
-    ax2.set_title("time per prompt token: pipeline fill amortised vs attention growing", fontsize=10)
-    ax2.grid(True, which="both", alpha=0.25)
-    ax2.legend(fontsize=8)
-    fig.suptitle(f"Time to first token, batch 1 - {report['config']}: Loihi 2 needs T + "
-                 f"{report['loihi']['pipeline_depth'] - 1} time steps (linear in T); "
-                 "the GPU's attention adds a T^2 term", fontsize=10)
+    for i, v in enumerate(v for v in report["variants"] if "error" not in v):
+        T = [row["prompt_tokens"] for row in v["by_length"]]
+        c = VARIANT_COLORS[i % len(VARIANT_COLORS)]
+        label = f"Loihi 2: {v['variant']} ({v['chips']} chips)"
+        ax1.plot(T, [row["ttft_s"] for row in v["by_length"]], "o-", color=c, markersize=3, label=label)
+        ax2.plot(T, [row["decode_mj_per_token"] for row in v["by_length"]], "o-", color=c, markersize=3,
+                 label=label)
+    _gpu_lines(ax1, report, "ttft_s", 1.0)
+    _gpu_lines(ax2, report, "decode_mj_per_token", 1.0)
+    anchors = {a["anchor"]: a for a in report["calibration"]["anchors"]}
+    ax1.plot([500], [anchors["Loihi TTFT, 500 tokens"]["paper"]], "*", color=LOIHI_COLOR, markersize=13,
+             markeredgecolor="k", label="paper: Loihi 2 99 ms, Jetson 659 ms")
+    jetson_ttft = next(a for k, a in anchors.items() if k.startswith("Jetson TTFT"))
+    ax1.plot([500], [jetson_ttft["paper"]], "*", color=GPU_STYLE["jetson"][0], markersize=13, markeredgecolor="k")
+    _finish(ax1, "prompt length T (tokens)", "time to first token (s)", "time to first token, batch 1")
+    _finish(ax2, "context length (tokens)", "energy per generated token (mJ)",
+            "generation energy per token (GPU: power x time, an upper bound)")
+    fig.suptitle(f"{report['config']}: Loihi 2 deployments (same constants) vs GPU baselines", fontsize=10)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=DPI)
@@ -86,26 +72,20 @@ def plot_ttft(report: dict[str, Any], path: str | Path) -> Path:
 
 
 def plot_energy(report: dict[str, Any], path: str | Path) -> Path:
-    """Energy per token vs prompt length: prefill (per prompt token) and decode (per generated token at that
-    context length), for both platforms."""
-    T = _series(report, "prompt_tokens")
+    """Prefill energy per prompt token and generation throughput vs length, for the chosen preset and GPUs."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=FIG_SIZE_WIDE)
-    for ax, key, title in ((ax1, "prefill", "prefill: energy per prompt token"),
-                           (ax2, "decode", "decode: energy per generated token at context T")):
-        lo = [e * 1e3 for e in _series(report, f"loihi_{key}_energy_per_token_j")]
-        gp = [e * 1e3 for e in _series(report, f"gpu_{key}_energy_per_token_j")]
-        ax.loglog(T, lo, "o-", color=LOIHI_COLOR, label=f"Loihi 2 ({report['loihi']['chips']} chips, "
-                                                       f"{report['loihi']['static_power_w']:.0f} W static)")
-        ax.loglog(T, gp, "s-", color=GPU_COLOR, label=f"Jetson Orin Nano ({report['gpu']['power_w']:.0f} W, "
-                                                      f"{report['gpu']['dtype']}{_gpu_note(report)})")
-        _log_ticks(ax)
-        ax.set_xlabel("prompt / context length T (tokens)")
-        ax.set_ylabel("energy per token (mJ)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"Energy per token - {report['config']}: Loihi 2 flat in T once the pipeline fill is amortised "
-                 "(recurrent state, no cache); the GPU grows with T (attention, KV cache)", fontsize=10)
+    T = [row["prompt_tokens"] for row in report["sweep"]]
+    chips = report["platforms"]["loihi2"]["chips"]
+    ax1.plot(T, [row["loihi2"]["prefill_mj_per_token"] for row in report["sweep"]], "o-", color=LOIHI_COLOR,
+             label=f"Loihi 2, preset '{report['preset']}' ({chips} chips)")
+    ax2.plot(T, [row["loihi2"]["decode_tokens_per_s"] for row in report["sweep"]], "o-", color=LOIHI_COLOR,
+             label=f"Loihi 2, preset '{report['preset']}' ({chips} chips)")
+    _gpu_lines(ax1, report, "prefill_mj_per_token", 1.0)
+    _gpu_lines(ax2, report, "decode_tokens_per_s", 1.0)
+    _finish(ax1, "prompt length T (tokens)", "prefill energy per prompt token (mJ)",
+            "prefill energy per token (Loihi 2: pipeline fill amortised)")
+    _finish(ax2, "context length (tokens)", "generation throughput (tokens/s)", "generation throughput, batch 1")
+    fig.suptitle(f"{report['config']}: energy and throughput against sequence length", fontsize=10)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=DPI)
