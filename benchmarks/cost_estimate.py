@@ -1,15 +1,15 @@
-"""Loihi 2 vs Jetson Orin Nano cost estimates for the released model sizes (370m, 1.3b, 2.7b) into out/cost/.
+"""Loihi 2 vs GPU cost estimates (presets paper and project) into out/cost/ (docs/cost_model.md).
 
-    .venv/bin/python benchmarks/cost_estimate.py [--configs 370m 1.3b 2.7b] [--out out/cost]
+    .venv/bin/python benchmarks/cost_estimate.py [--configs 370m 1.3b 2.7b] [--presets paper project] [--out out/cost]
                                                  [--instructions FILE.toml|.json] [--prompt-lengths 16 ... 4096]
 
 Microcode instruction counts per neuron update come from, in order: ``--instructions FILE``, then
 ``lava_matmulfree.microcode.instruction_counts()`` if the microcode package provides it, then the
 PLACEHOLDER_INSTRUCTIONS below, which are labelled as such in the printed tables and the JSON reports
 (``instructions_source``). A time step is dominated by synaptic operations, so they move the results little:
-the sensitivity line printed at the end says by how much (x10 instructions: about +11% TTFT for 370m).
+the sensitivity line printed at the end says by how much.
 
-Each run compares against its reference in the same run: the edge-GPU roofline and the paper's 370M anchors.
+Each run compares against its reference in the same run: the GPU rooflines and the paper's 370M anchors.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lava_matmulfree.loihi.cost_model import DEFAULT_PROMPT_LENGTHS, estimate, estimate_main  # noqa: E402
+from lava_matmulfree.loihi.cost_model import DEFAULT_PROMPT_LENGTHS, estimate_main  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
 from lava_matmulfree.loihi.hardware import CostModelError  # noqa: E402
 
@@ -48,7 +48,8 @@ def _instructions(arg: str | None):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--configs", nargs="+", default=["370m", "1.3b", "2.7b"])
+    ap.add_argument("--configs", nargs="+", default=["370m"])
+    ap.add_argument("--presets", nargs="+", default=["paper", "project"])
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "cost")
     ap.add_argument("--instructions", default=None, help="TOML/JSON file of instruction counts per neuron type")
     ap.add_argument("--prompt-lengths", type=int, nargs="+", default=list(DEFAULT_PROMPT_LENGTHS))
@@ -58,30 +59,30 @@ def main(argv=None) -> int:
     extra = {"instructions_source": label} if label else {}
     summary = {}
     for name in args.configs:
-        print(f"\n{'#' * 100}\n# {name}\n{'#' * 100}")
-        r = estimate_main(name, args.out, prompt_lengths=args.prompt_lengths, instructions=ins, **extra)
-        summary[name] = {"loihi": {k: r["loihi"][k] for k in (
-            "cores", "chips", "memory_bytes", "hops_per_layer", "pipeline_depth", "prefill_step_s", "ttft_s",
-            "prefill_tokens_per_s", "decode_tokens_per_s", "prefill_energy_per_token_j",
-            "decode_energy_per_token_j")},
-            "gpu": {k: r["gpu"][k] for k in ("ttft_s", "prefill_tokens_per_s", "decode_tokens_per_s",
-                                             "prefill_energy_per_token_j", "decode_energy_per_token_j")},
-            "comparison": r["comparison"], "paper_anchor": r["paper_anchor"],
-            "instructions_source": r["instructions_source"]}
+        for preset in args.presets:
+            print(f"\n{'#' * 100}\n# {name}, preset {preset}\n{'#' * 100}")
+            r = estimate_main(name, args.out, prompt_lengths=args.prompt_lengths, preset=preset, instructions=ins,
+                              **extra)
+            summary[f"{name}/{preset}"] = {"platforms": r["platforms"], "calibration": r["calibration"],
+                                           "instructions_source": r["instructions_source"]}
 
-    # sensitivity to the (placeholder) instruction counts, 370m-sized or the first config
+    # sensitivity to the instruction counts (paper preset of the first config)
     base_ins = ins if isinstance(ins, dict) else None
     if base_ins is not None:
+        from lava_matmulfree.loihi.calibration import loihi_model, preset as paper_preset
+        from lava_matmulfree.loihi.hardware import LOIHI2
+
         cfg = load_config(args.configs[0]).model
-        a = estimate(cfg, base_ins).summary(500)
-        b = estimate(cfg, {k: SENSITIVITY_FACTOR * v for k, v in base_ins.items()}).summary(500)
-        line = (f"sensitivity ({args.configs[0]}): instruction counts x{SENSITIVITY_FACTOR} change the TTFT by "
-                f"{100 * (b['ttft_s'] / a['ttft_s'] - 1):+.1f}% and the decode energy per token by "
-                f"{100 * (b['decode_energy_per_token_j'] / a['decode_energy_per_token_j'] - 1):+.1f}%")
+        hw, opts = paper_preset("paper", LOIHI2)
+        a = loihi_model(cfg, hw, opts, base_ins)
+        b = loihi_model(cfg, hw, opts, {k: SENSITIVITY_FACTOR * v for k, v in base_ins.items()})
+        line = (f"sensitivity ({args.configs[0]}, paper preset): instruction counts x{SENSITIVITY_FACTOR} change the "
+                f"TTFT by {100 * (b.ttft_s(500) / a.ttft_s(500) - 1):+.1f}% and the decode energy per token by "
+                f"{100 * (b.decode_energy_per_token_j / a.decode_energy_per_token_j - 1):+.1f}%")
         print("\n" + line)
         summary["instruction_sensitivity"] = line
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"wrote {args.out / 'summary.json'}")
     return 0
 

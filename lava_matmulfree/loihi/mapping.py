@@ -606,9 +606,22 @@ def _spread(mapping: LoihiMapping, syn: list[CoreGroup], spare: int) -> int:
             continue
         for k, v in extra.items():
             mapping.by_name[k].cores += v
+        touched = [mapping.by_name[k] for k in extra] + [g]
+        if any(_fanout_need(mapping, t) > t.cores for t in touched) or any(
+                _fanout_need(mapping, src) > src.cores for t in touched
+                for src in _synaptic_sources(mapping, t)):
+            for k, v in extra.items():  # the extra cores would break another limit: undo
+                mapping.by_name[k].cores -= v
+            g.cores -= g.fan_in_splits
+            continue
         spare -= g.fan_in_splits + sum(extra.values())
         heapq.heappush(heap, (-_load(g, hw), i))
     return spare
+
+
+def _synaptic_sources(mapping: LoihiMapping, g: CoreGroup) -> list[CoreGroup]:
+    return [mapping.by_name[h.src] for h in mapping.hops
+            if h.dst == g.name and h.src in mapping.by_name and h.kind == "synaptic"]
 
 
 def _fix_fanout(mapping: LoihiMapping) -> None:
