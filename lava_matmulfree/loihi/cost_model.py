@@ -28,29 +28,14 @@ The microcode instruction counts per neuron type are an input: pass them, or the
 ``lava_matmulfree.microcode.instruction_counts()`` if the microcode package provides it; otherwise
 :class:`~.hardware.CostModelError` says so. Nothing is silently defaulted.
 
-Comparison with the paper (Abreu et al. 2025, arXiv:2503.18002)
----------------------------------------------------------------
-What the paper reports (from its abstract and summaries; its tables were not readable from this workplace,
-so their exact values and measurement protocol are not checked here): a 370M MatMul-free model on Loihi 2,
-batch 1, against transformer LLMs of similar size on a Jetson Orin Nano: "up to 3x higher throughput with 2x
-less energy", "6.6x lower time-to-first-token on a 500-token input" (99 ms vs 659 ms, DESIGN.md 6); the
-figures are called preliminary, from hardware runs; one secondary summary of the body quotes ~405 mJ per
-token on Loihi 2.
+Comparison with the paper (Abreu et al. 2025, arXiv:2503.18002): :mod:`.calibration` fits three constants
+on the paper preset's anchors and reports every cell of the paper's table as fitted or predicted;
+docs/cost_model.md explains each term and the README shows the table.
 
-Ours for 370M (``benchmarks/cost_estimate.py``): TTFT 104 ms on 8 chips vs 99 ms (+5%), not calibrated: it
-follows from the memory-bound partition (2-bit dense weights in 128 KB cores put ~400K weights on the busiest
-core), 0.4 ns per synaptic op (Loihi 1's 4 ns / 10), zero weights skipped, and 12 hops per layer. The Jetson's
-675 ms vs 659 ms (+2%) *is* calibrated (``GpuSpec.prefill_efficiency``). Where we differ:
-
-- decode: ~98 tokens/s on Loihi 2 vs ~26 on the Jetson (3.8x, the paper "up to 3x"). A decode token crosses
-  292 hops, but only the 4 synaptic hops per layer take ~100+ us; aggregator hops take ~1-2 us. A real chip's
-  per-step overheads (host I/O, barrier across boards: ``host_token_loop_s`` is 0 here) would lower it.
-- energy: ~83 mJ per generated token (8 chips x 1 W static x 10 ms + ~2.6 mJ of operations) vs 577 mJ on the
-  Jetson at its 15 W budget: 7x, where the paper says 2x. If the ~405 mJ/token is right, the measured Loihi
-  system draws ~5x more per token than our static power model: with Hala Point's 2.26 W per chip (a variant in
-  the report) we get 185 mJ. Static power per chip is the least known constant and dominates decode energy.
-- prefill energy per token is small on Loihi 2 (~3.5 mJ) because the pipeline shares the static power among
-  ~290 tokens in flight; dynamic energy (synops at Hala Point's 6.8 pJ/op upper bound) is ~2.5 mJ per token.
+Multi-chip terms: the barrier grows by ``board_sync_s`` per level of the tree across boards; messages that
+cross a chip boundary in a hop serialise on that link (a resource next to the cores); the host link carries the
+injected embedding and, once per generated token, the output (logits or the last residual) plus a round trip;
+every chip of the system (``MappingOptions.system_chips``) draws static power for the time a token occupies.
 """
 from __future__ import annotations
 
