@@ -199,3 +199,15 @@ class DelayLine:
         """Advance one step with this step's value; return the value of ``depth`` steps ago."""
         self.ring.append(np.asarray(value))
         return self.ring.pop(0)
+
+
+def binding_of(model, process_cls) -> "bindings.Binding":
+    """The program binding of a neuron process from its model's Vars (what an NC model allocates)."""
+    program = bindings.specialise(process_cls.PROGRAM, model.proc_params["consts"])
+    kinds = program_vars(program)
+    vals = {k: np.asarray(getattr(model, k)).astype(np.int64) for k, kind in kinds.items() if kind != "state"}
+    n = int(np.prod(model.proc_params["shape"]))
+    return bindings.Binding(process_cls.PROGRAM, n, dict(model.proc_params["consts"]),
+                            {k: v.reshape(-1) for k, v in vals.items() if kinds[k] == "param"},
+                            {k: int(v.reshape(-1)[0]) for k, v in vals.items() if kinds[k] == "imm"},
+                            {k: v.reshape(-1) for k, v in vals.items() if kinds[k] == "lut"})
