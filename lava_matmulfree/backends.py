@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import pipeline as pl
 from .config import BACKEND_NAMES, RunConfig
 from .errors import BackendError
 from .quantise import QuantisedNetwork
@@ -50,36 +49,54 @@ class Generation:
         return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def lava_run_config(backend: str):
+#: The block models each Lava backend selects (graph.BLOCK_TIMING keys).
+GRAPH_KIND = {"sim": "decomposed", "sim-mixers": "mixers", "sim-fused": "fused", "sim-stack": "stack",
+              "sim-float": "fused", "sim-float-decomposed": "decomposed", "loihi2": "decomposed"}
+#: Python models of Lava's Dense for the fixed-point simulator backends: the packed ternary kernel (fast) or
+#: Lava's own bit-accurate model (the reference it is tested against).
+DENSE_MODELS = ("packed", "lava")
+
+
+def lava_run_config(backend: str, dense_model: str = "packed"):
     """The Lava run config of a backend: which model every process gets."""
     if backend == "loihi2":
         from lava.utils.loihi import is_installed
 
         if not is_installed():
             raise BackendError(LAVA_LOIHI_MISSING)
-        from lava.magma.core.run_configs import Loihi2HwCfg  # pragma: no cover - needs the chip
-
-        return Loihi2HwCfg()  # pragma: no cover
+        return loihi2_run_config()  # pragma: no cover - needs the chip
     from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.dense.process import Dense
 
-    if backend == "sim":
-        return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True)
+    if dense_model not in DENSE_MODELS:
+        raise BackendError(f"unknown dense model {dense_model!r} (known: {', '.join(DENSE_MODELS)})")
+    floating = backend in FLOAT_LAVA_BACKENDS
+    exceptions = {}
+    if not floating and dense_model == "packed":
+        from .processes.connections import PyTernaryDenseModel
+
+        exceptions[Dense] = PyTernaryDenseModel
     if backend == "sim-mixers":
         from .processes.channel_mixer.models import PyFusedChannelMixerFixed
         from .processes.channel_mixer.process import ChannelMixer
         from .processes.token_mixer.models import PyFusedTokenMixerFixed
         from .processes.token_mixer.process import TokenMixer
 
-        return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True,
-                            exception_proc_model_map={TokenMixer: PyFusedTokenMixerFixed,
-                                                      ChannelMixer: PyFusedChannelMixerFixed})
-    if backend in ("sim-fused", "sim-stack"):
-        return Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=False)
-    if backend == "sim-float":
-        return Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=False)
-    if backend == "sim-float-decomposed":
-        return Loihi2SimCfg(select_tag="floating_pt", select_sub_proc_model=True)
-    raise BackendError(f"{backend!r} is not a Lava backend")
+        exceptions.update({TokenMixer: PyFusedTokenMixerFixed, ChannelMixer: PyFusedChannelMixerFixed})
+    if backend not in GRAPH_KIND:
+        raise BackendError(f"{backend!r} is not a Lava backend")
+    decomposed = GRAPH_KIND[backend] in ("decomposed", "mixers")
+    return Loihi2SimCfg(select_tag="floating_pt" if floating else "fixed_pt", select_sub_proc_model=decomposed,
+                        exception_proc_model_map=exceptions)
+
+
+def loihi2_run_config():
+    """Loihi 2 through lava-loihi: every hierarchical process decomposed down to its leaves; the custom neurons
+    get their NC models (processes/*/ncmodels.py), Lava's Dense its NC model; the embedding source and the sink
+    stay on the host (Python models)."""
+    from lava.magma.core.run_configs import Loihi2HwCfg
+
+    return Loihi2HwCfg(select_tag="fixed_pt", select_sub_proc_model=True)
 
 
 def golden_probe_name(name: str) -> str:
@@ -187,19 +204,18 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token)
     from .graph import build_graph, run_graph
 
-    run_cfg = lava_run_config(backend)  # checks lava-loihi before anything is built
+    run_cfg = lava_run_config(backend, getattr(run, "dense_model", "packed"))  # checks lava-loihi first
     floating = backend in FLOAT_LAVA_BACKENDS
     if floating and float_model is None:
         raise BackendError(f"the {backend} backend needs the float model (a Hugging Face checkpoint or a config, "
                            "not a compiled network)")
-    graph = build_graph(net, prompt, max_new_tokens, fused=backend in ("sim-fused", "sim-float"),
-                        temperature=temperature, top_k=top_k, seed=seed, record_logits=run.record_logits,
-                        fused_mixers=(backend == "sim-mixers"), stack=(backend == "sim-stack"),
+    graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + max_new_tokens, temperature=temperature,
+                        top_k=top_k, seed=seed, record_logits=run.record_logits,
                         float_model=float_model if floating else None)
-    res = run_graph(graph, run_cfg, probes=probes, timeout=run.timeout_s)
+    res = run_graph(graph, run_cfg, prompt, max_new_tokens, probes=probes, timeout=run.timeout_s)
     if on_token is not None:
         for t in res.tokens:
             on_token(t)
-    per_layer = graph.schedule.block_hops if graph.stack is None else pl.STACK_HOPS / net.cfg.num_layers
+    per_layer = graph.block_hops if graph.stack is None else 0.0
     return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
                       res.steps, per_layer, res.leaf_processes)

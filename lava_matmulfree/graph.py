@@ -1,12 +1,13 @@
-"""Build the model as a Lava process graph and run it (DESIGN.md section 4).
+"""Build the model as an event-driven Lava process graph and run it (docs/graph.md).
 
-    embedding source -> block_0 -> ... -> block_{L-1} -> final norm <-> aggregator -> ternary LM head -> sink
-            ^                                                                                          |
-            +---------------------------------- sampled token (decode) --------------------------------+
+    embedding source -> block_0 -> ... -> block_{L-1} -> final norm <-> head aggregator -> LM head -> sink
+            ^                                                                                         |
+            +------------------------------ sampled token (decode) -----------------------------------+
 
-Each block is a hierarchical process (processes/block): decomposed into 13 leaf processes on ``sim``,
-fused into one on ``sim-fused``. The graph is built for one generation (prompt length and number of
-new tokens fix the schedule) and the runtime is always stopped, also on errors and Ctrl-C.
+Tokens carry their own presence (the token lane, events.py); connections are Lava's Dense (processes/
+connections.py). The prompt enters through the source's Vars, so one graph (and one runtime) serves many
+requests: ``GraphRunner`` keeps the runtime alive between them. The runtime is always stopped, also on errors
+and Ctrl-C.
 """
 from __future__ import annotations
 
@@ -18,15 +19,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import pipeline as pl
 from .errors import BackendError
 from .quantise import QuantisedNetwork
 
-BLOCK_VARS = ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq")
 HEAD_VARS = ("x",)  # the final norm's input: head.x
-LEAVES_PER_BLOCK = 13  # residual; attn + gate aggregators, i/f/g/o synapses, MLGRU; mlp + down aggregators,
-#                        gate/down synapses, GLU
-LEAVES_PER_BLOCK_FUSED_MIXERS = 3  # residual, token mixer, channel mixer
+#: Block models: name -> (connection hops a token spends in a block, probe point -> hops after it enters).
+#: A token's probe row is read from the step it entered plus these structural latencies (no process uses them).
+BLOCK_TIMING = {
+    "decomposed": (12, {"x": 0, "attn_sum_sq": 1, "h": 3, "gate_sum_sq": 4, "r": 6, "mlp_sum_sq": 7, "y": 9,
+                        "down_sum_sq": 10}),
+    "mixers": (6, {"x": 0, "attn_sum_sq": 1, "h": 2, "gate_sum_sq": 2, "r": 3, "mlp_sum_sq": 4, "y": 5,
+                   "down_sum_sq": 5}),
+    "fused": (0, {v: 0 for v in ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq")}),
+    "stack": (0, {"x": 0, "r": 0, "h": 0}),
+}
+#: The head: final norm -> fan-in -> aggregator -> broadcast -> final norm -> LM head connection -> sink.
+HEAD_HOPS = 3
+#: Leaf processes of a block: residual, 2 x (fan-in, aggregator, broadcast); token mixer: i, f, g, o, MLGRU,
+#: gate fan-in, aggregator, broadcast; channel mixer: gate_u, gate_v, GLU, down fan-in, aggregator, broadcast, down.
+LEAVES_PER_BLOCK = {"decomposed": 1 + 6 + 8 + 7, "mixers": 1 + 6 + 2, "fused": 1}
+HEAD_LEAVES = 2 + 5  # source, sink; final norm, fan-in, aggregator, broadcast, LM head
 
 
 @dataclass
@@ -34,116 +46,115 @@ class LavaGraph:
     source: object
     blocks: list
     final_norm: object
-    head_aggregator: object
+    head_norm: tuple  # (fan-in, aggregator, broadcast)
     lm_head: object
     sink: object
-    schedule: pl.Schedule
-    fused_mixers: bool = False  # decomposed blocks whose token and channel mixers run fused (sim-mixers)
+    kind: str  # a BLOCK_TIMING key
+    num_layers: int
+    capacity: int
     stack: object = None  # the MMFreeStack holding every layer (sim-stack), instead of blocks
     floating: bool = False  # built for the floating_pt models (sim-float)
 
     @property
-    def fused(self) -> bool:
-        return self.schedule.block_hops == pl.FUSED_BLOCK_HOPS
+    def block_hops(self) -> int:
+        return BLOCK_TIMING[self.kind][0]
+
+    @property
+    def loop_depth(self) -> int:
+        """Steps from the source sending a token to it sending the next generated one."""
+        return self.num_layers * self.block_hops + HEAD_HOPS
 
     def leaf_process_count(self) -> int:
-        """OS processes the CPU runtime starts: source, sink, final norm + aggregator + LM head, and the
-        blocks' leaves (1 fused; residual + 2 fused mixers; or 13 decomposed)."""
         if self.stack is not None:
-            return 2 + 1 + 3
-        per_block = 1 if self.fused else LEAVES_PER_BLOCK_FUSED_MIXERS if self.fused_mixers else LEAVES_PER_BLOCK
-        return 2 + len(self.blocks) * per_block + 3
+            return 1 + HEAD_LEAVES
+        return self.num_layers * LEAVES_PER_BLOCK[self.kind] + HEAD_LEAVES
 
     def probe_var(self, name: str):
-        """The Var behind a probe name (``l3.h``, ``l0.attn_sum_sq``, ``head.x``), its schedule offset and
-        its row (the layer, for the stack's [L, n] Vars; else None)."""
+        """The Var behind a probe name (``l3.h``, ``l0.attn_sum_sq``, ``head.x``), its latency in steps after the
+        token entered the graph and its row (the layer, for the stack's [L, n] Vars; else None)."""
+        from .processes.block.process import BLOCK_VARS
+        from .processes.layer_stack.process import STACK_VARS
+
         where, _, var = name.partition(".")
+        B, offsets = BLOCK_TIMING[self.kind]
         if where == "head" and var in HEAD_VARS:
-            return self.final_norm.vars.x, self.schedule.sink_offset - pl.HEAD_HOPS, None
-        if self.stack is not None:
-            from .processes.layer_stack.process import STACK_VARS
+            return self.final_norm.vars.x, self.num_layers * B, None
+        L = self.num_layers
+        layer = int(where[1:]) if where.startswith("l") and where[1:].isdigit() else -1
+        known = STACK_VARS if self.stack is not None else tuple(BLOCK_VARS)
+        if 0 <= layer < L and var in known:
+            if self.stack is not None:
+                return getattr(self.stack.vars, var), 0, layer
+            return getattr(self.blocks[layer].vars, var), layer * B + offsets[var], None
+        raise ValueError(f"unknown probe {name!r} (known: {', '.join(f'l<layer>.{v}' for v in known)}, head.x; "
+                         f"layers 0..{L - 1})")
 
-            L = self.stack.proc_params["net"].cfg.num_layers
-            if where.startswith("l") and where[1:].isdigit() and int(where[1:]) < L and var in STACK_VARS:
-                return getattr(self.stack.vars, var), self.schedule.block_offset(0), int(where[1:])
-            raise ValueError(f"unknown probe {name!r} on the layer stack (known: l<layer>.{{{','.join(STACK_VARS)}}}, "
-                             f"head.x; layers 0..{L - 1})")
-        if where.startswith("l") and where[1:].isdigit() and var in BLOCK_VARS:
-            l = int(where[1:])
-            if l < len(self.blocks):
-                return getattr(self.blocks[l].vars, var), self.blocks[l].probe_offset(var), None
-        known = [f"l<layer>.{v}" for v in BLOCK_VARS] + [f"head.{v}" for v in HEAD_VARS]
-        raise ValueError(f"unknown probe {name!r} (known: {', '.join(known)}; layers 0..{len(self.blocks) - 1})")
+    def set_request(self, prompt, max_new_tokens: int, started: bool) -> None:
+        """Put a request into the source and sink Vars (``Var.set`` once the runtime runs, else the initial
+        values)."""
+        P = len(prompt)
+        if P + max_new_tokens > self.capacity:
+            raise ValueError(f"prompt ({P}) + new tokens ({max_new_tokens}) exceed the graph's capacity of "
+                             f"{self.capacity} tokens")
+        padded = np.zeros(self.capacity, dtype=np.int64)
+        padded[:P] = prompt
+        values = [(self.source.prompt, padded), (self.source.prompt_len, [P]), (self.source.max_new_tokens,
+                  [max_new_tokens]), (self.source.count, [0]), (self.sink.prompt_len, [P]),
+                  (self.sink.max_new_tokens, [max_new_tokens]), (self.sink.seen, [0]), (self.sink.generated, [0])]
+        for var, value in values:
+            value = np.asarray(value)
+            if started:
+                var.set(value)
+            else:
+                var.init = value
 
 
-def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool, temperature: float = 0.0,
-                top_k: int = 0, seed: int = 0, record_logits: bool = True, fused_mixers: bool = False,
-                float_model=None, stack: bool = False) -> LavaGraph:
-    """The process graph for one generation. ``float_model`` (a FloatModel) is carried along for the
-    floating_pt models (the ``sim-float`` backend); its head is folded here."""
+def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: float = 0.0, top_k: int = 0,
+                seed: int = 0, record_logits: bool = True, float_model=None) -> LavaGraph:
+    """The process graph; ``kind`` says which block models the run config will select (``decomposed``,
+    ``mixers``, ``fused`` or ``stack``: it fixes only the probe read-back and the step estimate). ``float_model`` (a
+    FloatModel) is carried along for the floating_pt models (the ``sim-float`` backends); its head is folded."""
+    from .processes import build
     from .processes.block.process import MMFreeBlock
     from .processes.embedding.process import EmbeddingSource
-    from .processes.final_norm.process import FinalNorm
     from .processes.lm_head_sink.process import LmHeadSink
-    from .processes.rms_aggregator.process import RmsAggregator
-    from .processes.ternary_synapses.process import TernarySynapses
 
-    prompt = [int(t) for t in prompt]
-    if not prompt:
-        raise ValueError("the prompt must hold at least one token")
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be >= 1 on the Lava backends")
-    V = net.cfg.vocab_size
-    if not all(0 <= t < V for t in prompt):
-        raise ValueError(f"prompt token ids must lie in [0, {V})")
-    if stack:  # every layer in one process and one step: the schedule of a one-"layer" pipeline
-        sched = pl.Schedule(len(prompt), max_new_tokens, 1, pl.STACK_HOPS)
-    else:
-        sched = pl.Schedule(len(prompt), max_new_tokens, net.cfg.num_layers,
-                            pl.FUSED_BLOCK_HOPS if fused else pl.BLOCK_HOPS)
+    if kind not in BLOCK_TIMING:
+        raise ValueError(f"unknown graph kind {kind!r} (known: {', '.join(BLOCK_TIMING)})")
     fm = None if float_model is None else (float_model if float_model.folded else float_model.fold_dual_rmsnorm())
-    src = EmbeddingSource(net=net, prompt=prompt, schedule=sched, float_model=fm, name="embedding")
-    if stack:
+    cfg = net.cfg
+    src = EmbeddingSource(embed=net.embed if fm is None else fm.embeddings, capacity=capacity, name="embedding")
+    if kind == "stack":
         from .processes.layer_stack.process import MMFreeStack
 
-        blocks, layers = [], [MMFreeStack(net=net, schedule=sched)]
+        blocks, layers = [], [MMFreeStack(net=net)]
     else:
-        blocks = [MMFreeBlock(net=net, layer=l, schedule=sched, float_model=fm) for l in range(net.cfg.num_layers)]
+        blocks = [MMFreeBlock(net=net, layer=l, float_model=fm) for l in range(cfg.num_layers)]
         layers = blocks
-    fin = FinalNorm(net=net, float_model=fm, name="final_norm")
-    eps_const = 0.0 if fm is None else fm.fold_head.eps_const
-    agg = RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head", eps_const=eps_const, name="head_aggregator")
-    head = TernarySynapses(weights=net.lm_head, scale=1.0 if fm is None else 1.0 / fm.lm_head.s, name="lm_head")
-    sink = LmHeadSink(net=net, schedule=sched, temperature=temperature, top_k=top_k, seed=seed,
-                      record_logits=record_logits, name="sink")
-    prev = src.out_ports.x_out
+    fin = build.final_norm(net, fm)
+    head_norm = build.norm(net, cfg.hidden_size, "head", 0.0 if fm is None else fm.fold_head.eps_const,
+                           floating=fm is not None)
+    lm_head = build.projection(net.lm_head, "lm_head", None if fm is None else fm.lm_head)
+    sink = LmHeadSink(vocab_size=cfg.vocab_size, capacity=capacity, logit_scale=1.0 if fm else net.logit_scale,
+                      temperature=temperature, top_k=top_k, seed=seed, record_logits=record_logits, name="sink")
+    prev = src.x_out
     for b in layers:
-        prev.connect(b.in_ports.x_in)
-        prev = b.out_ports.x_out
-    prev.connect(fin.in_ports.x_in)
-    fin.out_ports.sq_out.connect(agg.in_ports.sq_in)
-    agg.out_ports.r_out.connect(fin.in_ports.r_in)
-    fin.out_ports.a_out.connect(head.in_ports.a_in)
-    head.out_ports.acc_out.connect(sink.in_ports.logits_in)
-    sink.out_ports.token_out.connect(src.in_ports.token_in)
-    return LavaGraph(src, blocks, fin, agg, head, sink, sched, fused_mixers=fused_mixers and not fused,
-                     stack=layers[0] if stack else None, floating=fm is not None)
+        prev.connect(b.x_in)
+        prev = b.x_out
+    prev.connect(fin.x_in)
+    fan, _, bc = head_norm
+    fin.sq_out.connect(fan.s_in)
+    bc.a_out.connect(fin.r_in)
+    fin.a_out.connect(lm_head.s_in)
+    lm_head.a_out.connect(sink.logits_in)
+    sink.token_out.connect(src.token_in)
+    return LavaGraph(src, blocks, fin, head_norm, lm_head, sink, kind, cfg.num_layers, capacity,
+                     stack=layers[0] if kind == "stack" else None, floating=fm is not None)
 
 
 # --------------------------------------------------------------------------------------- running
 class LavaRunError(BackendError):
     """A process model raised inside the Lava runtime, or the run timed out."""
-
-
-@dataclass
-class RunResult:
-    tokens: list
-    logits: np.ndarray | None  # int [num_tokens, V] when recorded
-    probes: dict = field(default_factory=dict)  # name -> int array [num_tokens, ...]
-    final_state: dict = field(default_factory=dict)  # l<layer>.h -> the MLGRU state after the run
-    steps: int = 0
-    seconds: float = 0.0
-    leaf_processes: int = 0
 
 
 def _raise_fd_limit(want: int = 65536) -> None:
@@ -233,78 +244,159 @@ class _Watchdog(threading.Thread):
                 return
 
 
-def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.0) -> RunResult:
-    """Run the graph for exactly the schedule's steps; return tokens, logits and probes (labelled per token).
+@dataclass
+class RunResult:
+    tokens: list
+    logits: np.ndarray | None  # int [num_tokens, V] when recorded
+    probes: dict = field(default_factory=dict)  # name -> int array [num_tokens, ...]
+    final_state: dict = field(default_factory=dict)  # l<layer>.h -> the MLGRU state after the run
+    steps: int = 0
+    seconds: float = 0.0
+    leaf_processes: int = 0
 
-    The runtime is stopped on success, on model errors (which would otherwise deadlock lava), on timeouts
-    and on Ctrl-C; no child process survives. Call it from the main thread (the watchdog signals it)."""
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.proc.monitor.process import Monitor
 
-    sched = graph.schedule
-    _raise_fd_limit()
-    monitors = []
-    for name in probes:
-        var, offset, row = graph.probe_var(name)
-        m = Monitor()
-        m.probe(var, sched.total_steps)
-        monitors.append((name, m, var, offset, row))
+class GraphRunner:
+    """Runs requests on one graph and keeps its Lava runtime alive between them (a context manager; the runtime
+    is stopped on exit, errors and Ctrl-C, and no child survives). Call it from the main thread (the watchdog
+    signals it).
 
-    def on_signal(signum, frame):
-        raise _Interrupt()
+    Each request runs until the sink has chosen its last token: the expected number of steps
+    (prompt + new tokens x loop depth) first, then one loop depth at a time while the sink is not done."""
 
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGUSR1, on_signal) if in_main else None
-    dog = _Watchdog(graph.source, timeout) if in_main else None
-    proc = graph.source
-    failed = True
-    t0 = time.perf_counter()
-    try:
-        if dog is not None:
-            dog.start()
+    def __init__(self, graph: LavaGraph, run_cfg, timeout: float | None = 600.0):
+        self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
+        self.started = False
+        self.steps = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(failed=exc[0] is not None)
+        return False
+
+    def close(self, failed: bool = False) -> None:
+        if self.started:
+            self.started = False
+            _teardown(self.graph.source, failed)
+
+    def _run(self, steps: int) -> None:
+        from lava.magma.core.run_conditions import RunSteps
+
+        def on_signal(signum, frame):
+            raise _Interrupt()
+
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGUSR1, on_signal) if in_main else None
+        proc = self.graph.source
+        dog = _Watchdog(proc, self.timeout) if in_main else None
         try:
-            proc.run(condition=RunSteps(num_steps=sched.total_steps), run_cfg=run_cfg)
-        except (_Interrupt, RuntimeError) as e:
+            if dog is not None:
+                dog.start()
+            try:
+                proc.run(condition=RunSteps(num_steps=steps), run_cfg=self.run_cfg)
+                self.started = True
+                self.steps += steps
+            except (_Interrupt, RuntimeError) as e:
+                self.started = True
+                if dog is not None:
+                    dog.done.set()
+                errs = _child_errors(proc)
+                self.close(failed=True)
+                if errs:
+                    raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
+                if isinstance(e, _Interrupt) and dog is not None and dog.reason == "timeout":
+                    raise LavaRunError(f"the Lava run did not finish within {self.timeout:.0f} s (a deadlock?); its "
+                                       "processes were stopped") from None
+                raise LavaRunError(f"the Lava runtime failed: {e}") from None
+        finally:
             if dog is not None:
                 dog.done.set()
-            errs = _child_errors(proc)
-            if errs:
-                raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
-            if isinstance(e, _Interrupt) and dog is not None and dog.reason == "timeout":
-                raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s (a deadlock?); its "
-                                   "processes were stopped") from None
-            raise LavaRunError(f"the Lava runtime failed: {e}") from None
-        if dog is not None:
-            dog.done.set()
-            dog.join()
-        seconds = time.perf_counter() - t0
-        tokens = [int(round(t)) for t in np.asarray(graph.sink.tokens.get()).reshape(-1)]
-        logits = None
-        if graph.sink.proc_params["record_logits"]:
-            logits = np.asarray(graph.sink.logits.get())
-            if not graph.floating:
-                logits = np.rint(logits).astype(np.int64)
-        steps = np.asarray(sched.entries())
-        out = {}
-        for name, m, var, offset, row in monitors:
-            data = m.get_data()[var.process.name][var.name]  # [steps, ...]; row i = after step i+1
-            rows = np.asarray(data)[steps + offset - 1]
-            if row is not None:
-                rows = rows.reshape((len(steps),) + tuple(var.shape))[:, row]
-            out[name] = rows if graph.floating else np.rint(rows).astype(np.int64)
-        final = {}
-        hs = [np.asarray(b.h.get()) for b in graph.blocks]  # Var.get moves one element per message
-        if graph.stack is not None:
-            hs = list(np.asarray(graph.stack.h.get()).reshape(graph.stack.h.shape))
-        for l, h in enumerate(hs):
-            final[f"l{l}.h"] = h if graph.floating else np.rint(h).astype(np.int64)
-        failed = False
-        return RunResult(tokens, logits, out, final, sched.total_steps, seconds, graph.leaf_process_count())
-    finally:
-        if dog is not None:
-            dog.done.set()
-        try:
-            _teardown(proc, failed)
-        finally:
+                dog.join()
             if in_main:
                 signal.signal(signal.SIGUSR1, previous)
+
+    def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False) -> RunResult:
+        """One request on the running graph: the recurrent state persists from the previous request unless
+        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_var``) are recorded per token."""
+        from lava.proc.monitor.process import Monitor
+
+        g = self.graph
+        prompt = [int(t) for t in prompt]
+        if not prompt:
+            raise ValueError("the prompt must hold at least one token")
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1 on the Lava backends")
+        V = g.sink.proc_params["vocab_size"]
+        if not all(0 <= t < V for t in prompt):
+            raise ValueError(f"prompt token ids must lie in [0, {V})")
+        if probes and self.started:
+            raise ValueError("probes are recorded in a graph's first request (Lava's Monitor is set up before the "
+                             "runtime starts)")
+        g.set_request(prompt, max_new_tokens, self.started)
+        if reset_state and self.started:
+            self._reset_state()
+        expected = len(prompt) + max_new_tokens * g.loop_depth
+        monitors = []
+        for name in probes:
+            var, offset, row = g.probe_var(name)
+            m = Monitor()
+            m.probe(var, expected)
+            monitors.append((name, m, var, offset, row))
+        _raise_fd_limit()
+        first_step = self.steps
+        t0 = time.perf_counter()
+        try:
+            self._run(expected)
+            extra = 0
+            while int(np.asarray(g.sink.generated.get()).reshape(-1)[0]) < max_new_tokens:
+                if extra >= 2 * expected:
+                    raise LavaRunError(f"the sink chose fewer than {max_new_tokens} tokens in {self.steps - first_step} "
+                                       "steps: a token was lost in the graph")
+                self._run(g.loop_depth)
+                extra += g.loop_depth
+            seconds = time.perf_counter() - t0
+            return self._collect(prompt, max_new_tokens, monitors, first_step, seconds)
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _reset_state(self) -> None:
+        L = self.graph.num_layers
+        d = self.graph.final_norm.proc_params["shape"][0]
+        if self.graph.stack is not None:
+            self.graph.stack.h.set(np.zeros((L, d)))
+        for b in self.graph.blocks:
+            b.h.set(np.zeros(d))
+
+    def _collect(self, prompt, max_new_tokens, monitors, first_step, seconds) -> RunResult:
+        g = self.graph
+        n_in = len(prompt) + max_new_tokens - 1
+        tokens = [int(round(t)) for t in np.asarray(g.sink.tokens.get()).reshape(-1)[:max_new_tokens]]
+        logits = None
+        if g.sink.proc_params["record_logits"]:
+            logits = np.asarray(g.sink.logits.get())[:n_in]
+            if not g.floating:
+                logits = np.rint(logits).astype(np.int64)
+        entered = np.asarray(g.source.entered_at.get()).reshape(-1)[:n_in].astype(np.int64)
+        out = {}
+        for name, m, var, offset, row in monitors:
+            data = np.asarray(m.get_data()[var.process.name][var.name])  # [steps, ...]; row i = after step i+1
+            rows = data[entered + offset - 1 - first_step]
+            if row is not None:
+                rows = rows.reshape((n_in,) + tuple(var.shape))[:, row]
+            out[name] = rows if g.floating else np.rint(rows).astype(np.int64)
+        final = {}
+        hs = [np.asarray(b.h.get()) for b in g.blocks]  # Var.get moves one element per message
+        if g.stack is not None:
+            hs = list(np.asarray(g.stack.h.get()).reshape(g.stack.h.shape))
+        for l, h in enumerate(hs):
+            final[f"l{l}.h"] = h if g.floating else np.rint(h).astype(np.int64)
+        return RunResult(tokens, logits, out, final, self.steps - first_step, seconds, g.leaf_process_count())
+
+
+def run_graph(graph: LavaGraph, run_cfg, prompt, max_new_tokens: int, probes=(),
+              timeout: float | None = 600.0) -> RunResult:
+    """One request on a fresh runtime, stopped afterwards."""
+    with GraphRunner(graph, run_cfg, timeout) as runner:
+        return runner.generate(prompt, max_new_tokens, probes)

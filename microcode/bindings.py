@@ -7,8 +7,8 @@ program's interpreter bound to those values, ready to `step()` once per Lava tim
 What is fixed when:
 
 * assembly, `.const`:
-  - algorithm constants of a program (the inverse-sqrt formats, the pipeline delays its delay lines
-    implement). They restate named Python constants (`fixed_point.INVSQRT_*`, `pipeline.*`); `specialise`
+  - algorithm constants of a program (the inverse-sqrt formats, the structural delays and queue depths
+    they implement). They restate named Python constants (`fixed_point.INVSQRT_*`, `events.*`); `specialise`
     checks them on every load, so the program and the golden model cannot drift apart silently;
   - config-bound constants the ISA needs at assembly: LUT sizes and payload/clamp widths (`ACT_BITS`,
     `NORM_SQUARE_BITS`, `SIGMOID_LUT_SIZE`, `SEED_LUT_SIZE`). The program is *specialised*: re-assembled with
@@ -34,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lava_matmulfree import pipeline as pl
+from lava_matmulfree import events
 from lava_matmulfree.errors import MicrocodeError
 from lava_matmulfree.fixed_point import (INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC, INVSQRT_Q_FRAC,
                                          INVSQRT_Y_FRAC, lut_frac_bits)
@@ -71,15 +71,10 @@ ALGORITHM_CONSTANTS = {
         "THREE": _NEWTON_THREE << INVSQRT_Q_FRAC,
         "OUT_SHIFT": INVSQRT_Y_FRAC - INVSQRT_OUT_FRAC,
     },
-    MLGRU: {"DELAY_R": pl.AGGREGATOR_ROUND_TRIP},
-    GLU: {"DELAY_R": pl.AGGREGATOR_ROUND_TRIP},
-    FINAL_NORM: {"DELAY_R": pl.AGGREGATOR_ROUND_TRIP},
-    RESIDUAL: {
-        "DELAY_ATTN_R": pl.RESIDUAL_ATTN_R,
-        "DELAY_O": pl.RESIDUAL_O,
-        "DELAY_MLP_R": pl.RESIDUAL_MLP_R - pl.RESIDUAL_O,
-        "DELAY_DOWN": pl.RESIDUAL_DOWN - pl.RESIDUAL_O,
-    },
+    MLGRU: {"DELAY_R": events.AGGREGATOR_ROUND_TRIP},
+    GLU: {"DELAY_R": events.AGGREGATOR_ROUND_TRIP},
+    FINAL_NORM: {"DELAY_R": events.AGGREGATOR_ROUND_TRIP},
+    RESIDUAL: {"DELAY_R": events.AGGREGATOR_ROUND_TRIP, "FIFO_DEPTH": events.MIXER_QUEUE_DEPTH},
 }
 
 
@@ -117,7 +112,7 @@ def _specialise_cached(name: str, consts: tuple) -> Program:
         if decl is None or decl.value != want:
             where = f"{path}:{decl.line}" if decl is not None else str(path)
             got = "missing" if decl is None else decl.value
-            raise MicrocodeError(f"{where}: constant {const} = {got}, but the golden model / pipeline needs {want}")
+            raise MicrocodeError(f"{where}: constant {const} = {got}, but the golden model / events.py needs {want}")
     return program
 
 
@@ -148,6 +143,10 @@ class Binding:
     def assembled(self) -> Program:
         """The program specialised for this network's config."""
         return specialise(self.program, self.consts)
+
+    def process_kwargs(self) -> dict:
+        """The keyword arguments of the neuron process that runs this program (processes/neuron.py)."""
+        return {"consts": dict(self.consts), **self.params, **self.imms, **self.luts}
 
     def machine(self):
         """The bound interpreter (vectorised over the `n` neurons), at the initial state."""

@@ -17,7 +17,7 @@ import types
 import numpy as np
 import pytest
 
-from lava_matmulfree import pipeline as pl
+from lava_matmulfree import events as pl
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.errors import MicrocodeError
 from lava_matmulfree.fixed_point import inv_sqrt, invsqrt_seed_lut, lut_frac_bits, sigmoid_lut

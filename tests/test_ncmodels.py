@@ -19,7 +19,6 @@ from lava.magma.core.model.model import AbstractProcessModel
 from lava.magma.core.model.py.model import AbstractPyProcessModel
 from lava.magma.core.run_configs import Loihi2SimCfg
 
-from lava_matmulfree import pipeline as pl
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.microcode import PROGRAM_SUFFIX, bindings, load_program
 
@@ -56,21 +55,13 @@ def no_lava_loihi():
 
 def make_process(name: str, net):
     """One instance of the process `name` on the tiny network."""
-    sched = pl.Schedule(2, 1, net.cfg.num_layers, pl.BLOCK_HOPS)
-    if name == bindings.RESIDUAL:
-        from lava_matmulfree.processes.residual.process import Residual
-        return Residual(net=net, layer=LAYER)
-    if name == bindings.MLGRU:
-        from lava_matmulfree.processes.mlgru.process import Mlgru
-        return Mlgru(net=net, layer=LAYER, schedule=sched, offset=sched.block_offset(LAYER) + pl.MLGRU_IN)
-    if name == bindings.GLU:
-        from lava_matmulfree.processes.glu.process import Glu
-        return Glu(net=net, layer=LAYER)
+    from lava_matmulfree.processes import build
+
     if name == bindings.RMS_AGGREGATOR:
-        from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
-        return RmsAggregator(n=net.cfg.hidden_size, net=net, stage="head")
-    from lava_matmulfree.processes.final_norm.process import FinalNorm
-    return FinalNorm(net=net)
+        return build.norm(net, net.cfg.hidden_size, "head")[1]
+    if name == bindings.FINAL_NORM:
+        return build.final_norm(net)
+    return getattr(build, name)(net, LAYER)
 
 
 # ================================================================================ without lava-loihi

@@ -7,60 +7,53 @@ from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import pipeline as pl
-from lava_matmulfree.processes import float_model_of
-from lava_matmulfree.errors import BackendError
+from lava_matmulfree import events
 from lava_matmulfree.golden_fast import FastGoldenModel
+from lava_matmulfree.processes import build, float_model_of
 from lava_matmulfree.processes.block.process import MMFreeBlock
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
-from lava_matmulfree.processes.residual.process import Residual
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
 I32 = np.int32
 
 
-def _check_timing(proc_params, fused: bool):
-    hops = proc_params["schedule"].block_hops
-    want = pl.FUSED_BLOCK_HOPS if fused else pl.BLOCK_HOPS
-    if hops != want:
-        raise BackendError(f"block {proc_params['layer']} was built for {hops} steps per layer but the run "
-                           f"config selected the {'fused' if fused else 'decomposed'} model ({want}); "
-                           "build the graph for the backend you run")
-
-
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
 class SubBlockModel(AbstractSubProcessModel):
-    """The block as it maps onto the chip: residual neurons, a token mixer and a channel mixer (each
-    hierarchical in turn: 13 leaf processes when every level is decomposed)."""
+    """The block as it maps onto the chip: residual neurons; the attn and mlp norms (fan-in connection, aggregator,
+    broadcast connection each); a token mixer and a channel mixer (hierarchical in turn)."""
 
     def __init__(self, proc):
         p = proc.proc_params
-        _check_timing(p, fused=False)
-        net, l, sched = p["net"], p["layer"], p["schedule"]
-        fm = p.get("float_model")  # the folded float model, for the floating_pt leaves (fixed_pt ignores it)
-        self.residual = Residual(net=net, layer=l, float_model=fm, name=f"l{l}.residual")
-        self.token_mixer = TokenMixer(net=net, layer=l, schedule=sched, float_model=fm)
-        self.channel_mixer = ChannelMixer(net=net, layer=l, schedule=sched, float_model=fm)
+        net, l, fm = p["net"], p["layer"], p.get("float_model")
+        d = net.cfg.hidden_size
+        lw = None if fm is None else fm.layers[l]
+        floating = fm is not None
+        self.residual = build.residual(net, l, fm)
+        self.attn_fan_in, self.attn_aggregator, self.attn_broadcast = build.norm(
+            net, d, f"l{l}.attn", 0.0 if lw is None else lw.fold_i.eps_const, floating)
+        self.mlp_fan_in, self.mlp_aggregator, self.mlp_broadcast = build.norm(
+            net, d, f"l{l}.mlp", 0.0 if lw is None else lw.fold_gate.eps_const, floating)
+        self.token_mixer = TokenMixer(net=net, layer=l, float_model=fm)
+        self.channel_mixer = ChannelMixer(net=net, layer=l, float_model=fm)
         res, tm, cm = self.residual, self.token_mixer, self.channel_mixer
-        proc.in_ports.x_in.connect(res.in_ports.x_in)
-        res.out_ports.sq_attn.connect(tm.in_ports.sq_in)
-        tm.out_ports.r_out.connect(res.in_ports.r_attn)
+        proc.in_ports.x_in.connect(res.x_in)
+        res.sq_attn.connect(self.attn_fan_in.s_in)
+        self.attn_broadcast.a_out.connect(res.r_attn)
         for k in ("i", "f", "g"):
-            getattr(res.out_ports, f"a_{k}").connect(getattr(tm.in_ports, f"a_{k}_in"))
-        tm.out_ports.o_out.connect(res.in_ports.o_in)
-        res.out_ports.sq_mlp.connect(cm.in_ports.sq_in)
-        cm.out_ports.r_out.connect(res.in_ports.r_mlp)
-        res.out_ports.a_gate.connect(cm.in_ports.a_gate_in)
-        cm.out_ports.down_out.connect(res.in_ports.down_in)
-        res.out_ports.x_out.connect(proc.out_ports.x_out)
-        # probe points
+            getattr(res, f"a_{k}").connect(getattr(tm, f"a_{k}_in"))
+        tm.o_out.connect(res.o_in)
+        res.sq_mlp.connect(self.mlp_fan_in.s_in)
+        self.mlp_broadcast.a_out.connect(res.r_mlp)
+        res.a_gate.connect(cm.a_gate_in)
+        cm.down_out.connect(res.down_in)
+        res.x_out.connect(proc.out_ports.x_out)
         proc.vars.x.alias(res.vars.x)
         proc.vars.r.alias(res.vars.r)
         proc.vars.h.alias(tm.vars.h)
-        proc.vars.attn_sum_sq.alias(tm.vars.attn_sum_sq)
-        proc.vars.gate_sum_sq.alias(tm.vars.gate_sum_sq)
         proc.vars.y.alias(cm.vars.y)
-        proc.vars.mlp_sum_sq.alias(cm.vars.mlp_sum_sq)
+        proc.vars.attn_sum_sq.alias(self.attn_aggregator.vars.sum_sq)
+        proc.vars.gate_sum_sq.alias(tm.vars.gate_sum_sq)
+        proc.vars.mlp_sum_sq.alias(self.mlp_aggregator.vars.sum_sq)
         proc.vars.down_sum_sq.alias(cm.vars.down_sum_sq)
 
 
@@ -68,7 +61,7 @@ class SubBlockModel(AbstractSubProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyFusedBlockFixed(PyLoihiProcessModel):
-    """The whole block in one OS process and one step: the golden layer on the token present."""
+    """The whole block in one OS process: golden.py's layer on the token that arrives, sent in the same step."""
 
     x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
     x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
@@ -83,35 +76,31 @@ class PyFusedBlockFixed(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        _check_timing(proc_params, fused=True)
         net, self.l = proc_params["net"], proc_params["layer"]
         self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
-        self.schedule = proc_params["schedule"]
-        self.offset = self.schedule.block_offset(self.l)
-        self.out = np.zeros(net.cfg.hidden_size, dtype=I32)
 
     def run_spk(self):
-        self.x_out.send(self.out)
-        x = self.x_in.recv().astype(np.int64)
-        if self.schedule.token_at(self.time_step, self.offset) < 0:
-            self.out = np.zeros_like(self.out)
+        x, present = events.split(self.x_in.recv())
+        if not present:
+            self.x_out.send(events.silence(len(x)))
             return
         g, l = self.arith, self.l
         g.probes = {}
-        x_new, h = g.layer(self.q, x[None], self.h.astype(np.int64), l)
-        self.x[:], self.h[:], self.out = x, h, x_new[0].astype(I32)
+        x_new, h = g.layer(self.q, x.astype(np.int64)[None], self.h.astype(np.int64), l)
+        self.x[:], self.h[:] = x, h
         self.r[:] = g.probes[f"l{l}.r"][0][0]
         self.y[:] = g.probes[f"l{l}.y"][0][0]
         for st in ("attn", "gate", "mlp", "down"):
             getattr(self, f"{st}_sum_sq")[:] = g.probes[f"l{l}.{st}.sum_sq"][0][0]
+        self.x_out.send(events.message(x_new[0], True))
 
 
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
 class PyFusedBlockFloat(PyLoihiProcessModel):
-    """The block of the float reference (float_model.py, folded norms) on one token per step: the
-    accuracy yardstick inside the same graph. Probe Vars x, r, h, y hold float values."""
+    """The block of the float reference (float_model.py, folded norms) on the token that arrives: the accuracy
+    yardstick inside the same graph. Probe Vars x, r, h, y hold float values."""
 
     x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
@@ -126,25 +115,21 @@ class PyFusedBlockFloat(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        _check_timing(proc_params, fused=True)
         fm = float_model_of(proc_params, "block")
         self.fm, self.l = fm, proc_params["layer"]
         self.lw = fm.layers[self.l]
-        self.schedule = proc_params["schedule"]
-        self.offset = self.schedule.block_offset(self.l)
-        self.out = np.zeros(fm.cfg.hidden_size)
 
     def run_spk(self):
         from lava_matmulfree.float_model import channel_mixer, silu, token_mixer
 
-        self.x_out.send(self.out)
-        x = self.x_in.recv()
-        if self.schedule.token_at(self.time_step, self.offset) < 0:
-            self.out = np.zeros_like(self.out)
+        x, present = events.split(self.x_in.recv())
+        if not present:
+            self.x_out.send(events.silence(len(x), dtype=float))
             return
         cfg, rec = self.fm.cfg, {}
         o, h = token_mixer(self.lw, x[None], self.h.copy(), cfg.rms_norm_eps)
         r = x + o[0]
-        self.out = r + channel_mixer(self.lw, r[None], cfg.rms_norm_eps, cfg.intermediate_size, rec)[0]
+        out = r + channel_mixer(self.lw, r[None], cfg.rms_norm_eps, cfg.intermediate_size, rec)[0]
         self.x[:], self.r[:], self.h[:] = x, r, h
         self.y[:] = silu(rec["u"][0]) * rec["v"][0]
+        self.x_out.send(events.message(out, True, dtype=float))

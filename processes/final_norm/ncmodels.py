@@ -22,6 +22,7 @@ _nc = bindings.nc_support()
 NC_AVAILABLE = _nc is not None
 
 if NC_AVAILABLE:
+    from lava_matmulfree.processes.neuron import binding_of
     from lava_matmulfree.processes.final_norm.process import FinalNorm
 
     @_nc.implements(proc=FinalNorm, protocol=_nc.LoihiProtocol)
@@ -37,7 +38,7 @@ if NC_AVAILABLE:
         x: _nc.NcVar = _nc.LavaNcType(_nc.NcVar, np.int32, precision=isa.REGISTER_BITS)
 
         def allocate(self, net):
-            binding = bindings.final_norm(self.proc_params["net"])
+            binding = binding_of(self, FinalNorm)
             bindings.nc_allocate(self, net, binding, state={},
                                  in_ports=("x_in", "r_in"),
                                  out_ports=("sq_out", "a_out"))

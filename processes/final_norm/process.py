@@ -1,28 +1,41 @@
-"""Final-norm neurons: the channel side of the final RMSNorm (folded with lm_head's own norm).
-
-Dynamics of channel j, each result sent one step later:
-
-    on x_in:                 sq_out = (w_norm x)^2                 to the head aggregator
-    on r_in (2 steps later): a_out = sat8(G_head x r_in)           int8 spikes into the ternary LM head
-
-floating_pt (the float reference's folded head, exact eps; float_model.DualRMSNorm):
-
-    on x_in:                 sq_out = (w_norm x)^2 + eps_head x^2   (the aggregator adds eps_norm eps_head)
-    on r_in (2 steps later): a_out = Q8(w_norm w_head x r_in)       per-token absmax fake quantisation
-"""
+"""Final-norm neurons: the channel side of the model's last RMSNorm, feeding the ternary LM head."""
 from __future__ import annotations
 
-from lava.magma.core.process.ports.ports import InPort, OutPort
-from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.process.variable import Var
+from lava_matmulfree.microcode import bindings
+from lava_matmulfree.processes.neuron import MicrocodedNeurons
 
 
-class FinalNorm(AbstractProcess):
-    def __init__(self, *, net, float_model=None, name: str | None = None, **kwargs):
-        d = net.cfg.hidden_size
-        super().__init__(net=net, float_model=float_model, name=name, **kwargs)
-        self.x_in = InPort(shape=(d,))
-        self.r_in = InPort(shape=(1,))
-        self.sq_out = OutPort(shape=(d,))
-        self.a_out = OutPort(shape=(d,))
-        self.x = Var(shape=(d,), init=0)  # final residual stream, Q(x_frac)
+class FinalNorm(MicrocodedNeurons):
+    """d neurons (microcode/final_norm.ucode), wired to the head aggregator through a fan-in and a broadcast
+    connection.
+
+    Dynamics of channel j (each line in a step whose input lane carries a token; sent in the same step)::
+
+        on x_in:  x_j = x_in_j ;  sq_out_j = (w1_j x_j)^2                 to the head aggregator
+        on r_in:  a_out_j = sat8(G_j x'_j r_in_j)                          graded spikes into the LM head
+                  (x' the x of events.AGGREGATOR_ROUND_TRIP steps ago)
+
+    Parameters
+    ----------
+    shape : tuple
+        (d,).
+    consts : dict
+        Config-bound constants of the program.
+    w1_m, g_m : array (d,)
+        Inner gain and LM-head gain mantissas; w1_k, t_k, g_k: their shifts (microcode/bindings.py
+        ``final_norm``).
+    layer : None
+        floating_pt models read the folded float head from ``float_model``.
+    """
+
+    PROGRAM = bindings.FINAL_NORM
+    PROBES = {"x": "x"}
+
+    def __init__(self, *, shape, consts: dict, float_model=None, name: str | None = None, **values):
+        n = int(shape[0])
+        super().__init__(shape=(n,), consts=dict(consts), float_model=float_model, name=name)
+        self.x_in = self.in_port(n)
+        self.r_in = self.in_port(n)
+        self.sq_out = self.out_port(n)
+        self.a_out = self.out_port(n)
+        self._declare_program_vars(n, consts, values)

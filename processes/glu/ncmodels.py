@@ -22,6 +22,7 @@ _nc = bindings.nc_support()
 NC_AVAILABLE = _nc is not None
 
 if NC_AVAILABLE:
+    from lava_matmulfree.processes.neuron import binding_of
     from lava_matmulfree.processes.glu.process import Glu
 
     @_nc.implements(proc=Glu, protocol=_nc.LoihiProtocol)
@@ -30,14 +31,15 @@ if NC_AVAILABLE:
     class NcGluModel(_nc.AbstractNcProcessModel):
         """Runs glu.ucode (see the module docstring)."""
 
-        acc_uv: _nc.NcInPort = _nc.LavaNcType(_nc.NcInPort, np.int32, precision=isa.REGISTER_BITS)
+        u_in: _nc.NcInPort = _nc.LavaNcType(_nc.NcInPort, np.int32, precision=isa.REGISTER_BITS)
+        v_in: _nc.NcInPort = _nc.LavaNcType(_nc.NcInPort, np.int32, precision=isa.REGISTER_BITS)
         r_in: _nc.NcInPort = _nc.LavaNcType(_nc.NcInPort, np.int32, precision=isa.REGISTER_BITS)
         sq_out: _nc.NcOutPort = _nc.LavaNcType(_nc.NcOutPort, np.int32, precision=PORT_BITS["sq_out"])
         a_out: _nc.NcOutPort = _nc.LavaNcType(_nc.NcOutPort, np.int32, precision=PORT_BITS["a_out"])
         y: _nc.NcVar = _nc.LavaNcType(_nc.NcVar, np.int32, precision=isa.REGISTER_BITS)
 
         def allocate(self, net):
-            binding = bindings.glu(self.proc_params["net"], self.proc_params["layer"])
+            binding = binding_of(self, Glu)
             bindings.nc_allocate(self, net, binding, state={},
-                                 in_ports=("acc_uv", "r_in"),
+                                 in_ports=("u_in", "v_in", "r_in"),
                                  out_ports=("sq_out", "a_out"))

@@ -1,23 +1,46 @@
-"""GLU neurons: the channel mixer's neurons, SiLU(u) * v by LUT, then the down-norm's channel side.
-
-Dynamics of channel j (integers; formats in quantise.py), each result sent one step later:
-
-    on acc_uv:                 y = sat24(SiLU(M_u acc_u) * (M_v acc_v)) ;  sq_out = y^2
-    on r_in (2 steps later):   a_out = sat8(G_down y r_in)            int8 spikes into down_proj
-"""
+"""GLU neurons: the channel mixer's y = SiLU(u) * v and the channel side of the down norm."""
 from __future__ import annotations
 
-from lava.magma.core.process.ports.ports import InPort, OutPort
-from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.process.variable import Var
+from lava_matmulfree.microcode import bindings
+from lava_matmulfree.processes.neuron import MicrocodedNeurons
 
 
-class Glu(AbstractProcess):
-    def __init__(self, *, net, layer: int, float_model=None, name: str | None = None, **kwargs):
-        n = net.cfg.intermediate_size
-        super().__init__(net=net, layer=layer, float_model=float_model, name=name, **kwargs)
-        self.acc_uv = InPort(shape=(2 * n,))
-        self.r_in = InPort(shape=(1,))
-        self.sq_out = OutPort(shape=(n,))
-        self.a_out = OutPort(shape=(n,))
-        self.y = Var(shape=(n,), init=0)  # SiLU(u) * v, Q(y_frac)
+class Glu(MicrocodedNeurons):
+    """I neurons (microcode/glu.ucode); u and v are the two halves of gate_proj, on two dendrites.
+
+    Dynamics of channel j (sent in the same step)::
+
+        on u_in, v_in (a token):  y = SiLU(u) v               SiLU by the sigmoid LUT
+                                  sq_out = (w1 y)^2           to the down-norm aggregator
+        on r_in (the answer):     a_out = sat8(G y' r_in)     graded spikes into down_proj
+                                  (y' the y of events.AGGREGATOR_ROUND_TRIP steps ago)
+
+    Parameters
+    ----------
+    shape : tuple
+        (I,).
+    consts : dict
+        Config-bound constants of the program.
+    w1_m, g_m : array (I,)
+        Down-norm inner gain and down-spike gain mantissas.
+    sigmoid : array
+        Sigmoid look-up table.
+    u_m, u_k, v_m, v_k, sig_k_u, sig_mid, gf, y_k, w1_k, t_k, g_k : int
+        Program immediates (microcode/bindings.py ``glu``).
+    layer, float_model :
+        floating_pt only: the layer of the folded float model it computes.
+    """
+
+    PROGRAM = bindings.GLU
+    PROBES = {"y": "y"}
+
+    def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
+                 **values):
+        n = int(shape[0])
+        super().__init__(shape=(n,), consts=dict(consts), layer=layer, float_model=float_model, name=name)
+        self.u_in = self.in_port(n)
+        self.v_in = self.in_port(n)
+        self.r_in = self.in_port(n)
+        self.sq_out = self.out_port(n)
+        self.a_out = self.out_port(n)
+        self._declare_program_vars(n, consts, values)

@@ -6,6 +6,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_matmulfree import events
 from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes.layer_stack.process import MMFreeStack
 
@@ -24,22 +25,19 @@ class PyFusedStackFixed(PyLoihiProcessModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        self.net, self.schedule = proc_params["net"], proc_params["schedule"]
+        self.net = proc_params["net"]
         self.arith = FastGoldenModel(self.net)
-        self.offset = self.schedule.block_offset(0)
-        self.out = np.zeros(self.net.cfg.hidden_size, dtype=I32)
 
     def run_spk(self):
-        self.x_out.send(self.out)
-        x = self.x_in.recv().astype(np.int64)[None]
-        if self.schedule.token_at(self.time_step, self.offset) < 0:
-            self.out = np.zeros_like(self.out)
+        x, present = events.split(self.x_in.recv())
+        if not present:
+            self.x_out.send(events.silence(len(x)))
             return
-        g = self.arith
+        g, x = self.arith, x.astype(np.int64)[None]
         g.probes = {}
         for l, q in enumerate(self.net.layers):
             self.x[l] = x[0]
             x, h = g.layer(q, x, self.h[l].astype(np.int64), l)
             self.h[l] = h
             self.r[l] = g.probes[f"l{l}.r"][0][0]
-        self.out = x[0].astype(I32)
+        self.x_out.send(events.message(x[0], True))

@@ -6,6 +6,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from lava_matmulfree import events
 from lava_matmulfree.processes.lm_head_sink.process import LmHeadSink
 from lava_matmulfree.sampling import Sampler
 
@@ -17,36 +18,34 @@ class AbstractPyLmHeadSink(PyLoihiProcessModel):
 
     logits_in = None
     token_out = None
-    tokens = None
     logits = None
     DTYPE = None
-
-    def __init__(self, proc_params):
-        super().__init__(proc_params)
-        p = proc_params
-        self.schedule, self.scale = p["schedule"], self.logit_scale(p)
-        self.sampler = Sampler(p["temperature"], p["top_k"], p["seed"])
-        self.record_logits = p["record_logits"]
-        self.out = np.zeros(1, dtype=self.DTYPE)
-
-    @staticmethod
-    def logit_scale(p) -> float:
-        raise NotImplementedError
+    prompt_len: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    max_new_tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    seen: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    generated: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
 
     def run_spk(self):
-        self.token_out.send(self.out)
-        logits = self.logits_in.recv()
-        k = self.schedule.token_at(self.time_step, self.schedule.sink_offset)
-        if k < 0:
+        p = self.proc_params
+        logits, present = events.split(self.logits_in.recv())
+        k = int(self.seen[0])
+        if not present:
+            self.token_out.send(events.silence(1, dtype=self.DTYPE))
             return
-        if self.record_logits:
+        if k == 0:  # a new request: the sampler restarts from its seed
+            self.sampler = Sampler(p["temperature"], p["top_k"], p["seed"])
+        if p["record_logits"]:
             self.logits[k] = logits
-        P = self.schedule.prompt_len
-        if k >= P - 1:
+        self.seen[0] = k + 1
+        n = int(self.generated[0])
+        if k >= int(self.prompt_len[0]) - 1 and n < int(self.max_new_tokens[0]):
             # greedy on the integers; sampling on the real-valued logits (host-side arithmetic)
-            tok = self.sampler(logits.astype(np.float64) * self.scale)
-            self.tokens[k - (P - 1)] = tok
-            self.out = np.array([tok], dtype=self.DTYPE)
+            tok = self.sampler(logits.astype(np.float64) * p["logit_scale"])
+            self.tokens[n], self.generated[0] = tok, n + 1
+            self.token_out.send(events.message(np.array([tok]), True, dtype=self.DTYPE))
+        else:
+            self.token_out.send(events.silence(1, dtype=self.DTYPE))
 
 
 @implements(proc=LmHeadSink, protocol=LoihiProtocol)
@@ -55,13 +54,8 @@ class AbstractPyLmHeadSink(PyLoihiProcessModel):
 class PyLmHeadSinkFixed(AbstractPyLmHeadSink):
     logits_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
     token_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
-    tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     logits: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     DTYPE = I32
-
-    @staticmethod
-    def logit_scale(p) -> float:
-        return p["net"].logit_scale  # integer logits in units of logit_scale
 
 
 @implements(proc=LmHeadSink, protocol=LoihiProtocol)
@@ -72,10 +66,5 @@ class PyLmHeadSinkFloat(AbstractPyLmHeadSink):
 
     logits_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     token_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    tokens: np.ndarray = LavaPyType(np.ndarray, float)
     logits: np.ndarray = LavaPyType(np.ndarray, float)
     DTYPE = float
-
-    @staticmethod
-    def logit_scale(p) -> float:
-        return 1.0

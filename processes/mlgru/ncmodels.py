@@ -22,6 +22,7 @@ _nc = bindings.nc_support()
 NC_AVAILABLE = _nc is not None
 
 if NC_AVAILABLE:
+    from lava_matmulfree.processes.neuron import binding_of
     from lava_matmulfree.processes.mlgru.process import Mlgru
 
     @_nc.implements(proc=Mlgru, protocol=_nc.LoihiProtocol)
@@ -39,7 +40,7 @@ if NC_AVAILABLE:
         h: _nc.NcVar = _nc.LavaNcType(_nc.NcVar, np.int32, precision=isa.REGISTER_BITS)
 
         def allocate(self, net):
-            binding = bindings.mlgru(self.proc_params["net"], self.proc_params["layer"])
+            binding = binding_of(self, Mlgru)
             bindings.nc_allocate(self, net, binding, state={"h": self.h},
                                  in_ports=("acc_i", "acc_f", "acc_g", "r_in"),
                                  out_ports=("sq_out", "a_out"))

@@ -22,6 +22,7 @@ _nc = bindings.nc_support()
 NC_AVAILABLE = _nc is not None
 
 if NC_AVAILABLE:
+    from lava_matmulfree.processes.neuron import binding_of
     from lava_matmulfree.processes.residual.process import Residual
 
     @_nc.implements(proc=Residual, protocol=_nc.LoihiProtocol)
@@ -46,7 +47,7 @@ if NC_AVAILABLE:
         r: _nc.NcVar = _nc.LavaNcType(_nc.NcVar, np.int32, precision=isa.REGISTER_BITS)
 
         def allocate(self, net):
-            binding = bindings.residual(self.proc_params["net"], self.proc_params["layer"])
+            binding = binding_of(self, Residual)
             bindings.nc_allocate(self, net, binding, state={},
                                  in_ports=("x_in", "r_attn", "o_in", "r_mlp", "down_in"),
                                  out_ports=("sq_attn", "a_i", "a_f", "a_g", "sq_mlp", "a_gate", "x_out"))

@@ -1,36 +1,54 @@
-"""Residual-stream neurons of one block: hold x, run the two norms' channel side, add the mixers' outputs.
-
-Dynamics of channel j, for the token whose x arrived ``RESIDUAL_*`` steps ago (see pipeline.py), each
-result sent one step later:
-
-    on x_in:        x_j = x_in_j ;                 sq_attn_j = u_j^2,  u_j = sat12(w_attn_j x_j)
-    on r_attn:      a_p_j = sat8(G_p_j * x_j * r_attn)          for p in i, f, g   (int8 graded spikes)
-    on o_in:        r_j = sat24(x_j + M_o o_j) ;   sq_mlp_j = (w_mlp_j r_j)^2
-    on r_mlp:       a_gate_j = sat8(G_gate_j * r_j * r_mlp)
-    on down_in:     x_out_j = sat24(r_j + M_down down_j)
-"""
+"""Residual-stream neurons of one block: hold x, run the two block norms' channel side, add the mixers' outputs."""
 from __future__ import annotations
 
-from lava.magma.core.process.ports.ports import InPort, OutPort
-from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.process.variable import Var
+from lava_matmulfree.microcode import bindings
+from lava_matmulfree.processes.neuron import MicrocodedNeurons
 
 
-class Residual(AbstractProcess):
-    def __init__(self, *, net, layer: int, float_model=None, name: str | None = None, **kwargs):
-        d = net.cfg.hidden_size
-        super().__init__(net=net, layer=layer, float_model=float_model, name=name, **kwargs)
-        self.x_in = InPort(shape=(d,))
-        self.r_attn = InPort(shape=(1,))
-        self.o_in = InPort(shape=(d,))
-        self.r_mlp = InPort(shape=(1,))
-        self.down_in = InPort(shape=(d,))
-        self.sq_attn = OutPort(shape=(d,))
-        self.a_i = OutPort(shape=(d,))
-        self.a_f = OutPort(shape=(d,))
-        self.a_g = OutPort(shape=(d,))
-        self.sq_mlp = OutPort(shape=(d,))
-        self.a_gate = OutPort(shape=(d,))
-        self.x_out = OutPort(shape=(d,))
-        self.x = Var(shape=(d,), init=0)  # residual stream entering the block, Q(x_frac)
-        self.r = Var(shape=(d,), init=0)  # after the token mixer, Q(x_frac)
+class Residual(MicrocodedNeurons):
+    """d neurons (microcode/residual.ucode). Each phase runs in a step whose input lane carries a token and sends
+    in the same step; in a prefill stream one step may serve several phases of different tokens::
+
+        on x_in:     x = x_in ;  sq_attn = (w_attn x)^2                      to the attn aggregator
+        on r_attn:   a_p = sat8(G_p x' r_attn)        p in i, f, g           x' = x of 2 steps ago (round trip)
+        on o_in:     r = sat24(x'' + M_o o) ;  sq_mlp = (w_mlp r)^2          x'' = the oldest x waiting for o
+        on r_mlp:    a_gate = sat8(G_gate r' r_mlp)                          r' = r of 2 steps ago
+        on down_in:  x_out = sat24(r'' + M_down down)                        r'' = the oldest r waiting for down
+
+    x waits for o and r for down in first-in-first-out queues (events.MIXER_QUEUE_DEPTH deep), so a token mixer
+    or channel mixer of any latency can be wired in.
+
+    Parameters
+    ----------
+    shape : tuple
+        (d,).
+    consts : dict
+        Config-bound constants of the program.
+    w1a_m, gi_m, gf_m, gg_m, w1m_m, gate_m : array (d,)
+        Norm inner gains and consumer gain mantissas (attn norm: i, f, g; mlp norm: gate).
+    w1a_k, ta_k, gi_k, gf_k, gg_k, o_m, o_k, w1m_k, tm_k, gate_k, dn_m, dn_k : int
+        Program immediates (microcode/bindings.py ``residual``).
+    layer, float_model :
+        floating_pt only: the layer of the folded float model it computes.
+    """
+
+    PROGRAM = bindings.RESIDUAL
+    PROBES = {"x": "x", "r": "r"}
+
+    def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
+                 **values):
+        n = int(shape[0])
+        super().__init__(shape=(n,), consts=dict(consts), layer=layer, float_model=float_model, name=name)
+        self.x_in = self.in_port(n)
+        self.r_attn = self.in_port(n)
+        self.o_in = self.in_port(n)
+        self.r_mlp = self.in_port(n)
+        self.down_in = self.in_port(n)
+        self.sq_attn = self.out_port(n)
+        self.a_i = self.out_port(n)
+        self.a_f = self.out_port(n)
+        self.a_g = self.out_port(n)
+        self.sq_mlp = self.out_port(n)
+        self.a_gate = self.out_port(n)
+        self.x_out = self.out_port(n)
+        self._declare_program_vars(n, consts, values)

@@ -22,6 +22,7 @@ _nc = bindings.nc_support()
 NC_AVAILABLE = _nc is not None
 
 if NC_AVAILABLE:
+    from lava_matmulfree.processes.neuron import binding_of
     from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
 
     @_nc.implements(proc=RmsAggregator, protocol=_nc.LoihiProtocol)
@@ -36,7 +37,7 @@ if NC_AVAILABLE:
         inv_rms: _nc.NcVar = _nc.LavaNcType(_nc.NcVar, np.int32, precision=isa.REGISTER_BITS)
 
         def allocate(self, net):
-            binding = bindings.rms_aggregator(self.proc_params["net"])
+            binding = binding_of(self, RmsAggregator)
             bindings.nc_allocate(self, net, binding, state={},
                                  in_ports=("sq_in",),
                                  out_ports=("r_out",))
