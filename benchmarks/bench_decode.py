@@ -27,9 +27,10 @@ golden models share their int8 ternary arrays) and the transient peak above that
 high-water mark ``VmHWM``, reset through ``/proc/self/clear_refs`` before each row).
 
 sim-fused (worker subprocess; the network file is written here, read there): one Lava run per repeat with a
-``--lava-prompt``-token prompt and ``--lava-tokens`` new tokens, run in four chunks of time steps: pipeline
-fill (the first ``num_layers`` steps), steady prefill (every block busy, one prompt token per step: prefill
-tokens/s = its steps / its time), drain (head, sink, the first new token fed back) and the steady decode of
+``--lava-prompt``-token prompt and ``--lava-tokens`` new tokens, run in four chunks of time steps: the first
+prompt token (every fused block computes a token in the step it arrives), steady prefill (one prompt token per
+step: prefill tokens/s = its steps / its time), drain (head, sink, the first new token fed back) and the steady
+decode of
 the other new tokens (decode time per token = its time / their count, start-up excluded). Start-up =
 compile + ``create_runtime`` (one OS process per leaf), reported separately, as is the teardown. The
 ``run_spk`` of every process model is timed in the Lava processes (bench_lava_overhead.InstrumentedRun), so the
@@ -309,15 +310,10 @@ def golden_stage_timing(net, prompt, prefix, decode_tokens) -> dict:
 
 
 # =========================================================================================== sim-fused worker
-def lava_chunks(sched, num_layers: int) -> list[int]:
-    """[pipeline fill, steady prefill, drain + first new token, steady decode] steps (see the docstring)."""
-    P = sched.prompt_len
-    fill = min(num_layers, P)
-    steady = max(P - fill, 0)
-    first = sched.entry(P) - 1  # steps before the first generated token enters the graph
-    drain = first - fill - steady
-    decode = sched.total_steps - first
-    return [c for c in (fill, steady, drain, decode)]
+def lava_chunks(loop_depth: int, prompt_len: int, new_tokens: int) -> list[int]:
+    """[first prompt token, steady prefill, drain + first new token, steady decode] steps (see the docstring):
+    the prompt streams one token per step, every new token takes one loop depth."""
+    return [1, prompt_len - 1, loop_depth, (new_tokens - 1) * loop_depth]
 
 
 def lava_worker(args) -> int:
@@ -337,12 +333,12 @@ def lava_worker(args) -> int:
     prompt = rng.integers(0, net.cfg.vocab_size, args.lava_prompt).tolist()
     reps = []
     for r in range(args.lava_repeats):
-        graph = build_graph(net, prompt, args.lava_tokens, fused=True, record_logits=False)
-        sched = graph.schedule
-        chunks = lava_chunks(sched, net.cfg.num_layers)
+        graph = build_graph(net, "fused", capacity=len(prompt) + args.lava_tokens, record_logits=False)
+        graph.set_request(prompt, args.lava_tokens, started=False)
+        chunks = lava_chunks(graph.loop_depth, len(prompt), args.lava_tokens)
         res = InstrumentedRun(graph.source, lava_run_config("sim-fused"), chunks).run()
-        res["chunk_names"] = ["fill", "prefill", "drain", "decode"]
-        res["steps_per_decode_token"] = sched.loop_depth
+        res["chunk_names"] = ["first", "prefill", "drain", "decode"]
+        res["steps_per_decode_token"] = graph.loop_depth
         res["load"] = loadavg()
         reps.append(res)
         print(f"  sim-fused repeat {r + 1}/{args.lava_repeats}: decode "

@@ -298,10 +298,9 @@ def bench_chains(leaves, width: int, steps, repeats: int, log) -> list[dict]:
 
 
 # =========================================================================================== 2. the real graph
-def real_graph_chunks(sched) -> list[int]:
-    """[steps until the first generated token enters, the steady decode of the other generated tokens]."""
-    first = sched.entry(sched.prompt_len)  # the step at which the first generated token enters the graph
-    return [first - 1, sched.total_steps - (first - 1)]
+def real_graph_chunks(loop_depth: int, prompt_len: int, new_tokens: int) -> list[int]:
+    """[steps until the sink chose the first new token, the steady decode of the other new tokens]."""
+    return [prompt_len + loop_depth, (new_tokens - 1) * loop_depth]
 
 
 def bench_real(backend: str, net, n_new: int, repeats: int, golden_ms: float, log) -> dict:
@@ -311,9 +310,10 @@ def bench_real(backend: str, net, n_new: int, repeats: int, golden_ms: float, lo
     prompt = list(range(1, REAL_PROMPT + 1))
     reps = []
     for r in range(repeats):
-        graph = build_graph(net, prompt, n_new, fused=(backend == "sim-fused"), record_logits=False)
-        sched = graph.schedule
-        chunks = real_graph_chunks(sched)
+        graph = build_graph(net, "fused" if backend == "sim-fused" else "decomposed", capacity=len(prompt) + n_new,
+                            record_logits=False)
+        graph.set_request(prompt, n_new, started=False)
+        chunks = real_graph_chunks(graph.loop_depth, len(prompt), n_new)
         res = InstrumentedRun(graph.source, lava_run_config(backend), chunks).run()
         dec = res["chunks"][1]
         tokens = n_new - 1
@@ -327,7 +327,7 @@ def bench_real(backend: str, net, n_new: int, repeats: int, golden_ms: float, lo
                      "lava_cpu_ms_per_step": (dec["children_cpu_s"] - dec["compute_cpu_s"]) / dec["steps"] * MS,
                      "startup_s": res["compile_s"] + res["create_runtime_s"], "stop_s": res["stop_s"],
                      "pss_peak_mib": res["pss_peak_mib"], "leaf_processes": res["leaf_processes"],
-                     "steps_per_token": sched.loop_depth,
+                     "steps_per_token": graph.loop_depth,
                      "compute_by_model_ms_per_token": {k: v["cpu_s"] / tokens * MS
                                                         for k, v in dec["compute"].items()}})
         log(f"  tiny {backend}, repeat {r + 1}/{repeats}: {ms_tok:.1f} ms/token "

@@ -175,7 +175,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
 def _lava_stats(gen) -> str:
     if gen.steps is None:
         return ""
-    return (f"; {gen.steps} time steps, {gen.steps_per_layer} step(s) per token per layer, "
+    return (f"; {gen.steps} time steps, {gen.steps_per_layer:g} step(s) per token per layer, "
             f"{gen.leaf_processes} leaf processes")
 
 
@@ -379,7 +379,8 @@ def cmd_generate(args, out=None, err=None) -> int:
 
 
 def _probe_names(text, num_layers: int) -> list:
-    from .graph import BLOCK_VARS, HEAD_VARS
+    from .graph import HEAD_VARS
+    from .processes.block.process import BLOCK_VARS
 
     if text is None:
         return [f"l{l}.h" for l in range(num_layers)]
@@ -585,6 +586,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_info(args) -> int:
+    from .backends import GRAPH_KIND
     from .graph import build_graph
 
     m = _load_model(args, "reference", num_calib=INFO_CALIB_SEQUENCES, calib_length=INFO_CALIB_LENGTH)
@@ -592,18 +594,14 @@ def cmd_info(args) -> int:
     print(f"model: {m.what}")
     print(f"  {c.num_layers} layers, hidden {c.hidden_size}, intermediate {c.intermediate_size}, "
           f"vocabulary {c.vocab_size}")
-    first = [m.tokenizer.bos_token_id if m.tokenizer.bos_token_id >= 0 else 0]
     print(f"{'backend':<11}{'leaf processes':>16}{'steps/token/layer':>19}{'decode loop depth':>19}")
     graph = None
     for backend in ("sim", "sim-mixers", "sim-fused", "sim-stack"):
-        g = build_graph(m.net, first, 1, fused=(backend == "sim-fused"), fused_mixers=(backend == "sim-mixers"),
-                        stack=(backend == "sim-stack"))
-        s = g.schedule
-        per_layer = f"1/{c.num_layers}" if g.stack is not None else str(s.block_hops)
-        print(f"{backend:<11}{g.leaf_process_count():>16}{per_layer:>19}{s.loop_depth:>19}")
-        if g.stack is None:
+        g = build_graph(m.net, GRAPH_KIND[backend], capacity=2)
+        print(f"{backend:<11}{g.leaf_process_count():>16}{g.block_hops:>19}{g.loop_depth:>19}")
+        if graph is None:
             graph = g
-    top = [graph.source, *graph.blocks, graph.final_norm, graph.head_aggregator, graph.lm_head, graph.sink]
+    top = [graph.source, *graph.blocks, graph.final_norm, *graph.head_norm, graph.lm_head, graph.sink]
     print("processes: " + " -> ".join(p.name for p in top) + " (-> embedding: the sampled token)")
     print(f"block 0 ({type(graph.blocks[0]).__name__}):")
     print("\n".join(_describe_ports(graph.blocks[0])))

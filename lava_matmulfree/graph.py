@@ -39,6 +39,8 @@ HEAD_HOPS = 3
 #: gate fan-in, aggregator, broadcast; channel mixer: gate_u, gate_v, GLU, down fan-in, aggregator, broadcast, down.
 LEAVES_PER_BLOCK = {"decomposed": 1 + 6 + 8 + 7, "mixers": 1 + 6 + 2, "fused": 1}
 HEAD_LEAVES = 2 + 5  # source, sink; final norm, fan-in, aggregator, broadcast, LM head
+#: A request that has not finished after this many times its expected steps lost a token.
+STEP_BUDGET_FACTOR = 20
 
 
 @dataclass
@@ -261,7 +263,9 @@ class GraphRunner:
     signals it).
 
     Each request runs until the sink has chosen its last token: the expected number of steps
-    (prompt + new tokens x loop depth) first, then one loop depth at a time while the sink is not done."""
+    (prompt + new tokens x loop depth of the graph's block models) first, then one loop depth at a time while the
+    sink is not done (the run config may have chosen slower models than the graph was built for), up to
+    ``STEP_BUDGET_FACTOR`` times the expected steps."""
 
     def __init__(self, graph: LavaGraph, run_cfg, timeout: float | None = 600.0):
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
@@ -350,7 +354,7 @@ class GraphRunner:
             self._run(expected)
             extra = 0
             while int(np.asarray(g.sink.generated.get()).reshape(-1)[0]) < max_new_tokens:
-                if extra >= 2 * expected:
+                if extra >= STEP_BUDGET_FACTOR * expected:
                     raise LavaRunError(f"the sink chose fewer than {max_new_tokens} tokens in {self.steps - first_step} "
                                        "steps: a token was lost in the graph")
                 self._run(g.loop_depth)

@@ -172,22 +172,18 @@ def test_bench_decode_sim_fused_on_tiny(tmp_path):
                     "--lava-prompt", "6", "--lava-tokens", "3", "--lava-repeats", "1", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     lava = res["sim_fused"]
-    assert lava["leaf_processes"] == 8 and lava["steps_per_decode_token"] == 8
+    assert lava["leaf_processes"] == 10 and lava["steps_per_decode_token"] == 3
     assert lava["decode_ms_per_token"] > 0 and lava["startup_s"] > 0
     assert "PyFusedBlockFixed" in lava["decode_compute_by_model_ms_per_step"]
     assert "sim_fused_decode_tokens_per_s" in res["targets"]
 
 
-def test_lava_chunks_cover_the_schedule():
-    from lava_matmulfree import pipeline as pl
-
+def test_lava_chunks_cover_a_request():
     bd = load_bench("bench_decode")
-    for P, N, L in ((48, 5, 24), (6, 3, 3), (30, 2, 24)):
-        sched = pl.Schedule(P, N, L, pl.FUSED_BLOCK_HOPS)
-        fill, steady, drain, decode = bd.lava_chunks(sched, L)
-        assert fill + steady + drain + decode == sched.total_steps
-        assert fill == L and steady == P - L
-        assert decode == (N - 1) * sched.loop_depth  # whole decoded tokens only
+    for P, N, D in ((48, 5, 3), (6, 3, 39), (30, 2, 3)):
+        first, prefill, drain, decode = bd.lava_chunks(D, P, N)
+        assert first + prefill + drain + decode == P + N * D  # the steps the runner runs for a request
+        assert first + prefill == P and decode == (N - 1) * D  # whole decoded tokens only
 
 
 @pytest.mark.lava

@@ -1,0 +1,218 @@
+"""The graph follows Lava's conventions, so a Lava user can wire it by hand and Lava's own parts fit it:
+
+* ternary matrices are Lava's ``Dense`` (2W, weight_exp=-1): exact through Lava's bit-accurate model, where plain
+  ``W`` is not; the packed-kernel model of Dense equals Lava's;
+* a Lava LIF population drives the project's neurons through a Dense connection without deadlock;
+* one block built by hand from the leaf processes, with Lava's RingBuffer source and sink, a Monitor and plain
+  ``Loihi2SimCfg(select_tag="fixed_pt")``, gives the golden model's integers;
+* one graph and one runtime serve several prompts.
+Every test that starts a Lava runtime has a hard timeout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.dense.process import Dense
+from lava.proc.io.sink import RingBuffer as Sink
+from lava.proc.io.source import RingBuffer as Source
+
+from lava_matmulfree import events
+from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.backends import generate, lava_run_config
+from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.graph import GraphRunner, build_graph
+from lava_matmulfree.processes import build, connections
+
+
+@pytest.fixture(scope="module")
+def net():
+    return build_evaluation("tiny", seed=0).net
+
+
+def run_through(conn: Dense, spikes: np.ndarray, run_cfg) -> np.ndarray:
+    """Messages [n_in + 1, T] through one connection; what arrives, [n_out + 1, T] (one step later)."""
+    T = spikes.shape[1]
+    src = Source(data=spikes)
+    sink = Sink(shape=(conn.a_out.shape[0],), buffer=T + 1)
+    src.s_out.connect(conn.s_in)
+    conn.a_out.connect(sink.a_in)
+    try:
+        sink.run(condition=RunSteps(num_steps=T + 1), run_cfg=run_cfg)
+        return np.asarray(sink.data.get())[:, 1:].astype(np.int64)
+    finally:
+        sink.stop()
+
+
+def ternary_case(seed: int, n_out: int, n_in: int, T: int = 4):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-1, 2, (n_out, n_in)).astype(np.int8)
+    a = rng.integers(-128, 128, (n_in, T))
+    msgs = np.vstack([a, np.ones((1, T), dtype=np.int64)])  # every step carries a token
+    msgs = np.hstack([msgs, np.zeros((n_in + 1, 1), dtype=np.int64)])  # and one step without
+    want = np.vstack([w.astype(np.int64) @ msgs[:-1], msgs[-1:]])
+    return w, msgs, want
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("seed,n_out,n_in", [(0, 37, 29), (1, 5, 72), (2, 50, 3)])
+def test_ternary_connection_is_exact_through_lavas_bit_accurate_dense(seed, n_out, n_in):
+    """Lava's own PyDenseModelBitAcc (plain fixed_pt selection): 2W with weight_exp=-1 gives W a exactly, lane
+    included; weights=W silently does not (mixed-sign truncation); the packed-kernel model equals Lava's."""
+    w, msgs, want = ternary_case(seed, n_out, n_in)
+    lava_cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    got = run_through(connections.ternary_connection(w), msgs, lava_cfg)
+    np.testing.assert_array_equal(got, want)
+    naive = Dense(weights=np.vstack([np.hstack([w, np.zeros((n_out, 1))]), np.eye(1, n_in + 1, n_in)]),
+                  num_message_bits=8)
+    assert not np.array_equal(run_through(naive, msgs, lava_cfg), want)
+    packed_cfg = Loihi2SimCfg(select_tag="fixed_pt",
+                              exception_proc_model_map={Dense: connections.PyTernaryDenseModel})
+    np.testing.assert_array_equal(run_through(connections.ternary_connection(w), msgs, packed_cfg), want)
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_norm_connections_carry_24_bit_messages_exactly():
+    """Fan-in sums 24-bit squares into one neuron, broadcast copies one value to every channel, exactly (where
+    Lava's int32 accumulator does not wrap)."""
+    rng = np.random.default_rng(4)
+    n, T = 72, 3
+    sq = rng.integers(0, 1 << 22, (n, T))
+    msgs = np.vstack([sq, np.ones((1, T), dtype=np.int64)])
+    got = run_through(connections.fan_in(n), msgs, Loihi2SimCfg(select_tag="fixed_pt"))
+    np.testing.assert_array_equal(got, np.vstack([sq.sum(axis=0, keepdims=True), np.ones((1, T))]))
+    r = np.vstack([rng.integers(0, 1 << 23, (1, T)), np.ones((1, T), dtype=np.int64)])
+    got = run_through(connections.broadcast(n), r, Loihi2SimCfg(select_tag="fixed_pt"))
+    np.testing.assert_array_equal(got, np.vstack([np.repeat(r[:1], n, axis=0), np.ones((1, T))]))
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_lava_lif_drives_a_project_neuron_through_a_dense_connection(net):
+    """Lava's LIF -> the fan-in connection -> the project's RMS aggregator: no deadlock, and the aggregator
+    answers exactly the steps whose lane neuron spiked, with the inverse RMS of the number of spikes."""
+    from lava.proc.lif.process import LIF
+
+    from lava_matmulfree.fixed_point import inv_sqrt
+
+    n, T = 40, 30
+    rng = np.random.default_rng(7)
+    lif = LIF(shape=(n + 1,), du=4095, dv=0, bias_mant=rng.integers(20, 200, n + 1), bias_exp=6, vth=300)
+    fan, agg, bc = build.norm(net, n, "lif")
+    spikes, answers = Sink(shape=(n + 1,), buffer=T), Sink(shape=(2,), buffer=T)
+    lif.s_out.connect(fan.s_in)
+    lif.s_out.connect(spikes.a_in)
+    agg.r_out.connect(answers.a_in)
+    try:
+        lif.run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        s = np.asarray(spikes.data.get()).astype(np.int64)
+        r = np.asarray(answers.data.get()).astype(np.int64)
+    finally:
+        lif.stop()
+    lane = s[-1]
+    assert lane.any() and not lane.all()  # some steps with a "token", some without
+    S = s[:-1].sum(axis=0)
+    for t in range(1, T):
+        if lane[t - 1]:
+            want = inv_sqrt(np.array([S[t - 1]]), net.invsqrt_lut, net.fp.invsqrt_seed_bits,
+                            net.fp.invsqrt_newton_steps)[0]
+            assert r[1, t] == 1 and r[0, t] == want, t
+        else:
+            assert r[1, t] == 0, t
+
+
+def wire_block_by_hand(net, layer: int):
+    """One block from the leaf processes and Lava's Dense, as docs/tutorial.ipynb does. Returns (residual,
+    mlgru, glu): the residual's x_in and x_out are the block's ends."""
+    q, d, n = net.layers[layer], net.cfg.hidden_size, net.cfg.intermediate_size
+    residual, mlgru, glu = build.residual(net, layer), build.mlgru(net, layer), build.glu(net, layer)
+    attn, gate, mlp, down = (build.norm(net, size, f"{k}") for k, size in
+                             (("attn", d), ("gate", d), ("mlp", d), ("down", n)))
+    proj = {k: connections.ternary_connection(w) for k, w in
+            (("i", q.i.w), ("f", q.f.w), ("g", q.g.w), ("o", q.o.w), ("u", q.gate_w[:n]), ("v", q.gate_w[n:]),
+             ("down", q.down.w))}
+
+    def norm_loop(sender, norm, receiver):
+        fan_in, _, broadcast = norm
+        sender.connect(fan_in.s_in)
+        broadcast.a_out.connect(receiver)
+
+    norm_loop(residual.sq_attn, attn, residual.r_attn)
+    residual.a_i.connect(proj["i"].s_in)
+    residual.a_f.connect(proj["f"].s_in)
+    residual.a_g.connect(proj["g"].s_in)
+    proj["i"].a_out.connect(mlgru.acc_i)
+    proj["f"].a_out.connect(mlgru.acc_f)
+    proj["g"].a_out.connect(mlgru.acc_g)
+    norm_loop(mlgru.sq_out, gate, mlgru.r_in)
+    mlgru.a_out.connect(proj["o"].s_in)
+    proj["o"].a_out.connect(residual.o_in)
+    norm_loop(residual.sq_mlp, mlp, residual.r_mlp)
+    residual.a_gate.connect(proj["u"].s_in)
+    residual.a_gate.connect(proj["v"].s_in)
+    proj["u"].a_out.connect(glu.u_in)
+    proj["v"].a_out.connect(glu.v_in)
+    norm_loop(glu.sq_out, down, glu.r_in)
+    glu.a_out.connect(proj["down"].s_in)
+    proj["down"].a_out.connect(residual.down_in)
+    return residual, mlgru, glu
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(300)
+def test_one_block_wired_by_hand_gives_the_golden_integers(net):
+    """Tokens stream back to back from Lava's RingBuffer into a hand-wired block 1 (with its lower bound); the
+    messages that leave it with the lane set are, in order, golden.py's layer outputs; a Monitor records h."""
+    from lava.proc.monitor.process import Monitor
+
+    layer, d = 1, net.cfg.hidden_size
+    tokens = [3, 77, 140, 5, 251, 19, 64]
+    T = len(tokens)
+    steps = T + 12 + 2  # the block's latency: 12 connection hops
+    x = np.zeros((d + 1, steps), dtype=np.int64)
+    x[:d, :T] = net.embed[tokens].T
+    x[d, :T] = 1
+    residual, mlgru, glu = wire_block_by_hand(net, layer)
+    src, out = Source(data=x), Sink(shape=(d + 1,), buffer=steps)
+    src.s_out.connect(residual.x_in)
+    residual.x_out.connect(out.a_in)
+    monitor = Monitor()
+    monitor.probe(mlgru.h, steps)
+    try:
+        src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+        got = np.asarray(out.data.get()).astype(np.int64)
+        h_trace = np.asarray(monitor.get_data()[mlgru.name]["h"]).astype(np.int64)
+    finally:
+        src.stop()
+    leaving = got[:, got[d] == 1]
+    assert leaving.shape[1] == T
+    want, h = GoldenModel(net).layer(net.layers[layer], net.embed[tokens].astype(np.int64),
+                                     np.zeros(d, np.int64), layer)
+    np.testing.assert_array_equal(leaving[:d].T, want)
+    np.testing.assert_array_equal(h_trace[-1], h)
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(300)
+def test_one_graph_serves_several_prompts(net):
+    """One compiled graph, one runtime: a request, then a fresh one (state reset) and a continuation (state
+    kept), each equal to the golden model."""
+    g = build_graph(net, "fused", capacity=16)
+    p1, p2 = [5, 17, 99, 3], [42, 8, 250]
+    ref1 = generate("reference", net, p1, 4)
+    ref2 = generate("reference", net, p2, 3)
+    with GraphRunner(g, lava_run_config("sim-fused"), timeout=200) as runner:
+        r1 = runner.generate(p1, 4)
+        r2 = runner.generate(p2, 3, reset_state=True)
+        r3 = runner.generate(p2, 3)  # continues from the state r2 left
+    assert r1.tokens == ref1.tokens and r2.tokens == ref2.tokens
+    np.testing.assert_array_equal(r1.logits, ref1.logits)
+    np.testing.assert_array_equal(r2.logits, ref2.logits)
+    history = p2 + ref2.tokens[:-1]  # what entered the graph in r2 (its last token is never fed back)
+    gm = GoldenModel(net)
+    _, state = gm.prefill(history)
+    logits, _ = gm.prefill(p2, state)
+    np.testing.assert_array_equal(r3.logits[:len(p2)], logits)
+    assert r3.tokens[0] == int(np.argmax(logits[-1]))
