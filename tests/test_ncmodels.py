@@ -177,3 +177,91 @@ def test_nc_model_carries_and_allocates_its_program(name, tiny_net, monkeypatch)
     assert [a["num_message_bits"] for a in axons] == [d.bits for d in program.out_ports.values()]
     connected = {entry[1] for entry in log if entry[0] == "connect"}
     assert {p.name for p in proc.in_ports.members} <= connected
+
+
+# ================================================================================ the Loihi 2 run config
+def _stub_lava_loihi(monkeypatch):
+    """Make lava-loihi's few names importable (the package is not public): one NC model base, which lava's
+    run_configs also uses to recognise NC models (it defines a placeholder when lava-loihi is absent), and
+    CLoihiProcessModel, the one name run_configs leaves undefined."""
+    import sys
+
+    import lava.magma.core.run_configs as run_configs
+    import lava.utils.loihi
+
+    class CLoihiProcessModel:
+        pass
+
+    class AbstractNcProcessModel(AbstractProcessModel):  # lava-loihi's base, as far as selection needs it
+        pass
+
+    monkeypatch.setattr(run_configs, "AbstractNcProcessModel", AbstractNcProcessModel)
+    mods = {"lava.magma.core.model.nc": types.ModuleType("lava.magma.core.model.nc"),
+            "lava.magma.core.model.nc.model": types.SimpleNamespace(AbstractNcProcessModel=AbstractNcProcessModel),
+            "lava.magma.core.model.nc.ports": types.SimpleNamespace(NcInPort=type("NcInPort", (), {}),
+                                                                    NcOutPort=type("NcOutPort", (), {})),
+            "lava.magma.core.model.nc.type": types.SimpleNamespace(LavaNcType=lambda *a, **k: ("nc", a, k)),
+            "lava.magma.core.model.nc.var": types.SimpleNamespace(NcVar=type("NcVar", (), {}))}
+    for name, mod in mods.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setattr(lava.utils.loihi, "is_installed", lambda *a, **k: True)
+    monkeypatch.setattr(run_configs, "CLoihiProcessModel", CLoihiProcessModel, raising=False)
+
+
+def test_loihi2_run_config_selects_the_nc_models_and_lavas_dense(tiny_net, monkeypatch):
+    """Lava's own model selection for the loihi2 backend's run config, over the whole decomposed graph: every
+    custom neuron gets its NC model, every connection is Lava's Dense (its NC model comes with lava-loihi; here
+    its Python model stands in), the embedding source and the sampling sink stay on the host."""
+    from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs, find_processes
+    from lava.proc.dense.process import Dense
+
+    from lava_matmulfree.backends import loihi2_run_config
+    from lava_matmulfree.graph import build_graph
+    from lava_matmulfree.processes.neuron import MicrocodedNeurons
+
+    _stub_lava_loihi(monkeypatch)
+    try:
+        for name in NAMES:
+            assert importlib.reload(ncmodule(name)).NC_AVAILABLE
+        graph = build_graph(tiny_net, "decomposed", capacity=4)
+        ProcGroupDiGraphs(graph.source, loihi2_run_config())  # selects a model for every leaf
+        leaves = [p for p in find_processes(graph.source) if p._model_class is not None]
+        kinds = {}
+        for p in leaves:
+            kinds.setdefault(type(p).__name__, set()).add(p._model_class.__name__)
+            if isinstance(p, MicrocodedNeurons):
+                assert p._model_class.__module__.endswith(".ncmodels"), (p.name, p._model_class)
+            elif isinstance(p, Dense):
+                assert p._model_class.__module__.startswith("lava.proc.dense"), p._model_class
+        assert {"Residual", "Mlgru", "Glu", "RmsAggregator", "FinalNorm", "Dense"} <= set(kinds)
+        assert kinds["EmbeddingSource"] == {"PyEmbeddingSourceFixed"} and kinds["LmHeadSink"] == {"PyLmHeadSinkFixed"}
+        assert len(leaves) == graph.leaf_process_count()
+    finally:
+        monkeypatch.undo()
+        for name in NAMES:
+            importlib.reload(ncmodule(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_process_program_and_nc_model_declare_the_same_ports(name, tiny_net, monkeypatch):
+    """The Process's ports are the program's inputs (without the token lanes) and outputs; the NC model
+    declares the same ports and the program's lanes are one per input port."""
+    from lava_matmulfree.processes.neuron import LANE_SUFFIX, program_ports
+
+    program = load_program(name)
+    proc = make_process(name, tiny_net)
+    ins, outs = program_ports(program)
+    assert sorted(p.name for p in proc.in_ports.members) == sorted(ins)
+    assert sorted(p.name for p in proc.out_ports.members) == sorted(outs)
+    lanes = [p for p in program.in_ports if p.endswith(LANE_SUFFIX)]
+    assert lanes and all(p[:-len(LANE_SUFFIX)] in ins for p in lanes)
+    monkeypatch.setattr(bindings, "nc_support", fake_lava_loihi)
+    try:
+        module = importlib.reload(ncmodule(name))
+        (cls,) = [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, _FakeNcModel)
+                  and v is not _FakeNcModel]
+        declared = {k for k, v in vars(cls).items() if k in set(ins) | set(outs) or k.endswith(("_in", "_out"))}
+        assert declared == set(ins) | set(outs), (declared, ins, outs)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(ncmodule(name))
