@@ -148,7 +148,7 @@ def resident_bytes(*roots) -> int:
 
 # =========================================================================================== torch reference
 class TorchReference:
-    """The HGRN-Bit architecture of DESIGN.md section 2 in PyTorch fp32, for inference (``torch.no_grad``).
+    """The HGRN-Bit architecture of docs/model.md in PyTorch fp32, for inference (``torch.no_grad``).
 
     Built from a ``FloatModel`` (unfused): the same ternary matrices and scales, as dense float32 weights
     ``Wt / s``; the same norms, lower bounds and embedding. ``act_quant``: per-token int8 absmax fake

@@ -25,7 +25,7 @@ from lava_matmulfree.loihi.cost_model import DEFAULT_PROMPT_LENGTHS, estimate_ma
 from lava_matmulfree.config import load_config  # noqa: E402
 from lava_matmulfree.loihi.hardware import CostModelError  # noqa: E402
 
-# Rough instruction counts per neuron update, written down by hand from the neuron definitions (DESIGN.md 2-3)
+# Rough instruction counts per neuron update, written down by hand from the neuron definitions (docs/model.md, docs/fixed_point.md)
 # until the microcode package counts the real programs: residual (accumulate, square for the aggregator,
 # scale by the inverse RMS, gain), MLGRU (two sigmoid and one SiLU LUT reads, the gated update of h, the
 # output gate), GLU (SiLU LUT and a product), aggregator (LUT seed + 2 Newton-Raphson steps of the inverse

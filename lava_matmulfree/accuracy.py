@@ -1,4 +1,4 @@
-"""Accuracy of the fixed-point golden model against the float reference (DESIGN.md section 3).
+"""Accuracy of the fixed-point golden model against the float reference (docs/fixed_point.md).
 
 :func:`accuracy_report` runs both models on the same token sequences and measures, per layer, how far the
 golden model's residual stream and MLGRU state h (dequantised with their formats) are from the float

@@ -1,4 +1,4 @@
-"""One generate API over every backend (DESIGN.md section 4):
+"""One generate API over every backend (docs/graph.md):
 
     float       the float reference (float_model.py), numpy
     reference   the golden fixed-point model (golden.py), numpy, no Lava

@@ -1,7 +1,7 @@
 """Calibration: run the float model on sample token sequences and collect, per tensor, the statistics from
 which the compiler picks static activation scales and the 24-bit formats of the state tensors.
 
-Norm stages (one RMS aggregation each, after the dual-RMSNorm fold; DESIGN.md sections 2 and 4):
+Norm stages (one RMS aggregation each, after the dual-RMSNorm fold; docs/model.md, docs/graph.md):
 
     stage          channel value v             inner gain w1     consumers (BitLinear norm w2)
     l{l}.attn      residual x                  attn_norm         i_proj, f_proj, g_proj

@@ -25,7 +25,7 @@ def glu_intermediate_size(hidden_size: int) -> int:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape and float hyper-parameters of an HGRN-Bit model (DESIGN.md section 2)."""
+    """Shape and float hyper-parameters of an HGRN-Bit model (docs/model.md)."""
 
     name: str = "unnamed"
     vocab_size: int = 32000
@@ -110,7 +110,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class FixedPointConfig:
-    """The knobs of the fixed-point contract (DESIGN.md section 3); formats per tensor come from calibration.
+    """The knobs of the fixed-point contract (docs/fixed_point.md); formats per tensor come from calibration.
 
     Changing any of these changes the golden model, the Lava models and the accuracy report together."""
 

@@ -1,4 +1,4 @@
-"""Integer primitives of the fixed-point contract (DESIGN.md section 3), shared by the golden model, the
+"""Integer primitives of the fixed-point contract (docs/fixed_point.md), shared by the golden model, the
 Lava Python models and the microcode interpreter. Everything is int64 numpy; results that model a
 ``bits``-wide register are saturated and every saturation is counted.
 

@@ -1,4 +1,4 @@
-"""Float reference of a released HGRN-Bit (MMfreeLM) checkpoint, in numpy (DESIGN.md section 2).
+"""Float reference of a released HGRN-Bit (MMfreeLM) checkpoint, in numpy (docs/model.md).
 
 The accuracy yardstick of the fixed-point path. Weights are ternarised at load (absmean, one scale per
 matrix); activations entering every BitLinear are per-token int8 absmax fake-quantised. Two execution

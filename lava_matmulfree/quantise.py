@@ -1,4 +1,4 @@
-"""Compile: float checkpoint + calibration -> a quantised network of integers (DESIGN.md section 3).
+"""Compile: float checkpoint + calibration -> a quantised network of integers (docs/fixed_point.md).
 
 Everything the golden model and the Lava models need is here as integers: ternary int8 weights, int24
 embedding table, per-channel gain mantissas with shared shifts, rescale multipliers, LUTs, and the

@@ -1,6 +1,6 @@
 """Exact ternary synapse kernel: ``W @ x`` for a ternary ``W`` in {-1, 0, +1} and int8 graded spikes ``x``.
 
-This is the synaptic accumulation of DESIGN.md section 3, used by the golden model and by the fused Lava
+This is the synaptic accumulation of docs/fixed_point.md, used by the golden model and by the fused Lava
 Python models. :class:`TernaryMatrix` is built once per weight matrix (validated, packed) and answers
 
 * ``matvec(x)``: ``x`` int8 ``[in]``  -> int32 ``[out]``, equal to ``W.astype(int64) @ x.astype(int64)``;

@@ -3,7 +3,7 @@
 Needs the ``train`` extra (``pip install 'lava-matmulfree[train]'``: lava-dl, which brings torch); nothing
 else in the package imports this module, so inference works without torch.
 
-The torch model is the exact architecture of DESIGN.md section 2 with the checkpoint's tensor names
+The torch model is the exact architecture of docs/model.md with the checkpoint's tensor names
 (``state_dict()`` keys are the checkpoint's names), so its eval-mode forward is the function
 :class:`lava_matmulfree.float_model.FloatModel` computes on the saved weights (``tests/test_train.py``
 proves it). Inside every BitLinear, training sees the inference quantisation through straight-through

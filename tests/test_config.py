@@ -8,7 +8,7 @@ import pytest
 from lava_matmulfree.config import ModelConfig, config_from_dict, glu_intermediate_size, load_config
 from lava_matmulfree.errors import ConfigError
 
-# The released MMfreeLM shapes (DESIGN.md section 2; the intermediate sizes of the published config.json files).
+# The released MMfreeLM shapes (docs/model.md; the intermediate sizes of the published config.json files).
 RELEASED = {
     "370m": dict(num_layers=24, hidden_size=1024, intermediate_size=2816),
     "1.3b": dict(num_layers=24, hidden_size=2048, intermediate_size=5632),

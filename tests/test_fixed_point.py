@@ -1,4 +1,4 @@
-"""The integer primitives of the fixed-point contract (DESIGN.md section 3) against exact or float references.
+"""The integer primitives of the fixed-point contract (docs/fixed_point.md) against exact or float references.
 
 Every test compares with an oracle written here (exact rational arithmetic via ``fractions.Fraction`` or
 float64 math of the real function) over the whole input range, within an error bound derived in the

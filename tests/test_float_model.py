@@ -1,4 +1,4 @@
-"""The float reference model (DESIGN.md section 2) against a straightforward re-implementation in this file.
+"""The float reference model (docs/model.md) against a straightforward re-implementation in this file.
 
 The reference below is written from the design text with explicit Python loops over plain floats; it
 calls none of the module's helpers, so a mistake in a vectorised primitive shows up as a mismatch.
@@ -22,7 +22,7 @@ from lava_matmulfree.sampling import Sampler, generate
 # tolerances of float64 results that differ only in summation order
 RTOL = 1e-9
 ATOL = 1e-9
-# The design's constants, restated here from DESIGN.md (not imported from the module under test).
+# The design's constants, restated here from docs/model.md (not imported from the module under test).
 WEIGHT_MEAN_FLOOR = 1e-5
 ACT_MAX_FLOOR = 1e-5
 Q8_MIN, Q8_MAX, Q8_LEVELS = -128, 127, 127.0
@@ -141,7 +141,7 @@ class RLayer:
 
 
 class RModel:
-    """The whole forward pass of DESIGN.md section 2, one token at a time."""
+    """The whole forward pass of docs/model.md, one token at a time."""
 
     def __init__(self, cfg, params):
         P = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}

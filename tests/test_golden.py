@@ -1,4 +1,4 @@
-"""The golden fixed-point model (DESIGN.md section 3): integer-only, deterministic, prefill == decode bit for
+"""The golden fixed-point model (docs/fixed_point.md): integer-only, deterministic, prefill == decode bit for
 bit, save/load exact, saturations counted under the right name and clipped, close to the float model.
 
 Oracles are computed here from the recorded probes and the network's integers with exact arithmetic; the
@@ -25,7 +25,7 @@ from lava_matmulfree.quantise import QuantisedNetwork, check_accumulator_fits, c
 SEEDS = (0, 1, 2)
 NUM_TOKENS = 12  # >= 8 tokens per test sequence
 CHUNKS = (5, 4, 3)  # a prefill split into chunks with the state carried (sums to NUM_TOKENS)
-SPIKE_BITS = 8  # int8 graded spikes (DESIGN.md section 3), restated
+SPIKE_BITS = 8  # int8 graded spikes (docs/fixed_point.md), restated
 STATE_BITS = 24  # Loihi 2 neuron state registers, restated
 TOP1_MIN = 0.90
 REL_ERR_MAX = 0.05  # per-layer relative error bound of residual stream and h (derivation in the test)

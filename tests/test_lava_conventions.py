@@ -4,7 +4,8 @@
   ``W`` is not; the packed-kernel model of Dense equals Lava's;
 * a Lava LIF population drives the project's neurons through a Dense connection without deadlock;
 * one block built by hand from the leaf processes, with Lava's RingBuffer source and sink, a Monitor and plain
-  ``Loihi2SimCfg(select_tag="fixed_pt")``, gives the golden model's integers;
+  ``Loihi2SimCfg(select_tag="fixed_pt")``, gives the golden model's integers (docs/tutorial.ipynb, run by
+  tests/test_tutorial.py);
 * one graph and one runtime serve several prompts.
 Every test that starts a Lava runtime has a hard timeout."""
 from __future__ import annotations
@@ -121,77 +122,6 @@ def test_lava_lif_drives_a_project_neuron_through_a_dense_connection(net):
             assert r[1, t] == 1 and r[0, t] == want, t
         else:
             assert r[1, t] == 0, t
-
-
-def wire_block_by_hand(net, layer: int):
-    """One block from the leaf processes and Lava's Dense, as docs/tutorial.ipynb does. Returns (residual,
-    mlgru, glu): the residual's x_in and x_out are the block's ends."""
-    q, d, n = net.layers[layer], net.cfg.hidden_size, net.cfg.intermediate_size
-    residual, mlgru, glu = build.residual(net, layer), build.mlgru(net, layer), build.glu(net, layer)
-    attn, gate, mlp, down = (build.norm(net, size, f"{k}") for k, size in
-                             (("attn", d), ("gate", d), ("mlp", d), ("down", n)))
-    proj = {k: connections.ternary_connection(w) for k, w in
-            (("i", q.i.w), ("f", q.f.w), ("g", q.g.w), ("o", q.o.w), ("u", q.gate_w[:n]), ("v", q.gate_w[n:]),
-             ("down", q.down.w))}
-
-    def norm_loop(sender, norm, receiver):
-        fan_in, _, broadcast = norm
-        sender.connect(fan_in.s_in)
-        broadcast.a_out.connect(receiver)
-
-    norm_loop(residual.sq_attn, attn, residual.r_attn)
-    residual.a_i.connect(proj["i"].s_in)
-    residual.a_f.connect(proj["f"].s_in)
-    residual.a_g.connect(proj["g"].s_in)
-    proj["i"].a_out.connect(mlgru.acc_i)
-    proj["f"].a_out.connect(mlgru.acc_f)
-    proj["g"].a_out.connect(mlgru.acc_g)
-    norm_loop(mlgru.sq_out, gate, mlgru.r_in)
-    mlgru.a_out.connect(proj["o"].s_in)
-    proj["o"].a_out.connect(residual.o_in)
-    norm_loop(residual.sq_mlp, mlp, residual.r_mlp)
-    residual.a_gate.connect(proj["u"].s_in)
-    residual.a_gate.connect(proj["v"].s_in)
-    proj["u"].a_out.connect(glu.u_in)
-    proj["v"].a_out.connect(glu.v_in)
-    norm_loop(glu.sq_out, down, glu.r_in)
-    glu.a_out.connect(proj["down"].s_in)
-    proj["down"].a_out.connect(residual.down_in)
-    return residual, mlgru, glu
-
-
-@pytest.mark.lava
-@pytest.mark.timeout(300)
-def test_one_block_wired_by_hand_gives_the_golden_integers(net):
-    """Tokens stream back to back from Lava's RingBuffer into a hand-wired block 1 (with its lower bound); the
-    messages that leave it with the lane set are, in order, golden.py's layer outputs; a Monitor records h."""
-    from lava.proc.monitor.process import Monitor
-
-    layer, d = 1, net.cfg.hidden_size
-    tokens = [3, 77, 140, 5, 251, 19, 64]
-    T = len(tokens)
-    steps = T + 12 + 2  # the block's latency: 12 connection hops
-    x = np.zeros((d + 1, steps), dtype=np.int64)
-    x[:d, :T] = net.embed[tokens].T
-    x[d, :T] = 1
-    residual, mlgru, glu = wire_block_by_hand(net, layer)
-    src, out = Source(data=x), Sink(shape=(d + 1,), buffer=steps)
-    src.s_out.connect(residual.x_in)
-    residual.x_out.connect(out.a_in)
-    monitor = Monitor()
-    monitor.probe(mlgru.h, steps)
-    try:
-        src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        got = np.asarray(out.data.get()).astype(np.int64)
-        h_trace = np.asarray(monitor.get_data()[mlgru.name]["h"]).astype(np.int64)
-    finally:
-        src.stop()
-    leaving = got[:, got[d] == 1]
-    assert leaving.shape[1] == T
-    want, h = GoldenModel(net).layer(net.layers[layer], net.embed[tokens].astype(np.int64),
-                                     np.zeros(d, np.int64), layer)
-    np.testing.assert_array_equal(leaving[:d].T, want)
-    np.testing.assert_array_equal(h_trace[-1], h)
 
 
 @pytest.mark.lava

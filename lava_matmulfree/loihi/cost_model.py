@@ -1,4 +1,4 @@
-"""Loihi 2 cost model of the mapped graph: work per time step, latency, throughput, energy (DESIGN.md 6).
+"""Loihi 2 cost model of the mapped graph: work per time step, latency, throughput, energy (docs/cost_model.md).
 
 Per hop of a token (one Lava time step, see :mod:`.mapping`) we count
 

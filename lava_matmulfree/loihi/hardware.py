@@ -133,7 +133,7 @@ class Loihi2Spec:
         32, "assumed", "low", "dense encoding: one synapse-map entry per input axon per core (pointer + length)")
     sparse_to_dense_ratio: float = const(
         7.5, "design", "medium",
-        "paper (via DESIGN.md 4): a 1024x1024 ternary matrix in the sparse encoding takes ~7.5x the memory of "
+        "paper (see docs/graph.md): a 1024x1024 ternary matrix in the sparse encoding takes ~7.5x the memory of "
         "the dense one; sparse_bits_per_nonzero is derived from it")
     sparse_reference_zero_fraction: float = const(
         1.0 / 3.0, "design", "medium", "the '~1/3 zeros' at which the 7.5x was quoted")
@@ -376,7 +376,7 @@ H100_NOTES = {
 
 
 def gaussian_absmean_zero_fraction() -> float:
-    """Fraction of zeros after absmean ternarisation of Gaussian weights (DESIGN.md 2: Wt = clip(round(W/m)),
+    """Fraction of zeros after absmean ternarisation of Gaussian weights (docs/model.md: Wt = clip(round(W/m)),
     m = mean|W|). A weight rounds to 0 when |W| < m/2. For W ~ N(0, s^2), m = s*sqrt(2/pi), so
     P(|W| < m/2) = erf(m / (2 s sqrt 2)) = erf(1 / (2 sqrt(pi))) = 0.3101 (about 1/3)."""
     return math.erf(1.0 / (2.0 * math.sqrt(math.pi)))

@@ -1,4 +1,4 @@
-"""Map the MatMul-free LM's process graph onto Loihi 2 neuro cores and chips (DESIGN.md sections 4 and 6).
+"""Map the MatMul-free LM's process graph onto Loihi 2 neuro cores and chips (docs/graph.md, docs/cost_model.md).
 
 Placement rules (what a Loihi 2 compiler does, simplified):
 
@@ -50,7 +50,7 @@ BITS_PER_BYTE = 8
 
 @dataclass(frozen=True)
 class MappingOptions:
-    """The mapping choices a user can change (DESIGN.md 1 (d))."""
+    """The mapping choices a user can change (docs/architecture.md)."""
 
     fold_norms: bool = True  # dual-RMSNorm fold: 12 hops per layer instead of 18, 4 aggregators instead of 7
     encoding: str = "auto"  # per-matrix synapse encoding: 'auto' | 'dense' | 'sparse'
@@ -456,7 +456,7 @@ def build_mapping(cfg: ModelConfig, hw: Loihi2Spec = LOIHI2, options: MappingOpt
     resid_in = inp.name
     for l in range(L):
         # aggregators of this layer: with the fold, each block norm shares one aggregator with the BitLinear
-        # norm after it; without, the BitLinear norms of i/f/g, o and gate need their own (DESIGN.md 2)
+        # norm after it; without, the BitLinear norms of i/f/g, o and gate need their own (docs/model.md)
         aggs = [("attn_norm", d), ("g_norm", d), ("mlp_norm", d), ("down_norm", I)]
         if not fold:
             aggs = [("attn_norm", d), ("ifg_bitlinear_norm", d), ("g_norm", d), ("o_bitlinear_norm", d),
