@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import BACKEND_NAMES, RunConfig
+from .config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
 from .errors import BackendError
 from .quantise import QuantisedNetwork
 from .sampling import Sampler
@@ -52,9 +52,6 @@ class Generation:
 #: The block models each Lava backend selects (graph.BLOCK_TIMING keys).
 GRAPH_KIND = {"sim": "decomposed", "sim-mixers": "mixers", "sim-fused": "fused", "sim-stack": "stack",
               "sim-float": "fused", "sim-float-decomposed": "decomposed", "loihi2": "decomposed"}
-#: Python models of Lava's Dense for the fixed-point simulator backends: the packed ternary kernel (fast) or
-#: Lava's own bit-accurate model (the reference it is tested against).
-DENSE_MODELS = ("packed", "lava")
 
 
 def lava_run_config(backend: str, dense_model: str = "packed"):
@@ -68,8 +65,8 @@ def lava_run_config(backend: str, dense_model: str = "packed"):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
 
-    if dense_model not in DENSE_MODELS:
-        raise BackendError(f"unknown dense model {dense_model!r} (known: {', '.join(DENSE_MODELS)})")
+    if dense_model not in DENSE_MODEL_NAMES:
+        raise BackendError(f"unknown dense model {dense_model!r} (known: {', '.join(DENSE_MODEL_NAMES)})")
     floating = backend in FLOAT_LAVA_BACKENDS
     exceptions = {}
     if not floating and dense_model == "packed":
@@ -204,7 +201,7 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token)
     from .graph import build_graph, run_graph
 
-    run_cfg = lava_run_config(backend, getattr(run, "dense_model", "packed"))  # checks lava-loihi first
+    run_cfg = lava_run_config(backend, run.dense_model)  # checks lava-loihi first
     floating = backend in FLOAT_LAVA_BACKENDS
     if floating and float_model is None:
         raise BackendError(f"the {backend} backend needs the float model (a Hugging Face checkpoint or a config, "

@@ -158,6 +158,8 @@ class FixedPointConfig:
 BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-stack", "sim-float",
                  "sim-float-decomposed", "loihi2")
 LAVA_BACKEND_NAMES = tuple(b for b in BACKEND_NAMES if b.startswith("sim") or b == "loihi2")
+#: Python models of Lava's Dense on the fixed-point simulator backends (processes/connections.py).
+DENSE_MODEL_NAMES = ("packed", "lava")
 
 
 @dataclass(frozen=True)
@@ -167,9 +169,12 @@ class RunConfig:
     backend: str = "sim-fused"
     timeout_s: float = 900.0  # a Lava run longer than this is stopped (a model error can deadlock lava)
     record_logits: bool = True  # the sink keeps every token's logits (Var.get costs ~15 us per element)
+    dense_model: str = "packed"  # Python model of Lava's Dense: "packed" (the ternary kernel) or "lava" (bit-accurate)
 
     def _check(self) -> list[tuple[str, str]]:
         bad = []
+        if self.dense_model not in DENSE_MODEL_NAMES:
+            bad.append(("dense_model", f"must be one of {', '.join(DENSE_MODEL_NAMES)}, got {self.dense_model!r}"))
         if self.backend not in BACKEND_NAMES:
             bad.append(("backend", f"must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}"))
         if not self.timeout_s > 0:

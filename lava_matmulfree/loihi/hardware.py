@@ -176,7 +176,7 @@ class Loihi2Spec:
         "doubling of chips on one board; not scaled to Loihi 2")
     chips_per_board: int = const(8, "kapoho", "high", "Loihi 2 chips per Kapoho Point board")
     board_sync_s: float = const(
-        43.98e-6, "fitted", "fitted",
+        43.91e-6, "fitted", "fitted",
         "per-step synchronisation added per level of the barrier tree across boards (ceil(log2(boards)) "
         "levels; 0 on one board). FITTED on the paper's generation and prefill throughputs (41.5 and 6,632 "
         "tokens/s) together: the geometric-mean fit, their product reproduced")
@@ -195,7 +195,7 @@ class Loihi2Spec:
         100e-6, "assumed", "low", "per generated token: one request/response between the host and the system "
         "through the host's software stack (Ethernet latency and driver), beyond the bytes moved")
     static_power_per_chip_w: float = const(
-        0.4348, "fitted", "fitted",
+        0.4346, "fitted", "fitted",
         "power per chip of the system independent of activity (leakage, clocks, idle cores, board share), "
         "drawn by every chip of the system whether busy or not. FITTED on the paper's generation energy "
         "(405 mJ/token). Secondary sources: ~1 W per chip (open-neuromorphic.org; a 16-chip VPX system "
