@@ -166,7 +166,7 @@ def test_tokenizer_larger_than_the_model(capsys, tmp_path, tiny_cfg, tiny_params
 
 
 # ------------------------------------------------------------------------------------- backends, run configs
-TINY_LEAVES_SIM, TINY_LEAVES_FUSED = 44, 8  # 2 + 3 blocks x (13 | 1) + 3, from graph.leaf_process_count
+TINY_LEAVES_SIM, TINY_LEAVES_FUSED = 73, 10  # 2 + 3 blocks x (22 | 1) + 5, from graph.leaf_process_count
 
 
 def greedy(argv_extra, capsys, n=4):
@@ -314,5 +314,6 @@ def test_info(capsys):
     assert main(["info", "--config", "tiny"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("sim ", "sim-fused "))}
-    assert rows["sim"][:2] == [str(TINY_LEAVES_SIM), "13"] and rows["sim-fused"][:2] == [str(TINY_LEAVES_FUSED), "1"]
-    assert "x_in[72]" in out and "h[72]" in out and "block2" in out
+    assert rows["sim"] == [str(TINY_LEAVES_SIM), "12", str(3 * 12 + 3)]  # leaves, steps/layer, decode loop
+    assert rows["sim-fused"] == [str(TINY_LEAVES_FUSED), "0", "3"]
+    assert "x_in[73]" in out and "h[72]" in out and "block2" in out  # 72 channels and the token lane
