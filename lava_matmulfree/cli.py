@@ -617,12 +617,15 @@ def main(argv=None) -> int:
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:  # never die on a character the terminal's encoding lacks
         reconfigure(errors="backslashreplace")
+    from .runtime import Terminated, termination_signals
+
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        if argv[:1] == ["train"]:  # every option belongs to the trainer's own parser (train.py)
-            return cmd_train(argparse.Namespace(train_args=argv[1:]))
-        args = build_parser().parse_args(argv)
-        return args.func(args)
+        with termination_signals():  # SIGTERM / SIGHUP unwind like Ctrl-C: the Lava runtime is always stopped
+            if argv[:1] == ["train"]:  # every option belongs to the trainer's own parser (train.py)
+                return cmd_train(argparse.Namespace(train_args=argv[1:]))
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except _UsageError as e:
         _fail(str(e))
     except (LmfError, ValueError) as e:
@@ -630,6 +633,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED)
+    except Terminated as e:
+        print(f"stopped by {e.name}", file=sys.stderr)
+        raise SystemExit(e.exit_status)
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly (and keep the interpreter's final flush quiet)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,17 +10,14 @@ new tokens fix the schedule) and the runtime is always stopped, also on errors a
 """
 from __future__ import annotations
 
-import resource
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import pipeline as pl
-from .errors import BackendError
 from .quantise import QuantisedNetwork
+from .runtime import LavaRunError, lava_run  # noqa: F401  (LavaRunError: part of this module's API)
 
 BLOCK_VARS = ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq")
 HEAD_VARS = ("x",)  # the final norm's input: head.x
@@ -131,10 +128,6 @@ def build_graph(net: QuantisedNetwork, prompt, max_new_tokens: int, fused: bool,
 
 
 # --------------------------------------------------------------------------------------- running
-class LavaRunError(BackendError):
-    """A process model raised inside the Lava runtime, or the run timed out."""
-
-
 @dataclass
 class RunResult:
     tokens: list
@@ -146,93 +139,6 @@ class RunResult:
     leaf_processes: int = 0
 
 
-def _raise_fd_limit(want: int = 65536) -> None:
-    """Each leaf process holds ~10 descriptors in the parent: lift the soft limit up to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-WATCHDOG_POLL_S = 0.2  # how often the watchdog looks at the Lava children
-
-
-def _actors(proc) -> list:
-    rt = getattr(proc, "runtime", None)
-    infra = getattr(rt, "_messaging_infrastructure", None)
-    return list(getattr(infra, "actors", None) or [])
-
-
-def _kill(actors) -> None:
-    for actor in actors:
-        try:
-            if actor.is_alive():
-                actor.terminate()
-        except ValueError:  # the process object is already closed
-            pass
-
-
-def _teardown(proc, failed: bool) -> None:
-    """Stop the runtime and make sure no child survives. After a model error lava's own stop() would wait
-    on dead services (and can take the interpreter down), so the children are terminated and the messaging
-    layer is shut directly."""
-    rt = getattr(proc, "runtime", None)
-    if rt is None:
-        return
-    if not failed:
-        try:
-            proc.stop()
-            return
-        except Exception:  # fall through to the forced teardown
-            pass
-    _kill(_actors(proc))
-    try:
-        rt._messaging_infrastructure.stop()
-    finally:
-        rt._watchdog_manager.stop()
-        rt._is_started = rt._is_running = False
-
-
-def _child_errors(proc) -> list[str]:
-    out = []
-    for actor in _actors(proc):
-        exc = actor.exception
-        if exc:
-            out.append(f"{type(exc[0]).__name__}: {exc[0]}")
-    return out
-
-
-class _Interrupt(Exception):
-    """Raised in the main thread by the watchdog's signal."""
-
-
-class _Watchdog(threading.Thread):
-    """Watches a Lava run from a thread. A model that raises leaves the others waiting on its channels
-    forever (lava then blocks joining them); a run past its time limit is presumed deadlocked. Either way
-    the watchdog terminates every child and interrupts the main thread with SIGUSR1."""
-
-    def __init__(self, proc, timeout: float | None):
-        super().__init__(daemon=True, name="lava-watchdog")
-        self.proc, self.timeout = proc, timeout
-        self.main = threading.main_thread().ident
-        self.done = threading.Event()
-        self.reason: str | None = None
-
-    def run(self):
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while not self.done.wait(WATCHDOG_POLL_S):
-            actors = _actors(self.proc)
-            try:
-                failed = any(a.exception for a in actors)
-            except (OSError, EOFError, ValueError):  # a pipe closed under us: lava is finishing
-                failed = False
-            if failed or (deadline is not None and time.monotonic() > deadline):
-                self.reason = "error" if failed else "timeout"
-                _kill(actors)
-                signal.pthread_kill(self.main, signal.SIGUSR1)
-                return
-
-
 def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.0) -> RunResult:
     """Run the graph for exactly the schedule's steps; return tokens, logits and probes (labelled per token).
 
@@ -242,41 +148,16 @@ def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.
     from lava.proc.monitor.process import Monitor
 
     sched = graph.schedule
-    _raise_fd_limit()
     monitors = []
     for name in probes:
         var, offset, row = graph.probe_var(name)
         m = Monitor()
         m.probe(var, sched.total_steps)
         monitors.append((name, m, var, offset, row))
-
-    def on_signal(signum, frame):
-        raise _Interrupt()
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGUSR1, on_signal) if in_main else None
-    dog = _Watchdog(graph.source, timeout) if in_main else None
     proc = graph.source
-    failed = True
-    t0 = time.perf_counter()
-    try:
-        if dog is not None:
-            dog.start()
-        try:
-            proc.run(condition=RunSteps(num_steps=sched.total_steps), run_cfg=run_cfg)
-        except (_Interrupt, RuntimeError) as e:
-            if dog is not None:
-                dog.done.set()
-            errs = _child_errors(proc)
-            if errs:
-                raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
-            if isinstance(e, _Interrupt) and dog is not None and dog.reason == "timeout":
-                raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s (a deadlock?); its "
-                                   "processes were stopped") from None
-            raise LavaRunError(f"the Lava runtime failed: {e}") from None
-        if dog is not None:
-            dog.done.set()
-            dog.join()
+    with lava_run(proc, timeout) as session:
+        t0 = time.perf_counter()
+        proc.run(condition=RunSteps(num_steps=sched.total_steps), run_cfg=run_cfg)
         seconds = time.perf_counter() - t0
         tokens = [int(round(t)) for t in np.asarray(graph.sink.tokens.get()).reshape(-1)]
         logits = None
@@ -298,13 +179,5 @@ def run_graph(graph: LavaGraph, run_cfg, probes=(), timeout: float | None = 600.
             hs = list(np.asarray(graph.stack.h.get()).reshape(graph.stack.h.shape))
         for l, h in enumerate(hs):
             final[f"l{l}.h"] = h if graph.floating else np.rint(h).astype(np.int64)
-        failed = False
-        return RunResult(tokens, logits, out, final, sched.total_steps, seconds, graph.leaf_process_count())
-    finally:
-        if dog is not None:
-            dog.done.set()
-        try:
-            _teardown(proc, failed)
-        finally:
-            if in_main:
-                signal.signal(signal.SIGUSR1, previous)
+        session.ok()
+    return RunResult(tokens, logits, out, final, sched.total_steps, seconds, graph.leaf_process_count())
