@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from .atomic import atomic_outputs, check_output_dir, check_output_file, write_text
 from .config import BACKEND_NAMES, LAVA_BACKEND_NAMES
 from .errors import LmfError
 
@@ -100,6 +101,23 @@ def _compiled_file(ckpt: Path | None):
     return inside if inside.is_file() else None
 
 
+def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
+    """Whether a compiled network found inside a checkpoint folder was compiled from that folder's weights
+    (its fingerprint); if not, say so: the caller recompiles from the weights."""
+    from .checkpoint import INDEX_FILE, WEIGHTS_FILE, fingerprint, load_checkpoint
+
+    if ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE)):
+        return True  # a compiled file named directly, or a folder without float weights: nothing to compare
+    cfg, params = load_checkpoint(ckpt)
+    if net.fingerprint == fingerprint(cfg, params):
+        return True
+    why = ("carries no fingerprint of the weights it was compiled from" if not net.fingerprint
+           else f"was compiled from other weights than those in {ckpt}")
+    print(f"warning: {compiled} {why}; ignoring it and compiling the checkpoint "
+          f"(`lava-matmulfree compile --checkpoint {ckpt} --out {compiled}` makes a matching one)", file=sys.stderr)
+    return False
+
+
 def _tokenizer(ckpt: Path | None):
     from .tokenizer import ByteTokenizer, load_tokenizer
 
@@ -146,9 +164,10 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
         from .quantise import QuantisedNetwork
 
         net = QuantisedNetwork.load(compiled)
-        tok = _tokenizer(ckpt)
-        _check_vocab(tok, net.cfg)
-        return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
+        if _compiled_from(net, compiled, ckpt):
+            tok = _tokenizer(ckpt)
+            _check_vocab(tok, net.cfg)
+            return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
     from .accuracy import build_evaluation
 
     tok = _tokenizer(ckpt)  # before calibrating: a bad tokenizer is a quick error
@@ -425,28 +444,30 @@ def cmd_probe(args, err=None) -> int:
     backend, run = _run_choice(args)
     if backend not in PROBE_BACKENDS:
         raise ValueError(f"probes are recorded on {', '.join(PROBE_BACKENDS)}, not on {backend}")
-    m = _load_model(args, backend)
-    names = _probe_names(args.vars, m.cfg.num_layers)
     if args.max_new_tokens < 1:
         raise ValueError("probe needs --max-new-tokens >= 1")
+    npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
+    for path in (npz, png):  # a bad output path is found before the run, not after it
+        check_output_file(path)
+    m = _load_model(args, backend)
+    names = _probe_names(args.vars, m.cfg.num_layers)
     prompt, gen = _run_generation(args, backend, run, m, probes=names)
     tokens = list(prompt) + list(gen.tokens)
     n = len(tokens) - 1  # every token but the last enters the graph
-    npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
-    if npz.parent != Path("."):
-        npz.parent.mkdir(parents=True, exist_ok=True)
     from .backends import dequantise_probes, probe_frac_bits
 
     fixed = backend not in FLOAT_BACKENDS
     real = dequantise_probes(m.net, {name: gen.probes[name] for name in names}) if fixed else gen.probes
     # raw arrays as recorded (integers on the fixed-point backends), their fraction bits, and real values
     extra = {f"{name}.frac_bits": np.asarray(probe_frac_bits(m.net, name)) for name in names} if fixed else {}
-    np.savez(npz, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
-             **{name: np.asarray(gen.probes[name]) for name in names},
-             **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
     title = (f"{m.what}, backend {backend}: first {PLOT_CHANNELS} channels per token "
              f"({len(prompt)} prompt + {len(gen.tokens)} new tokens)")
-    _plot_probes(png, {name: real[name] for name in names}, len(prompt), title)
+    with atomic_outputs(npz, png) as (npz_tmp, png_tmp):  # both files or neither
+        with open(npz_tmp, "wb") as f:
+            np.savez(f, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
+             **{name: np.asarray(gen.probes[name]) for name in names},
+                     **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
+        _plot_probes(png_tmp, {name: real[name] for name in names}, len(prompt), title)
     print(tokens and m.tokenizer.decode(tokens).translate(PRINTABLE))
     print(f"backend {backend}: {len(names)} probes over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
           f"wrote {npz} and {png}", file=err)
@@ -500,12 +521,14 @@ def cmd_eval(args) -> int:
     ckpt = _float_checkpoint(args, "eval")
     overrides = _parse_overrides(args.overrides)
     text = _read_text(args.text) if args.text is not None else None
+    if args.json is not None:
+        check_output_file(args.json)
     report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides,
                          num_sequences=args.sequences or DEFAULT_EVAL_SEQUENCES,
                          length=args.length or DEFAULT_EVAL_LENGTH, text=text, progress=True)
     print(report.table())
     if args.json is not None:
-        Path(args.json).write_text(report.to_json())
+        write_text(args.json, report.to_json())
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
@@ -515,6 +538,7 @@ def cmd_compile(args) -> int:
 
     ckpt = _float_checkpoint(args, "compile")
     overrides = _parse_overrides(args.overrides)
+    out = check_output_file(args.out)
     length = args.calib_length or DEFAULT_CALIB_LENGTH
     kwargs = {"calib_length": length}
     if args.calib_text is not None:
@@ -525,10 +549,8 @@ def cmd_compile(args) -> int:
             raise ValueError(f"{args.calib_text}: no tokens to calibrate on")
         kwargs["calib_sequences"] = seqs
     m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
-    out = Path(args.out)
-    if out.parent != Path("."):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    m.net.save(out)
+    with atomic_outputs(out) as (tmp,):
+        m.net.save(tmp)
     how = f"{len(kwargs['calib_sequences'])} sequences of {args.calib_text}" if args.calib_text else "random sequences"
     print(f"compiled {m.what} (calibrated on {how}, {length} tokens each) -> {out}", file=sys.stderr)
     return 0
@@ -539,7 +561,7 @@ def cmd_estimate(args) -> int:
         from .cost_model import estimate_main
     except ImportError as e:
         raise ValueError(f"the cost model is not available ({e})") from None
-    estimate_main(args.config, Path(args.out))
+    estimate_main(args.config, check_output_dir(args.out))
     return 0
 
 
@@ -630,6 +652,8 @@ def main(argv=None) -> int:
         _fail(str(e))
     except (LmfError, ValueError) as e:
         _fail(str(e))
+    except MemoryError:
+        _fail("out of memory: the request is too large for this machine")
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED)
@@ -642,6 +666,8 @@ def main(argv=None) -> int:
         except (OSError, ValueError, AttributeError):
             pass
         raise SystemExit(0)
+    except OSError as e:  # a file the code above did not check itself: still one line naming it
+        _fail(f"{e.filename}: {e.strerror}" if e.filename is not None else str(e))
 
 
 if __name__ == "__main__":

@@ -19,3 +19,7 @@ class BackendError(LmfError):
 
 class MicrocodeError(LmfError):
     """A malformed microcode program; the message starts with file:line."""
+
+
+class OutputError(LmfError):
+    """An output file or folder cannot be written; the message starts with its path."""
