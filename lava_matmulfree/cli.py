@@ -574,11 +574,14 @@ def _describe_ports(proc) -> list:
 
 
 def cmd_train(args) -> int:
+    from .train_options import parse
+
+    parsed = parse(args.train_args, parser_class=_Parser)  # --help and bad options need no torch
     try:
         from .train import main as train_main
     except ImportError as e:
         raise ValueError(str(e)) from None
-    return train_main(args.train_args)
+    return train_main(args.train_args, args=parsed)
 
 
 def cmd_info(args) -> int:
