@@ -320,8 +320,8 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     ``calib_sequences`` or ``num_calib`` random sequences of ``calib_length`` tokens."""
     from .params import random_params
 
-    cfg_file = load_config(config if config is not None else "tiny") if (config is not None or checkpoint is None) \
-        else None
+    cfg_file = load_config(config if config is not None else "tiny", require="model" if checkpoint is None else None) \
+        if (config is not None or checkpoint is None) else None
     fp = fixed_point if fixed_point is not None else (cfg_file.fixed_point if cfg_file else FixedPointConfig())
     if overrides:
         fp = replace(fp, **dict(overrides))

@@ -150,10 +150,10 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
             cfg, params = load_checkpoint(ckpt)
             what = f"checkpoint {ckpt}"
         else:
-            from .config import load_config
+            from .config import load_model_config
             from .params import random_params
 
-            cfg = load_config(args.config or DEFAULT_CONFIG).model
+            cfg = load_model_config(args.config or DEFAULT_CONFIG)
             params = random_params(cfg, seed=args.seed)
             what = f"random weights of config {cfg.name!r} (seed {args.seed})"
         tok = _tokenizer(ckpt)
@@ -181,7 +181,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     from .config import RunConfig, load_config
 
     if args.run_config is not None:
-        run = load_config(args.run_config).run
+        run = load_config(args.run_config, require="run").run
     else:
         run = RunConfig(backend=args.backend or default_backend)
     if run.backend == "loihi2":
@@ -544,9 +544,9 @@ def cmd_compile(args) -> int:
     if args.calib_text is not None:
         tok = _tokenizer(ckpt)
         ids = tok.encode(_read_text(args.calib_text), add_bos=tok.bos_token_id >= 0)
+        if len(ids) <= (tok.bos_token_id >= 0):  # nothing but the begin-of-sequence token
+            raise ValueError(f"{args.calib_text}: holds no text to calibrate on")
         seqs = [ids[i:i + length] for i in range(0, len(ids), length)]
-        if not seqs:
-            raise ValueError(f"{args.calib_text}: no tokens to calibrate on")
         kwargs["calib_sequences"] = seqs
     m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
     with atomic_outputs(out) as (tmp,):
@@ -557,6 +557,9 @@ def cmd_compile(args) -> int:
 
 
 def cmd_estimate(args) -> int:
+    from .config import load_model_config
+
+    load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
     try:
         from .cost_model import estimate_main
     except ImportError as e:
