@@ -24,10 +24,12 @@ import logging
 import os
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import NoReturn
 
 from .atomic import atomic_outputs, check_output_dir, check_output_file, write_text
+from .limits import MAX_NEW_TOKENS, check_tokens
 from .config import BACKEND_NAMES, LAVA_BACKEND_NAMES
 from .errors import LmfError
 
@@ -70,6 +72,7 @@ PLOT_ROW_HEIGHT_IN = 2.2
 DEFAULT_ESTIMATE_CONFIG = "370m"
 DEFAULT_ESTIMATE_DIR = "estimates"
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+MAX_LAYERS_SHOWN = 1024  # steps per token per layer print as a fraction with at most this denominator
 
 
 class _Model:
@@ -82,7 +85,10 @@ class _Model:
 def _checkpoint_arg(args):
     """--checkpoint, else the demo model when it is installed and no --config was asked for, else None."""
     if args.checkpoint is not None:
-        return Path(args.checkpoint)
+        path = Path(args.checkpoint)
+        if not path.exists():
+            raise ValueError(f"{path}: no such checkpoint folder or compiled {COMPILED_SUFFIX} file (--checkpoint)")
+        return path
     if args.config is None and all((DEMO_MODEL_DIR / f).is_file() for f in DEMO_MODEL_FILES):
         return DEMO_MODEL_DIR
     return None
@@ -128,7 +134,9 @@ def _tokenizer(ckpt: Path | None):
 
 def _check_vocab(tok, cfg):
     if tok.vocab_size > cfg.vocab_size:
-        raise ValueError(f"the tokenizer has {tok.vocab_size} tokens but the model only {cfg.vocab_size}")
+        which = getattr(tok, "path", None) or "the byte tokenizer"
+        raise ValueError(f"{which}: the tokenizer has {tok.vocab_size} tokens but the model only "
+                         f"{cfg.vocab_size} (vocab_size)")
 
 
 def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -> _Model:
@@ -194,7 +202,8 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
 def _lava_stats(gen) -> str:
     if gen.steps is None:
         return ""
-    return (f"; {gen.steps} time steps, {gen.steps_per_layer} step(s) per token per layer, "
+    per_layer = Fraction(gen.steps_per_layer).limit_denominator(MAX_LAYERS_SHOWN)  # 1/3 on sim-stack, not 0.333..
+    return (f"; {gen.steps} time steps, {per_layer} step(s) per token per layer, "
             f"{gen.leaf_processes} leaf processes")
 
 
@@ -241,6 +250,13 @@ def _non_negative_float(text: str) -> float:
     return v
 
 
+def _token_count(text: str) -> int:
+    v = _non_negative_int(text)
+    if v > MAX_NEW_TOKENS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_NEW_TOKENS} tokens per generation, got {v}")
+    return v
+
+
 _non_negative_int.__name__ = "non-negative integer"  # argparse names the type in its messages
 _positive_int.__name__ = "positive integer"
 _non_negative_float.__name__ = "non-negative number"
@@ -256,12 +272,12 @@ def _add_model_args(p, seed_help="seed of the random weights"):
     src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
                      help=f"model config (tiny, 370m, ... or a TOML path) of seeded random weights (default: "
                           f"{DEFAULT_CONFIG})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
+    p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
 
 
 def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
-    p.add_argument("--max-new-tokens", type=_non_negative_int, default=max_new_tokens, metavar="N",
+    p.add_argument("--max-new-tokens", type=_token_count, default=max_new_tokens, metavar="N",
                    help=f"tokens to generate (default: {max_new_tokens})")
     p.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
                    help=f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})")
@@ -501,6 +517,17 @@ def _parse_overrides(items) -> dict:
     return out
 
 
+def _model_cfg(args, ckpt):
+    """The ModelConfig of --checkpoint / --config without loading any weights (for size checks)."""
+    if ckpt is not None:
+        from .checkpoint import read_config_json
+
+        return read_config_json(ckpt)
+    from .config import load_model_config
+
+    return load_model_config(args.config or DEFAULT_CONFIG)
+
+
 def _float_checkpoint(args, command):
     ckpt = _checkpoint_arg(args)
     if ckpt is not None and ckpt.is_file():
@@ -523,9 +550,10 @@ def cmd_eval(args) -> int:
     text = _read_text(args.text) if args.text is not None else None
     if args.json is not None:
         check_output_file(args.json)
-    report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides,
-                         num_sequences=args.sequences or DEFAULT_EVAL_SEQUENCES,
-                         length=args.length or DEFAULT_EVAL_LENGTH, text=text, progress=True)
+    num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
+    check_tokens(_model_cfg(args, ckpt), num * length, f"--sequences {num} x --length {length}")
+    report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
+                         text=text, progress=True)
     print(report.table())
     if args.json is not None:
         write_text(args.json, report.to_json())
@@ -534,7 +562,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from .accuracy import DEFAULT_CALIB_LENGTH
+    from .accuracy import DEFAULT_CALIB_LENGTH, DEFAULT_CALIB_SEQUENCES
 
     ckpt = _float_checkpoint(args, "compile")
     overrides = _parse_overrides(args.overrides)
@@ -548,6 +576,8 @@ def cmd_compile(args) -> int:
             raise ValueError(f"{args.calib_text}: holds no text to calibrate on")
         seqs = [ids[i:i + length] for i in range(0, len(ids), length)]
         kwargs["calib_sequences"] = seqs
+    else:
+        check_tokens(_model_cfg(args, ckpt), DEFAULT_CALIB_SEQUENCES * length, f"--calib-length {length}")
     m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
     with atomic_outputs(out) as (tmp,):
         m.net.save(tmp)

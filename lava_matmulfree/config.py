@@ -108,6 +108,11 @@ class ModelConfig:
         }
 
 
+# 65,536 LUT entries of 16 bits are 128 KB, all the memory of one Loihi 2 neuro core (the cost model's
+# core_memory_bytes, a low-confidence secondary figure): no larger table can be placed on a core.
+SIGMOID_LUT_MAX_SIZE = 1 << 16
+
+
 @dataclass(frozen=True)
 class FixedPointConfig:
     """The knobs of the fixed-point contract (DESIGN.md section 3); formats per tensor come from calibration.
@@ -140,8 +145,8 @@ class FixedPointConfig:
         if not 4 <= self.gate_frac_bits <= self.state_bits - 2:
             bad.append(("gate_frac_bits", f"must be in [4, state_bits-2], got {self.gate_frac_bits}"))
         n, r = self.sigmoid_lut_size, self.sigmoid_lut_range
-        if n < 4 or n & (n - 1):
-            bad.append(("sigmoid_lut_size", f"must be a power of two >= 4, got {n}"))
+        if n < 4 or n & (n - 1) or n > SIGMOID_LUT_MAX_SIZE:
+            bad.append(("sigmoid_lut_size", f"must be a power of two in [4, {SIGMOID_LUT_MAX_SIZE}], got {n}"))
         elif not (r > 0 and math.log2(r).is_integer() and math.log2(n / (2 * r)).is_integer()):
             bad.append(("sigmoid_lut_range", f"must be a power of two with size/(2*range) a power of two, got {r}"))
         if not 4 <= self.norm_square_bits <= (self.state_bits + 1) // 2:

@@ -23,3 +23,7 @@ class MicrocodeError(LmfError):
 
 class OutputError(LmfError):
     """An output file or folder cannot be written; the message starts with its path."""
+
+
+class NumericalError(LmfError):
+    """A model's arithmetic overflowed (non-finite values); the message names the largest weight."""
