@@ -29,7 +29,7 @@ from safetensors.numpy import load_file, save_file
 
 from .calibration import Calibration, TOKEN_MIXER_INPUTS, norm_stages
 from .config import FixedPointConfig, ModelConfig
-from .checkpoint import make_readable
+from .checkpoint import _describe, make_readable
 from .errors import CheckpointError
 from .fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut, quantize_multiplier,
                           sigmoid_lut)
@@ -227,11 +227,6 @@ def validate_meta(path, net: "QuantisedNetwork") -> None:
             raise CheckpointError(f"{path}: meta key {key!r} must be an integer, got {v!r}")
     if not isinstance(net.fingerprint, str):
         raise CheckpointError(f"{path}: meta key 'fingerprint' must be a string")
-
-
-def _describe(cfg: ModelConfig) -> str:
-    return (f"{cfg.num_layers} layers, hidden_size={cfg.hidden_size}, intermediate_size={cfg.intermediate_size}, "
-            f"vocab_size={cfg.vocab_size}")
 
 
 class _Missing(Exception):

@@ -21,7 +21,6 @@ from lava_matmulfree.cli import main
 from lava_matmulfree.errors import CheckpointError, NumericalError, OutputError
 from lava_matmulfree.float_model import FloatModel
 from lava_matmulfree.limits import SizeError
-from lava_matmulfree.params import random_params
 from lava_matmulfree.quantise import QuantisedNetwork
 
 REPO = Path(__file__).resolve().parents[1]
