@@ -159,7 +159,7 @@ class InstrumentedRun:
         global _PROFILE_DIR, _CHUNK_ENDS, _STATS
         from lava.magma.core.run_conditions import RunSteps
 
-        from lava_matmulfree.graph import _raise_fd_limit, _teardown
+        from lava_matmulfree.runtime import raise_fd_limit as _raise_fd_limit, teardown as _teardown
 
         _raise_fd_limit()
         out: dict = {"chunks": []}

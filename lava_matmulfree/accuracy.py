@@ -320,8 +320,8 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     ``calib_sequences`` or ``num_calib`` random sequences of ``calib_length`` tokens."""
     from .params import random_params
 
-    cfg_file = load_config(config if config is not None else "tiny") if (config is not None or checkpoint is None) \
-        else None
+    cfg_file = load_config(config if config is not None else "tiny", require="model" if checkpoint is None else None) \
+        if (config is not None or checkpoint is None) else None
     fp = fixed_point if fixed_point is not None else (cfg_file.fixed_point if cfg_file else FixedPointConfig())
     if overrides:
         fp = replace(fp, **dict(overrides))
@@ -334,12 +334,16 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
         cfg = cfg_file.model
         params = random_params(cfg, seed=seed)
         source = f"random weights of config {cfg.name!r} (seed {seed})"
+    from .checkpoint import fingerprint
+
+    weights_id = fingerprint(cfg, params)
     model = FloatModel(cfg, params, dtype=dtype)
     del params
     if calib_sequences is None:
         calib_sequences = random_calibration_sequences(cfg.vocab_size, num_calib, calib_length)
     cal = calibrate(model, calib_sequences, fp, progress=progress)
     net = compile_network(model, cal, fp)
+    net.fingerprint = weights_id
     return EvalSetup(cfg=cfg, fp=fp, float_model=model, calibration=cal, net=net, source=source,
                      checkpoint=None if checkpoint is None else str(checkpoint))
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
 from .errors import BackendError
+from .limits import check_generation, token_ids
 from .quantise import QuantisedNetwork
 from .sampling import Sampler
 
@@ -189,9 +190,10 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     """Generate ``max_new_tokens`` after ``prompt`` (token ids) on ``backend``; ``probes`` names variables to
     record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...)."""
     run = run or RunConfig(backend=backend)
-    prompt = [int(t) for t in prompt]
-    V = (net.cfg if net is not None else float_model.cfg).vocab_size
-    _check_request(backend, prompt, max_new_tokens, V)
+    cfg = net.cfg if net is not None else float_model.cfg
+    prompt = token_ids(prompt, cfg.vocab_size)  # refuses float and string ids instead of converting them
+    _check_request(backend, prompt, max_new_tokens, cfg.vocab_size)
+    check_generation(cfg, len(prompt), max_new_tokens)
     sampler = Sampler(temperature, top_k, seed)
     if backend == "float":
         if probes:

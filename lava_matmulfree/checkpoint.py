@@ -16,6 +16,8 @@ them as one warning on the ``lava_matmulfree.checkpoint`` logger.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -237,6 +239,20 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict[str, np.ndarr
         more = f" and {len(ck.unexpected) - MAX_NAMES_IN_MESSAGE} more" if len(ck.unexpected) > MAX_NAMES_IN_MESSAGE else ""
         log.warning("%s: ignoring %d tensor(s) the model does not use: %s%s", folder, len(ck.unexpected), shown, more)
     return ck.config, ck.params
+
+
+def fingerprint(cfg: ModelConfig, params: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of what a model computes: its architecture fields and every tensor (name, shape, float32
+    bytes). A compiled network stores the fingerprint of the checkpoint it came from, so one copied next to
+    another checkpoint is recognised (docs/reliability.md)."""
+    h = hashlib.sha256()
+    arch = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "name"}  # a display name changes nothing
+    h.update(json.dumps(arch, sort_keys=True).encode())
+    for n in sorted(params):
+        a = np.ascontiguousarray(params[n], dtype="<f4")
+        h.update(f"{n}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 # ------------------------------------------------------------------------------------- writing

@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from .atomic import atomic_outputs, check_output_dir, check_output_file, write_text
+from .limits import MAX_NEW_TOKENS, check_tokens
 from .config import BACKEND_NAMES, LAVA_BACKEND_NAMES
 from .errors import LmfError
 
@@ -81,7 +83,10 @@ class _Model:
 def _checkpoint_arg(args):
     """--checkpoint, else the demo model when it is installed and no --config was asked for, else None."""
     if args.checkpoint is not None:
-        return Path(args.checkpoint)
+        path = Path(args.checkpoint)
+        if not path.exists():
+            raise ValueError(f"{path}: no such checkpoint folder or compiled {COMPILED_SUFFIX} file (--checkpoint)")
+        return path
     if args.config is None and all((DEMO_MODEL_DIR / f).is_file() for f in DEMO_MODEL_FILES):
         return DEMO_MODEL_DIR
     return None
@@ -100,6 +105,23 @@ def _compiled_file(ckpt: Path | None):
     return inside if inside.is_file() else None
 
 
+def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
+    """Whether a compiled network found inside a checkpoint folder was compiled from that folder's weights
+    (its fingerprint); if not, say so: the caller recompiles from the weights."""
+    from .checkpoint import INDEX_FILE, WEIGHTS_FILE, fingerprint, load_checkpoint
+
+    if ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE)):
+        return True  # a compiled file named directly, or a folder without float weights: nothing to compare
+    cfg, params = load_checkpoint(ckpt)
+    if net.fingerprint == fingerprint(cfg, params):
+        return True
+    why = ("carries no fingerprint of the weights it was compiled from" if not net.fingerprint
+           else f"was compiled from other weights than those in {ckpt}")
+    print(f"warning: {compiled} {why}; ignoring it and compiling the checkpoint "
+          f"(`lava-matmulfree compile --checkpoint {ckpt} --out {compiled}` makes a matching one)", file=sys.stderr)
+    return False
+
+
 def _tokenizer(ckpt: Path | None):
     from .tokenizer import ByteTokenizer, load_tokenizer
 
@@ -110,7 +132,9 @@ def _tokenizer(ckpt: Path | None):
 
 def _check_vocab(tok, cfg):
     if tok.vocab_size > cfg.vocab_size:
-        raise ValueError(f"the tokenizer has {tok.vocab_size} tokens but the model only {cfg.vocab_size}")
+        which = getattr(tok, "path", None) or "the byte tokenizer"
+        raise ValueError(f"{which}: the tokenizer has {tok.vocab_size} tokens but the model only "
+                         f"{cfg.vocab_size} (vocab_size)")
 
 
 def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -> _Model:
@@ -132,10 +156,10 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
             cfg, params = load_checkpoint(ckpt)
             what = f"checkpoint {ckpt}"
         else:
-            from .config import load_config
+            from .config import load_model_config
             from .params import random_params
 
-            cfg = load_config(args.config or DEFAULT_CONFIG).model
+            cfg = load_model_config(args.config or DEFAULT_CONFIG)
             params = random_params(cfg, seed=args.seed)
             what = f"random weights of config {cfg.name!r} (seed {args.seed})"
         tok = _tokenizer(ckpt)
@@ -146,9 +170,10 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
         from .quantise import QuantisedNetwork
 
         net = QuantisedNetwork.load(compiled)
-        tok = _tokenizer(ckpt)
-        _check_vocab(tok, net.cfg)
-        return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
+        if _compiled_from(net, compiled, ckpt):
+            tok = _tokenizer(ckpt)
+            _check_vocab(tok, net.cfg)
+            return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
     from .accuracy import build_evaluation
 
     tok = _tokenizer(ckpt)  # before calibrating: a bad tokenizer is a quick error
@@ -162,7 +187,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     from .config import RunConfig, load_config
 
     if args.run_config is not None:
-        run = load_config(args.run_config).run
+        run = load_config(args.run_config, require="run").run
     else:
         run = RunConfig(backend=args.backend or default_backend)
     if run.backend == "loihi2":
@@ -222,6 +247,13 @@ def _non_negative_float(text: str) -> float:
     return v
 
 
+def _token_count(text: str) -> int:
+    v = _non_negative_int(text)
+    if v > MAX_NEW_TOKENS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_NEW_TOKENS} tokens per generation, got {v}")
+    return v
+
+
 _non_negative_int.__name__ = "non-negative integer"  # argparse names the type in its messages
 _positive_int.__name__ = "positive integer"
 _non_negative_float.__name__ = "non-negative number"
@@ -237,12 +269,12 @@ def _add_model_args(p, seed_help="seed of the random weights"):
     src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
                      help=f"model config (tiny, 370m, ... or a TOML path) of seeded random weights (default: "
                           f"{DEFAULT_CONFIG})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
+    p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
 
 
 def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
-    p.add_argument("--max-new-tokens", type=_non_negative_int, default=max_new_tokens, metavar="N",
+    p.add_argument("--max-new-tokens", type=_token_count, default=max_new_tokens, metavar="N",
                    help=f"tokens to generate (default: {max_new_tokens})")
     p.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
                    help=f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})")
@@ -432,28 +464,30 @@ def cmd_probe(args, err=None) -> int:
     backend, run = _run_choice(args)
     if backend not in PROBE_BACKENDS:
         raise ValueError(f"probes are recorded on {', '.join(PROBE_BACKENDS)}, not on {backend}")
-    m = _load_model(args, backend)
-    names = _probe_names(args.vars, m.cfg.num_layers)
     if args.max_new_tokens < 1:
         raise ValueError("probe needs --max-new-tokens >= 1")
+    npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
+    for path in (npz, png):  # a bad output path is found before the run, not after it
+        check_output_file(path)
+    m = _load_model(args, backend)
+    names = _probe_names(args.vars, m.cfg.num_layers)
     prompt, gen = _run_generation(args, backend, run, m, probes=names)
     tokens = list(prompt) + list(gen.tokens)
     n = len(tokens) - 1  # every token but the last enters the graph
-    npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
-    if npz.parent != Path("."):
-        npz.parent.mkdir(parents=True, exist_ok=True)
     from .backends import dequantise_probes, probe_frac_bits
 
     fixed = backend not in FLOAT_BACKENDS
     real = dequantise_probes(m.net, {name: gen.probes[name] for name in names}) if fixed else gen.probes
     # raw arrays as recorded (integers on the fixed-point backends), their fraction bits, and real values
     extra = {f"{name}.frac_bits": np.asarray(probe_frac_bits(m.net, name)) for name in names} if fixed else {}
-    np.savez(npz, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
-             **{name: np.asarray(gen.probes[name]) for name in names},
-             **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
     title = (f"{m.what}, backend {backend}: first {PLOT_CHANNELS} channels per token "
              f"({len(prompt)} prompt + {len(gen.tokens)} new tokens)")
-    _plot_probes(png, {name: real[name] for name in names}, len(prompt), title)
+    with atomic_outputs(npz, png) as (npz_tmp, png_tmp):  # both files or neither
+        with open(npz_tmp, "wb") as f:
+            np.savez(f, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
+             **{name: np.asarray(gen.probes[name]) for name in names},
+                     **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
+        _plot_probes(png_tmp, {name: real[name] for name in names}, len(prompt), title)
     print(tokens and m.tokenizer.decode(tokens).translate(PRINTABLE))
     print(f"backend {backend}: {len(names)} probes over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
           f"wrote {npz} and {png}", file=err)
@@ -487,6 +521,17 @@ def _parse_overrides(items) -> dict:
     return out
 
 
+def _model_cfg(args, ckpt):
+    """The ModelConfig of --checkpoint / --config without loading any weights (for size checks)."""
+    if ckpt is not None:
+        from .checkpoint import read_config_json
+
+        return read_config_json(ckpt)
+    from .config import load_model_config
+
+    return load_model_config(args.config or DEFAULT_CONFIG)
+
+
 def _float_checkpoint(args, command):
     ckpt = _checkpoint_arg(args)
     if ckpt is not None and ckpt.is_file():
@@ -507,41 +552,48 @@ def cmd_eval(args) -> int:
     ckpt = _float_checkpoint(args, "eval")
     overrides = _parse_overrides(args.overrides)
     text = _read_text(args.text) if args.text is not None else None
-    report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides,
-                         num_sequences=args.sequences or DEFAULT_EVAL_SEQUENCES,
-                         length=args.length or DEFAULT_EVAL_LENGTH, text=text, progress=True)
+    if args.json is not None:
+        check_output_file(args.json)
+    num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
+    check_tokens(_model_cfg(args, ckpt), num * length, f"--sequences {num} x --length {length}")
+    report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
+                         text=text, progress=True)
     print(report.table())
     if args.json is not None:
-        Path(args.json).write_text(report.to_json())
+        write_text(args.json, report.to_json())
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
 def cmd_compile(args) -> int:
-    from .accuracy import DEFAULT_CALIB_LENGTH
+    from .accuracy import DEFAULT_CALIB_LENGTH, DEFAULT_CALIB_SEQUENCES
 
     ckpt = _float_checkpoint(args, "compile")
     overrides = _parse_overrides(args.overrides)
+    out = check_output_file(args.out)
     length = args.calib_length or DEFAULT_CALIB_LENGTH
     kwargs = {"calib_length": length}
     if args.calib_text is not None:
         tok = _tokenizer(ckpt)
         ids = tok.encode(_read_text(args.calib_text), add_bos=tok.bos_token_id >= 0)
+        if len(ids) <= (tok.bos_token_id >= 0):  # nothing but the begin-of-sequence token
+            raise ValueError(f"{args.calib_text}: holds no text to calibrate on")
         seqs = [ids[i:i + length] for i in range(0, len(ids), length)]
-        if not seqs:
-            raise ValueError(f"{args.calib_text}: no tokens to calibrate on")
         kwargs["calib_sequences"] = seqs
+    else:
+        check_tokens(_model_cfg(args, ckpt), DEFAULT_CALIB_SEQUENCES * length, f"--calib-length {length}")
     m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
-    out = Path(args.out)
-    if out.parent != Path("."):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    m.net.save(out)
+    with atomic_outputs(out) as (tmp,):
+        m.net.save(tmp)
     how = f"{len(kwargs['calib_sequences'])} sequences of {args.calib_text}" if args.calib_text else "random sequences"
     print(f"compiled {m.what} (calibrated on {how}, {length} tokens each) -> {out}", file=sys.stderr)
     return 0
 
 
 def cmd_estimate(args) -> int:
+    from .config import load_model_config
+
+    load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
     try:
         from .loihi.cost_model import estimate_main
     except ImportError as e:
@@ -552,8 +604,8 @@ def cmd_estimate(args) -> int:
         if not sep or not name:
             raise ValueError(f"--set {item!r}: expected NAME=VALUE")
         overrides[name.strip()] = _estimate_value(value.strip())
-    estimate_main(args.config, Path(args.out), preset=args.preset,
-                  json_path=Path(args.json) if args.json else None, **overrides)
+    json_path = check_output_file(args.json) if args.json else None
+    estimate_main(args.config, check_output_dir(args.out), preset=args.preset, json_path=json_path, **overrides)
     return 0
 
 
@@ -578,11 +630,14 @@ def _describe_ports(proc) -> list:
 
 
 def cmd_train(args) -> int:
+    from .train_options import parse
+
+    parsed = parse(args.train_args, parser_class=_Parser)  # --help and bad options need no torch
     try:
         from .train import main as train_main
     except ImportError as e:
         raise ValueError(str(e)) from None
-    return train_main(args.train_args)
+    return train_main(args.train_args, args=parsed)
 
 
 def cmd_info(args) -> int:
@@ -640,25 +695,35 @@ def main(argv=None) -> int:
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:  # never die on a character the terminal's encoding lacks
         reconfigure(errors="backslashreplace")
+    from .runtime import Terminated, termination_signals
+
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        if argv[:1] == ["train"]:  # every option belongs to the trainer's own parser (train.py)
-            return cmd_train(argparse.Namespace(train_args=argv[1:]))
-        args = build_parser().parse_args(argv)
-        return args.func(args)
+        with termination_signals():  # SIGTERM / SIGHUP unwind like Ctrl-C: the Lava runtime is always stopped
+            if argv[:1] == ["train"]:  # every option belongs to the trainer's own parser (train.py)
+                return cmd_train(argparse.Namespace(train_args=argv[1:]))
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except _UsageError as e:
         _fail(str(e))
     except (LmfError, ValueError) as e:
         _fail(str(e))
+    except MemoryError:
+        _fail("out of memory: the request is too large for this machine")
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED)
+    except Terminated as e:
+        print(f"stopped by {e.name}", file=sys.stderr)
+        raise SystemExit(e.exit_status)
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly (and keep the interpreter's final flush quiet)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError, AttributeError):
             pass
         raise SystemExit(0)
+    except OSError as e:  # a file the code above did not check itself: still one line naming it
+        _fail(f"{e.filename}: {e.strerror}" if e.filename is not None else str(e))
 
 
 if __name__ == "__main__":

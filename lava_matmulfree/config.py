@@ -108,6 +108,11 @@ class ModelConfig:
         }
 
 
+# 65,536 LUT entries of 16 bits are 128 KB, all the memory of one Loihi 2 neuro core (the cost model's
+# core_memory_bytes, a low-confidence secondary figure): no larger table can be placed on a core.
+SIGMOID_LUT_MAX_SIZE = 1 << 16
+
+
 @dataclass(frozen=True)
 class FixedPointConfig:
     """The knobs of the fixed-point contract (docs/fixed_point.md); formats per tensor come from calibration.
@@ -140,8 +145,8 @@ class FixedPointConfig:
         if not 4 <= self.gate_frac_bits <= self.state_bits - 2:
             bad.append(("gate_frac_bits", f"must be in [4, state_bits-2], got {self.gate_frac_bits}"))
         n, r = self.sigmoid_lut_size, self.sigmoid_lut_range
-        if n < 4 or n & (n - 1):
-            bad.append(("sigmoid_lut_size", f"must be a power of two >= 4, got {n}"))
+        if n < 4 or n & (n - 1) or n > SIGMOID_LUT_MAX_SIZE:
+            bad.append(("sigmoid_lut_size", f"must be a power of two in [4, {SIGMOID_LUT_MAX_SIZE}], got {n}"))
         elif not (r > 0 and math.log2(r).is_integer() and math.log2(n / (2 * r)).is_integer()):
             bad.append(("sigmoid_lut_range", f"must be a power of two with size/(2*range) a power of two, got {r}"))
         if not 4 <= self.norm_square_bits <= (self.state_bits + 1) // 2:
@@ -234,6 +239,8 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     if p.suffix == ".toml" or p.exists():
         if not p.exists():
             raise ConfigError(f"{p}: no such config file")
+        if not p.is_file():
+            raise ConfigError(f"{p}: is a folder, not a config file")
         return p
     cand = CONFIG_DIR / f"{name_or_path}.toml"
     if not cand.exists():
@@ -242,14 +249,32 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     return cand
 
 
-def load_config(name_or_path: str | Path) -> Config:
-    """Read a config by name (``tiny``, ``370m`` ...) or path; every section is validated."""
+# what each kind of config is for, in the message when its section is missing
+SECTION_USE = {"model": "a model config (tiny, 370m, ... or a TOML with [model])",
+               "run": "a run config (sim, sim-fused, reference, ... or a TOML with [run])"}
+
+
+def load_config(name_or_path: str | Path, require: str | None = None) -> Config:
+    """Read a config by name (``tiny``, ``370m`` ...) or path; every section is validated. With ``require``
+    (a section name), a file without that section is an error rather than silently the defaults."""
     path = resolve_config_path(name_or_path)
     try:
-        raw = tomli.loads(path.read_text())
+        raw = tomli.loads(path.read_text(encoding="utf-8"))
     except tomli.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8 TOML) file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    if require is not None and require not in raw:
+        have = ", ".join(f"[{k}]" for k in raw) or "no section"
+        raise ConfigError(f"{path}: has no [{require}] section ({have}); expected {SECTION_USE[require]}")
     return config_from_dict(raw, str(path))
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """The [model] section of a config, which must have one."""
+    return load_config(name_or_path, require="model").model
 
 
 def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Config:

@@ -19,3 +19,11 @@ class BackendError(LmfError):
 
 class MicrocodeError(LmfError):
     """A malformed microcode program; the message starts with file:line."""
+
+
+class OutputError(LmfError):
+    """An output file or folder cannot be written; the message starts with its path."""
+
+
+class NumericalError(LmfError):
+    """A model's arithmetic overflowed (non-finite values); the message names the largest weight."""

@@ -29,6 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from .config import ModelConfig
+from .errors import NumericalError
 
 TERNARY_SCALE_FLOOR = 1e-5  # s = 1 / max(mean|W|, 1e-5)
 ACT_ABSMAX_FLOOR = 1e-5  # q = 127 / max(max|x|, 1e-5)
@@ -231,6 +232,9 @@ class FloatModel:
         self.cfg = cfg
         self.dtype = dtype
         P = {k: np.asarray(v, dtype=dtype) for k, v in params.items()}
+        # the largest weight, named when the arithmetic overflows (non-finite logits)
+        self.peak_weight = max(((float(np.max(np.abs(v))) if v.size else 0.0, k) for k, v in P.items()),
+                               default=(0.0, ""))
         be = cfg.bitlinear_eps
 
         def bl(prefix):
@@ -305,20 +309,32 @@ class FloatModel:
         x = self.embed(tokens)
         hidden = [x]
         eps, I = self.cfg.rms_norm_eps, self.cfg.intermediate_size
-        for l, lw in enumerate(self.layers):
-            rec = None if record is None else {"x": x}
-            o, state.h[l] = token_mixer(lw, x, state.h[l], eps, rec)
-            r = x + o
-            if rec is not None:
-                rec["r"] = r
-            x = r + channel_mixer(lw, r, eps, I, rec)
-            hidden.append(x)
-            if rec is not None:
-                record.append(rec)
-        logits = self.head(x)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked once, on the logits
+            for l, lw in enumerate(self.layers):
+                rec = None if record is None else {"x": x}
+                o, state.h[l] = token_mixer(lw, x, state.h[l], eps, rec)
+                r = x + o
+                if rec is not None:
+                    rec["r"] = r
+                x = r + channel_mixer(lw, r, eps, I, rec)
+                hidden.append(x)
+                if rec is not None:
+                    record.append(rec)
+            logits = self.head(x)
+        self._check_finite(logits)
         if return_hidden:
             return logits, state, np.stack(hidden)
         return logits, state
+
+    def _check_finite(self, logits: np.ndarray) -> None:
+        bad = ~np.isfinite(logits)
+        if bad.any():
+            pos = int(np.argwhere(bad)[0][0])
+            peak, name = self.peak_weight
+            hint = "; --float-dtype float64 has more range" if np.dtype(self.dtype) == np.float32 else ""
+            raise NumericalError(f"the float model's logits are not finite (NaN/Inf) at position {pos}: its "
+                                 f"{np.dtype(self.dtype).name} arithmetic overflowed (largest weight |{peak:.3g}| in "
+                                 f"tensor {name!r}){hint}")
 
     def step(self, token: int, state: FloatState | None = None):
         """Decode one token: (logits [V], new state)."""

@@ -11,16 +11,13 @@ and Ctrl-C.
 """
 from __future__ import annotations
 
-import resource
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import BackendError
 from .quantise import QuantisedNetwork
+from .runtime import LavaRunError, run_steps, stop  # noqa: F401  (LavaRunError: part of this module's API)
 
 HEAD_VARS = ("x",)  # the final norm's input: head.x
 #: Block models: name -> (connection hops a token spends in a block, probe point -> hops after it enters).
@@ -155,97 +152,6 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
 
 
 # --------------------------------------------------------------------------------------- running
-class LavaRunError(BackendError):
-    """A process model raised inside the Lava runtime, or the run timed out."""
-
-
-def _raise_fd_limit(want: int = 65536) -> None:
-    """Each leaf process holds ~10 descriptors in the parent: lift the soft limit up to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-WATCHDOG_POLL_S = 0.2  # how often the watchdog looks at the Lava children
-
-
-def _actors(proc) -> list:
-    rt = getattr(proc, "runtime", None)
-    infra = getattr(rt, "_messaging_infrastructure", None)
-    return list(getattr(infra, "actors", None) or [])
-
-
-def _kill(actors) -> None:
-    for actor in actors:
-        try:
-            if actor.is_alive():
-                actor.terminate()
-        except ValueError:  # the process object is already closed
-            pass
-
-
-def _teardown(proc, failed: bool) -> None:
-    """Stop the runtime and make sure no child survives. After a model error lava's own stop() would wait
-    on dead services (and can take the interpreter down), so the children are terminated and the messaging
-    layer is shut directly."""
-    rt = getattr(proc, "runtime", None)
-    if rt is None:
-        return
-    if not failed:
-        try:
-            proc.stop()
-            return
-        except Exception:  # fall through to the forced teardown
-            pass
-    _kill(_actors(proc))
-    try:
-        rt._messaging_infrastructure.stop()
-    finally:
-        rt._watchdog_manager.stop()
-        rt._is_started = rt._is_running = False
-
-
-def _child_errors(proc) -> list[str]:
-    out = []
-    for actor in _actors(proc):
-        exc = actor.exception
-        if exc:
-            out.append(f"{type(exc[0]).__name__}: {exc[0]}")
-    return out
-
-
-class _Interrupt(Exception):
-    """Raised in the main thread by the watchdog's signal."""
-
-
-class _Watchdog(threading.Thread):
-    """Watches a Lava run from a thread. A model that raises leaves the others waiting on its channels
-    forever (lava then blocks joining them); a run past its time limit is presumed deadlocked. Either way
-    the watchdog terminates every child and interrupts the main thread with SIGUSR1."""
-
-    def __init__(self, proc, timeout: float | None):
-        super().__init__(daemon=True, name="lava-watchdog")
-        self.proc, self.timeout = proc, timeout
-        self.main = threading.main_thread().ident
-        self.done = threading.Event()
-        self.reason: str | None = None
-
-    def run(self):
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while not self.done.wait(WATCHDOG_POLL_S):
-            actors = _actors(self.proc)
-            try:
-                failed = any(a.exception for a in actors)
-            except (OSError, EOFError, ValueError):  # a pipe closed under us: lava is finishing
-                failed = False
-            if failed or (deadline is not None and time.monotonic() > deadline):
-                self.reason = "error" if failed else "timeout"
-                _kill(actors)
-                signal.pthread_kill(self.main, signal.SIGUSR1)
-                return
-
-
 @dataclass
 class RunResult:
     tokens: list
@@ -282,43 +188,16 @@ class GraphRunner:
     def close(self, failed: bool = False) -> None:
         if self.started:
             self.started = False
-            _teardown(self.graph.source, failed)
+            stop(self.graph.source, failed)
 
     def _run(self, steps: int) -> None:
-        from lava.magma.core.run_conditions import RunSteps
-
-        def on_signal(signum, frame):
-            raise _Interrupt()
-
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGUSR1, on_signal) if in_main else None
-        proc = self.graph.source
-        dog = _Watchdog(proc, self.timeout) if in_main else None
         try:
-            if dog is not None:
-                dog.start()
-            try:
-                proc.run(condition=RunSteps(num_steps=steps), run_cfg=self.run_cfg)
-                self.started = True
-                self.steps += steps
-            except (_Interrupt, RuntimeError) as e:
-                self.started = True
-                if dog is not None:
-                    dog.done.set()
-                errs = _child_errors(proc)
-                self.close(failed=True)
-                if errs:
-                    raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
-                if isinstance(e, _Interrupt) and dog is not None and dog.reason == "timeout":
-                    raise LavaRunError(f"the Lava run did not finish within {self.timeout:.0f} s (a deadlock?); its "
-                                       "processes were stopped") from None
-                raise LavaRunError(f"the Lava runtime failed: {e}") from None
-        finally:
-            if dog is not None:
-                dog.done.set()
-                dog.join()
-            if in_main:
-                signal.signal(signal.SIGUSR1, previous)
+            run_steps(self.graph.source, self.run_cfg, steps, self.timeout)
+        except BaseException:
+            self.started = False  # run_steps has torn the runtime down
+            raise
+        self.started = True
+        self.steps += steps
 
     def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False) -> RunResult:
         """One request on the running graph: the recurrent state persists from the previous request unless
@@ -347,7 +226,6 @@ class GraphRunner:
             m = Monitor()
             m.probe(var, expected)
             monitors.append((name, m, var, offset, row))
-        _raise_fd_limit()
         first_step = self.steps
         t0 = time.perf_counter()
         try:

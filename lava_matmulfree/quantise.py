@@ -29,7 +29,7 @@ from safetensors.numpy import load_file, save_file
 
 from .calibration import Calibration, TOKEN_MIXER_INPUTS, norm_stages
 from .config import FixedPointConfig, ModelConfig
-from .checkpoint import make_readable
+from .checkpoint import _describe, make_readable
 from .errors import CheckpointError
 from .fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut, quantize_multiplier,
                           sigmoid_lut)
@@ -101,6 +101,7 @@ class QuantisedNetwork:
     sigmoid_lut: np.ndarray
     invsqrt_lut: np.ndarray
     calibration: Calibration = field(default_factory=Calibration)
+    fingerprint: str = ""  # checkpoint.fingerprint of the weights it was compiled from ("" in older files)
 
     # ------------------------------------------------------------------ save / load (one safetensors file)
     def save(self, path: str | Path) -> None:
@@ -125,8 +126,111 @@ class QuantisedNetwork:
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
         if header.get("format_version") != str(FORMAT_VERSION) or "meta" not in header:
             raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (format {FORMAT_VERSION})")
-        meta = json.loads(header["meta"])
-        return _unflatten(cls, "", tensors, meta)
+        try:
+            meta = json.loads(header["meta"])
+        except ValueError as e:
+            raise CheckpointError(f"{path}: its meta header is not valid JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{path}: its meta header is not a JSON object")
+        try:
+            cfg = _unflatten_value("ModelConfig", "cfg.", tensors, meta)
+            fp = _unflatten_value("FixedPointConfig", "fp.", tensors, meta)
+            validate_tensors(path, cfg, fp, tensors)  # before the structure: a tensor error names the tensor
+            net = _unflatten(cls, "", tensors, meta)
+        except _Missing as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{path}: malformed meta header ({e})") from None
+        validate_meta(path, net)
+        return net
+
+
+# ----------------------------------------------------------------------------------- validation
+def expected_compiled_tensors(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, kind) of every tensor of a compiled network of ``cfg``; kinds: ``ternary`` int8
+    weights in {-1, 0, 1}, ``mantissa`` rescale multipliers (|m| < 2**mantissa_bits), ``state`` values of
+    the residual format, ``gate`` forget-gate lower bounds in [0, 1], ``lut`` tables rebuilt from the knobs."""
+    d, I, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    want = {"embed": ((V, d), "state"), "lm_head": ((V, d), "ternary"), "head.inner_m": ((d,), "mantissa"),
+            "head.gain_m.lm_head": ((d,), "mantissa"), "sigmoid_lut": ((), "lut"), "invsqrt_lut": ((), "lut")}
+    for l in range(cfg.num_layers):
+        p = f"layers.{l}."
+        for stage, n, consumers in (("attn", d, TOKEN_MIXER_INPUTS), ("gate", d, ("o",)), ("mlp", d, ("gate",)),
+                                    ("down_norm", I, ("down",))):
+            want[f"{p}{stage}.inner_m"] = ((n,), "mantissa")
+            for c in consumers:
+                want[f"{p}{stage}.gain_m.{c}"] = ((n,), "mantissa")
+        for proj in ("i", "f", "g", "o"):
+            want[f"{p}{proj}.w"] = ((d, d), "ternary")
+        want[f"{p}gate_w"] = ((2 * I, d), "ternary")
+        want[f"{p}down.w"] = ((d, I), "ternary")
+        want[f"{p}lb"] = ((d,), "gate")
+    return want
+
+
+def validate_tensors(path, cfg: ModelConfig, fp: FixedPointConfig, tensors: dict) -> None:
+    """Every tensor present with its shape, dtype and range for the meta's model and knobs, nothing else;
+    else a CheckpointError naming ``path`` and the tensor or key."""
+    for what, obj in (("cfg", cfg), ("fp", fp)):
+        bad = obj._check()
+        if bad:
+            raise CheckpointError(f"{path}: meta {what}.{bad[0][0]} {bad[0][1]}")
+    try:
+        check_accumulator_fits(cfg.hidden_size, fp, "hidden_size")
+        check_accumulator_fits(cfg.intermediate_size, fp, "intermediate_size")
+    except ValueError as e:
+        raise CheckpointError(f"{path}: meta {e}") from None
+    want = expected_compiled_tensors(cfg)
+    luts = {"sigmoid_lut": sigmoid_lut(fp.sigmoid_lut_size, fp.sigmoid_lut_range, fp.gate_frac_bits),
+            "invsqrt_lut": invsqrt_seed_lut(fp.invsqrt_seed_bits)}
+    extra = sorted(set(tensors) - set(want))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected tensor {extra[0]!r} for a model of {_describe(cfg)}")
+    state_max = 1 << (fp.state_bits - 1)
+    for name, (shape, kind) in want.items():
+        if name not in tensors:
+            raise CheckpointError(f"{path}: missing tensor {name!r}, needed by a model of {_describe(cfg)}")
+        a = tensors[name]
+        if kind == "lut":
+            shape = luts[name].shape
+        if tuple(a.shape) != shape:
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(a.shape)}, expected {shape} for a "
+                                  f"model of {_describe(cfg)}")
+        if a.dtype.kind not in "iu" or (kind == "ternary" and a.dtype != np.int8):
+            need = "int8" if kind == "ternary" else "an integer dtype"
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {a.dtype}, expected {need}")
+        if a.size == 0:
+            continue
+        lo, hi = int(a.min()), int(a.max())
+        ok = {"ternary": -1 <= lo and hi <= 1, "mantissa": -(1 << fp.mantissa_bits) < lo and hi < 1 << fp.mantissa_bits,
+              "state": -state_max <= lo and hi < state_max, "gate": 0 <= lo and hi <= 1 << fp.gate_frac_bits,
+              "lut": kind == "lut" and np.array_equal(a, luts.get(name, a))}[kind]
+        if not ok:
+            why = ("differs from the table its [fixed_point] knobs give" if kind == "lut"
+                   else f"holds values in [{lo}, {hi}], outside the range of a {kind} tensor")
+            raise CheckpointError(f"{path}: tensor {name!r} {why}")
+
+
+def validate_meta(path, net: "QuantisedNetwork") -> None:
+    """The meta's formats, multipliers and shifts are integers, its layer count matches the config."""
+    if len(net.layers) != net.cfg.num_layers:
+        raise CheckpointError(f"{path}: meta lists {len(net.layers)} layers, its cfg.num_layers says "
+                              f"{net.cfg.num_layers}")
+    keys = [("x_frac", net.x_frac)]
+    for l, q in enumerate(net.layers):
+        keys += [(f"layers.{l}.{k}", getattr(q, k))
+                 for k in ("h_frac", "gz_frac", "u_frac", "v_frac", "y_frac", "u_m", "u_k", "v_m", "v_k")]
+        keys += [(f"layers.{l}.{proj}.{k}", getattr(getattr(q, proj), k))
+                 for proj in ("i", "f", "g", "o", "down") for k in ("out_m", "out_k")]
+    for key, v in keys:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise CheckpointError(f"{path}: meta key {key!r} must be an integer, got {v!r}")
+    if not isinstance(net.fingerprint, str):
+        raise CheckpointError(f"{path}: meta key 'fingerprint' must be a string")
+
+
+class _Missing(Exception):
+    """A key of the meta header is missing."""
 
 
 # ----------------------------------------------------------------------------------- flatten helpers
@@ -155,8 +259,22 @@ def _flatten(obj, prefix, tensors, meta):
 def _unflatten(cls, prefix, tensors, meta):
     kw = {}
     for f in fields(cls):
+        if f.name not in meta and f.type == "str" and f.default is not dataclasses.MISSING:
+            continue  # a field newer than the file keeps its default
         kw[f.name] = _unflatten_value(f.type, f"{prefix}{f.name}.", tensors, meta)
     return cls(**kw)
+
+
+def _meta(meta, key):
+    if key not in meta:
+        raise _Missing(f"missing meta key {key!r}")
+    return meta[key]
+
+
+def _tensor(tensors, key):
+    if key not in tensors:
+        raise _Missing(f"missing tensor {key!r}")
+    return tensors[key]
 
 
 _TYPES = {"QNorm": QNorm, "QProj": QProj, "QLayer": QLayer}
@@ -164,25 +282,28 @@ _TYPES = {"QNorm": QNorm, "QProj": QProj, "QLayer": QLayer}
 
 def _unflatten_value(typ, prefix, tensors, meta):
     name = prefix[:-1]
-    if typ == "ModelConfig":
-        return ModelConfig(**meta[name])
-    if typ == "FixedPointConfig":
-        return FixedPointConfig(**meta[name])
+    if typ in ("ModelConfig", "FixedPointConfig"):
+        known = {f.name for f in fields(ModelConfig if typ == "ModelConfig" else FixedPointConfig)}
+        raw = _meta(meta, name)
+        unknown = sorted(set(raw) - known) if isinstance(raw, dict) else []
+        if unknown:
+            raise ValueError(f"unknown key {name}.{unknown[0]}")
+        return (ModelConfig if typ == "ModelConfig" else FixedPointConfig)(**raw)
     if typ == "Calibration":
-        return Calibration.from_json(json.dumps(meta[name]))
+        return Calibration.from_json(json.dumps(_meta(meta, name)))
     if typ in _TYPES:
         return _unflatten(_TYPES[typ], prefix, tensors, meta)
     if typ == "np.ndarray":
-        return tensors[name]
+        return _tensor(tensors, name)
     if typ == "list":  # the layers
-        return [_unflatten(QLayer, f"{prefix}{i}.", tensors, meta) for i in range(meta[prefix + "#len"])]
+        return [_unflatten(QLayer, f"{prefix}{i}.", tensors, meta) for i in range(_meta(meta, prefix + "#len"))]
     if typ == "dict":
         out = {}
-        for k in meta[prefix + "#keys"]:
+        for k in _meta(meta, prefix + "#keys"):
             key = f"{prefix}{k}"
-            out[k] = tensors[key] if key in tensors else meta[key]
+            out[k] = tensors[key] if key in tensors else _meta(meta, key)
         return out
-    return meta[name]
+    return _meta(meta, name)
 
 
 # ----------------------------------------------------------------------------------- compile

@@ -24,13 +24,12 @@ model of the saved file).
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
     raise ImportError("lava_matmulfree.train needs PyTorch: pip install 'lava-matmulfree[train]' "
                       "(installs lava-dl 0.6.0 and torch)") from e
 
-from .checkpoint import SAVE_DTYPES
+from .train_options import TrainConfig, parse  # noqa: F401  (TrainConfig: part of this module's API)
 from .config import ModelConfig
 from .float_model import ACT_ABSMAX_FLOOR, TERNARY_SCALE_FLOOR
 from .train_data import (CORPUS_DESCRIPTION, CORPUS_LICENSE, CORPUS_NAME, TRAINING_FILE, SplitConfig,
@@ -268,31 +267,6 @@ class HGRNBitForCausalLM(nn.Module):
 
 
 # ----------------------------------------------------------------------------------- training
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training hyper-parameter (written to training.json)."""
-
-    hidden_size: int = 192
-    num_layers: int = 3
-    intermediate_size: int = 0  # 0: the released rule 256*ceil(int(8d/3)/256)
-    steps: int = 1800
-    batch_size: int = 16
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1  # cosine decay to lr * this
-    warmup_steps: int = 100
-    weight_decay: float = 0.1  # on the ternary (projection and head) matrices only
-    beta1: float = 0.9
-    beta2: float = 0.95
-    adam_eps: float = 1e-8
-    grad_clip: float = 1.0
-    init_std: float = 0.02
-    seed: int = 0
-    eval_every: int = 200
-    eval_windows: int = 0  # windows of the validation split used by periodic evals; 0: all
-    threads: int = 2
-    save_dtype: str = "float16"
-
-
 def lr_at(step: int, tc: TrainConfig) -> float:
     """Linear warm-up then cosine decay from lr to lr * min_lr_ratio."""
     if step < tc.warmup_steps:
@@ -462,26 +436,10 @@ def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitCon
     return record
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="lava-matmulfree train",
-                                 description="Quantisation-aware training of a small byte-level MMfreeLM on "
-                                             "CPython's own documentation (pydoc_data.topics), written as a "
-                                             "Hugging Face checkpoint folder.")
-    ap.add_argument("--out", default="demo_model", help="output folder (default: %(default)s)")
-    defaults = TrainConfig()
-    choices = {"save_dtype": SAVE_DTYPES}
-    for f in fields(TrainConfig):
-        ap.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                        default=getattr(defaults, f.name), choices=choices.get(f.name),
-                        help=f"default: {getattr(defaults, f.name)}")
-    sd = SplitConfig()
-    for f in fields(SplitConfig):
-        ap.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(sd, f.name),
-                        help=f"default: {getattr(sd, f.name)}")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
-    tc = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    split = SplitConfig(**{f.name: getattr(args, f.name) for f in fields(SplitConfig)})
+def main(argv=None, args=None) -> int:
+    """``lava-matmulfree train``; ``args`` (from :func:`lava_matmulfree.train_options.parse`) skips parsing."""
+    args = args or parse(argv)
+    args, tc, split = args
     command = " ".join(["lava-matmulfree train", *(sys.argv[1:] if argv is None else argv)])
     train(tc, args.out, split, progress=not args.no_progress, command=command)
     return 0

@@ -1,0 +1,90 @@
+"""Atomic output files: a command either writes all of its outputs whole or leaves none (docs/reliability.md).
+
+Each output is written to a temporary file beside it and renamed over it at the end (``os.replace``
+is atomic within a file system), so an error, Ctrl-C or a signal midway never leaves a partial file,
+and every path is checked before the work starts so that a bad one costs nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from .errors import OutputError
+
+TEMP_TAG = ".partial-"  # temporary files are named .<name>.partial-<pid><suffix>, beside the target
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Fail early, naming the path, when ``path`` cannot become a regular file: it is a directory, its
+    folder is a file, or the folder is not writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory, not a file to write")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path}: is not a regular file")
+    folder = path.parent
+    for up in (folder, *folder.parents):  # the nearest part of the folder that exists must be a writable folder
+        if up.exists():
+            if not up.is_dir():
+                raise OutputError(f"{path}: cannot write there ({up} is not a folder)")
+            if not os.access(up, os.W_OK | os.X_OK):
+                raise OutputError(f"{path}: cannot write there ({up} is not writable)")
+            break
+    return path
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Fail early, naming the path, when ``path`` cannot be (or become) a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file, not an output folder")
+    for up in (path, *path.parents):
+        if up.exists():
+            if not up.is_dir():
+                raise OutputError(f"{path}: cannot create the folder ({up} is not a folder)")
+            if not os.access(up, os.W_OK | os.X_OK):
+                raise OutputError(f"{path}: cannot write there ({up} is not writable)")
+            break
+    return path
+
+
+@contextlib.contextmanager
+def atomic_outputs(*paths: str | Path):
+    """Yield one temporary path per output path; when the block ends without an exception, rename each
+    over its output, else remove them all. Every path is checked first; errors name the path."""
+    targets = [check_output_file(p) for p in paths]
+    temps = [t.parent / f".{t.stem}{TEMP_TAG}{os.getpid()}{t.suffix}" for t in targets]
+    try:
+        for t in targets:
+            try:
+                t.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"{t}: cannot create its folder ({_why(e)})") from None
+        try:
+            yield temps
+        except OSError as e:
+            name = e.filename if e.filename is not None else ", ".join(map(str, targets))
+            for tmp, t in zip(temps, targets):  # name the output, not its temporary file
+                if str(e.filename) == str(tmp):
+                    name = t
+            raise OutputError(f"{name}: cannot write ({_why(e)})") from None
+        for tmp, t in zip(temps, targets):
+            try:
+                os.replace(tmp, t)
+            except OSError as e:
+                raise OutputError(f"{t}: cannot write ({_why(e)})") from None
+    finally:
+        for tmp in temps:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_outputs(path) as (tmp,):
+        tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,112 @@
+"""The options of ``lava-matmulfree train``, without torch: ``train --help`` and every option's check work
+before (and without) the ``train`` extra. :mod:`lava_matmulfree.train` does the training."""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, fields
+
+from .checkpoint import SAVE_DTYPES
+from .train_data import SplitConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training hyper-parameter (written to training.json)."""
+
+    hidden_size: int = 192
+    num_layers: int = 3
+    intermediate_size: int = 0  # 0: the released rule 256*ceil(int(8d/3)/256)
+    steps: int = 1800
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1  # cosine decay to lr * this
+    warmup_steps: int = 100
+    weight_decay: float = 0.1  # on the ternary (projection and head) matrices only
+    beta1: float = 0.9
+    beta2: float = 0.95
+    adam_eps: float = 1e-8
+    grad_clip: float = 1.0
+    init_std: float = 0.02
+    seed: int = 0
+    eval_every: int = 200  # 0: only the final evaluation
+    eval_windows: int = 0  # windows of the validation split used by periodic evals; 0: all
+    threads: int = 2
+    save_dtype: str = "float16"
+
+    def __post_init__(self):
+        bad = self.problems()
+        if bad:
+            raise ValueError(f"{bad[0][0]} {bad[0][1]}")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, why) for every impossible value."""
+        bad = []
+        for k in POSITIVE:
+            if getattr(self, k) < 1:
+                bad.append((k, f"must be >= 1, got {getattr(self, k)}"))
+        for k in NON_NEGATIVE:
+            if getattr(self, k) < 0:
+                bad.append((k, f"must be >= 0, got {getattr(self, k)}"))
+        for k, (lo, hi) in UNIT_RANGES.items():
+            v = getattr(self, k)
+            if not (math.isfinite(v) and lo <= v <= hi):
+                bad.append((k, f"must be in [{lo}, {hi}], got {v}"))
+        for k in POSITIVE_REALS:
+            v = getattr(self, k)
+            if not (math.isfinite(v) and v > 0):
+                bad.append((k, f"must be a positive finite number, got {v}"))
+        if self.weight_decay < 0 or not math.isfinite(self.weight_decay):
+            bad.append(("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}"))
+        return bad
+
+
+POSITIVE = ("hidden_size", "num_layers", "steps", "batch_size", "threads")
+NON_NEGATIVE = ("intermediate_size", "warmup_steps", "seed", "eval_every", "eval_windows")
+UNIT_RANGES = {"min_lr_ratio": (0.0, 1.0), "beta1": (0.0, 0.999999), "beta2": (0.0, 0.999999)}
+POSITIVE_REALS = ("lr", "adam_eps", "grad_clip", "init_std")
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParser:
+    ap = parser_class(prog="lava-matmulfree train",
+                      description="Quantisation-aware training of a small byte-level MMfreeLM on CPython's own "
+                                  "documentation (pydoc_data.topics), written as a Hugging Face checkpoint folder. "
+                                  "Needs the train extra: pip install 'lava-matmulfree[train]'.")
+    ap.add_argument("--out", default="demo_model", help="output folder (default: %(default)s)")
+    defaults = TrainConfig()
+    choices = {"save_dtype": SAVE_DTYPES}
+    for f in fields(TrainConfig):
+        ap.add_argument(option(f.name), type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name),
+                        choices=choices.get(f.name), help=f"default: {getattr(defaults, f.name)}")
+    sd = SplitConfig()
+    for f in fields(SplitConfig):
+        ap.add_argument(option(f.name), type=int, default=getattr(sd, f.name), help=f"default: {getattr(sd, f.name)}")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap
+
+
+def parse(argv, parser_class=argparse.ArgumentParser):
+    """(args, TrainConfig, SplitConfig) of a command line; an impossible value is a parser error naming the
+    option."""
+    ap = build_parser(parser_class)
+    args = ap.parse_args(argv)
+    raw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    bad = TrainConfig.problems(_Unchecked(**raw))
+    if bad:
+        ap.error(f"{option(bad[0][0])} {bad[0][1]}")
+    try:
+        split = SplitConfig(**{f.name: getattr(args, f.name) for f in fields(SplitConfig)})
+    except ValueError as e:
+        ap.error(f"{e} (options {', '.join(option(f.name) for f in fields(SplitConfig))})")
+    return args, TrainConfig(**raw), split
+
+
+class _Unchecked:
+    """The fields of a TrainConfig before its check, so the check can name the option."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)

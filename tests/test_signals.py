@@ -1,0 +1,167 @@
+"""No signal to the CLI, and no death of its process, leaves a Lava worker or a shared-memory segment behind.
+
+Each case starts ``lava-matmulfree generate --backend sim`` (44 Lava worker processes on the tiny config),
+waits until the runtime runs, records every process of the run's tree and every /dev/shm segment they map,
+signals the parent alone (as a service manager, a closed terminal or the OOM killer would) and asserts
+that all of them are gone within a deadline.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.lava, pytest.mark.slow]
+
+CLI = [sys.executable, "-m", "lava_matmulfree"]
+RUN = ["generate", "--config", "tiny", "--backend", "sim", "--prompt", "ab", "--max-new-tokens", "400"]
+MIN_WORKERS = 40  # the tiny sim graph has 44 leaf processes: the runtime has started
+START_DEADLINE_S = 90.0
+GONE_DEADLINE_S = 30.0
+RUNNING_S = 2.0  # let it take a few time steps before the signal
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d.name))
+    return kids
+
+
+def _tree(root: int) -> set[int]:
+    kids, out, todo = _children(), set(), [root]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _shm_segments(pids) -> set[str]:
+    segs = set()
+    for p in pids:
+        try:
+            maps = Path(f"/proc/{p}/maps").read_text()
+        except OSError:
+            continue
+        segs.update(line.split()[-1] for line in maps.splitlines() if "/dev/shm/" in line)
+    return segs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie holds nothing; its parent (pytest, init) reaps it
+
+
+def _start_run(tmp_path):
+    # output to files: a pipe held open by orphaned workers would block the test instead of failing it
+    err = open(tmp_path / "stderr", "w+b")
+    proc = subprocess.Popen(CLI + RUN, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    proc.err = err
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before the signal: {_stderr(proc)[-2000:]}")
+        if len(_tree(proc.pid)) >= MIN_WORKERS:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the Lava runtime did not start")
+    time.sleep(RUNNING_S)
+    pids = _tree(proc.pid)
+    segs = _shm_segments(pids)
+    assert segs, "the running workers map no shared memory: the test would prove nothing"
+    return proc, pids, segs
+
+
+def _stderr(proc) -> str:
+    proc.err.seek(0)
+    return proc.err.read().decode(errors="replace")
+
+
+def _assert_all_gone(proc, pids, segs):
+    deadline = time.monotonic() + GONE_DEADLINE_S
+    while time.monotonic() < deadline:
+        alive = [p for p in pids | {proc.pid} if _alive(p)]
+        left = [s for s in segs if os.path.exists(s)]
+        if not alive and not left:
+            return
+        time.sleep(0.2)
+    _cleanup(pids, segs)
+    pytest.fail(f"{len(alive)} of {len(pids) + 1} processes survived, {len(left)} of {len(segs)} /dev/shm "
+                "segments were left")
+
+
+def _cleanup(pids, segs):
+    """Do not leave a failed case's processes and segments to the machine."""
+    alive = [p for p in pids if _alive(p)]
+    for p in alive:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if alive:
+        time.sleep(1.0)  # let the killed resource tracker's peers go before unlinking
+    for s in segs:
+        try:
+            os.unlink(s)
+        except FileNotFoundError:
+            pass
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_to_the_parent_stops_every_worker(sig, tmp_path):
+    proc, pids, segs = _start_run(tmp_path)
+    try:
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=GONE_DEADLINE_S)
+        _assert_all_gone(proc, pids, segs)
+    finally:
+        _cleanup(pids | {proc.pid}, segs)
+    assert proc.returncode == 128 + sig
+    text = _stderr(proc)
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_to_the_whole_group_prints_no_child_traceback(tmp_path):
+    proc, pids, segs = _start_run(tmp_path)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the foreground group
+        proc.wait(timeout=GONE_DEADLINE_S)
+        _assert_all_gone(proc, pids, segs)
+    finally:
+        _cleanup(pids | {proc.pid}, segs)
+    assert proc.returncode == 128 + signal.SIGINT
+    text = _stderr(proc)
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+
+
+@pytest.mark.timeout(180)
+def test_parent_killed_outright_takes_its_workers_and_shared_memory(tmp_path):
+    proc, pids, segs = _start_run(tmp_path)
+    try:
+        proc.kill()  # SIGKILL: no handler, no teardown; the workers must notice alone
+        proc.wait(timeout=GONE_DEADLINE_S)
+        _assert_all_gone(proc, pids, segs)
+    finally:
+        _cleanup(pids | {proc.pid}, segs)
