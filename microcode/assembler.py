@@ -236,6 +236,9 @@ class _Assembler:
             self._resolve(raw)
         self._check_const_shift_defaults()
         self.program.entries = {name: tuple(code) for name, code in self.program.entries.items()}
+        if not any(self.program.entries.values()):
+            raise MicrocodeError(f"{self.program.filename}: the program has no instructions (a neuron program needs at least "
+                                 f"one in its '{isa.DEFAULT_ENTRY}' entry)")
         return self.program
 
     def _line(self, number: int, raw_line: str) -> None:

@@ -187,13 +187,6 @@ def test_static_and_dynamic_counts():
     assert "line" in program.listing()
 
 
-def test_empty_program():
-    program = assemble("; nothing\n", "empty.ucode")
-    assert program.entries == {}
-    with pytest.raises(MicrocodeError, match=r"no entry 'update'"):
-        program.static_count()
-
-
 # --- fuzzing --------------------------------------------------------------------------------------------------------
 
 FUZZ_FILE = "fuzz.ucode"
@@ -324,3 +317,9 @@ def _mutate(text: str, data) -> str:
 @given(st.data())
 def test_fuzz_mutated_valid_programs(data):
     exercise(assemble_or_error(_mutate(VALID_PROGRAM, data)))
+
+
+@pytest.mark.parametrize("text", ["", "; only a comment\n", ".in x\n.out y 8\n.state h\n", ".entry update\n"])
+def test_a_program_without_instructions_is_an_error(text):
+    with pytest.raises(MicrocodeError, match=r"empty\.ucode: the program has no instructions"):
+        assemble(text, "empty.ucode")

@@ -355,11 +355,12 @@ def test_overflowing_weights_on_the_float_backend(capsys, tmp_path, tiny_cfg, ti
         FloatModel(tiny_cfg, {k: v * 1e30 for k, v in tiny_params.items()}, dtype=np.float32).prefill([1, 2])
 
 
-def test_stats_line_shows_a_fraction():
+def test_stats_line_shows_whole_steps():
     from types import SimpleNamespace
 
-    line = cli._lava_stats(SimpleNamespace(steps=30, steps_per_layer=2 / 6, leaf_processes=6))
-    assert "1/3 step(s) per token per layer" in line
+    line = cli._lava_stats(SimpleNamespace(steps=30, steps_per_layer=0, leaf_processes=8))  # sim-stack, sim-fused
+    assert "; 30 time steps, 0 step(s) per token per layer, 8 leaf processes" in line
+    assert "12 step(s)" in cli._lava_stats(SimpleNamespace(steps=39, steps_per_layer=12, leaf_processes=73))
 
 
 def test_python_dash_m():
