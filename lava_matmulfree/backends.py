@@ -44,6 +44,7 @@ class Generation:
     steps: int | None = None  # Lava time steps run
     steps_per_layer: float | None = None  # time steps a token spends in each block (1/L on sim-stack)
     leaf_processes: int | None = None
+    first_token_seconds: float | None = None  # request -> first token handed to on_token (streaming Lava runs)
 
     @property
     def tokens_per_second(self) -> float:
@@ -68,8 +69,10 @@ def lava_run_config(backend: str, dense_model: str = "packed"):
 
     if dense_model not in DENSE_MODEL_NAMES:
         raise BackendError(f"unknown dense model {dense_model!r} (known: {', '.join(DENSE_MODEL_NAMES)})")
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
     floating = backend in FLOAT_LAVA_BACKENDS
-    exceptions = {}
+    exceptions = {Extractor: PyLoihiExtractorModel}  # Lava's host I/O models are untagged
     if not floating and dense_model == "packed":
         from .processes.connections import PyTernaryDenseModel
 
@@ -210,11 +213,9 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
                            "not a compiled network)")
     graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + max_new_tokens, temperature=temperature,
                         top_k=top_k, seed=seed, record_logits=run.record_logits,
-                        float_model=float_model if floating else None)
-    res = run_graph(graph, run_cfg, prompt, max_new_tokens, probes=probes, timeout=run.timeout_s)
-    if on_token is not None:
-        for t in res.tokens:
-            on_token(t)
+                        float_model=float_model if floating else None, stream=on_token is not None)
+    res = run_graph(graph, run_cfg, prompt, max_new_tokens, probes=probes, timeout=run.timeout_s,
+                    on_token=on_token)
     per_layer = graph.block_hops if graph.stack is None else 0.0
     return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
-                      res.steps, per_layer, res.leaf_processes)
+                      res.steps, per_layer, res.leaf_processes, res.first_token_seconds)

@@ -42,6 +42,8 @@ DEFAULT_TEMPERATURE = 0.8
 DEFAULT_TOP_K = 40
 DEFAULT_SEED = 0
 DEFAULT_PROBE_NEW_TOKENS = 8
+DEFAULT_CHAT_PROMPT_TOKENS = 256
+CHAT_RESET = "/reset"  # a chat line that starts a new conversation
 DEFAULT_FLOAT_DTYPE = "float32"
 FLOAT_DTYPES = ("float32", "float64")
 # Terminal control characters (C0 except tab and newline, DEL, C1) that a random or badly trained model may
@@ -362,6 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "option); repeatable")
     s.set_defaults(func=cmd_estimate)
 
+    ch = sub.add_parser("chat", help="answer prompts from stdin in one Lava runtime (state kept between them)",
+                        description="Read prompts from stdin, one per line, and stream each answer to stdout as the "
+                                    "graph chooses its tokens. One compiled graph and one Lava runtime serve every "
+                                    "prompt; the MLGRU state h carries over from one prompt to the next (a "
+                                    "conversation) unless --reset-each, or a line '/reset'. End with EOF (Ctrl-D).")
+    _add_model_args(ch, "seed of the sampler and of the random weights")
+    ch.add_argument("--backend", choices=LAVA_BACKENDS, default=DEFAULT_BACKEND,
+                    help=f"a Lava backend (default: {DEFAULT_BACKEND})")
+    ch.add_argument("--max-new-tokens", type=_positive_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
+                    help=f"tokens per answer (default: {DEFAULT_MAX_NEW_TOKENS})")
+    ch.add_argument("--max-prompt-tokens", type=_positive_int, default=DEFAULT_CHAT_PROMPT_TOKENS, metavar="N",
+                    help=f"longest prompt in tokens (default: {DEFAULT_CHAT_PROMPT_TOKENS})")
+    ch.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T")
+    ch.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K")
+    ch.add_argument("--reset-each", action="store_true", help="start every prompt from the zero state")
+    ch.set_defaults(func=cmd_chat)
+
     i = sub.add_parser("info", help="the Lava process graph of a model",
                        description="Build the process graph for a one-token prompt (nothing runs) and print its "
                                    "processes, a block's ports and variables, time steps per token per layer and "
@@ -407,6 +426,55 @@ def cmd_generate(args, out=None, err=None) -> int:
     out.flush()
     print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s "
           f"({gen.tokens_per_second:.1f} tokens/s){_lava_stats(gen)}", file=err)
+    return 0
+
+
+def cmd_chat(args, inp=None, out=None, err=None) -> int:
+    from .session import Session
+
+    inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
+    m = _load_model(args, args.backend)
+    check_tokens(m.cfg, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
+    interactive = inp.isatty()
+    print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, EOF ends]",
+          file=err)
+    with Session(args.backend, m.net, capacity=args.max_prompt_tokens + args.max_new_tokens,
+                 temperature=args.temperature, top_k=args.top_k, seed=args.seed, float_model=m.float_model) as chat:
+        reset = True
+        while True:
+            if interactive:
+                err.write("> ")
+                err.flush()
+            line = inp.readline()
+            if not line:
+                break
+            text = line.rstrip("\n")
+            if text.strip() == CHAT_RESET:
+                reset = True
+                print("[state reset]", file=err)
+                continue
+            prompt = m.tokenizer.encode(text, add_bos=reset)
+            if not prompt:
+                continue
+            if len(prompt) > args.max_prompt_tokens:
+                print(f"error: the prompt has {len(prompt)} tokens, more than --max-prompt-tokens "
+                      f"{args.max_prompt_tokens}; not sent", file=err)
+                continue
+            stream = m.tokenizer.stream_decoder()
+
+            def on_token(t: int):
+                piece = stream.push(t)
+                if piece:
+                    out.write(piece.translate(PRINTABLE))
+                    out.flush()
+
+            gen = chat.ask(prompt, args.max_new_tokens, on_token=on_token, reset=reset or args.reset_each)
+            out.write(stream.flush().translate(PRINTABLE) + "\n")
+            out.flush()
+            first = "" if gen.first_token_seconds is None else f", first token after {gen.first_token_seconds:.3f} s"
+            print(f"[{len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s{first}]",
+                  file=err)
+            reset = False
     return 0
 
 

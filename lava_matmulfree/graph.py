@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import events
 from .quantise import QuantisedNetwork
 from .runtime import LavaRunError, run_steps, stop  # noqa: F401  (LavaRunError: part of this module's API)
 
@@ -38,6 +39,8 @@ LEAVES_PER_BLOCK = {"decomposed": 1 + 6 + 8 + 7, "mixers": 1 + 6 + 2, "fused": 1
 HEAD_LEAVES = 2 + 5  # source, sink; final norm, fan-in, aggregator, broadcast, LM head
 #: A request that has not finished after this many times its expected steps lost a token.
 STEP_BUDGET_FACTOR = 20
+#: Messages the token tap (Lava's Extractor, one per step) holds before the graph waits for the host to read.
+TAP_BUFFER = 64
 
 
 @dataclass
@@ -53,6 +56,7 @@ class LavaGraph:
     capacity: int
     stack: object = None  # the MMFreeStack holding every layer (sim-stack), instead of blocks
     floating: bool = False  # built for the floating_pt models (sim-float)
+    token_tap: object = None  # Lava's Extractor on the sink's tokens: they reach the host while the graph runs
 
     @property
     def block_hops(self) -> int:
@@ -64,9 +68,10 @@ class LavaGraph:
         return self.num_layers * self.block_hops + HEAD_HOPS
 
     def leaf_process_count(self) -> int:
+        tap = int(self.token_tap is not None)
         if self.stack is not None:
-            return 1 + HEAD_LEAVES
-        return self.num_layers * LEAVES_PER_BLOCK[self.kind] + HEAD_LEAVES
+            return 1 + HEAD_LEAVES + tap
+        return self.num_layers * LEAVES_PER_BLOCK[self.kind] + HEAD_LEAVES + tap
 
     def probe_var(self, name: str):
         """The Var behind a probe name (``l3.h``, ``l0.attn_sum_sq``, ``head.x``), its latency in steps after the
@@ -109,10 +114,12 @@ class LavaGraph:
 
 
 def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: float = 0.0, top_k: int = 0,
-                seed: int = 0, record_logits: bool = True, float_model=None) -> LavaGraph:
+                seed: int = 0, record_logits: bool = True, float_model=None, stream: bool = False) -> LavaGraph:
     """The process graph; ``kind`` says which block models the run config will select (``decomposed``,
     ``mixers``, ``fused`` or ``stack``: it fixes only the probe read-back and the step estimate). ``float_model`` (a
-    FloatModel) is carried along for the floating_pt models (the ``sim-float`` backends); its head is folded."""
+    FloatModel) is carried along for the floating_pt models (the ``sim-float`` backends); its head is folded.
+    ``stream``: tap the sink's tokens with Lava's Extractor (host I/O), so a runner hands each token to the caller
+    in the step it is chosen."""
     from .processes import build
     from .processes.block.process import MMFreeBlock
     from .processes.embedding.process import EmbeddingSource
@@ -147,8 +154,14 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     fin.a_out.connect(lm_head.s_in)
     lm_head.a_out.connect(sink.logits_in)
     sink.token_out.connect(src.token_in)
+    tap = None
+    if stream:
+        from lava.proc.io.extractor import Extractor
+
+        tap = Extractor(shape=(2,), buffer_size=TAP_BUFFER)
+        sink.token_out.connect(tap.in_port)
     return LavaGraph(src, blocks, fin, head_norm, lm_head, sink, kind, cfg.num_layers, capacity,
-                     stack=layers[0] if kind == "stack" else None, floating=fm is not None)
+                     stack=layers[0] if kind == "stack" else None, floating=fm is not None, token_tap=tap)
 
 
 # --------------------------------------------------------------------------------------- running
@@ -161,6 +174,7 @@ class RunResult:
     steps: int = 0
     seconds: float = 0.0
     leaf_processes: int = 0
+    first_token_seconds: float | None = None  # from the request to the first streamed token (stream=True)
 
 
 class GraphRunner:
@@ -177,6 +191,7 @@ class GraphRunner:
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
         self.started = False
         self.steps = 0
+        self.first_token_s: float | None = None  # perf_counter() when a streamed request's first token arrived
 
     def __enter__(self):
         return self
@@ -190,18 +205,37 @@ class GraphRunner:
             self.started = False
             stop(self.graph.source, failed)
 
-    def _run(self, steps: int) -> None:
+    def _generated(self, streamed: list) -> int:
+        if self.graph.token_tap is not None:
+            return len(streamed)
+        return int(np.asarray(self.graph.sink.generated.get()).reshape(-1)[0])
+
+    def _run(self, steps: int, streamed: list | None = None, on_token=None) -> None:
+        tap = self.graph.token_tap
+
+        def consume():  # one message per step from the tap: [token, lane]
+            for _ in range(steps):
+                token, present = events.split(tap.receive())
+                if present:
+                    streamed.append(int(round(float(token[0]))))
+                    self.first_token_s = self.first_token_s or time.perf_counter()
+                    if on_token is not None:
+                        on_token(streamed[-1])
+
         try:
-            run_steps(self.graph.source, self.run_cfg, steps, self.timeout)
+            run_steps(self.graph.source, self.run_cfg, steps, self.timeout, consume if tap is not None else None)
         except BaseException:
             self.started = False  # run_steps has torn the runtime down
             raise
         self.started = True
         self.steps += steps
 
-    def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False) -> RunResult:
+    def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False,
+                 on_token=None) -> RunResult:
         """One request on the running graph: the recurrent state persists from the previous request unless
-        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_var``) are recorded per token."""
+        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_var``) are recorded per token. ``on_token(t)`` is
+        called with each new token as the sink chooses it, while the graph runs (a graph built with
+        ``stream=True``; otherwise after the run)."""
         from lava.proc.monitor.process import Monitor
 
         g = self.graph
@@ -228,17 +262,25 @@ class GraphRunner:
             monitors.append((name, m, var, offset, row))
         first_step = self.steps
         t0 = time.perf_counter()
+        self.first_token_s = None
+        streamed: list = []
         try:
-            self._run(expected)
+            self._run(expected, streamed, on_token)
             extra = 0
-            while int(np.asarray(g.sink.generated.get()).reshape(-1)[0]) < max_new_tokens:
+            while self._generated(streamed) < max_new_tokens:
                 if extra >= STEP_BUDGET_FACTOR * expected:
                     raise LavaRunError(f"the sink chose fewer than {max_new_tokens} tokens in {self.steps - first_step} "
                                        "steps: a token was lost in the graph")
-                self._run(g.loop_depth)
+                self._run(g.loop_depth, streamed, on_token)
                 extra += g.loop_depth
             seconds = time.perf_counter() - t0
-            return self._collect(prompt, max_new_tokens, monitors, first_step, seconds)
+            result = self._collect(prompt, max_new_tokens, monitors, first_step, seconds)
+            if self.first_token_s is not None:
+                result.first_token_seconds = self.first_token_s - t0
+            if g.token_tap is None and on_token is not None:
+                for t in result.tokens:
+                    on_token(t)
+            return result
         except BaseException:
             self.close(failed=True)
             raise
@@ -278,7 +320,7 @@ class GraphRunner:
 
 
 def run_graph(graph: LavaGraph, run_cfg, prompt, max_new_tokens: int, probes=(),
-              timeout: float | None = 600.0) -> RunResult:
+              timeout: float | None = 600.0, on_token=None) -> RunResult:
     """One request on a fresh runtime, stopped afterwards."""
     with GraphRunner(graph, run_cfg, timeout) as runner:
-        return runner.generate(prompt, max_new_tokens, probes)
+        return runner.generate(prompt, max_new_tokens, probes, on_token=on_token)

@@ -215,8 +215,11 @@ class Watchdog(threading.Thread):
                 return
 
 
-def run_steps(proc, run_cfg, steps: int, timeout: float | None = None) -> None:
+def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=None) -> None:
     """Run a Lava graph ``steps`` more steps (the first call compiles and starts its runtime) under a watchdog.
+
+    ``consume``, when given, is called in this thread while the graph runs (a non-blocking run), to take what
+    the graph sends to the host as it comes (e.g. an Extractor's messages); the run is then waited for.
 
     A model error or a run past ``timeout`` seconds stops every child and becomes :class:`LavaRunError`; the
     runtime is then torn down. Ctrl-C (KeyboardInterrupt), :class:`Terminated` and any other exception tear it
@@ -236,7 +239,10 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None) -> None:
             dog.start()
         try:
             with guard_forks():
-                proc.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)
+                proc.run(condition=RunSteps(num_steps=steps, blocking=consume is None), run_cfg=run_cfg)
+            if consume is not None:
+                consume()
+                proc.wait()
         except (WatchdogInterrupt, RuntimeError) as e:
             if dog is not None:
                 dog.done.set()

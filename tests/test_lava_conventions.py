@@ -6,7 +6,6 @@
 * one block built by hand from the leaf processes, with Lava's RingBuffer source and sink, a Monitor and plain
   ``Loihi2SimCfg(select_tag="fixed_pt")``, gives the golden model's integers (docs/tutorial.ipynb, run by
   tests/test_tutorial.py);
-* one graph and one runtime serve several prompts.
 Every test that starts a Lava runtime has a hard timeout."""
 from __future__ import annotations
 
@@ -18,11 +17,7 @@ from lava.proc.dense.process import Dense
 from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 
-from lava_matmulfree import events
 from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.backends import generate, lava_run_config
-from lava_matmulfree.golden import GoldenModel
-from lava_matmulfree.graph import GraphRunner, build_graph
 from lava_matmulfree.processes import build, connections
 
 
@@ -122,27 +117,3 @@ def test_lava_lif_drives_a_project_neuron_through_a_dense_connection(net):
             assert r[1, t] == 1 and r[0, t] == want, t
         else:
             assert r[1, t] == 0, t
-
-
-@pytest.mark.lava
-@pytest.mark.timeout(300)
-def test_one_graph_serves_several_prompts(net):
-    """One compiled graph, one runtime: a request, then a fresh one (state reset) and a continuation (state
-    kept), each equal to the golden model."""
-    g = build_graph(net, "fused", capacity=16)
-    p1, p2 = [5, 17, 99, 3], [42, 8, 250]
-    ref1 = generate("reference", net, p1, 4)
-    ref2 = generate("reference", net, p2, 3)
-    with GraphRunner(g, lava_run_config("sim-fused"), timeout=200) as runner:
-        r1 = runner.generate(p1, 4)
-        r2 = runner.generate(p2, 3, reset_state=True)
-        r3 = runner.generate(p2, 3)  # continues from the state r2 left
-    assert r1.tokens == ref1.tokens and r2.tokens == ref2.tokens
-    np.testing.assert_array_equal(r1.logits, ref1.logits)
-    np.testing.assert_array_equal(r2.logits, ref2.logits)
-    history = p2 + ref2.tokens[:-1]  # what entered the graph in r2 (its last token is never fed back)
-    gm = GoldenModel(net)
-    _, state = gm.prefill(history)
-    logits, _ = gm.prefill(p2, state)
-    np.testing.assert_array_equal(r3.logits[:len(p2)], logits)
-    assert r3.tokens[0] == int(np.argmax(logits[-1]))

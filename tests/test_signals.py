@@ -1,6 +1,7 @@
 """No signal to the CLI, and no death of its process, leaves a Lava worker or a shared-memory segment behind.
 
-Each case starts ``lava-matmulfree generate --backend sim`` (44 Lava worker processes on the tiny config),
+Each case starts ``lava-matmulfree generate --backend sim`` (73 Lava leaf processes on the tiny config; one case
+a ``chat`` session idle between prompts),
 waits until the runtime runs, records every process of the run's tree and every /dev/shm segment they map,
 signals the parent alone (as a service manager, a closed terminal or the OOM killer would) and asserts
 that all of them are gone within a deadline.
@@ -20,7 +21,8 @@ pytestmark = [pytest.mark.lava, pytest.mark.slow]
 
 CLI = [sys.executable, "-m", "lava_matmulfree"]
 RUN = ["generate", "--config", "tiny", "--backend", "sim", "--prompt", "ab", "--max-new-tokens", "400"]
-MIN_WORKERS = 40  # the tiny sim graph has 44 leaf processes: the runtime has started
+MIN_WORKERS = 40  # the tiny sim graph has 73 leaf processes: the runtime has started
+CHAT_WORKERS = 8  # the tiny sim-fused graph with its token tap has 11
 START_DEADLINE_S = 90.0
 GONE_DEADLINE_S = 30.0
 RUNNING_S = 2.0  # let it take a few time steps before the signal
@@ -70,16 +72,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie holds nothing; its parent (pytest, init) reaps it
 
 
-def _start_run(tmp_path):
+def _start_run(tmp_path, args=RUN, min_workers=MIN_WORKERS, stdin=None):
     # output to files: a pipe held open by orphaned workers would block the test instead of failing it
     err = open(tmp_path / "stderr", "w+b")
-    proc = subprocess.Popen(CLI + RUN, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    proc = subprocess.Popen(CLI + list(args), stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                            stdin=stdin)
     proc.err = err
     deadline = time.monotonic() + START_DEADLINE_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"the run ended before the signal: {_stderr(proc)[-2000:]}")
-        if len(_tree(proc.pid)) >= MIN_WORKERS:
+        if len(_tree(proc.pid)) >= min_workers:
             break
         time.sleep(0.2)
     else:
@@ -165,3 +168,28 @@ def test_parent_killed_outright_takes_its_workers_and_shared_memory(tmp_path):
         _assert_all_gone(proc, pids, segs)
     finally:
         _cleanup(pids | {proc.pid}, segs)
+
+
+@pytest.mark.timeout(180)
+def test_signal_to_an_idle_chat_stops_its_runtime(tmp_path):
+    """A chat session waiting for its next prompt holds a live runtime: SIGTERM still takes all of it down."""
+    read_end, write_end = os.pipe()
+    chat = ["chat", "--config", "tiny", "--backend", "sim-fused", "--max-new-tokens", "4"]
+    try:
+        os.write(write_end, b"ab\n")  # one prompt; the pipe stays open, so the chat waits for the next one
+        proc, pids, segs = _start_run(tmp_path, chat, min_workers=CHAT_WORKERS, stdin=read_end)
+        try:
+            deadline = time.monotonic() + START_DEADLINE_S
+            while "new tokens" not in _stderr(proc) and time.monotonic() < deadline:
+                time.sleep(0.2)  # the first answer is done: the runtime idles between prompts
+            assert "new tokens" in _stderr(proc)
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=GONE_DEADLINE_S)
+            _assert_all_gone(proc, pids, segs)
+        finally:
+            _cleanup(pids | {proc.pid}, segs)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in _stderr(proc)

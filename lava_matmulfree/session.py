@@ -1,0 +1,71 @@
+"""A conversation with one compiled graph and one Lava runtime (docs/graph.md, "Tokens are events").
+
+    with Session("sim-fused", net, capacity=256) as chat:
+        chat.ask(prompt_ids, 40, on_token=print)        # streamed as the sink chooses each token
+        chat.ask(more_ids, 40)                           # continues: the MLGRU state h persists
+        chat.ask(other_ids, 40, reset=True)              # a fresh conversation, same runtime
+
+No recompile and no new runtime per prompt: a request only sets the source's and sink's Vars. Exit, Ctrl-C,
+SIGTERM and an exception inside a model stop the runtime and every child process (runtime.py).
+"""
+from __future__ import annotations
+
+from .backends import FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation, lava_run_config
+from .config import LAVA_BACKEND_NAMES, RunConfig
+from .errors import BackendError
+
+
+class Session:
+    """One graph for every request of a conversation (a context manager).
+
+    Parameters
+    ----------
+    backend : str
+        A Lava backend (sim-fused, sim, ...).
+    net : QuantisedNetwork
+    capacity : int
+        Most tokens one request may hold (its prompt plus its new tokens).
+    temperature, top_k, seed :
+        Sampling; the sampler restarts from ``seed`` with every request.
+    float_model : FloatModel, optional
+        For the floating_pt backends.
+    run : RunConfig, optional
+        Timeout and Dense model of the run config.
+    """
+
+    def __init__(self, backend: str, net, *, capacity: int, temperature: float = 0.0, top_k: int = 0,
+                 seed: int = 0, float_model=None, run: RunConfig | None = None):
+        from .graph import GraphRunner, build_graph
+
+        if backend not in LAVA_BACKEND_NAMES:
+            raise BackendError(f"a session keeps a Lava runtime: use a Lava backend "
+                               f"({', '.join(LAVA_BACKEND_NAMES)}), not {backend!r}")
+        run = run or RunConfig(backend=backend)
+        floating = backend in FLOAT_LAVA_BACKENDS
+        if floating and float_model is None:
+            raise BackendError(f"the {backend} backend needs the float model")
+        self.backend = backend
+        cfg = lava_run_config(backend, run.dense_model)  # checks lava-loihi before anything is built
+        self.graph = build_graph(net, GRAPH_KIND[backend], capacity=capacity, temperature=temperature, top_k=top_k,
+                                 seed=seed, record_logits=run.record_logits,
+                                 float_model=float_model if floating else None, stream=True)
+        self.runner = GraphRunner(self.graph, cfg, timeout=run.timeout_s)
+        self.requests = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(failed=exc[0] is not None)
+        return False
+
+    def ask(self, prompt, max_new_tokens: int, on_token=None, reset: bool = False) -> Generation:
+        """Send a prompt (token ids), stream the answer through ``on_token``; ``reset`` starts the recurrent
+        state from zero (a new conversation), else it continues from the previous request."""
+        res = self.runner.generate(prompt, max_new_tokens, reset_state=reset, on_token=on_token)
+        self.requests += 1
+        return Generation(self.backend, list(prompt), res.tokens, res.logits, {}, res.seconds, res.final_state,
+                          res.steps, self.graph.block_hops, res.leaf_processes, res.first_token_seconds)
+
+    def close(self, failed: bool = False) -> None:
+        self.runner.close(failed)

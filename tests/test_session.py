@@ -1,0 +1,110 @@
+"""Streaming and sessions on the Lava backends: tokens reach the caller while the graph runs (Lava's Extractor on
+the sink), and one graph with one runtime answers several prompts, continuing or resetting the recurrent state.
+Every test that starts a Lava runtime has a hard timeout."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.backends import generate, lava_run_config
+from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.graph import GraphRunner, build_graph
+from lava_matmulfree.session import Session
+
+pytestmark = pytest.mark.lava
+
+
+@pytest.fixture(scope="module")
+def net():
+    return build_evaluation("tiny", seed=0).net
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("backend", ["sim-fused", pytest.param("sim", marks=pytest.mark.slow)])
+def test_tokens_reach_the_caller_while_the_graph_runs(net, backend):
+    """Each token is handed over while Lava's runtime is running (a non-blocking run not yet waited for), in
+    order, equal to the golden model's; the last one included."""
+    prompt, n = [5, 17, 99, 3], 6
+    ref = generate("reference", net, prompt, n)
+    from lava_matmulfree.backends import GRAPH_KIND
+
+    g = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + n, stream=True)
+    seen, running = [], []
+
+    def on_token(t):
+        seen.append(t)
+        running.append(bool(g.source.runtime._is_running))
+
+    with GraphRunner(g, lava_run_config(backend), timeout=200) as runner:
+        res = runner.generate(prompt, n, on_token=on_token)
+    assert seen == ref.tokens == res.tokens
+    assert all(running), running
+    assert 0 < res.first_token_seconds < res.seconds
+
+
+@pytest.mark.timeout(300)
+def test_a_session_answers_several_prompts_in_one_runtime(net):
+    """A fresh conversation equals a separate generate call; a continued one equals the golden model continued
+    from the state the previous request left (its prompt and every new token but the last entered the graph)."""
+    p1, p2 = [5, 17, 99, 3], [42, 8, 250]
+    ref1, ref2 = generate("reference", net, p1, 4), generate("reference", net, p2, 3)
+    streamed = []
+    with Session("sim-fused", net, capacity=12) as chat:
+        a1 = chat.ask(p1, 4, on_token=streamed.append)
+        a2 = chat.ask(p2, 3, reset=True)
+        a3 = chat.ask(p2, 3)
+        runtime = chat.graph.source.runtime
+    assert a1.tokens == ref1.tokens == streamed and a2.tokens == ref2.tokens
+    np.testing.assert_array_equal(a1.logits, ref1.logits)
+    np.testing.assert_array_equal(a2.logits, ref2.logits)
+    gm = GoldenModel(net)
+    _, state = gm.prefill(p2 + ref2.tokens[:-1])
+    logits, _ = gm.prefill(p2, state)
+    np.testing.assert_array_equal(a3.logits[:len(p2)], logits)
+    assert a3.tokens[0] == int(np.argmax(logits[-1]))
+    assert a2.seconds < a1.seconds  # no compile or start-up after the first request
+    assert not runtime._is_started  # stopped on exit
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_decomposed_session_resets_through_the_leaf_state(net):
+    """On the decomposed graph the reset reaches the MLGRU leaves (through the blocks' aliased h)."""
+    p = [9, 100, 31]
+    ref = generate("reference", net, p, 2)
+    with Session("sim", net, capacity=6) as chat:
+        first = chat.ask(p, 2)
+        again = chat.ask(p, 2, reset=True)
+    assert first.tokens == again.tokens == ref.tokens
+    np.testing.assert_array_equal(again.logits, ref.logits)
+
+
+def test_a_session_needs_a_lava_backend(net):
+    from lava_matmulfree.errors import BackendError
+
+    with pytest.raises(BackendError, match="Lava backend"):
+        Session("reference", net, capacity=4)
+
+
+@pytest.mark.timeout(300)
+def test_chat_cli_streams_answers_in_one_runtime(capsys):
+    """`chat` answers each line; '/reset' starts over, so the same prompt gets the same answer; each answer is
+    what `generate` gives for that prompt from the same state."""
+    from lava_matmulfree.cli import cmd_chat, build_parser
+
+    args = build_parser().parse_args(["chat", "--config", "tiny", "--max-new-tokens", "5", "--temperature", "0"])
+    out, err = io.StringIO(), io.StringIO()
+    assert cmd_chat(args, inp=io.StringIO("ab\nxyz\n/reset\nab\n"), out=out, err=err) == 0
+    answers = out.getvalue().split("\n")
+    assert answers[0] == answers[2] and len(answers) == 4 and answers[3] == ""
+    log = err.getvalue()
+    assert log.count("new tokens") == 3 and "[state reset]" in log
+    from lava_matmulfree.cli import main
+
+    capsys.readouterr()
+    main(["generate", "--config", "tiny", "--prompt", "ab", "--max-new-tokens", "5", "--temperature", "0",
+          "--backend", "reference"])
+    assert capsys.readouterr().out == "ab" + answers[0] + "\n"
