@@ -23,6 +23,7 @@ import numpy as np
 from .config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
 from .errors import BackendError
 from .limits import check_generation, token_ids
+from .fixed_point import INVSQRT_OUT_FRAC
 from .quantise import QuantisedNetwork
 from .sampling import Sampler
 
@@ -100,24 +101,38 @@ def loihi2_run_config():
     return Loihi2HwCfg(select_tag="fixed_pt", select_sub_proc_model=True)
 
 
-def golden_probe_name(name: str) -> str:
-    """Lava probe names (``l3.attn_sum_sq``) -> the golden model's record names (``l3.attn.sum_sq``)."""
+def golden_probe_name(name: str, num_layers: int) -> str:
+    """Lava probe names (``l3.attn_sum_sq``, ``l0.x_out``, ``head.logits``) -> the golden model's record names."""
     where, _, var = name.partition(".")
-    if var.endswith("_sum_sq"):
-        return f"{where}.{var[:-len('_sum_sq')]}.sum_sq"
-    return name
+    for suffix in ("_sum_sq", "_inv_rms"):
+        if var.endswith(suffix):
+            return f"{where}.{var[:-len(suffix)]}.{suffix[1:]}"
+    if where == "head" and var in ("sum_sq", "inv_rms"):
+        return f"head.{var}"
+    if var == "x_out":  # a block's output is the next block's (or the head's) x
+        if where == "embedding":
+            return "embed"
+        layer = int(where[1:])
+        return f"l{layer + 1}.x" if layer + 1 < num_layers else "head.x"
+    return {"head.spikes": "head.lm_head.spikes", "head.logits": "logits"}.get(name, name)
 
 
 def probe_frac_bits(net: QuantisedNetwork, name: str) -> int:
     """Fraction bits of a fixed-point probe (``l3.h`` -> that layer's h format): value = int * 2**-frac."""
     where, _, var = name.partition(".")
-    if where == "head":
+    if var.endswith("_inv_rms") or var == "inv_rms":
+        return INVSQRT_OUT_FRAC  # r ~ 2**22 / sqrt(S)
+    if where in ("head", "embedding"):
+        if var == "sum_sq":
+            return 2 * net.head.u_frac
+        if var in ("spikes", "logits"):
+            raise ValueError(f"{name}: graded spikes and logits are integers with a per-tensor scale, not a Q format")
         return net.x_frac
     q = net.layers[int(where[1:])]
     if var.endswith("_sum_sq"):  # S = sum u^2 with u in Q(u_frac) of that norm stage
         stage = {"attn": q.attn, "gate": q.gate, "mlp": q.mlp, "down": q.down_norm}[var[:-len("_sum_sq")]]
         return 2 * stage.u_frac
-    return {"x": net.x_frac, "r": net.x_frac, "h": q.h_frac, "y": q.y_frac}[var]
+    return {"x": net.x_frac, "r": net.x_frac, "x_out": net.x_frac, "h": q.h_frac, "y": q.y_frac}[var]
 
 
 def dequantise_probes(net: QuantisedNetwork, probes: dict) -> dict:
@@ -125,7 +140,12 @@ def dequantise_probes(net: QuantisedNetwork, probes: dict) -> dict:
     out = {}
     for name, a in probes.items():
         a = np.asarray(a)
-        out[name] = a * 2.0 ** -probe_frac_bits(net, name) if a.dtype.kind == "i" else a.astype(np.float64)
+        if a.dtype.kind != "i":
+            out[name] = a.astype(np.float64)
+        elif name in ("head.spikes", "head.logits"):
+            out[name] = a.astype(np.float64) * (net.logit_scale if name == "head.logits" else 1.0)
+        else:
+            out[name] = a * 2.0 ** -probe_frac_bits(net, name)
     return out
 
 
@@ -163,7 +183,7 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
             rows.append(last[None])
     out = {}
     for name in probes:
-        rec = g.probes.get(golden_probe_name(name))
+        rec = g.probes.get(golden_probe_name(name, net.cfg.num_layers))
         if rec is None:
             raise ValueError(f"unknown probe {name!r}")
         out[name] = np.concatenate(rec)

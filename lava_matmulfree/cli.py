@@ -316,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(pr, "seed of the sampler and of the random weights")
     _add_generation_args(pr, PROBE_BACKENDS, DEFAULT_BACKEND, max_new_tokens=DEFAULT_PROBE_NEW_TOKENS)
     pr.add_argument("--vars", metavar="NAMES",
-                    help="comma-separated probes: l<layer>.<x|r|h|y|attn_sum_sq|gate_sum_sq|mlp_sum_sq|down_sum_sq> "
-                         "or head.x (default: every layer's h)")
+                    help="comma-separated probes (docs/graph.md, 'Probes'): l<layer>.<x|r|h|y|x_out|"
+                         "attn_sum_sq|...|attn_inv_rms|...>, head.<x|sum_sq|inv_rms|spikes|logits>, embedding.x_out "
+                         "(default: every layer's h)")
     pr.add_argument("--out", default=DEFAULT_PROBE_OUT, metavar="PREFIX",
                     help=f"output prefix: PREFIX.npz and PREFIX.png (default: {DEFAULT_PROBE_OUT})")
     pr.set_defaults(func=cmd_probe)
@@ -479,8 +480,11 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
 
 
 def _probe_names(text, num_layers: int) -> list:
-    from .graph import HEAD_VARS
+    from .graph import HEAD_AGGREGATOR_VARS, HEAD_PORTS, HEAD_VARS
     from .processes.block.process import BLOCK_VARS
+
+    block = tuple(BLOCK_VARS) + ("x_out",)
+    head = HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS
 
     if text is None:
         return [f"l{l}.h" for l in range(num_layers)]
@@ -490,11 +494,11 @@ def _probe_names(text, num_layers: int) -> list:
     for n in names:
         where, _, var = n.partition(".")
         layer = re.fullmatch(r"l(\d+)", where)
-        ok = (where == "head" and var in HEAD_VARS) or (layer is not None and int(layer.group(1)) < num_layers
-                                                        and var in BLOCK_VARS)
+        ok = (where == "head" and var in head) or n == "embedding.x_out" or (
+            layer is not None and int(layer.group(1)) < num_layers and var in block)
         if not ok:
-            raise ValueError(f"unknown probe {n!r} in --vars (known: l<layer>.{{{','.join(BLOCK_VARS)}}} with layer "
-                             f"0..{num_layers - 1}, head.{{{','.join(HEAD_VARS)}}})")
+            raise ValueError(f"unknown probe {n!r} in --vars (known: l<layer>.{{{','.join(block)}}} with layer "
+                             f"0..{num_layers - 1}, head.{{{','.join(head)}}}, embedding.x_out)")
     return names
 
 
@@ -547,7 +551,8 @@ def cmd_probe(args, err=None) -> int:
     fixed = backend not in FLOAT_BACKENDS
     real = dequantise_probes(m.net, {name: gen.probes[name] for name in names}) if fixed else gen.probes
     # raw arrays as recorded (integers on the fixed-point backends), their fraction bits, and real values
-    extra = {f"{name}.frac_bits": np.asarray(probe_frac_bits(m.net, name)) for name in names} if fixed else {}
+    extra = {f"{name}.frac_bits": np.asarray(probe_frac_bits(m.net, name)) for name in names
+             if name not in ("head.spikes", "head.logits")} if fixed else {}
     title = (f"{m.what}, backend {backend}: first {PLOT_CHANNELS} channels per token "
              f"({len(prompt)} prompt + {len(gen.tokens)} new tokens)")
     with atomic_outputs(npz, png) as (npz_tmp, png_tmp):  # both files or neither

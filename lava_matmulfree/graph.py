@@ -21,14 +21,17 @@ from .quantise import QuantisedNetwork
 from .runtime import LavaRunError, run_steps, stop  # noqa: F401  (LavaRunError: part of this module's API)
 
 HEAD_VARS = ("x",)  # the final norm's input: head.x
+HEAD_AGGREGATOR_VARS = ("sum_sq", "inv_rms")  # the head aggregator's: head.sum_sq, head.inv_rms
+HEAD_PORTS = ("spikes", "logits")  # the final norm's graded spikes and the LM head's output
 #: Block models: name -> (connection hops a token spends in a block, probe point -> hops after it enters).
-#: A token's probe row is read from the step it entered plus these structural latencies (no process uses them).
+#: A probe of a Var reads it these structural latencies after a token entered the graph (processes/token_probe).
 BLOCK_TIMING = {
-    "decomposed": (12, {"x": 0, "attn_sum_sq": 1, "h": 3, "gate_sum_sq": 4, "r": 6, "mlp_sum_sq": 7, "y": 9,
-                        "down_sum_sq": 10}),
-    "mixers": (6, {"x": 0, "attn_sum_sq": 1, "h": 2, "gate_sum_sq": 2, "r": 3, "mlp_sum_sq": 4, "y": 5,
-                   "down_sum_sq": 5}),
-    "fused": (0, {v: 0 for v in ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq")}),
+    "decomposed": (12, {"x": 0, "attn_sum_sq": 1, "attn_inv_rms": 1, "h": 3, "gate_sum_sq": 4, "gate_inv_rms": 4,
+                        "r": 6, "mlp_sum_sq": 7, "mlp_inv_rms": 7, "y": 9, "down_sum_sq": 10, "down_inv_rms": 10}),
+    "mixers": (6, {"x": 0, "attn_sum_sq": 1, "attn_inv_rms": 1, "h": 2, "gate_sum_sq": 2, "gate_inv_rms": 2, "r": 3,
+                   "mlp_sum_sq": 4, "mlp_inv_rms": 4, "y": 5, "down_sum_sq": 5, "down_inv_rms": 5}),
+    "fused": (0, {v: 0 for v in ("x", "r", "h", "y", "attn_sum_sq", "gate_sum_sq", "mlp_sum_sq", "down_sum_sq",
+                                 "attn_inv_rms", "gate_inv_rms", "mlp_inv_rms", "down_inv_rms")}),
     "stack": (0, {"x": 0, "r": 0, "h": 0}),
 }
 #: The head: final norm -> fan-in -> aggregator -> broadcast -> final norm -> LM head connection -> sink.
@@ -73,25 +76,36 @@ class LavaGraph:
             return 1 + HEAD_LEAVES + tap
         return self.num_layers * LEAVES_PER_BLOCK[self.kind] + HEAD_LEAVES + tap
 
-    def probe_var(self, name: str):
-        """The Var behind a probe name (``l3.h``, ``l0.attn_sum_sq``, ``head.x``), its latency in steps after the
-        token entered the graph and its row (the layer, for the stack's [L, n] Vars; else None)."""
+    def probe_target(self, name: str):
+        """What a probe name records (docs/graph.md, "Probes"): ``("var", Var, latency, row)``, the Var read
+        ``latency`` steps after a token enters the graph (``row``: the layer of the stack's [L, n] Vars, else
+        None), or ``("port", OutPort)``, the port's messages that carry a token."""
         from .processes.block.process import BLOCK_VARS
         from .processes.layer_stack.process import STACK_VARS
 
         where, _, var = name.partition(".")
         B, offsets = BLOCK_TIMING[self.kind]
-        if where == "head" and var in HEAD_VARS:
-            return self.final_norm.vars.x, self.num_layers * B, None
         L = self.num_layers
+        head_in = L * B  # steps from the source to the final norm
+        if where == "head" and var in HEAD_VARS:
+            return "var", self.final_norm.vars.x, head_in, None
+        if where == "head" and var in HEAD_AGGREGATOR_VARS:
+            return "var", getattr(self.head_norm[1].vars, var), head_in + 1, None
+        if where == "head" and var in HEAD_PORTS:
+            return "port", {"spikes": self.final_norm.a_out, "logits": self.lm_head.a_out}[var]
+        if name == "embedding.x_out":
+            return "port", self.source.x_out
         layer = int(where[1:]) if where.startswith("l") and where[1:].isdigit() else -1
         known = STACK_VARS if self.stack is not None else tuple(BLOCK_VARS)
+        if 0 <= layer < L and var == "x_out" and self.stack is None:
+            return "port", self.blocks[layer].x_out
         if 0 <= layer < L and var in known:
             if self.stack is not None:
-                return getattr(self.stack.vars, var), 0, layer
-            return getattr(self.blocks[layer].vars, var), layer * B + offsets[var], None
-        raise ValueError(f"unknown probe {name!r} (known: {', '.join(f'l<layer>.{v}' for v in known)}, head.x; "
-                         f"layers 0..{L - 1})")
+                return "var", getattr(self.stack.vars, var), 0, layer
+            return "var", getattr(self.blocks[layer].vars, var), layer * B + offsets[var], None
+        names = [f"l<layer>.{v}" for v in known] + ([] if self.stack is not None else ["l<layer>.x_out"])
+        names += [f"head.{v}" for v in HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS] + ["embedding.x_out"]
+        raise ValueError(f"unknown probe {name!r} (known: {', '.join(names)}; layers 0..{L - 1})")
 
     def set_request(self, prompt, max_new_tokens: int, started: bool) -> None:
         """Put a request into the source and sink Vars (``Var.set`` once the runtime runs, else the initial
@@ -187,8 +201,10 @@ class GraphRunner:
     sink is not done (the run config may have chosen slower models than the graph was built for), up to
     ``STEP_BUDGET_FACTOR`` times the expected steps."""
 
-    def __init__(self, graph: LavaGraph, run_cfg, timeout: float | None = 600.0):
+    def __init__(self, graph: LavaGraph, run_cfg, timeout: float | None = 600.0, probes=()):
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
+        self.probes: dict = {}
+        self._add_probes(probes)
         self.started = False
         self.steps = 0
         self.first_token_s: float | None = None  # perf_counter() when a streamed request's first token arrived
@@ -233,11 +249,9 @@ class GraphRunner:
     def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False,
                  on_token=None) -> RunResult:
         """One request on the running graph: the recurrent state persists from the previous request unless
-        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_var``) are recorded per token. ``on_token(t)`` is
+        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_target``) are recorded once per token. ``on_token(t)`` is
         called with each new token as the sink chooses it, while the graph runs (a graph built with
         ``stream=True``; otherwise after the run)."""
-        from lava.proc.monitor.process import Monitor
-
         g = self.graph
         prompt = [int(t) for t in prompt]
         if not prompt:
@@ -247,19 +261,17 @@ class GraphRunner:
         V = g.sink.proc_params["vocab_size"]
         if not all(0 <= t < V for t in prompt):
             raise ValueError(f"prompt token ids must lie in [0, {V})")
-        if probes and self.started:
-            raise ValueError("probes are recorded in a graph's first request (Lava's Monitor is set up before the "
-                             "runtime starts)")
+        if set(probes) - set(self.probes) and self.started:
+            raise ValueError("probes join a graph before its runtime starts: name them in its first request or "
+                             "when the runner is made")
+        self._add_probes(probes)
         g.set_request(prompt, max_new_tokens, self.started)
         if reset_state and self.started:
             self._reset_state()
+        if self.started:
+            for proc, _ in self.probes.values():
+                proc.count.set(np.zeros(1))
         expected = len(prompt) + max_new_tokens * g.loop_depth
-        monitors = []
-        for name in probes:
-            var, offset, row = g.probe_var(name)
-            m = Monitor()
-            m.probe(var, expected)
-            monitors.append((name, m, var, offset, row))
         first_step = self.steps
         t0 = time.perf_counter()
         self.first_token_s = None
@@ -274,7 +286,7 @@ class GraphRunner:
                 self._run(g.loop_depth, streamed, on_token)
                 extra += g.loop_depth
             seconds = time.perf_counter() - t0
-            result = self._collect(prompt, max_new_tokens, monitors, first_step, seconds)
+            result = self._collect(prompt, max_new_tokens, probes, first_step, seconds)
             if self.first_token_s is not None:
                 result.first_token_seconds = self.first_token_s - t0
             if g.token_tap is None and on_token is not None:
@@ -293,7 +305,23 @@ class GraphRunner:
         for b in self.graph.blocks:
             b.h.set(np.zeros(d))
 
-    def _collect(self, prompt, max_new_tokens, monitors, first_step, seconds) -> RunResult:
+    def _add_probes(self, names) -> None:
+        """One probe process per name (processes/token_probe), recording once per token."""
+        from .processes.token_probe.process import PortProbe, VarProbe
+
+        g = self.graph
+        for name in names:
+            if name in self.probes:
+                continue
+            target = g.probe_target(name)
+            if target[0] == "port":
+                self.probes[name] = (PortProbe(port=target[1], capacity=g.capacity, name=f"probe {name}"), None)
+            else:
+                _, var, latency, row = target
+                self.probes[name] = (VarProbe(var=var, lane_port=g.source.x_out, latency=latency,
+                                              capacity=g.capacity, name=f"probe {name}"), row)
+
+    def _collect(self, prompt, max_new_tokens, probes, first_step, seconds) -> RunResult:
         g = self.graph
         n_in = len(prompt) + max_new_tokens - 1
         tokens = [int(round(t)) for t in np.asarray(g.sink.tokens.get()).reshape(-1)[:max_new_tokens]]
@@ -302,13 +330,15 @@ class GraphRunner:
             logits = np.asarray(g.sink.logits.get())[:n_in]
             if not g.floating:
                 logits = np.rint(logits).astype(np.int64)
-        entered = np.asarray(g.source.entered_at.get()).reshape(-1)[:n_in].astype(np.int64)
         out = {}
-        for name, m, var, offset, row in monitors:
-            data = np.asarray(m.get_data()[var.process.name][var.name])  # [steps, ...]; row i = after step i+1
-            rows = data[entered + offset - 1 - first_step]
+        for name in probes:
+            proc, row = self.probes[name]
+            n = int(np.asarray(proc.count.get()).reshape(-1)[0])
+            if n != n_in:
+                raise LavaRunError(f"probe {name} recorded {n} tokens of {n_in}")
+            rows = np.asarray(proc.records.get())[:n]  # Var.get moves one element per message
             if row is not None:
-                rows = rows.reshape((n_in,) + tuple(var.shape))[:, row]
+                rows = rows[:, row]
             out[name] = rows if g.floating else np.rint(rows).astype(np.int64)
         final = {}
         hs = [np.asarray(b.h.get()) for b in g.blocks]  # Var.get moves one element per message

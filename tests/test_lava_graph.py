@@ -161,9 +161,9 @@ def test_a_graph_runs_with_any_block_model(nets):
 def test_unknown_probe_name(nets):
     g = build_graph(nets[0], "fused", capacity=4)
     with pytest.raises(ValueError, match="unknown probe 'l9.h'"):
-        g.probe_var("l9.h")
+        g.probe_target("l9.h")
     with pytest.raises(ValueError, match="unknown probe"):
-        g.probe_var("l0.nope")
+        g.probe_target("l0.nope")
 
 
 @pytest.mark.lava
@@ -322,7 +322,7 @@ def test_sim_stack_equals_reference(nets, seed):
         np.testing.assert_array_equal(stack.final_state[k], h)
     assert stack.leaf_processes == 8 and stack.steps_per_layer == 0
     with pytest.raises(ValueError, match="unknown probe"):
-        build_graph(net, "stack", capacity=2).probe_var("l0.attn_sum_sq")
+        build_graph(net, "stack", capacity=2).probe_target("l0.attn_sum_sq")
 
 
 def test_dequantised_probes_are_the_float_models_values():

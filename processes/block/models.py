@@ -55,6 +55,10 @@ class SubBlockModel(AbstractSubProcessModel):
         proc.vars.gate_sum_sq.alias(tm.vars.gate_sum_sq)
         proc.vars.mlp_sum_sq.alias(self.mlp_aggregator.vars.sum_sq)
         proc.vars.down_sum_sq.alias(cm.vars.down_sum_sq)
+        proc.vars.attn_inv_rms.alias(self.attn_aggregator.vars.inv_rms)
+        proc.vars.gate_inv_rms.alias(tm.vars.gate_inv_rms)
+        proc.vars.mlp_inv_rms.alias(self.mlp_aggregator.vars.inv_rms)
+        proc.vars.down_inv_rms.alias(cm.vars.down_inv_rms)
 
 
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
@@ -73,6 +77,10 @@ class PyFusedBlockFixed(PyLoihiProcessModel):
     gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     mlp_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     down_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    attn_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    mlp_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -92,6 +100,7 @@ class PyFusedBlockFixed(PyLoihiProcessModel):
         self.y[:] = g.probes[f"l{l}.y"][0][0]
         for st in ("attn", "gate", "mlp", "down"):
             getattr(self, f"{st}_sum_sq")[:] = g.probes[f"l{l}.{st}.sum_sq"][0][0]
+            getattr(self, f"{st}_inv_rms")[:] = g.probes[f"l{l}.{st}.inv_rms"][0][0]
         self.x_out.send(events.message(x_new[0], True))
 
 
@@ -112,6 +121,10 @@ class PyFusedBlockFloat(PyLoihiProcessModel):
     gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
     mlp_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
     down_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    attn_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+    mlp_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)

@@ -13,7 +13,11 @@ BLOCK_VARS = {"x": "residual stream entering the block, Q(x_frac)",
               "attn_sum_sq": "attn-norm aggregator's sum of squares",
               "gate_sum_sq": "gate-norm aggregator's sum of squares",
               "mlp_sum_sq": "mlp-norm aggregator's sum of squares",
-              "down_sum_sq": "down-norm aggregator's sum of squares"}
+              "down_sum_sq": "down-norm aggregator's sum of squares",
+              "attn_inv_rms": "attn-norm aggregator's inverse RMS (Q22)",
+              "gate_inv_rms": "gate-norm aggregator's inverse RMS (Q22)",
+              "mlp_inv_rms": "mlp-norm aggregator's inverse RMS (Q22)",
+              "down_inv_rms": "down-norm aggregator's inverse RMS (Q22)"}
 
 
 class MMFreeBlock(AbstractProcess):
@@ -49,3 +53,4 @@ class MMFreeBlock(AbstractProcess):
         self.y = Var(shape=(n,), init=0)
         for stage in ("attn", "gate", "mlp", "down"):
             setattr(self, f"{stage}_sum_sq", Var(shape=(1,), init=0))
+            setattr(self, f"{stage}_inv_rms", Var(shape=(1,), init=0))

@@ -44,6 +44,7 @@ class SubChannelMixerModel(AbstractSubProcessModel):
         self.down_proj.a_out.connect(proc.out_ports.down_out)
         proc.vars.y.alias(self.glu.vars.y)
         proc.vars.down_sum_sq.alias(self.down_aggregator.vars.sum_sq)
+        proc.vars.down_inv_rms.alias(self.down_aggregator.vars.inv_rms)
 
 
 @implements(proc=ChannelMixer, protocol=LoihiProtocol)
@@ -57,6 +58,7 @@ class PyFusedChannelMixerFixed(PyLoihiProcessModel):
     down_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
     y: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     down_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -75,7 +77,9 @@ class PyFusedChannelMixerFixed(PyLoihiProcessModel):
         self.y[:] = y[0]
         S_down = g.aggregate(g.norm_squares(q.down_norm, y, f"l{l}.down"), f"l{l}.down")
         self.down_sum_sq[:] = S_down
-        a_d = g.spikes_from_inv_rms(q.down_norm, y, g.inv_rms(S_down, f"l{l}.down"), f"l{l}.down")["down"]
+        r = g.inv_rms(S_down, f"l{l}.down")
+        self.down_inv_rms[:] = r
+        a_d = g.spikes_from_inv_rms(q.down_norm, y, r, f"l{l}.down")["down"]
         self.buffer = events.message(synapses(q.down.w, a_d)[0], True)
 
 
@@ -89,6 +93,7 @@ class PyFusedChannelMixerFloat(PyLoihiProcessModel):
     down_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     y: np.ndarray = LavaPyType(np.ndarray, float)
     down_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -112,5 +117,6 @@ class PyFusedChannelMixerFloat(PyLoihiProcessModel):
         self.y[:] = y
         S_down = np.sum(y * y)
         self.down_sum_sq[:] = S_down
-        a_d = act_quant_q8(self.down.norm_w * y * (1.0 / np.sqrt(S_down / n + self.down.eps)))
+        self.down_inv_rms[:] = 1.0 / np.sqrt(S_down / n + self.down.eps)
+        a_d = act_quant_q8(self.down.norm_w * y * self.down_inv_rms[0])
         self.buffer = events.message(self.scale_down * (self.w_down @ a_d), True, dtype=float)

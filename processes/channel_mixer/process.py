@@ -31,3 +31,4 @@ class ChannelMixer(AbstractProcess):
         self.down_out = OutPort(shape=(d + 1,))
         self.y = Var(shape=(n,), init=0)  # GLU output SiLU(u) * v, Q(y_frac)
         self.down_sum_sq = Var(shape=(1,), init=0)
+        self.down_inv_rms = Var(shape=(1,), init=0)

@@ -25,7 +25,6 @@ class AbstractPyEmbeddingSource(PyLoihiProcessModel):
     max_new_tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     count: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     token: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    entered_at: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
 
     def run_spk(self):
         fed, present = events.split(self.token_in.recv())
@@ -37,7 +36,7 @@ class AbstractPyEmbeddingSource(PyLoihiProcessModel):
         else:
             self.x_out.send(events.silence(self.embed.shape[1], dtype=self.DTYPE))
             return
-        self.token[0], self.entered_at[k], self.count[0] = tok, self.time_step, k + 1
+        self.token[0], self.count[0] = tok, k + 1
         self.x_out.send(events.message(self.embed[tok], True, dtype=self.DTYPE))
 
 

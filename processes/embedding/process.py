@@ -18,7 +18,7 @@ class EmbeddingSource(AbstractProcess):
         elif token_in carries a token and k < prompt_len + max_new_tokens - 1:
                                                             token = token_in           (the sink's choice)
         else:                                               nothing is sent
-        x_out = embed[token] with the token lane set ; count += 1 ; entered_at[k] = the step (a record for probes)
+        x_out = embed[token] with the token lane set ; count += 1
 
     The prompt enters through Vars, so one compiled graph serves many prompts: set ``prompt``, ``prompt_len``,
     ``max_new_tokens`` and ``count = 0`` (``graph.LavaGraph.start``) and run again.
@@ -43,4 +43,3 @@ class EmbeddingSource(AbstractProcess):
         self.max_new_tokens = Var(shape=(1,), init=0)
         self.count = Var(shape=(1,), init=0)
         self.token = Var(shape=(1,), init=-1)  # the token that entered last
-        self.entered_at = Var(shape=(capacity,), init=-1)  # the step each token entered

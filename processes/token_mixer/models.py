@@ -41,6 +41,7 @@ class SubTokenMixerModel(AbstractSubProcessModel):
         self.o_proj.a_out.connect(proc.out_ports.o_out)
         proc.vars.h.alias(self.mlgru.vars.h)
         proc.vars.gate_sum_sq.alias(self.gate_aggregator.vars.sum_sq)
+        proc.vars.gate_inv_rms.alias(self.gate_aggregator.vars.inv_rms)
 
 
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
@@ -56,6 +57,7 @@ class PyFusedTokenMixerFixed(PyLoihiProcessModel):
     o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
     h: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
     gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -75,7 +77,9 @@ class PyFusedTokenMixerFixed(PyLoihiProcessModel):
         self.h[:] = h
         S_gate = g.aggregate(g.norm_squares(q.gate, gz, f"l{l}.gate"), f"l{l}.gate")
         self.gate_sum_sq[:] = S_gate
-        a_o = g.spikes_from_inv_rms(q.gate, gz, g.inv_rms(S_gate, f"l{l}.gate"), f"l{l}.gate")["o"]
+        r = g.inv_rms(S_gate, f"l{l}.gate")
+        self.gate_inv_rms[:] = r
+        a_o = g.spikes_from_inv_rms(q.gate, gz, r, f"l{l}.gate")["o"]
         self.buffer = events.message(synapses(q.o.w, a_o)[0], True)
 
 
@@ -91,6 +95,7 @@ class PyFusedTokenMixerFloat(PyLoihiProcessModel):
     o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     h: np.ndarray = LavaPyType(np.ndarray, float)
     gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
+    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -120,5 +125,6 @@ class PyFusedTokenMixerFloat(PyLoihiProcessModel):
         fold = lw.fold_o
         S_gate = np.sum(fold.squares(g, gz))
         self.gate_sum_sq[:] = S_gate
-        a_o = act_quant_q8(fold.gain * gz * (1.0 / np.sqrt(S_gate / self.d + self.eps_gate)))
+        self.gate_inv_rms[:] = 1.0 / np.sqrt(S_gate / self.d + self.eps_gate)
+        a_o = act_quant_q8(fold.gain * gz * self.gate_inv_rms[0])
         self.buffer = events.message(self._bitlinear("o", a_o), True, dtype=float)

@@ -39,3 +39,4 @@ class TokenMixer(AbstractProcess):
         self.o_out = OutPort(shape=(d + 1,))
         self.h = Var(shape=(d,), init=0)  # MLGRU hidden state, Q(h_frac)
         self.gate_sum_sq = Var(shape=(1,), init=0)
+        self.gate_inv_rms = Var(shape=(1,), init=0)

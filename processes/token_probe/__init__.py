@@ -1,0 +1,1 @@
+"""Probes that record a value once per token (docs/graph.md, "Probes")."""
