@@ -4,8 +4,10 @@
 golden model's residual stream and MLGRU state h (dequantised with their formats) are from the float
 model's; at the output, top-1 agreement and the mean KL divergence of the next-token distributions; and,
 when the tokens of a text are given, the perplexity of both. Saturations counted by the golden model are
-split into the activation clipping that static int8 scales imply by design (names ending ``.clip``) and
-state overflows (any other register), which mean a format is too narrow.
+split into the activation clipping that static spike scales imply by design (names ending ``.clip``) and
+state overflows (any other register), which mean a format is too narrow; among the latter, saturations of a
+dendritic accumulator (``NAME.acc``, only possible with spikes wider than 8 bits) are also listed on their
+own, next to how each projection's accumulator was sized (``quantise.dendrite_fits``).
 
 Every figure is a function of the fixed-point knobs (:class:`FixedPointConfig`), so changing a knob and
 re-running the report shows what it costs in accuracy.
@@ -38,10 +40,11 @@ from .fixed_point import INVSQRT_OUT_FRAC
 from .float_model import FloatModel
 from .golden import GoldenModel
 from .golden_fast import FastGoldenModel
-from .quantise import QuantisedNetwork, compile_network
+from .quantise import QuantisedNetwork, compile_network, dendrite_fits
 
 LAYER_NORM_STAGES = ("attn", "gate", "mlp", "down")  # the norm aggregators of a layer (calibration.norm_stages)
-CLIP_SUFFIX = ".clip"  # saturations of the int8 spike quantiser: activation clipping, expected
+CLIP_SUFFIX = ".clip"  # saturations of the spike quantiser: activation clipping, expected
+ACC_SUFFIX = ".acc"  # saturations of a dendritic accumulator (a state overflow)
 TEXT_CHUNK = 256  # tokens per prefill call on a text (the state is carried between chunks)
 DEFAULT_EVAL_SEQUENCES = 4
 DEFAULT_EVAL_LENGTH = 32
@@ -122,6 +125,12 @@ class AccuracyReport:
     clip_counts: dict = field(default_factory=dict)  # name -> clipped spikes (activation clipping)
     clip_rate: float = 0.0  # clipped spikes / spikes sent, over every quantiser
     state_overflows: dict = field(default_factory=dict)  # name -> saturated state register writes
+    accumulator_saturations: dict = field(default_factory=dict)  # the NAME.acc part of state_overflows
+    dendrites: list = field(default_factory=list)  # per projection: quantise.DendriteFit as a dict
+
+    @property
+    def num_accumulator_saturations(self) -> int:
+        return int(sum(self.accumulator_saturations.values()))
 
     @property
     def max_resid_err(self) -> float:
@@ -142,7 +151,8 @@ class AccuracyReport:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["summary"] = {"max_resid_rel_err": self.max_resid_err, "max_h_rel_err": self.max_h_err,
-                        "clipped": self.num_clipped, "state_overflows": self.num_state_overflows}
+                        "clipped": self.num_clipped, "state_overflows": self.num_state_overflows,
+                        "accumulator_saturations": self.num_accumulator_saturations}
         return d
 
     def to_json(self) -> str:
@@ -175,7 +185,21 @@ class AccuracyReport:
         lines.append(f"activation clipping: {self.num_clipped} spikes ({self.clip_rate:.3%} of those sent)"
                      + _top_names(self.clip_counts))
         lines.append(f"state overflows: {self.num_state_overflows}" + _top_names(self.state_overflows))
+        lines.append(self.dendrite_line())
         return "\n".join(lines)
+
+    def dendrite_line(self) -> str:
+        """How the dendritic accumulators were sized, and how often they saturated."""
+        n = len(self.dendrites)
+        sized = [d for d in self.dendrites if not d["guaranteed"]]
+        text = f"dendritic accumulators: {n - len(sized)} of {n} projections safe for any input"
+        if sized:
+            low = min(sized, key=lambda d: d["headroom_bits"])
+            widened = sum(d["widened"] for d in sized)
+            text += (f"; {len(sized)} sized by calibration (least headroom {low['headroom_bits']:.2f} bits at "
+                     f"{low['name']}; {widened} spike scale(s) widened to keep the headroom)")
+        return (text + f"; saturations {self.num_accumulator_saturations}"
+                + _top_names(self.accumulator_saturations))
 
     __str__ = table
 
@@ -288,6 +312,9 @@ def accuracy_report(float_model: FloatModel, net: QuantisedNetwork, sequences: I
         sent += len(text_tokens) * _spikes_per_token(net)
 
     report.clip_counts, report.state_overflows = split_overflows(g.ovf)
+    report.accumulator_saturations = {k: v for k, v in report.state_overflows.items() if k.endswith(ACC_SUFFIX)}
+    report.dendrites = [dict(dataclasses.asdict(f), guaranteed=f.guaranteed, headroom_bits=f.headroom_bits)
+                        for f in dendrite_fits(net)]
     report.clip_rate = report.num_clipped / sent
     return report
 

@@ -12,6 +12,10 @@ Norm stages (one RMS aggregation each, after the dual-RMSNorm fold; DESIGN.md se
 
 For a stage: ``sum_sq`` = sum_j (w1_j v_j)^2 per token; ``unit`` = v_j / sqrt(sum_sq); a consumer's int8
 input is round(w1 w2 sqrt(d) unit * 127 / clip) with ``clip`` the calibrated percentile of its |value|.
+
+Every BitLinear's output maximum is recorded too (:func:`projection_output_stats`): divided by the value of
+one accumulator unit it is the calibrated maximum of that projection's synaptic sum, which decides how wide
+spikes (``act_bits`` > 8) fit the 24-bit dendritic accumulator (quantise.py, ``dendrite_fits``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,18 @@ from .config import FixedPointConfig
 from .float_model import FloatModel, silu
 
 TOKEN_MIXER_INPUTS = ("i", "f", "g")
+
+
+PROJECTIONS = ("i", "f", "g", "o", "gate", "down")  # the ternary projections of a layer, in graph order
+HEAD_PROJECTION = "head.lm_head"
+LOGITS_STAT = "logits"
+
+
+def projection_output_stats(l: int) -> dict[str, tuple[str, ...]]:
+    """Projection of layer ``l`` -> the calibration statistics whose maximum is its BitLinear output's |max|
+    (gate_proj's output is the GLU's u and v halves)."""
+    return {"i": (f"l{l}.pre_i",), "f": (f"l{l}.pre_f",), "g": (f"l{l}.pre_g",), "o": (f"l{l}.out_o",),
+            "gate": (f"l{l}.u", f"l{l}.v"), "down": (f"l{l}.out_down",)}
 
 
 def norm_stages(model: FloatModel):
@@ -103,11 +119,14 @@ def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool
 
     for seq in progress_bar(list(sequences), desc="calibrate", disable=not progress, unit="seq"):
         rec: list[dict] = []
-        _, _, hidden = model.prefill(seq, return_hidden=True, record=rec)
+        logits, _, hidden = model.prefill(seq, return_hidden=True, record=rec)
         ntok += len(seq)
         upd("resid", _maxabs(hidden))
+        upd(LOGITS_STAT, _maxabs(logits))
         for l, r in enumerate(rec):
             upd("resid", _maxabs(r["r"]))
+            upd(f"l{l}.out_o", _maxabs(r["r"] - r["x"]))  # o_proj's output: r = x + o
+            upd(f"l{l}.out_down", _maxabs(hidden[l + 1] - r["r"]))  # down_proj's output: x_next = r + down
             for p in TOKEN_MIXER_INPUTS:
                 upd(f"l{l}.pre_{p}", _maxabs(r[f"pre_{p}"]))
             upd(f"l{l}.h", _maxabs(r["h"]))
