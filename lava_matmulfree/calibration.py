@@ -77,19 +77,20 @@ class Calibration:
     stats: dict[str, float] = field(default_factory=dict)
     num_tokens: int = 0
     percentile: float = 100.0
+    source: str = ""  # what the sample text was (random_calibration_sequences / text_calibration_sequences)
 
     def __getitem__(self, name: str) -> float:
         return self.stats[name]
 
     def to_json(self) -> str:
-        return json.dumps({"stats": self.stats, "num_tokens": self.num_tokens, "percentile": self.percentile},
-                          indent=1, sort_keys=True)
+        return json.dumps({"stats": self.stats, "num_tokens": self.num_tokens, "percentile": self.percentile,
+                           "source": self.source}, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Calibration":
         d = json.loads(text)
         return cls(stats={k: float(v) for k, v in d["stats"].items()}, num_tokens=int(d["num_tokens"]),
-                   percentile=float(d["percentile"]))
+                   percentile=float(d["percentile"]), source=str(d.get("source", "")))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json())
@@ -103,7 +104,8 @@ def _maxabs(a) -> float:
     return float(np.max(np.abs(a))) if np.size(a) else 0.0
 
 
-def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool = False) -> Calibration:
+def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool = False,
+              source: str = "") -> Calibration:
     """Statistics of the (unfused) float model on ``sequences`` (lists of token ids), each run from the
     zero state. Max-abs statistics take the maximum over all sequences; activation clips the
     ``fp.act_clip_percentile`` percentile of all |values| seen."""
@@ -147,10 +149,37 @@ def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool
     stats = dict(maxes)
     for k, chunks in pools.items():
         stats[k] = float(np.percentile(np.concatenate(chunks), fp.act_clip_percentile))
-    return Calibration(stats=stats, num_tokens=ntok, percentile=fp.act_clip_percentile)
+    return Calibration(stats=stats, num_tokens=ntok, percentile=fp.act_clip_percentile, source=source)
+
+
+CALIBRATION_SOURCES = ("text", "random")  # real text (the default for checkpoints) or random token ids
+RANDOM_SOURCE = "random token ids"
 
 
 def random_calibration_sequences(vocab_size: int, num: int = 8, length: int = 32, seed: int = 1234):
-    """Sample sequences for models without text (random-weight checkpoints): uniform random token ids."""
+    """Sample sequences for models without text (random weights): uniform random token ids."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, vocab_size, size=length).tolist() for _ in range(num)]
+
+
+def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length: int = 128) -> list[list[int]]:
+    """``num`` windows of ``length`` tokens of real text, evenly spaced over the training part of the shipped
+    corpus (CPython's ``pydoc_data.topics``, see train_data.py) tokenised by ``tokenizer``: the statistics a
+    checkpoint shows on text, which random token ids do not reproduce. The held-out validation blocks are
+    left out, so a perplexity measured on them stays out of sample."""
+    from .train_data import SplitConfig, load_corpus, split_stream
+
+    stream = np.concatenate(split_stream(load_corpus(tokenizer).tokens, SplitConfig())[0])
+    top = int(stream.max())
+    if top >= vocab_size:
+        raise ValueError(f"the tokenizer produced id {top} on the calibration text but the model has only "
+                         f"{vocab_size} tokens")
+    length = min(length, len(stream))
+    starts = np.linspace(0, len(stream) - length, num).round().astype(np.int64)
+    return [stream[s:s + length].tolist() for s in starts]
+
+
+def text_source(num: int, length: int) -> str:
+    from .train_data import CORPUS_NAME
+
+    return f"text: {num} windows of {length} tokens of {CORPUS_NAME}"
