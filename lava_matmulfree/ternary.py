@@ -476,8 +476,12 @@ class TernaryMatrix:
                              f"exact only for in <= {MAX_IN_WIDE}")
         n_tok = X.shape[0]
         hi, lo = split_bytes(X)
-        both = self._matmul(np.concatenate([hi, lo], axis=0)).astype(np.int64)
-        out = BYTE_RADIX * both[:n_tok] + both[n_tok:] + LO_BIAS * self.row_sums
+        rows = [hi, lo]
+        if self.kernel_for(2 * n_tok) == "vnni" and 2 * n_tok % TOKEN_BLOCK:
+            # zero rows up to whole TOKEN_BLOCKs: one decode of the codes then serves both bytes (decode: T = 1)
+            rows.append(np.zeros((TOKEN_BLOCK - 2 * n_tok % TOKEN_BLOCK, self.n_in), np.int8))
+        both = self._matmul(np.concatenate(rows, axis=0)).astype(np.int64)
+        out = BYTE_RADIX * both[:n_tok] + both[n_tok:2 * n_tok] + LO_BIAS * self.row_sums
         return out.astype(np.int32)   # |W @ x| <= 32768 * in < 2**31 (in <= MAX_IN_WIDE)
 
     def _matmul(self, X: np.ndarray) -> np.ndarray:
