@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", choices=("demo", "deep"), help="a packaged trained model")
     src.add_argument("--config", help="random weights of this config (e.g. 370m)")
+    src.add_argument("--folder", type=Path, help="a model folder written by `lava-matmulfree train`")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--act-bits", type=int, nargs="+", default=list(ACT_BITS))
     ap.add_argument("--val-windows", type=int, default=0, help="validation windows (0: all)")
@@ -99,13 +100,13 @@ def main(argv=None) -> int:
     ap.add_argument("--lava-backend", default="sim-fused")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    name = args.model or f"{args.config}-random-seed{args.seed}"
+    name = args.model or (args.folder.name if args.folder else f"{args.config}-random-seed{args.seed}")
     out = args.out or HERE.parent / "out" / f"act_bits_{name}.json"
     t_start = time.perf_counter()
     result = {"model": name, "act_bits": {}, "load_average_start": os.getloadavg()}
 
-    if args.model:
-        folder = DATA / f"{args.model}_model"
+    if args.model or args.folder:
+        folder = args.folder or DATA / f"{args.model}_model"
         split, _ = split_from_training_json(folder)
         train, val = split_stream(load_corpus().tokens, split)
         cfg, params = load_checkpoint(folder)

@@ -270,9 +270,11 @@ def test_snapshots_of_a_long_run_are_complete_checkpoints(T, tmp_path, monkeypat
     seen = []
     real = T._save_snapshot
 
-    def spy(out_, cfg, model, tc, step, command):
-        real(out_, cfg, model, tc, step, command)
-        seen.append((step, json.loads((out_ / TRAINING_FILE).read_text())["snapshot_step"], load_checkpoint(out_)))
+    def spy(out_, cfg, model, tc, split, step, command):
+        real(out_, cfg, model, tc, split, step, command)
+        rec = json.loads((out_ / TRAINING_FILE).read_text())
+        assert rec["split"]["seq_len"] == 16  # evaluation tools read the split from a snapshot too
+        seen.append((step, rec["snapshot_step"], load_checkpoint(out_)))
 
     monkeypatch.setattr(T, "_save_snapshot", spy)
     tc = T.TrainConfig(hidden_size=32, num_layers=2, intermediate_size=64, steps=7, batch_size=2, warmup_steps=1,
