@@ -1,6 +1,11 @@
 """Benchmark of the ternary synapse kernel against numpy int and float32 BLAS on a model's per-layer shapes.
 
     .venv/bin/python benchmarks/bench_ternary.py [--model 370m] [--tokens 1 128] [--repeats 7] [--parallel]
+    .venv/bin/python benchmarks/bench_ternary.py --wide [--model 370m] [--tokens 1 128]
+
+``--wide`` times only the packed kernel on int16 spikes (act_bits 9..16: both bytes through the int8
+kernel as one batch, ternary.py) against the same kernel on int8 spikes, same matrices, interleaved
+repeats, each result checked against int64 once.
 
 Per layer the model has i, f, g, o: [d, d]; the fused gate+up: [2I, d]; down: [d, I]; once the LM head
 [V, d]. For T = 1 (decode) every weight matrix of the whole model is a distinct array (as in a real token:
@@ -32,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from lava_matmulfree import ternary  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
-from lava_matmulfree.ternary import TernaryMatrix, X_MAX, X_MIN  # noqa: E402
+from lava_matmulfree.ternary import TernaryMatrix, X16_MAX, X16_MIN, X_MAX, X_MIN  # noqa: E402
 
 REFERENCE = "numpy int32"
 MIB = 1 << 20
@@ -135,6 +140,53 @@ def bench_T(methods, shapes, n_layers, T, repeats, ref_repeats, rng):
     return res
 
 
+def bench_wide(shapes, T, repeats, rng) -> list[dict]:
+    """Median ms per matrix call of the packed kernel ("auto") with int8 and with int16 spikes, per shape."""
+    rows = []
+    for name, n_out, n_in, count in shapes:
+        m = TernaryMatrix(rng.integers(-1, 2, size=(n_out, n_in), dtype=np.int8))
+        X = {"int8": rng.integers(X_MIN, X_MAX + 1, size=(T, n_in), dtype=np.int8),
+             "int16": rng.integers(X16_MIN, X16_MAX + 1, size=(T, n_in), dtype=np.int16)}
+        W64 = m.to_dense().astype(np.int64)
+        for x in X.values():                                        # exactness, and warm-up / JIT
+            if not np.array_equal(m.matmul(x), x.astype(np.int64) @ W64.T):
+                raise AssertionError(f"packed kernel not exact on {name} {x.dtype} T={T}")
+        times = {k: [] for k in X}
+        for _ in range(repeats):
+            for k, x in X.items():
+                times[k].append(timed(lambda: m.matmul(x)))
+        med = {k: float(np.median(v)) * MS for k, v in times.items()}
+        rows.append({"shape": name, "out": n_out, "in": n_in, "count": count, "T": T, "int8_ms": med["int8"],
+                     "int16_ms": med["int16"], "ratio": med["int16"] / med["int8"]})
+    return rows
+
+
+def main_wide(args) -> int:
+    model = load_config(args.model).model
+    shapes = model_shapes(model)
+    rng = np.random.default_rng(0)
+    report = {"model": model.name, "kernel": TernaryMatrix(np.ones((1, 1), np.int8)).kernel_for(1),
+              "load_avg": list(os.getloadavg()), "runs": []}
+    for T in args.tokens:
+        rows = bench_wide(shapes, T, args.repeats, rng)
+        t8 = sum(r["int8_ms"] * r["count"] for r in rows)
+        t16 = sum(r["int16_ms"] * r["count"] for r in rows)
+        report["runs"].append({"T": T, "rows": rows, "model_int8_ms_per_token": t8 / T,
+                               "model_int16_ms_per_token": t16 / T, "model_ratio": t16 / t8})
+        print(f"\n== {model.name}, T = {T}: packed kernel, int16 vs int8 spikes (median ms per call) ==")
+        print(f"{'shape':<10}{'out x in':>13}{'n':>4}{'int8 ms':>10}{'int16 ms':>10}{'ratio':>8}")
+        for r in rows:
+            print(f"{r['shape']:<10}{r['out']:>7}x{r['in']:<5}{r['count']:>4}{r['int8_ms']:>10.3f}"
+                  f"{r['int16_ms']:>10.3f}{r['ratio']:>8.2f}")
+        print(f"whole model per token: int8 {t8 / T:.2f} ms, int16 {t16 / T:.2f} ms, ratio {t16 / t8:.2f}")
+    out = Path(args.out if args.out != str(ROOT / "out" / "bench_ternary.json") else
+               ROOT / "out" / "bench_ternary_wide.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
 def jit_times() -> dict:
     """First-call time (import + compile or cache load + one matvec) in fresh interpreters."""
     code = ("import time, numpy as np; t0 = time.perf_counter(); "
@@ -162,8 +214,11 @@ def main(argv=None) -> int:
     ap.add_argument("--ref-repeats", type=int, default=3,
                     help="repeats of the (slow) numpy int reference for T > 1")
     ap.add_argument("--parallel", action="store_true", help="also time the multi-threaded kernels")
+    ap.add_argument("--wide", action="store_true", help="int16 against int8 spikes on the packed kernel only")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench_ternary.json"))
     args = ap.parse_args(argv)
+    if args.wide:
+        return main_wide(args)
 
     model = load_config(args.model).model
     shapes = model_shapes(model)

@@ -8,6 +8,8 @@
 3. Tokens/s of each backend generating the same continuation (greedy), start-up included, in one run.
 
     .venv/bin/python benchmarks/demo_figures.py            # writes out/demo_figures.json
+    .venv/bin/python benchmarks/demo_figures.py --model deep --speed-backends float reference sim-fused
+                                                           # the 12-layer model: out/deep_figures.json
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from lava_matmulfree.float_model import FloatModel
 from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
 from lava_matmulfree.progress import progress
 from lava_matmulfree.quantise import compile_network
-from lava_matmulfree.train_data import eval_windows, load_corpus, split_from_training_json, split_stream
+from lava_matmulfree.train_data import (CORPUS_NAME, eval_windows, load_corpus, split_from_training_json,
+                                        split_stream)
 
-DEMO = Path(__file__).resolve().parent.parent / "lava_matmulfree" / "data" / "demo_model"
+DATA = Path(__file__).resolve().parent.parent / "lava_matmulfree" / "data"
 CALIB_WINDOWS = 32  # training windows the static scales are calibrated on
 CALIB_STRIDE = 7  # take every 7th training segment window, spread over the text
 LAVA_PREFIX = 48  # tokens of a validation window run through the Lava simulator
@@ -47,16 +50,21 @@ def calibration_windows(train_segments, seq_len: int, n: int) -> list[list[int]]
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="out/demo_figures.json")
+    ap.add_argument("--model", choices=("demo", "deep"), default="demo", help="the packaged model")
+    ap.add_argument("--out", default=None, help="default: out/MODEL_figures.json")
     ap.add_argument("--val-windows", type=int, default=0, help="validation windows to use (0: all)")
+    ap.add_argument("--speed-backends", nargs="+", default=list(SPEED_BACKENDS))
     args = ap.parse_args(argv)
+    args.out = args.out or f"out/{args.model}_figures.json"
+    DEMO = DATA / f"{args.model}_model"
 
     split, _ = split_from_training_json(DEMO)
     train, val = split_stream(load_corpus().tokens, split)
     cfg, params = load_checkpoint(DEMO)
     fm = FloatModel(cfg, params)
     fp = FixedPointConfig()
-    cal = calibrate(fm, calibration_windows(train, split.seq_len, CALIB_WINDOWS), fp, progress=True)
+    cal = calibrate(fm, calibration_windows(train, split.seq_len, CALIB_WINDOWS), fp, progress=True,
+                    source=f"text: {CALIB_WINDOWS} training windows of {split.seq_len} tokens of {CORPUS_NAME}")
     net = compile_network(fm, cal, fp)
     net.save(DEMO / "compiled.safetensors")
 
@@ -91,7 +99,7 @@ def main(argv=None) -> int:
     speed = {}
     prompt = [int(t) for t in windows[1][0][:SPEED_PROMPT]]
     outs = {}
-    for b in SPEED_BACKENDS:
+    for b in args.speed_backends:
         t0 = time.perf_counter()
         r = generate(b, net, prompt, SPEED_NEW, float_model=fm)
         wall = time.perf_counter() - t0
@@ -100,9 +108,9 @@ def main(argv=None) -> int:
                     "leaf_processes": r.leaf_processes, "tokens": r.tokens}
     fig["speed"] = speed
     fig["fixed_backends_same_tokens"] = all(outs[b].tokens == outs["reference"].tokens
-                                            for b in SPEED_BACKENDS if b != "float")
+                                            for b in args.speed_backends if b != "float")
     fig["fixed_backends_same_logits"] = all(np.array_equal(outs[b].logits, outs["reference"].logits)
-                                            for b in SPEED_BACKENDS if b != "float")
+                                            for b in args.speed_backends if b != "float")
     fig["load_average"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(fig, indent=1))

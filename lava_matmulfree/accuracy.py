@@ -4,8 +4,10 @@
 golden model's residual stream and MLGRU state h (dequantised with their formats) are from the float
 model's; at the output, top-1 agreement and the mean KL divergence of the next-token distributions; and,
 when the tokens of a text are given, the perplexity of both. Saturations counted by the golden model are
-split into the activation clipping that static int8 scales imply by design (names ending ``.clip``) and
-state overflows (any other register), which mean a format is too narrow.
+split into the activation clipping that static spike scales imply by design (names ending ``.clip``) and
+state overflows (any other register), which mean a format is too narrow; among the latter, saturations of a
+dendritic accumulator (``NAME.acc``, only possible with spikes wider than 8 bits) are also listed on their
+own, next to how each projection's accumulator was sized (``quantise.dendrite_fits``).
 
 Every figure is a function of the fixed-point knobs (:class:`FixedPointConfig`), so changing a knob and
 re-running the report shows what it costs in accuracy.
@@ -32,22 +34,26 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .calibration import Calibration, calibrate, norm_stages, random_calibration_sequences, stage_values
+from .calibration import (CALIBRATION_SOURCES, RANDOM_SOURCE, Calibration, calibrate, norm_stages,
+                          random_calibration_sequences, stage_values, text_calibration_sequences, text_source)
 from .config import FixedPointConfig, ModelConfig, load_config, replace
 from .fixed_point import INVSQRT_OUT_FRAC
 from .float_model import FloatModel
 from .golden import GoldenModel
 from .golden_fast import FastGoldenModel
-from .quantise import QuantisedNetwork, compile_network
+from .quantise import QuantisedNetwork, compile_network, dendrite_fits
 
 LAYER_NORM_STAGES = ("attn", "gate", "mlp", "down")  # the norm aggregators of a layer (calibration.norm_stages)
-CLIP_SUFFIX = ".clip"  # saturations of the int8 spike quantiser: activation clipping, expected
+CLIP_SUFFIX = ".clip"  # saturations of the spike quantiser: activation clipping, expected
+ACC_SUFFIX = ".acc"  # saturations of a dendritic accumulator (a state overflow)
 TEXT_CHUNK = 256  # tokens per prefill call on a text (the state is carried between chunks)
 DEFAULT_EVAL_SEQUENCES = 4
 DEFAULT_EVAL_LENGTH = 32
 DEFAULT_EVAL_SEED = 4321  # sample sequences differ from the calibration ones (random_calibration_sequences' seed)
-DEFAULT_CALIB_SEQUENCES = 8
+DEFAULT_CALIB_SEQUENCES = 8  # random token ids (random weights)
 DEFAULT_CALIB_LENGTH = 32
+DEFAULT_TEXT_CALIB_SEQUENCES = 16  # windows of real text (checkpoints)
+DEFAULT_TEXT_CALIB_LENGTH = 128
 
 
 # ----------------------------------------------------------------------------------------- metrics
@@ -122,6 +128,13 @@ class AccuracyReport:
     clip_counts: dict = field(default_factory=dict)  # name -> clipped spikes (activation clipping)
     clip_rate: float = 0.0  # clipped spikes / spikes sent, over every quantiser
     state_overflows: dict = field(default_factory=dict)  # name -> saturated state register writes
+    accumulator_saturations: dict = field(default_factory=dict)  # the NAME.acc part of state_overflows
+    dendrites: list = field(default_factory=list)  # per projection: quantise.DendriteFit as a dict
+    calibrated_on: str = ""  # the calibration's sample text (Calibration.source)
+
+    @property
+    def num_accumulator_saturations(self) -> int:
+        return int(sum(self.accumulator_saturations.values()))
 
     @property
     def max_resid_err(self) -> float:
@@ -142,7 +155,8 @@ class AccuracyReport:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["summary"] = {"max_resid_rel_err": self.max_resid_err, "max_h_rel_err": self.max_h_err,
-                        "clipped": self.num_clipped, "state_overflows": self.num_state_overflows}
+                        "clipped": self.num_clipped, "state_overflows": self.num_state_overflows,
+                        "accumulator_saturations": self.num_accumulator_saturations}
         return d
 
     def to_json(self) -> str:
@@ -160,6 +174,7 @@ class AccuracyReport:
         lines = [f"golden (fixed point) vs float: model {self.model}, {self.num_sequences} sequences, "
                  f"{self.num_tokens} tokens",
                  "knobs: " + ", ".join(f"{k}={v}" for k, v in self.fixed_point.items()),
+                 f"calibrated on: {self.calibrated_on or 'unrecorded'}",
                  "relative errors: r = residual after the token mixer, x = after the layer, h = MLGRU state, "
                  "1/rms = largest of the layer's four norm aggregators",
                  f"{'layer':>5}  {'r':>10}  {'x':>10}  {'h':>10}  {'1/rms':>10}"]
@@ -175,7 +190,21 @@ class AccuracyReport:
         lines.append(f"activation clipping: {self.num_clipped} spikes ({self.clip_rate:.3%} of those sent)"
                      + _top_names(self.clip_counts))
         lines.append(f"state overflows: {self.num_state_overflows}" + _top_names(self.state_overflows))
+        lines.append(self.dendrite_line())
         return "\n".join(lines)
+
+    def dendrite_line(self) -> str:
+        """How the dendritic accumulators were sized, and how often they saturated."""
+        n = len(self.dendrites)
+        sized = [d for d in self.dendrites if not d["guaranteed"]]
+        text = f"dendritic accumulators: {n - len(sized)} of {n} projections safe for any input"
+        if sized:
+            low = min(sized, key=lambda d: d["headroom_bits"])
+            widened = sum(d["widened"] for d in sized)
+            text += (f"; {len(sized)} sized by calibration (least headroom {low['headroom_bits']:.2f} bits at "
+                     f"{low['name']}; {widened} spike scale(s) widened to keep the headroom)")
+        return (text + f"; saturations {self.num_accumulator_saturations}"
+                + _top_names(self.accumulator_saturations))
 
     __str__ = table
 
@@ -288,6 +317,10 @@ def accuracy_report(float_model: FloatModel, net: QuantisedNetwork, sequences: I
         sent += len(text_tokens) * _spikes_per_token(net)
 
     report.clip_counts, report.state_overflows = split_overflows(g.ovf)
+    report.accumulator_saturations = {k: v for k, v in report.state_overflows.items() if k.endswith(ACC_SUFFIX)}
+    report.dendrites = [dict(dataclasses.asdict(f), guaranteed=f.guaranteed, headroom_bits=f.headroom_bits)
+                        for f in dendrite_fits(net)]
+    report.calibrated_on = net.calibration.source
     report.clip_rate = report.num_clipped / sent
     return report
 
@@ -309,25 +342,32 @@ class EvalSetup:
 def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
                      fixed_point: FixedPointConfig | None = None, overrides: Mapping | None = None,
                      calib_sequences: Iterable[Sequence[int]] | None = None,
-                     num_calib: int = DEFAULT_CALIB_SEQUENCES, calib_length: int = DEFAULT_CALIB_LENGTH,
-                     dtype=np.float64, progress: bool = False) -> EvalSetup:
+                     num_calib: int | None = None, calib_length: int | None = None,
+                     dtype=np.float64, progress: bool = False, calibration: str | None = None,
+                     calib_source: str = "") -> EvalSetup:
     """Float model, calibration and compiled network.
 
-    Weights: from ``checkpoint`` (a Hugging Face folder) when given, else random (``random_params``,
-    ``seed``) of the model of ``config`` (a name such as ``tiny`` / ``370m`` or a TOML path; default
-    ``tiny``). Fixed-point knobs: ``fixed_point`` if given, else the ``[fixed_point]`` section of
-    ``config`` (defaults without one), then ``overrides`` (field -> value, validated). Calibration on
-    ``calib_sequences`` or ``num_calib`` random sequences of ``calib_length`` tokens."""
+    Weights: from ``checkpoint`` (a Hugging Face folder, or a repo id found in the local Hugging Face cache:
+    ``checkpoint.resolve_checkpoint``) when given, else random (``random_params``, ``seed``) of the model of
+    ``config`` (a name such as ``tiny`` / ``370m`` or a TOML path; default ``tiny``). Fixed-point knobs:
+    ``fixed_point`` if given, else the ``[fixed_point]`` section of ``config`` (defaults without one), then
+    ``overrides`` (field -> value, validated). Calibration on ``calib_sequences`` (described by
+    ``calib_source``) if given, else by ``calibration``: ``"text"`` (the default for a checkpoint)
+    ``num_calib`` windows of ``calib_length`` tokens of the shipped corpus through the checkpoint's tokenizer,
+    ``"random"`` (the default for random weights) ``num_calib`` sequences of random token ids."""
     from .params import random_params
 
+    if calibration is not None and calibration not in CALIBRATION_SOURCES:
+        raise ValueError(f"calibration must be one of {', '.join(CALIBRATION_SOURCES)}, got {calibration!r}")
     cfg_file = load_config(config if config is not None else "tiny", require="model" if checkpoint is None else None) \
         if (config is not None or checkpoint is None) else None
     fp = fixed_point if fixed_point is not None else (cfg_file.fixed_point if cfg_file else FixedPointConfig())
     if overrides:
         fp = replace(fp, **dict(overrides))
     if checkpoint is not None:
-        from .checkpoint import load_checkpoint
+        from .checkpoint import load_checkpoint, resolve_checkpoint
 
+        checkpoint = resolve_checkpoint(checkpoint)
         cfg, params = load_checkpoint(checkpoint)
         source = f"checkpoint {checkpoint}"
     else:
@@ -340,8 +380,18 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     model = FloatModel(cfg, params, dtype=dtype)
     del params
     if calib_sequences is None:
-        calib_sequences = random_calibration_sequences(cfg.vocab_size, num_calib, calib_length)
-    cal = calibrate(model, calib_sequences, fp, progress=progress)
+        how = calibration or ("text" if checkpoint is not None else "random")
+        if how == "text":
+            from .tokenizer import load_tokenizer
+
+            num, length = num_calib or DEFAULT_TEXT_CALIB_SEQUENCES, calib_length or DEFAULT_TEXT_CALIB_LENGTH
+            calib_sequences = text_calibration_sequences(load_tokenizer(checkpoint), cfg.vocab_size, num, length)
+            calib_source = text_source(num, length)
+        else:
+            num, length = num_calib or DEFAULT_CALIB_SEQUENCES, calib_length or DEFAULT_CALIB_LENGTH
+            calib_sequences = random_calibration_sequences(cfg.vocab_size, num, length)
+            calib_source = f"{RANDOM_SOURCE}: {num} sequences of {length}"
+    cal = calibrate(model, calib_sequences, fp, progress=progress, source=calib_source)
     net = compile_network(model, cal, fp)
     net.fingerprint = weights_id
     return EvalSetup(cfg=cfg, fp=fp, float_model=model, calibration=cal, net=net, source=source,
@@ -357,15 +407,16 @@ def sample_sequences(vocab_size: int, num: int = DEFAULT_EVAL_SEQUENCES, length:
 def evaluate(config: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
              overrides: Mapping | None = None, num_sequences: int = DEFAULT_EVAL_SEQUENCES,
              length: int = DEFAULT_EVAL_LENGTH, text: str | None = None, dtype=np.float64,
-             progress: bool = False) -> tuple[AccuracyReport, EvalSetup]:
+             progress: bool = False, calibration: str | None = None) -> tuple[AccuracyReport, EvalSetup]:
     """Build (see :func:`build_evaluation`) and report on random sample sequences, plus the perplexity
     of ``text`` (tokenised by the checkpoint's tokenizer, the byte tokenizer for random weights)."""
     from .tokenizer import load_tokenizer
 
-    setup = build_evaluation(config, seed, checkpoint, overrides=overrides, dtype=dtype, progress=progress)
+    setup = build_evaluation(config, seed, checkpoint, overrides=overrides, dtype=dtype, progress=progress,
+                             calibration=calibration)
     tokens = None
     if text is not None:
-        tok = load_tokenizer(checkpoint)
+        tok = load_tokenizer(setup.checkpoint)
         tokens = tok.encode(text, add_bos=tok.bos_token_id >= 0)
         if max(tokens, default=0) >= setup.cfg.vocab_size:
             raise ValueError(f"the tokenizer produced id {max(tokens)} but the model has only "

@@ -12,6 +12,10 @@ Norm stages (one RMS aggregation each, after the dual-RMSNorm fold; docs/model.m
 
 For a stage: ``sum_sq`` = sum_j (w1_j v_j)^2 per token; ``unit`` = v_j / sqrt(sum_sq); a consumer's int8
 input is round(w1 w2 sqrt(d) unit * 127 / clip) with ``clip`` the calibrated percentile of its |value|.
+
+Every BitLinear's output maximum is recorded too (:func:`projection_output_stats`): divided by the value of
+one accumulator unit it is the calibrated maximum of that projection's synaptic sum, which decides how wide
+spikes (``act_bits`` > 8) fit the 24-bit dendritic accumulator (quantise.py, ``dendrite_fits``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,18 @@ from .config import FixedPointConfig
 from .float_model import FloatModel, silu
 
 TOKEN_MIXER_INPUTS = ("i", "f", "g")
+
+
+PROJECTIONS = ("i", "f", "g", "o", "gate", "down")  # the ternary projections of a layer, in graph order
+HEAD_PROJECTION = "head.lm_head"
+LOGITS_STAT = "logits"
+
+
+def projection_output_stats(l: int) -> dict[str, tuple[str, ...]]:
+    """Projection of layer ``l`` -> the calibration statistics whose maximum is its BitLinear output's |max|
+    (gate_proj's output is the GLU's u and v halves)."""
+    return {"i": (f"l{l}.pre_i",), "f": (f"l{l}.pre_f",), "g": (f"l{l}.pre_g",), "o": (f"l{l}.out_o",),
+            "gate": (f"l{l}.u", f"l{l}.v"), "down": (f"l{l}.out_down",)}
 
 
 def norm_stages(model: FloatModel):
@@ -61,19 +77,20 @@ class Calibration:
     stats: dict[str, float] = field(default_factory=dict)
     num_tokens: int = 0
     percentile: float = 100.0
+    source: str = ""  # what the sample text was (random_calibration_sequences / text_calibration_sequences)
 
     def __getitem__(self, name: str) -> float:
         return self.stats[name]
 
     def to_json(self) -> str:
-        return json.dumps({"stats": self.stats, "num_tokens": self.num_tokens, "percentile": self.percentile},
-                          indent=1, sort_keys=True)
+        return json.dumps({"stats": self.stats, "num_tokens": self.num_tokens, "percentile": self.percentile,
+                           "source": self.source}, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "Calibration":
         d = json.loads(text)
         return cls(stats={k: float(v) for k, v in d["stats"].items()}, num_tokens=int(d["num_tokens"]),
-                   percentile=float(d["percentile"]))
+                   percentile=float(d["percentile"]), source=str(d.get("source", "")))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json())
@@ -87,7 +104,8 @@ def _maxabs(a) -> float:
     return float(np.max(np.abs(a))) if np.size(a) else 0.0
 
 
-def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool = False) -> Calibration:
+def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool = False,
+              source: str = "") -> Calibration:
     """Statistics of the (unfused) float model on ``sequences`` (lists of token ids), each run from the
     zero state. Max-abs statistics take the maximum over all sequences; activation clips the
     ``fp.act_clip_percentile`` percentile of all |values| seen."""
@@ -103,11 +121,14 @@ def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool
 
     for seq in progress_bar(list(sequences), desc="calibrate", disable=not progress, unit="seq"):
         rec: list[dict] = []
-        _, _, hidden = model.prefill(seq, return_hidden=True, record=rec)
+        logits, _, hidden = model.prefill(seq, return_hidden=True, record=rec)
         ntok += len(seq)
         upd("resid", _maxabs(hidden))
+        upd(LOGITS_STAT, _maxabs(logits))
         for l, r in enumerate(rec):
             upd("resid", _maxabs(r["r"]))
+            upd(f"l{l}.out_o", _maxabs(r["r"] - r["x"]))  # o_proj's output: r = x + o
+            upd(f"l{l}.out_down", _maxabs(hidden[l + 1] - r["r"]))  # down_proj's output: x_next = r + down
             for p in TOKEN_MIXER_INPUTS:
                 upd(f"l{l}.pre_{p}", _maxabs(r[f"pre_{p}"]))
             upd(f"l{l}.h", _maxabs(r["h"]))
@@ -128,10 +149,37 @@ def calibrate(model: FloatModel, sequences, fp: FixedPointConfig, progress: bool
     stats = dict(maxes)
     for k, chunks in pools.items():
         stats[k] = float(np.percentile(np.concatenate(chunks), fp.act_clip_percentile))
-    return Calibration(stats=stats, num_tokens=ntok, percentile=fp.act_clip_percentile)
+    return Calibration(stats=stats, num_tokens=ntok, percentile=fp.act_clip_percentile, source=source)
+
+
+CALIBRATION_SOURCES = ("text", "random")  # real text (the default for checkpoints) or random token ids
+RANDOM_SOURCE = "random token ids"
 
 
 def random_calibration_sequences(vocab_size: int, num: int = 8, length: int = 32, seed: int = 1234):
-    """Sample sequences for models without text (random-weight checkpoints): uniform random token ids."""
+    """Sample sequences for models without text (random weights): uniform random token ids."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, vocab_size, size=length).tolist() for _ in range(num)]
+
+
+def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length: int = 128) -> list[list[int]]:
+    """``num`` windows of ``length`` tokens of real text, evenly spaced over the training part of the shipped
+    corpus (CPython's ``pydoc_data.topics``, see train_data.py) tokenised by ``tokenizer``: the statistics a
+    checkpoint shows on text, which random token ids do not reproduce. The held-out validation blocks are
+    left out, so a perplexity measured on them stays out of sample."""
+    from .train_data import SplitConfig, load_corpus, split_stream
+
+    stream = np.concatenate(split_stream(load_corpus(tokenizer).tokens, SplitConfig())[0])
+    top = int(stream.max())
+    if top >= vocab_size:
+        raise ValueError(f"the tokenizer produced id {top} on the calibration text but the model has only "
+                         f"{vocab_size} tokens")
+    length = min(length, len(stream))
+    starts = np.linspace(0, len(stream) - length, num).round().astype(np.int64)
+    return [stream[s:s + length].tolist() for s in starts]
+
+
+def text_source(num: int, length: int) -> str:
+    from .train_data import CORPUS_NAME
+
+    return f"text: {num} windows of {length} tokens of {CORPUS_NAME}"

@@ -345,3 +345,31 @@ def make_readable(path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+# ----------------------------------------------------------------------------------- Hugging Face repo ids
+# owner/name as the Hub spells repo ids (letters, digits, '-', '_', '.'), e.g. ridger/MMfreeLM-370M
+REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_checkpoint(name: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """A checkpoint argument as a local path: an existing file or folder as it is, else a Hugging Face repo id
+    (``owner/name``) looked up offline in the local Hugging Face cache (the layout ``huggingface-cli download``
+    leaves: ``models--owner--name/snapshots/<commit>``), through ``huggingface_hub``; ``cache_dir`` defaults to
+    the library's (``HF_HUB_CACHE`` / ``HF_HOME``). Nothing is downloaded."""
+    path = Path(name)
+    if path.exists():
+        return path
+    text = str(name)
+    if not REPO_ID_PATTERN.match(text):
+        raise CheckpointError(f"{text}: no such checkpoint folder or file")
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    where = str(cache_dir) if cache_dir is not None else constants.HF_HUB_CACHE
+    try:
+        return Path(snapshot_download(text, cache_dir=where, local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise CheckpointError(f"{text}: not a local folder, and not in the Hugging Face cache {where} (nothing is "
+                              f"downloaded at run time: fetch it first with `huggingface-cli download {text}`, or "
+                              f"set HF_HUB_CACHE)") from None

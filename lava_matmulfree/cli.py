@@ -61,6 +61,8 @@ PLOT_TITLE_CHARS = 110  # the probe plot's title is wrapped at this width
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"
+DEEP_MODEL_DIR = Path(__file__).resolve().parent / "data" / "deep_model"
+PACKAGED_MODELS = {"demo": "DEMO_MODEL_DIR", "deep": "DEEP_MODEL_DIR"}  # --model NAME -> the module constant
 DEMO_MODEL_FILES = ("config.json", "model.safetensors")
 COMPILED_FILE = "compiled.safetensors"  # a compiled network inside a checkpoint folder is used as is
 COMPILED_SUFFIX = ".safetensors"
@@ -73,6 +75,7 @@ PLOT_ROW_HEIGHT_IN = 2.2
 DEFAULT_ESTIMATE_CONFIG = "370m"
 DEFAULT_ESTIMATE_DIR = "estimates"
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+CALIBRATION_CHOICES = ("text", "random")  # calibration.CALIBRATION_SOURCES (not imported here: keeps start-up light)
 
 
 class _Model:
@@ -82,13 +85,23 @@ class _Model:
         self.cfg, self.net, self.float_model, self.tokenizer, self.what = cfg, net, float_model, tokenizer, what
 
 
+def _packaged_model(name: str) -> Path:
+    folder = globals()[PACKAGED_MODELS[name]]
+    if not all((folder / f).is_file() for f in DEMO_MODEL_FILES):
+        raise ValueError(f"--model {name}: the packaged model is not installed ({folder} lacks "
+                         f"{' or '.join(DEMO_MODEL_FILES)})")
+    return folder
+
+
 def _checkpoint_arg(args):
-    """--checkpoint, else the demo model when it is installed and no --config was asked for, else None."""
+    """--checkpoint (a path, or a Hugging Face repo id found in the local cache), else --model, else the demo
+    model when it is installed and no --config was asked for, else None."""
     if args.checkpoint is not None:
-        path = Path(args.checkpoint)
-        if not path.exists():
-            raise ValueError(f"{path}: no such checkpoint folder or compiled {COMPILED_SUFFIX} file (--checkpoint)")
-        return path
+        from .checkpoint import resolve_checkpoint
+
+        return resolve_checkpoint(args.checkpoint)
+    if getattr(args, "model", None) is not None:
+        return _packaged_model(args.model)
     if args.config is None and all((DEMO_MODEL_DIR / f).is_file() for f in DEMO_MODEL_FILES):
         return DEMO_MODEL_DIR
     return None
@@ -263,11 +276,14 @@ _non_negative_float.__name__ = "non-negative number"
 
 def _add_model_args(p, seed_help="seed of the random weights"):
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="PATH",
+    src.add_argument("--checkpoint", metavar="PATH_OR_REPO_ID",
                      help="a Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any; "
-                          f"calibrated on random sequences and compiled, or its {COMPILED_FILE} if present) or a "
-                          f"compiled {COMPILED_SUFFIX} file (see `compile`). Default: the demo model in "
-                          "lava_matmulfree/data/demo_model when installed, else random weights of --config")
+                          f"its {COMPILED_FILE} if present, else calibrated on real text and compiled), a "
+                          "Hugging Face repo id such as ridger/MMfreeLM-370M found in the local Hugging Face cache "
+                          f"(offline), or a compiled {COMPILED_SUFFIX} file (see `compile`). Default: the demo "
+                          "model in lava_matmulfree/data/demo_model when installed, else random weights of --config")
+    src.add_argument("--model", choices=sorted(PACKAGED_MODELS), default=None,
+                     help="a packaged trained model: demo (3 layers, the default) or deep (12 layers)")
     src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
                      help=f"model config (tiny, 370m, ... or a TOML path) of seeded random weights (default: "
                           f"{DEFAULT_CONFIG})")
@@ -335,10 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sequences", type=_positive_int, default=None, metavar="N", help="random sample sequences")
     e.add_argument("--length", type=_positive_int, default=None, metavar="N", help="tokens per sample sequence")
     e.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    e.add_argument("--calibrate", choices=CALIBRATION_CHOICES, default=None,
+                   help="calibration sample: text = the shipped corpus through the checkpoint's tokenizer (default "
+                        "for a checkpoint), random = random token ids (default for random weights)")
     e.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("compile", help="calibrate and compile a model into one .safetensors file",
-                       description="Calibrate the float model (on random sequences, or on the tokens of "
+                       description="Calibrate the float model (a checkpoint on real text: the shipped corpus "
+                                   "through its tokenizer; random weights on random token ids; or the tokens of "
                                    "--calib-text cut into sequences of --calib-length) and write the compiled "
                                    "fixed-point network, which --checkpoint then loads without recalibrating.")
     _add_model_args(c)
@@ -346,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--calib-text", metavar="FILE", help="calibrate on the tokens of this text file")
     c.add_argument("--calib-length", type=_positive_int, default=None, metavar="N",
                    help="tokens per calibration sequence")
+    c.add_argument("--calibrate", choices=CALIBRATION_CHOICES, default=None,
+                   help="without --calib-text: text (default for a checkpoint) or random token ids")
     c.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", dest="overrides",
                    help="override a fixed-point knob; repeatable")
     c.set_defaults(func=cmd_compile)
@@ -630,7 +652,7 @@ def cmd_eval(args) -> int:
     num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
     check_tokens(_model_cfg(args, ckpt), num * length, f"--sequences {num} x --length {length}")
     report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
-                         text=text, progress=True)
+                         text=text, progress=True, calibration=args.calibrate)
     print(report.table())
     if args.json is not None:
         write_text(args.json, report.to_json())
@@ -644,22 +666,25 @@ def cmd_compile(args) -> int:
     ckpt = _float_checkpoint(args, "compile")
     overrides = _parse_overrides(args.overrides)
     out = check_output_file(args.out)
-    length = args.calib_length or DEFAULT_CALIB_LENGTH
-    kwargs = {"calib_length": length}
+    kwargs = {"calib_length": args.calib_length, "calibration": args.calibrate}
     if args.calib_text is not None:
+        from .accuracy import DEFAULT_TEXT_CALIB_LENGTH
+
+        length = args.calib_length or DEFAULT_TEXT_CALIB_LENGTH
         tok = _tokenizer(ckpt)
         ids = tok.encode(_read_text(args.calib_text), add_bos=tok.bos_token_id >= 0)
         if len(ids) <= (tok.bos_token_id >= 0):  # nothing but the begin-of-sequence token
             raise ValueError(f"{args.calib_text}: holds no text to calibrate on")
         seqs = [ids[i:i + length] for i in range(0, len(ids), length)]
-        kwargs["calib_sequences"] = seqs
+        kwargs.update(calib_sequences=seqs, calib_source=f"text: {len(seqs)} windows of {length} tokens of "
+                                                         f"{Path(args.calib_text).name}")
     else:
+        length = args.calib_length or DEFAULT_CALIB_LENGTH
         check_tokens(_model_cfg(args, ckpt), DEFAULT_CALIB_SEQUENCES * length, f"--calib-length {length}")
     m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
     with atomic_outputs(out) as (tmp,):
         m.net.save(tmp)
-    how = f"{len(kwargs['calib_sequences'])} sequences of {args.calib_text}" if args.calib_text else "random sequences"
-    print(f"compiled {m.what} (calibrated on {how}, {length} tokens each) -> {out}", file=sys.stderr)
+    print(f"compiled {m.what} (calibrated on {m.net.calibration.source}) -> {out}", file=sys.stderr)
     return 0
 
 

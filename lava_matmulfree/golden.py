@@ -7,14 +7,16 @@ operation touches the data path (tests check every recorded intermediate is an i
 
 One token through one layer (after the dual RMSNorm fold):
 
-    attn norm     S = sum (w1 x)^2 -> r = invsqrt(S) -> a_p = int8(G_p * x * r)  for p in i, f, g
-    synapses      acc_p = W_p a_p
+    attn norm     S = sum (w1 x)^2 -> r = invsqrt(S) -> a_p = sat_act(G_p * x * r)  for p in i, f, g
+    synapses      acc_p = sat24(W_p a_p)      (the dendritic accumulator, counted as l{l}.p.acc)
     MLGRU         f = lb + (1-lb) sigma(acc_f); i = SiLU(acc_i) (1-f); h = f h + i
-    gate norm     v = g SiLU(h); S = sum (w_gn v)^2 -> r -> a_o = int8(G_o v r)
+    gate norm     v = g SiLU(h); S = sum (w_gn v)^2 -> r -> a_o = sat_act(G_o v r)
     residual      x += W_o a_o                (rescaled into the residual format)
-    mlp norm      a = int8(G x r) ; [u, v] = W_gate a
-    GLU           y = SiLU(u) v ; down norm S = sum y^2 -> r -> a_d = int8(G_d y r)
+    mlp norm      a = sat_act(G x r) ; [u, v] = W_gate a
+    GLU           y = SiLU(u) v ; down norm S = sum y^2 -> r -> a_d = sat_act(G_d y r)
     residual      x += W_down a_d
+
+sat_act saturates to act_bits graded spikes (int8 by default, up to int16: W8A16).
 
 golden_fast.py runs the same integers through fused numba kernels (FastGoldenModel, tested equal bit for
 bit); this file stays the readable reference.
@@ -103,7 +105,7 @@ class GoldenModel:
         spikes = {}
         for p in q.gain_m:
             a = saturate(mul_shift(t, q.gain_m[p], q.gain_k[p]), self.fp.act_bits, self.ovf, f"{name}.{p}.clip")
-            spikes[p] = self.record(f"{name}.{p}.spikes", a)  # int8 graded spikes
+            spikes[p] = self.record(f"{name}.{p}.spikes", a)  # act_bits-wide graded spikes
         return spikes
 
     def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
@@ -147,21 +149,31 @@ class GoldenModel:
         return self.reg(x + self.reg(mul_shift(acc, proj.out_m, proj.out_k), name), name)
 
     def synapses(self, w: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """The ternary synapses inside a layer: acc = W a (int8 spikes in, exact integer sums out)."""
+        """The ternary synapses inside a layer: W a (act_bits-wide spikes in, exact integer sums out)."""
         return synapses(w, a)
 
+    def dendrite(self, acc: np.ndarray, name: str) -> np.ndarray:
+        """The dendritic accumulator of a projection's neurons: the synaptic sum in a state_bits register,
+        saturated and counted as NAME.acc. Spikes of <= 8 bits cannot saturate it (the worst case fits);
+        wider spikes rely on the calibrated maximum (quantise.dendrite_fits)."""
+        return self.reg(acc, f"{name}.acc")
+
+    def project(self, w: np.ndarray, a: np.ndarray, name: str) -> np.ndarray:
+        """Spikes through one ternary projection into its neurons' dendrites."""
+        return self.dendrite(self.synapses(w, a), name)
+
     def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
-        syn = self.synapses
+        proj = self.project
         self.record(f"l{l}.x", x)  # the residual stream entering the block
         a = self.norm_spikes(q.attn, x, f"l{l}.attn")
-        acc_i, acc_f, acc_g = syn(q.i.w, a["i"]), syn(q.f.w, a["f"]), syn(q.g.w, a["g"])
+        acc_i, acc_f, acc_g = (proj(getattr(q, p).w, a[p], f"l{l}.{p}") for p in ("i", "f", "g"))
         gz, h = self.mlgru(q, acc_i, acc_f, acc_g, h0, l)
         a_o = self.norm_spikes(q.gate, gz, f"l{l}.gate")["o"]
-        r = self.record(f"l{l}.r", self.residual(x, syn(q.o.w, a_o), q.o, f"l{l}.resid"))  # Q(x_frac)
+        r = self.record(f"l{l}.r", self.residual(x, proj(q.o.w, a_o, f"l{l}.o"), q.o, f"l{l}.resid"))  # Q(x_frac)
         a_gate = self.norm_spikes(q.mlp, r, f"l{l}.mlp")["gate"]
-        y = self.glu(q, syn(q.gate_w, a_gate), l)
+        y = self.glu(q, proj(q.gate_w, a_gate, f"l{l}.gate"), l)
         a_d = self.norm_spikes(q.down_norm, y, f"l{l}.down")["down"]
-        return self.residual(r, syn(q.down.w, a_d), q.down, f"l{l}.resid"), h
+        return self.residual(r, proj(q.down.w, a_d, f"l{l}.down"), q.down, f"l{l}.resid"), h
 
     # ------------------------------------------------------------------ model
     def init_state(self) -> GoldenState:
@@ -174,7 +186,7 @@ class GoldenModel:
         for l, q in enumerate(self.net.layers):
             x, state.h[l] = self.layer(q, x, state.h[l], l)
         a = self.norm_spikes(self.net.head, self.record("head.x", x), "head")["lm_head"]
-        logits = self.record("logits", synapses(self.net.lm_head, a))  # units of logit_scale
+        logits = self.record("logits", self.project(self.net.lm_head, a, "head.lm_head").astype(INT))  # logit_scale units
         return logits, state
 
     def step(self, token: int, state: GoldenState | None = None):

@@ -6,11 +6,12 @@ a residual update), with the same integer operations in the same int64 arithmeti
 (``fixed_point.py``; the loops are written so that LLVM vectorises them). Integer results do not depend on
 the order of elementwise work, and a saturation count is a sum over elements, so the kernels give the same
 values and the same overflow counts bit for bit (golden.py's GoldenModel is the numpy reference;
-tests/test_benchmarks_smoke.py proves them equal). Inside ``layer`` the spikes stay int8 and the synaptic
-accumulators int32 (the synapse kernel's types, exact by its bounds); every recorded probe is int64 as before. Each method falls back to the numpy
-reference where a kernel's preconditions do not hold (another array rank, a shift outside [-62, 62],
-``state_bits`` > 25 where the inverse-sqrt seed index could leave its table, ``act_bits`` > 8, more than
-three consumers of one norm, LUTs of another size than the config's).
+tests/test_benchmarks_smoke.py proves them equal). Inside ``layer`` the spikes stay int8 (int16 for
+``act_bits`` > 8) and the synaptic accumulators int32 (the synapse kernel's types, exact by its bounds); every
+recorded probe is int64 as before. Each method falls back to the numpy reference where a kernel's
+preconditions do not hold (another array rank, a shift outside [-62, 62], ``state_bits`` > 25 where the
+inverse-sqrt seed index could leave its table, more than three consumers of one norm, LUTs of another size
+than the config's).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .quantise import QLayer, QNorm, QuantisedNetwork
 
 
 def synapses32(w: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``synapses`` for spikes [T, in], left in the kernel's int32 (|acc| <= 128 * in fits; the layer's fused
+    """``synapses`` for spikes [T, in], left in the kernel's int32 (|acc| <= 32768 * in fits; the layer's fused
     kernels read int32 directly, which saves widening every accumulator array to int64)."""
     tm = ternary_matrix(w)
     if tm is None or np.ndim(a) != 2:
@@ -41,7 +42,8 @@ def synapses32(w: np.ndarray, a: np.ndarray) -> np.ndarray:
 # larger shifts, LLVM does not.
 MAX_SHIFT = 62
 MAX_CONSUMERS = 3  # spike outputs of one norm-stage kernel (the attn norm feeds i, f, g)
-INT8_ACT_BITS = 8  # spikes of at most this many bits are written as int8 (the synapse kernel's input)
+INT8_ACT_BITS = 8  # spikes of at most this many bits are written as int8 (the synapse kernel's input) ...
+INT16_ACT_BITS = 16  # ... wider ones up to this as int16 (its wide-spike path)
 SEED_INDEX_SAFE_BITS = INVSQRT_NORM_LO_BITS + 4  # S < 2**24: the normalised n stays in the seed table
 
 
@@ -359,7 +361,7 @@ class FastGoldenModel(GoldenModel):
         seed_ok = _int_array(seed) and seed.shape == (3 << (fp.invsqrt_seed_bits - 2),)
         sig64 = _i64(sig) if sig_ok else None
         seed64 = _i64(seed) if seed_ok else None
-        norm_ok = (seed_ok and fp.act_bits <= INT8_ACT_BITS and fp.state_bits - 1 <= SEED_INDEX_SAFE_BITS)
+        norm_ok = (seed_ok and fp.act_bits <= INT16_ACT_BITS and fp.state_bits - 1 <= SEED_INDEX_SAFE_BITS)
         out = (lo, hi, sig64, fp.sigmoid_lut_size // 2, fp.sigmoid_lut_size - 1,
                lut_frac_bits(fp.sigmoid_lut_size, fp.sigmoid_lut_range), seed64, norm_ok)
         # cache only when nothing was copied (a copy would not follow in-place edits of the LUT)
@@ -382,7 +384,8 @@ class FastGoldenModel(GoldenModel):
         if inner is None or any(g is None for g in gains) or not _shifts_ok(q.inner_k, q.t_k, *ks):
             return None
         fp = self.fp
-        outs = [np.empty((T, n), dtype=np.int8) for _ in cons]
+        spike_dtype = np.int8 if fp.act_bits <= INT8_ACT_BITS else np.int16
+        outs = [np.empty((T, n), dtype=spike_dtype) for _ in cons]
         g1, k1, a1 = (gains[1], ks[1], outs[1]) if n_cons > 1 else (gains[0], ks[0], outs[0])
         g2, k2, a2 = (gains[2], ks[2], outs[2]) if n_cons > 2 else (gains[0], ks[0], outs[0])
         S = np.empty((T, 1), dtype=INT)
@@ -456,7 +459,7 @@ class FastGoldenModel(GoldenModel):
         return self.record(f"l{l}.y", y)
 
     def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
-        """The fused kernel returns the spikes as int8 arrays (the reference as int64; same values)."""
+        """The fused kernel returns the spikes as int8 / int16 arrays (the reference as int64; same values)."""
         spikes = self._norm_spikes_fused(q, v, name)
         return spikes if spikes is not None else super().norm_spikes(q, v, name)
 
@@ -494,5 +497,13 @@ class FastGoldenModel(GoldenModel):
         return super().residual(x, acc, proj, name)
 
     def synapses(self, w: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """Spikes stay int8 and the accumulators int32 inside a layer (the fused kernels read both)."""
+        """Spikes stay int8 / int16 and the accumulators int32 inside a layer (the fused kernels read both)."""
         return synapses32(w, a)
+
+    def dendrite(self, acc: np.ndarray, name: str) -> np.ndarray:
+        """The reference's saturate-and-count, keeping the int32 array as it is when nothing saturates."""
+        lo, hi = self._kernel_consts()[:2]
+        if acc.dtype == np.int32 and (lo <= np.iinfo(np.int32).min and hi >= np.iinfo(np.int32).max
+                                      or not np.any((acc < lo) | (acc > hi))):
+            return acc
+        return super().dendrite(acc, name)

@@ -1,10 +1,16 @@
-"""Exact ternary synapse kernel: ``W @ x`` for a ternary ``W`` in {-1, 0, +1} and int8 graded spikes ``x``.
+"""Exact ternary synapse kernel: ``W @ x`` for a ternary ``W`` in {-1, 0, +1} and int8 or int16 graded spikes.
 
 This is the synaptic accumulation of docs/fixed_point.md, used by the golden model and by the fused Lava
 Python models. :class:`TernaryMatrix` is built once per weight matrix (validated, packed) and answers
 
 * ``matvec(x)``: ``x`` int8 ``[in]``  -> int32 ``[out]``, equal to ``W.astype(int64) @ x.astype(int64)``;
 * ``matmul(X)``: ``X`` int8 ``[T, in]`` -> int32 ``[T, out]``, row ``t`` equal to ``matvec(X[t])``.
+
+Wide spikes (``act_bits`` 9..16, the paper's W8A16): ``x`` int16 is split into bytes,
+``x = 256*hi + lo + 128`` with ``hi = x >> 8`` and ``lo = (x & 255) - 128``, both int8, so
+``W @ x = 256*(W @ hi) + W @ lo + 128*rowsum(W)``: the same int8 kernels on a batch of ``2T`` rows (one pass
+over the weights for both halves) plus a per-row constant, exact by algebra (and tested against int64).
+The int32 result bounds the fan-in: ``|W @ x| <= 32768*in``, so ``in <= MAX_IN_WIDE`` (65535).
 
 Storage: 2 bits per weight, see :func:`pack`. Field code ``c = w + 1`` in {0, 1, 2}; byte ``q`` (< 64) of
 64-byte block ``b`` of a row holds in its bit pair ``k`` (0..3) the weight of column ``256*b + 64*k + q``.
@@ -74,6 +80,11 @@ FLOAT32_MANTISSA_BITS = int(np.finfo(np.float32).nmant)                   # 23 s
 FLOAT32_EXACT_INT = 1 << (FLOAT32_MANTISSA_BITS + 1)                      # every |n| <= 2**24 is exact
 MAX_ABS_CODE_PRODUCT = (2 * MAX_ABS_PRODUCT)                              # |c * x| with c = w + 1 in {0,1,2}
 MAX_IN = INT32_MAX // MAX_ABS_CODE_PRODUCT                                # int32 sum_j c_j x_j cannot overflow
+X16_MIN, X16_MAX = int(np.iinfo(np.int16).min), int(np.iinfo(np.int16).max)  # wide graded spikes: int16
+MAX_ABS_PRODUCT_WIDE = max(abs(X16_MIN), X16_MAX)                         # |w * x| <= 32768
+MAX_IN_WIDE = INT32_MAX // MAX_ABS_PRODUCT_WIDE                           # int32 W @ x exact for int16 x
+BYTE_RADIX = 1 << 8                                                       # x = BYTE_RADIX*hi + lo + LO_BIAS
+LO_BIAS = 1 << 7                                                          # low byte 0..255 -> int8 lo - 128
 
 # ---- packed layout ----------------------------------------------------------------------------------------
 FIELD_BITS = 2                                  # one weight = one 2-bit field
@@ -345,18 +356,28 @@ def _as_ternary(W) -> np.ndarray:
 
 
 def _as_spikes(x, n_in: int, ndim: int, what: str) -> np.ndarray:
+    """``x`` as int8 (values in the int8 range) or int16 (wider values up to the int16 range)."""
     x = np.asarray(x)
     if x.ndim != ndim or x.shape[-1] != n_in:
         want = f"[{n_in}]" if ndim == 1 else f"[T, {n_in}]"
         raise ValueError(f"{what} must have shape {want}, got {x.shape}")
-    if x.dtype == np.int8:
+    if x.dtype in (np.int8, np.int16):
         return x
     if not np.issubdtype(x.dtype, np.integer):
-        raise ValueError(f"{what} must be int8 graded spikes, got dtype {x.dtype}")
-    if x.size and (x.min() < X_MIN or x.max() > X_MAX):
-        raise ValueError(f"{what} must lie in the int8 range [{X_MIN}, {X_MAX}], "
-                         f"got [{x.min()}, {x.max()}]")
-    return x.astype(np.int8)
+        raise ValueError(f"{what} must be int8 or int16 graded spikes, got dtype {x.dtype}")
+    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    if lo < X16_MIN or hi > X16_MAX:
+        raise ValueError(f"{what} must lie in the int16 range [{X16_MIN}, {X16_MAX}] (graded spikes of at most "
+                         f"16 bits), got [{lo}, {hi}]")
+    return x.astype(np.int8 if X_MIN <= lo and hi <= X_MAX else np.int16)
+
+
+def split_bytes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int16 ``X`` -> int8 ``(hi, lo)`` with ``X = BYTE_RADIX*hi + lo + LO_BIAS`` exactly."""
+    X = X.astype(np.int16, copy=False)
+    hi = (X >> 8).astype(np.int8)                                     # arithmetic shift: [-128, 127]
+    lo = ((X & (BYTE_RADIX - 1)) - LO_BIAS).astype(np.int8)           # [0, 255] - 128 = [-128, 127]
+    return hi, lo
 
 
 # ---- the class --------------------------------------------------------------------------------------------
@@ -374,8 +395,10 @@ class TernaryMatrix:
         self.n_out, self.n_in = Wt.shape
         self._set_kernel(kernel, parallel)
         self.codes = pack(Wt)
+        self.row_sums = Wt.sum(axis=1, dtype=np.int64)   # the LO_BIAS term of wide spikes
+        self.max_row_nnz = int(np.count_nonzero(Wt, axis=1).max())
         # |y_r| <= 128 * nnz(row r): lets a caller prove the fit in a 24-bit dendritic accumulator.
-        self.max_abs_result = MAX_ABS_PRODUCT * int(np.count_nonzero(Wt, axis=1).max())
+        self.max_abs_result = MAX_ABS_PRODUCT * self.max_row_nnz
 
     def _set_kernel(self, kernel: str, parallel: bool) -> None:
         if kernel not in KERNELS:
@@ -428,14 +451,38 @@ class TernaryMatrix:
         return "generic"
 
     # -- products --
+    def max_abs_result_for(self, act_bits: int) -> int:
+        """Worst-case ``|W @ x|`` for spikes of ``act_bits`` bits (``|x| <= 2**(act_bits-1)``)."""
+        return (1 << (act_bits - 1)) * self.max_row_nnz
+
     def matvec(self, x) -> np.ndarray:
-        """int32 ``[out]`` = ``W @ x`` exactly, for int8 ``x`` ``[in]``."""
+        """int32 ``[out]`` = ``W @ x`` exactly, for int8 or int16 ``x`` ``[in]``."""
         x = _as_spikes(x, self.n_in, 1, "x")
-        return self._matmul(x[np.newaxis, :])[0]
+        return self._matmul_any(x[np.newaxis, :])[0]
 
     def matmul(self, X) -> np.ndarray:
-        """int32 ``[T, out]`` with row ``t`` = ``W @ X[t]`` exactly, for int8 ``X`` ``[T, in]``."""
-        return self._matmul(_as_spikes(X, self.n_in, 2, "X"))
+        """int32 ``[T, out]`` with row ``t`` = ``W @ X[t]`` exactly, for int8 or int16 ``X`` ``[T, in]``."""
+        return self._matmul_any(_as_spikes(X, self.n_in, 2, "X"))
+
+    def _matmul_any(self, X: np.ndarray) -> np.ndarray:
+        if X.dtype == np.int8:
+            return self._matmul(X)
+        return self._matmul_wide(X)
+
+    def _matmul_wide(self, X: np.ndarray) -> np.ndarray:
+        """int16 spikes: both bytes through the int8 kernel as one batch of 2T rows (module docstring)."""
+        if self.n_in > MAX_IN_WIDE:
+            raise ValueError(f"in = {self.n_in} columns is too wide for int16 spikes: the int32 result is "
+                             f"exact only for in <= {MAX_IN_WIDE}")
+        n_tok = X.shape[0]
+        hi, lo = split_bytes(X)
+        rows = [hi, lo]
+        if self.kernel_for(2 * n_tok) == "vnni" and 2 * n_tok % TOKEN_BLOCK:
+            # zero rows up to whole TOKEN_BLOCKs: one decode of the codes then serves both bytes (decode: T = 1)
+            rows.append(np.zeros((TOKEN_BLOCK - 2 * n_tok % TOKEN_BLOCK, self.n_in), np.int8))
+        both = self._matmul(np.concatenate(rows, axis=0)).astype(np.int64)
+        out = BYTE_RADIX * both[:n_tok] + both[n_tok:2 * n_tok] + LO_BIAS * self.row_sums
+        return out.astype(np.int32)   # |W @ x| <= 32768 * in < 2**31 (in <= MAX_IN_WIDE)
 
     def _matmul(self, X: np.ndarray) -> np.ndarray:
         n_tok = X.shape[0]

@@ -277,7 +277,7 @@ def lr_at(step: int, tc: TrainConfig) -> float:
 
 
 def model_config(tc: TrainConfig, tokenizer) -> ModelConfig:
-    return ModelConfig(name="lava-matmulfree-demo", vocab_size=tokenizer.vocab_size, hidden_size=tc.hidden_size,
+    return ModelConfig(name=tc.name, vocab_size=tokenizer.vocab_size, hidden_size=tc.hidden_size,
                        num_layers=tc.num_layers, intermediate_size=tc.intermediate_size,
                        use_lower_bound=True, bos_token_id=tokenizer.bos_token_id,
                        eos_token_id=tokenizer.eos_token_id)
@@ -313,6 +313,26 @@ def make_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=tc.lr, betas=(tc.beta1, tc.beta2), eps=tc.adam_eps)
+
+
+def _save_snapshot(out: Path, cfg: ModelConfig, model: nn.Module, tc: TrainConfig, split: SplitConfig, step: int,
+                   command: str) -> None:
+    """Write the checkpoint of an unfinished run: saved into a scratch folder, then each file moved into
+    ``out`` by an atomic rename, so an interrupted run leaves a complete (earlier) checkpoint behind."""
+    import os
+    import shutil
+
+    from .checkpoint import save_checkpoint
+
+    scratch = out.parent / f".{out.name}.snapshot"
+    shutil.rmtree(scratch, ignore_errors=True)
+    save_checkpoint(scratch, cfg, model.numpy_params(), dtype=tc.save_dtype)
+    (scratch / TRAINING_FILE).write_text(json.dumps({"command": command, "snapshot_step": step, "train": asdict(tc),
+                                                     "split": asdict(split)}, indent=2) + "\n", encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in scratch.iterdir():
+        os.replace(f, out / f.name)
+    scratch.rmdir()
 
 
 def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitConfig(), progress: bool = True,
@@ -380,6 +400,8 @@ def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitCon
             bar.update(1)
             bar.set_postfix(loss=f"{ema:.3f}", lr=f"{lr_at(step, tc):.2e}")
         last = step + 1 == tc.steps
+        if out is not None and tc.save_every > 0 and (step + 1) % tc.save_every == 0 and not last:
+            _save_snapshot(Path(out), cfg, model, tc, split, step + 1, command)
         if tc.eval_every > 0 and ((step + 1) % tc.eval_every == 0) and not last:
             vl = torch_loss(model, val_periodic, tc.batch_size)
             history.append({"step": step + 1, "train_loss_ema": ema, "val_loss": vl,

@@ -94,7 +94,9 @@ def load_corpus(tokenizer=None) -> Corpus:
         digest.update(key.encode("utf-8") + b"\0" + raw + b"\0")
         nbytes += len(raw)
         ids = tok.encode(text)
-        parts.append(np.asarray([tok.bos_token_id, *ids, tok.eos_token_id], dtype=np.int64))
+        bos = [tok.bos_token_id] if tok.bos_token_id >= 0 else []  # a tokenizer without <s> / </s>: none
+        eos = [tok.eos_token_id] if tok.eos_token_id >= 0 else []
+        parts.append(np.asarray([*bos, *ids, *eos], dtype=np.int64))
     return Corpus(np.concatenate(parts), digest.hexdigest(), len(docs), nbytes, platform.python_version())
 
 

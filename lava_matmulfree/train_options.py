@@ -33,6 +33,8 @@ class TrainConfig:
     eval_windows: int = 0  # windows of the validation split used by periodic evals; 0: all
     threads: int = 2
     save_dtype: str = "float16"
+    save_every: int = 0  # >0: also write the checkpoint every this many steps (a long run keeps its progress)
+    name: str = "lava-matmulfree-demo"  # the model's name in config.json
 
     def __post_init__(self):
         bad = self.problems()
@@ -62,7 +64,7 @@ class TrainConfig:
 
 
 POSITIVE = ("hidden_size", "num_layers", "steps", "batch_size", "threads")
-NON_NEGATIVE = ("intermediate_size", "warmup_steps", "seed", "eval_every", "eval_windows")
+NON_NEGATIVE = ("intermediate_size", "warmup_steps", "seed", "eval_every", "eval_windows", "save_every")
 UNIT_RANGES = {"min_lr_ratio": (0.0, 1.0), "beta1": (0.0, 0.999999), "beta2": (0.0, 0.999999)}
 POSITIVE_REALS = ("lr", "adam_eps", "grad_clip", "init_std")
 

@@ -210,12 +210,13 @@ def test_build_from_checkpoint_equals_config_and_seed(tmp_path):
     folder = tmp_path / "ckpt"
     save_checkpoint(folder, cfg, random_params(cfg, seed=SEED))
     a = build_evaluation("tiny", seed=SEED)
-    b = build_evaluation(checkpoint=folder)
+    b = build_evaluation(checkpoint=folder, calibration="random")  # a checkpoint's default is real text
     assert b.cfg.hidden_size == cfg.hidden_size and b.checkpoint == str(folder)
     seqs = sample_sequences(cfg.vocab_size, 2, 12)
     ra = accuracy_report(a.float_model, a.net, seqs)
     rb = accuracy_report(b.float_model, b.net, seqs)
     assert dataclasses.replace(ra, model="") == dataclasses.replace(rb, model="")
+    assert ra.calibrated_on.startswith("random token ids")
 
 
 def test_overrides_are_applied_and_validated():

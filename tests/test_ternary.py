@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from lava_matmulfree import ternary
-from lava_matmulfree.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, TernaryMatrix, X_MAX, X_MIN,
-                                     blas_exact_max_in, pack, padded_in, unpack, vnni_usable)
+from lava_matmulfree.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
+                                     X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, split_bytes,
+                                     unpack, vnni_usable)
 
 INT_KERNELS = ["generic"] + (["vnni"] if vnni_usable() else [])
 ALL_KERNELS = INT_KERNELS + ["blas"]
@@ -219,12 +220,12 @@ def test_spike_validation():
         m.matmul(np.zeros(4, np.int8))
     with pytest.raises(ValueError, match=r"shape \[T, 4\]"):
         m.matmul(np.zeros((2, 3), np.int8))
-    with pytest.raises(ValueError, match="int8 graded spikes"):
+    with pytest.raises(ValueError, match="int8 or int16 graded spikes"):
         m.matvec(np.zeros(4, np.float32))
-    with pytest.raises(ValueError, match="int8 range"):
-        m.matvec(np.array([0, 128, 0, 0], np.int16))
-    with pytest.raises(ValueError, match="int8 range"):
-        m.matmul(np.array([[0, -129, 0, 0]], np.int32))
+    with pytest.raises(ValueError, match="int16 range"):
+        m.matvec(np.array([0, X16_MAX + 1, 0, 0], np.int32))
+    with pytest.raises(ValueError, match="int16 range"):
+        m.matmul(np.array([[0, X16_MIN - 1, 0, 0]], np.int64))
 
 
 def test_with_kernel_shares_storage():
@@ -290,3 +291,66 @@ def test_larger_model_widths(n_in):
     X[0] = X_MIN
     for kernel in ALL_KERNELS:
         np.testing.assert_array_equal(TernaryMatrix(W, kernel=kernel).matmul(X), reference(W, X))
+
+
+# ---- wide (int16) graded spikes: W8A16 -------------------------------------------------------------------
+def random_wide_spikes(rng, shape, bits=16):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return rng.integers(lo, hi + 1, size=shape).astype(np.int16)
+
+
+def test_split_bytes_is_exact_on_every_int16():
+    x = np.arange(X16_MIN, X16_MAX + 1, dtype=np.int64).astype(np.int16)
+    hi, lo = split_bytes(x)
+    assert hi.dtype == np.int8 and lo.dtype == np.int8
+    np.testing.assert_array_equal(256 * hi.astype(np.int64) + lo.astype(np.int64) + 128, x.astype(np.int64))
+
+
+@pytest.mark.parametrize("kernel", ALL_KERNELS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_wide_random_exact(kernel, shape, seed):
+    rng = np.random.default_rng(100 + seed)
+    W = random_ternary(rng, shape)
+    m = TernaryMatrix(W, kernel=kernel)
+    for bits in (9, 12, 16):
+        X = random_wide_spikes(rng, (5, shape[1]), bits)
+        got = m.matmul(X)
+        assert got.dtype == np.int32 and got.shape == (5, shape[0])
+        np.testing.assert_array_equal(got, reference(W, X))
+        np.testing.assert_array_equal(m.matvec(X[3]), reference(W, X[3:4])[0])
+
+
+@pytest.mark.parametrize("kernel", ALL_KERNELS)
+@pytest.mark.parametrize("n_in", [1, 255, 257, 1024, 2816])
+def test_wide_extremes(kernel, n_in):
+    """All-(+1) / all-(-1) / mixed weights against all-(-32768), all-32767, alternating and byte-edge spikes."""
+    n_out = 4
+    weights = [np.ones((n_out, n_in), np.int8), -np.ones((n_out, n_in), np.int8),
+               np.array([[1], [-1], [0], [1]], np.int8) * np.ones(n_in, np.int8)]
+    alt = np.where(np.arange(n_in) % 2 == 0, X16_MIN, X16_MAX).astype(np.int16)
+    edges = np.resize(np.array([-129, -128, -1, 0, 127, 128, 255, 256, -256, -257], np.int16), n_in)
+    X = np.stack([np.full(n_in, X16_MIN, np.int16), np.full(n_in, X16_MAX, np.int16), alt, edges])
+    for W in weights:
+        np.testing.assert_array_equal(TernaryMatrix(W, kernel=kernel).matmul(X), reference(W, X))
+    assert TernaryMatrix(weights[1], kernel=kernel).matvec(X[0])[0] == -X16_MIN * n_in
+
+
+def test_wide_values_in_any_integer_dtype_take_the_wide_path():
+    rng = np.random.default_rng(5)
+    W = random_ternary(rng, (33, 300))
+    X = random_wide_spikes(rng, (3, 300)).astype(np.int64)
+    np.testing.assert_array_equal(TernaryMatrix(W).matmul(X), reference(W, X))
+    # int16 spikes that happen to lie in the int8 range give the same result through either path
+    small = random_spikes(rng, (3, 300))
+    m = TernaryMatrix(W)
+    np.testing.assert_array_equal(m.matmul(small.astype(np.int16)), m.matmul(small))
+
+
+def test_wide_bound_and_fan_in_limit():
+    m = TernaryMatrix(-np.ones((2, 50), np.int8))
+    assert m.max_abs_result_for(16) == 32768 * 50 and m.max_abs_result_for(8) == m.max_abs_result
+    assert np.abs(m.matmul(np.full((1, 50), X16_MIN, np.int16))).max() == m.max_abs_result_for(16)
+    wide = TernaryMatrix(np.ones((1, MAX_IN_WIDE + 1), np.int8), kernel="generic")
+    with pytest.raises(ValueError, match="too wide for int16 spikes"):
+        wide.matvec(np.ones(MAX_IN_WIDE + 1, np.int16))

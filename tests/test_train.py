@@ -258,3 +258,32 @@ def test_shipped_demo_model_loads_and_speaks():
     out = generate(step, prefill, tok.encode("The ", add_bos=True), 40, Sampler(), tok.eos_token_id)
     text = tok.decode(out)
     assert sum(c.isalpha() or c == " " for c in text) > 0.7 * len(text), text
+
+
+def test_snapshots_of_a_long_run_are_complete_checkpoints(T, tmp_path, monkeypatch):
+    """--save-every writes a loadable checkpoint (its step in training.json) during the run, through a scratch
+    folder that is gone afterwards; the final save replaces it."""
+    from lava_matmulfree.checkpoint import load_checkpoint
+    from lava_matmulfree.train_data import TRAINING_FILE
+
+    out = tmp_path / "model"
+    seen = []
+    real = T._save_snapshot
+
+    def spy(out_, cfg, model, tc, split, step, command):
+        real(out_, cfg, model, tc, split, step, command)
+        rec = json.loads((out_ / TRAINING_FILE).read_text())
+        assert rec["split"]["seq_len"] == 16  # evaluation tools read the split from a snapshot too
+        seen.append((step, rec["snapshot_step"], load_checkpoint(out_)))
+
+    monkeypatch.setattr(T, "_save_snapshot", spy)
+    tc = T.TrainConfig(hidden_size=32, num_layers=2, intermediate_size=64, steps=7, batch_size=2, warmup_steps=1,
+                       eval_every=0, save_every=3, save_dtype="float32", name="snap-test")
+    T.train(tc, out, SplitConfig(seq_len=16, block_tokens=1024, val_every=200), progress=False,
+            check_float_model=False, log=lambda *a: None)
+    assert [s[:2] for s in seen] == [(3, 3), (6, 6)]
+    assert seen[0][2][0].name == "snap-test" and set(seen[0][2][1]) == set(expected_tensors(seen[0][2][0]))
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no scratch folder left
+    final = json.loads((out / TRAINING_FILE).read_text())
+    assert "snapshot_step" not in final and final["train"]["save_every"] == 3
+    assert not np.array_equal(load_checkpoint(out)[1]["lm_head.weight"], seen[0][2][1]["lm_head.weight"])
