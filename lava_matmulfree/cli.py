@@ -99,7 +99,10 @@ def _checkpoint_arg(args):
     if args.checkpoint is not None:
         from .checkpoint import resolve_checkpoint
 
-        return resolve_checkpoint(args.checkpoint)
+        try:
+            return resolve_checkpoint(args.checkpoint)
+        except LmfError as e:
+            raise ValueError(f"--checkpoint {e}") from None
     if getattr(args, "model", None) is not None:
         return _packaged_model(args.model)
     if args.config is None and all((DEMO_MODEL_DIR / f).is_file() for f in DEMO_MODEL_FILES):

@@ -94,7 +94,7 @@ def test_cli_eval_takes_a_repo_id(tmp_path, tiny_folder, monkeypatch, capsys):
         main(["eval", "--checkpoint", "nobody/absent", "--sequences", "1", "--length", "8"])
     assert ei.value.code == 2
     err = capsys.readouterr().err
-    assert "error: nobody/absent: not a local folder, and not in the Hugging Face cache" in err
+    assert "error: --checkpoint nobody/absent: not a local folder, and not in the Hugging Face cache" in err
     assert "Traceback" not in err
 
 
