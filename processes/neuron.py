@@ -57,6 +57,7 @@ class MicrocodedNeurons(AbstractProcess):
 
     PROGRAM: str = ""
     PROBES: dict = {}
+    QUEUE_COUNTS: tuple = ()  # state registers counting a program's queue entries (checked against their depth)
 
     def _declare_program_vars(self, n: int, consts: dict, values: dict) -> None:
         program = bindings.specialise(self.PROGRAM, consts)
@@ -136,7 +137,7 @@ class PyMicrocodedFixedModel(PyLoihiProcessModel):
             self._n, params={k: v for k, v in vals.items() if kinds[k] == "param"},
             imms={k: int(v.reshape(-1)[0]) for k, v in vals.items() if kinds[k] == "imm"},
             luts={k: v.reshape(-1) for k, v in vals.items() if kinds[k] == "lut"})
-        self._fifo_counts = [s for s in self._state_names if s in ("xn", "rn")]
+        self._fifo_counts = list(proc_cls.QUEUE_COUNTS)
 
     def run_spk(self):
         if self._machine is None:

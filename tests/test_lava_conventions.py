@@ -117,3 +117,26 @@ def test_lava_lif_drives_a_project_neuron_through_a_dense_connection(net):
             assert r[1, t] == 1 and r[0, t] == want, t
         else:
             assert r[1, t] == 0, t
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_a_residual_queue_that_overflows_is_a_clear_error(net):
+    """Residual neurons whose token mixer never answers: after MIXER_QUEUE_DEPTH tokens the next one has no
+    register to wait in; the run stops with an error naming the queue (and no child survives)."""
+    from lava_matmulfree.events import MIXER_QUEUE_DEPTH
+    from lava_matmulfree.runtime import LavaRunError, run_steps, stop
+
+    d = net.cfg.hidden_size
+    steps = MIXER_QUEUE_DEPTH + 3
+    x = np.zeros((d + 1, steps), dtype=np.int64)
+    x[:d] = net.embed[np.arange(steps)].T
+    x[d] = 1  # a token every step; o_in stays unconnected: no answer ever comes
+    residual = build.residual(net, 0)
+    src = Source(data=x)
+    src.s_out.connect(residual.x_in)
+    with pytest.raises(LavaRunError, match=r"Residual: queue xn out of range \[0, 8\]"):
+        try:
+            run_steps(src, Loihi2SimCfg(select_tag="fixed_pt"), steps, timeout=120)
+        finally:
+            stop(src, failed=True)

@@ -34,6 +34,7 @@ class Residual(MicrocodedNeurons):
 
     PROGRAM = bindings.RESIDUAL
     PROBES = {"x": "x", "r": "r"}
+    QUEUE_COUNTS = ("xn", "rn")  # x waiting for o, r waiting for down
 
     def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
                  **values):
