@@ -26,11 +26,14 @@ from lava_matmulfree.train_data import eval_windows, load_corpus, split_from_tra
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=("demo", "deep"), required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", choices=("demo", "deep"))
+    src.add_argument("--folder", type=Path, help="a model folder written by `lava-matmulfree train`")
     ap.add_argument("--val-windows", type=int, default=0, help="validation windows (0: all)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    folder = DATA / f"{args.model}_model"
+    folder = args.folder or DATA / f"{args.model}_model"
+    args.model = args.model or folder.name
     split, _ = split_from_training_json(folder)
     _, val = split_stream(load_corpus().tokens, split)
     windows = eval_windows(val, split.seq_len)

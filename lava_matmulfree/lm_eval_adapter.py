@@ -30,6 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress  # noqa: F401  tqdm's lock as a thread lock first: the harness's bars would fix
+                        # multiprocessing's start method, and lava (set_start_method('fork')) then fails
+
 try:
     from lm_eval.api.model import TemplateLM
     from lm_eval.api.registry import register_model
