@@ -156,7 +156,8 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
                            floating=fm is not None)
     lm_head = build.projection(net.lm_head, "lm_head", None if fm is None else fm.lm_head)
     sink = LmHeadSink(vocab_size=cfg.vocab_size, capacity=capacity, logit_scale=1.0 if fm else net.logit_scale,
-                      temperature=temperature, top_k=top_k, seed=seed, record_logits=record_logits, name="sink")
+                      temperature=temperature, top_k=top_k, seed=seed, record_logits=record_logits,
+                      accumulator_bits=0 if fm else net.fp.state_bits, name="sink")
     prev = src.x_out
     for b in layers:
         prev.connect(b.x_in)

@@ -9,7 +9,6 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
 from lava_matmulfree.float_model import act_quant_q8, silu
-from lava_matmulfree.golden import synapses
 from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
@@ -73,14 +72,14 @@ class PyFusedChannelMixerFixed(PyLoihiProcessModel):
         if not present:
             self.buffer = events.silence(len(a))
             return
-        y = g.glu(q, synapses(q.gate_w, a.astype(np.int64)[None]), l)
+        y = g.glu(q, g.project(q.gate_w, a.astype(np.int64)[None], f"l{l}.gate"), l)
         self.y[:] = y[0]
         S_down = g.aggregate(g.norm_squares(q.down_norm, y, f"l{l}.down"), f"l{l}.down")
         self.down_sum_sq[:] = S_down
         r = g.inv_rms(S_down, f"l{l}.down")
         self.down_inv_rms[:] = r
         a_d = g.spikes_from_inv_rms(q.down_norm, y, r, f"l{l}.down")["down"]
-        self.buffer = events.message(synapses(q.down.w, a_d)[0], True)
+        self.buffer = events.message(g.project(q.down.w, a_d, f"l{l}.down")[0], True)
 
 
 @implements(proc=ChannelMixer, protocol=LoihiProtocol)

@@ -33,6 +33,9 @@ class AbstractPyLmHeadSink(PyLoihiProcessModel):
         if not present:
             self.token_out.send(events.silence(1, dtype=self.DTYPE))
             return
+        bits = p["accumulator_bits"]
+        if bits:
+            logits = np.clip(logits, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
         if k == 0:  # a new request: the sampler restarts from its seed
             self.sampler = Sampler(p["temperature"], p["top_k"], p["seed"])
         if p["record_logits"]:

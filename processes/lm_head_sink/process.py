@@ -12,7 +12,8 @@ class LmHeadSink(AbstractProcess):
 
     Dynamics, in a step whose logits carry a token (sent in the same step)::
 
-        k = seen ; logits[k] = logits_in (when recorded) ; seen += 1
+        logits = sat(logits_in)     the LM head neurons' dendrites: accumulator_bits wide, saturating (golden.dendrite)
+        k = seen ; logits[k] = logits (when recorded) ; seen += 1
         if k >= prompt_len - 1 and generated < max_new_tokens:
             token = argmax(logits_in)  or a seeded sample of softmax(logit_scale * logits_in / T)
             tokens[generated] = token ; generated += 1 ; token_out = [token, lane 1]
@@ -28,12 +29,16 @@ class LmHeadSink(AbstractProcess):
         Sampling (temperature 0: greedy). The sampler restarts from ``seed`` with every request.
     record_logits : bool
         Keep every token's logits in the Var ``logits``.
+    accumulator_bits : int
+        Width of the LM head neurons' dendritic accumulators (the fixed point's state_bits; 0: none, float logits).
     """
 
     def __init__(self, *, vocab_size: int, capacity: int, logit_scale: float = 1.0, temperature: float = 0.0,
-                 top_k: int = 0, seed: int = 0, record_logits: bool = True, name: str | None = None, **kwargs):
+                 top_k: int = 0, seed: int = 0, record_logits: bool = True, accumulator_bits: int = 0,
+                 name: str | None = None, **kwargs):
         super().__init__(vocab_size=vocab_size, capacity=capacity, logit_scale=logit_scale, temperature=temperature,
-                         top_k=top_k, seed=seed, record_logits=record_logits, name=name, **kwargs)
+                         top_k=top_k, seed=seed, record_logits=record_logits, accumulator_bits=accumulator_bits,
+                         name=name, **kwargs)
         self.logits_in = InPort(shape=(vocab_size + 1,))
         self.token_out = OutPort(shape=(2,))  # [token, lane]
         self.prompt_len = Var(shape=(1,), init=0)

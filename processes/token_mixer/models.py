@@ -9,7 +9,6 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
 from lava_matmulfree.float_model import act_quant_q8, sigmoid, silu
-from lava_matmulfree.golden import synapses
 from lava_matmulfree.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
@@ -72,7 +71,8 @@ class PyFusedTokenMixerFixed(PyLoihiProcessModel):
         if not present:  # no spikes: h keeps its value, nothing goes out
             self.buffer = events.silence(len(a_f))
             return
-        acc = [synapses(w, a.astype(np.int64)[None]) for w, a in zip((q.i.w, q.f.w, q.g.w), (a_i, a_f, a_g))]
+        acc = [g.project(getattr(q, p).w, a.astype(np.int64)[None], f"l{l}.{p}")  # dendrites: saturated as golden
+               for p, a in zip("ifg", (a_i, a_f, a_g))]
         gz, h = g.mlgru(q, *acc, self.h.astype(np.int64), l)
         self.h[:] = h
         S_gate = g.aggregate(g.norm_squares(q.gate, gz, f"l{l}.gate"), f"l{l}.gate")
@@ -80,7 +80,7 @@ class PyFusedTokenMixerFixed(PyLoihiProcessModel):
         r = g.inv_rms(S_gate, f"l{l}.gate")
         self.gate_inv_rms[:] = r
         a_o = g.spikes_from_inv_rms(q.gate, gz, r, f"l{l}.gate")["o"]
-        self.buffer = events.message(synapses(q.o.w, a_o)[0], True)
+        self.buffer = events.message(g.project(q.o.w, a_o, f"l{l}.o")[0], True)
 
 
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
