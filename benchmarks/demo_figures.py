@@ -25,7 +25,7 @@ import numpy as np
 from lava_matmulfree.accuracy import kl_divergence, log_softmax
 from lava_matmulfree.backends import generate
 from lava_matmulfree.calibration import calibrate
-from lava_matmulfree.checkpoint import load_checkpoint
+from lava_matmulfree.checkpoint import fingerprint, load_checkpoint
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.float_model import FloatModel
 from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     cal = calibrate(fm, calibration_windows(train, split.seq_len, CALIB_WINDOWS), fp, progress=True,
                     source=f"text: {CALIB_WINDOWS} training windows of {split.seq_len} tokens of {CORPUS_NAME}")
     net = compile_network(fm, cal, fp)
+    net.fingerprint = fingerprint(cfg, params)  # the compiled file names the weights it was made from
     net.save(DEMO / "compiled.safetensors")
 
     windows = eval_windows(val, split.seq_len)
