@@ -2,12 +2,12 @@
 
     float       the float reference (float_model.py), numpy
     reference   the golden fixed-point model (golden.py), numpy, no Lava
-    sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their 13 leaf processes
+    sim         Lava CPU simulator (Loihi2SimCfg), blocks decomposed into their 22 leaf processes
     sim-mixers  Lava CPU simulator, blocks decomposed but token and channel mixers fused (same timing)
     sim-fused   Lava CPU simulator, each block fused into one process
     sim-stack   Lava CPU simulator, every layer in one process (fastest; probes l<k>.x/r/h and head.x)
     sim-float   Lava CPU simulator running the floating_pt models (fused blocks): the float reference as a graph
-    sim-float-decomposed  the floating_pt models with every block decomposed into its 13 leaf processes
+    sim-float-decomposed  the floating_pt models with every block decomposed into its 22 leaf processes
                 (the chip's graph and timing computing the float reference)
     loihi2      a real Loihi 2 (Loihi2HwCfg); needs Intel's lava-loihi
 
@@ -43,7 +43,7 @@ class Generation:
     seconds: float = 0.0
     final_state: dict = field(default_factory=dict)  # l<layer>.h after the last token that entered
     steps: int | None = None  # Lava time steps run
-    steps_per_layer: float | None = None  # time steps a token spends in each block (1/L on sim-stack)
+    steps_per_layer: float | None = None  # time steps a token spends in each block (0 on fused blocks)
     leaf_processes: int | None = None
     first_token_seconds: float | None = None  # request -> first token handed to on_token (streaming Lava runs)
 

@@ -304,7 +304,7 @@ def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MA
     run = p.add_mutually_exclusive_group()
     run.add_argument("--backend", choices=backends, default=None,
                      help=f"float = float reference, reference = golden fixed-point model (numpy), sim = Lava CPU "
-                          f"simulator with decomposed blocks (13 leaf processes each), sim-fused = one process per "
+                          f"simulator with decomposed blocks (22 leaf processes each), sim-fused = one process per "
                           f"block, loihi2 = a real chip (needs lava-loihi) (default: {default_backend})")
     run.add_argument("--run-config", metavar="NAME_OR_TOML",
                      help="a run config with a [run] section (backend, timeout_s, record_logits): sim, sim-fused, "
@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="generate text from a prompt",
                        description="Generate text on one backend. The prompt and the new text go to stdout (the "
-                                   "Lava backends return every token at the end of the run); backend, tokens/s and "
+                                   "text streams as the graph chooses each token); backend, tokens/s and "
                                    "for Lava the time steps and processes go to stderr.")
     _add_model_args(g, "seed of the sampler and of the random weights")
     _add_generation_args(g, BACKEND_CHOICES, DEFAULT_BACKEND)
