@@ -10,7 +10,7 @@ import pytest
 from lava_matmulfree.config import ModelConfig, load_config
 from lava_matmulfree.loihi import calibration as cal
 from lava_matmulfree.loihi.calibration import PAPER
-from lava_matmulfree.loihi.cost_model import (LoihiCostModel, build_report, estimate, estimate_main,
+from lava_matmulfree.loihi.cost_model import (LoihiCostModel, build_report, estimate, estimate_main, value_bytes,
                                               resolve_instruction_counts)
 from lava_matmulfree.loihi.gpu_baseline import (LLAMA_370M, QWEN25_05B, TransformerShape, decode_time,
                                                 gpu_estimate, prefill_time)
@@ -92,7 +92,7 @@ def test_hand_hop_latency():
     assert hop.mesh_hops == pytest.approx(8 * 2)
     # decode: the sum of the 16 hop latencies and 16 one-chip barriers, the logits over the host link and the
     # host's round trip
-    readout = 16 * hw.host_value_bytes / hw.host_link_bytes_per_s
+    readout = 16 * value_bytes(m.options.act_bits) / hw.host_link_bytes_per_s
     assert cm.readout_s == pytest.approx(readout)
     assert cm.decode_token_s == pytest.approx(sum(c.latency_s for c in cm.hop_costs) + 16 * hw.barrier_s(1)
                                               + readout + hw.host_round_trip_s)
@@ -346,3 +346,19 @@ def test_report_and_files(tmp_path, capsys):
         build_report("tiny", instructions=INS, no_such_knob=1)
     with pytest.raises(CostModelError, match="jetson.NAME"):
         build_report("tiny", instructions=INS, prefill_efficiency=0.5)
+
+
+def test_wider_spikes_cost_host_bytes_and_messages_past_the_payload():
+    """act_bits: the host link carries ceil(bits / 8) bytes per value; on chip one message per spike up to the
+    graded payload width (24 bits), more beyond it."""
+    from lava_matmulfree.loihi.cost_model import spike_messages
+
+    cfg = load_config("tiny").model
+    narrow = LoihiCostModel(build_mapping(cfg, LOIHI2, MappingOptions(act_bits=8)))
+    wide = LoihiCostModel(build_mapping(cfg, LOIHI2, MappingOptions(act_bits=16)))
+    assert wide.readout_s == pytest.approx(2 * narrow.readout_s)
+    assert value_bytes(16) == 2 and value_bytes(12) == 2 and value_bytes(8) == 1
+    assert spike_messages(16, LOIHI2) == 1
+    assert spike_messages(16, dataclasses.replace(LOIHI2, graded_payload_bits=8)) == 2
+    with pytest.raises(CostModelError, match="act_bits"):
+        MappingOptions(act_bits=17).check()

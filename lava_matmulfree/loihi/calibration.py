@@ -57,7 +57,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "description": "the paper's deployment: 8-bit dense weights (W8A16), one block per chip on 24 chips of a "
                        "32-chip system, embedding and LM head on the host",
         "loihi2": {"dense_weight_bits": 8},
-        "options": {"encoding": "dense", "cores_per_block": -1, "head_on_chip": False, "system_chips": 32},
+        "options": {"encoding": "dense", "cores_per_block": -1, "head_on_chip": False, "system_chips": 32,
+                    "act_bits": 16},
     },
     "project": {
         "description": "this project's mapping: 2-bit ternary weights, dense or sparse chosen per matrix, "

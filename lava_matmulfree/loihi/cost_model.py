@@ -53,7 +53,7 @@ from ..config import ModelConfig, load_config
 from .gpu_baseline import gpu_estimate
 from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware,
                        provenance, with_overrides)
-from .mapping import HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
+from .mapping import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
 
 DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
 
@@ -128,6 +128,16 @@ class HopCost:
     @property
     def energy_total_j(self) -> float:
         return sum(self.energy_j.values())
+
+
+def value_bytes(act_bits: int) -> int:
+    """Bytes one activation of ``act_bits`` bits takes on the host link (the paper's A16: 2)."""
+    return math.ceil(act_bits / BITS_PER_BYTE)
+
+
+def spike_messages(act_bits: int, hw: Loihi2Spec) -> int:
+    """Messages one graded spike of ``act_bits`` bits takes (one up to the payload width)."""
+    return math.ceil(act_bits / hw.graded_payload_bits)
 
 
 def _distances(coords: np.ndarray, a: range | None, b: range, mesh_width: int
@@ -206,7 +216,7 @@ class LoihiCostModel:
             synops = density * sum(m.processed_per_input(hw) for m in mats)
             nz = density * sum(m.nonzeros for m in mats)
             dst_cores_reached = dst.cores // dst.fan_in_splits
-            messages = h.n_src * density * dst_cores_reached
+            messages = h.n_src * density * dst_cores_reached * spike_messages(opts.act_bits, hw)
             upd("requant", h.n_src)
             src_pc = src.neurons_per_core
             add_work(src, src_pc * (ins["requant"] * hw.instruction_time_s
@@ -249,7 +259,7 @@ class LoihiCostModel:
         else:  # pragma: no cover
             raise CostModelError(f"unknown hop kind {h.kind}")
 
-        host_s = hw.host_value_bytes / hw.host_link_bytes_per_s  # one value over the host link
+        host_s = value_bytes(opts.act_bits) / hw.host_link_bytes_per_s  # one value over the host link
         if h.kind == "inject":
             self.link_work[-1, hi] += h.n_dst * host_s
         elif self.mapping.chips > 1:

@@ -63,6 +63,8 @@ SRC = {
             "intermediate 4864, vocabulary 151,936, tied embeddings (494M parameters)",
     "zhu": "Zhu et al. 2024, 'Scalable MatMul-free Language Modeling': the Transformer++ (Llama-style) baseline "
            "of each MMfreeLM size has the same d, L, I and V",
+    "lava": "lava-nc 0.10.0, lava/proc/graded (graded-spike processes with 24-bit payloads, precision=24) and "
+            "lava/proc/dense (num_message_bits)",
     "design": "docs/cost_model.md (project documentation, quoting the paper)",
     "derived": "derived in this module from the fields named in the note",
     "assumed": "modelling assumption of this project (no public figure found)",
@@ -189,8 +191,9 @@ class Loihi2Spec:
         320e-12, "assumed", "low", "a 64-bit graded-spike packet at ~5 pJ/bit on an off-chip parallel link")
     host_link_bytes_per_s: float = const(
         125e6, "kapoho", "medium", "host <-> system link: 1 Gb/s Ethernet (Kapoho Point's host interface)")
-    host_value_bytes: int = const(
-        2, "paper", "high", "bytes per activation crossing the host link (A16: 16-bit activations)")
+    graded_payload_bits: int = const(
+        24, "lava", "medium", "payload bits one graded-spike message carries (Lava's graded processes use 24; the "
+        "chip's packets up to 32): a spike of up to this many bits is one message, a wider one takes more")
     host_round_trip_s: float = const(
         100e-6, "assumed", "low", "per generated token: one request/response between the host and the system "
         "through the host's software stack (Ethernet latency and driver), beyond the bytes moved")

@@ -48,6 +48,10 @@ HOST = "host"
 BITS_PER_BYTE = 8
 
 
+#: Spike widths the fixed point supports (FixedPointConfig.act_bits).
+MIN_ACT_BITS, MAX_ACT_BITS = 2, 16
+
+
 @dataclass(frozen=True)
 class MappingOptions:
     """The mapping choices a user can change (docs/architecture.md)."""
@@ -61,6 +65,7 @@ class MappingOptions:
     cores_per_block: int = 0  # cores given to each block (layer), blocks aligned to it; 0 = packed in a row
     head_on_chip: bool = True  # final norm + ternary LM head on chip; False: the host gets the last residual
     system_chips: int = 0  # chips of the system (all draw static power); 0 = the chips the mapping uses
+    act_bits: int = 8  # graded spikes into ternary synapses (FixedPointConfig.act_bits; the paper's W8A16: 16)
 
     def check(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -71,6 +76,8 @@ class MappingOptions:
             raise CostModelError(f"zero_fraction must be in [0, 1], got {self.zero_fraction}")
         if not 0.0 <= self.activation_density <= 1.0:
             raise CostModelError(f"activation_density must be in [0, 1], got {self.activation_density}")
+        if not MIN_ACT_BITS <= self.act_bits <= MAX_ACT_BITS:
+            raise CostModelError(f"act_bits must be in [{MIN_ACT_BITS}, {MAX_ACT_BITS}], got {self.act_bits}")
         for k in ("max_synapses_per_core", "cores_per_block", "system_chips"):
             if getattr(self, k) < 0:
                 raise CostModelError(f"{k} must be >= 0, got {getattr(self, k)}")
