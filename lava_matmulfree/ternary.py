@@ -99,7 +99,7 @@ TOKEN_BLOCK = 4                                 # tokens sharing one decode of t
 TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
 
 # ---- policy -----------------------------------------------------------------------------------------------
-KERNELS = ("auto", "vnni", "generic", "blas")
+KERNELS = ("auto", "vnni", "avx2", "generic", "blas")
 BLAS_MIN_TOKENS = 64          # without VNNI, batches of >= this many tokens go to BLAS (measured crossover)
 BLAS_CHUNK_BYTES = 4 << 20    # float32 rows decoded per sgemm call (a chunk stays in L2/L3)
 
@@ -108,6 +108,22 @@ _VNNI_INTRINSIC = "llvm.x86.avx512.vpdpbusd.512"
 _REDUCE_ADD = "llvm.vector.reduce.add.v16i32"
 _I32_BYTES = np.dtype(np.int32).itemsize
 _I32_LANES = BLOCK_BYTES // _I32_BYTES
+# AVX2: vpmaddubsw (unsigned codes x signed spikes, pairs summed into int16 lanes), vpmaddwd (int16 pairs -> int32)
+_MADDUBS_INTRINSIC = "llvm.x86.avx2.pmadd.ub.sw"
+_MADDWD_INTRINSIC = "llvm.x86.avx2.pmadd.wd"
+_REDUCE_ADD8 = "llvm.vector.reduce.add.v8i32"
+_PREFETCH = "llvm.prefetch.p0i8"
+YMM_BYTES = 32                                  # one 256-bit AVX2 vector
+_I16_BYTES = np.dtype(np.int16).itemsize
+# exactness of the int16 stage: a vpmaddubsw lane is c0*x0 + c1*x1 with c in {0, 1, 2}, x in [-128, 127]:
+# |lane| <= 2 * 2 * 128 = 512, so vpmaddubsw never saturates; one int16 accumulator receives at most
+# 2 * YMM_PRODUCTS_PER_BLOCK_PER_ACC such lanes per block and is widened to int32 (vpmaddwd by ones) every
+# FLUSH_BLOCKS blocks, before |sum| could pass int16's 32767.
+MAX_ABS_MADDUBS_LANE = 2 * 2 * MAX_ABS_PRODUCT
+AVX2_LANES_PER_ACC_PER_BLOCK = (BLOCK_BYTES // YMM_BYTES) * FIELDS_PER_BYTE   # one accumulator per token (batched)
+FLUSH_BLOCKS = 4
+assert FLUSH_BLOCKS * AVX2_LANES_PER_ACC_PER_BLOCK * MAX_ABS_MADDUBS_LANE <= int(np.iinfo(np.int16).max)
+PREFETCH_AHEAD_BYTES = 1024                     # software prefetch distance in the packed weight stream
 
 
 def blas_exact_max_in() -> int:
@@ -135,6 +151,14 @@ def vnni_usable() -> bool:
         return False                                          # compiling for another (portable) target
     feats = llvm.get_host_cpu_features()
     return bool(feats.get("avx512vnni", False) and feats.get("avx512bw", False))
+
+
+@functools.lru_cache(maxsize=None)
+def avx2_usable() -> bool:
+    """True when numba compiles for this host and the host has AVX2 (vpmaddubsw / vpmaddwd on ymm)."""
+    if (numba.config.CPU_NAME or HOST_CPU) != HOST_CPU or numba.config.CPU_FEATURES:
+        return False
+    return bool(llvm.get_host_cpu_features().get("avx2", False))
 
 
 # ---- row kernels ------------------------------------------------------------------------------------------
@@ -211,6 +235,106 @@ def _row_dot_vnni_block(typingctx, row, xpad2d, t0):
     return types.UniTuple(types.int32, TOKEN_BLOCK)(row, xpad2d, t0), _vnni_codegen(TOKEN_BLOCK)
 
 
+def _avx2_codegen(n_tok: int, n_rows: int):
+    """LLVM IR for ``sum_j c[r0 + q, j] * x[t0 + i, j]``, q < n_rows, i < n_tok (AVX2, 256-bit).
+
+    Each 32-byte vector of codes is decoded (shift, AND) once and meets the spikes of ``n_tok`` tokens
+    (vpmaddubsw into int16 lanes; exact, see MAX_ABS_MADDUBS_LANE); ``n_rows`` rows share each load of the
+    spikes. The int16 accumulators are widened into int32 (vpmaddwd by ones) every FLUSH_BLOCKS blocks.
+    Independent accumulators (one per row and token) keep several dependency chains in flight, and the
+    weight stream is prefetched PREFETCH_AHEAD_BYTES ahead.
+    """
+    def codegen(context, builder, signature, args):
+        codes_ty, x_ty = signature.args[0], signature.args[1]
+        carr = context.make_array(codes_ty)(context, builder, args[0])
+        xarr = context.make_array(x_ty)(context, builder, args[1])
+        r0, t0 = args[2], args[3]
+        intp = context.get_value_type(types.intp)
+        c_stride = cgutils.unpack_tuple(builder, carr.strides, 2)[0]
+        row_bytes = cgutils.unpack_tuple(builder, carr.shape, 2)[1]
+        x_stride = cgutils.unpack_tuple(builder, xarr.strides, 2)[0]
+        rows = [builder.gep(carr.data, [builder.mul(builder.add(r0, ir.Constant(intp, q)), c_stride)])
+                for q in range(n_rows)]
+        xrows = [builder.gep(xarr.data, [builder.mul(builder.add(t0, ir.Constant(intp, i)), x_stride)])
+                 for i in range(n_tok)]
+        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+        v8 = ir.VectorType(i8, YMM_BYTES)
+        v16 = ir.VectorType(i16, YMM_BYTES // _I16_BYTES)
+        v32 = ir.VectorType(i32, YMM_BYTES // _I32_BYTES)
+        maddubs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v8, v8]), _MADDUBS_INTRINSIC)
+        maddwd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v32, [v16, v16]), _MADDWD_INTRINSIC)
+        reduce_add = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [v32]), _REDUCE_ADD8)
+        i8p = i8.as_pointer()
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), _PREFETCH)
+        n_blocks = builder.udiv(row_bytes, ir.Constant(intp, BLOCK_BYTES))
+        n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)),
+                                ir.Constant(intp, FLUSH_BLOCKS))
+        zero16 = ir.Constant(v16, [0] * (YMM_BYTES // _I16_BYTES))
+        ones16 = ir.Constant(v16, [1] * (YMM_BYTES // _I16_BYTES))
+        mask = ir.Constant(v8, [FIELD_MASK] * YMM_BYTES)
+        n_acc = n_rows * n_tok
+        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * (YMM_BYTES // _I32_BYTES)))
+                 for _ in range(n_acc)]
+        acc16 = [cgutils.alloca_once_value(builder, zero16) for _ in range(n_acc)]
+        with cgutils.for_range(builder, n_groups) as gloop:
+            g0 = builder.mul(gloop.index, ir.Constant(intp, FLUSH_BLOCKS))
+            left = builder.sub(n_blocks, g0)
+            cnt = builder.select(builder.icmp_unsigned("<", left, ir.Constant(intp, FLUSH_BLOCKS)), left,
+                                 ir.Constant(intp, FLUSH_BLOCKS))
+            for p in acc16:
+                builder.store(zero16, p)
+            with cgutils.for_range(builder, cnt) as bloop:
+                blk = builder.add(g0, bloop.index)
+                boff = builder.mul(blk, ir.Constant(intp, BLOCK_BYTES))
+                xbase = builder.mul(blk, ir.Constant(intp, BLOCK_COLS))
+                accs = [builder.load(p) for p in acc16]
+                for q, row in enumerate(rows):
+                    builder.call(prefetch, [builder.gep(row, [builder.add(boff, ir.Constant(intp, PREFETCH_AHEAD_BYTES))]),
+                                            ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+                for half in range(BLOCK_BYTES // YMM_BYTES):
+                    hoff = builder.add(boff, ir.Constant(intp, half * YMM_BYTES))
+                    codes = [builder.load(builder.bitcast(builder.gep(row, [hoff]), v8.as_pointer()), align=1)
+                             for row in rows]
+                    for k in range(FIELDS_PER_BYTE):
+                        shift = ir.Constant(v8, [k * FIELD_BITS] * YMM_BYTES)
+                        fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
+                                  for c in codes]
+                        xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES + half * YMM_BYTES))
+                        for i, xrow in enumerate(xrows):
+                            xv = builder.load(builder.bitcast(builder.gep(xrow, [xoff]), v8.as_pointer()), align=1)
+                            for q, f in enumerate(fields):
+                                a = q * n_tok + i
+                                accs[a] = builder.add(accs[a], builder.call(maddubs, [f, xv]))
+                for p, a in zip(acc16, accs):
+                    builder.store(a, p)
+            for p16, p32 in zip(acc16, acc32):
+                builder.store(builder.add(builder.load(p32), builder.call(maddwd, [builder.load(p16), ones16])), p32)
+        sums = [builder.call(reduce_add, [builder.load(p)]) for p in acc32]
+        return context.make_tuple(builder, signature.return_type, sums)
+
+    return codegen
+
+
+AVX2_ROWS = 2          # rows sharing each load of the spikes in the AVX2 kernels
+
+
+def _avx2_intrinsic(n_tok: int, n_rows: int):
+    def typer(typingctx, codes, xpad2d, r0, t0):
+        if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and r0 == types.intp and t0 == types.intp):
+            return None
+        return types.UniTuple(types.int32, n_tok * n_rows)(codes, xpad2d, r0, t0), _avx2_codegen(n_tok, n_rows)
+    typer.__name__ = typer.__qualname__ = f"_dot_avx2_r{n_rows}t{n_tok}"
+    return typer
+
+
+# (rows, tokens) variants; tuple index q * n_tok + i is row r0 + q, token t0 + i.  Each codes[r] and xpad2d[t]
+# must be unit-stride.
+_dot_avx2_r1t1 = intrinsic(_avx2_intrinsic(1, 1))
+_dot_avx2_r2t1 = intrinsic(_avx2_intrinsic(1, AVX2_ROWS))
+_dot_avx2_r1tb = intrinsic(_avx2_intrinsic(TOKEN_BLOCK, 1))
+
+
 @njit(cache=True, inline="always")
 def _row_dot_generic(row, xpad):
     """Portable twin of ``_row_dot_vnni`` (LLVM vectorises the 64-lane inner loop on int32 lanes)."""
@@ -267,6 +391,47 @@ def _matmul_vnni_par(codes, xpad, xsum, out):
                        min(n_rows, (tile + 1) * ROW_TILE))
 
 
+@njit(cache=True, inline="always")
+def _avx2_tile(codes, xpad, xsum, out, r0, r1):
+    """out[t, r] for rows r0..r1 of every token: TOKEN_BLOCK tokens per decode of the codes, AVX2_ROWS rows per
+    load of the spikes for the tokens left over (decode: T = 1)."""
+    n_tok = xpad.shape[0]
+    n_full = n_tok - n_tok % TOKEN_BLOCK
+    for t in range(0, n_full, TOKEN_BLOCK):
+        for r in range(r0, r1):
+            s = _dot_avx2_r1tb(codes, xpad, r, t)
+            for i in range(TOKEN_BLOCK):
+                out[t + i, r] = s[i] - xsum[t + i]
+    r_pairs = r0 + (r1 - r0) - (r1 - r0) % AVX2_ROWS
+    for t in range(n_full, n_tok):
+        for r in range(r0, r_pairs, AVX2_ROWS):
+            s = _dot_avx2_r2t1(codes, xpad, r, t)
+            for q in range(AVX2_ROWS):
+                out[t, r + q] = s[q] - xsum[t]
+        for r in range(r_pairs, r1):
+            out[t, r] = _dot_avx2_r1t1(codes, xpad, r, t)[0] - xsum[t]
+
+
+@njit(cache=True)
+def _matmul_avx2(codes, xpad, xsum, out):
+    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    for t0 in range(0, n_tok, TOKEN_TILE):
+        t1 = min(n_tok, t0 + TOKEN_TILE)
+        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
+            _avx2_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
+                       min(n_rows, (tile + 1) * ROW_TILE))
+
+
+@njit(cache=True, parallel=True)
+def _matmul_avx2_par(codes, xpad, xsum, out):
+    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    for t0 in range(0, n_tok, TOKEN_TILE):
+        t1 = min(n_tok, t0 + TOKEN_TILE)
+        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
+            _avx2_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
+                       min(n_rows, (tile + 1) * ROW_TILE))
+
+
 @njit(cache=True)
 def _matmul_generic(codes, xpad, xsum, out):
     n_rows, n_tok = codes.shape[0], xpad.shape[0]
@@ -302,6 +467,7 @@ def _decode_rows_f32(codes, r0, out):
 
 
 _INT_KERNELS = {("vnni", False): _matmul_vnni, ("vnni", True): _matmul_vnni_par,
+                ("avx2", False): _matmul_avx2, ("avx2", True): _matmul_avx2_par,
                 ("generic", False): _matmul_generic, ("generic", True): _matmul_generic_par}
 
 
@@ -384,8 +550,8 @@ def split_bytes(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class TernaryMatrix:
     """A ternary weight matrix, packed once, with exact integer ``matvec`` / ``matmul``.
 
-    ``kernel``: ``"auto"`` (VNNI if usable, else generic, with BLAS for batches of >= ``BLAS_MIN_TOKENS``
-    tokens), or force ``"vnni"``, ``"generic"`` or ``"blas"`` (``"blas"`` needs
+    ``kernel``: ``"auto"`` (VNNI if usable, else AVX2 if usable, else generic with BLAS for batches of >=
+    ``BLAS_MIN_TOKENS`` tokens), or force ``"vnni"``, ``"avx2"``, ``"generic"`` or ``"blas"`` (``"blas"`` needs
     ``in <= BLAS_MAX_IN`` = 131072, see :func:`blas_exact_max_in`; ``"auto"`` never picks it beyond).
     ``parallel``: split rows over numba threads (module docstring: opt-in).
     """
@@ -405,6 +571,8 @@ class TernaryMatrix:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         if kernel == "vnni" and not vnni_usable():
             raise ValueError("kernel='vnni' needs a CPU with AVX-512 VNNI (and numba compiling for the host)")
+        if kernel == "avx2" and not avx2_usable():
+            raise ValueError("kernel='avx2' needs a CPU with AVX2 (and numba compiling for the host)")
         if kernel == "blas" and self.n_in > BLAS_MAX_IN:
             raise ValueError(f"kernel='blas' is exact only for in <= {BLAS_MAX_IN} (float32 holds integers "
                              f"up to 2**24 and |w*x| <= {MAX_ABS_PRODUCT}); this matrix has in = {self.n_in}")
@@ -446,6 +614,8 @@ class TernaryMatrix:
             return self.kernel
         if vnni_usable():
             return "vnni"
+        if avx2_usable():
+            return "avx2"
         if n_tokens >= BLAS_MIN_TOKENS and self.n_in <= BLAS_MAX_IN:
             return "blas"
         return "generic"
@@ -477,7 +647,7 @@ class TernaryMatrix:
         n_tok = X.shape[0]
         hi, lo = split_bytes(X)
         rows = [hi, lo]
-        if self.kernel_for(2 * n_tok) == "vnni" and 2 * n_tok % TOKEN_BLOCK:
+        if self.kernel_for(2 * n_tok) in ("vnni", "avx2") and 2 * n_tok % TOKEN_BLOCK:
             # zero rows up to whole TOKEN_BLOCKs: one decode of the codes then serves both bytes (decode: T = 1)
             rows.append(np.zeros((TOKEN_BLOCK - 2 * n_tok % TOKEN_BLOCK, self.n_in), np.int8))
         both = self._matmul(np.concatenate(rows, axis=0)).astype(np.int64)

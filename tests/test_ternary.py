@@ -5,9 +5,9 @@ import pytest
 from lava_matmulfree import ternary
 from lava_matmulfree.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
                                      X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, split_bytes,
-                                     unpack, vnni_usable)
+                                     unpack, avx2_usable, vnni_usable)
 
-INT_KERNELS = ["generic"] + (["vnni"] if vnni_usable() else [])
+INT_KERNELS = ["generic"] + (["avx2"] if avx2_usable() else []) + (["vnni"] if vnni_usable() else [])
 ALL_KERNELS = INT_KERNELS + ["blas"]
 SHAPES = [(1, 1), (72, 200), (3, 257), (300, 513), (64, 1024), (17, 2816)]
 SEEDS = [0, 1, 2]
@@ -153,8 +153,9 @@ def test_blas_refuses_too_wide_and_auto_falls_back(monkeypatch):
     W = -np.ones((1, n_in), np.int8)
     with pytest.raises(ValueError, match="exact only for in <= 131072"):
         TernaryMatrix(W, kernel="blas")
-    # without VNNI, "auto" would use BLAS for a big batch, but not beyond the bound
+    # without VNNI and AVX2, "auto" would use BLAS for a big batch, but not beyond the bound
     monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    monkeypatch.setattr(ternary, "avx2_usable", lambda: False)
     m = TernaryMatrix(W)
     assert m.kernel_for(BLAS_MIN_TOKENS) == "generic"
     X = np.full((BLAS_MIN_TOKENS, n_in), X_MIN, np.int8)
@@ -164,6 +165,7 @@ def test_blas_refuses_too_wide_and_auto_falls_back(monkeypatch):
 
 def test_auto_policy_without_vnni(monkeypatch):
     monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    monkeypatch.setattr(ternary, "avx2_usable", lambda: False)
     rng = np.random.default_rng(4)
     W = random_ternary(rng, (40, 300))
     m = TernaryMatrix(W)
@@ -173,6 +175,29 @@ def test_auto_policy_without_vnni(monkeypatch):
     np.testing.assert_array_equal(m.matmul(X), reference(W, X))
     with pytest.raises(ValueError, match="AVX-512 VNNI"):
         TernaryMatrix(W, kernel="vnni")
+
+
+def test_auto_uses_avx2_without_vnni(monkeypatch):
+    if not avx2_usable():
+        pytest.skip("no AVX2 on this CPU")
+    monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    m = TernaryMatrix(np.ones((2, 3), np.int8))
+    assert m.kernel_for(1) == m.kernel_for(BLAS_MIN_TOKENS) == "avx2"
+    with pytest.raises(ValueError, match="AVX-512 VNNI"):
+        TernaryMatrix(np.ones((2, 3), np.int8), kernel="vnni")
+
+
+def test_avx2_int16_lanes_at_the_flush_bound():
+    """The int16 stage of the AVX2 kernel at its worst case: every product -1 * -128 over rows of several flush
+    groups (FLUSH_BLOCKS blocks of 256 columns each), with and without a partial last group."""
+    if not avx2_usable():
+        pytest.skip("no AVX2 on this CPU")
+    for n_blocks in (ternary.FLUSH_BLOCKS, ternary.FLUSH_BLOCKS + 1, 3 * ternary.FLUSH_BLOCKS - 1):
+        n_in = n_blocks * ternary.BLOCK_COLS
+        for w, x in ((-1, X_MIN), (1, X_MIN), (1, X_MAX), (-1, X_MAX)):
+            W = np.full((5, n_in), w, np.int8)
+            X = np.full((6, n_in), x, np.int8)            # one TOKEN_BLOCK and two tokens left over
+            np.testing.assert_array_equal(TernaryMatrix(W, kernel="avx2").matmul(X), reference(W, X))
 
 
 def test_auto_uses_vnni_when_usable():
