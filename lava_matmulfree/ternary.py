@@ -111,7 +111,6 @@ _I32_LANES = BLOCK_BYTES // _I32_BYTES
 # AVX2: vpmaddubsw (unsigned codes x signed spikes, pairs summed into int16 lanes), vpmaddwd (int16 pairs -> int32)
 _MADDUBS_INTRINSIC = "llvm.x86.avx2.pmadd.ub.sw"
 _MADDWD_INTRINSIC = "llvm.x86.avx2.pmadd.wd"
-_REDUCE_ADD8 = "llvm.vector.reduce.add.v8i32"
 _PREFETCH = "llvm.prefetch.p0i8"
 YMM_BYTES = 32                                  # one 256-bit AVX2 vector
 _I16_BYTES = np.dtype(np.int16).itemsize
@@ -235,15 +234,29 @@ def _row_dot_vnni_block(typingctx, row, xpad2d, t0):
     return types.UniTuple(types.int32, TOKEN_BLOCK)(row, xpad2d, t0), _vnni_codegen(TOKEN_BLOCK)
 
 
-def _avx2_codegen(n_tok: int, n_rows: int):
-    """LLVM IR for ``sum_j c[r0 + q, j] * x[t0 + i, j]``, q < n_rows, i < n_tok (AVX2, 256-bit).
+DOT_MODES = ("vnni", "avx2", "portable")
 
-    Each 32-byte vector of codes is decoded (shift, AND) once and meets the spikes of ``n_tok`` tokens
-    (vpmaddubsw into int16 lanes; exact, see MAX_ABS_MADDUBS_LANE); ``n_rows`` rows share each load of the
-    spikes. The int16 accumulators are widened into int32 (vpmaddwd by ones) every FLUSH_BLOCKS blocks.
-    Independent accumulators (one per row and token) keep several dependency chains in flight, and the
-    weight stream is prefetched PREFETCH_AHEAD_BYTES ahead.
+
+def host_dot_mode() -> str:
+    """The row-dot code the host kernel (``_matmul_host``) compiles to on this CPU."""
+    return "vnni" if vnni_usable() else "avx2" if avx2_usable() else "portable"
+
+
+def _dot_codegen(mode: str, n_tok: int, n_rows: int):
+    """LLVM IR for ``sum_j c[r0 + q, j] * x[t0 + i, j]``, q < n_rows, i < n_tok, over packed rows.
+
+    Each vector of codes is decoded (shift, AND) once and meets the spikes of ``n_tok`` tokens; ``n_rows``
+    rows share each load of the spikes; one accumulator per (row, token) keeps that many dependency chains in
+    flight; the weight stream is prefetched PREFETCH_AHEAD_BYTES ahead. ``mode``:
+
+    ``"avx2"``      256-bit: vpmaddubsw into int16 lanes (exact, MAX_ABS_MADDUBS_LANE), widened into int32 by
+                    vpmaddwd with ones every FLUSH_BLOCKS blocks;
+    ``"vnni"``      512-bit: vpdpbusd straight into int32 lanes (AVX-512 VNNI);
+    ``"portable"``  256-bit codes, plain LLVM vector ops (zero-extended codes times sign-extended spikes in int16
+                    lanes, |c*x| <= 256, widened every FLUSH_BLOCKS blocks): any CPU LLVM targets.
     """
+    vec_bytes = BLOCK_BYTES if mode == "vnni" else YMM_BYTES
+
     def codegen(context, builder, signature, args):
         codes_ty, x_ty = signature.args[0], signature.args[1]
         carr = context.make_array(codes_ty)(context, builder, args[0])
@@ -258,81 +271,117 @@ def _avx2_codegen(n_tok: int, n_rows: int):
         xrows = [builder.gep(xarr.data, [builder.mul(builder.add(t0, ir.Constant(intp, i)), x_stride)])
                  for i in range(n_tok)]
         i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-        v8 = ir.VectorType(i8, YMM_BYTES)
-        v16 = ir.VectorType(i16, YMM_BYTES // _I16_BYTES)
-        v32 = ir.VectorType(i32, YMM_BYTES // _I32_BYTES)
-        maddubs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v16, [v8, v8]), _MADDUBS_INTRINSIC)
-        maddwd = cgutils.get_or_insert_function(builder.module, ir.FunctionType(v32, [v16, v16]), _MADDWD_INTRINSIC)
-        reduce_add = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [v32]), _REDUCE_ADD8)
+        v8 = ir.VectorType(i8, vec_bytes)
+        mod = builder.module
+        if mode == "avx2":
+            v16 = ir.VectorType(i16, vec_bytes // _I16_BYTES)
+            v32 = ir.VectorType(i32, vec_bytes // _I32_BYTES)
+            maddubs = cgutils.get_or_insert_function(mod, ir.FunctionType(v16, [v8, v8]), _MADDUBS_INTRINSIC)
+            maddwd = cgutils.get_or_insert_function(mod, ir.FunctionType(v32, [v16, v16]), _MADDWD_INTRINSIC)
+            ones16 = ir.Constant(v16, [1] * (vec_bytes // _I16_BYTES))
+
+            def mac(acc, f, x):
+                return builder.add(acc, builder.call(maddubs, [f, x]))
+
+            def widen(acc32, acc16):
+                return builder.add(acc32, builder.call(maddwd, [acc16, ones16]))
+        elif mode == "portable":
+            v16 = ir.VectorType(i16, vec_bytes)
+            v32 = ir.VectorType(i32, vec_bytes)
+
+            def mac(acc, f, x):
+                return builder.add(acc, builder.mul(builder.zext(f, v16), builder.sext(x, v16)))
+
+            def widen(acc32, acc16):
+                return builder.add(acc32, builder.sext(acc16, v32))
+        else:
+            v16 = None
+            v32 = ir.VectorType(i32, vec_bytes // _I32_BYTES)
+            dpbusd = cgutils.get_or_insert_function(mod, ir.FunctionType(v32, [v32, v32, v32]), _VNNI_INTRINSIC)
+
+            def mac(acc, f, x):
+                return builder.call(dpbusd, [acc, builder.bitcast(f, v32), builder.bitcast(x, v32)])
+        reduce_add = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(i32, [v32]), f"llvm.vector.reduce.add.v{v32.count}i32")
         i8p = i8.as_pointer()
-        prefetch = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), _PREFETCH)
+        prefetch = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                  _PREFETCH)
         n_blocks = builder.udiv(row_bytes, ir.Constant(intp, BLOCK_BYTES))
         n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)),
                                 ir.Constant(intp, FLUSH_BLOCKS))
-        zero16 = ir.Constant(v16, [0] * (YMM_BYTES // _I16_BYTES))
-        ones16 = ir.Constant(v16, [1] * (YMM_BYTES // _I16_BYTES))
-        mask = ir.Constant(v8, [FIELD_MASK] * YMM_BYTES)
+        mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
         n_acc = n_rows * n_tok
-        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * (YMM_BYTES // _I32_BYTES)))
-                 for _ in range(n_acc)]
-        acc16 = [cgutils.alloca_once_value(builder, zero16) for _ in range(n_acc)]
+        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * v32.count)) for _ in range(n_acc)]
+        # the int16 stage (avx2, portable) or the int32 accumulators themselves (vnni)
+        inner_ty = v32 if v16 is None else v16
+        zero_inner = ir.Constant(inner_ty, [0] * inner_ty.count)
+        inner = acc32 if v16 is None else [cgutils.alloca_once_value(builder, zero_inner) for _ in range(n_acc)]
         with cgutils.for_range(builder, n_groups) as gloop:
             g0 = builder.mul(gloop.index, ir.Constant(intp, FLUSH_BLOCKS))
             left = builder.sub(n_blocks, g0)
             cnt = builder.select(builder.icmp_unsigned("<", left, ir.Constant(intp, FLUSH_BLOCKS)), left,
                                  ir.Constant(intp, FLUSH_BLOCKS))
-            for p in acc16:
-                builder.store(zero16, p)
+            if v16 is not None:
+                for p in inner:
+                    builder.store(zero_inner, p)
             with cgutils.for_range(builder, cnt) as bloop:
                 blk = builder.add(g0, bloop.index)
                 boff = builder.mul(blk, ir.Constant(intp, BLOCK_BYTES))
                 xbase = builder.mul(blk, ir.Constant(intp, BLOCK_COLS))
-                accs = [builder.load(p) for p in acc16]
-                for q, row in enumerate(rows):
-                    builder.call(prefetch, [builder.gep(row, [builder.add(boff, ir.Constant(intp, PREFETCH_AHEAD_BYTES))]),
-                                            ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-                for half in range(BLOCK_BYTES // YMM_BYTES):
-                    hoff = builder.add(boff, ir.Constant(intp, half * YMM_BYTES))
-                    codes = [builder.load(builder.bitcast(builder.gep(row, [hoff]), v8.as_pointer()), align=1)
+                accs = [builder.load(p) for p in inner]
+                for row in rows:
+                    ahead = builder.gep(row, [builder.add(boff, ir.Constant(intp, PREFETCH_AHEAD_BYTES))])
+                    builder.call(prefetch, [ahead, ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY),
+                                            ir.Constant(i32, 1)])
+                for part in range(BLOCK_BYTES // vec_bytes):
+                    poff = builder.add(boff, ir.Constant(intp, part * vec_bytes))
+                    codes = [builder.load(builder.bitcast(builder.gep(row, [poff]), v8.as_pointer()), align=1)
                              for row in rows]
                     for k in range(FIELDS_PER_BYTE):
-                        shift = ir.Constant(v8, [k * FIELD_BITS] * YMM_BYTES)
+                        shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
                         fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
                                   for c in codes]
-                        xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES + half * YMM_BYTES))
+                        xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES + part * vec_bytes))
                         for i, xrow in enumerate(xrows):
                             xv = builder.load(builder.bitcast(builder.gep(xrow, [xoff]), v8.as_pointer()), align=1)
                             for q, f in enumerate(fields):
                                 a = q * n_tok + i
-                                accs[a] = builder.add(accs[a], builder.call(maddubs, [f, xv]))
-                for p, a in zip(acc16, accs):
+                                accs[a] = mac(accs[a], f, xv)
+                for p, a in zip(inner, accs):
                     builder.store(a, p)
-            for p16, p32 in zip(acc16, acc32):
-                builder.store(builder.add(builder.load(p32), builder.call(maddwd, [builder.load(p16), ones16])), p32)
+            if v16 is not None:
+                for p16, p32 in zip(inner, acc32):
+                    builder.store(widen(builder.load(p32), builder.load(p16)), p32)
         sums = [builder.call(reduce_add, [builder.load(p)]) for p in acc32]
         return context.make_tuple(builder, signature.return_type, sums)
 
     return codegen
 
 
-AVX2_ROWS = 2          # rows sharing each load of the spikes in the AVX2 kernels
+AVX2_ROWS = 2          # rows sharing each load of the spikes (the decode case, T = 1)
+PREFETCH_LOCALITY = 3  # llvm.prefetch locality: keep in all cache levels
 
 
-def _avx2_intrinsic(n_tok: int, n_rows: int):
+def _dot_intrinsic(mode, n_tok: int, n_rows: int):
+    """An intrinsic ``(codes [rows, bytes], xpad [T, cols], r0, t0) -> UniTuple(int32, n_rows * n_tok)``; index
+    ``q * n_tok + i`` is row r0 + q, token t0 + i. ``mode`` None: :func:`host_dot_mode` when it is compiled."""
     def typer(typingctx, codes, xpad2d, r0, t0):
         if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and r0 == types.intp and t0 == types.intp):
             return None
-        return types.UniTuple(types.int32, n_tok * n_rows)(codes, xpad2d, r0, t0), _avx2_codegen(n_tok, n_rows)
-    typer.__name__ = typer.__qualname__ = f"_dot_avx2_r{n_rows}t{n_tok}"
-    return typer
+        return (types.UniTuple(types.int32, n_tok * n_rows)(codes, xpad2d, r0, t0),
+                _dot_codegen(host_dot_mode() if mode is None else mode, n_tok, n_rows))
+    typer.__name__ = typer.__qualname__ = f"_dot_{mode or 'host'}_r{n_rows}t{n_tok}"
+    return intrinsic(typer)
 
 
-# (rows, tokens) variants; tuple index q * n_tok + i is row r0 + q, token t0 + i.  Each codes[r] and xpad2d[t]
-# must be unit-stride.
-_dot_avx2_r1t1 = intrinsic(_avx2_intrinsic(1, 1))
-_dot_avx2_r2t1 = intrinsic(_avx2_intrinsic(1, AVX2_ROWS))
-_dot_avx2_r1tb = intrinsic(_avx2_intrinsic(TOKEN_BLOCK, 1))
+# each codes[r] and xpad2d[t] must be unit-stride
+_dot_avx2_r1t1, _dot_avx2_r2t1, _dot_avx2_r1tb = (_dot_intrinsic("avx2", 1, 1), _dot_intrinsic("avx2", 1, AVX2_ROWS),
+                                                  _dot_intrinsic("avx2", TOKEN_BLOCK, 1))
+_dot_port_r1t1, _dot_port_r2t1, _dot_port_r1tb = (
+    _dot_intrinsic("portable", 1, 1), _dot_intrinsic("portable", 1, AVX2_ROWS),
+    _dot_intrinsic("portable", TOKEN_BLOCK, 1))
+_dot_host_r1t1, _dot_host_r2t1, _dot_host_r1tb = (_dot_intrinsic(None, 1, 1), _dot_intrinsic(None, 1, AVX2_ROWS),
+                                                  _dot_intrinsic(None, TOKEN_BLOCK, 1))
 
 
 @njit(cache=True, inline="always")
@@ -412,6 +461,51 @@ def _avx2_tile(codes, xpad, xsum, out, r0, r1):
             out[t, r] = _dot_avx2_r1t1(codes, xpad, r, t)[0] - xsum[t]
 
 
+@njit(cache=True, inline="always")
+def _port_tile(codes, xpad, xsum, out, r0, r1):
+    n_tok = xpad.shape[0]
+    n_full = n_tok - n_tok % TOKEN_BLOCK
+    for t in range(0, n_full, TOKEN_BLOCK):
+        for r in range(r0, r1):
+            s = _dot_port_r1tb(codes, xpad, r, t)
+            for i in range(TOKEN_BLOCK):
+                out[t + i, r] = s[i] - xsum[t + i]
+    r_pairs = r0 + (r1 - r0) - (r1 - r0) % AVX2_ROWS
+    for t in range(n_full, n_tok):
+        for r in range(r0, r_pairs, AVX2_ROWS):
+            s = _dot_port_r2t1(codes, xpad, r, t)
+            for q in range(AVX2_ROWS):
+                out[t, r + q] = s[q] - xsum[t]
+        for r in range(r_pairs, r1):
+            out[t, r] = _dot_port_r1t1(codes, xpad, r, t)[0] - xsum[t]
+
+
+@njit(cache=True, inline="always")
+def _host_tile(codes, xpad, xsum, out, r0, r1):
+    n_tok = xpad.shape[0]
+    n_full = n_tok - n_tok % TOKEN_BLOCK
+    for t in range(0, n_full, TOKEN_BLOCK):
+        for r in range(r0, r1):
+            s = _dot_host_r1tb(codes, xpad, r, t)
+            for i in range(TOKEN_BLOCK):
+                out[t + i, r] = s[i] - xsum[t + i]
+    r_pairs = r0 + (r1 - r0) - (r1 - r0) % AVX2_ROWS
+    for t in range(n_full, n_tok):
+        for r in range(r0, r_pairs, AVX2_ROWS):
+            s = _dot_host_r2t1(codes, xpad, r, t)
+            for q in range(AVX2_ROWS):
+                out[t, r + q] = s[q] - xsum[t]
+        for r in range(r_pairs, r1):
+            out[t, r] = _dot_host_r1t1(codes, xpad, r, t)[0] - xsum[t]
+
+
+@njit(cache=True)
+def host_rows(codes, xpad, xsum, out, r0, r1):
+    """``out[t, r] = (W @ xpad[t])[r]`` for rows r0..r1 with the host's row-dot code (a function call, not
+    inlined: the whole-model kernel of golden_fast.py calls it from its parallel loops)."""
+    _host_tile(codes, xpad, xsum, out, r0, r1)
+
+
 @njit(cache=True)
 def _matmul_avx2(codes, xpad, xsum, out):
     n_rows, n_tok = codes.shape[0], xpad.shape[0]
@@ -429,6 +523,46 @@ def _matmul_avx2_par(codes, xpad, xsum, out):
         t1 = min(n_tok, t0 + TOKEN_TILE)
         for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
             _avx2_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
+                       min(n_rows, (tile + 1) * ROW_TILE))
+
+
+@njit(cache=True)
+def _matmul_port(codes, xpad, xsum, out):
+    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    for t0 in range(0, n_tok, TOKEN_TILE):
+        t1 = min(n_tok, t0 + TOKEN_TILE)
+        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
+            _port_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
+                       min(n_rows, (tile + 1) * ROW_TILE))
+
+
+@njit(cache=True, parallel=True)
+def _matmul_port_par(codes, xpad, xsum, out):
+    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    for t0 in range(0, n_tok, TOKEN_TILE):
+        t1 = min(n_tok, t0 + TOKEN_TILE)
+        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
+            _port_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
+                       min(n_rows, (tile + 1) * ROW_TILE))
+
+
+@njit(cache=True)
+def _matmul_host(codes, xpad, xsum, out):
+    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    for t0 in range(0, n_tok, TOKEN_TILE):
+        t1 = min(n_tok, t0 + TOKEN_TILE)
+        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
+            _host_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
+                       min(n_rows, (tile + 1) * ROW_TILE))
+
+
+@njit(cache=True, parallel=True)
+def _matmul_host_par(codes, xpad, xsum, out):
+    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    for t0 in range(0, n_tok, TOKEN_TILE):
+        t1 = min(n_tok, t0 + TOKEN_TILE)
+        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
+            _host_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
                        min(n_rows, (tile + 1) * ROW_TILE))
 
 
@@ -468,6 +602,8 @@ def _decode_rows_f32(codes, r0, out):
 
 _INT_KERNELS = {("vnni", False): _matmul_vnni, ("vnni", True): _matmul_vnni_par,
                 ("avx2", False): _matmul_avx2, ("avx2", True): _matmul_avx2_par,
+                ("portable", False): _matmul_port, ("portable", True): _matmul_port_par,
+                ("host", False): _matmul_host, ("host", True): _matmul_host_par,
                 ("generic", False): _matmul_generic, ("generic", True): _matmul_generic_par}
 
 
