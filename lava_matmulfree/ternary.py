@@ -820,3 +820,47 @@ class TernaryMatrix:
             # exact integers (blas_exact_max_in): the float32 -> int32 cast loses nothing
             out[:, r0:r1] = xf @ chunk.T
         return out
+
+
+class PackedTernary(np.lib.mixins.NDArrayOperatorsMixin):
+    """A ternary weight matrix held only packed (2 bits per weight, a :class:`TernaryMatrix`), standing in for the
+    int8 ``[out, in]`` array: ``shape``, ``dtype`` (int8), numpy conversion (``np.asarray``, ufuncs, indexing,
+    array methods) unpack a temporary int8 copy, while the synapse kernels (``float_model.ternary_matrix``) use
+    the packed codes directly. ``QuantisedNetwork.pack_weights`` puts these in place of a network's int8 arrays,
+    so the weights live once, packed."""
+
+    ndim = 2
+    dtype = np.dtype(np.int8)
+
+    def __init__(self, matrix: TernaryMatrix):
+        self.matrix = matrix
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def size(self) -> int:
+        return self.matrix.n_out * self.matrix.n_in
+
+    def __len__(self) -> int:
+        return self.matrix.n_out
+
+    def __array__(self, dtype=None, copy=None):
+        w = self.matrix.to_dense()
+        return w if dtype is None else w.astype(dtype)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(np.asarray(x) if isinstance(x, PackedTernary) else x for x in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getitem__(self, key):
+        return np.asarray(self)[key]
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "matrix":
+            raise AttributeError(name)
+        return getattr(np.asarray(self), name)  # any other ndarray attribute (T, sum, astype, ...) on the int8 copy
+
+    def __repr__(self) -> str:
+        return f"PackedTernary({self.matrix!r})"
