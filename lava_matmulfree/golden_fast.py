@@ -334,8 +334,9 @@ def _int_array(a) -> bool:
 class FastGoldenModel(GoldenModel):
     """GoldenModel whose blocks run as fused kernels where their preconditions hold (else the reference)."""
 
-    def __init__(self, net: QuantisedNetwork, parallel: bool = False):
+    def __init__(self, net: QuantisedNetwork, parallel: bool = False, whole_model: bool = True):
         super().__init__(net)
+        self.whole_model = bool(whole_model)  # False: always stage by stage (per-stage timing, comparisons)
         self._consts = None  # (fp, LUTs, ...) for the fused kernels, rebuilt when fp or a LUT is replaced
         self.parallel = bool(parallel)  # the whole-model kernel's synapses on numba's threads (ternary.py)
         self._plan = None  # (fp, LUTs, ModelPlan or None): built at the first prefill without probes
@@ -353,7 +354,7 @@ class FastGoldenModel(GoldenModel):
     def prefill(self, tokens, state: GoldenState | None = None):
         """Without probes, one numba call for every layer and the head (ModelPlan); else stage by stage."""
         tok = np.asarray(tokens, dtype=np.int64)
-        if self.probes is None and tok.ndim == 1 and tok.size:
+        if self.whole_model and self.probes is None and tok.ndim == 1 and tok.size:
             plan = self.model_plan()
             st = self.init_state() if state is None else state.copy()
             if plan is not None and st.h.dtype == INT and st.h.flags.c_contiguous:
@@ -726,6 +727,31 @@ def _k_model_parallel(x, h, arrays, scalars, cnt, cnt_head, logits):
     _k_model(x, h, arrays, scalars, cnt, cnt_head, logits)
 
 
+@njit(inline="always")
+def _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits):
+    """Only the ternary synapses of a token, every matrix in layer order (int8 spikes x_d, x_i padded [1, cols]):
+    what the whole-model kernel reads from memory, without the neurons (benchmarks/bench_decode.py)."""
+    c_ifgo, c_gate, c_down, c_head = arrays[3], arrays[4], arrays[5], arrays[12]
+    xs_d = np.zeros(1, dtype=np.int32)
+    xs_i = np.zeros(1, dtype=np.int32)
+    for l in range(c_gate.shape[0]):
+        for k in range(4):
+            _matmul(c_ifgo[4 * l + k], x_d, xs_d, acc_d)
+        _matmul(c_gate[l], x_d, xs_d, acc_uv)
+        _matmul(c_down[l], x_i, xs_i, acc_d)
+    _matmul(c_head, x_d, xs_d, logits)
+
+
+@njit(cache=True)
+def _k_synapse_pass_serial(arrays, x_d, x_i, acc_d, acc_uv, logits):
+    _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits)
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _k_synapse_pass_parallel(arrays, x_d, x_i, acc_d, acc_uv, logits):
+    _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits)
+
+
 _WEIGHT_STACKS: dict = {}   # id(net) -> (weakref to net, ids of its ternary arrays, stacks): one per network
 
 
@@ -864,6 +890,23 @@ class ModelPlan:
         head[H_NORM:H_NORM + 4] = ["head.u", "head.sum_sq", "head.unit", "head.lm_head.clip"]
         head[H_ACC] = "head.lm_head.acc"
         return layers, head
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of packed weights one token reads (every matrix once)."""
+        return int(sum(self.arrays[k].nbytes for k in (3, 4, 5, 12)))
+
+    def synapse_pass(self, parallel: bool, seed: int = 0):
+        """A callable running only the synapses of one token (every matrix, one numba call) on random spikes."""
+        c_ifgo, c_gate, c_down, c_head = (self.arrays[k] for k in (3, 4, 5, 12))
+        rng = np.random.default_rng(seed)
+        x_d = rng.integers(-128, 128, (1, c_ifgo.shape[2] * _tr.FIELDS_PER_BYTE)).astype(np.int8)
+        x_i = rng.integers(-128, 128, (1, c_down.shape[2] * _tr.FIELDS_PER_BYTE)).astype(np.int8)
+        acc_d = np.empty((1, c_ifgo.shape[1]), np.int32)
+        acc_uv = np.empty((1, c_gate.shape[1]), np.int32)
+        logits = np.empty((1, c_head.shape[0]), np.int32)
+        kernel = _k_synapse_pass_parallel if parallel else _k_synapse_pass_serial
+        return lambda: kernel(self.arrays, x_d, x_i, acc_d, acc_uv, logits)
 
     def run(self, g: "FastGoldenModel", x: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Logits [T, V] (int64) of the residual stream x [T, d] (int64; overwritten); h [L, d] int64, updated."""
