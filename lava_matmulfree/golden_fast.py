@@ -905,6 +905,8 @@ class ModelPlan:
         acc_d = np.empty((1, c_ifgo.shape[1]), np.int32)
         acc_uv = np.empty((1, c_gate.shape[1]), np.int32)
         logits = np.empty((1, c_head.shape[0]), np.int32)
+        if parallel:
+            _tr.start_threads()
         kernel = _k_synapse_pass_parallel if parallel else _k_synapse_pass_serial
         return lambda: kernel(self.arrays, x_d, x_i, acc_d, acc_uv, logits)
 
@@ -913,6 +915,8 @@ class ModelPlan:
         cnt = np.zeros((self.L, N_SLOTS), dtype=INT)
         cnt_head = np.zeros(N_HEAD_SLOTS, dtype=INT)
         logits = np.empty((x.shape[0], self.V), dtype=np.int32)
+        if self.parallel:
+            _tr.start_threads()
         kernel = _k_model_parallel if self.parallel else _k_model_serial
         kernel(x, h, self.arrays, self.scalars, cnt, cnt_head, logits)
         if cnt.any() or cnt_head.any():

@@ -160,6 +160,28 @@ def avx2_usable() -> bool:
     return bool(llvm.get_host_cpu_features().get("avx2", False))
 
 
+_THREADS_STARTED = False
+
+
+def start_threads() -> None:
+    """Start numba's threading layer (before any parallel kernel) without fixing multiprocessing's start method.
+
+    numba's first parallel launch asks multiprocessing for its start method, which fixes it; lava then fails at
+    import (it calls ``set_start_method('fork')``, see progress.py). The default is left unset again, so lava
+    can still be imported after a parallel kernel ran."""
+    global _THREADS_STARTED
+    if _THREADS_STARTED:
+        return
+    import multiprocessing
+    from numba.np.ufunc import parallel
+
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    parallel._launch_threads()
+    if unset:
+        multiprocessing.context._default_context._actual_context = None
+    _THREADS_STARTED = True
+
+
 # ---- row kernels ------------------------------------------------------------------------------------------
 def _vnni_codegen(n_tok: int):
     """LLVM IR for ``sum_j c_j * x[t0 + i, j]``, i < n_tok, over one packed row (vpdpbusd).
@@ -803,6 +825,8 @@ class TernaryMatrix:
             xpad[:, :self.n_in] = X
         xsum = X.sum(axis=1, dtype=np.int32)      # |sum| <= 128 * in: fits int32 (in <= MAX_IN)
         out = np.empty((n_tok, self.n_out), dtype=np.int32)
+        if self.parallel:
+            start_threads()
         _INT_KERNELS[(kernel, self.parallel)](self.codes, xpad, xsum, out)
         return out
 
