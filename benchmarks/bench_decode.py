@@ -1,22 +1,35 @@
 """Decode and prefill speed and memory of every way to run the model, against PyTorch fp32, in one run.
 
     .venv/bin/python benchmarks/bench_decode.py [--config 370m] [--seed 0] [--prompt 128] [--decode 16]
-                                                [--repeats 5] [--lava-prompt 48] [--lava-tokens 5]
-                                                [--lava-repeats 2] [--no-lava] [--out out/bench_decode.json]
+                                                [--repeats 5] [--lava-backends sim-fused sim-stack]
+                                                [--lava-prompt 48] [--lava-tokens 5] [--lava-repeats 2]
+                                                [--no-lava] [--out out/bench_decode.json]
+    .venv/bin/python benchmarks/bench_decode.py --table out/bench_decode.json    # the README table again
 
 Weights: random (``random_params`` of the config, seed ``--seed``), ternarised; calibration on
 ``--calib-sequences`` random sequences of ``--calib-length`` tokens (``accuracy.build_evaluation``, float32).
 Rows, all measured in this run:
 
 ``float``       the float reference ``FloatModel`` (numpy, float32), one token per ``step`` call;
-``golden``      the integer golden model ``GoldenModel`` (numpy + numba kernels, one thread);
+``golden``      the integer golden model ``FastGoldenModel``, every layer and the head in one numba call, 1 thread,
+                weights held only packed (``QuantisedNetwork.pack_weights``);
+``golden-2t``   the same with each matrix's row tiles on numba's threads (2);
+``golden-before`` the golden model as it ran before (stage by stage from Python; VNNI, else the generic kernel and
+                BLAS for >= 64 tokens): the reference of the speed-ups, in the same run;
 ``torch``       the outside reference: the same architecture in PyTorch fp32 under ``torch.no_grad`` (see
                 ``TorchReference``): dense float32 weights ``Wt / s`` (the ternary values times the matrix
                 scale), per-token int8 absmax activation quantisation exactly as ``FloatModel`` does it, the
                 MLGRU state carried between calls; torch's default thread count (2 here);
 ``torch-plain`` the same without the activation quantisation (plain fp32 activations);
-``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), run by a worker
-                process on the same compiled network, see below.
+``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), and ``sim-stack`` (every
+                layer in one process), run by a worker process on the same compiled network, see below.
+
+Bandwidth bound: in every repeat, a plain read loop over 256 MiB (``membw.py``, 1 and 2 threads) and the
+synapses alone (every packed matrix of a token once, one numba call, 1 and 2 threads) are timed next to the
+rows; bound = packed weight bytes per token / read bandwidth, and the kernel's and the whole golden token's
+fractions of it are reported. Memory: ``--golden-worker`` loads the saved network in a fresh process, packs its
+weights, runs, and reports its PSS and the bytes the model holds; the Lava worker reports the PSS of its
+processes (parent and every child).
 
 numpy / torch rows: prefill = one call on a ``--prompt``-token prompt from the zero state (logits of every
 prompt token); decode = ``--decode`` single-token calls (fixed tokens, state carried) after a 4-token
@@ -42,7 +55,10 @@ Golden stage timing: one more prefill and ``--decode`` decode steps with the gol
 timers (norm rounds, MLGRU, GLU, residual, ternary synapses), so a missed target comes with what bounds it.
 
 Targets (this machine): golden decode >= 50 tokens/s and >= 1.5x torch; golden prefill >= 300 tokens/s;
-sim-fused decode >= 5 tokens/s. The machine's load average is printed and saved (2 cores shared with other
+sim-fused decode >= 5 tokens/s; and issue 16's GOALS (ratios): the synapses of a decode token >= 70% and the
+whole golden token >= 60% of the 2-thread read bound, golden prefill >= 2x golden-before, golden's held memory
+<= 1.5x (packed weights + embedding), sim-fused's PSS <= 2x golden's. Golden targets take the better of the
+golden and golden-2t rows. The machine's load average is printed and saved (2 cores shared with other
 jobs). Writes the table and out/bench_decode.json.
 """
 from __future__ import annotations
@@ -334,10 +350,17 @@ def pss_mib(pid: int) -> float:
 
 def process_pss_mib() -> dict:
     """PSS of this process and of each child (MiB), largest first: where a Lava run's memory is."""
-    from bench_lava_overhead import child_pids
+    import bench_lava_overhead as blo
 
-    kids = sorted(((pss_mib(k), k) for k in child_pids()), reverse=True)
-    return {"parent": pss_mib(os.getpid()), "children": [round(v, 1) for v, _ in kids]}
+    def model_of(pid):  # the process model a child runs, from the run_spk profile it wrote (profiled runs)
+        try:
+            return ",".join(json.loads((Path(blo._PROFILE_DIR) / f"{pid}.json").read_text()))
+        except (OSError, TypeError, ValueError):
+            return "?"
+
+    kids = sorted(((pss_mib(k), k) for k in blo.child_pids()), reverse=True)
+    return {"parent": pss_mib(os.getpid()), "children": [round(v, 1) for v, _ in kids],
+            "children_models": [model_of(k) for _, k in kids]}
 
 
 def golden_worker(args) -> int:
@@ -807,7 +830,8 @@ def render_table(res: dict) -> str:
         pp = lv.get("process_pss_mib")
         if pp:
             lines.append(f"  {b} PSS {lv['pss_peak_mib']:.0f} MiB: parent {pp['parent']:.0f}, children (largest first) "
-                         + ", ".join(f"{v:.0f}" for v in pp["children"][:6])
+                         + ", ".join(f"{v:.0f}" + (f" ({m})" if m != "?" else "")
+                                     for v, m in list(zip(pp["children"], pp.get("children_models", ["?"] * 99)))[:6])
                          + (f", ... ({len(pp['children'])} processes)" if len(pp["children"]) > 6 else ""))
     return "\n".join(lines)
 

@@ -131,6 +131,7 @@ class QuantisedNetwork:
                 proj.w = packed(proj.w)
             q.gate_w = packed(q.gate_w)
         self.lm_head = packed(self.lm_head)
+        release_freed_memory()
         return self
 
     # ------------------------------------------------------------------ save / load (one safetensors file)
@@ -173,6 +174,22 @@ class QuantisedNetwork:
             raise CheckpointError(f"{path}: malformed meta header ({e})") from None
         validate_meta(path, net)
         return net
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; nothing elsewhere). Arrays of a few MiB, like
+    the int8 weights of a loaded network, live on malloc's heap once its mmap threshold has grown: freeing them
+    keeps their pages resident (measured at 370M: 145 of the 325 MiB came back without this, all with it)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------------- validation
