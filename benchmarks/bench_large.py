@@ -88,7 +88,8 @@ def main(argv=None) -> int:
             r = run([sys.executable, __file__, "--build-worker", config, str(net), "--seed", str(args.seed)],
                     args.timeout)
             if r.returncode != 0:
-                entry["error"] = f"build failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}"
+                last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
+                entry["error"] = f"build failed: {last}"
                 continue
             entry.update(json.loads(r.stdout.strip().splitlines()[-1]))
             entry["network_file_mib"] = net.stat().st_size / 2**20

@@ -248,6 +248,21 @@ def test_bench_decode_sim_fused_on_tiny(tmp_path):
     assert res["rows"]["sim-fused"]["process_pss_mib"] > 0 and set(res["lava"]) == {"sim-fused"}
 
 
+@pytest.mark.lava
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_large_runs_on_tiny(tmp_path):
+    """bench_large's pipeline (build, golden worker, Lava worker, each in its own process) on the tiny config."""
+    bl = load_bench("bench_large")
+    out = tmp_path / "large.json"
+    assert bl.main(["--configs", "tiny", "--decode", "2", "--out", str(out)]) == 0
+    e = json.loads(out.read_text())["configs"]["tiny"]
+    assert "error" not in e and "skipped" not in e
+    assert e["golden"]["decode_ms_per_token"] > 0 and e["golden"]["pss_mib"] > e["golden"]["pss_before_load_mib"]
+    assert e["lava"]["backend"] == "sim-stack" and e["lava"]["decode_ms_per_token"] > 0
+    assert e["lava"]["pss_peak_mib"] > 0 and e["lava"]["process_pss_mib"]["children"]
+
+
 def test_lava_chunks_cover_a_request():
     bd = load_bench("bench_decode")
     for P, N, D in ((48, 5, 3), (6, 3, 39), (30, 2, 3)):
