@@ -1,22 +1,35 @@
 """Decode and prefill speed and memory of every way to run the model, against PyTorch fp32, in one run.
 
     .venv/bin/python benchmarks/bench_decode.py [--config 370m] [--seed 0] [--prompt 128] [--decode 16]
-                                                [--repeats 5] [--lava-prompt 48] [--lava-tokens 5]
-                                                [--lava-repeats 2] [--no-lava] [--out out/bench_decode.json]
+                                                [--repeats 5] [--lava-backends sim-fused sim-stack]
+                                                [--lava-prompt 48] [--lava-tokens 5] [--lava-repeats 2]
+                                                [--no-lava] [--out out/bench_decode.json]
+    .venv/bin/python benchmarks/bench_decode.py --table out/bench_decode.json    # the README table again
 
 Weights: random (``random_params`` of the config, seed ``--seed``), ternarised; calibration on
 ``--calib-sequences`` random sequences of ``--calib-length`` tokens (``accuracy.build_evaluation``, float32).
 Rows, all measured in this run:
 
 ``float``       the float reference ``FloatModel`` (numpy, float32), one token per ``step`` call;
-``golden``      the integer golden model ``GoldenModel`` (numpy + numba kernels, one thread);
+``golden``      the integer golden model ``FastGoldenModel``, every layer and the head in one numba call, 1 thread,
+                weights held only packed (``QuantisedNetwork.pack_weights``);
+``golden-2t``   the same with each matrix's row tiles on numba's threads (2);
+``golden-before`` the golden model as it ran before (stage by stage from Python; VNNI, else the generic kernel and
+                BLAS for >= 64 tokens): the reference of the speed-ups, in the same run;
 ``torch``       the outside reference: the same architecture in PyTorch fp32 under ``torch.no_grad`` (see
                 ``TorchReference``): dense float32 weights ``Wt / s`` (the ternary values times the matrix
                 scale), per-token int8 absmax activation quantisation exactly as ``FloatModel`` does it, the
                 MLGRU state carried between calls; torch's default thread count (2 here);
 ``torch-plain`` the same without the activation quantisation (plain fp32 activations);
-``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), run by a worker
-                process on the same compiled network, see below.
+``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), and ``sim-stack`` (every
+                layer in one process), run by a worker process on the same compiled network, see below.
+
+Bandwidth bound: in every repeat, a plain read loop over 256 MiB (``membw.py``, 1 and 2 threads) and the
+synapses alone (every packed matrix of a token once, one numba call, 1 and 2 threads) are timed next to the
+rows; bound = packed weight bytes per token / read bandwidth, and the kernel's and the whole golden token's
+fractions of it are reported. Memory: ``--golden-worker`` loads the saved network in a fresh process, packs its
+weights, runs, and reports its PSS and the bytes the model holds; the Lava worker reports the PSS of its
+processes (parent and every child).
 
 numpy / torch rows: prefill = one call on a ``--prompt``-token prompt from the zero state (logits of every
 prompt token); decode = ``--decode`` single-token calls (fixed tokens, state carried) after a 4-token
@@ -42,7 +55,10 @@ Golden stage timing: one more prefill and ``--decode`` decode steps with the gol
 timers (norm rounds, MLGRU, GLU, residual, ternary synapses), so a missed target comes with what bounds it.
 
 Targets (this machine): golden decode >= 50 tokens/s and >= 1.5x torch; golden prefill >= 300 tokens/s;
-sim-fused decode >= 5 tokens/s. The machine's load average is printed and saved (2 cores shared with other
+sim-fused decode >= 5 tokens/s; and issue 16's GOALS (ratios): the synapses of a decode token >= 70% and the
+whole golden token >= 60% of the 2-thread read bound, golden prefill >= 2x golden-before, golden's held memory
+<= 1.5x (packed weights + embedding), sim-fused's PSS <= 2x golden's. Golden targets take the better of the
+golden and golden-2t rows. The machine's load average is printed and saved (2 cores shared with other
 jobs). Writes the table and out/bench_decode.json.
 """
 from __future__ import annotations
@@ -74,6 +90,10 @@ MIB = 1 << 20
 DECODE_PREFIX = 4  # prompt tokens before the timed decode steps
 TARGETS = {"golden_decode_tokens_per_s": 50.0, "golden_over_torch_decode": 1.5,
            "golden_prefill_tokens_per_s": 300.0, "sim_fused_decode_tokens_per_s": 5.0}
+# issue 16's goals (ratios, so that a shared machine's load cancels): the kernel and the whole golden decode
+# against the machine's 2-thread read bound, prefill against the previous golden path, memory against its floor
+GOALS = {"kernel_fraction_of_2t_bound": 0.70, "golden_fraction_of_2t_bound": 0.60, "golden_prefill_over_before": 2.0,
+         "golden_held_over_packed_plus_embed": 1.5, "sim_fused_pss_over_golden_pss": 2.0}
 Q8_MAX, Q8_MIN = 127.0, -128.0
 
 
@@ -121,8 +141,11 @@ def resident_bytes(*roots) -> int:
             return
         seen.add(id(o))
         if isinstance(o, np.ndarray):
-            buffers[o.__array_interface__["data"][0]] = max(buffers.get(o.__array_interface__["data"][0], 0),
-                                                             o.nbytes)
+            root = o
+            while isinstance(root.base, np.ndarray):  # a view counts as the array it views (e.g. the weight stacks)
+                root = root.base
+            key = root.__array_interface__["data"][0]
+            buffers[key] = max(buffers.get(key, 0), root.nbytes)
             tm = fm_mod.ternary_matrix(o, build=False)
             if tm is not None:
                 visit(tm.codes, depth + 1)
@@ -287,7 +310,7 @@ def golden_stage_timing(net, prompt, prefix, decode_tokens) -> dict:
     wrap(G, "synapses32", "ternary synapses (packed 2-bit kernel)")  # inside the layers
     out = {}
     try:
-        g = G.FastGoldenModel(net)
+        g = G.FastGoldenModel(net, whole_model=False)  # the stages only exist stage by stage
         _, st0 = g.prefill(prefix)
 
         def decode(st=st0):
@@ -316,8 +339,55 @@ def lava_chunks(loop_depth: int, prompt_len: int, new_tokens: int) -> list[int]:
     return [1, prompt_len - 1, loop_depth, (new_tokens - 1) * loop_depth]
 
 
+GRAPH_KIND = {"sim-fused": "fused", "sim-stack": "stack"}  # Lava backends timed by the worker -> build_graph kind
+
+
+def pss_mib(pid: int) -> float:
+    from bench_lava_overhead import proc_pss_bytes
+
+    return proc_pss_bytes(pid) / MIB
+
+
+def process_pss_mib() -> dict:
+    """PSS of this process and of each child (MiB), largest first: where a Lava run's memory is."""
+    import bench_lava_overhead as blo
+
+    def model_of(pid):  # the process model a child runs, from the run_spk profile it wrote (profiled runs)
+        try:
+            return ",".join(json.loads((Path(blo._PROFILE_DIR) / f"{pid}.json").read_text()))
+        except (OSError, TypeError, ValueError):
+            return "?"
+
+    kids = sorted(((pss_mib(k), k) for k in blo.child_pids()), reverse=True)
+    return {"parent": pss_mib(os.getpid()), "children": [round(v, 1) for v, _ in kids],
+            "children_models": [model_of(k) for _, k in kids]}
+
+
+def golden_worker(args) -> int:
+    """In a subprocess: the golden model as a deployment runs it (network loaded from its file, weights packed,
+    kernels warm): PSS before loading (the interpreter and imports) and after, and the model-held bytes."""
+    from lava_matmulfree.golden_fast import FastGoldenModel
+    from lava_matmulfree.quantise import QuantisedNetwork
+
+    base = pss_mib(os.getpid())
+    net = QuantisedNetwork.load(args.golden_worker).pack_weights()
+    g = FastGoldenModel(net)
+    _, st = g.prefill([1, 2])
+    t0 = time.perf_counter()
+    for tok in range(3, 3 + args.decode):
+        st = g.step(tok, st)[1]
+    dec = (time.perf_counter() - t0) / args.decode
+    plan = g.model_plan()
+    out = {"pss_before_load_mib": base, "pss_mib": pss_mib(os.getpid()), "rss_mib": rss_bytes() / MIB,
+           "model_held_mib": resident_bytes(g) / MIB, "packed_mib": plan.weight_bytes / MIB if plan else None,
+           "embed_mib": net.embed.nbytes / MIB, "decode_ms_per_token": dec * MS, "load": loadavg()}
+    Path(args.worker_out).write_text(json.dumps(out))
+    return 0
+
+
 def lava_worker(args) -> int:
-    """In a subprocess: run sim-fused on the saved network, write the per-repeat results as JSON."""
+    """In a subprocess: run each Lava backend on the saved network (weights packed once, before the fork), write
+    the per-repeat results as JSON."""
     from bench_lava_overhead import InstrumentedRun
 
     from lava_matmulfree.backends import lava_run_config
@@ -325,58 +395,64 @@ def lava_worker(args) -> int:
     from lava_matmulfree.graph import build_graph
     from lava_matmulfree.quantise import QuantisedNetwork
 
-    net = QuantisedNetwork.load(args.lava_worker)
+    net = QuantisedNetwork.load(args.lava_worker).pack_weights()
     t0 = time.perf_counter()
     GoldenModel(net).prefill([1, 2])  # numba kernels and packed weights in memory before the fork
     warm_s = time.perf_counter() - t0
     rng = np.random.default_rng(args.seed + 7)
     prompt = rng.integers(0, net.cfg.vocab_size, args.lava_prompt).tolist()
-    reps = []
-    for r in range(args.lava_repeats):
-        graph = build_graph(net, "fused", capacity=len(prompt) + args.lava_tokens, record_logits=False)
-        graph.set_request(prompt, args.lava_tokens, started=False)
-        chunks = lava_chunks(graph.loop_depth, len(prompt), args.lava_tokens)
-        res = InstrumentedRun(graph.source, lava_run_config("sim-fused"), chunks).run()
-        res["chunk_names"] = ["first", "prefill", "drain", "decode"]
-        res["steps_per_decode_token"] = graph.loop_depth
-        res["load"] = loadavg()
-        reps.append(res)
-        print(f"  sim-fused repeat {r + 1}/{args.lava_repeats}: decode "
-              f"{res['chunks'][3]['wall_s'] / (args.lava_tokens - 1) * MS:.0f} ms/token, "
-              f"start-up {res['compile_s'] + res['create_runtime_s']:.1f} s, load {loadavg()}",
-              file=sys.stderr, flush=True)
-    # Lava's floor in this process: a chain of as many trivial leaf processes, as many steps as a decode chunk
+    backends = {}
+    for backend in args.lava_backends:
+        reps = []
+        for r in range(args.lava_repeats):
+            graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + args.lava_tokens,
+                                record_logits=False)
+            graph.set_request(prompt, args.lava_tokens, started=False)
+            chunks = lava_chunks(graph.loop_depth, len(prompt), args.lava_tokens)
+            res = InstrumentedRun(graph.source, lava_run_config(backend), chunks,
+                                  after_chunk=lambda i: process_pss_mib()).run()
+            res["process_pss_mib"] = res.pop("after_chunk")[-1]
+            res["chunk_names"] = ["first", "prefill", "drain", "decode"]
+            res["steps_per_decode_token"] = graph.loop_depth
+            res["load"] = loadavg()
+            reps.append(res)
+            print(f"  {backend} repeat {r + 1}/{args.lava_repeats}: decode "
+                  f"{res['chunks'][3]['wall_s'] / (args.lava_tokens - 1) * MS:.0f} ms/token, "
+                  f"start-up {res['compile_s'] + res['create_runtime_s']:.1f} s, PSS {res['pss_peak_mib']:.0f} MiB, "
+                  f"load {loadavg()}", file=sys.stderr, flush=True)
+        backends[backend] = reps
+    # Lava's floor in this process: a chain of as many trivial leaf processes as the first backend's, as many steps
     from bench_lava_overhead import build_chain
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    n_leaves, dec_steps = reps[0]["leaf_processes"], reps[0]["chunks"][3]["steps"]
+    first = backends[args.lava_backends[0]][0]
+    n_leaves, dec_steps = first["leaf_processes"], first["chunks"][3]["steps"]
     chain = InstrumentedRun(build_chain(n_leaves, 1), Loihi2SimCfg(select_tag="floating_pt"),
                             [dec_steps, dec_steps], profile=False).run()
     steady = chain["chunks"][1]
     floor = {"leaf_processes": n_leaves, "width": 1, "steps": steady["steps"],
              "ms_per_step": steady["wall_s"] / steady["steps"] * MS,
              "children_cpu_ms_per_step": steady["children_cpu_s"] / steady["steps"] * MS, "load": loadavg()}
-    Path(args.worker_out).write_text(json.dumps({"warm_s": warm_s, "repeats": reps, "chain_floor": floor,
+    Path(args.worker_out).write_text(json.dumps({"warm_s": warm_s, "backends": backends, "chain_floor": floor,
                                                  "prompt_len": args.lava_prompt, "new_tokens": args.lava_tokens}))
     return 0
 
 
-def run_sim_fused(net, args, log) -> dict | None:
-    """Save the network, run the worker, summarise its repeats."""
-    with tempfile.TemporaryDirectory(prefix="bench_decode_") as tmp:
-        path, out = Path(tmp) / "net.safetensors", Path(tmp) / "lava.json"
-        t0 = time.perf_counter()
-        net.save(path)
-        log(f"sim-fused: network written in {time.perf_counter() - t0:.1f} s; worker starts")
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--lava-worker", str(path), "--worker-out", str(out),
-               "--seed", str(args.seed), "--lava-prompt", str(args.lava_prompt),
-               "--lava-tokens", str(args.lava_tokens), "--lava-repeats", str(args.lava_repeats)]
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=None, timeout=args.lava_timeout)
-        if proc.returncode != 0 or not out.is_file():
-            log(f"sim-fused worker failed (exit {proc.returncode})")
-            return None
-        data = json.loads(out.read_text())
-    reps = data["repeats"]
+def run_worker(mode: str, path: Path, args, log, extra=()) -> dict | None:
+    """Run this script as a worker subprocess (``--lava-worker`` / ``--golden-worker``) on the saved network."""
+    out = path.parent / f"{mode}.json"
+    cmd = [sys.executable, str(Path(__file__).resolve()), f"--{mode}-worker", str(path), "--worker-out", str(out),
+           "--seed", str(args.seed), "--decode", str(args.decode), *extra]
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=None, timeout=args.lava_timeout)
+    if proc.returncode != 0 or not out.is_file():
+        log(f"{mode} worker failed (exit {proc.returncode})")
+        return None
+    return json.loads(out.read_text())
+
+
+def summarise_lava(data: dict, backend: str) -> dict:
+    """Medians over one backend's repeats: decode / prefill per token and per step, start-up, PSS, CPU split."""
+    reps = data["backends"][backend]
     n_dec = data["new_tokens"] - 1
     summary = {"prompt_len": data["prompt_len"], "new_tokens": data["new_tokens"], "repeats": len(reps),
                "leaf_processes": reps[0]["leaf_processes"], "steps_per_decode_token": reps[0]["steps_per_decode_token"],
@@ -397,6 +473,7 @@ def run_sim_fused(net, args, log) -> dict | None:
     summary["create_runtime_s"], _ = per(lambda r: r["create_runtime_s"])
     summary["stop_s"], _ = per(lambda r: r["stop_s"])
     summary["pss_peak_mib"], _ = per(lambda r: r["pss_peak_mib"])
+    summary["process_pss_mib"] = reps[-1].get("process_pss_mib")
     for k, name in ((1, "prefill"), (3, "decode")):
         steps = [r["chunks"][k]["steps"] for r in reps]
         summary[f"{name}_ms_per_step"] = med([r["chunks"][k]["wall_s"] / r["chunks"][k]["steps"] * MS for r in reps])
@@ -416,7 +493,36 @@ def run_sim_fused(net, args, log) -> dict | None:
     return summary
 
 
+
+
 # =========================================================================================== main
+class GoldenBefore:
+    """The golden model as it ran before the whole-model kernel (this benchmark's reference for the speed-ups):
+    stage by stage from Python, each matrix through the kernel policy of then (VNNI where usable, else the
+    generic numba kernel, and BLAS for batches of >= 64 tokens: numpy's BLAS uses its own threads, 2 here)."""
+
+    def __init__(self, net):
+        from lava_matmulfree.golden import GoldenModel
+        from lava_matmulfree.golden_fast import FastGoldenModel
+
+        self.g = FastGoldenModel(net)
+        self._prefill = lambda tokens, state: GoldenModel.prefill(self.g, tokens, state)
+
+    def prefill(self, tokens, state=None):
+        from lava_matmulfree import ternary
+
+        avx2 = ternary.avx2_usable
+        ternary.avx2_usable = lambda: False
+        try:
+            return self._prefill(tokens, state)
+        finally:
+            ternary.avx2_usable = avx2
+
+    def step(self, token, state=None):
+        logits, state = self.prefill([token], state)
+        return logits[0], state
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="370m")
@@ -427,29 +533,42 @@ def parse_args(argv=None):
     p.add_argument("--decode", type=int, default=16, help="decode steps timed per repeat (default 16)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-torch-plain", action="store_true", help="skip the torch row without activation quant")
-    p.add_argument("--no-lava", action="store_true", help="skip sim-fused")
-    p.add_argument("--lava-prompt", type=int, default=48, help="prompt tokens of each sim-fused run (default 48)")
-    p.add_argument("--lava-tokens", type=int, default=5, help="new tokens of each sim-fused run (default 5)")
+    p.add_argument("--no-lava", action="store_true", help="skip the Lava backends")
+    p.add_argument("--lava-backends", nargs="+", default=list(GRAPH_KIND), choices=list(GRAPH_KIND))
+    p.add_argument("--lava-prompt", type=int, default=48, help="prompt tokens of each Lava run (default 48)")
+    p.add_argument("--lava-tokens", type=int, default=5, help="new tokens of each Lava run (default 5)")
     p.add_argument("--lava-repeats", type=int, default=2)
     p.add_argument("--lava-timeout", type=float, default=1800.0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--lava-worker", help=argparse.SUPPRESS)
+    p.add_argument("--golden-worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def target(value, goal, op=">="):
+    return {"value": value, "target": f"{op} {goal}", "met": bool(value >= goal if op == ">=" else value <= goal)}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.lava_worker:
         return lava_worker(args)
+    if args.golden_worker:
+        return golden_worker(args)
     if args.lava_tokens < 2:
         raise SystemExit("--lava-tokens must be >= 2 (the decode chunk times tokens 2..N)")
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    import copy
+
+    import membw
+
     from lava_matmulfree.accuracy import build_evaluation
-    from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
+    from lava_matmulfree.golden_fast import FastGoldenModel
+    from lava_matmulfree.ternary import host_dot_mode
 
     t_start = time.perf_counter()
     load_start = loadavg()
@@ -459,6 +578,7 @@ def main(argv=None) -> int:
     if not args.no_lava and args.lava_prompt <= cfg.num_layers:
         raise SystemExit(f"--lava-prompt must exceed the {cfg.num_layers} layers (the steady prefill is timed "
                          "while every block is busy)")
+    gnet = copy.deepcopy(net).pack_weights()  # the golden rows: weights held once, packed (the float model keeps int8)
     gc.collect()
     log(f"built {setup.source} (L={cfg.num_layers}, d={cfg.hidden_size}, I={cfg.intermediate_size}, "
         f"V={cfg.vocab_size}) + calibration + compile in {time.perf_counter() - t_start:.1f} s, load {loadavg()}")
@@ -466,8 +586,14 @@ def main(argv=None) -> int:
     import torch
 
     torch_threads = torch.get_num_threads()
+    golden = FastGoldenModel(gnet)
     rows = [Row("float", fm, "FloatModel float32 (numpy; int8 x ternary products by the exact integer kernel)"),
-            Row("golden", GoldenModel(net), "GoldenModel, integers (numpy + numba kernels, 1 thread)")]
+            Row("golden", golden, "FastGoldenModel: every layer and the head in one numba call, 1 thread"),
+            Row("golden-2t", FastGoldenModel(gnet, parallel=True),
+                "FastGoldenModel, each matrix's row tiles on numba's threads (2)"),
+            Row("golden-before", GoldenBefore(gnet),
+                "stage by stage from Python, the kernel policy before this benchmark's version (VNNI, else "
+                "generic + BLAS for >= 64 tokens), 1 thread")]
     t0 = time.perf_counter()
     rows.append(Row("torch", TorchReference(fm, act_quant=True),
                     f"PyTorch {torch.__version__} fp32, dense Wt/s, per-token int8 absmax act. quant, "
@@ -476,6 +602,7 @@ def main(argv=None) -> int:
         rows.append(Row("torch-plain", TorchReference(fm, act_quant=False),
                         f"PyTorch fp32, dense Wt/s, plain fp32 activations, {torch_threads} threads"))
     log(f"torch reference built in {time.perf_counter() - t0:.1f} s")
+    by_name = {r.name: r for r in rows}
 
     rng = np.random.default_rng(args.seed + 1)
     V = cfg.vocab_size
@@ -486,7 +613,7 @@ def main(argv=None) -> int:
     # agreement of the outside reference with the float model (same architecture, both fp32)
     check = prompt[:8]
     f_logits, _ = fm.prefill(check)
-    t_logits = rows[2].model.prefill(check)[0].numpy()
+    t_logits = by_name["torch"].model.prefill(check)[0].numpy()
     agreement = {"tokens": len(check),
                  "torch_vs_float_rel_err": float(np.linalg.norm(t_logits - f_logits) / np.linalg.norm(f_logits)),
                  "torch_vs_float_top1": float(np.mean(t_logits.argmax(-1) == f_logits.argmax(-1)))}
@@ -496,21 +623,50 @@ def main(argv=None) -> int:
         row.step(decode_tokens[0], st)
         row.warmup_s = time.perf_counter() - t0
         row.resident = resident_bytes(row.model)
+    # every golden row gives the same integers
+    outs = [r.prefill(prompt[:6])[0] for r in rows if r.name.startswith("golden")]
+    golden_agree = all(np.array_equal(outs[0], o) for o in outs[1:])
+    plan = golden.model_plan()
+    weight_bytes = plan.weight_bytes if plan is not None else None
+    passes = {} if plan is None else {"kernel-1t": plan.synapse_pass(False), "kernel-2t": plan.synapse_pass(True)}
+    for f in passes.values():
+        f()
+    buf = membw.make_buffer()
+    bw = {1: [], 2: []}
+    kern = {k: [] for k in passes}
     log(f"warm-up done, load {loadavg()}")
 
     for r in range(args.repeats):
         order = rows[r % len(rows):] + rows[:r % len(rows)]
         for row in order:
             time_row(row, prompt, prefix, decode_tokens)
+        for _ in range(3):  # the bound and the kernel alone, interleaved, in the same repeat
+            for th in bw:
+                bw[th].append(membw.read_bandwidth(buf, th))
+            for k, f in passes.items():
+                t0 = time.perf_counter()
+                f()
+                kern[k].append(time.perf_counter() - t0)
         log(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
-            f"{row.name} {row.decode_s_per_token[-1] * MS:.1f} ms/tok" for row in rows) + f"; load {loadavg()}")
+            f"{row.name} {row.decode_s_per_token[-1] * MS:.1f} ms/tok" for row in rows)
+            + f"; read {bw[1][-1]:.1f} / {bw[2][-1]:.1f} GB/s (1 / 2 threads); load {loadavg()}")
+    del buf
 
-    stages = golden_stage_timing(net, prompt, prefix, decode_tokens)
+    stages = golden_stage_timing(gnet, prompt, prefix, decode_tokens)
     load_mid = loadavg()
 
-    lava = None
-    if not args.no_lava:
-        lava = run_sim_fused(net, args, log)
+    lava, lava_all, gmem = None, {}, None
+    with tempfile.TemporaryDirectory(prefix="bench_decode_") as tmp:
+        path = Path(tmp) / "net.safetensors"
+        net.save(path)
+        gmem = run_worker("golden", path, args, log)
+        if not args.no_lava:
+            data = run_worker("lava", path, args, log,
+                              ["--lava-prompt", str(args.lava_prompt), "--lava-tokens", str(args.lava_tokens),
+                               "--lava-repeats", str(args.lava_repeats), "--lava-backends", *args.lava_backends])
+            if data is not None:
+                lava_all = {b: summarise_lava(data, b) for b in args.lava_backends}
+                lava = lava_all.get("sim-fused")
     load_end = loadavg()
 
     # ------------------------------------------------------------------ summary
@@ -523,24 +679,68 @@ def main(argv=None) -> int:
             "resident_mib": row.resident / MIB, "transient_peak_mib": med(row.transient) / MIB,
             "decode_ms_per_token_all": [x * MS for x in row.decode_s_per_token],
             "prefill_s_all": row.prefill_s, "warmup_s": row.warmup_s}
-    if lava is not None:
-        res_rows["sim-fused"] = {
-            "note": f"Lava Loihi2SimCfg fixed_pt, fused blocks, {lava['leaf_processes']} leaf processes, "
-                    f"{lava['steps_per_decode_token']} steps per decoded token",
-            "decode_ms_per_token": lava["decode_ms_per_token"], "decode_tokens_per_s": MS / lava["decode_ms_per_token"],
-            "prefill_ms_per_token": lava["prefill_ms_per_token"],
-            "prefill_tokens_per_s": MS / lava["prefill_ms_per_token"],
-            "startup_s": lava["startup_s"], "pss_peak_mib": lava["pss_peak_mib"]}
+    if gmem is not None:
+        res_rows["golden"]["process_pss_mib"] = gmem["pss_mib"]
+    for b, lv in lava_all.items():
+        res_rows[b] = {
+            "note": f"Lava Loihi2SimCfg fixed_pt, {lv['leaf_processes']} leaf processes, "
+                    f"{lv['steps_per_decode_token']} steps per decoded token",
+            "decode_ms_per_token": lv["decode_ms_per_token"], "decode_tokens_per_s": MS / lv["decode_ms_per_token"],
+            "prefill_ms_per_token": lv["prefill_ms_per_token"], "prefill_tokens_per_s": MS / lv["prefill_ms_per_token"],
+            "startup_s": lv["startup_s"], "process_pss_mib": lv["pss_peak_mib"]}
     torch_row = res_rows["torch"]
     g = res_rows["golden"]
-    checks = {
-        "golden_decode_tokens_per_s": g["decode_tokens_per_s"],
-        "golden_over_torch_decode": g["decode_tokens_per_s"] / torch_row["decode_tokens_per_s"],
-        "golden_prefill_tokens_per_s": g["prefill_tokens_per_s"],
+    g2 = res_rows["golden-2t"]
+    before = res_rows["golden-before"]
+    bound = {"weight_bytes_per_token": weight_bytes, "read_gb_s_1t": med(bw[1]), "read_gb_s_2t": med(bw[2]),
+             "read_gb_s_1t_all": bw[1], "read_gb_s_2t_all": bw[2], "buffer_bytes": membw.BUFFER_BYTES,
+             "dot_mode": host_dot_mode()}
+    if weight_bytes:
+        for th in (1, 2):
+            bound[f"bound_ms_per_token_{th}t"] = weight_bytes / (bound[f"read_gb_s_{th}t"] * membw.GB) * MS
+        for k, ts in kern.items():
+            bound[f"{k}_ms_per_token"] = med(ts) * MS
+            bound[f"{k}_ms_per_token_all"] = [t * MS for t in ts]
+        for th in (1, 2):
+            b_ms = bound[f"bound_ms_per_token_{th}t"]
+            bound[f"kernel_1t_fraction_of_{th}t_bound"] = b_ms / bound["kernel-1t_ms_per_token"]
+            bound[f"kernel_2t_fraction_of_{th}t_bound"] = b_ms / bound["kernel-2t_ms_per_token"]
+            bound[f"golden_fraction_of_{th}t_bound"] = b_ms / g["decode_ms_per_token"]
+            bound[f"golden_2t_fraction_of_{th}t_bound"] = b_ms / g2["decode_ms_per_token"]
+    best_golden = min(g["decode_ms_per_token"], g2["decode_ms_per_token"])
+    best_prefill = max(g["prefill_tokens_per_s"], g2["prefill_tokens_per_s"])
+    best_kernel = min(bound.get("kernel-1t_ms_per_token", np.inf), bound.get("kernel-2t_ms_per_token", np.inf))
+    targets = {
+        "golden_decode_tokens_per_s": target(MS / best_golden, TARGETS["golden_decode_tokens_per_s"]),
+        "golden_over_torch_decode": target(torch_row["decode_ms_per_token"] / best_golden,
+                                           TARGETS["golden_over_torch_decode"]),
+        "golden_prefill_tokens_per_s": target(best_prefill, TARGETS["golden_prefill_tokens_per_s"]),
+        "golden_prefill_over_before": target(best_prefill / before["prefill_tokens_per_s"],
+                                             GOALS["golden_prefill_over_before"]),
     }
+    for t in targets.values():
+        t["golden_row"] = "best of golden (1 thread) and golden-2t"
+    if weight_bytes:
+        b2 = bound["bound_ms_per_token_2t"]
+        targets["kernel_fraction_of_2t_bound"] = target(b2 / best_kernel, GOALS["kernel_fraction_of_2t_bound"])
+        targets["golden_fraction_of_2t_bound"] = target(b2 / best_golden, GOALS["golden_fraction_of_2t_bound"])
+    memory = {}
+    if gmem is not None:
+        held = gmem["model_held_mib"]
+        memory = {"golden_process": gmem,
+                  "golden_held_over_packed_plus_embed": held / (gmem["packed_mib"] + gmem["embed_mib"])
+                  if gmem["packed_mib"] else None}
+        if memory["golden_held_over_packed_plus_embed"] is not None:
+            targets["golden_held_over_packed_plus_embed"] = target(memory["golden_held_over_packed_plus_embed"],
+                                                                   GOALS["golden_held_over_packed_plus_embed"], "<=")
+        for b, lv in lava_all.items():
+            memory[f"{b}_pss_over_golden_pss"] = lv["pss_peak_mib"] / gmem["pss_mib"]
+        if "sim-fused" in lava_all:
+            targets["sim_fused_pss_over_golden_pss"] = target(memory["sim-fused_pss_over_golden_pss"],
+                                                              GOALS["sim_fused_pss_over_golden_pss"], "<=")
     if lava is not None:
-        checks["sim_fused_decode_tokens_per_s"] = res_rows["sim-fused"]["decode_tokens_per_s"]
-    targets = {k: {"value": v, "target": TARGETS[k], "met": bool(v >= TARGETS[k])} for k, v in checks.items()}
+        targets["sim_fused_decode_tokens_per_s"] = target(res_rows["sim-fused"]["decode_tokens_per_s"],
+                                                          TARGETS["sim_fused_decode_tokens_per_s"])
 
     result = {
         "benchmark": "bench_decode",
@@ -553,63 +753,91 @@ def main(argv=None) -> int:
         "protocol": {"prompt_tokens": args.prompt, "decode_prefix": DECODE_PREFIX, "decode_tokens": args.decode,
                      "repeats": args.repeats, "torch_threads": torch_threads, "statistic": "median"},
         "load_start": load_start, "load_after_numpy_rows": load_mid, "load_end": load_end,
-        "rows": res_rows, "targets": targets, "torch_agreement": agreement, "golden_stages": stages,
-        "sim_fused": lava, "peak_rss_mib_process": peak_rss_bytes() / MIB,
+        "rows": res_rows, "bandwidth_bound": bound, "memory": memory, "targets": targets,
+        "golden_rows_agree": golden_agree, "torch_agreement": agreement, "golden_stages": stages,
+        "lava": lava_all, "sim_fused": lava, "peak_rss_mib_process": peak_rss_bytes() / MIB,
         "wall_s": time.perf_counter() - t_start,
         "environment": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                         "cpus": os.cpu_count(), "machine": platform.machine()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-
-    # ------------------------------------------------------------------ table
-    print(f"== {args.config}, random ternary weights (seed {args.seed}): decode and prefill, one run ==")
-    print(f"load average: start {load_start}, after the numpy/torch rows {load_mid}, end {load_end}; "
-          f"medians of {args.repeats} repeats (sim-fused: {args.lava_repeats}); prefill = {args.prompt}-token "
-          f"prompt; decode = {args.decode} tokens after a {DECODE_PREFIX}-token prefix")
-    print("| model | decode tokens/s | ms/token | x torch | prefill tokens/s | x torch | resident MiB "
-          "| transient peak MiB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, r in res_rows.items():
-        mem = (f"{r['resident_mib']:.0f} | {r['transient_peak_mib']:.1f}" if "resident_mib" in r
-               else f"{r['pss_peak_mib']:.0f} (PSS of the run) | -")
-        print(f"| {name} | {r['decode_tokens_per_s']:.1f} | {r['decode_ms_per_token']:.1f} "
-              f"| {r['decode_tokens_per_s'] / torch_row['decode_tokens_per_s']:.2f} "
-              f"| {r['prefill_tokens_per_s']:.1f} | {r['prefill_tokens_per_s'] / torch_row['prefill_tokens_per_s']:.2f} "
-              f"| {mem} |")
-    for name, r in res_rows.items():
-        print(f"  {name}: {r['note']}")
-    print(f"  torch vs float logits on {agreement['tokens']} tokens: rel. error "
-          f"{agreement['torch_vs_float_rel_err']:.2e}, top-1 agreement {agreement['torch_vs_float_top1']:.0%}")
-    if lava is not None:
-        print(f"  sim-fused: start-up {lava['startup_s']:.1f} s (compile {lava['compile_s']:.2f} s, "
-              f"create_runtime {lava['create_runtime_s']:.1f} s), teardown {lava['stop_s']:.1f} s, "
-              f"prompt in -> first new token {lava['prompt_to_first_token_s']:.1f} s for {lava['prompt_len']} tokens")
-    print()
-    print("targets:")
-    for k, t in targets.items():
-        print(f"  {k}: {t['value']:.2f} (target >= {t['target']}) {'MET' if t['met'] else 'MISSED'}")
-    print()
-    print("golden model by stage (ms per token):")
-    for phase, s in stages.items():
-        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["stages_ms_per_token"].items(), key=lambda kv: -kv[1]))
-        print(f"  {phase}: {s['ms_per_token']:.2f} total = {parts}")
-    if lava is not None:
-        fl = lava["chain_floor"]
-        print(f"sim-fused, {lava['steps_per_decode_token']} steps per decoded token; Lava's floor in the same "
-              f"worker: a chain of {fl['leaf_processes']} trivial leaf processes (Dense 1x1) "
-              f"{fl['ms_per_step']:.1f} ms/step wall, {fl['children_cpu_ms_per_step']:.1f} ms CPU/step "
-              f"(= {fl['ms_per_step'] * lava['steps_per_decode_token']:.0f} ms per token with no compute at all)")
-        for phase in ("decode", "prefill"):
-            by = sorted(lava[f"{phase}_compute_by_model_ms_per_step"].items(), key=lambda kv: -kv[1])
-            print(f"  {phase} step: {lava[f'{phase}_ms_per_step']:.1f} ms wall; CPU of all Lava processes "
-                  f"{lava[f'{phase}_children_cpu_ms_per_step']:.1f} ms = Lava's own "
-                  f"{lava[f'{phase}_lava_cpu_ms_per_step']:.1f} + run_spk (models + port send/recv) "
-                  f"{lava[f'{phase}_compute_cpu_ms_per_step']:.1f}: "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in by[:6]))
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(result, indent=1) + "\n")
+    tmp_out.replace(args.out)
+    print(render_table(result))
     print(f"\nwrote {args.out}")
     return 0
 
 
+def render_table(res: dict) -> str:
+    """The README's table and notes from a bench_decode JSON (``--table FILE`` prints it again)."""
+    rows, bound, mem = res["rows"], res["bandwidth_bound"], res["memory"]
+    torch_row = rows["torch"]
+    lines = [f"== {res['config']}, random ternary weights (seed {res['seed']}): decode and prefill, one run ==",
+             f"load average: start {res['load_start']}, after the numpy/torch rows {res['load_after_numpy_rows']}, "
+             f"end {res['load_end']}; medians of {res['protocol']['repeats']} repeats; prefill = "
+             f"{res['protocol']['prompt_tokens']}-token prompt; decode = {res['protocol']['decode_tokens']} tokens",
+             "",
+             "| model | decode tokens/s | ms/token | x torch | prefill tokens/s | x torch | memory MiB |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in rows.items():
+        if "process_pss_mib" in r and "resident_mib" not in r:
+            memory = f"{r['process_pss_mib']:.0f} (PSS, all processes)"
+        elif "process_pss_mib" in r:
+            memory = f"{r['resident_mib']:.0f} held / {r['process_pss_mib']:.0f} process PSS"
+        else:
+            memory = f"{r['resident_mib']:.0f} held"
+        lines.append(f"| {name} | {r['decode_tokens_per_s']:.1f} | {r['decode_ms_per_token']:.1f} "
+                     f"| {r['decode_tokens_per_s'] / torch_row['decode_tokens_per_s']:.2f} "
+                     f"| {r['prefill_tokens_per_s']:.1f} "
+                     f"| {r['prefill_tokens_per_s'] / torch_row['prefill_tokens_per_s']:.2f} | {memory} |")
+    if bound.get("weight_bytes_per_token"):
+        lines += ["", f"Bandwidth bound (same run): {bound['weight_bytes_per_token'] / 1e6:.1f} MB of packed weights "
+                      f"per token; read loop {bound['read_gb_s_1t']:.1f} GB/s on 1 thread, "
+                      f"{bound['read_gb_s_2t']:.1f} on 2 -> bound {bound['bound_ms_per_token_1t']:.2f} / "
+                      f"{bound['bound_ms_per_token_2t']:.2f} ms per token; kernel ({bound['dot_mode']}) on the "
+                      f"{bound['weight_bytes_per_token'] / 1e6:.0f} MB alone: "
+                      f"{bound['kernel-1t_ms_per_token']:.2f} ms (1 thread, "
+                      f"{bound['kernel_1t_fraction_of_1t_bound']:.0%} of the 1-thread bound), "
+                      f"{bound['kernel-2t_ms_per_token']:.2f} ms (2 threads, "
+                      f"{bound['kernel_2t_fraction_of_2t_bound']:.0%} of the 2-thread bound); whole golden token "
+                      f"{rows['golden']['decode_ms_per_token']:.2f} ms ({bound['golden_fraction_of_1t_bound']:.0%} "
+                      f"of the 1-thread, {bound['golden_fraction_of_2t_bound']:.0%} of the 2-thread bound), "
+                      f"golden-2t {rows['golden-2t']['decode_ms_per_token']:.2f} ms "
+                      f"({bound['golden_2t_fraction_of_2t_bound']:.0%} of the 2-thread bound)."]
+    if mem.get("golden_process"):
+        gp = mem["golden_process"]
+        lines += ["", f"Memory: golden process (network loaded from its file, weights packed) PSS "
+                      f"{gp['pss_mib']:.0f} MiB, of which {gp['pss_before_load_mib']:.0f} before loading (interpreter, "
+                      f"numpy, numba); the model holds {gp['model_held_mib']:.0f} MiB = packed weights "
+                      f"{gp['packed_mib']:.0f} + embedding {gp['embed_mib']:.0f} + the rest"
+                      + "".join(f"; {b} {mem[f'{b}_pss_over_golden_pss']:.2f}x golden's PSS"
+                                for b in res.get("lava", {}))]
+    lines += ["", "targets:"]
+    for k, t in res["targets"].items():
+        lines.append(f"  {k}: {t['value']:.2f} (target {t['target']}) {'MET' if t['met'] else 'MISSED'}")
+    lines += ["", "golden model by stage (stage-by-stage timing, ms per token):"]
+    for phase, s in res["golden_stages"].items():
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["stages_ms_per_token"].items(), key=lambda kv: -kv[1]))
+        lines.append(f"  {phase}: {s['ms_per_token']:.2f} total = {parts}")
+    for b, lv in res.get("lava", {}).items():
+        fl = lv["chain_floor"]
+        lines.append(f"{b}: {lv['leaf_processes']} leaf processes, {lv['steps_per_decode_token']} steps per decoded "
+                     f"token, start-up {lv['startup_s']:.1f} s, decode step {lv['decode_ms_per_step']:.1f} ms wall "
+                     f"(Lava's own CPU {lv['decode_lava_cpu_ms_per_step']:.1f} + run_spk "
+                     f"{lv['decode_compute_cpu_ms_per_step']:.1f} ms); chain floor of {fl['leaf_processes']} "
+                     f"trivial processes {fl['ms_per_step']:.1f} ms/step")
+        pp = lv.get("process_pss_mib")
+        if pp:
+            lines.append(f"  {b} PSS {lv['pss_peak_mib']:.0f} MiB: parent {pp['parent']:.0f}, children (largest first) "
+                         + ", ".join(f"{v:.0f}" + (f" ({m})" if m != "?" else "")
+                                     for v, m in list(zip(pp["children"], pp.get("children_models", ["?"] * 99)))[:6])
+                         + (f", ... ({len(pp['children'])} processes)" if len(pp["children"]) > 6 else ""))
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--table"]:
+        print(render_table(json.loads(Path(sys.argv[2]).read_text())))
+        sys.exit(0)
     sys.exit(main())

@@ -60,6 +60,8 @@ FLOAT_BACKENDS = ("float", "sim-float", "sim-float-decomposed")  # their probes 
 PLOT_TITLE_CHARS = 110  # the probe plot's title is wrapped at this width
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
+#: backends whose models read the ternary weights only through the packed kernel (QuantisedNetwork.pack_weights)
+PACKED_WEIGHT_BACKENDS = ("reference", "sim-fused", "sim-stack")
 DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"
 DEEP_MODEL_DIR = Path(__file__).resolve().parent / "data" / "deep_model"
 PACKAGED_MODELS = {"demo": "DEMO_MODEL_DIR", "deep": "DEEP_MODEL_DIR"}  # --model NAME -> the module constant
@@ -188,6 +190,8 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
         from .quantise import QuantisedNetwork
 
         net = QuantisedNetwork.load(compiled)
+        if backend in PACKED_WEIGHT_BACKENDS:
+            net.pack_weights()  # no float model shares the int8 arrays here: the weights then live once, packed
         if _compiled_from(net, compiled, ckpt):
             tok = _tokenizer(ckpt)
             _check_vocab(tok, net.cfg)

@@ -63,6 +63,10 @@ def ternary_matrix(wt: np.ndarray, build: bool = True):
     """The packed exact-integer kernel of a ternary weight matrix (``ternary.TernaryMatrix``), built once per
     array and shared by every model holding that array (dropped with the array); None when ``wt`` is not a
     valid ternary matrix, or (``build=False``) when it has not been packed yet."""
+    from .ternary import PackedTernary
+
+    if isinstance(wt, PackedTernary):  # held packed only (QuantisedNetwork.pack_weights)
+        return wt.matrix
     key = id(wt)
     hit = _TERNARY.get(key)
     if hit is not None and hit[0]() is wt:

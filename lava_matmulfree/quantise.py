@@ -112,6 +112,28 @@ class QuantisedNetwork:
     calibration: Calibration = field(default_factory=Calibration)
     fingerprint: str = ""  # checkpoint.fingerprint of the weights it was compiled from ("" in older files)
 
+    def pack_weights(self) -> "QuantisedNetwork":
+        """Hold every ternary matrix only packed (2 bits per weight, ``ternary.PackedTernary``) in place of its int8
+        array, which is dropped unless something else references it (a float model built from the same weights):
+        at 370M, 81 MiB instead of 325 + 81. Arithmetic is unchanged (the kernels always used the packed codes);
+        numpy reads of a weight unpack a temporary copy. Returns self."""
+        from .float_model import ternary_matrix
+        from .ternary import PackedTernary, TernaryMatrix
+
+        def packed(w):
+            if isinstance(w, PackedTernary):
+                return w
+            tm = ternary_matrix(w)
+            return PackedTernary(tm if tm is not None else TernaryMatrix(w))  # TernaryMatrix names a bad matrix
+
+        for q in self.layers:
+            for proj in (q.i, q.f, q.g, q.o, q.down):
+                proj.w = packed(proj.w)
+            q.gate_w = packed(q.gate_w)
+        self.lm_head = packed(self.lm_head)
+        release_freed_memory()
+        return self
+
     # ------------------------------------------------------------------ save / load (one safetensors file)
     def save(self, path: str | Path) -> None:
         tensors, meta = {}, {}
@@ -152,6 +174,22 @@ class QuantisedNetwork:
             raise CheckpointError(f"{path}: malformed meta header ({e})") from None
         validate_meta(path, net)
         return net
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; nothing elsewhere). Arrays of a few MiB, like
+    the int8 weights of a loaded network, live on malloc's heap once its mmap threshold has grown: freeing them
+    keeps their pages resident (measured at 370M: 145 of the 325 MiB came back without this, all with it)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 # ----------------------------------------------------------------------------------- validation
@@ -239,6 +277,8 @@ class _Missing(Exception):
 
 # ----------------------------------------------------------------------------------- flatten helpers
 def _flatten(obj, prefix, tensors, meta):
+    from .ternary import PackedTernary  # here, not at module level: numba only where the kernels are used
+
     if isinstance(obj, (ModelConfig, FixedPointConfig)):
         meta[prefix[:-1]] = dataclasses.asdict(obj)
     elif isinstance(obj, Calibration):
@@ -248,6 +288,8 @@ def _flatten(obj, prefix, tensors, meta):
             _flatten(getattr(obj, f.name), f"{prefix}{f.name}.", tensors, meta)
     elif isinstance(obj, np.ndarray):
         tensors[prefix[:-1]] = obj
+    elif isinstance(obj, PackedTernary):
+        tensors[prefix[:-1]] = np.asarray(obj)  # saved as the int8 matrix, as always
     elif isinstance(obj, list):
         meta[prefix + "#len"] = len(obj)
         for i, o in enumerate(obj):

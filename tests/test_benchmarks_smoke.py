@@ -109,6 +109,65 @@ def test_fused_kernels_equal_the_numpy_reference(seed):
             assert g1.ovf.total() > 1000  # the saturation paths were exercised
 
 
+def _decode(g, seqs):
+    outs, st = [], None
+    for s in seqs:
+        lg, st = g.prefill(s, st)
+        outs.append(lg)
+    for t in (3, 7, 258):
+        lg, st = g.step(t, st)
+        outs.append(lg)
+    return outs, st
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_whole_model_kernel_equals_the_numpy_reference(seed, parallel):
+    """The one-call whole-model kernel (no probes) gives the numpy reference's logits, states and overflow counts,
+    on normal, saturating and re-configured nets, int8 and int16 spikes (act_bits 12, 16), weights held as int8
+    or only packed; prefill chunks of several lengths, then single steps."""
+    setup = build_evaluation("tiny", seed=seed)
+    rng = np.random.default_rng(seed + 10)
+    V = setup.cfg.vocab_size
+    seqs = [rng.integers(0, V, 9).tolist(), rng.integers(0, V, 1).tolist(), rng.integers(0, V, 5).tolist()]
+    nets = list(_nets(setup))
+    for bits in (12, 16):
+        nets.append((f"act_bits={bits}", compile_network(setup.float_model, setup.calibration,
+                                                         dataclasses.replace(setup.fp, act_bits=bits))))
+    nets.append(("packed", copy.deepcopy(setup.net).pack_weights()))
+    for tag, net in nets:
+        fast = FastGoldenModel(net, parallel=parallel)
+        o1, s1 = _decode(fast, seqs)
+        assert fast.model_plan() is not None, tag  # the whole-model path really ran
+        ref = GoldenModel(net)
+        o2, s2 = _decode(ref, seqs)
+        for a, b in zip(o1, o2):
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), tag
+        assert np.array_equal(s1.h, s2.h), tag
+        assert dict(fast.ovf) == dict(ref.ovf), tag
+        if tag == "overflowing":
+            assert fast.ovf.total() > 1000
+
+
+def test_whole_model_kernel_on_extreme_states(tiny):
+    """Full-range 24-bit states and a saturating network through the whole-model kernel and the reference."""
+    net = copy.deepcopy(tiny.net)
+    for q in net.layers:
+        q.o.out_m = int(q.o.out_m) << 14
+    rng = np.random.default_rng(3)
+    lo, hi = -(1 << 23), (1 << 23) - 1
+    fast, ref = FastGoldenModel(net), GoldenModel(net)
+    st = fast.init_state()
+    st.h[:] = rng.integers(lo, hi + 1, st.h.shape)
+    st.h[0, :5] = [lo, hi, 0, lo, hi]
+    h_in = st.h.copy()
+    a, sa = fast.prefill([1, 2, 3], st)
+    b, sb = ref.prefill([1, 2, 3], st)
+    assert np.array_equal(a, b) and np.array_equal(sa.h, sb.h) and dict(fast.ovf) == dict(ref.ovf)
+    assert fast.ovf.total() > 0 and np.array_equal(st.h, h_in)  # the caller's state is not modified
+    assert fast.model_plan() is not None
+
+
 def test_fused_methods_on_extreme_inputs(tiny):
     """The per-method kernels against the numpy path on full-range 24-bit inputs (products wrap in int64
     exactly as numpy's do) and int32 accumulators."""
@@ -151,11 +210,20 @@ def test_bench_decode_runs_on_tiny(tmp_path):
     assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "3", "--repeats", "2", "--no-lava",
                     "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert set(res["rows"]) == {"float", "golden", "torch", "torch-plain"}
+    assert set(res["rows"]) == {"float", "golden", "golden-2t", "golden-before", "torch", "torch-plain"}
     for row in res["rows"].values():
         assert row["decode_tokens_per_s"] > 0 and row["prefill_tokens_per_s"] > 0 and row["resident_mib"] > 0
     assert set(res["targets"]) == {"golden_decode_tokens_per_s", "golden_over_torch_decode",
-                                   "golden_prefill_tokens_per_s"}
+                                   "golden_prefill_tokens_per_s", "golden_prefill_over_before",
+                                   "kernel_fraction_of_2t_bound", "golden_fraction_of_2t_bound",
+                                   "golden_held_over_packed_plus_embed"}
+    assert res["golden_rows_agree"]
+    b = res["bandwidth_bound"]
+    assert b["read_gb_s_1t"] > 0 and b["read_gb_s_2t"] > 0 and b["weight_bytes_per_token"] > 0
+    assert 0 < b["kernel_1t_fraction_of_1t_bound"] and 0 < b["golden_fraction_of_2t_bound"]
+    gp = res["memory"]["golden_process"]
+    assert gp["pss_mib"] > gp["pss_before_load_mib"] > 0 and gp["model_held_mib"] >= gp["packed_mib"] > 0
+    assert "| golden |" in bd.render_table(res)
     assert len(res["load_start"]) == 3
     assert res["torch_agreement"]["torch_vs_float_top1"] == 1.0
     assert set(res["golden_stages"]) == {"prefill", "decode"}
@@ -169,13 +237,30 @@ def test_bench_decode_sim_fused_on_tiny(tmp_path):
     bd = load_bench("bench_decode")
     out = tmp_path / "bench_decode.json"
     assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "2", "--repeats", "1", "--no-torch-plain",
-                    "--lava-prompt", "6", "--lava-tokens", "3", "--lava-repeats", "1", "--out", str(out)]) == 0
+                    "--lava-prompt", "6", "--lava-tokens", "3", "--lava-repeats", "1", "--lava-backends", "sim-fused",
+                    "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     lava = res["sim_fused"]
     assert lava["leaf_processes"] == 10 and lava["steps_per_decode_token"] == 3
     assert lava["decode_ms_per_token"] > 0 and lava["startup_s"] > 0
     assert "PyFusedBlockFixed" in lava["decode_compute_by_model_ms_per_step"]
-    assert "sim_fused_decode_tokens_per_s" in res["targets"]
+    assert "sim_fused_decode_tokens_per_s" in res["targets"] and "sim_fused_pss_over_golden_pss" in res["targets"]
+    assert res["rows"]["sim-fused"]["process_pss_mib"] > 0 and set(res["lava"]) == {"sim-fused"}
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_large_runs_on_tiny(tmp_path):
+    """bench_large's pipeline (build, golden worker, Lava worker, each in its own process) on the tiny config."""
+    bl = load_bench("bench_large")
+    out = tmp_path / "large.json"
+    assert bl.main(["--configs", "tiny", "--decode", "2", "--out", str(out)]) == 0
+    e = json.loads(out.read_text())["configs"]["tiny"]
+    assert "error" not in e and "skipped" not in e
+    assert e["golden"]["decode_ms_per_token"] > 0 and e["golden"]["pss_mib"] > e["golden"]["pss_before_load_mib"]
+    assert e["lava"]["backend"] == "sim-stack" and e["lava"]["decode_ms_per_token"] > 0
+    assert e["lava"]["pss_peak_mib"] > 0 and e["lava"]["process_pss_mib"]["children"]
 
 
 def test_lava_chunks_cover_a_request():

@@ -145,6 +145,29 @@ def test_save_load_gives_identical_logits(tmp_path):
         QuantisedNetwork.load(tmp_path / "missing.safetensors")
 
 
+def test_pack_weights_keeps_only_packed_weights(tmp_path):
+    """A loaded network with its weights packed holds no int8 ternary array any more, computes identical logits
+    (reference and fast path), and saves the same tensors as before packing."""
+    from lava_matmulfree.ternary import PackedTernary
+
+    _, net = tiny(2)
+    path = tmp_path / "net.safetensors"
+    net.save(path)
+    packed = QuantisedNetwork.load(path).pack_weights()
+    ws = [w for q in packed.layers for w in (q.i.w, q.f.w, q.g.w, q.o.w, q.down.w, q.gate_w)] + [packed.lm_head]
+    assert all(isinstance(w, PackedTernary) for w in ws)
+    assert packed.pack_weights() is packed  # packing twice changes nothing
+    seq = tokens(2)
+    from lava_matmulfree.golden_fast import FastGoldenModel
+    want = GoldenModel(net).prefill(seq)[0]
+    assert np.array_equal(GoldenModel(packed).prefill(seq)[0], want)
+    assert np.array_equal(FastGoldenModel(packed).prefill(seq)[0], want)
+    packed.save(tmp_path / "again.safetensors")
+    from safetensors.numpy import load_file
+    a, b = load_file(str(path)), load_file(str(tmp_path / "again.safetensors"))
+    assert a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+
 # ================================================================================ overflow detection
 def exact_rescale(acc: np.ndarray, m: int, k: int) -> np.ndarray:
     """round_half_up(acc * m / 2**k) with Python integers (the oracle of the requantisation)."""

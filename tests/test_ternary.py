@@ -5,9 +5,9 @@ import pytest
 from lava_matmulfree import ternary
 from lava_matmulfree.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
                                      X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, split_bytes,
-                                     unpack, vnni_usable)
+                                     unpack, avx2_usable, vnni_usable)
 
-INT_KERNELS = ["generic"] + (["vnni"] if vnni_usable() else [])
+INT_KERNELS = ["generic"] + (["avx2"] if avx2_usable() else []) + (["vnni"] if vnni_usable() else [])
 ALL_KERNELS = INT_KERNELS + ["blas"]
 SHAPES = [(1, 1), (72, 200), (3, 257), (300, 513), (64, 1024), (17, 2816)]
 SEEDS = [0, 1, 2]
@@ -153,8 +153,9 @@ def test_blas_refuses_too_wide_and_auto_falls_back(monkeypatch):
     W = -np.ones((1, n_in), np.int8)
     with pytest.raises(ValueError, match="exact only for in <= 131072"):
         TernaryMatrix(W, kernel="blas")
-    # without VNNI, "auto" would use BLAS for a big batch, but not beyond the bound
+    # without VNNI and AVX2, "auto" would use BLAS for a big batch, but not beyond the bound
     monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    monkeypatch.setattr(ternary, "avx2_usable", lambda: False)
     m = TernaryMatrix(W)
     assert m.kernel_for(BLAS_MIN_TOKENS) == "generic"
     X = np.full((BLAS_MIN_TOKENS, n_in), X_MIN, np.int8)
@@ -164,6 +165,7 @@ def test_blas_refuses_too_wide_and_auto_falls_back(monkeypatch):
 
 def test_auto_policy_without_vnni(monkeypatch):
     monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    monkeypatch.setattr(ternary, "avx2_usable", lambda: False)
     rng = np.random.default_rng(4)
     W = random_ternary(rng, (40, 300))
     m = TernaryMatrix(W)
@@ -173,6 +175,29 @@ def test_auto_policy_without_vnni(monkeypatch):
     np.testing.assert_array_equal(m.matmul(X), reference(W, X))
     with pytest.raises(ValueError, match="AVX-512 VNNI"):
         TernaryMatrix(W, kernel="vnni")
+
+
+def test_auto_uses_avx2_without_vnni(monkeypatch):
+    if not avx2_usable():
+        pytest.skip("no AVX2 on this CPU")
+    monkeypatch.setattr(ternary, "vnni_usable", lambda: False)
+    m = TernaryMatrix(np.ones((2, 3), np.int8))
+    assert m.kernel_for(1) == m.kernel_for(BLAS_MIN_TOKENS) == "avx2"
+    with pytest.raises(ValueError, match="AVX-512 VNNI"):
+        TernaryMatrix(np.ones((2, 3), np.int8), kernel="vnni")
+
+
+def test_avx2_int16_lanes_at_the_flush_bound():
+    """The int16 stage of the AVX2 kernel at its worst case: every product -1 * -128 over rows of several flush
+    groups (FLUSH_BLOCKS blocks of 256 columns each), with and without a partial last group."""
+    if not avx2_usable():
+        pytest.skip("no AVX2 on this CPU")
+    for n_blocks in (ternary.FLUSH_BLOCKS, ternary.FLUSH_BLOCKS + 1, 3 * ternary.FLUSH_BLOCKS - 1):
+        n_in = n_blocks * ternary.BLOCK_COLS
+        for w, x in ((-1, X_MIN), (1, X_MIN), (1, X_MAX), (-1, X_MAX)):
+            W = np.full((5, n_in), w, np.int8)
+            X = np.full((6, n_in), x, np.int8)            # one TOKEN_BLOCK and two tokens left over
+            np.testing.assert_array_equal(TernaryMatrix(W, kernel="avx2").matmul(X), reference(W, X))
 
 
 def test_auto_uses_vnni_when_usable():
@@ -354,3 +379,69 @@ def test_wide_bound_and_fan_in_limit():
     wide = TernaryMatrix(np.ones((1, MAX_IN_WIDE + 1), np.int8), kernel="generic")
     with pytest.raises(ValueError, match="too wide for int16 spikes"):
         wide.matvec(np.ones(MAX_IN_WIDE + 1, np.int16))
+
+
+# ---- the drivers the whole-model kernel uses (golden_fast.py): host and portable row-dot code ----------------
+def _driver_matmul(name, W, X):
+    """``W @ X[t]`` through a raw driver of ternary._INT_KERNELS (int8 X, padded as TernaryMatrix does)."""
+    codes = pack(W)
+    xpad = np.zeros((X.shape[0], padded_in(W.shape[1])), np.int8)
+    xpad[:, :W.shape[1]] = X
+    out = np.empty((X.shape[0], W.shape[0]), np.int32)
+    ternary._INT_KERNELS[name](codes, xpad, X.sum(axis=1, dtype=np.int32), out)
+    return out
+
+
+@pytest.mark.parametrize("driver", ["portable", "host"])
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_host_and_portable_drivers_exact(driver, parallel, seed):
+    rng = np.random.default_rng(seed)
+    for shape in SHAPES + [(65, 5 * 256 + 3)]:
+        W = random_ternary(rng, shape)
+        for T in (1, 2, 3, 4, 5, 9):  # token blocks, pairs of rows and the rows left over
+            X = random_spikes(rng, (T, shape[1]))
+            np.testing.assert_array_equal(_driver_matmul((driver, parallel), W, X), reference(W, X))
+
+
+@pytest.mark.parametrize("driver", ["portable", "host"])
+def test_host_and_portable_drivers_at_the_int16_flush_bound(driver):
+    """Worst case of the int16 stage (every product of magnitude 128 with one sign) over several flush groups."""
+    for n_blocks in (ternary.FLUSH_BLOCKS, ternary.FLUSH_BLOCKS + 1, 3 * ternary.FLUSH_BLOCKS - 1):
+        n_in = n_blocks * ternary.BLOCK_COLS
+        for w, x in ((-1, X_MIN), (1, X_MIN), (1, X_MAX), (-1, X_MAX)):
+            W = np.full((5, n_in), w, np.int8)
+            X = np.full((6, n_in), x, np.int8)
+            np.testing.assert_array_equal(_driver_matmul((driver, False), W, X), reference(W, X))
+
+
+def test_host_dot_mode_follows_the_cpu():
+    assert ternary.host_dot_mode() == ("vnni" if vnni_usable() else "avx2" if avx2_usable() else "portable")
+
+
+# ---- weights held only packed --------------------------------------------------------------------------------
+def test_packed_ternary_stands_in_for_the_int8_array():
+    rng = np.random.default_rng(5)
+    W = random_ternary(rng, (37, 300))
+    P = ternary.PackedTernary(TernaryMatrix(W))
+    assert P.shape == W.shape and P.dtype == np.int8 and P.ndim == 2 and len(P) == 37 and P.size == W.size
+    np.testing.assert_array_equal(np.asarray(P), W)
+    np.testing.assert_array_equal(2 * P, 2 * W.astype(np.int64))
+    np.testing.assert_array_equal(P.T, W.T)
+    np.testing.assert_array_equal(P[3:5, 7], W[3:5, 7])
+    assert P.sum() == W.sum() and np.count_nonzero(P) == np.count_nonzero(W)
+    np.testing.assert_array_equal(P.astype(np.int32), W.astype(np.int32))
+    from lava_matmulfree.float_model import ternary_matrix
+    assert ternary_matrix(P) is P.matrix  # the kernels use the packed codes, never an unpacked copy
+
+
+def test_parallel_kernels_leave_multiprocessing_unset():
+    """After a parallel kernel, lava (which calls set_start_method('fork') at import) can still be imported."""
+    import subprocess
+    import sys
+    code = ("import multiprocessing as mp, numpy as np\n"
+            "from lava_matmulfree.ternary import TernaryMatrix\n"
+            "TernaryMatrix(np.ones((70, 300), np.int8), parallel=True).matmul(np.ones((2, 300), np.int8))\n"
+            "assert mp.get_start_method(allow_none=True) is None\n"
+            "mp.set_start_method('fork')\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
