@@ -11,8 +11,8 @@ network). Aggregator fan-in (all ones, d -> 1) and broadcast (1 -> d) are Dense 
 
 ``PyTernaryDenseModel`` is a faster Python model of Lava's ``Dense`` for the same integers: weights in
 {-2, 0, 2} (ternary) go through the packed 2-bit kernel of ternary.py, others through an exact int64 product.
-It equals Lava's bit-accurate model wherever that model's int32 accumulator does not wrap (tested), and saturates
-to the int32 range where it would. A run config selects it (``exception_proc_model_map={Dense: ...}``).
+Spikes of up to 16 bits (act_bits) take the kernel's int8 or int16 path. It equals Lava's bit-accurate model
+wherever that model's int32 accumulator does not wrap (tested), and saturates to the int32 range where it would. A run config selects it (``exception_proc_model_map={Dense: ...}``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ TERNARY_WEIGHT_EXP = -1
 #: messages of the norms (u^2 and inverse RMS).
 SPIKE_MESSAGE_BITS = 8
 NORM_MESSAGE_BITS = 24
-_INT32 = np.iinfo(np.int32)
+_INT32, _INT16, _INT8 = np.iinfo(np.int32), np.iinfo(np.int16), np.iinfo(np.int8)
 
 
 def _with_lane(w: np.ndarray, lane_weight) -> np.ndarray:
@@ -112,7 +112,6 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
         ternary = connection_ternary(w) if self._exp == TERNARY_WEIGHT_EXP else None
         # the data part through the packed kernel when the spikes fit int8; the lane (and anything else) exactly
         self._kernel = (TernaryMatrix(ternary), w[:, -1].astype(np.int64)) if ternary is not None else False
-        self._w64 = w.astype(np.int64)
 
     def run_spk(self):
         if self._kernel is None:
@@ -122,13 +121,15 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
         if not s.any():
             self.a_buff = np.zeros_like(self.a_buff)
             return
-        if self._kernel and np.abs(s[:-1]).max() <= 127:
+        peak = np.abs(s[:-1]).max()
+        if self._kernel and peak <= _INT16.max:
             tm, lane_col = self._kernel
-            acc = np.empty(len(s) - 0 if False else self._w64.shape[0], dtype=np.int64)
-            acc[:-1] = tm.matvec(s[:-1].astype(np.int8)).astype(np.int64) * TERNARY_WEIGHT_SCALE
+            spikes = s[:-1].astype(np.int8 if peak <= _INT8.max else np.int16)  # act_bits up to 16
+            acc = np.empty(self.weights.shape[0], dtype=np.int64)
+            acc[:-1] = tm.matvec(spikes).astype(np.int64) * TERNARY_WEIGHT_SCALE
             acc[-1] = 0
             acc += lane_col * s[-1]
-        else:
-            acc = self._w64 @ s
+        else:  # wide spikes or general weights: exact, without keeping a 64-bit copy of the matrix
+            acc = np.asarray(self.weights).astype(np.int64) @ s
         acc = acc << self._exp if self._exp > 0 else acc >> -self._exp
         self.a_buff = np.clip(acc, _INT32.min, _INT32.max).astype(np.int32)
