@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from demo_figures import CALIB_WINDOWS, calibration_windows  # noqa: E402
 
-from lava_matmulfree.accuracy import accuracy_report, build_evaluation, kl_divergence, log_softmax  # noqa: E402
+from lava_matmulfree.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
 from lava_matmulfree.accuracy import sample_sequences  # noqa: E402
 from lava_matmulfree.calibration import calibrate  # noqa: E402
 from lava_matmulfree.checkpoint import load_checkpoint  # noqa: E402
@@ -42,24 +41,6 @@ from lava_matmulfree.train_data import eval_windows, load_corpus, split_from_tra
 
 DATA = HERE.parent / "lava_matmulfree" / "data"
 ACT_BITS = (8, 12, 16)
-
-
-def heldout_perplexity(fm, net, windows) -> dict:
-    """Float and golden perplexity, top-1 agreement and mean KL over validation windows (zero state each)."""
-    g = FastGoldenModel(net)
-    nll_f, nll_g, agree, kls = [], [], [], []
-    for inputs, targets in windows:
-        lf, _ = fm.prefill(inputs)
-        lg = g.dequantise_logits(g.prefill(inputs)[0])
-        rows = np.arange(len(targets))
-        nll_f.append(-log_softmax(lf)[rows, targets])
-        nll_g.append(-log_softmax(lg)[rows, targets])
-        agree.append(np.argmax(lf, -1) == np.argmax(lg, -1))
-        kls.append(kl_divergence(lf, lg))
-    nf, ng = np.concatenate(nll_f), np.concatenate(nll_g)
-    return {"tokens": int(nf.size), "ppl_float": math.exp(nf.mean()), "ppl_fixed": math.exp(ng.mean()),
-            "ppl_rel_diff": math.exp(ng.mean() - nf.mean()) - 1.0,
-            "top1_agreement": float(np.concatenate(agree).mean()), "mean_kl": float(np.concatenate(kls).mean())}
 
 
 def lava_check(net, prompt, backend) -> dict:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lava_matmulfree.accuracy import kl_divergence, log_softmax
+from lava_matmulfree.accuracy import heldout_perplexity
 from lava_matmulfree.backends import generate
 from lava_matmulfree.calibration import calibrate
 from lava_matmulfree.checkpoint import fingerprint, load_checkpoint
@@ -73,19 +72,10 @@ def main(argv=None) -> int:
     if args.val_windows:
         windows = windows[:args.val_windows]
     g = GoldenModel(net)
-    nll_f, nll_g, agree, kls = [], [], [], []
-    for inputs, targets in progress(windows, desc="validation", unit="win"):
-        lf, _ = fm.prefill(inputs)
-        lg = g.dequantise_logits(g.prefill(inputs)[0])
-        rows = np.arange(len(targets))
-        nll_f.append(-log_softmax(lf)[rows, targets])
-        nll_g.append(-log_softmax(lg)[rows, targets])
-        agree.append(np.argmax(lf, -1) == np.argmax(lg, -1))
-        kls.append(kl_divergence(lf, lg))
-    nf, ng = np.concatenate(nll_f), np.concatenate(nll_g)
-    fig = {"val_windows": len(windows), "val_tokens": int(nf.size),
-           "float_perplexity": math.exp(nf.mean()), "golden_perplexity": math.exp(ng.mean()),
-           "top1_agreement": float(np.concatenate(agree).mean()), "mean_kl": float(np.concatenate(kls).mean()),
+    r = heldout_perplexity(fm, net, progress(windows, desc="validation", unit="win"), golden=g)
+    fig = {"val_windows": len(windows), "val_tokens": r["tokens"],
+           "float_perplexity": r["ppl_float"], "golden_perplexity": r["ppl_fixed"],
+           "top1_agreement": r["top1_agreement"], "mean_kl": r["mean_kl"],
            "calibration_windows": CALIB_WINDOWS, "state_overflows": {k: v for k, v in g.ovf.items()
                                                                      if not k.endswith(".clip")}}
 

@@ -69,6 +69,26 @@ def kl_divergence(p_logits: np.ndarray, q_logits: np.ndarray) -> np.ndarray:
     return np.sum(np.exp(lp) * (lp - lq), axis=-1)
 
 
+def heldout_perplexity(float_model: FloatModel, net: QuantisedNetwork, windows, golden=None) -> dict:
+    """Float and fixed-point perplexity, top-1 agreement and mean KL over (inputs, targets) windows, each from
+    the zero state. ``golden``: the golden model to run (its overflow counters then tell the caller what
+    saturated); ``windows`` may be any iterable (a progress bar)."""
+    g = golden if golden is not None else FastGoldenModel(net)
+    nll_f, nll_g, agree, kls = [], [], [], []
+    for inputs, targets in windows:
+        lf, _ = float_model.prefill(inputs)
+        lg = g.dequantise_logits(g.prefill(inputs)[0])
+        rows = np.arange(len(targets))
+        nll_f.append(-log_softmax(lf)[rows, targets])
+        nll_g.append(-log_softmax(lg)[rows, targets])
+        agree.append(np.argmax(lf, -1) == np.argmax(lg, -1))
+        kls.append(kl_divergence(lf, lg))
+    nf, ng = np.concatenate(nll_f), np.concatenate(nll_g)
+    return {"tokens": int(nf.size), "ppl_float": math.exp(nf.mean()), "ppl_fixed": math.exp(ng.mean()),
+            "ppl_rel_diff": math.exp(ng.mean() - nf.mean()) - 1.0,
+            "top1_agreement": float(np.concatenate(agree).mean()), "mean_kl": float(np.concatenate(kls).mean())}
+
+
 def next_token_nll(logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
     """-log p(tokens[t+1]) under logits[t], for t < T-1."""
     tokens = np.asarray(tokens, dtype=np.int64)
