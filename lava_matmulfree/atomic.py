@@ -27,14 +27,7 @@ def check_output_file(path: str | Path) -> Path:
         raise OutputError(f"{path}: is a directory, not a file to write")
     if path.exists() and not path.is_file():
         raise OutputError(f"{path}: is not a regular file")
-    folder = path.parent
-    for up in (folder, *folder.parents):  # the nearest part of the folder that exists must be a writable folder
-        if up.exists():
-            if not up.is_dir():
-                raise OutputError(f"{path}: cannot write there ({up} is not a folder)")
-            if not os.access(up, os.W_OK | os.X_OK):
-                raise OutputError(f"{path}: cannot write there ({up} is not writable)")
-            break
+    _check_writable_ancestor(path, path.parent, "cannot write there")
     return path
 
 
@@ -43,14 +36,19 @@ def check_output_dir(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: is a file, not an output folder")
-    for up in (path, *path.parents):
+    _check_writable_ancestor(path, path, "cannot create the folder")
+    return path
+
+
+def _check_writable_ancestor(path: Path, start: Path, what: str) -> None:
+    """The nearest existing part of ``start`` must be a writable folder, else an OutputError naming ``path``."""
+    for up in (start, *start.parents):
         if up.exists():
             if not up.is_dir():
-                raise OutputError(f"{path}: cannot create the folder ({up} is not a folder)")
+                raise OutputError(f"{path}: {what} ({up} is not a folder)")
             if not os.access(up, os.W_OK | os.X_OK):
                 raise OutputError(f"{path}: cannot write there ({up} is not writable)")
-            break
-    return path
+            return
 
 
 @contextlib.contextmanager
