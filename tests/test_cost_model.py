@@ -196,11 +196,14 @@ def test_gpu_flops_by_hand():
     shape = TransformerShape("t", hidden_size=8, num_layers=1, intermediate_size=16, vocab_size=16, num_heads=2,
                              num_kv_heads=1, head_dim=4, tied_embeddings=False)
     gpu = dataclasses.replace(JETSON_ORIN_NANO, host_op_overhead_s=0.0)
-    p = prefill_time(shape, 10, gpu)
     layer = 2 * 8 * 8 + 2 * 8 * 4 + 3 * 8 * 16  # q, o (8x8); k, v (8x4); gate, up, down
-    lin = 2 * 10 * layer + 2 * 8 * 16 * 10
     att = 2 * 2 * 1 * 10 * 10 * 8
-    assert p["flops"] == lin + att and p["attention_flops"] == att
+    # generate() (the default): the LM head at the prompt's last position only
+    p = prefill_time(shape, 10, gpu)
+    assert p["flops"] == 2 * 10 * layer + 2 * 8 * 16 + att and p["attention_flops"] == att
+    # a plain forward: logits at all 10 positions
+    p = prefill_time(shape, 10, dataclasses.replace(gpu, logits_for_all_positions=True))
+    assert p["flops"] == 2 * 10 * layer + 2 * 8 * 16 * 10 + att
     d = decode_time(shape, 10, gpu)
     assert d["kv_bytes"] == 2 * 1 * 4 * 10 * 2  # fp16, one kv head of 4
     assert d["bytes"] == (layer + 16 * 8) * 2 + d["kv_bytes"]
@@ -273,7 +276,10 @@ def test_paper_preset_predictions_within_tolerance(paper370):
     assert {"Loihi TTFT, 500 tokens", "Loihi prefill mJ/token"} <= {a["anchor"] for a in predicted}
     for a in predicted:
         if a["anchor"].startswith("Jetson prefill mJ/token (Qwen"):
-            continue  # a known miss, reported in the README
+            # the one miss, reported in the README: 15 W x the predicted 747 ms over 500 tokens is 22.4 mJ, 25.2%
+            # above the range; it must not drift further
+            assert 0 < a["error"] <= 0.26, a
+            continue
         assert abs(a["error"]) <= PAPER.tolerance, a
     # each fitted constant is named with its anchors, and the anchors it was fitted on are marked as fitted
     for f in paper370["calibration"]["fitted"]:

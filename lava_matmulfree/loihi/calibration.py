@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from ..config import ModelConfig
 from .gpu_baseline import BASELINES, LLAMA_370M, gpu_estimate
-from .hardware import CostModelError, GpuSpec, Loihi2Spec, const
+from .hardware import CostModelError, GpuSpec, Loihi2Spec, const, short_name
 from .mapping import MappingOptions, build_mapping
 
 FIT_CHECK_RTOL = 1e-6  # a fit whose check evaluation misses its target by more than this is an error
@@ -205,7 +205,7 @@ def calibrate(cfg: ModelConfig, hw: Loihi2Spec, jetson: GpuSpec, instructions, f
         e = fit_prefill_efficiency(jetson, anchors.prompt_tokens, anchors.jetson_ttft_s)
         jetson = dataclasses.replace(jetson, prefill_efficiency=e)
         rows.append({"constant": "jetson.prefill_efficiency", "value": e, "unit": "",
-                     "anchors": [f"Jetson TTFT ({LLAMA_370M.name})"]})
+                     "anchors": [f"Jetson TTFT ({short_name(LLAMA_370M.name)})"]})
     return hw, jetson, rows
 
 
@@ -234,13 +234,13 @@ def anchor_table(loihi: dict[str, Any], gpus: dict[str, dict[str, Any]], fitted_
     row("Loihi TTFT, 500 tokens", anchors.loihi_ttft_s, loihi["ttft_s"], "s")
     for key, shape in BASELINES.items():
         g = gpus[f"jetson/{key}"]
-        row(f"Jetson generation tokens/s ({shape.name})", anchors.jetson_decode_tokens_per_s,
+        row(f"Jetson generation tokens/s ({short_name(shape.name)})", anchors.jetson_decode_tokens_per_s,
             g["decode_tokens_per_s"], "tokens/s")
-        row(f"Jetson generation mJ/token ({shape.name})", anchors.jetson_decode_mj_per_token,
+        row(f"Jetson generation mJ/token ({short_name(shape.name)})", anchors.jetson_decode_mj_per_token,
             g["decode_mj_per_token"], "mJ")
-        row(f"Jetson prefill tokens/s ({shape.name})", anchors.jetson_prefill_tokens_per_s,
+        row(f"Jetson prefill tokens/s ({short_name(shape.name)})", anchors.jetson_prefill_tokens_per_s,
             g["prefill_tokens_per_s"], "tokens/s")
-        row(f"Jetson prefill mJ/token ({shape.name})", anchors.jetson_prefill_mj_per_token,
+        row(f"Jetson prefill mJ/token ({short_name(shape.name)})", anchors.jetson_prefill_mj_per_token,
             g["prefill_mj_per_token"], "mJ")
-    row(f"Jetson TTFT ({LLAMA_370M.name})", anchors.jetson_ttft_s, gpus["jetson/llama370m"]["ttft_s"], "s")
+    row(f"Jetson TTFT ({short_name(LLAMA_370M.name)})", anchors.jetson_ttft_s, gpus["jetson/llama370m"]["ttft_s"], "s")
     return rows

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..config import ModelConfig, load_config
 from .gpu_baseline import gpu_estimate
-from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware,
+from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware, short_name,
                        provenance, with_overrides)
 from .mapping import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
 
@@ -489,7 +489,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     fitted_on = {a for r in fitted for a in r["anchors"]}
     if any(r["constant"] == "jetson.prefill_efficiency" for r in fitted):
         # the Llama baseline's prefill rate and energy follow from its fitted TTFT (T / TTFT, power x TTFT / T)
-        name = BASELINES["llama370m"].name
+        name = short_name(BASELINES["llama370m"].name)
         fitted_on |= {f"Jetson prefill tokens/s ({name})", f"Jetson prefill mJ/token ({name})"}
     anchors = anchor_table(loihi_platform(paper_cm, PAPER.prompt_tokens), gpu_at_anchor, fitted_on)
 
@@ -631,7 +631,7 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append(f"{'platform':<52}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
                  f"{'prefill mJ/tok':>16}{'gen mJ/tok':>12}")
     for name, p in r["platforms"].items():
-        label = "Loihi 2" if name == "loihi2" else f"{p['gpu'][:18]}, {p['model'][:24]} ({p['dtype']})"
+        label = "Loihi 2" if name == "loihi2" else f"{short_name(p['gpu'])}, {short_name(p['model'])} ({p['dtype']})"
         lines.append(f"{label:<52}{p['chips'] if p['chips'] else '-':>6}{_fmt_t(p['ttft_s']):>10}"
                      f"{p['prefill_tokens_per_s']:>15,.0f}{p['decode_tokens_per_s']:>11.1f}"
                      f"{p['prefill_mj_per_token']:>16.2f}{p['decode_mj_per_token']:>12.1f}")

@@ -53,6 +53,12 @@ def plot_ttft(report: dict[str, Any], path: str | Path) -> Path:
         ax1.plot(T, [row["ttft_s"] for row in v["by_length"]], "o-", color=c, markersize=3, label=label)
         ax2.plot(T, [row["decode_mj_per_token"] for row in v["by_length"]], "o-", color=c, markersize=3,
                  label=label)
+    if report["preset"] != "paper":  # the variants are the paper deployment's; draw the chosen preset too
+        T = [row["prompt_tokens"] for row in report["sweep"]]
+        label = f"Loihi 2: preset '{report['preset']}' ({report['platforms']['loihi2']['chips']} chips)"
+        for ax, key in ((ax1, "ttft_s"), (ax2, "decode_mj_per_token")):
+            ax.plot(T, [row["loihi2"][key] for row in report["sweep"]], "s--", color=LOIHI_COLOR, markersize=4,
+                    label=label)
     _gpu_lines(ax1, report, "ttft_s", 1.0)
     _gpu_lines(ax2, report, "decode_mj_per_token", 1.0)
     anchors = {a["anchor"]: a for a in report["calibration"]["anchors"]}

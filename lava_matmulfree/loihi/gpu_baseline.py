@@ -8,7 +8,8 @@ parameters) and Qwen2.5-0.5B (d=896, L=24, 14 query and 2 key/value heads of 64,
 494M).
 
 **Prefill (compute-bound).** FLOPs for a T-token prompt: 2 T x (layer weights) for the projections,
-2 d V T for the LM head (a Hugging Face forward computes logits at every position), and attention: QK^T and PV
+2 d V for the LM head (``generate()`` asks the prompt's forward for the last position's logits only; 2 d V T
+with ``logits_for_all_positions``, as a plain forward computes), and attention: QK^T and PV
 are 2 T^2 (heads x head size) FLOPs each per layer over the full T x T score matrix (eager attention), so
 attention grows as T^2. Time = FLOPs / (peak x ``prefill_efficiency``) + the score matrix's passes through
 DRAM (softmax is memory-bound), but never less than the time the host needs to issue the ops.

@@ -59,6 +59,11 @@ SRC = {
     "hf": "Hugging Face transformers LlamaDecoderLayer / Qwen2DecoderLayer eager forward, counted: per layer "
           "2 RMSNorms (~8 ops each), q/k/v/o, 3 view+transpose, rotary (~7 ops each for q and k), cache update, "
           "attention (5 ops eager), reshape, 2 residual adds, gate/up/act/mul/down: ~60 host ops",
+    "hf_generate": "Hugging Face transformers GenerationMixin.generate, since v4.45 (pull request #31292, 'Reducing "
+                   "memory usage: removing useless logits computation in generate()'): it passes logits_to_keep=1 "
+                   "(num_logits_to_keep before v4.50) to every model whose forward takes it, LlamaForCausalLM and "
+                   "Qwen2ForCausalLM among them, so the prompt's forward applies the LM head to the last position "
+                   "only",
     "qwen": "Qwen2.5-0.5B config.json (Qwen team 2024): hidden 896, 24 layers, 14 heads, 2 KV heads, "
             "intermediate 4864, vocabulary 151,936, tied embeddings (494M parameters)",
     "zhu": "Zhu et al. 2024, 'Scalable MatMul-free Language Modeling': the Transformer++ (Llama-style) baseline "
@@ -71,6 +76,11 @@ SRC = {
     "fitted": "fitted on the paper's anchors by lava_matmulfree.loihi.calibration (docs/cost_model.md); the "
               "default is the result of that fit, the report re-fits it",
 }
+
+def short_name(name: str) -> str:
+    """A platform's or model's name without its parenthesised detail, for tables: 'Jetson Orin Nano 8GB'."""
+    return name.split(" (")[0]
+
 
 CONFIDENCES = ("high", "medium", "low", "fitted")
 
@@ -317,7 +327,7 @@ class GpuSpec:
         15.0, "orin", "medium", "the 15 W power mode's budget, taken as the module power during inference (an "
         "upper bound; the paper's 719-1,200 mJ/token at 12.6-15.4 tokens/s is 11-15 W)")
     prefill_efficiency: float = const(
-        0.05687, "fitted", "fitted",
+        0.05179, "fitted", "fitted",
         "fraction of the FP16 peak reached by prefill (eager PyTorch, small GEMMs, attention and softmax "
         "kernels). FITTED on the paper's Jetson TTFT (659 ms, 500 tokens) for the Llama-style baseline")
     memory_efficiency: float = const(
@@ -334,7 +344,9 @@ class GpuSpec:
         4, "assumed", "low", "memory passes over the T x T scores per head: write QK^T, softmax read+write, read "
                              "for PV")
     logits_for_all_positions: bool = const(
-        True, "assumed", "medium", "a Hugging Face forward computes logits for every prompt position")
+        False, "hf_generate", "medium", "generate() asks the prompt's forward for the last position's logits "
+        "only (True: a plain forward, which computes every position's); medium: the paper does not say how "
+        "its baselines were driven")
 
     @property
     def bytes_per_value(self) -> int:
