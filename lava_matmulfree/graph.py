@@ -142,6 +142,10 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     if kind not in BLOCK_TIMING:
         raise ValueError(f"unknown graph kind {kind!r} (known: {', '.join(BLOCK_TIMING)})")
     fm = None if float_model is None else (float_model if float_model.folded else float_model.fold_dual_rmsnorm())
+    if fm is None:
+        from .golden_fast import warm_kernels
+
+        warm_kernels(net)  # before Lava forks its workers: they share the compiled kernels (docs/graph.md, "Memory")
     cfg = net.cfg
     src = EmbeddingSource(embed=net.embed if fm is None else fm.embeddings, capacity=capacity, name="embedding")
     if kind == "stack":

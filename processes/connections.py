@@ -54,7 +54,8 @@ def ternary_connection(w, *, scale: float | None = None, message_bits: int = SPI
     if w.ndim != 2 or not np.isin(w, (-1, 0, 1)).all():
         raise ValueError(f"{name or 'connection'}: a ternary matrix must be 2-D with entries -1, 0, +1")
     if scale is None:
-        return Dense(weights=_with_lane(TERNARY_WEIGHT_SCALE * w.astype(np.int32), TERNARY_WEIGHT_SCALE),
+        # int8 holds 2w: the initial value stays in this process (and every forked worker) for the whole run
+        return Dense(weights=_with_lane(TERNARY_WEIGHT_SCALE * w.astype(np.int8), TERNARY_WEIGHT_SCALE),
                      weight_exp=TERNARY_WEIGHT_EXP, num_message_bits=message_bits, name=name)
     return Dense(weights=_with_lane(scale * w.astype(float), 1.0), num_message_bits=message_bits, name=name)
 
@@ -97,7 +98,9 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
     s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     a_buff: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    weights: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=8)
+    # int16 holds every weight Lava's 8-bit Dense takes (-256..255, lava.utils.weightutils.clip_weights), at half
+    # of int32's memory: the LM head's copy in this worker is V x d
+    weights: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=8)
     num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
 
     def __init__(self, proc_params):
