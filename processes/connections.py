@@ -12,7 +12,9 @@ network). Aggregator fan-in (all ones, d -> 1) and broadcast (1 -> d) are Dense 
 ``PyTernaryDenseModel`` is a faster Python model of Lava's ``Dense`` for the same integers: weights in
 {-2, 0, 2} (ternary) go through the packed 2-bit kernel of ternary.py, others through an exact int64 product.
 Spikes of up to 16 bits (act_bits) take the kernel's int8 or int16 path. It equals Lava's bit-accurate model
-wherever that model's int32 accumulator does not wrap (tested), and saturates to the int32 range where it would. A run config selects it (``exception_proc_model_map={Dense: ...}``).
+on every weight that model keeps as given (ternary 2W; mixed-sign weights are even in -256..254, Lava drops their
+lowest bit) wherever that model's int32 accumulator does not wrap (tested), and saturates to the int32 range where
+it would. A run config selects it (``exception_proc_model_map={Dense: ...}``).
 """
 from __future__ import annotations
 

@@ -70,6 +70,26 @@ def test_ternary_connection_is_exact_through_lavas_bit_accurate_dense(seed, n_ou
 
 @pytest.mark.lava
 @pytest.mark.timeout(240)
+def test_packed_dense_model_takes_every_8_bit_lava_weight():
+    """A general Dense (not ternary) through the packed-kernel model equals Lava's bit-accurate model on weights at
+    both ends of Lava's 8-bit range (mixed signs: even values -256..254, which Lava keeps exactly): the model's int16
+    weights Var holds them; the ternary connections' 2W is int8 in the process."""
+    rng = np.random.default_rng(9)
+    n_out, n_in, T = 7, 11, 3
+    w = 2 * rng.integers(-128, 128, (n_out, n_in))
+    w[0, :2] = (-256, 254)
+    msgs = np.hstack([rng.integers(-128, 128, (n_in, T)), np.zeros((n_in, 1), dtype=np.int64)])
+    want = run_through(Dense(weights=w, num_message_bits=8), msgs, Loihi2SimCfg(select_tag="fixed_pt"))
+    packed_cfg = Loihi2SimCfg(select_tag="fixed_pt",
+                              exception_proc_model_map={Dense: connections.PyTernaryDenseModel})
+    got = run_through(Dense(weights=w, num_message_bits=8), msgs, packed_cfg)
+    np.testing.assert_array_equal(got, want)
+    assert np.abs(want).max() > 1 << 15  # products beyond int16: the model accumulates wider
+    assert connections.ternary_connection(np.eye(3, dtype=np.int8)).weights.init.dtype == np.int8
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
 def test_norm_connections_carry_24_bit_messages_exactly():
     """Fan-in sums 24-bit squares into one neuron, broadcast copies one value to every channel, exactly (where
     Lava's int32 accumulator does not wrap)."""
