@@ -341,3 +341,37 @@ def test_dequantised_probes_are_the_float_models_values():
     for name, w in want.items():
         err = np.linalg.norm(real[name] - w) / np.linalg.norm(w)
         assert err < 0.05, (name, err)  # ~1 % quantisation error; a wrong format would be off by 2x or more
+
+
+_WARM_SCRIPT = """
+import json
+from numba.core.registry import CPUDispatcher
+from lava_matmulfree import golden_fast
+from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.graph import build_graph
+
+def compiled():
+    return sorted(k for k, v in vars(golden_fast).items() if isinstance(v, CPUDispatcher) and v.signatures)
+
+net = build_evaluation("tiny", seed=0).net
+before = compiled()
+build_graph(net, "fused", capacity=8)
+print(json.dumps([before, compiled()]))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_build_graph_compiles_the_block_kernels_before_lava_forks():
+    """In a fresh interpreter: the neuron kernels the fused block models call (MLGRU, GLU, norm stage, residual) are
+    compiled in the building process by build_graph, so Lava's forked workers share them (docs/graph.md,
+    "Memory")."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _WARM_SCRIPT], capture_output=True, text=True, timeout=240,
+                         check=True).stdout.strip().splitlines()[-1]
+    before, after = json.loads(out)
+    block_kernels = {"_k_mlgru", "_k_glu", "_k_norm_stage", "_k_residual"}
+    assert not block_kernels & set(before)
+    assert block_kernels <= set(after)
