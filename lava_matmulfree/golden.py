@@ -182,7 +182,7 @@ class GoldenModel:
     def prefill(self, tokens, state: GoldenState | None = None):
         """Integer logits [T, V] of a token sequence and the state after it (the input is not modified)."""
         state = self.init_state() if state is None else state.copy()
-        x = self.record("embed", self.net.embed[np.asarray(tokens, dtype=np.int64)])  # Q(x_frac)
+        x = self.record("embed", self.net.embed[np.asarray(tokens, dtype=np.int64)].astype(INT))  # Q(x_frac)
         for l, q in enumerate(self.net.layers):
             x, state.h[l] = self.layer(q, x, state.h[l], l)
         a = self.norm_spikes(self.net.head, self.record("head.x", x), "head")["lm_head"]

@@ -102,7 +102,7 @@ class QuantisedNetwork:
     cfg: ModelConfig
     fp: FixedPointConfig
     x_frac: int
-    embed: np.ndarray  # [V, d] residual format
+    embed: np.ndarray  # [V, d] residual format, int32 (state_bits <= 32)
     layers: list
     head: QNorm
     lm_head: np.ndarray  # [V, d] ternary
@@ -111,6 +111,12 @@ class QuantisedNetwork:
     invsqrt_lut: np.ndarray
     calibration: Calibration = field(default_factory=Calibration)
     fingerprint: str = ""  # checkpoint.fingerprint of the weights it was compiled from ("" in older files)
+
+    def __post_init__(self):
+        # the table's values are state_bits (<= 32) wide: int32 holds them in half of int64's memory (131 MiB less
+        # at 370M, in the golden model's process and in the one Lava's workers are forked from); files of older
+        # versions hold int64
+        self.embed = np.asarray(self.embed).astype(np.int32, copy=False)
 
     def pack_weights(self) -> "QuantisedNetwork":
         """Hold every ternary matrix only packed (2 bits per weight, ``ternary.PackedTernary``) in place of its int8
@@ -505,7 +511,7 @@ def compile_network(model: FloatModel, cal: Calibration, fp: FixedPointConfig) -
                              v_frac=v_frac, y_frac=y_frac, down_norm=down_norm, down=down))
     head = qnorm("head", x_frac, {"lm_head": (model.lm_head, (LOGITS_STAT,))})
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
-    embed = np.clip(np.round(np.asarray(model.embeddings, np.float64) * 2.0 ** x_frac), lo, hi).astype(INT)
+    embed = np.clip(np.round(np.asarray(model.embeddings, np.float64) * 2.0 ** x_frac), lo, hi).astype(np.int32)
     return QuantisedNetwork(
         cfg=cfg, fp=fp, x_frac=x_frac, embed=embed, layers=layers, head=head, lm_head=model.lm_head.wt,
         logit_scale=head.clip["lm_head"] / (act_qmax(fp) * model.lm_head.s),
