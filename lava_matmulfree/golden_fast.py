@@ -941,7 +941,7 @@ def warm_kernels(net: QuantisedNetwork) -> None:
     """Compile, or load from numba's cache, in this process every kernel the Lava models call stage by stage (one
     token through the golden model with probes on, as the fused block and stack models run it), so that Lava's
     workers, forked from this process, share that machine code instead of each loading its own copy
-    (docs/graph.md, "Memory": ~14 MiB per fused block worker at 370M)."""
+    (docs/graph.md, "Memory"; benchmarks/bench_fork_memory.py measures it)."""
     g = FastGoldenModel(net, whole_model=False)
     g.probes = {}
     g.prefill([0])

@@ -263,6 +263,22 @@ def test_bench_large_runs_on_tiny(tmp_path):
     assert e["lava"]["pss_peak_mib"] > 0 and e["lava"]["process_pss_mib"]["children"]
 
 
+@pytest.mark.lava
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_bench_fork_memory_runs_on_tiny(tmp_path):
+    """bench_fork_memory's two workers (with and without build_graph's kernel warm-up) on the tiny config: every
+    process of each run is read, grouped by its model."""
+    bf = load_bench("bench_fork_memory")
+    out = tmp_path / "fork.json"
+    assert bf.main(["--config", "tiny", "--prompt", "6", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for run in ("warm", "no_warm"):
+        r = res[run]
+        assert r["processes"] == 1 + sum(m["processes"] for m in r["by_model"].values())
+        assert r["by_model"]["PyFusedBlockFixed"]["processes"] == 3 and r["total_pss_mib"] > 0
+
+
 def test_lava_chunks_cover_a_request():
     bd = load_bench("bench_decode")
     for P, N, D in ((48, 5, 3), (6, 3, 39), (30, 2, 3)):
