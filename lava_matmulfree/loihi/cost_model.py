@@ -441,7 +441,8 @@ def gpu_platform(shape, T: int, gpu: GpuSpec) -> dict[str, Any]:
             "prefill_mj_per_token": 1e3 * e["prefill_energy_per_token_j"],
             "decode_mj_per_token": 1e3 * e["decode_energy_per_token_j"], "chips": None,
             "gpu": gpu.name, "model": shape.name, "params": shape.params, "dtype": gpu.dtype,
-            "power_w": gpu.power_w, "fits_in_memory": e["fits_in_memory"], "prefill_bound": e["prefill_bound"],
+            "power_w": gpu.power_w, "fits_in_memory": e["fits_in_memory"], "peak_bytes": e["peak_bytes"],
+            "prefill_bound": e["prefill_bound"],
             "decode_bound": e["decode_bound"]}
 
 
@@ -511,7 +512,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
             for k, shape in BASELINES.items():
                 p = gpu_platform(shape, t, gpus[g])
                 row[f"{g}/{k}"] = {q: p[q] for q in ("ttft_s", "prefill_mj_per_token", "decode_mj_per_token",
-                                                     "decode_tokens_per_s")}
+                                                     "decode_tokens_per_s", "fits_in_memory")}
         sweep.append(row)
     variants = []
     for label, change, why in VARIANTS:

@@ -20,16 +20,23 @@ VARIANT_COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564
 
 
 def _gpu_lines(ax, report, key, scale):
+    """One line per GPU and baseline; a cross on every length whose prompt pass does not fit in the GPU's
+    memory (eager attention's T x T scores), where the roofline's figure could not be measured."""
     T = [row["prompt_tokens"] for row in report["sweep"]]
+    out = []
     for name in report["platforms"]:
         if name == "loihi2":
             continue
         gpu, model = name.split("/")
         color, marker = GPU_STYLE[gpu]
         p = report["platforms"][name]
-        ax.plot(T, [row[name][key] * scale for row in report["sweep"]], marker=marker, color=color,
-                linestyle=QWEN_DASH if model.startswith("qwen") else "-", markersize=4,
-                label=f"{p['gpu'].split(' (')[0]}, {p['model'].split(' (')[0]}")
+        y = [row[name][key] * scale for row in report["sweep"]]
+        ax.plot(T, y, marker=marker, color=color, linestyle=QWEN_DASH if model.startswith("qwen") else "-",
+                markersize=4, label=f"{p['gpu'].split(' (')[0]}, {p['model'].split(' (')[0]}")
+        out += [(t, v) for t, v, row in zip(T, y, report["sweep"]) if not row[name]["fits_in_memory"]]
+    if out:
+        ax.plot(*zip(*out), "x", color="k", markersize=8, linestyle="none",
+                label="GPU: does not fit in its memory (eager T x T scores)")
 
 
 def _finish(ax, xlabel, ylabel, title):

@@ -12,7 +12,10 @@ parameters) and Qwen2.5-0.5B (d=896, L=24, 14 query and 2 key/value heads of 64,
 with ``logits_for_all_positions``, as a plain forward computes), and attention: QK^T and PV
 are 2 T^2 (heads x head size) FLOPs each per layer over the full T x T score matrix (eager attention), so
 attention grows as T^2. Time = FLOPs / (peak x ``prefill_efficiency``) + the score matrix's passes through
-DRAM (softmax is memory-bound), but never less than the time the host needs to issue the ops.
+DRAM (scaling, mask, softmax and its casts are memory-bound: ``EAGER_SCORE_PASSES``), but never less than the
+time the host needs to issue the ops. Eager attention holds a layer's scores in fp16 and their float32 softmax
+at once: heads x T^2 x 6 bytes, 26 GB at 16k tokens, so a long prompt does not fit in the Jetson's 8 GB
+(``fits_in_memory``); a fused kernel (``attention_score_passes=0``) materialises no scores.
 
 **Decode (memory-bound).** Each generated token reads every layer weight, the LM head and the KV cache of the
 context (2 L x kv heads x head size values per past token) once: time = max(bytes / (bandwidth x
@@ -26,7 +29,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .hardware import JETSON_ORIN_NANO, CostModelError, GpuSpec
+from .hardware import JETSON_ORIN_NANO, SOFTMAX_OUTPUT_BYTES, CostModelError, GpuSpec
 
 QK_AND_PV = 2  # matmuls per attention: Q K^T and P V
 FLOPS_PER_MAC = 2
@@ -103,7 +106,16 @@ def prefill_time(shape: TransformerShape, tokens: int, gpu: GpuSpec = JETSON_ORI
     t_host = host_ops(shape, gpu) * gpu.host_op_overhead_s
     return {"flops": f_lin + f_att, "attention_flops": f_att, "bytes": w_bytes + score_bytes,
             "t_projections_s": t_lin, "t_attention_s": t_att, "t_host_s": t_host,
-            "total_s": max(t_lin + t_att, t_host)}
+            "total_s": max(t_lin + t_att, t_host), "scores_peak_bytes": scores_peak_bytes(shape, T, gpu)}
+
+
+def scores_peak_bytes(shape: TransformerShape, tokens: int, gpu: GpuSpec) -> int:
+    """Bytes of one layer's materialised attention scores at their peak (softmax's fp16 input beside its float32
+    output, plus the T x T mask); 0 for a fused kernel that materialises none (``attention_score_passes=0``)."""
+    if gpu.attention_score_passes == 0:
+        return 0
+    T, b = int(tokens), gpu.bytes_per_value
+    return shape.num_heads * T * T * (b + SOFTMAX_OUTPUT_BYTES) + T * T * b
 
 
 def decode_time(shape: TransformerShape, context: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, float]:
@@ -128,10 +140,12 @@ def gpu_estimate(shape: TransformerShape, prompt_tokens: int, gpu: GpuSpec = JET
     dcd = decode_time(shape, prompt_tokens, gpu)
     ttft = p["total_s"]
     weights_bytes = shape.params * gpu.bytes_per_value
+    # the prompt's pass holds the weights, the KV cache it fills and one layer's scores at a time
+    peak_bytes = weights_bytes + dcd["kv_bytes"] + p["scores_peak_bytes"]
     return {
         "gpu": gpu.name, "model": shape.name, "dtype": gpu.dtype,
-        "weights_bytes": weights_bytes, "fits_in_memory": bool(weights_bytes + dcd["kv_bytes"]
-                                                               <= gpu.memory_capacity_bytes),
+        "weights_bytes": weights_bytes, "peak_bytes": peak_bytes,
+        "fits_in_memory": bool(peak_bytes <= gpu.memory_capacity_bytes),
         "prompt_tokens": prompt_tokens, "ttft_s": ttft, "prefill_tokens_per_s": prompt_tokens / ttft,
         "prefill_flops": p["flops"], "prefill_attention_flops": p["attention_flops"],
         "prefill_bound": "host ops" if p["t_host_s"] >= p["t_projections_s"] + p["t_attention_s"] else "compute",

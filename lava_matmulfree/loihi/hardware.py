@@ -64,6 +64,11 @@ SRC = {
                    "(num_logits_to_keep before v4.50) to every model whose forward takes it, LlamaForCausalLM and "
                    "Qwen2ForCausalLM among them, so the prompt's forward applies the LM head to the last position "
                    "only",
+    "hf_eager": "Hugging Face transformers eager_attention_forward (LlamaAttention / Qwen2Attention eager path; the "
+                "same steps inline before v4.48): scores = matmul(q, k^T) * scaling; scores + causal_mask; "
+                "softmax(scores, dim=-1, dtype=float32).to(fp16); dropout (in eval it returns its input); "
+                "matmul(probabilities, v). PyTorch aten/src/ATen/native/SoftMax.cpp: softmax of a CUDA half "
+                "tensor with dtype=float runs one fused kernel (half_to_float) that reads half and writes float",
     "qwen": "Qwen2.5-0.5B config.json (Qwen team 2024): hidden 896, 24 layers, 14 heads, 2 KV heads, "
             "intermediate 4864, vocabulary 151,936, tied embeddings (494M parameters)",
     "zhu": "Zhu et al. 2024, 'Scalable MatMul-free Language Modeling': the Transformer++ (Llama-style) baseline "
@@ -307,6 +312,22 @@ class Loihi2Spec:
 
 
 # ------------------------------------------------------------------------------------------- GPUs
+# Eager attention's traffic over the T x T score matrix (source ``hf_eager``), per step, in passes: one read or
+# one write of the matrix in fp16 (an fp32 read or write is two). Per layer the matrix is heads x T^2 x 2 bytes
+# (8 MB at T = 500 for 16 heads), assumed larger than the GPU's L2 cache, so every pass goes to DRAM. The T x T
+# mask is broadcast over the heads and is left out (one matrix, read once per head: assumed to stay in the L2).
+EAGER_SCORE_PASSES = {
+    "Q K^T writes the scores": 1,
+    "x scaling: read, write": 2,
+    "+ causal mask: read, write": 2,
+    "softmax(dtype=float32): read fp16, write fp32": 1 + 2,
+    ".to(fp16): read fp32, write fp16": 2 + 1,
+    "P V reads the probabilities": 1,
+}
+# bytes per score of the float32 softmax output that eager attention keeps beside its fp16 input
+SOFTMAX_OUTPUT_BYTES = 4
+
+
 @dataclass(frozen=True)
 class GpuSpec:
     """A GPU running a Hugging Face transformer in eager PyTorch at batch 1 (one roofline for every GPU).
@@ -327,7 +348,7 @@ class GpuSpec:
         15.0, "orin", "medium", "the 15 W power mode's budget, taken as the module power during inference (an "
         "upper bound; the paper's 719-1,200 mJ/token at 12.6-15.4 tokens/s is 11-15 W)")
     prefill_efficiency: float = const(
-        0.05179, "fitted", "fitted",
+        0.05452, "fitted", "fitted",
         "fraction of the FP16 peak reached by prefill (eager PyTorch, small GEMMs, attention and softmax "
         "kernels). FITTED on the paper's Jetson TTFT (659 ms, 500 tokens) for the Llama-style baseline")
     memory_efficiency: float = const(
@@ -341,8 +362,9 @@ class GpuSpec:
     attention_full_square: bool = const(
         True, "assumed", "medium", "eager attention computes the full T x T score matrix, then masks it")
     attention_score_passes: int = const(
-        4, "assumed", "low", "memory passes over the T x T scores per head: write QK^T, softmax read+write, read "
-                             "for PV")
+        sum(EAGER_SCORE_PASSES.values()), "hf_eager", "medium",
+        "memory passes over the T x T scores per head, in fp16 reads or writes of the whole matrix, counted step "
+        "by step in EAGER_SCORE_PASSES; medium: the paper does not say which attention its baselines used")
     logits_for_all_positions: bool = const(
         False, "hf_generate", "medium", "generate() asks the prompt's forward for the last position's logits "
         "only (True: a plain forward, which computes every position's); medium: the paper does not say how "
