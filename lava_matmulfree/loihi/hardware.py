@@ -58,7 +58,8 @@ SRC = {
                 "CPU, independent of the op's size",
     "hf": "Hugging Face transformers LlamaDecoderLayer / Qwen2DecoderLayer eager forward, counted: per layer "
           "2 RMSNorms (~8 ops each), q/k/v/o, 3 view+transpose, rotary (~7 ops each for q and k), cache update, "
-          "attention (5 ops eager), reshape, 2 residual adds, gate/up/act/mul/down: ~60 host ops",
+          "attention (8 ops eager: matmul, scale, mask slice+add, softmax, cast, dropout, matmul; see hf_eager), "
+          "reshape, 2 residual adds, gate/up/act/mul/down, and the contiguous copies between them: ~60 host ops",
     "hf_generate": "Hugging Face transformers GenerationMixin.generate, since v4.45 (pull request #31292, 'Reducing "
                    "memory usage: removing useless logits computation in generate()'): it passes logits_to_keep=1 "
                    "(num_logits_to_keep before v4.50) to every model whose forward takes it, LlamaForCausalLM and "
