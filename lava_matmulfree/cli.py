@@ -222,7 +222,8 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
 def _lava_stats(gen) -> str:
     if gen.steps is None:
         return ""
-    return (f"; {gen.steps} time steps, {gen.steps_per_layer:g} step(s) per token per layer, "
+    fused = " (fused blocks: a token crosses every layer in the step it arrives)" if gen.steps_per_layer == 0 else ""
+    return (f"; {gen.steps} time steps, {gen.steps_per_layer:g} step(s) per token per layer{fused}, "
             f"{gen.leaf_processes} leaf processes")
 
 

@@ -359,8 +359,10 @@ def test_stats_line_shows_whole_steps():
     from types import SimpleNamespace
 
     line = cli._lava_stats(SimpleNamespace(steps=30, steps_per_layer=0, leaf_processes=8))  # sim-stack, sim-fused
-    assert "; 30 time steps, 0 step(s) per token per layer, 8 leaf processes" in line
-    assert "12 step(s)" in cli._lava_stats(SimpleNamespace(steps=39, steps_per_layer=12, leaf_processes=73))
+    assert "; 30 time steps, 0 step(s) per token per layer (fused blocks: " in line
+    assert line.endswith(", 8 leaf processes")
+    line = cli._lava_stats(SimpleNamespace(steps=39, steps_per_layer=12, leaf_processes=73))
+    assert "12 step(s) per token per layer, 73 leaf processes" in line and "fused" not in line
 
 
 def test_python_dash_m():
