@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/cost_estimate.py [--configs 370m 1.3b 2.7b] [--presets paper project] [--out out/cost]
                                                  [--instructions FILE.toml|.json] [--prompt-lengths 16 ... 4096]
 
+With several configs it ends with a scaling table: per config and preset, Loihi 2 next to the Jetson running
+the Transformer++ of the same shape (the README's table comes from ``--configs 370m 1.3b 2.7b``).
+
 Microcode instruction counts per neuron update come from, in order: ``--instructions FILE``, then
 ``lava_matmulfree.microcode.instruction_counts()`` if the microcode package provides it, then the
 PLACEHOLDER_INSTRUCTIONS below, which are labelled as such in the printed tables and the JSON reports
@@ -46,6 +49,24 @@ def _instructions(arg: str | None):
         return dict(PLACEHOLDER_INSTRUCTIONS), "PLACEHOLDER (benchmarks/cost_estimate.py; no microcode counts yet)"
 
 
+def scaling_table(summary: dict, configs, presets) -> str:
+    """Markdown rows: Loihi 2 per config and preset beside the Jetson's Transformer++ of the same shape."""
+    lines = ["| config | deployment | chips | TTFT | gen tok/s | gen mJ/tok | prefill mJ/tok |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in configs:
+        for preset in presets:
+            p = summary[f"{name}/{preset}"]["platforms"]
+            lp = p["loihi2"]
+            lines.append(f"| {name} | Loihi 2, preset {preset} | {lp['chips']} | {1e3 * lp['ttft_s']:,.0f} ms | "
+                         f"{lp['decode_tokens_per_s']:,.1f} | {lp['decode_mj_per_token']:,.0f} | "
+                         f"{lp['prefill_mj_per_token']:,.1f} |")
+        g = summary[f"{name}/{presets[0]}"]["platforms"][f"jetson/llama{name}"]
+        lines.append(f"| {name} | Jetson Orin Nano, {g['model'].split(' (')[0]} (FP16) | - | "
+                     f"{1e3 * g['ttft_s']:,.0f} ms | {g['decode_tokens_per_s']:,.1f} | "
+                     f"{g['decode_mj_per_token']:,.0f} | {g['prefill_mj_per_token']:,.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["370m"])
@@ -65,6 +86,9 @@ def main(argv=None) -> int:
                               **extra)
             summary[f"{name}/{preset}"] = {"platforms": r["platforms"], "calibration": r["calibration"],
                                            "instructions_source": r["instructions_source"]}
+
+    if len(args.configs) > 1:
+        print("\n" + scaling_table(summary, args.configs, args.presets))
 
     # sensitivity to the instruction counts (paper preset of the first config)
     base_ins = ins if isinstance(ins, dict) else None

@@ -299,3 +299,19 @@ def test_bench_lava_overhead_runs(tmp_path):
         assert r["ms_per_step"] > 0 and r["create_runtime_s"] > 0 and r["steps_timed"] == 10
     left = [p for p in lo.child_pids() if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert not left  # every Lava process was stopped (multiprocessing's resource tracker is not one)
+
+
+# ---------------------------------------------------------------------------------- cost estimates
+def test_cost_estimate_scaling_table(tmp_path, capsys):
+    """benchmarks/cost_estimate.py over two configs ends with the scaling table the README quotes: a Loihi row
+    per preset and the Jetson's Transformer++ of each config's own shape."""
+    bench = load_bench("cost_estimate")
+    assert bench.main(["--configs", "tiny", "370m", "--presets", "paper", "project", "--out", str(tmp_path),
+                       "--prompt-lengths", "16", "64"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("| config | deployment"):].splitlines()
+    rows = [r for r in table if r.startswith("| tiny") or r.startswith("| 370m")]
+    assert len(rows) == 6
+    assert "Llama-style tiny" in rows[2] and "Llama-style 370M" in rows[5]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary) >= {"tiny/paper", "tiny/project", "370m/paper", "370m/project"}

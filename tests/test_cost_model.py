@@ -12,8 +12,8 @@ from lava_matmulfree.loihi import calibration as cal
 from lava_matmulfree.loihi.calibration import PAPER
 from lava_matmulfree.loihi.cost_model import (LoihiCostModel, build_report, estimate, estimate_main, value_bytes,
                                               resolve_instruction_counts)
-from lava_matmulfree.loihi.gpu_baseline import (LLAMA_370M, QWEN25_05B, TransformerShape, decode_time,
-                                                gpu_estimate, prefill_time)
+from lava_matmulfree.loihi.gpu_baseline import (LLAMA_370M, QWEN25_05B, TransformerShape, baselines_for,
+                                                decode_time, gpu_estimate, prefill_time, transformer_pp)
 from lava_matmulfree.loihi.hardware import EAGER_SCORE_PASSES, H100_SXM, JETSON_ORIN_NANO, LOIHI2, CostModelError
 from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping
 
@@ -192,6 +192,18 @@ def test_gpu_shapes():
     assert QWEN25_05B.kv_width == 128
 
 
+def test_each_config_is_compared_with_its_own_transformer_pp():
+    """Zhu et al. trained a Transformer++ of the same d, L, I and V beside each MMfreeLM size."""
+    assert transformer_pp(load_config("370m").model) == LLAMA_370M
+    big = transformer_pp(load_config("1.3b").model)
+    assert (big.hidden_size, big.num_layers, big.intermediate_size, big.num_heads, big.head_dim) == (
+        2048, 24, 5632, 32, 64)
+    assert 1.3e9 < big.params < 1.4e9 and not big.tied_embeddings
+    tiny = transformer_pp(load_config("tiny").model)
+    assert tiny.num_heads == 1 and tiny.head_dim == tiny.hidden_size == 72
+    assert list(baselines_for(load_config("1.3b").model)) == ["llama1.3b", "qwen0.5b"]
+
+
 def test_gpu_flops_by_hand():
     shape = TransformerShape("t", hidden_size=8, num_layers=1, intermediate_size=16, vocab_size=16, num_heads=2,
                              num_kv_heads=1, head_dim=4, tied_embeddings=False)
@@ -360,7 +372,11 @@ def test_report_and_files(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Calibration" in out and "Beyond the paper" in out
     data = json.loads((tmp_path / "cost_tiny_project.json").read_text())
-    assert data["options"]["zero_fraction"] == 0.25 and data["platforms"]["jetson/llama370m"]["dtype"] == "fp32"
+    # the tiny model is compared with the Transformer++ of its own shape (and Qwen2.5-0.5B)
+    assert data["options"]["zero_fraction"] == 0.25 and data["platforms"]["jetson/llamatiny"]["dtype"] == "fp32"
+    assert set(data["platforms"]) == {"loihi2", "jetson/llamatiny", "jetson/qwen0.5b", "h100/llamatiny",
+                                      "h100/qwen0.5b"}
+    assert set(data["sweep"][0]) == {"prompt_tokens", *data["platforms"]}
     assert [row["prompt_tokens"] for row in data["sweep"]] == [8, 64, 256, 500]
     for png in ("ttft_tiny_project.png", "energy_tiny_project.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

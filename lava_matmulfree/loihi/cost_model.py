@@ -456,7 +456,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     ``anchor_tokens``, and any field of MappingOptions, Loihi2Spec (plain or ``loihi2.NAME``) or a GPU
     (``jetson.NAME``, ``h100.NAME``)."""
     from .calibration import PAPER, PRESETS, VARIANTS, anchor_table, apply, calibrate, loihi_model, resolve_options
-    from .gpu_baseline import BASELINES
+    from .gpu_baseline import BASELINES, baselines_for
 
     overrides = dict(overrides)
     instructions, instr_source = resolve_instruction_counts(overrides.pop("instructions", None))
@@ -498,8 +498,9 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     cm = model(PRESETS[preset])
     m = cm.mapping
     platforms = {"loihi2": loihi_platform(cm, T)}
+    compared = baselines_for(cfg)
     for g in GPU_PLATFORMS:
-        for k, shape in BASELINES.items():
+        for k, shape in compared.items():
             platforms[f"{g}/{k}"] = gpu_platform(shape, T, gpus[g])
     lengths = sorted({int(t) for t in prompt_lengths} | {T})
     sweep = []
@@ -509,7 +510,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
                                               "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
                                               "decode_tokens_per_s": 1.0 / cm.decode_token_s}}
         for g in GPU_PLATFORMS:
-            for k, shape in BASELINES.items():
+            for k, shape in compared.items():
                 p = gpu_platform(shape, t, gpus[g])
                 row[f"{g}/{k}"] = {q: p[q] for q in ("ttft_s", "prefill_mj_per_token", "decode_mj_per_token",
                                                      "decode_tokens_per_s", "fits_in_memory")}

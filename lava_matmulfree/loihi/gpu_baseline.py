@@ -5,7 +5,8 @@
 the Jetson. We model two with their real shapes: the Llama-style "Transformer++" that Zhu et al. 2024 trained
 beside MMfreeLM 370M (same d=1024, L=24, I=2816, V=32000; 16 heads of 64; untied embedding and head: 374M
 parameters) and Qwen2.5-0.5B (d=896, L=24, 14 query and 2 key/value heads of 64, I=4864, V=151,936, tied:
-494M).
+494M). Another config is compared with the Transformer++ of its own shape (:func:`baselines_for`) and
+Qwen2.5-0.5B; the calibration always uses the 370M pair.
 
 **Prefill (compute-bound).** FLOPs for a T-token prompt: 2 T x (layer weights) for the projections,
 2 d V for the LM head (``generate()`` asks the prompt's forward for the last position's logits only; 2 d V T
@@ -79,7 +80,24 @@ class TransformerShape:
 LLAMA_370M = TransformerShape("Llama-style 370M (Transformer++ of MMfreeLM 370M)", 1024, 24, 2816, 32000,
                               16, 16, 64, False)
 QWEN25_05B = TransformerShape("Qwen2.5-0.5B", 896, 24, 4864, 151936, 14, 2, 64, True)
-BASELINES = {"llama370m": LLAMA_370M, "qwen0.5b": QWEN25_05B}
+BASELINES = {"llama370m": LLAMA_370M, "qwen0.5b": QWEN25_05B}  # the paper's comparison (370M class)
+HEAD_DIM = 64  # the Transformer++ baselines' attention head size
+
+
+def transformer_pp(cfg) -> TransformerShape:
+    """The Llama-style Transformer++ that Zhu et al. 2024 trained beside an MMfreeLM of this shape (source
+    ``zhu``): the same d, L, I and V, heads of 64 (one head of d below 64), untied embedding and head. For the
+    370M config it is :data:`LLAMA_370M`."""
+    d = cfg.hidden_size
+    heads = max(1, d // HEAD_DIM)
+    size = cfg.name.upper() if cfg.name[:1].isdigit() else cfg.name
+    return TransformerShape(f"Llama-style {size} (Transformer++ of MMfreeLM {size})", d, cfg.num_layers,
+                            cfg.intermediate_size, cfg.vocab_size, heads, heads, d // heads, False)
+
+
+def baselines_for(cfg) -> dict[str, TransformerShape]:
+    """The GPU baselines a config is compared with: the Transformer++ of its own shape and Qwen2.5-0.5B."""
+    return {f"llama{cfg.name}": transformer_pp(cfg), "qwen0.5b": QWEN25_05B}
 
 
 def host_ops(shape: TransformerShape, gpu: GpuSpec) -> int:
