@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/cost_estimate.py [--configs 370m 1.3b 2.7b] [--presets paper project] [--out out/cost]
                                                  [--instructions FILE.toml|.json] [--prompt-lengths 16 ... 4096]
 
-With several configs it ends with a scaling table: per config and preset, Loihi 2 next to the Jetson running
-the Transformer++ of the same shape (the README's table comes from ``--configs 370m 1.3b 2.7b``).
+With several configs it ends with a scaling table and plot (``scaling.png``): per config and preset, Loihi 2
+next to the GPUs running the Transformer++ of the same shape (the README's come from ``--configs 370m 1.3b
+2.7b``).
 
 Microcode instruction counts per neuron update come from, in order: ``--instructions FILE``, then
 ``lava_matmulfree.microcode.instruction_counts()`` if the microcode package provides it, then the
@@ -88,7 +89,10 @@ def main(argv=None) -> int:
                                            "instructions_source": r["instructions_source"]}
 
     if len(args.configs) > 1:
+        from lava_matmulfree.loihi.cost_plots import plot_scaling
+
         print("\n" + scaling_table(summary, args.configs, args.presets))
+        print(f"wrote {plot_scaling(summary, args.configs, args.presets, args.out / 'scaling.png')}")
 
     # sensitivity to the instruction counts (paper preset of the first config)
     base_ins = ins if isinstance(ins, dict) else None

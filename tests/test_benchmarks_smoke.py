@@ -315,3 +315,4 @@ def test_cost_estimate_scaling_table(tmp_path, capsys):
     assert "Llama-style tiny" in rows[2] and "Llama-style 370M" in rows[5]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) >= {"tiny/paper", "tiny/project", "370m/paper", "370m/project"}
+    assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

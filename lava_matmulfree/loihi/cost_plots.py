@@ -104,3 +104,37 @@ def plot_energy(report: dict[str, Any], path: str | Path) -> Path:
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
     return out
+
+
+PRESET_MARKERS = ("o", "D", "v", "P")
+SCALING_PANELS = (("decode_mj_per_token", "energy per generated token (mJ)"),
+                  ("ttft_s", "time to first token, 500 tokens (s)"),
+                  ("decode_tokens_per_s", "generation throughput (tokens/s)"))
+
+
+def plot_scaling(summary: dict[str, Any], configs, presets, path: str | Path) -> Path:
+    """Against model size (the Transformer++ of each config's shape, in parameters): Loihi 2 per preset next to
+    the GPUs running that Transformer++; one panel each for generation energy, TTFT and generation rate.
+    ``summary``: ``{"<config>/<preset>": {"platforms": ...}}`` as benchmarks/cost_estimate.py collects it."""
+    fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(FIG_SIZE_WIDE[0] * 1.25, FIG_SIZE_WIDE[1]))
+    size = [summary[f"{c}/{presets[0]}"]["platforms"][f"jetson/llama{c}"]["params"] for c in configs]
+    for ax, (key, label) in zip(axes, SCALING_PANELS):
+        for i, preset in enumerate(presets):
+            lp = [summary[f"{c}/{preset}"]["platforms"]["loihi2"] for c in configs]
+            ax.plot(size, [p[key] for p in lp], marker=PRESET_MARKERS[i % len(PRESET_MARKERS)], color=LOIHI_COLOR,
+                    linestyle="-" if i == 0 else "--", label=f"Loihi 2, preset '{preset}'")
+            for x, p in zip(size, lp):
+                ax.annotate(f"{p['chips']}", (x, p[key]), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                            color=LOIHI_COLOR)
+        for gpu, (color, marker) in GPU_STYLE.items():
+            g = [summary[f"{c}/{presets[0]}"]["platforms"][f"{gpu}/llama{c}"] for c in configs]
+            ax.plot(size, [p[key] for p in g], marker=marker, color=color,
+                    label=f"{g[0]['gpu'].split(' (')[0]}, Transformer++ of the same shape")
+        _finish(ax, "model size (parameters of the same-shape Transformer++)", label, label)
+    fig.suptitle(f"Scaling with model size ({', '.join(configs)}): Loihi 2 vs GPU, batch 1 "
+                 f"(numbers beside the Loihi 2 points: chips)", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out
