@@ -393,6 +393,17 @@ def test_report_and_files(tmp_path, capsys):
         build_report("tiny", instructions=INS, prefill_efficiency=0.5)
 
 
+@pytest.mark.parametrize("name, value, match", [
+    ("jetson.attention_score_passes", -1, "attention_score_passes must be >= 0"),
+    ("h100.memory_capacity_bytes", -5.0, "memory_capacity_bytes must be positive"),
+    ("jetson.power_w", 0.0, "power_w must be positive"),
+    ("jetson.dtype", "bf16", "'fp32' or 'fp16'"),
+])
+def test_impossible_gpu_constants_are_refused(name, value, match):
+    with pytest.raises(CostModelError, match=match):
+        build_report("tiny", (8,), instructions=INS, **{name: value})
+
+
 def test_wider_spikes_cost_host_bytes_and_messages_past_the_payload():
     """act_bits: the host link carries ceil(bits / 8) bytes per value; on chip one message per spike up to the
     graded payload width (24 bits), more beyond it."""

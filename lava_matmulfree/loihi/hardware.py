@@ -386,10 +386,10 @@ class GpuSpec:
             v = getattr(self, k)
             if not 0 < v <= 1:
                 raise CostModelError(f"GpuSpec.{k} must be in (0, 1], got {v}")
-        for k in ("peak_fp16_flops", "peak_fp32_flops", "memory_bandwidth_bps", "power_w"):
+        for k in ("peak_fp16_flops", "peak_fp32_flops", "memory_bandwidth_bps", "memory_capacity_bytes", "power_w"):
             if getattr(self, k) <= 0:
                 raise CostModelError(f"GpuSpec.{k} must be positive, got {getattr(self, k)}")
-        for k in ("host_op_overhead_s", "host_ops_per_layer", "host_ops_outside_layers"):
+        for k in ("host_op_overhead_s", "host_ops_per_layer", "host_ops_outside_layers", "attention_score_passes"):
             if getattr(self, k) < 0:
                 raise CostModelError(f"GpuSpec.{k} must be >= 0, got {getattr(self, k)}")
 
