@@ -5,6 +5,7 @@
     lava-matmulfree eval      [MODEL] [--text FILE] [--set knob=value ...] [--json PATH]
     lava-matmulfree compile   [MODEL] --out FILE.safetensors [--calib-text FILE]
     lava-matmulfree estimate  [--config NAME] [--out DIR] [--preset paper|project] [--json FILE] [--set NAME=VALUE]
+                              [--sensitivity]
     lava-matmulfree info      [MODEL]
 
 MODEL: ``--checkpoint`` (a Hugging Face folder, calibrated on random sequences and compiled; a
@@ -393,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
                    help="override a cost-model constant (loihi2.NAME, jetson.NAME, h100.NAME or a mapping "
                         "option); repeatable")
+    s.add_argument("--sensitivity", action="store_true",
+                   help="also rebuild the estimate with each low-confidence constant halved and doubled (the "
+                        "fitted ones refitted) and table how far every figure moves (~1 min at 370M); "
+                        "sensitivity_<config>.json and .png in --out")
     s.set_defaults(func=cmd_estimate)
 
     ch = sub.add_parser("chat", help="answer prompts from stdin in one Lava runtime (state kept between them)",
@@ -711,7 +716,13 @@ def cmd_estimate(args) -> int:
             raise ValueError(f"--set {item!r}: expected NAME=VALUE")
         overrides[name.strip()] = _estimate_value(value.strip())
     json_path = check_output_file(args.json) if args.json else None
-    estimate_main(args.config, check_output_dir(args.out), preset=args.preset, json_path=json_path, **overrides)
+    out = check_output_dir(args.out)
+    estimate_main(args.config, out, preset=args.preset, json_path=json_path, **overrides)
+    if args.sensitivity:
+        from .loihi.sensitivity import sensitivity_main
+
+        print()
+        sensitivity_main(args.config, out, **overrides)
     return 0
 
 

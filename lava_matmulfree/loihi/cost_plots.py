@@ -138,3 +138,46 @@ def plot_scaling(summary: dict[str, Any], configs, presets, path: str | Path) ->
     fig.savefig(out, dpi=DPI)
     plt.close(fig)
     return out
+
+
+SENSITIVITY_CLIP = 1.0  # colour scale of the sensitivity map: changes beyond +-100% share the end colours
+
+
+def plot_sensitivity(s: dict[str, Any], path: str | Path) -> Path:
+    """One map per factor: rows the varied constants (largest effect first), columns the figures; each cell the
+    figure's relative change, coloured (red up, blue down), 'fail' where the estimate became impossible."""
+    import numpy as np
+
+    from .sensitivity import HEADINGS, largest_change
+
+    rows = sorted(s["rows"], key=largest_change, reverse=True)
+    labels = list(s["base"])
+    fig, axes = plt.subplots(1, len(s["factors"]), figsize=(FIG_SIZE_WIDE[0] * 1.2, 0.38 * len(rows) + 2.2),
+                             squeeze=False)
+    for j, (ax, factor) in enumerate(zip(axes[0], s["factors"])):
+        grid = np.full((len(rows), len(labels)), np.nan)
+        for i, row in enumerate(rows):
+            run = row["runs"][j]
+            if "change" in run:
+                grid[i] = [run["change"][k] for k in labels]
+        ax.imshow(np.clip(grid, -SENSITIVITY_CLIP, SENSITIVITY_CLIP), cmap="coolwarm", vmin=-SENSITIVITY_CLIP,
+                  vmax=SENSITIVITY_CLIP, aspect="auto")
+        for i, row in enumerate(rows):
+            run = row["runs"][j]
+            for k, label in enumerate(labels):
+                text = (f"{100 * run['change'][label]:+.0f}%" if "change" in run
+                        else "-" if run["error"].startswith("unchanged") else "fail")
+                ax.text(k, i, text, ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels([f"{k.split(':')[0]}: {HEADINGS[k]}" + (" (fitted)" if s["status"][k] == "fitted" else "")
+                            for k in labels], rotation=35, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r["constant"] for r in rows] if j == 0 else [], fontsize=7)
+        ax.set_title(f"constant x{factor:g}", fontsize=9)
+    fig.suptitle(f"{s['config']}: change of each figure when a low-confidence constant is scaled "
+                 f"(fitted constants refitted)", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out

@@ -1,0 +1,172 @@
+"""How far each low-confidence constant moves the estimate (docs/cost_model.md, section 8).
+
+Many Loihi 2 constants are not published (per-op times scaled from Loihi 1, chip links, the host round trip)
+and carry confidence ``low`` in :mod:`.hardware`. For each numeric one of them (Loihi 2 and the Jetson) the
+report is rebuilt with the constant halved and doubled; the three fitted constants are refitted on the paper's
+anchors every time, as ``estimate --set`` does. The table says how much the predictions (the paper preset's
+predicted cells) and the project preset, which moves away from the calibration, change. A figure that moves a
+lot under a constant nobody has measured is one to hold loosely.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .cost_model import build_report
+from .hardware import CostModelError
+
+FACTORS = (0.5, 2.0)
+SECTIONS = ("loihi2", "jetson")  # the constants of the calibrated platforms (the H100 is not calibrated)
+
+
+def _anchor(name: str) -> Callable[[dict], float]:
+    def get(report: dict) -> float:
+        return next(a["model"] for a in report["calibration"]["anchors"] if a["anchor"] == name)
+    return get
+
+
+def _project(key: str) -> Callable[[dict], float]:
+    return lambda report: report["platforms"]["loihi2"][key]
+
+
+# (label, column heading, status, how to read it from a report built with preset="project")
+QUANTITIES: tuple[tuple[str, str, str, Callable[[dict], float]], ...] = (
+    ("paper: Loihi TTFT", "TTFT", "predicted", _anchor("Loihi TTFT, 500 tokens")),
+    ("paper: Loihi prefill mJ/token", "prefill mJ", "predicted", _anchor("Loihi prefill mJ/token")),
+    ("paper: Loihi generation tokens/s", "gen tok/s", "fitted", _anchor("Loihi generation tokens/s")),
+    ("paper: Jetson generation tokens/s", "Jetson gen", "predicted",
+     _anchor("Jetson generation tokens/s (Llama-style 370M)")),
+    ("paper: Jetson Qwen prefill mJ/token", "Qwen pref mJ", "predicted",
+     _anchor("Jetson prefill mJ/token (Qwen2.5-0.5B)")),
+    ("project: Loihi TTFT", "TTFT", "predicted", _project("ttft_s")),
+    ("project: Loihi generation tokens/s", "gen tok/s", "predicted", _project("decode_tokens_per_s")),
+    ("project: Loihi generation mJ/token", "gen mJ", "predicted", _project("decode_mj_per_token")),
+)
+HEADINGS = {label: heading for label, heading, _, _ in QUANTITIES}
+
+
+def varied_constants(report: dict, sections: Sequence[str] = SECTIONS) -> list[str]:
+    """Names of the numeric (not boolean) constants of confidence ``low`` in ``sections``."""
+    return [c["name"] for c in report["constants"]
+            if c["confidence"] == "low" and c["name"].split(".")[0] in sections
+            and isinstance(c["value"], (int, float)) and not isinstance(c["value"], bool)]
+
+
+def scaled(value: int | float, factor: float) -> int | float:
+    """``value`` x ``factor``; an integer stays an integer (at least 1)."""
+    if isinstance(value, int):
+        return max(1, round(value * factor))
+    return value * factor
+
+
+def quantities(report: dict) -> dict[str, float]:
+    return {label: get(report) for label, _, _, get in QUANTITIES}
+
+
+def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factors: Sequence[float] = FACTORS,
+                overrides: Mapping[str, Any] | None = None, on_step: Callable[[str], None] | None = None
+                ) -> dict[str, Any]:
+    """The report of ``config`` (preset project, 500-token prompt) rebuilt with each constant in ``names``
+    (default: :func:`varied_constants`) times each factor. ``overrides`` apply to every run (a constant
+    they set is not varied). Each row: the constant, its value, per factor the value used and the relative
+    change of every quantity, or the error that made the estimate impossible (a mapping that no longer fits,
+    anchors that can no longer be fitted)."""
+    overrides = dict(overrides or {})
+    base = build_report(config, (500,), preset="project", **overrides)
+    base_q = quantities(base)
+    values = {c["name"]: c["value"] for c in base["constants"]}
+    names = [n for n in (varied_constants(base) if names is None else names) if n not in overrides]
+    unknown = [n for n in names if n not in values]
+    if unknown:
+        raise CostModelError(f"sensitivity: unknown constant(s) {', '.join(unknown)}")
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"constant": name, "value": values[name], "runs": []}
+        for f in factors:
+            v = scaled(values[name], f)
+            run: dict[str, Any] = {"factor": f, "value": v}
+            if v == values[name]:
+                run["error"] = "unchanged (an integer constant of 1)"
+            else:
+                try:
+                    q = quantities(build_report(config, (500,), preset="project", **{**overrides, name: v}))
+                    run["change"] = {k: q[k] / base_q[k] - 1 for k in base_q}
+                except CostModelError as e:
+                    run["error"] = str(e)
+            row["runs"].append(run)
+            if on_step:
+                on_step(name)
+        rows.append(row)
+    return {"config": config, "factors": list(factors), "overrides": overrides, "base": base_q,
+            "status": {label: status for label, _, status, _ in QUANTITIES}, "rows": rows}
+
+
+def largest_change(row: dict) -> float:
+    """The largest |relative change| of any quantity over the row's runs (inf where a run failed)."""
+    out = 0.0
+    for run in row["runs"]:
+        if "error" in run:
+            if not run["error"].startswith("unchanged"):
+                return float("inf")
+            continue
+        out = max(out, max(abs(c) for c in run["change"].values()))
+    return out
+
+
+def format_sensitivity(s: dict) -> str:
+    """A table: one row per constant (largest effect first), per quantity the change at each factor."""
+    labels = list(s["base"])
+    f = " / ".join(f"x{x:g}" for x in s["factors"])
+    width = 16
+    lines = [f"== Sensitivity ({s['config']}, 500-token prompt): change of each figure with a low-confidence "
+             f"constant {f}, the fitted constants refitted each time (paper preset's cells; project preset)",
+             f"{'':<40}" + "".join(f"{k.split(':')[0] + ' (' + s['status'][k][:4] + '.)':>{width}}" for k in labels),
+             f"{'constant':<40}" + "".join(f"{HEADINGS[k]:>{width}}" for k in labels),
+             f"{'base':<40}" + "".join(f"{v:>{width}.4g}" for v in s["base"].values())]
+    for row in sorted(s["rows"], key=largest_change, reverse=True):
+        cells = []
+        for k in labels:
+            parts = []
+            for run in row["runs"]:
+                if "error" in run:
+                    parts.append("-" if run["error"].startswith("unchanged") else "fail")
+                else:
+                    parts.append(f"{100 * run['change'][k]:+.0f}%")
+            cells.append("/".join(parts))
+        lines.append(f"{row['constant'][:39]:<40}" + "".join(f"{c:>{width}}" for c in cells))
+    for row in s["rows"]:
+        for run in row["runs"]:
+            if "error" in run and not run["error"].startswith("unchanged"):
+                lines.append(f"  fail: {row['constant']} x{run['factor']:g} = {run['value']:g}: {run['error']}")
+    return "\n".join(lines)
+
+
+def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[str] | None = None,
+                     factors: Sequence[float] = FACTORS, **overrides) -> dict[str, Any]:
+    """``estimate --sensitivity``: run :func:`sensitivity` with a progress bar, print the table and, with
+    ``out_dir``, write ``sensitivity_<name>.json`` and ``.png`` there (whole or not at all)."""
+    import json
+
+    from ..atomic import atomic_outputs
+    from ..progress import progress
+
+    base = build_report(config, (500,), preset="project", **overrides)
+    todo = [n for n in (varied_constants(base) if names is None else names) if n not in overrides]
+    bar = progress(total=len(todo) * len(factors), desc="sensitivity", unit="run", leave=False)
+    try:
+        s = sensitivity(config, todo, factors, overrides, on_step=lambda name: bar.update(1))
+    finally:
+        bar.close()
+    print(format_sensitivity(s))
+    if out_dir is not None:
+        from .cost_plots import plot_sensitivity
+
+        name = Path(config).stem if str(config).endswith(".toml") else str(config)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = (out / f"sensitivity_{name}.json", out / f"sensitivity_{name}.png")
+        with atomic_outputs(*paths) as (tmp_json, tmp_png):
+            tmp_json.write_text(json.dumps(s, indent=1))
+            plot_sensitivity(s, tmp_png)
+        print(f"\nwrote {paths[0]}, {paths[1]}")
+    return s
