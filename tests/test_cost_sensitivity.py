@@ -63,6 +63,10 @@ def test_unknown_constant_and_overrides():
     s = sensitivity("tiny", ["jetson.host_op_overhead_s", "loihi2.host_round_trip_s"],
                     overrides={"jetson.host_op_overhead_s": 1e-5})
     assert [r["constant"] for r in s["rows"]] == ["loihi2.host_round_trip_s"]
+    # a Loihi 2 field set by its plain name is held too
+    s = sensitivity("tiny", ["loihi2.host_round_trip_s", "loihi2.chip_link_latency_s"],
+                    overrides={"host_round_trip_s": 2e-4})
+    assert [r["constant"] for r in s["rows"]] == ["loihi2.chip_link_latency_s"]
 
 
 def test_sensitivity_main_writes_table_json_and_plot(tmp_path, capsys):

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .cost_model import build_report
-from .hardware import CostModelError
+from .gpu_baseline import LLAMA_370M, QWEN25_05B
+from .hardware import CostModelError, short_name
 
 FACTORS = (0.5, 2.0)
 SECTIONS = ("loihi2", "jetson")  # the constants of the calibrated platforms (the H100 is not calibrated)
@@ -35,9 +36,9 @@ QUANTITIES: tuple[tuple[str, str, str, Callable[[dict], float]], ...] = (
     ("paper: Loihi prefill mJ/token", "prefill mJ", "predicted", _anchor("Loihi prefill mJ/token")),
     ("paper: Loihi generation tokens/s", "gen tok/s", "fitted", _anchor("Loihi generation tokens/s")),
     ("paper: Jetson generation tokens/s", "Jetson gen", "predicted",
-     _anchor("Jetson generation tokens/s (Llama-style 370M)")),
+     _anchor(f"Jetson generation tokens/s ({short_name(LLAMA_370M.name)})")),
     ("paper: Jetson Qwen prefill mJ/token", "Qwen pref mJ", "predicted",
-     _anchor("Jetson prefill mJ/token (Qwen2.5-0.5B)")),
+     _anchor(f"Jetson prefill mJ/token ({short_name(QWEN25_05B.name)})")),
     ("project: Loihi TTFT", "TTFT", "predicted", _project("ttft_s")),
     ("project: Loihi generation tokens/s", "gen tok/s", "predicted", _project("decode_tokens_per_s")),
     ("project: Loihi generation mJ/token", "gen mJ", "predicted", _project("decode_mj_per_token")),
@@ -59,6 +60,11 @@ def scaled(value: int | float, factor: float) -> int | float:
     return value * factor
 
 
+def held(overrides: Mapping[str, Any]) -> set[str]:
+    """The constants a user's overrides set, by their full names (a plain name is a Loihi 2 field)."""
+    return {k if "." in k else f"loihi2.{k}" for k in overrides}
+
+
 def quantities(report: dict) -> dict[str, float]:
     return {label: get(report) for label, _, _, get in QUANTITIES}
 
@@ -75,7 +81,7 @@ def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factor
     base = build_report(config, (500,), preset="project", **overrides)
     base_q = quantities(base)
     values = {c["name"]: c["value"] for c in base["constants"]}
-    names = [n for n in (varied_constants(base) if names is None else names) if n not in overrides]
+    names = [n for n in (varied_constants(base) if names is None else names) if n not in held(overrides)]
     unknown = [n for n in names if n not in values]
     if unknown:
         raise CostModelError(f"sensitivity: unknown constant(s) {', '.join(unknown)}")
@@ -151,7 +157,7 @@ def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[s
     from ..progress import progress
 
     base = build_report(config, (500,), preset="project", **overrides)
-    todo = [n for n in (varied_constants(base) if names is None else names) if n not in overrides]
+    todo = [n for n in (varied_constants(base) if names is None else names) if n not in held(overrides)]
     bar = progress(total=len(todo) * len(factors), desc="sensitivity", unit="run", leave=False)
     try:
         s = sensitivity(config, todo, factors, overrides, on_step=lambda name: bar.update(1))
