@@ -39,6 +39,14 @@ def _gpu_lines(ax, report, key, scale):
                 label="GPU: does not fit in its memory (eager T x T scores)")
 
 
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out
+
+
 def _finish(ax, xlabel, ylabel, title):
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -77,11 +85,7 @@ def plot_ttft(report: dict[str, Any], path: str | Path) -> Path:
     _finish(ax2, "context length (tokens)", "energy per generated token (mJ)",
             "generation energy per token (GPU: power x time, an upper bound)")
     fig.suptitle(f"{report['config']}: Loihi 2 deployments (same constants) vs GPU baselines", fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 def plot_energy(report: dict[str, Any], path: str | Path) -> Path:
@@ -99,11 +103,7 @@ def plot_energy(report: dict[str, Any], path: str | Path) -> Path:
             "prefill energy per token (Loihi 2: pipeline fill amortised)")
     _finish(ax2, "context length (tokens)", "generation throughput (tokens/s)", "generation throughput, batch 1")
     fig.suptitle(f"{report['config']}: energy and throughput against sequence length", fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 PRESET_MARKERS = ("o", "D", "v", "P")
@@ -133,11 +133,7 @@ def plot_scaling(summary: dict[str, Any], configs, presets, path: str | Path) ->
         _finish(ax, "model size (parameters of the same-shape Transformer++)", label, label)
     fig.suptitle(f"Scaling with model size ({', '.join(configs)}): Loihi 2 vs GPU, batch 1 "
                  f"(numbers beside the Loihi 2 points: chips)", fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
 
 
 SENSITIVITY_CLIP = 1.0  # colour scale of the sensitivity map: changes beyond +-100% share the end colours
@@ -176,8 +172,4 @@ def plot_sensitivity(s: dict[str, Any], path: str | Path) -> Path:
         ax.set_title(f"constant x{factor:g}", fontsize=9)
     fig.suptitle(f"{s['config']}: change of each figure when a low-confidence constant is scaled "
                  f"(fitted constants refitted)", fontsize=10)
-    fig.tight_layout()
-    out = Path(path)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
-    return out
+    return _save(fig, path)
