@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from lava_matmulfree.loihi.cost_model import DEFAULT_PROMPT_LENGTHS, estimate_main  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
+from lava_matmulfree.loihi.gpu_baseline import transformer_pp_key  # noqa: E402
 from lava_matmulfree.loihi.hardware import CostModelError  # noqa: E402
 
 # Rough instruction counts per neuron update, written down by hand from the neuron definitions (docs/model.md, docs/fixed_point.md)
@@ -61,7 +62,7 @@ def scaling_table(summary: dict, configs, presets) -> str:
             lines.append(f"| {name} | Loihi 2, preset {preset} | {lp['chips']} | {1e3 * lp['ttft_s']:,.0f} ms | "
                          f"{lp['decode_tokens_per_s']:,.1f} | {lp['decode_mj_per_token']:,.0f} | "
                          f"{lp['prefill_mj_per_token']:,.1f} |")
-        g = summary[f"{name}/{presets[0]}"]["platforms"][f"jetson/llama{name}"]
+        g = summary[f"{name}/{presets[0]}"]["platforms"][f"jetson/{transformer_pp_key(name)}"]
         lines.append(f"| {name} | Jetson Orin Nano, {g['model'].split(' (')[0]} (FP16) | - | "
                      f"{1e3 * g['ttft_s']:,.0f} ms | {g['decode_tokens_per_s']:,.1f} | "
                      f"{g['decode_mj_per_token']:,.0f} | {g['prefill_mj_per_token']:,.1f} |")

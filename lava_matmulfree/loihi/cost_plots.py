@@ -116,8 +116,10 @@ def plot_scaling(summary: dict[str, Any], configs, presets, path: str | Path) ->
     """Against model size (the Transformer++ of each config's shape, in parameters): Loihi 2 per preset next to
     the GPUs running that Transformer++; one panel each for generation energy, TTFT and generation rate.
     ``summary``: ``{"<config>/<preset>": {"platforms": ...}}`` as benchmarks/cost_estimate.py collects it."""
+    from .gpu_baseline import transformer_pp_key
+
     fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(FIG_SIZE_WIDE[0] * 1.25, FIG_SIZE_WIDE[1]))
-    size = [summary[f"{c}/{presets[0]}"]["platforms"][f"jetson/llama{c}"]["params"] for c in configs]
+    size = [summary[f"{c}/{presets[0]}"]["platforms"][f"jetson/{transformer_pp_key(c)}"]["params"] for c in configs]
     for ax, (key, label) in zip(axes, SCALING_PANELS):
         for i, preset in enumerate(presets):
             lp = [summary[f"{c}/{preset}"]["platforms"]["loihi2"] for c in configs]
@@ -127,7 +129,7 @@ def plot_scaling(summary: dict[str, Any], configs, presets, path: str | Path) ->
                 ax.annotate(f"{p['chips']}", (x, p[key]), textcoords="offset points", xytext=(4, 4), fontsize=7,
                             color=LOIHI_COLOR)
         for gpu, (color, marker) in GPU_STYLE.items():
-            g = [summary[f"{c}/{presets[0]}"]["platforms"][f"{gpu}/llama{c}"] for c in configs]
+            g = [summary[f"{c}/{presets[0]}"]["platforms"][f"{gpu}/{transformer_pp_key(c)}"] for c in configs]
             ax.plot(size, [p[key] for p in g], marker=marker, color=color,
                     label=f"{g[0]['gpu'].split(' (')[0]}, Transformer++ of the same shape")
         _finish(ax, "model size (parameters of the same-shape Transformer++)", label, label)

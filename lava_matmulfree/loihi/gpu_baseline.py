@@ -95,9 +95,14 @@ def transformer_pp(cfg) -> TransformerShape:
                             cfg.intermediate_size, cfg.vocab_size, heads, heads, d // heads, False)
 
 
+def transformer_pp_key(config_name: str) -> str:
+    """The report's key of a config's Transformer++ baseline (platforms ``<gpu>/<key>``): ``llama370m``."""
+    return f"llama{config_name}"
+
+
 def baselines_for(cfg) -> dict[str, TransformerShape]:
     """The GPU baselines a config is compared with: the Transformer++ of its own shape and Qwen2.5-0.5B."""
-    return {f"llama{cfg.name}": transformer_pp(cfg), "qwen0.5b": QWEN25_05B}
+    return {transformer_pp_key(cfg.name): transformer_pp(cfg), "qwen0.5b": QWEN25_05B}
 
 
 def host_ops(shape: TransformerShape, gpu: GpuSpec) -> int:
