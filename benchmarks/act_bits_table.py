@@ -29,22 +29,22 @@ sys.path.insert(0, str(HERE))
 
 from demo_figures import CALIB_WINDOWS, calibration_windows  # noqa: E402
 
-from lava_matmulfree.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
-from lava_matmulfree.accuracy import sample_sequences  # noqa: E402
-from lava_matmulfree.calibration import calibrate  # noqa: E402
-from lava_matmulfree.checkpoint import load_checkpoint  # noqa: E402
+from lava_matmulfree.evaluation.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
+from lava_matmulfree.evaluation.accuracy import sample_sequences  # noqa: E402
+from lava_matmulfree.model.calibration import calibrate  # noqa: E402
+from lava_matmulfree.io.checkpoint import load_checkpoint  # noqa: E402
 from lava_matmulfree.config import FixedPointConfig  # noqa: E402
-from lava_matmulfree.float_model import FloatModel  # noqa: E402
-from lava_matmulfree.golden_fast import FastGoldenModel  # noqa: E402
-from lava_matmulfree.quantise import compile_network  # noqa: E402
-from lava_matmulfree.train_data import eval_windows, load_corpus, split_from_training_json, split_stream  # noqa: E402
+from lava_matmulfree.model.float_model import FloatModel  # noqa: E402
+from lava_matmulfree.model.golden_fast import FastGoldenModel  # noqa: E402
+from lava_matmulfree.model.quantise import compile_network  # noqa: E402
+from lava_matmulfree.io.corpus import eval_windows, load_corpus, split_from_training_json, split_stream  # noqa: E402
 
 DATA = HERE.parent / "lava_matmulfree" / "data"
 ACT_BITS = (8, 12, 16)
 
 
 def lava_check(net, prompt, backend) -> dict:
-    from lava_matmulfree.backends import generate
+    from lava_matmulfree.graph.backends import generate
 
     ref = generate("reference", net, prompt, 1)
     t0 = time.perf_counter()

@@ -27,8 +27,8 @@ def measure(prompt_len: int, new: int, backends) -> dict:
     import numpy as np
 
     import lava_matmulfree
-    from lava_matmulfree.backends import generate
-    from lava_matmulfree.quantise import QuantisedNetwork
+    from lava_matmulfree.graph.backends import generate
+    from lava_matmulfree.model.quantise import QuantisedNetwork
 
     demo = Path(lava_matmulfree.__file__).resolve().parent / "data" / "demo_model"
     net = QuantisedNetwork.load(demo / "compiled.safetensors")

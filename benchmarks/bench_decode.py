@@ -131,7 +131,7 @@ def peak_rss_bytes() -> int:
 def resident_bytes(*roots) -> int:
     """Bytes of every numpy array / torch tensor reachable from ``roots`` (objects, dataclasses, dicts, lists),
     each buffer counted once, plus the packed ternary kernels (float_model.ternary_matrix) of the int8 arrays."""
-    from lava_matmulfree import float_model as fm_mod
+    from lava_matmulfree.model import float_model as fm_mod
 
     seen, buffers = set(), {}
 
@@ -285,8 +285,8 @@ def time_row(row: Row, prompt, prefix, decode_tokens) -> None:
 
 def golden_stage_timing(net, prompt, prefix, decode_tokens) -> dict:
     """Wall time per stage of the golden model (ms per token) for one prefill and the decode steps."""
-    from lava_matmulfree import golden as G0
-    from lava_matmulfree import golden_fast as G
+    from lava_matmulfree.model import golden as G0
+    from lava_matmulfree.model import golden_fast as G
 
     acc: dict = {}
     originals = {}
@@ -366,8 +366,8 @@ def process_pss_mib() -> dict:
 def golden_worker(args) -> int:
     """In a subprocess: the golden model as a deployment runs it (network loaded from its file, weights packed,
     kernels warm): PSS before loading (the interpreter and imports) and after, and the model-held bytes."""
-    from lava_matmulfree.golden_fast import FastGoldenModel
-    from lava_matmulfree.quantise import QuantisedNetwork
+    from lava_matmulfree.model.golden_fast import FastGoldenModel
+    from lava_matmulfree.model.quantise import QuantisedNetwork
 
     base = pss_mib(os.getpid())
     net = QuantisedNetwork.load(args.golden_worker).pack_weights()
@@ -390,10 +390,10 @@ def lava_worker(args) -> int:
     the per-repeat results as JSON."""
     from bench_lava_overhead import InstrumentedRun
 
-    from lava_matmulfree.backends import lava_run_config
-    from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
-    from lava_matmulfree.graph import build_graph
-    from lava_matmulfree.quantise import QuantisedNetwork
+    from lava_matmulfree.graph.backends import lava_run_config
+    from lava_matmulfree.model.golden_fast import FastGoldenModel as GoldenModel
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.model.quantise import QuantisedNetwork
 
     net = QuantisedNetwork.load(args.lava_worker).pack_weights()
     t0 = time.perf_counter()
@@ -502,14 +502,14 @@ class GoldenBefore:
     generic numba kernel, and BLAS for batches of >= 64 tokens: numpy's BLAS uses its own threads, 2 here)."""
 
     def __init__(self, net):
-        from lava_matmulfree.golden import GoldenModel
-        from lava_matmulfree.golden_fast import FastGoldenModel
+        from lava_matmulfree.model.golden import GoldenModel
+        from lava_matmulfree.model.golden_fast import FastGoldenModel
 
         self.g = FastGoldenModel(net)
         self._prefill = lambda tokens, state: GoldenModel.prefill(self.g, tokens, state)
 
     def prefill(self, tokens, state=None):
-        from lava_matmulfree import ternary
+        from lava_matmulfree.model import ternary
 
         avx2 = ternary.avx2_usable
         ternary.avx2_usable = lambda: False
@@ -566,9 +566,9 @@ def main(argv=None) -> int:
 
     import membw
 
-    from lava_matmulfree.accuracy import build_evaluation
-    from lava_matmulfree.golden_fast import FastGoldenModel
-    from lava_matmulfree.ternary import host_dot_mode
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
+    from lava_matmulfree.model.golden_fast import FastGoldenModel
+    from lava_matmulfree.model.ternary import host_dot_mode
 
     t_start = time.perf_counter()
     load_start = loadavg()

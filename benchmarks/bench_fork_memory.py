@@ -51,10 +51,10 @@ def worker(args) -> int:
     """In a subprocess: load, pack, build, run; then the memory of this process and of every child."""
     import bench_lava_overhead as blo
 
-    from lava_matmulfree import golden_fast
-    from lava_matmulfree.backends import GRAPH_KIND, lava_run_config
-    from lava_matmulfree.graph import build_graph
-    from lava_matmulfree.quantise import QuantisedNetwork
+    from lava_matmulfree.model import golden_fast
+    from lava_matmulfree.graph.backends import GRAPH_KIND, lava_run_config
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.model.quantise import QuantisedNetwork
 
     if args.no_warm:
         golden_fast.warm_kernels = lambda net: None  # the reference: every worker compiles or loads its own kernels
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     if args.worker:
         return worker(args)
 
-    from lava_matmulfree.accuracy import build_evaluation
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
 
     t0 = time.perf_counter()
     setup = build_evaluation(args.config, seed=args.seed, num_calib=2, calib_length=8, dtype=np.float32)

@@ -39,7 +39,7 @@ def mem_available_bytes() -> int:
 def build_worker(config: str, path: str, seed: int) -> int:
     import numpy as np
 
-    from lava_matmulfree.accuracy import build_evaluation
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
 
     t0 = time.perf_counter()
     setup = build_evaluation(config, seed=seed, num_calib=1, calib_length=4, dtype=np.float32)
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from lava_matmulfree.config import load_model_config
-    from lava_matmulfree.params import expected_tensors
+    from lava_matmulfree.io.params import expected_tensors
 
     results = {}
     for config in args.configs:

@@ -159,7 +159,7 @@ class InstrumentedRun:
         global _PROFILE_DIR, _CHUNK_ENDS, _STATS
         from lava.magma.core.run_conditions import RunSteps
 
-        from lava_matmulfree.runtime import raise_fd_limit as _raise_fd_limit, teardown as _teardown
+        from lava_matmulfree.graph.runtime import raise_fd_limit as _raise_fd_limit, teardown as _teardown
 
         _raise_fd_limit()
         out: dict = {"chunks": []}
@@ -304,8 +304,8 @@ def real_graph_chunks(loop_depth: int, prompt_len: int, new_tokens: int) -> list
 
 
 def bench_real(backend: str, net, n_new: int, repeats: int, golden_ms: float, log) -> dict:
-    from lava_matmulfree.backends import lava_run_config
-    from lava_matmulfree.graph import build_graph
+    from lava_matmulfree.graph.backends import lava_run_config
+    from lava_matmulfree.graph.builder import build_graph
 
     prompt = list(range(1, REAL_PROMPT + 1))
     reps = []
@@ -347,7 +347,7 @@ def bench_real(backend: str, net, n_new: int, repeats: int, golden_ms: float, lo
 
 
 def golden_ms_per_token(net, n: int = 20) -> float:
-    from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
+    from lava_matmulfree.model.golden_fast import FastGoldenModel as GoldenModel
 
     g = GoldenModel(net)
     _, st = g.prefill(list(range(1, REAL_PROMPT + 1)))
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     chains = bench_chains(args.leaves, args.width, args.steps, args.repeats, log)
     real = []
     if not args.no_real:
-        from lava_matmulfree.accuracy import build_evaluation
+        from lava_matmulfree.evaluation.accuracy import build_evaluation
 
         net = build_evaluation(args.real_config, seed=0).net
         g_ms = golden_ms_per_token(net)

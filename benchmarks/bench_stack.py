@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.backends import generate
-from lava_matmulfree.golden_fast import FastGoldenModel
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.graph.backends import generate
+from lava_matmulfree.model.golden_fast import FastGoldenModel
 
 PROMPT = [1, 2, 3, 4]
 SHORT, LONG = 8, 24

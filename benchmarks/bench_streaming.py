@@ -27,15 +27,15 @@ PROBES = ("l0.h", "l1.h", "l2.h", "l1.attn_inv_rms", "l2.down_sum_sq", "head.inv
 
 def demo():
     from lava_matmulfree.cli import DEMO_MODEL_DIR
-    from lava_matmulfree.quantise import QuantisedNetwork
-    from lava_matmulfree.tokenizer import load_tokenizer
+    from lava_matmulfree.model.quantise import QuantisedNetwork
+    from lava_matmulfree.io.tokenizer import load_tokenizer
 
     return QuantisedNetwork.load(DEMO_MODEL_DIR / "compiled.safetensors"), load_tokenizer(DEMO_MODEL_DIR)
 
 
 def streamed(backend, net, prompt, new, probes=()):
     """generate() with on_token: (generation, [seconds from the call to each token])."""
-    from lava_matmulfree.backends import generate
+    from lava_matmulfree.graph.backends import generate
 
     t0, stamps = time.perf_counter(), []
     gen = generate(backend, net, prompt, new, probes=probes, on_token=lambda t: stamps.append(time.perf_counter() - t0))
@@ -48,8 +48,8 @@ def stream_figures(stamps) -> dict:
 
 
 def main(argv=None) -> int:
-    from lava_matmulfree.backends import generate
-    from lava_matmulfree.session import Session
+    from lava_matmulfree.graph.backends import generate
+    from lava_matmulfree.graph.session import Session
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backends", nargs="+", default=["sim-fused", "sim"])

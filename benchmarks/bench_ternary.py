@@ -35,9 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lava_matmulfree import ternary  # noqa: E402
+from lava_matmulfree.model import ternary  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
-from lava_matmulfree.ternary import TernaryMatrix, X16_MAX, X16_MIN, X_MAX, X_MIN  # noqa: E402
+from lava_matmulfree.model.ternary import TernaryMatrix, X16_MAX, X16_MIN, X_MAX, X_MIN  # noqa: E402
 
 REFERENCE = "numpy int32"
 MIB = 1 << 20
@@ -190,7 +190,7 @@ def main_wide(args) -> int:
 def jit_times() -> dict:
     """First-call time (import + compile or cache load + one matvec) in fresh interpreters."""
     code = ("import time, numpy as np; t0 = time.perf_counter(); "
-            "from lava_matmulfree.ternary import TernaryMatrix; "
+            "from lava_matmulfree.model.ternary import TernaryMatrix; "
             "m = TernaryMatrix(np.ones((64, 256), np.int8)); t1 = time.perf_counter(); "
             "m.matvec(np.ones(256, np.int8)); t2 = time.perf_counter(); "
             "m.matvec(np.ones(256, np.int8)); t3 = time.perf_counter(); "

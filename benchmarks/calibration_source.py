@@ -20,8 +20,8 @@ sys.path.insert(0, str(HERE))
 
 from act_bits_table import DATA  # noqa: E402
 
-from lava_matmulfree.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
-from lava_matmulfree.train_data import eval_windows, load_corpus, split_from_training_json, split_stream  # noqa: E402
+from lava_matmulfree.evaluation.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
+from lava_matmulfree.io.corpus import eval_windows, load_corpus, split_from_training_json, split_stream  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lava_matmulfree.config import FixedPointConfig  # noqa: E402
-from lava_matmulfree.fixed_point import INVSQRT_OUT_FRAC, inv_sqrt, invsqrt_seed_lut  # noqa: E402
+from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC, inv_sqrt, invsqrt_seed_lut  # noqa: E402
 
 #: lava.proc.graded.models.InvSqrtModelFP calls inv_sqrt(a, 5) with its default fixed-point base of 12 bits.
 LAVA_FP_BASE = 12

@@ -21,17 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_matmulfree.accuracy import heldout_perplexity
-from lava_matmulfree.backends import generate
-from lava_matmulfree.calibration import calibrate
-from lava_matmulfree.checkpoint import fingerprint, load_checkpoint
+from lava_matmulfree.evaluation.accuracy import heldout_perplexity
+from lava_matmulfree.graph.backends import generate
+from lava_matmulfree.model.calibration import calibrate
+from lava_matmulfree.io.checkpoint import fingerprint, load_checkpoint
 from lava_matmulfree.config import FixedPointConfig
-from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
-from lava_matmulfree.progress import progress
-from lava_matmulfree.quantise import compile_network
-from lava_matmulfree.train_data import (CORPUS_NAME, eval_windows, load_corpus, split_from_training_json,
-                                        split_stream)
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.model.golden_fast import FastGoldenModel as GoldenModel
+from lava_matmulfree.utils.progress import progress
+from lava_matmulfree.model.quantise import compile_network
+from lava_matmulfree.io.corpus import (CORPUS_NAME, eval_windows, load_corpus, split_from_training_json, split_stream)
 
 DATA = Path(__file__).resolve().parent.parent / "lava_matmulfree" / "data"
 CALIB_WINDOWS = 32  # training windows the static scales are calibrated on

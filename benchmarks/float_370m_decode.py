@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lava_matmulfree.config import load_config  # noqa: E402
-from lava_matmulfree.float_model import FloatModel  # noqa: E402
-from lava_matmulfree.params import random_params  # noqa: E402
+from lava_matmulfree.model.float_model import FloatModel  # noqa: E402
+from lava_matmulfree.io.params import random_params  # noqa: E402
 
 KIB = 1024  # ru_maxrss is in KiB on Linux
 MIB = 1024 * 1024

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lava_matmulfree.accuracy import accuracy_report, build_evaluation, sample_sequences
-from lava_matmulfree.golden_fast import FastGoldenModel as GoldenModel
+from lava_matmulfree.evaluation.accuracy import accuracy_report, build_evaluation, sample_sequences
+from lava_matmulfree.model.golden_fast import FastGoldenModel as GoldenModel
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE.parent / "out" / "golden_370m.json"

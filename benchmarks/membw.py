@@ -47,7 +47,7 @@ def read_parallel(buf, n_threads):
 
 
 def make_buffer() -> np.ndarray:
-    from lava_matmulfree.ternary import start_threads
+    from lava_matmulfree.model.ternary import start_threads
 
     start_threads()  # numba's threads without fixing multiprocessing's start method (lava is imported later)
     buf = np.ones(BUFFER_BYTES // 8, dtype=np.uint64)  # written once: every page really backed

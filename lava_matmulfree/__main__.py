@@ -1,6 +1,6 @@
 """``python -m lava_matmulfree``: the same command line as ``lava-matmulfree``."""
 import sys
 
-from .cli import main
+from lava_matmulfree.cli import main
 
 sys.exit(main())

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import tomli
 
-from .errors import ConfigError
+from lava_matmulfree.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 

@@ -15,6 +15,7 @@ from typing import Optional, Union
 from lava_matmulfree.errors import MicrocodeError
 
 from . import isa
+from .isa import IMM, LIT, PARAM, REG  # noqa: F401  operand kinds, also read as assembler.IMM ...
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z", re.ASCII)
 _LABEL_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)\Z", re.ASCII | re.DOTALL)
@@ -27,11 +28,6 @@ _RADIX = {"x": 16, "b": 2}
 _DECIMAL = 10
 _SHOW_LIMIT = 40  # characters of an offending token quoted in an error message
 
-# Operand kinds after resolution.
-REG = "reg"        # a .state or .scratch register (row in the register file)
-PARAM = "param"    # a per-neuron read-only parameter bound at load
-LIT = "lit"        # an integer known at assembly (literal or .const)
-IMM = "imm"        # a per-process immediate bound at load
 
 _KIND_WORDS = {
     "state": "a persistent state register",

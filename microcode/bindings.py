@@ -36,7 +36,7 @@ import numpy as np
 
 from lava_matmulfree import events
 from lava_matmulfree.errors import MicrocodeError
-from lava_matmulfree.fixed_point import (INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC, INVSQRT_Q_FRAC,
+from lava_matmulfree.model.fixed_point import (INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC, INVSQRT_Q_FRAC,
                                          INVSQRT_Y_FRAC, lut_frac_bits)
 
 from . import PROGRAM_DIR, PROGRAM_SUFFIX, isa, load_program

@@ -16,7 +16,7 @@ import numpy as np
 from lava_matmulfree.errors import MicrocodeError
 
 from . import isa
-from .assembler import IMM, LIT, Program
+from .isa import IMM, LIT
 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
@@ -78,7 +78,7 @@ class Interpreter:
     luts:   name -> int array [size] for every `.lut` declared without inline values.
     """
 
-    def __init__(self, program: Program, n: int, params=None, imms=None, luts=None):
+    def __init__(self, program: "Program", n: int, params=None, imms=None, luts=None):
         self.program = program
         self._file = program.filename
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:

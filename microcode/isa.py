@@ -153,3 +153,10 @@ def clamp_shift(k, kind: str):
     this never changes a result: it only keeps numpy's shifts well defined."""
     low, high = SHIFT_RANGES[kind]
     return np.clip(k, low, high)
+
+
+# Operand kinds after resolution.
+REG = "reg"        # a .state or .scratch register (row in the register file)
+PARAM = "param"    # a per-neuron read-only parameter bound at load
+LIT = "lit"        # an integer known at assembly (literal or .const)
+IMM = "imm"        # a per-process immediate bound at load

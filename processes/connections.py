@@ -110,7 +110,7 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
         self._kernel = None
 
     def _prepare(self):
-        from lava_matmulfree.ternary import TernaryMatrix
+        from lava_matmulfree.model.ternary import TernaryMatrix
 
         w = np.asarray(self.weights)
         self._exp = int(self.proc_params.get("weight_exp", 0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_matmulfree.checkpoint import save_checkpoint
+from lava_matmulfree.io.checkpoint import save_checkpoint
 from lava_matmulfree.config import ModelConfig, load_config
-from lava_matmulfree.params import random_params
+from lava_matmulfree.io.params import random_params
 
 PARAMS_SEED = 1234
 

@@ -10,15 +10,15 @@ import math
 import numpy as np
 import pytest
 
-from lava_matmulfree.accuracy import (AccuracyReport, accuracy_report, build_evaluation, evaluate,
+from lava_matmulfree.evaluation.accuracy import (AccuracyReport, accuracy_report, build_evaluation, evaluate,
                                       kl_divergence, next_token_nll, sample_sequences)
-from lava_matmulfree.checkpoint import save_checkpoint
+from lava_matmulfree.io.checkpoint import save_checkpoint
 from lava_matmulfree.config import load_config
 from lava_matmulfree.errors import ConfigError
-from lava_matmulfree.golden import GoldenModel
-from lava_matmulfree.params import random_params
-from lava_matmulfree.quantise import compile_network
-from lava_matmulfree.tokenizer import ByteTokenizer
+from lava_matmulfree.model.golden import GoldenModel
+from lava_matmulfree.io.params import random_params
+from lava_matmulfree.model.quantise import compile_network
+from lava_matmulfree.io.tokenizer import ByteTokenizer
 
 SEED = 3
 NUM_SEQ, SEQ_LEN = 4, 24
@@ -96,8 +96,8 @@ def test_uniform_head_known_answer():
     cfg = load_config("tiny").model
     params = random_params(cfg, seed=SEED)
     params["lm_head.weight"][:] = 0.0
-    from lava_matmulfree.float_model import FloatModel
-    from lava_matmulfree.calibration import calibrate, random_calibration_sequences
+    from lava_matmulfree.model.float_model import FloatModel
+    from lava_matmulfree.model.calibration import calibrate, random_calibration_sequences
 
     model = FloatModel(cfg, params)
     fp = load_config("tiny").fixed_point

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.golden import GoldenModel
-from lava_matmulfree.golden_fast import FastGoldenModel
-from lava_matmulfree.quantise import compile_network
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.model.golden import GoldenModel
+from lava_matmulfree.model.golden_fast import FastGoldenModel
+from lava_matmulfree.model.quantise import compile_network
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -41,8 +41,8 @@ def test_torch_reference_is_the_float_model(tiny):
     """In float64 the PyTorch reference and FloatModel agree to summation order, over a prefill and a decode
     step with the state carried (with and without the activation quantiser: both use the same int8 grid)."""
     torch = pytest.importorskip("torch")
-    from lava_matmulfree.float_model import FloatModel
-    from lava_matmulfree.params import random_params
+    from lava_matmulfree.model.float_model import FloatModel
+    from lava_matmulfree.io.params import random_params
 
     bd = load_bench("bench_decode")
     fm = FloatModel(tiny.cfg, random_params(tiny.cfg, seed=3), dtype=np.float64)

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from lava_matmulfree import cli
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.calibration import text_calibration_sequences
-from lava_matmulfree.checkpoint import resolve_checkpoint, save_checkpoint
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.model.calibration import text_calibration_sequences
+from lava_matmulfree.io.checkpoint import resolve_checkpoint, save_checkpoint
 from lava_matmulfree.cli import main
 from lava_matmulfree.config import load_config
 from lava_matmulfree.errors import CheckpointError
-from lava_matmulfree.params import random_params
-from lava_matmulfree.tokenizer import ByteTokenizer
-from lava_matmulfree.train_data import SplitConfig, load_corpus, split_stream
+from lava_matmulfree.io.params import random_params
+from lava_matmulfree.io.tokenizer import ByteTokenizer
+from lava_matmulfree.io.corpus import SplitConfig, load_corpus, split_stream
 
 REPO = "someone/tiny-hgrn"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from safetensors import TensorSpec, deserialize, serialize_file
 
-from lava_matmulfree.checkpoint import (CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_checkpoint, read_checkpoint,
+from lava_matmulfree.io.checkpoint import (CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE, load_checkpoint, read_checkpoint,
                                         save_checkpoint)
 from lava_matmulfree.errors import CheckpointError, ConfigError
-from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.params import expected_tensors
-from lava_matmulfree.sampling import Sampler, generate
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.io.params import expected_tensors
+from lava_matmulfree.model.sampling import Sampler, generate
 
 SHARD_BYTES = 60_000  # splits the tiny model (~1 MB in float32) into many shards
 BF16_LOW_BITS = np.uint32(0xFFFF0000)  # a float32 whose low 16 bits are zero is exactly a bfloat16
@@ -150,7 +150,7 @@ def test_unexpected_tensors_are_ignored_and_reported(tmp_path, tiny_cfg, tiny_pa
     ck = read_checkpoint(tmp_path)
     assert ck.unexpected == ["model.layers.0.attn.extra_bias", "rotary.inv_freq"]
     assert "rotary.inv_freq" not in ck.params
-    with caplog.at_level(logging.WARNING, logger="lava_matmulfree.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="lava_matmulfree.io.checkpoint"):
         load_checkpoint(tmp_path)
     assert "rotary.inv_freq" in caplog.text and "2 tensor" in caplog.text
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models
 
-from lava_matmulfree.checkpoint import save_checkpoint
+from lava_matmulfree.io.checkpoint import save_checkpoint
 from lava_matmulfree import cli
 from lava_matmulfree.cli import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, main
-from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.params import random_params
-from lava_matmulfree.sampling import Sampler, generate
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.io.params import random_params
+from lava_matmulfree.model.sampling import Sampler, generate
 
 
 @pytest.fixture(autouse=True)
@@ -220,7 +220,7 @@ def test_compile_and_generate_from_the_compiled_file(capsys, tmp_path, tiny_chec
 def test_compile_random_model(capsys, tmp_path):
     out = tmp_path / "sub" / "tiny.safetensors"
     assert main(["compile", "--config", "tiny", "--seed", "2", "--out", str(out), "--set", "act_bits=6"]) == 0
-    from lava_matmulfree.quantise import QuantisedNetwork
+    from lava_matmulfree.model.quantise import QuantisedNetwork
 
     net = QuantisedNetwork.load(out)
     assert net.fp.act_bits == 6 and net.cfg.name == "tiny"
@@ -270,7 +270,7 @@ def test_eval_report_json_text_and_overrides(capsys, tmp_path):
                  "--set", "act_bits=6", "--set", "pow2_act_scales=true", "--sequences", "2", "--length", "8"]) == 0
     out = capsys.readouterr().out
     assert "top-1 agreement" in out and "perplexity" in out
-    from lava_matmulfree.accuracy import AccuracyReport
+    from lava_matmulfree.evaluation.accuracy import AccuracyReport
 
     rep = AccuracyReport.from_json(js.read_text())
     assert rep.fixed_point["act_bits"] == 6 and rep.fixed_point["pow2_act_scales"] is True

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from lava_matmulfree.config import FixedPointConfig
-from lava_matmulfree.fixed_point import (OverflowCounter, frac_bits_for, int_range, inv_sqrt, invsqrt_seed_lut,
+from lava_matmulfree.model.fixed_point import (OverflowCounter, frac_bits_for, int_range, inv_sqrt, invsqrt_seed_lut,
                                          lut_frac_bits, mul_shift, quantize_multiplier, rshift_round, saturate,
                                          sigmoid_index, sigmoid_lut)
-from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.model.golden import GoldenModel
 
 DEFAULT = FixedPointConfig()
 # Restated from fixed_point.py's documented contract (not imported, so a silent change there fails here):

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lava_matmulfree.config import ModelConfig
-from lava_matmulfree.float_model import (BitLinear, DualRMSNorm, FloatModel, act_quant_q8, channel_mixer,
+from lava_matmulfree.model.float_model import (BitLinear, DualRMSNorm, FloatModel, act_quant_q8, channel_mixer,
                                          lower_bounds, rms_norm, ternarize, token_mixer)
-from lava_matmulfree.params import random_params
-from lava_matmulfree.sampling import Sampler, generate
+from lava_matmulfree.io.params import random_params
+from lava_matmulfree.model.sampling import Sampler, generate
 
 # tolerances of float64 results that differ only in summation order
 RTOL = 1e-9

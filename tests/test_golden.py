@@ -13,14 +13,14 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from lava_matmulfree.calibration import calibrate, random_calibration_sequences
+from lava_matmulfree.model.calibration import calibrate, random_calibration_sequences
 from lava_matmulfree.config import FixedPointConfig, load_config
 from lava_matmulfree.errors import CheckpointError
-from lava_matmulfree.fixed_point import mul_shift
-from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.golden import GoldenModel
-from lava_matmulfree.params import random_params
-from lava_matmulfree.quantise import QuantisedNetwork, compile_network, dendrite_fits
+from lava_matmulfree.model.fixed_point import mul_shift
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.model.golden import GoldenModel
+from lava_matmulfree.io.params import random_params
+from lava_matmulfree.model.quantise import QuantisedNetwork, compile_network, dendrite_fits
 
 SEEDS = (0, 1, 2)
 NUM_TOKENS = 12  # >= 8 tokens per test sequence
@@ -148,7 +148,7 @@ def test_save_load_gives_identical_logits(tmp_path):
 def test_pack_weights_keeps_only_packed_weights(tmp_path):
     """A loaded network with its weights packed holds no int8 ternary array any more, computes identical logits
     (reference and fast path), and saves the same tensors as before packing."""
-    from lava_matmulfree.ternary import PackedTernary
+    from lava_matmulfree.model.ternary import PackedTernary
 
     _, net = tiny(2)
     path = tmp_path / "net.safetensors"
@@ -158,7 +158,7 @@ def test_pack_weights_keeps_only_packed_weights(tmp_path):
     assert all(isinstance(w, PackedTernary) for w in ws)
     assert packed.pack_weights() is packed  # packing twice changes nothing
     seq = tokens(2)
-    from lava_matmulfree.golden_fast import FastGoldenModel
+    from lava_matmulfree.model.golden_fast import FastGoldenModel
     want = GoldenModel(net).prefill(seq)[0]
     assert np.array_equal(GoldenModel(packed).prefill(seq)[0], want)
     assert np.array_equal(FastGoldenModel(packed).prefill(seq)[0], want)

@@ -17,7 +17,7 @@ from lava.proc.dense.process import Dense
 from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 
-from lava_matmulfree.accuracy import build_evaluation
+from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.processes import build, connections
 
 
@@ -111,7 +111,7 @@ def test_lava_lif_drives_a_project_neuron_through_a_dense_connection(net):
     answers exactly the steps whose lane neuron spiked, with the inverse RMS of the number of spikes."""
     from lava.proc.lif.process import LIF
 
-    from lava_matmulfree.fixed_point import inv_sqrt
+    from lava_matmulfree.model.fixed_point import inv_sqrt
 
     n, T = 40, 30
     rng = np.random.default_rng(7)
@@ -145,7 +145,7 @@ def test_a_residual_queue_that_overflows_is_a_clear_error(net):
     """Residual neurons whose token mixer never answers: after MIXER_QUEUE_DEPTH tokens the next one has no
     register to wait in; the run stops with an error naming the queue (and no child survives)."""
     from lava_matmulfree.events import MIXER_QUEUE_DEPTH
-    from lava_matmulfree.runtime import LavaRunError, run_steps, stop
+    from lava_matmulfree.graph.runtime import LavaRunError, run_steps, stop
 
     d = net.cfg.hidden_size
     steps = MIXER_QUEUE_DEPTH + 3

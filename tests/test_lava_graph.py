@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.backends import generate
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.graph.backends import generate
 from lava_matmulfree.errors import BackendError
-from lava_matmulfree.float_model import silu
-from lava_matmulfree.graph import LavaRunError, build_graph, run_graph
+from lava_matmulfree.model.float_model import silu
+from lava_matmulfree.graph.builder import LavaRunError, build_graph, run_graph
 
 PROBES = ("l0.h", "l1.h", "l2.h", "l0.x", "l2.r", "l1.y", "l1.attn_sum_sq", "l2.down_sum_sq", "head.x")
 N_PROMPT, N_NEW = 8, 8
@@ -124,7 +124,7 @@ def test_h_persists_between_tokens_and_probes_are_per_token(nets):
     assert h.dtype.kind == "i" and h.shape == (N_PROMPT + N_NEW - 1, net.cfg.hidden_size)
     assert np.all(np.any(h[1:] != h[:-1], axis=1))  # a new state every token
     # h after token k equals the golden recurrence continued from the state after token k-1
-    from lava_matmulfree.golden import GoldenModel
+    from lava_matmulfree.model.golden import GoldenModel
 
     g = GoldenModel(net)
     _, st = g.prefill(prompt[:4])
@@ -146,7 +146,7 @@ def test_loihi2_without_lava_loihi_is_one_clear_error(nets):
 def test_a_graph_runs_with_any_block_model(nets):
     """No process knows a timetable: the graph built for fused blocks runs with the decomposed models (the run
     config decides) and still gives the golden tokens and logits."""
-    from lava_matmulfree.backends import lava_run_config
+    from lava_matmulfree.graph.backends import lava_run_config
 
     net = nets[0]
     prompt = [1, 2, 3]
@@ -181,7 +181,7 @@ def test_model_error_raises_and_leaves_no_child(nets, monkeypatch):
     monkeypatch.setattr(block_models.PyFusedBlockFixed, "run_spk", failing)  # the forked children inherit it
     g = build_graph(nets[0], "fused", capacity=6)
     with pytest.raises(LavaRunError, match="injected failure"):
-        run_graph(g, __import__("lava_matmulfree.backends").backends.lava_run_config("sim-fused"), [1, 2, 3], 3,
+        run_graph(g, __import__("lava_matmulfree.graph.backends").backends.lava_run_config("sim-fused"), [1, 2, 3], 3,
                   timeout=60)
     deadline = time.time() + 10
     while child_pids() and time.time() < deadline:
@@ -192,7 +192,7 @@ def test_model_error_raises_and_leaves_no_child(nets, monkeypatch):
 @pytest.mark.lava
 @pytest.mark.timeout(180)
 def test_deadlocked_run_times_out_and_leaves_no_child(nets, monkeypatch):
-    from lava_matmulfree.backends import lava_run_config
+    from lava_matmulfree.graph.backends import lava_run_config
     from lava_matmulfree.processes.block import models as block_models
 
     orig = block_models.PyFusedBlockFixed.run_spk
@@ -258,7 +258,7 @@ def test_sim_float_decomposed_equals_float_reference(seed):
     np.testing.assert_allclose(lava.probes["l1.h"], rec[1]["h"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(lava.probes["l2.x"], rec[2]["x"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(lava.probes["l0.r"], rec[0]["r"], rtol=1e-9, atol=1e-12)
-    from lava_matmulfree.float_model import silu
+    from lava_matmulfree.model.float_model import silu
 
     np.testing.assert_allclose(lava.probes["l1.y"], silu(rec[1]["u"]) * rec[1]["v"], rtol=1e-9, atol=1e-12)
 
@@ -290,7 +290,7 @@ def test_float_fused_mixers_equal_float_reference():
     np.testing.assert_allclose(res.logits, ref.logits, rtol=1e-9, atol=1e-12)
     rec = []
     setup.float_model.prefill(prompt + ref.tokens[:-1], record=rec)
-    from lava_matmulfree.float_model import silu
+    from lava_matmulfree.model.float_model import silu
 
     np.testing.assert_allclose(res.probes["l1.h"], rec[1]["h"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(res.probes["l2.x"], rec[2]["x"], rtol=1e-9, atol=1e-12)
@@ -327,7 +327,7 @@ def test_sim_stack_equals_reference(nets, seed):
 
 def test_dequantised_probes_are_the_float_models_values():
     """probe_frac_bits names the right format for every probe: dequantised values track the float model."""
-    from lava_matmulfree.backends import dequantise_probes
+    from lava_matmulfree.graph.backends import dequantise_probes
 
     setup = build_evaluation("tiny", seed=0)
     prompt = prompt_for(0, setup.cfg.vocab_size)
@@ -346,9 +346,9 @@ def test_dequantised_probes_are_the_float_models_values():
 _WARM_SCRIPT = """
 import json
 from numba.core.registry import CPUDispatcher
-from lava_matmulfree import golden_fast
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.graph import build_graph
+from lava_matmulfree.model import golden_fast
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.graph.builder import build_graph
 
 def compiled():
     return sorted(k for k, v in vars(golden_fast).items() if isinstance(v, CPUDispatcher) and v.signatures)

@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # the tasks' data are local files: never ask the Hub
 pytest.importorskip("lm_eval", reason="the eval extra (lm-eval) is not installed: pip install '.[eval]'")
 
-from lava_matmulfree.accuracy import log_softmax  # noqa: E402
-from lava_matmulfree.backends import generate  # noqa: E402
-from lava_matmulfree.lm_eval_adapter import MatMulFreeLM, compare, write_corpus_tasks  # noqa: E402
-from lava_matmulfree.tokenizer import ByteTokenizer  # noqa: E402
+from lava_matmulfree.evaluation.accuracy import log_softmax  # noqa: E402
+from lava_matmulfree.graph.backends import generate  # noqa: E402
+from lava_matmulfree.evaluation.lm_eval_adapter import MatMulFreeLM, compare, write_corpus_tasks  # noqa: E402
+from lava_matmulfree.io.tokenizer import ByteTokenizer  # noqa: E402
 
 NUM_DOCS = 4
 

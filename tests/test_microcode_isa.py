@@ -517,8 +517,8 @@ def test_run_input_errors():
 
 @pytest.mark.parametrize("k", [-8, -1, 0, 1, 2, 10, 23, 24, 46, 47, 48])
 def test_mul_agrees_with_fixed_point_module(k):
-    """The golden model (lava_matmulfree.fixed_point) uses the same definitions: mul == saturate24(mul_shift)."""
-    fixed_point = pytest.importorskip("lava_matmulfree.fixed_point")
+    """The golden model (lava_matmulfree.model.fixed_point) uses the same definitions: mul == saturate24(mul_shift)."""
+    fixed_point = pytest.importorskip("lava_matmulfree.model.fixed_point")
     a, b = pairs(extra_random=300, seed=SEED + 7 * k + 1000)
     if k < 0:  # keep the golden model's unsaturated left shift inside int64
         b = np.clip(b, -(2**12), 2**12)

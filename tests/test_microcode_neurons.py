@@ -20,10 +20,10 @@ import pytest
 from lava_matmulfree import events as pl  # the structural latencies
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.errors import MicrocodeError
-from lava_matmulfree.fixed_point import inv_sqrt, invsqrt_seed_lut, lut_frac_bits, sigmoid_lut
-from lava_matmulfree.golden import GoldenModel
+from lava_matmulfree.model.fixed_point import inv_sqrt, invsqrt_seed_lut, lut_frac_bits, sigmoid_lut
+from lava_matmulfree.model.golden import GoldenModel
 from lava_matmulfree.microcode import bindings, instruction_counts, isa, load_program
-from lava_matmulfree.quantise import QLayer, QNorm, QProj
+from lava_matmulfree.model.quantise import QLayer, QNorm, QProj
 
 LO, HI = isa.REG_MIN, isa.REG_MAX
 SEEDS = (0, 1, 2)
@@ -454,9 +454,9 @@ NEW_TOKENS = 4
 
 @pytest.fixture(scope="module")
 def tiny_net(tiny_cfg, _tiny_params_session):
-    from lava_matmulfree.calibration import calibrate, random_calibration_sequences
-    from lava_matmulfree.float_model import FloatModel
-    from lava_matmulfree.quantise import compile_network
+    from lava_matmulfree.model.calibration import calibrate, random_calibration_sequences
+    from lava_matmulfree.model.float_model import FloatModel
+    from lava_matmulfree.model.quantise import compile_network
 
     fp = FixedPointConfig()
     fm = FloatModel(tiny_cfg, _tiny_params_session)
@@ -472,7 +472,7 @@ def test_decomposed_graph_equals_golden(tiny_net):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.models import PyDenseModelBitAcc
 
-    from lava_matmulfree.graph import GraphRunner, build_graph
+    from lava_matmulfree.graph.builder import GraphRunner, build_graph
 
     graph = build_graph(tiny_net, "decomposed", capacity=len(PROMPT) + NEW_TOKENS)
     probes = ["l0.h", "l2.h", "l1.x", "l1.r", "l2.y", "l0.gate_sum_sq", "head.x"]

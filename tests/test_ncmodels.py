@@ -36,9 +36,9 @@ def process_models(module) -> list:
 
 @pytest.fixture(scope="module")
 def tiny_net(tiny_cfg, _tiny_params_session):
-    from lava_matmulfree.calibration import calibrate, random_calibration_sequences
-    from lava_matmulfree.float_model import FloatModel
-    from lava_matmulfree.quantise import compile_network
+    from lava_matmulfree.model.calibration import calibrate, random_calibration_sequences
+    from lava_matmulfree.model.float_model import FloatModel
+    from lava_matmulfree.model.quantise import compile_network
 
     fp = FixedPointConfig()
     fm = FloatModel(tiny_cfg, _tiny_params_session)
@@ -215,8 +215,8 @@ def test_loihi2_run_config_selects_the_nc_models_and_lavas_dense(tiny_net, monke
     from lava.magma.compiler.compiler_graphs import ProcGroupDiGraphs, find_processes
     from lava.proc.dense.process import Dense
 
-    from lava_matmulfree.backends import loihi2_run_config
-    from lava_matmulfree.graph import build_graph
+    from lava_matmulfree.graph.backends import loihi2_run_config
+    from lava_matmulfree.graph.builder import build_graph
     from lava_matmulfree.processes.neuron import MicrocodedNeurons
 
     _stub_lava_loihi(monkeypatch)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lava_matmulfree.checkpoint import fingerprint, load_checkpoint
+from lava_matmulfree.io.checkpoint import fingerprint, load_checkpoint
 from lava_matmulfree.cli import DEEP_MODEL_DIR, DEMO_MODEL_DIR, main
-from lava_matmulfree.quantise import QuantisedNetwork
+from lava_matmulfree.model.quantise import QuantisedNetwork
 
 MODELS = {"demo": DEMO_MODEL_DIR, "deep": DEEP_MODEL_DIR}
 

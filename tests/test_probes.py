@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.backends import dequantise_probes, generate
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.graph.backends import dequantise_probes, generate
 
 #: Vars of leaves (aggregators' inverse RMS and sums, MLGRU h, GLU y, residual x and r) and ports (a block's output,
 #: the final norm's spikes, the LM head's logits, the embedding source's output).
@@ -42,7 +42,7 @@ def test_probes_of_leaves_and_ports_equal_the_golden_records(net, backend):
 
 
 def test_unknown_probe_names_list_the_known_ones(net):
-    from lava_matmulfree.graph import build_graph
+    from lava_matmulfree.graph.builder import build_graph
 
     g = build_graph(net, "fused", capacity=3)
     with pytest.raises(ValueError, match=r"head\.inv_rms.*embedding\.x_out"):

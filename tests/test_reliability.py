@@ -14,14 +14,14 @@ from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
 from lava_matmulfree import cli
-from lava_matmulfree.atomic import atomic_outputs
-from lava_matmulfree.backends import generate
-from lava_matmulfree.checkpoint import save_checkpoint
+from lava_matmulfree.utils.atomic import atomic_outputs
+from lava_matmulfree.graph.backends import generate
+from lava_matmulfree.io.checkpoint import save_checkpoint
 from lava_matmulfree.cli import main
 from lava_matmulfree.errors import CheckpointError, NumericalError, OutputError
-from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.limits import SizeError
-from lava_matmulfree.quantise import QuantisedNetwork
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.utils.limits import SizeError
+from lava_matmulfree.model.quantise import QuantisedNetwork
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "lava_matmulfree" / "data" / "demo_model"
@@ -113,7 +113,7 @@ def test_compile_writes_a_whole_file(capsys, tmp_path):
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     """A compiled tiny network: its file, tensors and header."""
-    from lava_matmulfree.accuracy import build_evaluation
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
 
     path = tmp_path_factory.mktemp("net") / "net.safetensors"
     build_evaluation("tiny", seed=5, num_calib=1, calib_length=4).net.save(path)
@@ -217,14 +217,14 @@ def test_compiled_file_of_another_checkpoint_is_not_trusted(tmp_path, tiny_check
 
 
 def test_shipped_demo_compiled_file_matches_its_weights():
-    from lava_matmulfree.checkpoint import fingerprint, load_checkpoint
+    from lava_matmulfree.io.checkpoint import fingerprint, load_checkpoint
 
     net = QuantisedNetwork.load(DEMO / "compiled.safetensors")
     assert net.fingerprint == fingerprint(*load_checkpoint(DEMO))
 
 
 def test_fingerprint_sees_one_changed_weight(tiny_cfg, tiny_params):
-    from lava_matmulfree.checkpoint import fingerprint
+    from lava_matmulfree.io.checkpoint import fingerprint
 
     a = fingerprint(tiny_cfg, tiny_params)
     tiny_params["model.layers.1.attn.o_proj.weight"][4, 4] += 1e-3
@@ -239,15 +239,15 @@ def test_huge_max_new_tokens(capsys):
 
 @pytest.mark.parametrize("backend", ["reference", "float", "sim-fused"])
 def test_generation_larger_than_memory_fails_before_running(backend, tiny_cfg, tiny_params):
-    from lava_matmulfree.accuracy import build_evaluation
-    from lava_matmulfree.limits import MAX_NEW_TOKENS
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
+    from lava_matmulfree.utils.limits import MAX_NEW_TOKENS
 
     setup = build_evaluation("tiny", seed=1, num_calib=1, calib_length=4)
     with pytest.raises(SizeError, match="max_new_tokens"):
         generate(backend, setup.net, [1, 5], 10 ** 12, float_model=setup.float_model)
     big = type(tiny_cfg)(**{**tiny_cfg.__dict__, "vocab_size": 10 ** 7})  # logits of 80 MB per token
     with pytest.raises(SizeError, match="GiB"):
-        from lava_matmulfree.limits import check_generation
+        from lava_matmulfree.utils.limits import check_generation
 
         check_generation(big, 1, MAX_NEW_TOKENS)
 

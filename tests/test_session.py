@@ -8,11 +8,11 @@ import io
 import numpy as np
 import pytest
 
-from lava_matmulfree.accuracy import build_evaluation
-from lava_matmulfree.backends import generate, lava_run_config
-from lava_matmulfree.golden import GoldenModel
-from lava_matmulfree.graph import GraphRunner, build_graph
-from lava_matmulfree.session import Session
+from lava_matmulfree.evaluation.accuracy import build_evaluation
+from lava_matmulfree.graph.backends import generate, lava_run_config
+from lava_matmulfree.model.golden import GoldenModel
+from lava_matmulfree.graph.builder import GraphRunner, build_graph
+from lava_matmulfree.graph.session import Session
 
 pytestmark = pytest.mark.lava
 
@@ -29,7 +29,7 @@ def test_tokens_reach_the_caller_while_the_graph_runs(net, backend):
     order, equal to the golden model's; the last one included."""
     prompt, n = [5, 17, 99, 3], 6
     ref = generate("reference", net, prompt, n)
-    from lava_matmulfree.backends import GRAPH_KIND
+    from lava_matmulfree.graph.backends import GRAPH_KIND
 
     g = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + n, stream=True)
     seen, running = [], []

@@ -1,9 +1,9 @@
-"""Exactness and validation of the ternary synapse kernel (lava_matmulfree/ternary.py)."""
+"""Exactness and validation of the ternary synapse kernel (lava_matmulfree/model/ternary.py)."""
 import numpy as np
 import pytest
 
-from lava_matmulfree import ternary
-from lava_matmulfree.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
+from lava_matmulfree.model import ternary
+from lava_matmulfree.model.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
                                      X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, split_bytes,
                                      unpack, avx2_usable, vnni_usable)
 
@@ -431,7 +431,7 @@ def test_packed_ternary_stands_in_for_the_int8_array():
     np.testing.assert_array_equal(P[3:5, 7], W[3:5, 7])
     assert P.sum() == W.sum() and np.count_nonzero(P) == np.count_nonzero(W)
     np.testing.assert_array_equal(P.astype(np.int32), W.astype(np.int32))
-    from lava_matmulfree.float_model import ternary_matrix
+    from lava_matmulfree.model.float_model import ternary_matrix
     assert ternary_matrix(P) is P.matrix  # the kernels use the packed codes, never an unpacked copy
 
 
@@ -440,7 +440,7 @@ def test_parallel_kernels_leave_multiprocessing_unset():
     import subprocess
     import sys
     code = ("import multiprocessing as mp, numpy as np\n"
-            "from lava_matmulfree.ternary import TernaryMatrix\n"
+            "from lava_matmulfree.model.ternary import TernaryMatrix\n"
             "TernaryMatrix(np.ones((70, 300), np.int8), parallel=True).matmul(np.ones((2, 300), np.int8))\n"
             "assert mp.get_start_method(allow_none=True) is None\n"
             "mp.set_start_method('fork')\n")

@@ -7,7 +7,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from lava_matmulfree.errors import CheckpointError
-from lava_matmulfree.tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
+from lava_matmulfree.io.tokenizer import ByteTokenizer, HFTokenizer, load_tokenizer
 
 TEXTS = ["hello world", "héllo wörld — naïve café", "日本語のテキスト", "emoji 🙂🚀 and tabs\tand\nnewlines", ""]
 CORPUS = ["the quick brown fox jumps over the lazy dog", "neuromorphic chips run spiking networks",

@@ -1,4 +1,4 @@
-"""Quantisation-aware training (lava_matmulfree.train): what we train is what we run.
+"""Quantisation-aware training (lava_matmulfree.train.trainer): what we train is what we run.
 
 The torch tests need the ``train`` extra (lava-dl, which brings torch); without it they are reported as
 skipped by ``pytest.importorskip`` (CI installs the extra). The data-split tests need numpy only.
@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from lava_matmulfree.config import load_config, replace
-from lava_matmulfree.float_model import FloatModel, act_quant_q8, ternarize
-from lava_matmulfree.params import expected_tensors, random_params
-from lava_matmulfree.train_data import (SplitConfig, WindowSampler, eval_windows, load_corpus,
-                                        split_stream)
+from lava_matmulfree.model.float_model import FloatModel, act_quant_q8, ternarize
+from lava_matmulfree.io.params import expected_tensors, random_params
+from lava_matmulfree.io.corpus import (SplitConfig, WindowSampler, eval_windows, load_corpus, split_stream)
 
 SEEDS = (0, 1, 2)
 EXACT = 1e-12  # float64: the torch model and the numpy float model differ only in summation order
@@ -51,7 +50,7 @@ def test_windows_stay_inside_segments_and_cover_validation():
 
 
 def test_corpus_is_pydoc_topics_with_document_markers():
-    from lava_matmulfree.tokenizer import ByteTokenizer
+    from lava_matmulfree.io.tokenizer import ByteTokenizer
 
     tok = ByteTokenizer()
     c = load_corpus(tok)
@@ -67,7 +66,7 @@ def T():
     pytest.importorskip("torch", reason="the train extra (lava-dl, torch) is not installed")
     import torch
 
-    from lava_matmulfree import train
+    from lava_matmulfree.train.trainer import trainer as train
 
     torch.set_num_threads(2)
     return train
@@ -194,8 +193,9 @@ def test_lower_bounds_rule(T, tiny):
 
 
 def test_few_steps_lower_the_loss_and_the_saved_checkpoint_runs_the_same(T, tmp_path):
-    from lava_matmulfree.checkpoint import load_checkpoint
-    from lava_matmulfree.train_data import TRAINING_FILE, evaluate_checkpoint
+    from lava_matmulfree.io.checkpoint import load_checkpoint
+    from lava_matmulfree.io.corpus import TRAINING_FILE
+    from lava_matmulfree.evaluation.perplexity import evaluate_checkpoint
 
     tc = T.TrainConfig(hidden_size=32, num_layers=2, intermediate_size=64, steps=40, batch_size=8, lr=1e-2,
                        warmup_steps=5, eval_every=10, eval_windows=16, save_dtype="float32")
@@ -216,14 +216,14 @@ def test_few_steps_lower_the_loss_and_the_saved_checkpoint_runs_the_same(T, tmp_
 
 
 def test_training_import_avoids_slayer_package_and_package_imports_without_torch():
-    code = ("import sys, lava_matmulfree.train\n"
+    code = ("import sys, lava_matmulfree.train.trainer\n"
             "bad = [m for m in ('cv2', 'torchvision', 'lava.lib.dl.slayer') if m in sys.modules]\n"
             "assert not bad, bad\n")
     pytest.importorskip("torch", reason="the train extra (lava-dl, torch) is not installed")
     subprocess.run([sys.executable, "-c", code], check=True)
     no_torch = ("import sys\nsys.modules['torch'] = None\n"
-                "import lava_matmulfree, lava_matmulfree.train_data, lava_matmulfree.float_model\n"
-                "try:\n    import lava_matmulfree.train\nexcept ImportError as e:\n"
+                "import lava_matmulfree, lava_matmulfree.io.corpus, lava_matmulfree.model.float_model\n"
+                "try:\n    import lava_matmulfree.train.trainer\nexcept ImportError as e:\n"
                 "    assert 'lava-matmulfree[train]' in str(e), e\nelse:\n    raise SystemExit('imported')\n")
     subprocess.run([sys.executable, "-c", no_torch], check=True)
 
@@ -233,9 +233,9 @@ def test_shipped_demo_model_loads_and_speaks():
     from pathlib import Path
 
     import lava_matmulfree
-    from lava_matmulfree.checkpoint import load_checkpoint
-    from lava_matmulfree.sampling import Sampler, generate
-    from lava_matmulfree.tokenizer import ByteTokenizer
+    from lava_matmulfree.io.checkpoint import load_checkpoint
+    from lava_matmulfree.model.sampling import Sampler, generate
+    from lava_matmulfree.io.tokenizer import ByteTokenizer
 
     folder = Path(lava_matmulfree.__file__).parent / "data" / "demo_model"
     if not (folder / "model.safetensors").is_file():
@@ -263,8 +263,8 @@ def test_shipped_demo_model_loads_and_speaks():
 def test_snapshots_of_a_long_run_are_complete_checkpoints(T, tmp_path, monkeypatch):
     """--save-every writes a loadable checkpoint (its step in training.json) during the run, through a scratch
     folder that is gone afterwards; the final save replaces it."""
-    from lava_matmulfree.checkpoint import load_checkpoint
-    from lava_matmulfree.train_data import TRAINING_FILE
+    from lava_matmulfree.io.checkpoint import load_checkpoint
+    from lava_matmulfree.io.corpus import TRAINING_FILE
 
     out = tmp_path / "model"
     seen = []

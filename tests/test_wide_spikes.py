@@ -12,14 +12,14 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from lava_matmulfree.accuracy import accuracy_report
-from lava_matmulfree.calibration import Calibration, calibrate, random_calibration_sequences
+from lava_matmulfree.evaluation.accuracy import accuracy_report
+from lava_matmulfree.model.calibration import Calibration, calibrate, random_calibration_sequences
 from lava_matmulfree.config import FixedPointConfig, load_config
-from lava_matmulfree.float_model import FloatModel
-from lava_matmulfree.golden import GoldenModel
-from lava_matmulfree.golden_fast import FastGoldenModel
-from lava_matmulfree.params import random_params
-from lava_matmulfree.quantise import compile_network, dendrite_fits
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.model.golden import GoldenModel
+from lava_matmulfree.model.golden_fast import FastGoldenModel
+from lava_matmulfree.io.params import random_params
+from lava_matmulfree.model.quantise import compile_network, dendrite_fits
 
 NARROW = dict(state_bits=16, gate_frac_bits=12, norm_square_bits=8)  # a 16-bit machine: accumulators overflow
 
@@ -123,7 +123,7 @@ def test_old_calibration_without_output_maxima_is_refused_only_when_needed():
 def test_lava_backends_equal_golden_at_16_bits(backend):
     """act_bits 16 through the Lava simulator (fused blocks and decomposed processes): the same logits and
     tokens as the golden model, bit for bit (greedy, 2 new tokens after a 4-token prompt)."""
-    from lava_matmulfree.backends import generate
+    from lava_matmulfree.graph.backends import generate
 
     model, cal = tiny_model(1)
     net = compile_network(model, cal, FixedPointConfig(act_bits=16))

@@ -19,10 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..config import ModelConfig
-from .gpu_baseline import BASELINES, LLAMA_370M, gpu_estimate
-from .hardware import CostModelError, GpuSpec, Loihi2Spec, const, short_name
-from .mapping import MappingOptions, build_mapping
+from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.loihi.gpu_baseline import BASELINES, LLAMA_370M, gpu_estimate
+from lava_matmulfree.loihi.hardware import CostModelError, GpuSpec, Loihi2Spec, const, short_name
+from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping
 
 FIT_CHECK_RTOL = 1e-6  # a fit whose check evaluation misses its target by more than this is an error
 
@@ -110,7 +110,7 @@ def preset(name: str, hw: Loihi2Spec, opts: MappingOptions = MappingOptions()
 
 
 def loihi_model(cfg: ModelConfig, hw: Loihi2Spec, opts: MappingOptions, instructions):
-    from .cost_model import LoihiCostModel
+    from lava_matmulfree.loihi.cost_model import LoihiCostModel
 
     return LoihiCostModel(build_mapping(cfg, hw, resolve_options(opts, hw, cfg)), instructions)
 

@@ -49,11 +49,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..config import ModelConfig, load_config
-from .gpu_baseline import gpu_estimate
-from .hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware, short_name,
+from lava_matmulfree.config import ModelConfig, load_config
+from lava_matmulfree.loihi.gpu_baseline import gpu_estimate
+from lava_matmulfree.loihi.hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware, short_name,
                        provenance, with_overrides)
-from .mapping import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
+from lava_matmulfree.loihi.mapping import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
 
 DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
 
@@ -455,8 +455,8 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     Overrides: ``instructions`` (mapping or file), ``hw_file`` (TOML with [loihi2]/[jetson]/[h100]),
     ``anchor_tokens``, and any field of MappingOptions, Loihi2Spec (plain or ``loihi2.NAME``) or a GPU
     (``jetson.NAME``, ``h100.NAME``)."""
-    from .calibration import PAPER, PRESETS, VARIANTS, anchor_table, apply, calibrate, loihi_model, resolve_options
-    from .gpu_baseline import BASELINES, baselines_for
+    from lava_matmulfree.loihi.calibration import PAPER, PRESETS, VARIANTS, anchor_table, apply, calibrate, loihi_model, resolve_options
+    from lava_matmulfree.loihi.gpu_baseline import BASELINES, baselines_for
 
     overrides = dict(overrides)
     instructions, instr_source = resolve_instruction_counts(overrides.pop("instructions", None))
@@ -530,7 +530,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
                                        for t in lengths]})
     layers = [{"layer": l, "rows": m.layer_table(l), "totals": m.layer_totals(l)}
               for l in range(-1, cfg.num_layers + 1)]
-    from .hardware import H100_NOTES
+    from lava_matmulfree.loihi.hardware import H100_NOTES
 
     return {
         "config": config_name, "preset": preset, "preset_description": PRESETS[preset]["description"],
@@ -684,7 +684,7 @@ def estimate_main(config_name: str, out_dir: Path | None = None,
     report["files"] = files
     text = json.dumps(report, indent=1, default=_json_default)
     if out_dir is not None and plots:
-        from .cost_plots import plot_energy, plot_ttft
+        from lava_matmulfree.loihi.cost_plots import plot_energy, plot_ttft
 
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         plot_ttft(report, files["ttft_png"])

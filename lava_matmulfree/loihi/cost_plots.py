@@ -116,7 +116,7 @@ def plot_scaling(summary: dict[str, Any], configs, presets, path: str | Path) ->
     """Against model size (the Transformer++ of each config's shape, in parameters): Loihi 2 per preset next to
     the GPUs running that Transformer++; one panel each for generation energy, TTFT and generation rate.
     ``summary``: ``{"<config>/<preset>": {"platforms": ...}}`` as benchmarks/cost_estimate.py collects it."""
-    from .gpu_baseline import transformer_pp_key
+    from lava_matmulfree.loihi.gpu_baseline import transformer_pp_key
 
     fig, axes = plt.subplots(1, len(SCALING_PANELS), figsize=(FIG_SIZE_WIDE[0] * 1.25, FIG_SIZE_WIDE[1]))
     size = [summary[f"{c}/{presets[0]}"]["platforms"][f"jetson/{transformer_pp_key(c)}"]["params"] for c in configs]
@@ -146,7 +146,7 @@ def plot_sensitivity(s: dict[str, Any], path: str | Path) -> Path:
     figure's relative change, coloured (red up, blue down), 'fail' where the estimate became impossible."""
     import numpy as np
 
-    from .sensitivity import HEADINGS, largest_change
+    from lava_matmulfree.loihi.sensitivity import HEADINGS, largest_change
 
     rows = sorted(s["rows"], key=largest_change, reverse=True)
     labels = list(s["base"])

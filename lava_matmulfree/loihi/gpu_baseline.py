@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .hardware import JETSON_ORIN_NANO, SOFTMAX_OUTPUT_BYTES, CostModelError, GpuSpec
+from lava_matmulfree.loihi.hardware import JETSON_ORIN_NANO, SOFTMAX_OUTPUT_BYTES, CostModelError, GpuSpec
 
 QK_AND_PV = 2  # matmuls per attention: Q K^T and P V
 FLOPS_PER_MAC = 2

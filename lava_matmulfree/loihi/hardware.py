@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import tomli
 
-from ..errors import LmfError
+from lava_matmulfree.errors import LmfError
 
 
 class CostModelError(LmfError):

@@ -38,8 +38,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..config import ModelConfig
-from .hardware import GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, Loihi2Spec
+from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.loihi.hardware import GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, Loihi2Spec
 
 NEURON_KINDS = ("residual", "mlgru", "glu", "rms_aggregator", "requant")
 ENCODINGS = ("auto", "dense", "sparse")

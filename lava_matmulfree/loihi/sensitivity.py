@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .cost_model import build_report
-from .gpu_baseline import LLAMA_370M, QWEN25_05B
-from .hardware import CostModelError, short_name
+from lava_matmulfree.loihi.cost_model import build_report
+from lava_matmulfree.loihi.gpu_baseline import LLAMA_370M, QWEN25_05B
+from lava_matmulfree.loihi.hardware import CostModelError, short_name
 
 FACTORS = (0.5, 2.0)
 SECTIONS = ("loihi2", "jetson")  # the constants of the calibrated platforms (the H100 is not calibrated)
@@ -153,8 +153,8 @@ def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[s
     ``out_dir``, write ``sensitivity_<name>.json`` and ``.png`` there (whole or not at all)."""
     import json
 
-    from ..atomic import atomic_outputs
-    from ..progress import progress
+    from lava_matmulfree.utils.atomic import atomic_outputs
+    from lava_matmulfree.utils.progress import progress
 
     base = build_report(config, (500,), preset="project", **overrides)
     todo = [n for n in (varied_constants(base) if names is None else names) if n not in held(overrides)]
@@ -165,7 +165,7 @@ def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[s
         bar.close()
     print(format_sensitivity(s))
     if out_dir is not None:
-        from .cost_plots import plot_sensitivity
+        from lava_matmulfree.loihi.cost_plots import plot_sensitivity
 
         name = Path(config).stem if str(config).endswith(".toml") else str(config)
         out = Path(out_dir)

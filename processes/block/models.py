@@ -8,7 +8,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
-from lava_matmulfree.golden_fast import FastGoldenModel
+from lava_matmulfree.model.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
 from lava_matmulfree.processes.block.process import MMFreeBlock
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
@@ -133,7 +133,7 @@ class PyFusedBlockFloat(PyLoihiProcessModel):
         self.lw = fm.layers[self.l]
 
     def run_spk(self):
-        from lava_matmulfree.float_model import channel_mixer, silu, token_mixer
+        from lava_matmulfree.model.float_model import channel_mixer, silu, token_mixer
 
         x, present = events.split(self.x_in.recv())
         if not present:

@@ -7,7 +7,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
-from lava_matmulfree.golden_fast import FastGoldenModel
+from lava_matmulfree.model.golden_fast import FastGoldenModel
 from lava_matmulfree.processes.layer_stack.process import MMFreeStack
 
 I32 = np.int32

@@ -8,7 +8,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
 from lava_matmulfree.processes.lm_head_sink.process import LmHeadSink
-from lava_matmulfree.sampling import Sampler
+from lava_matmulfree.model.sampling import Sampler
 
 I32 = np.int32
 

@@ -4,7 +4,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
-from lava_matmulfree.float_model import act_quant_q8, sigmoid, silu
+from lava_matmulfree.model.float_model import act_quant_q8, sigmoid, silu
 from lava_matmulfree.processes import float_model_of
 from lava_matmulfree.processes.neuron import DelayLine, PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
 from lava_matmulfree.processes.mlgru.process import Mlgru

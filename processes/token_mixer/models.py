@@ -8,8 +8,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
-from lava_matmulfree.float_model import act_quant_q8, sigmoid, silu
-from lava_matmulfree.golden_fast import FastGoldenModel
+from lava_matmulfree.model.float_model import act_quant_q8, sigmoid, silu
+from lava_matmulfree.model.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
 

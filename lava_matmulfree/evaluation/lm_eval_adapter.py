@@ -5,7 +5,7 @@ the metric packages, no torch). Importing this module registers the model ``lava
 harness, so the zero-shot tasks of the MMfreeLM paper run on a released checkpoint (offline, once the
 checkpoint and the task's dataset are in the local Hugging Face caches)::
 
-    python -m lava_matmulfree.lm_eval_adapter run --model lava-matmulfree \\
+    python -m lava_matmulfree.evaluation.lm_eval_adapter run --model lava-matmulfree \\
         --model_args pretrained=ridger/MMfreeLM-370M,backend=fixed,act_bits=16 --tasks arc_easy,piqa
 
 Model arguments: ``pretrained`` (a checkpoint folder, a Hugging Face repo id in the local cache, or a
@@ -19,7 +19,7 @@ All three request types are served: ``loglikelihood`` (multiple choice), ``logli
 (perplexity tasks) and ``generate_until`` (greedy decoding with the state carried token by token).
 
 :func:`write_corpus_tasks` writes three small local tasks (one per request type) built from the held-out
-part of the shipped corpus, for offline use: ``python -m lava_matmulfree.lm_eval_adapter write-tasks DIR``,
+part of the shipped corpus, for offline use: ``python -m lava_matmulfree.evaluation.lm_eval_adapter write-tasks DIR``,
 then ``--include_path DIR --tasks lmf_corpus_choice,lmf_corpus_ppl,lmf_corpus_gen``.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress  # noqa: F401  tqdm's lock as a thread lock first: the harness's bars would fix
+from lava_matmulfree.utils import progress  # noqa: F401  tqdm's lock as a thread lock first: the harness's bars would fix
                         # multiprocessing's start method, and lava (set_start_method('fork')) then fails
 
 try:
@@ -38,9 +38,9 @@ try:
     from lm_eval.api.registry import register_model
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 except ImportError as e:  # pragma: no cover - the message is the point
-    raise ImportError("lava_matmulfree.lm_eval_adapter needs lm-eval: pip install 'lava-matmulfree[eval]'") from e
+    raise ImportError("lava_matmulfree.evaluation.lm_eval_adapter needs lm-eval: pip install 'lava-matmulfree[eval]'") from e
 
-from .accuracy import log_softmax
+from lava_matmulfree.evaluation.accuracy import log_softmax
 
 MODEL_NAME = "lava-matmulfree"
 BACKENDS = ("float", "fixed")
@@ -58,8 +58,8 @@ TASK_DOC_CHARS = 320  # text of a perplexity document
 
 
 def _model_folder(pretrained: str) -> Path:
-    from . import cli
-    from .checkpoint import resolve_checkpoint
+    from lava_matmulfree import cli
+    from lava_matmulfree.io.checkpoint import resolve_checkpoint
 
     if pretrained in cli.PACKAGED_MODELS:
         return cli._packaged_model(pretrained)
@@ -73,8 +73,8 @@ class MatMulFreeLM(TemplateLM):
     def __init__(self, pretrained: str = "demo", backend: str = "float", max_length: int = DEFAULT_MAX_LENGTH,
                  **kwargs):
         super().__init__()
-        from .cli import _parse_overrides
-        from .tokenizer import load_tokenizer
+        from lava_matmulfree.cli import _parse_overrides
+        from lava_matmulfree.io.tokenizer import load_tokenizer
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -89,20 +89,20 @@ class MatMulFreeLM(TemplateLM):
         self.tokenizer = load_tokenizer(self.folder)
         self.float_model = self.net = self.golden = None
         if backend == "float":
-            from .checkpoint import load_checkpoint
-            from .float_model import FloatModel
+            from lava_matmulfree.io.checkpoint import load_checkpoint
+            from lava_matmulfree.model.float_model import FloatModel
 
             self.float_model = FloatModel(*load_checkpoint(self.folder))
         else:
-            from .cli import COMPILED_FILE
-            from .golden_fast import FastGoldenModel
-            from .quantise import QuantisedNetwork
+            from lava_matmulfree.cli import COMPILED_FILE
+            from lava_matmulfree.model.golden_fast import FastGoldenModel
+            from lava_matmulfree.model.quantise import QuantisedNetwork
 
             compiled = self.folder / COMPILED_FILE
             if compiled.is_file() and not overrides:
                 self.net = QuantisedNetwork.load(compiled)
             else:
-                from .accuracy import build_evaluation
+                from lava_matmulfree.evaluation.accuracy import build_evaluation
 
                 self.net = build_evaluation(checkpoint=self.folder, overrides=overrides).net
             self.golden = FastGoldenModel(self.net)  # its overflow counter accumulates over the whole run
@@ -202,8 +202,8 @@ class MatMulFreeLM(TemplateLM):
 # ----------------------------------------------------------------------------------------- local tasks
 def _heldout_texts() -> list[str]:
     """The held-out validation blocks of the shipped corpus (the split the packaged models trained on) as text."""
-    from .tokenizer import ByteTokenizer
-    from .train_data import SplitConfig, load_corpus, split_stream
+    from lava_matmulfree.io.tokenizer import ByteTokenizer
+    from lava_matmulfree.io.corpus import SplitConfig, load_corpus, split_stream
 
     tok = ByteTokenizer()
     _, val = split_stream(load_corpus(tok).tokens, SplitConfig())

@@ -9,10 +9,10 @@ package, so bfloat16 tensors are read as raw little-endian 16-bit words through 
 and widened exactly: a bfloat16 is the high half of the float32 with the same value, so ``bits << 16``.
 Writing narrows float32 to bfloat16 with round-to-nearest-even (NaN kept NaN).
 
-Every tensor of :func:`lava_matmulfree.params.expected_tensors` must be present with its shape, a float
+Every tensor of :func:`lava_matmulfree.io.params.expected_tensors` must be present with its shape, a float
 dtype and finite values, else :class:`CheckpointError` names the tensor and the file. Tensors the model
 does not use are ignored; :func:`read_checkpoint` returns their names and :func:`load_checkpoint` logs
-them as one warning on the ``lava_matmulfree.checkpoint`` logger.
+them as one warning on the ``lava_matmulfree.io.checkpoint`` logger.
 """
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from typing import Mapping
 
 import numpy as np
 
-from .config import ModelConfig
-from .errors import CheckpointError, ConfigError
-from .params import expected_tensors
+from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.errors import CheckpointError, ConfigError
+from lava_matmulfree.io.params import expected_tensors
 
 log = logging.getLogger(__name__)
 

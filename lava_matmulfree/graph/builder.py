@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import events
-from .quantise import QuantisedNetwork
-from .runtime import LavaRunError, run_steps, stop  # noqa: F401  (LavaRunError: part of this module's API)
+from lava_matmulfree import events
+from lava_matmulfree.model.quantise import QuantisedNetwork
+from lava_matmulfree.graph.runtime import LavaRunError, run_steps, stop  # noqa: F401  (LavaRunError: part of this module's API)
 
 HEAD_VARS = ("x",)  # the final norm's input: head.x
 HEAD_AGGREGATOR_VARS = ("sum_sq", "inv_rms")  # the head aggregator's: head.sum_sq, head.inv_rms
@@ -80,8 +80,8 @@ class LavaGraph:
         """What a probe name records (docs/graph.md, "Probes"): ``("var", Var, latency, row)``, the Var read
         ``latency`` steps after a token enters the graph (``row``: the layer of the stack's [L, n] Vars, else
         None), or ``("port", OutPort)``, the port's messages that carry a token."""
-        from .processes.block.process import BLOCK_VARS
-        from .processes.layer_stack.process import STACK_VARS
+        from lava_matmulfree.processes.block.process import BLOCK_VARS
+        from lava_matmulfree.processes.layer_stack.process import STACK_VARS
 
         where, _, var = name.partition(".")
         B, offsets = BLOCK_TIMING[self.kind]
@@ -134,22 +134,22 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     FloatModel) is carried along for the floating_pt models (the ``sim-float`` backends); its head is folded.
     ``stream``: tap the sink's tokens with Lava's Extractor (host I/O), so a runner hands each token to the caller
     in the step it is chosen."""
-    from .processes import build
-    from .processes.block.process import MMFreeBlock
-    from .processes.embedding.process import EmbeddingSource
-    from .processes.lm_head_sink.process import LmHeadSink
+    from lava_matmulfree.processes import build
+    from lava_matmulfree.processes.block.process import MMFreeBlock
+    from lava_matmulfree.processes.embedding.process import EmbeddingSource
+    from lava_matmulfree.processes.lm_head_sink.process import LmHeadSink
 
     if kind not in BLOCK_TIMING:
         raise ValueError(f"unknown graph kind {kind!r} (known: {', '.join(BLOCK_TIMING)})")
     fm = None if float_model is None else (float_model if float_model.folded else float_model.fold_dual_rmsnorm())
     if fm is None:
-        from .golden_fast import warm_kernels
+        from lava_matmulfree.model.golden_fast import warm_kernels
 
         warm_kernels(net)  # before Lava forks its workers: they share the compiled kernels (docs/graph.md, "Memory")
     cfg = net.cfg
     src = EmbeddingSource(embed=net.embed if fm is None else fm.embeddings, capacity=capacity, name="embedding")
     if kind == "stack":
-        from .processes.layer_stack.process import MMFreeStack
+        from lava_matmulfree.processes.layer_stack.process import MMFreeStack
 
         blocks, layers = [], [MMFreeStack(net=net)]
     else:
@@ -312,7 +312,7 @@ class GraphRunner:
 
     def _add_probes(self, names) -> None:
         """One probe process per name (processes/token_probe), recording once per token."""
-        from .processes.token_probe.process import PortProbe, VarProbe
+        from lava_matmulfree.processes.token_probe.process import PortProbe, VarProbe
 
         g = self.graph
         for name in names:

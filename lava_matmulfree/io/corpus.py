@@ -1,8 +1,7 @@
 """Training and validation text of the demo model, and its evaluation with the numpy float model.
 
-numpy only (no torch): ``python -m lava_matmulfree.train_data MODEL_FOLDER`` measures a trained model's
-validation loss and perplexity with :class:`lava_matmulfree.float_model.FloatModel`, on exactly the split
-the training used (read back from the folder's ``training.json``).
+numpy only (no torch). The validation loss of a trained model on this split is measured by
+:mod:`lava_matmulfree.evaluation.perplexity`.
 
 Data: ``pydoc_data.topics``, the plain-text rendering of the Python Language Reference that every CPython
 ships for ``help()`` (about 460 KB of English prose with grammar snippets and code examples). Why it is fair:
@@ -71,7 +70,7 @@ class Corpus:
 
 
 def _tokenizer():
-    from .tokenizer import ByteTokenizer
+    from lava_matmulfree.io.tokenizer import ByteTokenizer
 
     return ByteTokenizer()
 
@@ -154,27 +153,6 @@ def eval_windows(blocks: Sequence[np.ndarray], seq_len: int) -> list[tuple[np.nd
     return out
 
 
-def log_softmax_np(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-def float_model_loss(model, windows: Sequence[tuple[np.ndarray, np.ndarray]], progress: bool = False) -> float:
-    """Mean next-token cross-entropy (nats per token) of a :class:`FloatModel` over the windows."""
-    total, count = 0.0, 0
-    it = windows
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(windows, desc="float-model eval", unit="win", leave=False)
-    for x, y in it:
-        logits, _ = model.prefill(x)
-        lp = log_softmax_np(np.asarray(logits, dtype=np.float64))
-        total -= float(lp[np.arange(len(y)), y].sum())
-        count += len(y)
-    return total / count
-
-
 def split_from_training_json(folder: str | Path) -> tuple[SplitConfig, dict]:
     """The split a model folder was trained with (its ``training.json``) and the whole record."""
     path = Path(folder) / TRAINING_FILE
@@ -182,38 +160,3 @@ def split_from_training_json(folder: str | Path) -> tuple[SplitConfig, dict]:
         raise FileNotFoundError(f"{path}: not found (written by `lava-matmulfree train`)")
     rec = json.loads(path.read_text(encoding="utf-8"))
     return SplitConfig(**rec["split"]), rec
-
-
-def evaluate_checkpoint(folder: str | Path, progress: bool = True) -> dict:
-    """Validation loss / perplexity of a trained model folder with the numpy float model (float64)."""
-    from .checkpoint import load_checkpoint
-    from .float_model import FloatModel
-
-    split, rec = split_from_training_json(folder)
-    corpus = load_corpus()
-    want = rec.get("data", {}).get("sha256")
-    if want and want != corpus.sha256:
-        print(f"warning: this Python's {CORPUS_NAME} (Python {corpus.python_version}) differs from the text "
-              f"the model was trained on (Python {rec['data'].get('python_version')}); the validation split "
-              "is not the same", file=sys.stderr)
-    _, val = split_stream(corpus.tokens, split)
-    cfg, params = load_checkpoint(folder)
-    loss = float_model_loss(FloatModel(cfg, params), eval_windows(val, split.seq_len), progress=progress)
-    return {"val_loss": loss, "val_perplexity": math.exp(loss), "val_tokens": int(sum(len(b) - 1 for b in val)),
-            "split": asdict(split), "corpus_sha256": corpus.sha256}
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lava_matmulfree.train_data",
-                                 description="Validation loss and perplexity of a trained model folder, "
-                                             "computed with the numpy float model on its training split.")
-    ap.add_argument("model", help="checkpoint folder holding config.json, model.safetensors, training.json")
-    args = ap.parse_args(argv)
-    res = evaluate_checkpoint(args.model)
-    print(f"val loss {res['val_loss']:.4f} nats/token, perplexity {res['val_perplexity']:.3f} "
-          f"({res['val_tokens']} tokens, float model, numpy float64)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from .errors import OutputError
+from lava_matmulfree.errors import OutputError
 
 TEMP_TAG = ".partial-"  # temporary files are named .<name>.partial-<pid><suffix>, beside the target
 

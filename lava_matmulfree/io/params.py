@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import ModelConfig
+from lava_matmulfree.config import ModelConfig
 
 LAYER_NORMS = ("attn_norm", "attn.g_norm", "mlp_norm")
 ATTN_PROJS = ("i_proj", "f_proj", "g_proj", "o_proj")

@@ -35,14 +35,14 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from .calibration import (HEAD_PROJECTION, LOGITS_STAT, Calibration, TOKEN_MIXER_INPUTS, norm_stages,
+from lava_matmulfree.model.calibration import (HEAD_PROJECTION, LOGITS_STAT, Calibration, TOKEN_MIXER_INPUTS, norm_stages,
                           projection_output_stats)
-from .config import FixedPointConfig, ModelConfig
-from .checkpoint import _describe, make_readable
-from .errors import CheckpointError
-from .fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut, quantize_multiplier,
+from lava_matmulfree.config import FixedPointConfig, ModelConfig
+from lava_matmulfree.io.checkpoint import _describe, make_readable
+from lava_matmulfree.errors import CheckpointError
+from lava_matmulfree.model.fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut, quantize_multiplier,
                           sigmoid_lut)
-from .float_model import FloatModel
+from lava_matmulfree.model.float_model import FloatModel
 
 FORMAT_VERSION = 1
 
@@ -123,8 +123,8 @@ class QuantisedNetwork:
         array, which is dropped unless something else references it (a float model built from the same weights):
         at 370M, 81 MiB instead of 325 + 81. Arithmetic is unchanged (the kernels always used the packed codes);
         numpy reads of a weight unpack a temporary copy. Returns self."""
-        from .float_model import ternary_matrix
-        from .ternary import PackedTernary, TernaryMatrix
+        from lava_matmulfree.model.float_model import ternary_matrix
+        from lava_matmulfree.model.ternary import PackedTernary, TernaryMatrix
 
         def packed(w):
             if isinstance(w, PackedTernary):
@@ -283,7 +283,7 @@ class _Missing(Exception):
 
 # ----------------------------------------------------------------------------------- flatten helpers
 def _flatten(obj, prefix, tensors, meta):
-    from .ternary import PackedTernary  # here, not at module level: numba only where the kernels are used
+    from lava_matmulfree.model.ternary import PackedTernary  # here, not at module level: numba only where the kernels are used
 
     if isinstance(obj, (ModelConfig, FixedPointConfig)):
         meta[prefix[:-1]] = dataclasses.asdict(obj)

@@ -34,14 +34,14 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .calibration import (CALIBRATION_SOURCES, RANDOM_SOURCE, Calibration, calibrate, norm_stages,
+from lava_matmulfree.model.calibration import (CALIBRATION_SOURCES, RANDOM_SOURCE, Calibration, calibrate, norm_stages,
                           random_calibration_sequences, stage_values, text_calibration_sequences, text_source)
-from .config import FixedPointConfig, ModelConfig, load_config, replace
-from .fixed_point import INVSQRT_OUT_FRAC
-from .float_model import FloatModel
-from .golden import GoldenModel
-from .golden_fast import FastGoldenModel
-from .quantise import QuantisedNetwork, compile_network, dendrite_fits
+from lava_matmulfree.config import FixedPointConfig, ModelConfig, load_config, replace
+from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC
+from lava_matmulfree.model.float_model import FloatModel
+from lava_matmulfree.model.golden import GoldenModel
+from lava_matmulfree.model.golden_fast import FastGoldenModel
+from lava_matmulfree.model.quantise import QuantisedNetwork, compile_network, dendrite_fits
 
 LAYER_NORM_STAGES = ("attn", "gate", "mlp", "down")  # the norm aggregators of a layer (calibration.norm_stages)
 CLIP_SUFFIX = ".clip"  # saturations of the spike quantiser: activation clipping, expected
@@ -375,7 +375,7 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     ``calib_source``) if given, else by ``calibration``: ``"text"`` (the default for a checkpoint)
     ``num_calib`` windows of ``calib_length`` tokens of the shipped corpus through the checkpoint's tokenizer,
     ``"random"`` (the default for random weights) ``num_calib`` sequences of random token ids."""
-    from .params import random_params
+    from lava_matmulfree.io.params import random_params
 
     if calibration is not None and calibration not in CALIBRATION_SOURCES:
         raise ValueError(f"calibration must be one of {', '.join(CALIBRATION_SOURCES)}, got {calibration!r}")
@@ -385,7 +385,7 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     if overrides:
         fp = replace(fp, **dict(overrides))
     if checkpoint is not None:
-        from .checkpoint import load_checkpoint, resolve_checkpoint
+        from lava_matmulfree.io.checkpoint import load_checkpoint, resolve_checkpoint
 
         checkpoint = resolve_checkpoint(checkpoint)
         cfg, params = load_checkpoint(checkpoint)
@@ -394,7 +394,7 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
         cfg = cfg_file.model
         params = random_params(cfg, seed=seed)
         source = f"random weights of config {cfg.name!r} (seed {seed})"
-    from .checkpoint import fingerprint
+    from lava_matmulfree.io.checkpoint import fingerprint
 
     weights_id = fingerprint(cfg, params)
     model = FloatModel(cfg, params, dtype=dtype)
@@ -402,7 +402,7 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     if calib_sequences is None:
         how = calibration or ("text" if checkpoint is not None else "random")
         if how == "text":
-            from .tokenizer import load_tokenizer
+            from lava_matmulfree.io.tokenizer import load_tokenizer
 
             num, length = num_calib or DEFAULT_TEXT_CALIB_SEQUENCES, calib_length or DEFAULT_TEXT_CALIB_LENGTH
             calib_sequences = text_calibration_sequences(load_tokenizer(checkpoint), cfg.vocab_size, num, length)
@@ -430,7 +430,7 @@ def evaluate(config: str | Path | None = None, seed: int = 0, checkpoint: str | 
              progress: bool = False, calibration: str | None = None) -> tuple[AccuracyReport, EvalSetup]:
     """Build (see :func:`build_evaluation`) and report on random sample sequences, plus the perplexity
     of ``text`` (tokenised by the checkpoint's tokenizer, the byte tokenizer for random weights)."""
-    from .tokenizer import load_tokenizer
+    from lava_matmulfree.io.tokenizer import load_tokenizer
 
     setup = build_evaluation(config, seed, checkpoint, overrides=overrides, dtype=dtype, progress=progress,
                              calibration=calibration)

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fixed_point import INT, OverflowCounter, inv_sqrt, mul_shift, saturate, sigmoid_index
-from .float_model import ternary_matrix
-from .quantise import QLayer, QNorm, QuantisedNetwork
-from .ternary import TernaryMatrix
+from lava_matmulfree.model.fixed_point import INT, OverflowCounter, inv_sqrt, mul_shift, saturate, sigmoid_index
+from lava_matmulfree.model.float_model import ternary_matrix
+from lava_matmulfree.model.quantise import QLayer, QNorm, QuantisedNetwork
+from lava_matmulfree.model.ternary import TernaryMatrix
 
 
 @dataclass

@@ -28,8 +28,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .config import ModelConfig
-from .errors import NumericalError
+from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.errors import NumericalError
 
 TERNARY_SCALE_FLOOR = 1e-5  # s = 1 / max(mean|W|, 1e-5)
 ACT_ABSMAX_FLOOR = 1e-5  # q = 127 / max(max|x|, 1e-5)
@@ -63,7 +63,7 @@ def ternary_matrix(wt: np.ndarray, build: bool = True):
     """The packed exact-integer kernel of a ternary weight matrix (``ternary.TernaryMatrix``), built once per
     array and shared by every model holding that array (dropped with the array); None when ``wt`` is not a
     valid ternary matrix, or (``build=False``) when it has not been packed yet."""
-    from .ternary import PackedTernary
+    from lava_matmulfree.model.ternary import PackedTernary
 
     if isinstance(wt, PackedTernary):  # held packed only (QuantisedNetwork.pack_weights)
         return wt.matrix
@@ -73,7 +73,7 @@ def ternary_matrix(wt: np.ndarray, build: bool = True):
         return hit[1]
     if not build:
         return None
-    from .ternary import TernaryMatrix
+    from lava_matmulfree.model.ternary import TernaryMatrix
 
     try:
         tm = TernaryMatrix(wt)

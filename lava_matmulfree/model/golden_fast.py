@@ -26,12 +26,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .fixed_point import (INT, INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC, INVSQRT_Q_FRAC,
+from lava_matmulfree.model.fixed_point import (INT, INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC, INVSQRT_Q_FRAC,
                           INVSQRT_Y_FRAC, int_range, lut_frac_bits)
-from .float_model import ternary_matrix
-from . import ternary as _tr
-from .golden import GoldenModel, GoldenState, synapses
-from .quantise import QLayer, QNorm, QuantisedNetwork, release_freed_memory
+from lava_matmulfree.model.float_model import ternary_matrix
+from lava_matmulfree.model import ternary as _tr
+from lava_matmulfree.model.golden import GoldenModel, GoldenState, synapses
+from lava_matmulfree.model.quantise import QLayer, QNorm, QuantisedNetwork, release_freed_memory
 
 
 def synapses32(w: np.ndarray, a: np.ndarray) -> np.ndarray:

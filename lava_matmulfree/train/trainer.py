@@ -5,7 +5,7 @@ else in the package imports this module, so inference works without torch.
 
 The torch model is the exact architecture of docs/model.md with the checkpoint's tensor names
 (``state_dict()`` keys are the checkpoint's names), so its eval-mode forward is the function
-:class:`lava_matmulfree.float_model.FloatModel` computes on the saved weights (``tests/test_train.py``
+:class:`lava_matmulfree.model.float_model.FloatModel` computes on the saved weights (``tests/test_train.py``
 proves it). Inside every BitLinear, training sees the inference quantisation through straight-through
 estimators built on lava-dl's ``slayer.utils.quantize`` (rounding with an identity gradient):
 
@@ -17,7 +17,7 @@ estimators built on lava-dl's ``slayer.utils.quantize`` (rounding with an identi
 The MLGRU recurrence ``h_t = f_t*h_{t-1} + i_t`` runs as a Hillis-Steele parallel scan (log2(T) steps of
 whole-sequence tensor operations, exact: no logarithms or divisions) instead of a loop over time.
 
-Data: see :mod:`lava_matmulfree.train_data` (CPython's ``pydoc_data.topics``; why it is fair to use).
+Data: see :mod:`lava_matmulfree.io.corpus` (CPython's ``pydoc_data.topics``; why it is fair to use).
 Output: a Hugging Face folder (``config.json``, ``model.safetensors`` in float16) plus ``training.json``
 with the hyper-parameters, the data source, the final losses and perplexities (torch, and the numpy float
 model of the saved file).
@@ -39,14 +39,15 @@ try:
     import torch.nn.functional as F
     from torch import nn
 except ImportError as e:  # pragma: no cover - the message is the point
-    raise ImportError("lava_matmulfree.train needs PyTorch: pip install 'lava-matmulfree[train]' "
+    raise ImportError("lava_matmulfree.train.trainer needs PyTorch: pip install 'lava-matmulfree[train]' "
                       "(installs lava-dl 0.6.0 and torch)") from e
 
-from .train_options import TrainConfig, parse  # noqa: F401  (TrainConfig: part of this module's API)
-from .config import ModelConfig
-from .float_model import ACT_ABSMAX_FLOOR, TERNARY_SCALE_FLOOR
-from .train_data import (CORPUS_DESCRIPTION, CORPUS_LICENSE, CORPUS_NAME, TRAINING_FILE, SplitConfig,
-                         WindowSampler, eval_windows, float_model_loss, load_corpus, split_stream)
+from lava_matmulfree.train.options import TrainConfig, parse  # noqa: F401  (TrainConfig: part of this module's API)
+from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.model.float_model import ACT_ABSMAX_FLOOR, TERNARY_SCALE_FLOOR
+from lava_matmulfree.io.corpus import (CORPUS_DESCRIPTION, CORPUS_LICENSE, CORPUS_NAME, TRAINING_FILE, SplitConfig,
+                                       WindowSampler, eval_windows, load_corpus, split_stream)
+from lava_matmulfree.evaluation.perplexity import float_model_loss
 
 Q8_MAX = 127  # int8 activations: q = 127 / absmax, values clipped to [-128, 127]
 Q8_MIN = -128
@@ -229,7 +230,7 @@ class HGRNBitModel(nn.Module):
 
 
 class HGRNBitForCausalLM(nn.Module):
-    """``state_dict()`` names are exactly the checkpoint's (lava_matmulfree.params.expected_tensors)."""
+    """``state_dict()`` names are exactly the checkpoint's (lava_matmulfree.io.params.expected_tensors)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -322,7 +323,7 @@ def _save_snapshot(out: Path, cfg: ModelConfig, model: nn.Module, tc: TrainConfi
     import os
     import shutil
 
-    from .checkpoint import save_checkpoint
+    from lava_matmulfree.io.checkpoint import save_checkpoint
 
     scratch = out.parent / f".{out.name}.snapshot"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -338,9 +339,9 @@ def _save_snapshot(out: Path, cfg: ModelConfig, model: nn.Module, tc: TrainConfi
 def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitConfig(), progress: bool = True,
           check_float_model: bool = True, log=print, command: str = "") -> dict:
     """Train, and (with ``out``) write the model folder and training.json. Returns the training record."""
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .float_model import FloatModel
-    from .tokenizer import ByteTokenizer
+    from lava_matmulfree.io.checkpoint import load_checkpoint, save_checkpoint
+    from lava_matmulfree.model.float_model import FloatModel
+    from lava_matmulfree.io.tokenizer import ByteTokenizer
 
     t_start = time.perf_counter()
     torch.set_num_threads(tc.threads)
@@ -459,7 +460,7 @@ def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitCon
 
 
 def main(argv=None, args=None) -> int:
-    """``lava-matmulfree train``; ``args`` (from :func:`lava_matmulfree.train_options.parse`) skips parsing."""
+    """``lava-matmulfree train``; ``args`` (from :func:`lava_matmulfree.train.options.parse`) skips parsing."""
     args = args or parse(argv)
     args, tc, split = args
     command = " ".join(["lava-matmulfree train", *(sys.argv[1:] if argv is None else argv)])

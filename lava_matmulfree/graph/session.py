@@ -10,9 +10,9 @@ SIGTERM and an exception inside a model stop the runtime and every child process
 """
 from __future__ import annotations
 
-from .backends import FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation, lava_run_config
-from .config import LAVA_BACKEND_NAMES, RunConfig
-from .errors import BackendError
+from lava_matmulfree.graph.backends import FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation, lava_run_config
+from lava_matmulfree.config import LAVA_BACKEND_NAMES, RunConfig
+from lava_matmulfree.errors import BackendError
 
 
 class Session:
@@ -35,7 +35,7 @@ class Session:
 
     def __init__(self, backend: str, net, *, capacity: int, temperature: float = 0.0, top_k: int = 0,
                  seed: int = 0, float_model=None, run: RunConfig | None = None):
-        from .graph import GraphRunner, build_graph
+        from lava_matmulfree.graph.builder import GraphRunner, build_graph
 
         if backend not in LAVA_BACKEND_NAMES:
             raise BackendError(f"a session keeps a Lava runtime: use a Lava backend "

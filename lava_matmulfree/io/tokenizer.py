@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from .errors import CheckpointError
+from lava_matmulfree.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """The options of ``lava-matmulfree train``, without torch: ``train --help`` and every option's check work
-before (and without) the ``train`` extra. :mod:`lava_matmulfree.train` does the training."""
+before (and without) the ``train`` extra. :mod:`lava_matmulfree.train.trainer` does the training."""
 from __future__ import annotations
 
 import argparse
 import math
 from dataclasses import dataclass, fields
 
-from .checkpoint import SAVE_DTYPES
-from .train_data import SplitConfig
+from lava_matmulfree.io.checkpoint import SAVE_DTYPES
+from lava_matmulfree.io.corpus import SplitConfig
 
 
 @dataclass(frozen=True)

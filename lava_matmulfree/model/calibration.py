@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from .progress import progress as progress_bar
+from lava_matmulfree.utils.progress import progress as progress_bar
 
-from .config import FixedPointConfig
-from .float_model import FloatModel, silu
+from lava_matmulfree.config import FixedPointConfig
+from lava_matmulfree.model.float_model import FloatModel, silu
 
 TOKEN_MIXER_INPUTS = ("i", "f", "g")
 
@@ -167,7 +167,7 @@ def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length
     corpus (CPython's ``pydoc_data.topics``, see train_data.py) tokenised by ``tokenizer``: the statistics a
     checkpoint shows on text, which random token ids do not reproduce. The held-out validation blocks are
     left out, so a perplexity measured on them stays out of sample."""
-    from .train_data import SplitConfig, load_corpus, split_stream
+    from lava_matmulfree.io.corpus import SplitConfig, load_corpus, split_stream
 
     stream = np.concatenate(split_stream(load_corpus(tokenizer).tokens, SplitConfig())[0])
     top = int(stream.max())
@@ -180,6 +180,6 @@ def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length
 
 
 def text_source(num: int, length: int) -> str:
-    from .train_data import CORPUS_NAME
+    from lava_matmulfree.io.corpus import CORPUS_NAME
 
     return f"text: {num} windows of {length} tokens of {CORPUS_NAME}"

@@ -28,10 +28,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from .atomic import atomic_outputs, check_output_dir, check_output_file, write_text
-from .limits import MAX_NEW_TOKENS, check_tokens
-from .config import BACKEND_NAMES, LAVA_BACKEND_NAMES
-from .errors import LmfError
+from lava_matmulfree.utils.atomic import atomic_outputs, check_output_dir, check_output_file, write_text
+from lava_matmulfree.utils.limits import MAX_NEW_TOKENS, check_tokens
+from lava_matmulfree.config import BACKEND_NAMES, LAVA_BACKEND_NAMES
+from lava_matmulfree.errors import LmfError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
@@ -63,8 +63,8 @@ PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 DEFAULT_BACKEND = "sim-fused"
 #: backends whose models read the ternary weights only through the packed kernel (QuantisedNetwork.pack_weights)
 PACKED_WEIGHT_BACKENDS = ("reference", "sim-fused", "sim-stack")
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "data" / "demo_model"
-DEEP_MODEL_DIR = Path(__file__).resolve().parent / "data" / "deep_model"
+DEMO_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "demo_model"
+DEEP_MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "deep_model"
 PACKAGED_MODELS = {"demo": "DEMO_MODEL_DIR", "deep": "DEEP_MODEL_DIR"}  # --model NAME -> the module constant
 DEMO_MODEL_FILES = ("config.json", "model.safetensors")
 COMPILED_FILE = "compiled.safetensors"  # a compiled network inside a checkpoint folder is used as is
@@ -100,7 +100,7 @@ def _checkpoint_arg(args):
     """--checkpoint (a path, or a Hugging Face repo id found in the local cache), else --model, else the demo
     model when it is installed and no --config was asked for, else None."""
     if args.checkpoint is not None:
-        from .checkpoint import resolve_checkpoint
+        from lava_matmulfree.io.checkpoint import resolve_checkpoint
 
         try:
             return resolve_checkpoint(args.checkpoint)
@@ -129,7 +129,7 @@ def _compiled_file(ckpt: Path | None):
 def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
     """Whether a compiled network found inside a checkpoint folder was compiled from that folder's weights
     (its fingerprint); if not, say so: the caller recompiles from the weights."""
-    from .checkpoint import INDEX_FILE, WEIGHTS_FILE, fingerprint, load_checkpoint
+    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE, fingerprint, load_checkpoint
 
     if ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE)):
         return True  # a compiled file named directly, or a folder without float weights: nothing to compare
@@ -144,7 +144,7 @@ def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
 
 
 def _tokenizer(ckpt: Path | None):
-    from .tokenizer import ByteTokenizer, load_tokenizer
+    from lava_matmulfree.io.tokenizer import ByteTokenizer, load_tokenizer
 
     if ckpt is None:
         return ByteTokenizer()
@@ -169,16 +169,16 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
                              "weights of a Hugging Face folder; use --backend reference, sim or sim-fused")
         import numpy as np
 
-        from .float_model import FloatModel
+        from lava_matmulfree.model.float_model import FloatModel
 
         if ckpt is not None:
-            from .checkpoint import load_checkpoint
+            from lava_matmulfree.io.checkpoint import load_checkpoint
 
             cfg, params = load_checkpoint(ckpt)
             what = f"checkpoint {ckpt}"
         else:
-            from .config import load_model_config
-            from .params import random_params
+            from lava_matmulfree.config import load_model_config
+            from lava_matmulfree.io.params import random_params
 
             cfg = load_model_config(args.config or DEFAULT_CONFIG)
             params = random_params(cfg, seed=args.seed)
@@ -188,7 +188,7 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
         dtype = np.dtype(getattr(args, "float_dtype", DEFAULT_FLOAT_DTYPE)).type
         return _Model(cfg, None, FloatModel(cfg, params, dtype=dtype), tok, what)
     if compiled is not None:
-        from .quantise import QuantisedNetwork
+        from lava_matmulfree.model.quantise import QuantisedNetwork
 
         net = QuantisedNetwork.load(compiled)
         if backend in PACKED_WEIGHT_BACKENDS:
@@ -197,7 +197,7 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
             tok = _tokenizer(ckpt)
             _check_vocab(tok, net.cfg)
             return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
-    from .accuracy import build_evaluation
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
 
     tok = _tokenizer(ckpt)  # before calibrating: a bad tokenizer is a quick error
     setup = build_evaluation(args.config, args.seed, ckpt, progress=True, **build_kwargs)
@@ -207,14 +207,14 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
 
 def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
-    from .config import RunConfig, load_config
+    from lava_matmulfree.config import RunConfig, load_config
 
     if args.run_config is not None:
         run = load_config(args.run_config, require="run").run
     else:
         run = RunConfig(backend=args.backend or default_backend)
     if run.backend == "loihi2":
-        from .backends import lava_run_config
+        from lava_matmulfree.graph.backends import lava_run_config
 
         lava_run_config("loihi2")
     return run.backend, run
@@ -229,7 +229,7 @@ def _lava_stats(gen) -> str:
 
 
 def _run_generation(args, backend, run, m, probes=(), on_token=None):
-    from .backends import generate
+    from lava_matmulfree.graph.backends import generate
 
     prompt = m.tokenizer.encode(args.prompt, add_bos=True)
     if not prompt:
@@ -466,7 +466,7 @@ def cmd_generate(args, out=None, err=None) -> int:
 
 
 def cmd_chat(args, inp=None, out=None, err=None) -> int:
-    from .session import Session
+    from lava_matmulfree.graph.session import Session
 
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
     m = _load_model(args, args.backend)
@@ -515,8 +515,8 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
 
 
 def _probe_names(text, num_layers: int) -> list:
-    from .graph import HEAD_AGGREGATOR_VARS, HEAD_PORTS, HEAD_VARS
-    from .processes.block.process import BLOCK_VARS
+    from lava_matmulfree.graph.builder import HEAD_AGGREGATOR_VARS, HEAD_PORTS, HEAD_VARS
+    from lava_matmulfree.processes.block.process import BLOCK_VARS
 
     block = tuple(BLOCK_VARS) + ("x_out",)
     head = HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS
@@ -581,7 +581,7 @@ def cmd_probe(args, err=None) -> int:
     prompt, gen = _run_generation(args, backend, run, m, probes=names)
     tokens = list(prompt) + list(gen.tokens)
     n = len(tokens) - 1  # every token but the last enters the graph
-    from .backends import dequantise_probes, probe_frac_bits
+    from lava_matmulfree.graph.backends import dequantise_probes, probe_frac_bits
 
     fixed = backend not in FLOAT_BACKENDS
     real = dequantise_probes(m.net, {name: gen.probes[name] for name in names}) if fixed else gen.probes
@@ -605,7 +605,7 @@ def cmd_probe(args, err=None) -> int:
 def _parse_overrides(items) -> dict:
     import dataclasses
 
-    from .config import FixedPointConfig
+    from lava_matmulfree.config import FixedPointConfig
 
     types = {f.name: f.type for f in dataclasses.fields(FixedPointConfig)}
     out = {}
@@ -632,10 +632,10 @@ def _parse_overrides(items) -> dict:
 def _model_cfg(args, ckpt):
     """The ModelConfig of --checkpoint / --config without loading any weights (for size checks)."""
     if ckpt is not None:
-        from .checkpoint import read_config_json
+        from lava_matmulfree.io.checkpoint import read_config_json
 
         return read_config_json(ckpt)
-    from .config import load_model_config
+    from lava_matmulfree.config import load_model_config
 
     return load_model_config(args.config or DEFAULT_CONFIG)
 
@@ -655,7 +655,7 @@ def _read_text(path) -> str:
 
 
 def cmd_eval(args) -> int:
-    from .accuracy import DEFAULT_EVAL_LENGTH, DEFAULT_EVAL_SEQUENCES, evaluate
+    from lava_matmulfree.evaluation.accuracy import DEFAULT_EVAL_LENGTH, DEFAULT_EVAL_SEQUENCES, evaluate
 
     ckpt = _float_checkpoint(args, "eval")
     overrides = _parse_overrides(args.overrides)
@@ -674,14 +674,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compile(args) -> int:
-    from .accuracy import DEFAULT_CALIB_LENGTH, DEFAULT_CALIB_SEQUENCES
+    from lava_matmulfree.evaluation.accuracy import DEFAULT_CALIB_LENGTH, DEFAULT_CALIB_SEQUENCES
 
     ckpt = _float_checkpoint(args, "compile")
     overrides = _parse_overrides(args.overrides)
     out = check_output_file(args.out)
     kwargs = {"calib_length": args.calib_length, "calibration": args.calibrate}
     if args.calib_text is not None:
-        from .accuracy import DEFAULT_TEXT_CALIB_LENGTH
+        from lava_matmulfree.evaluation.accuracy import DEFAULT_TEXT_CALIB_LENGTH
 
         length = args.calib_length or DEFAULT_TEXT_CALIB_LENGTH
         tok = _tokenizer(ckpt)
@@ -702,11 +702,11 @@ def cmd_compile(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from .config import load_model_config
+    from lava_matmulfree.config import load_model_config
 
     load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
     try:
-        from .loihi.cost_model import estimate_main
+        from lava_matmulfree.loihi.cost_model import estimate_main
     except ImportError as e:
         raise ValueError(f"the cost model is not available ({e})") from None
     overrides = {}
@@ -719,7 +719,7 @@ def cmd_estimate(args) -> int:
     out = check_output_dir(args.out)
     estimate_main(args.config, out, preset=args.preset, json_path=json_path, **overrides)
     if args.sensitivity:
-        from .loihi.sensitivity import sensitivity_main
+        from lava_matmulfree.loihi.sensitivity import sensitivity_main
 
         print()
         sensitivity_main(args.config, out, **overrides)
@@ -747,19 +747,19 @@ def _describe_ports(proc) -> list:
 
 
 def cmd_train(args) -> int:
-    from .train_options import parse
+    from lava_matmulfree.train.options import parse
 
     parsed = parse(args.train_args, parser_class=_Parser)  # --help and bad options need no torch
     try:
-        from .train import main as train_main
+        from lava_matmulfree.train.trainer import main as train_main
     except ImportError as e:
         raise ValueError(str(e)) from None
     return train_main(args.train_args, args=parsed)
 
 
 def cmd_info(args) -> int:
-    from .backends import GRAPH_KIND
-    from .graph import build_graph
+    from lava_matmulfree.graph.backends import GRAPH_KIND
+    from lava_matmulfree.graph.builder import build_graph
 
     m = _load_model(args, "reference", num_calib=INFO_CALIB_SEQUENCES, calib_length=INFO_CALIB_LENGTH)
     c = m.cfg
@@ -778,7 +778,7 @@ def cmd_info(args) -> int:
     print(f"block 0 ({type(graph.blocks[0]).__name__}):")
     print("\n".join(_describe_ports(graph.blocks[0])))
     try:
-        from .loihi.mapping import build_mapping
+        from lava_matmulfree.loihi.mapping import build_mapping
     except ImportError:
         return 0
     mp = build_mapping(c)
@@ -812,7 +812,7 @@ def main(argv=None) -> int:
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:  # never die on a character the terminal's encoding lacks
         reconfigure(errors="backslashreplace")
-    from .runtime import Terminated, termination_signals
+    from lava_matmulfree.graph.runtime import Terminated, termination_signals
 
     try:
         argv = sys.argv[1:] if argv is None else list(argv)

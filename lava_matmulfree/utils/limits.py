@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 import os
 
-from .errors import LmfError
+from lava_matmulfree.errors import LmfError
 
 # Every backend keeps each token's logits (one 8-byte value per vocabulary entry) and copies them about
 # once more when they are gathered; the float model's sequence activations are a few rows of d per layer.

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 
-from .errors import BackendError
+from lava_matmulfree.errors import BackendError
 
 WATCHDOG_POLL_S = 0.2  # how often the watchdog looks at the Lava children
 FD_LIMIT_WANTED = 65536  # each leaf process holds ~10 descriptors in the parent

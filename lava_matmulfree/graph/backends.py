@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
-from .errors import BackendError
-from .limits import check_generation, token_ids
-from .fixed_point import INVSQRT_OUT_FRAC
-from .quantise import QuantisedNetwork
-from .sampling import Sampler
+from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
+from lava_matmulfree.errors import BackendError
+from lava_matmulfree.utils.limits import check_generation, token_ids
+from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC
+from lava_matmulfree.model.quantise import QuantisedNetwork
+from lava_matmulfree.model.sampling import Sampler
 
 FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")  # the floating_pt models, need the float model
 LAVA_LOIHI_MISSING = ("the loihi2 backend runs on a real Loihi 2 through Intel's lava-loihi package, which is not "
@@ -75,14 +75,14 @@ def lava_run_config(backend: str, dense_model: str = "packed"):
     floating = backend in FLOAT_LAVA_BACKENDS
     exceptions = {Extractor: PyLoihiExtractorModel}  # Lava's host I/O models are untagged
     if not floating and dense_model == "packed":
-        from .processes.connections import PyTernaryDenseModel
+        from lava_matmulfree.processes.connections import PyTernaryDenseModel
 
         exceptions[Dense] = PyTernaryDenseModel
     if backend == "sim-mixers":
-        from .processes.channel_mixer.models import PyFusedChannelMixerFixed
-        from .processes.channel_mixer.process import ChannelMixer
-        from .processes.token_mixer.models import PyFusedTokenMixerFixed
-        from .processes.token_mixer.process import TokenMixer
+        from lava_matmulfree.processes.channel_mixer.models import PyFusedChannelMixerFixed
+        from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
+        from lava_matmulfree.processes.token_mixer.models import PyFusedTokenMixerFixed
+        from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
         exceptions.update({TokenMixer: PyFusedTokenMixerFixed, ChannelMixer: PyFusedChannelMixerFixed})
     if backend not in GRAPH_KIND:
@@ -164,7 +164,7 @@ def _check_request(backend, prompt, max_new_tokens, vocab_size):
 def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
                        on_token=None) -> Generation:
     """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits)."""
-    from .golden_fast import FastGoldenModel
+    from lava_matmulfree.model.golden_fast import FastGoldenModel
 
     g = FastGoldenModel(net)
     if probes:
@@ -224,7 +224,7 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         return generate_float(float_model, prompt, max_new_tokens, sampler, on_token)
     if backend == "reference":
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token)
-    from .graph import build_graph, run_graph
+    from lava_matmulfree.graph.builder import build_graph, run_graph
 
     run_cfg = lava_run_config(backend, run.dense_model)  # checks lava-loihi first
     floating = backend in FLOAT_LAVA_BACKENDS
