@@ -1,3 +1,35 @@
-"""lava-matmulfree: a MatMul-free language model as a Lava process graph for Loihi 2."""
+"""lava-matmulfree: a MatMul-free language model as a Lava process graph for Loihi 2.
+
+The names a user imports are re-exported here (docs/api.md); each is loaded on first use, so importing the
+package costs nothing. The parts of the package and which uses which: docs/architecture.md.
+"""
+from lava_matmulfree.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_M = "lava_matmulfree."
+API = {
+    # configs (configs/*.toml)
+    "load_config": _M + "config", "ModelConfig": _M + "config", "FixedPointConfig": _M + "config",
+    "RunConfig": _M + "config",
+    # checkpoints and tokenizers
+    "load_checkpoint": _M + "io.checkpoint", "save_checkpoint": _M + "io.checkpoint",
+    "resolve_checkpoint": _M + "io.checkpoint", "random_params": _M + "io.params",
+    "load_tokenizer": _M + "io.tokenizer",
+    # the model: float reference, calibration, compiled integers, golden models
+    "FloatModel": _M + "model.float_model", "calibrate": _M + "model.calibration",
+    "compile_network": _M + "model.quantise", "QuantisedNetwork": _M + "model.quantise",
+    "GoldenModel": _M + "model.golden", "FastGoldenModel": _M + "model.golden_fast",
+    "Sampler": _M + "model.sampling",
+    "build_evaluation": _M + "evaluation.accuracy", "evaluate": _M + "evaluation.accuracy",
+    # the Lava graph and its runtime
+    "build_graph": _M + "graph.builder", "LavaGraph": _M + "graph.builder", "GraphRunner": _M + "graph.builder",
+    "run_graph": _M + "graph.builder", "Session": _M + "graph.session", "generate": _M + "graph.backends",
+    "Generation": _M + "graph.backends", "lava_run_config": _M + "graph.backends",
+    "loihi2_run_config": _M + "graph.backends",
+    # the Loihi 2 mapping and cost model
+    "estimate": _M + "loihi", "build_report": _M + "loihi", "build_mapping": _M + "loihi",
+    "LoihiCostModel": _M + "loihi",
+}
+__all__ = ["__version__", *API]
+__getattr__, __dir__ = lazy_exports(__name__, API)

@@ -66,7 +66,7 @@ def T():
     pytest.importorskip("torch", reason="the train extra (lava-dl, torch) is not installed")
     import torch
 
-    from lava_matmulfree.train.trainer import trainer as train
+    from lava_matmulfree.train import trainer as train
 
     torch.set_num_threads(2)
     return train
