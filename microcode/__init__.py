@@ -13,9 +13,10 @@ from pathlib import Path
 
 from lava_matmulfree.errors import MicrocodeError
 
-from .assembler import Instruction, Operand, Program, assemble, assemble_file
+from .assembler import assemble, assemble_file
 from .interpreter import Interpreter, RunResult
 from .isa import DEFAULT_ENTRY
+from .program import Instruction, Operand, Program
 
 __all__ = [
     "Instruction",

@@ -40,7 +40,8 @@ from lava_matmulfree.model.fixed_point import (INVSQRT_NORM_LO_BITS, INVSQRT_OUT
                                          INVSQRT_Y_FRAC, lut_frac_bits)
 
 from . import PROGRAM_DIR, PROGRAM_SUFFIX, isa, load_program
-from .assembler import Program, assemble
+from .assembler import assemble
+from .program import Program
 
 #: Program names of the custom neurons (file stems in this folder).
 RMS_AGGREGATOR = "rms_aggregator"

@@ -130,15 +130,17 @@ class Interpreter:
             )
         return array.astype(np.int64)
 
+    def _given_vector(self, given: dict, name: str, length: int, what: str, keyword: str, allow_scalar: bool):
+        """The array bound to ``name`` through the keyword argument ``keyword`` (params, luts), checked."""
+        if name not in given:
+            raise self._decl_error(name, f"{what} '{name}' was not bound (pass {keyword}={{'{name}': array}})")
+        return self._int_vector(name, given[name], length, what, allow_scalar=allow_scalar)
+
     def _bind_params(self, params: dict) -> dict:
         declared = self.program.params
         self._check_unknown(params, declared, "param(s)")
-        bound = {}
-        for name in declared:
-            if name not in params:
-                raise self._decl_error(name, f"param '{name}' was not bound (pass params={{'{name}': array}})")
-            bound[name] = self._int_vector(name, params[name], self.n, "param", allow_scalar=True)
-        return bound
+        return {name: self._given_vector(params, name, self.n, "param", "params", allow_scalar=True)
+                for name in declared}
 
     def _bind_imms(self, imms: dict) -> dict:
         declared = self.program.imms
@@ -171,10 +173,8 @@ class Interpreter:
                 if name in luts:
                     raise self._decl_error(name, f"LUT '{name}' has inline values and cannot be bound at load")
                 bound[name] = np.array(decl.values, dtype=np.int64)
-                continue
-            if name not in luts:
-                raise self._decl_error(name, f"LUT '{name}' was not bound (pass luts={{'{name}': array}})")
-            bound[name] = self._int_vector(name, luts[name], decl.size, "LUT", allow_scalar=False)
+            else:
+                bound[name] = self._given_vector(luts, name, decl.size, "LUT", "luts", allow_scalar=False)
         return bound
 
     # --- state --------------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from lava.magma.core.process.variable import Var
 from lava_matmulfree import events
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.microcode import bindings, isa
+from lava_matmulfree.processes import float_model_of
+from lava_matmulfree.processes.connections import CheckedInPort
 
 #: Suffix of a program input that is the token lane of the port named before it.
 LANE_SUFFIX = "_tok"
@@ -50,14 +52,22 @@ def program_vars(program) -> dict:
 class MicrocodedNeurons(AbstractProcess):
     """Base of the processes whose neurons run a program of microcode/ (see the module docstring).
 
-    Subclasses set ``PROGRAM`` (the program's name) and ``PROBES`` (probe Var -> scratch register), declare their
-    ports in ``__init__`` (Lava's convention: the interface is visible in process.py) and call
-    ``self._declare_program_vars``. A test checks that the declared ports are the program's.
+    Subclasses set ``PROGRAM`` (the program's name) and ``PROBES`` (probe Var -> scratch register), pass their own
+    parameters and the program's ``values`` to this ``__init__`` (which declares the program's Vars) and declare
+    their ports after it with ``in_port()`` / ``out_port()`` (Lava's convention: the interface is visible in
+    process.py). A test checks that the declared ports are the program's.
     """
 
     PROGRAM: str = ""
     PROBES: dict = {}
     QUEUE_COUNTS: tuple = ()  # state registers counting a program's queue entries (checked against their depth)
+
+    def __init__(self, *, shape, consts: dict, values: dict, **params):
+        """``shape`` (n,): the population; ``params``: the process's own parameters (name, layer, ...), kept in
+        proc_params after shape and consts; ``values``: the program's open values and initial state."""
+        n = int(shape[0])
+        super().__init__(shape=(n,), consts=dict(consts), **params)
+        self._declare_program_vars(n, consts, values)
 
     def _declare_program_vars(self, n: int, consts: dict, values: dict) -> None:
         program = bindings.specialise(self.PROGRAM, consts)
@@ -79,13 +89,14 @@ class MicrocodedNeurons(AbstractProcess):
         for var in self.PROBES:
             setattr(self, var, Var(shape=(n,), init=0))
 
-    @staticmethod
-    def in_port(n: int) -> InPort:
-        return InPort(shape=(n + 1,))
+    def in_port(self) -> InPort:
+        """An input of the population: one value per neuron and the token lane (a ``CheckedInPort``: a Lava Dense
+        whose weights Lava's bit-accurate model would truncate gives a warning when connected)."""
+        return CheckedInPort(shape=(self.proc_params["shape"][0] + 1,))
 
-    @staticmethod
-    def out_port(n: int) -> OutPort:
-        return OutPort(shape=(n + 1,))
+    def out_port(self) -> OutPort:
+        """An output of the population: one value per neuron and the token lane."""
+        return OutPort(shape=(self.proc_params["shape"][0] + 1,))
 
 
 def lava_types(process_cls, dtype=I32, precision: int = isa.REGISTER_BITS):
@@ -172,22 +183,42 @@ class PyMicrocodedFixedModel(PyLoihiProcessModel):
 
 class PyFloatNeuronModel(PyLoihiProcessModel):
     """Base of the floating_pt models of the custom neurons (the float reference, same events and latencies as
-    the fixed-point program; ``float_model`` in the process's parameters). ``receive()`` gives each input's
-    (data, present); ``emit()`` sends each output's data with its lane, or silence."""
+    the fixed-point program; ``float_model`` in the process's parameters). Each step ``run_spk`` receives every
+    input's (data, present), takes the outputs of the step from ``dynamics`` and sends each with its lane set,
+    silence on the others (receive, compute, send in the same step, Lava's neuron convention)."""
 
     IN_PORTS: tuple = ()
     OUT_PORTS: tuple = ()
 
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.n = int(proc_params["shape"][0])
+
+    def float_layer(self, what: str):
+        """The layer of the folded float model the process computes (one clear error naming ``what`` without)."""
+        return float_model_of(self.proc_params, what).layers[self.proc_params["layer"]]
+
+    def round_trip_line(self) -> DelayLine:
+        """A delay line of one value per neuron, as long as the aggregator's round trip (its answer's lag)."""
+        return DelayLine(events.AGGREGATOR_ROUND_TRIP, self.n)
+
+    def dynamics(self, received: dict) -> dict:
+        """The outputs of this step (port -> data) from each input's (data, present)."""
+        raise NotImplementedError
+
+    def run_spk(self):
+        self.emit(self.dynamics(self.receive()))
+
     def receive(self) -> dict:
         return {p: events.split(getattr(self, p).recv()) for p in self.IN_PORTS}
 
-    def emit(self, outputs: dict, n: int) -> None:
+    def emit(self, outputs: dict) -> None:
         """Send ``outputs`` (port -> data) with the lane set; the other ports send silence."""
         for q in self.OUT_PORTS:
             if q in outputs:
                 getattr(self, q).send(events.message(outputs[q], True, dtype=float))
             else:
-                getattr(self, q).send(events.silence(n, dtype=float))
+                getattr(self, q).send(events.silence(self.n, dtype=float))
 
 
 class DelayLine:

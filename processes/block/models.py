@@ -1,20 +1,16 @@
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
 from lava_matmulfree.model.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
-from lava_matmulfree.processes.block.process import MMFreeBlock
+from lava_matmulfree.processes.block.process import BLOCK_VARS, MMFreeBlock
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
+from lava_matmulfree.processes.fused import AbstractFusedLayers
+from lava_matmulfree.processes.precision import FIXED_BITS, I32, py_types
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
-
-I32 = np.int32
 
 
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
@@ -61,37 +57,25 @@ class SubBlockModel(AbstractSubProcessModel):
         proc.vars.down_inv_rms.alias(cm.vars.down_inv_rms)
 
 
+class AbstractFusedBlock(AbstractFusedLayers):
+    """The whole block in one OS process, on the token that arrives, sent in the same step; every probe Var of the
+    block (BLOCK_VARS)."""
+
+    VARS = tuple(BLOCK_VARS)
+
+
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
-class PyFusedBlockFixed(PyLoihiProcessModel):
-    """The whole block in one OS process: golden.py's layer on the token that arrives, sent in the same step."""
-
-    x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
-    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
-    x: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    r: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    h: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    y: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    attn_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    mlp_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    down_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    attn_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    mlp_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+@tag("fixed_pt", "bit_accurate_loihi")
+@py_types(I32, precision=FIXED_BITS)
+class PyFusedBlockFixed(AbstractFusedBlock):
+    """golden.py's layer."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        net, self.l = proc_params["net"], proc_params["layer"]
-        self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
+        self.arith = FastGoldenModel(self.net)
 
-    def run_spk(self):
-        x, present = events.split(self.x_in.recv())
-        if not present:
-            self.x_out.send(events.silence(len(x)))
-            return
+    def layers(self, x):
         g, l = self.arith, self.l
         g.probes = {}
         x_new, h = g.layer(self.q, x.astype(np.int64)[None], self.h.astype(np.int64), l)
@@ -101,48 +85,29 @@ class PyFusedBlockFixed(PyLoihiProcessModel):
         for st in ("attn", "gate", "mlp", "down"):
             getattr(self, f"{st}_sum_sq")[:] = g.probes[f"l{l}.{st}.sum_sq"][0][0]
             getattr(self, f"{st}_inv_rms")[:] = g.probes[f"l{l}.{st}.inv_rms"][0][0]
-        self.x_out.send(events.message(x_new[0], True))
+        return x_new[0]
 
 
 @implements(proc=MMFreeBlock, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyFusedBlockFloat(PyLoihiProcessModel):
-    """The block of the float reference (float_model.py, folded norms) on the token that arrives: the accuracy
-    yardstick inside the same graph. Probe Vars x, r, h, y hold float values."""
-
-    x_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    x: np.ndarray = LavaPyType(np.ndarray, float)
-    r: np.ndarray = LavaPyType(np.ndarray, float)
-    h: np.ndarray = LavaPyType(np.ndarray, float)
-    y: np.ndarray = LavaPyType(np.ndarray, float)
-    attn_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
-    gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
-    mlp_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
-    down_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
-    attn_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
-    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
-    mlp_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
-    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+@py_types(float)
+class PyFusedBlockFloat(AbstractFusedBlock):
+    """The block of the float reference (float_model.py, folded norms): the accuracy yardstick inside the same
+    graph. Probe Vars x, r, h, y hold float values."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = float_model_of(proc_params, "block")
-        self.fm, self.l = fm, proc_params["layer"]
-        self.lw = fm.layers[self.l]
+        self.fm = float_model_of(proc_params, "block")
+        self.lw = self.fm.layers[self.l]
 
-    def run_spk(self):
+    def layers(self, x):
         from lava_matmulfree.model.float_model import channel_mixer, silu, token_mixer
 
-        x, present = events.split(self.x_in.recv())
-        if not present:
-            self.x_out.send(events.silence(len(x), dtype=float))
-            return
         cfg, rec = self.fm.cfg, {}
         o, h = token_mixer(self.lw, x[None], self.h.copy(), cfg.rms_norm_eps)
         r = x + o[0]
         out = r + channel_mixer(self.lw, r[None], cfg.rms_norm_eps, cfg.intermediate_size, rec)[0]
         self.x[:], self.r[:], self.h[:] = x, r, h
         self.y[:] = silu(rec["u"][0]) * rec["v"][0]
-        self.x_out.send(events.message(out, True, dtype=float))
+        return out

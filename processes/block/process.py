@@ -1,9 +1,11 @@
 """One HGRN-Bit block (token mixer + channel mixer) as a hierarchical Lava process."""
 from __future__ import annotations
 
-from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.ports.ports import OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
+
+from lava_matmulfree.processes.connections import CheckedInPort
 
 #: Probe points of a block: name -> what it holds.
 BLOCK_VARS = {"x": "residual stream entering the block, Q(x_frac)",
@@ -45,7 +47,7 @@ class MMFreeBlock(AbstractProcess):
     def __init__(self, *, net, layer: int, float_model=None, name: str | None = None, **kwargs):
         d, n = net.cfg.hidden_size, net.cfg.intermediate_size
         super().__init__(net=net, layer=layer, float_model=float_model, name=name or f"block{layer}", **kwargs)
-        self.x_in = InPort(shape=(d + 1,))
+        self.x_in = CheckedInPort(shape=(d + 1,))  # warns of a Lava Dense whose weights Lava truncates
         self.x_out = OutPort(shape=(d + 1,))
         self.x = Var(shape=(d,), init=0)
         self.r = Var(shape=(d,), init=0)

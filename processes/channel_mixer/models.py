@@ -1,19 +1,15 @@
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
-from lava_matmulfree.model.float_model import act_quant_q8, silu
+from lava_matmulfree.model.float_model import silu
 from lava_matmulfree.model.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
-
-I32 = np.int32
+from lava_matmulfree.processes.fused import AbstractFusedMixer, float_bitlinear
+from lava_matmulfree.processes.precision import FIXED_BITS, I32, py_types
 
 
 @implements(proc=ChannelMixer, protocol=LoihiProtocol)
@@ -46,76 +42,51 @@ class SubChannelMixerModel(AbstractSubProcessModel):
         proc.vars.down_inv_rms.alias(self.down_aggregator.vars.inv_rms)
 
 
+class AbstractFusedChannelMixer(AbstractFusedMixer):
+    """The channel mixer in one OS process, one step of latency: its boundary is the gate_proj connection
+    (processes/fused.py)."""
+
+    IN_PORTS, OUT_PORTS, TOKEN_PORT = ("a_gate_in",), ("down_out",), "a_gate_in"
+    VARS = ("y", "down_sum_sq", "down_inv_rms")
+
+
 @implements(proc=ChannelMixer, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
-class PyFusedChannelMixerFixed(PyLoihiProcessModel):
-    """The channel mixer in one OS process (golden.py's arithmetic), one step of latency (its boundary is the
-    gate_proj connection)."""
-
-    a_gate_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
-    down_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
-    y: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    down_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+@tag("fixed_pt", "bit_accurate_loihi")
+@py_types(I32, precision=FIXED_BITS)
+class PyFusedChannelMixerFixed(AbstractFusedChannelMixer):
+    """golden.py's arithmetic."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        net, self.l = proc_params["net"], proc_params["layer"]
-        self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
-        self.buffer = events.silence(net.cfg.hidden_size)
+        self.arith = FastGoldenModel(self.net)
 
-    def run_spk(self):
+    def mix(self, spikes):
         q, g, l = self.q, self.arith, self.l
-        self.down_out.send(self.buffer)
-        a, present = events.split(self.a_gate_in.recv())
-        if not present:
-            self.buffer = events.silence(len(a))
-            return
-        y = g.glu(q, g.project(q.gate_w, a.astype(np.int64)[None], f"l{l}.gate"), l)
+        y = g.glu(q, g.project(q.gate_w, spikes["a_gate_in"].astype(np.int64)[None], f"l{l}.gate"), l)
         self.y[:] = y[0]
-        S_down = g.aggregate(g.norm_squares(q.down_norm, y, f"l{l}.down"), f"l{l}.down")
-        self.down_sum_sq[:] = S_down
-        r = g.inv_rms(S_down, f"l{l}.down")
-        self.down_inv_rms[:] = r
-        a_d = g.spikes_from_inv_rms(q.down_norm, y, r, f"l{l}.down")["down"]
-        self.buffer = events.message(g.project(q.down.w, a_d, f"l{l}.down")[0], True)
+        a_d = self.golden_norm(q.down_norm, y, "down", "down")
+        return g.project(q.down.w, a_d, f"l{l}.down")[0]
 
 
 @implements(proc=ChannelMixer, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyFusedChannelMixerFloat(PyLoihiProcessModel):
-    """The channel mixer of the float reference in one OS process, one step of latency."""
-
-    a_gate_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    down_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    y: np.ndarray = LavaPyType(np.ndarray, float)
-    down_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
-    down_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+@py_types(float)
+class PyFusedChannelMixerFloat(AbstractFusedChannelMixer):
+    """The channel mixer of the float reference; down_proj's own RMSNorm (its eps alone)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
         fm = float_model_of(proc_params, "channel mixer")
-        lw = fm.layers[proc_params["layer"]]
-        self.d, self.n = fm.cfg.hidden_size, fm.cfg.intermediate_size
-        self.down = lw.down_proj
-        self.w_gate, self.scale_gate = lw.gate_proj.wt.astype(float), 1.0 / lw.gate_proj.s
-        self.w_down, self.scale_down = lw.down_proj.wt.astype(float), 1.0 / lw.down_proj.s
-        self.buffer = events.silence(self.d, dtype=float)
+        lw = fm.layers[self.l]
+        self.n, self.down = fm.cfg.intermediate_size, lw.down_proj
+        self.gate_proj, self.down_proj = float_bitlinear(lw.gate_proj), float_bitlinear(lw.down_proj)
 
-    def run_spk(self):
+    def mix(self, spikes):
         n = self.n
-        self.down_out.send(self.buffer)
-        a, present = events.split(self.a_gate_in.recv())
-        if not present:
-            self.buffer = events.silence(self.d, dtype=float)
-            return
-        uv = self.scale_gate * (self.w_gate @ a)
+        uv = self.gate_proj(spikes["a_gate_in"])
         y = silu(uv[:n]) * uv[n:]
         self.y[:] = y
-        S_down = np.sum(y * y)
-        self.down_sum_sq[:] = S_down
-        self.down_inv_rms[:] = 1.0 / np.sqrt(S_down / n + self.down.eps)
-        a_d = act_quant_q8(self.down.norm_w * y * self.down_inv_rms[0])
-        self.buffer = events.message(self.scale_down * (self.w_down @ a_d), True, dtype=float)
+        a_d = self.float_norm(y * y, y, self.down.norm_w, self.down.eps, "down")
+        return self.down_proj(a_d)

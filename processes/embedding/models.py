@@ -1,30 +1,25 @@
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
 from lava_matmulfree.processes.embedding.process import EmbeddingSource
-
-I32 = np.int32
+from lava_matmulfree.processes.precision import FIXED_BITS, I32, py_types
 
 
 class AbstractPyEmbeddingSource(PyLoihiProcessModel):
-    """Streams the prompt, then the fed-back tokens (lava's tags add up over inheritance: this base is undecorated
-    and each precision a decorated subclass, as in lava's own Dense)."""
+    """Streams the prompt, then the fed-back tokens (undecorated; each precision a decorated subclass, see
+    processes/precision.py). The request's counters are integers at both precisions."""
 
-    token_in = None
-    x_out = None
-    embed = None
-    DTYPE = None
-    prompt: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    prompt_len: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    max_new_tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    count: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    token: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+    IN_PORTS, OUT_PORTS, VARS = ("token_in",), ("x_out",), ("embed",)
+    prompt: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
+    prompt_len: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
+    max_new_tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
+    count: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
+    token: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
 
     def run_spk(self):
         fed, present = events.split(self.token_in.recv())
@@ -42,23 +37,15 @@ class AbstractPyEmbeddingSource(PyLoihiProcessModel):
 
 @implements(proc=EmbeddingSource, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
+@py_types(I32, precision=FIXED_BITS)
 class PyEmbeddingSourceFixed(AbstractPyEmbeddingSource):
     """int24 rows of the compiled network, Q(x_frac)."""
-
-    token_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
-    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
-    embed: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    DTYPE = I32
 
 
 @implements(proc=EmbeddingSource, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
+@py_types(float)
 class PyEmbeddingSourceFloat(AbstractPyEmbeddingSource):
     """The float embedding rows of the float reference."""
-
-    token_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    x_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    embed: np.ndarray = LavaPyType(np.ndarray, float)
-    DTYPE = float

@@ -7,6 +7,23 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
 
+def request_values(prompt, max_new_tokens: int, capacity: int, vocab_size: int, who: str) -> list[int]:
+    """A request's prompt as token ids, checked against a process's capacity and vocabulary (one clear error).
+    An empty prompt with no new tokens is "no request yet"."""
+    ids = [int(t) for t in np.asarray(prompt, dtype=np.int64).reshape(-1)] if len(prompt) else []
+    if isinstance(max_new_tokens, bool) or int(max_new_tokens) != max_new_tokens or max_new_tokens < 0:
+        raise ValueError(f"{who}: max_new_tokens must be a whole number >= 0, got {max_new_tokens!r}")
+    if max_new_tokens and not ids:
+        raise ValueError(f"{who}: a request needs at least one prompt token")
+    if len(ids) + max_new_tokens > capacity:
+        raise ValueError(f"{who}: prompt ({len(ids)}) + new tokens ({max_new_tokens}) exceed the capacity of "
+                         f"{capacity} tokens")
+    bad = [t for t in ids if not 0 <= t < vocab_size]
+    if bad:
+        raise ValueError(f"{who}: token id {bad[0]} lies outside the vocabulary [0, {vocab_size})")
+    return ids
+
+
 class EmbeddingSource(AbstractProcess):
     """Streams a prompt into the graph, one token per step, then the tokens the sink feeds back (decode is a
     closed loop inside the graph). Host/chip boundary: on Loihi 2 this runs on the host (docs/graph.md).
@@ -20,8 +37,9 @@ class EmbeddingSource(AbstractProcess):
         else:                                               nothing is sent
         x_out = embed[token] with the token lane set ; count += 1
 
-    The prompt enters through Vars, so one compiled graph serves many prompts: set ``prompt``, ``prompt_len``,
-    ``max_new_tokens`` and ``count = 0`` (``graph.LavaGraph.start``) and run again.
+    The request is the constructor's ``prompt`` and ``max_new_tokens`` (the sink takes the same); a graph sets a
+    new one on the source and the sink at once (``graph.builder.LavaGraph.set_request``), so one compiled graph
+    serves many requests.
 
     Parameters
     ----------
@@ -29,17 +47,25 @@ class EmbeddingSource(AbstractProcess):
         Embedding rows: int24, Q(x_frac), or the float rows (floating_pt).
     capacity : int
         Most tokens one request may hold (prompt + new tokens).
+    prompt : sequence of int, optional
+        The request's prompt (token ids); none by default (the graph then sends nothing until a request is set).
+    max_new_tokens : int, optional
+        Tokens to generate after the prompt.
     """
 
-    def __init__(self, *, embed, capacity: int, name: str | None = None, **kwargs):
+    def __init__(self, *, embed, capacity: int, prompt=(), max_new_tokens: int = 0, name: str | None = None,
+                 **kwargs):
         embed = np.asarray(embed)
-        super().__init__(capacity=capacity, name=name, **kwargs)
+        super().__init__(capacity=capacity, name=name, **kwargs)  # first: a refused process is whole for Lava's __del__
         V, d = embed.shape
+        ids = request_values(prompt, max_new_tokens, capacity, V, name or "EmbeddingSource")
+        padded = np.zeros(capacity, dtype=np.int64)
+        padded[:len(ids)] = ids
         self.token_in = InPort(shape=(2,))  # [token, lane]
         self.x_out = OutPort(shape=(d + 1,))
         self.embed = Var(shape=(V, d), init=embed)
-        self.prompt = Var(shape=(capacity,), init=0)
-        self.prompt_len = Var(shape=(1,), init=0)
-        self.max_new_tokens = Var(shape=(1,), init=0)
+        self.prompt = Var(shape=(capacity,), init=padded)
+        self.prompt_len = Var(shape=(1,), init=len(ids))
+        self.max_new_tokens = Var(shape=(1,), init=int(max_new_tokens))
         self.count = Var(shape=(1,), init=0)
         self.token = Var(shape=(1,), init=-1)  # the token that entered last

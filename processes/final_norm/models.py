@@ -3,16 +3,15 @@ from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
 from lava_matmulfree.model.float_model import act_quant_q8
 from lava_matmulfree.processes import float_model_of
-from lava_matmulfree.processes.neuron import DelayLine, PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
+from lava_matmulfree.processes.neuron import PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
 from lava_matmulfree.processes.final_norm.process import FinalNorm
 
 
 @implements(proc=FinalNorm, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
 @lava_types(FinalNorm)
 class PyFinalNormFixed(PyMicrocodedFixedModel):
     """Runs microcode/final_norm.ucode over the neurons (bit for bit the golden model)."""
@@ -28,11 +27,10 @@ class PyFinalNormFloat(PyFloatNeuronModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self.fold = float_model_of(proc_params, "final norm").fold_head
-        self.n = n = int(proc_params["shape"][0])
-        self.x_line = DelayLine(events.AGGREGATOR_ROUND_TRIP, n)
+        self.x_line = self.round_trip_line()
 
-    def run_spk(self):
-        m, out = self.receive(), {}
+    def dynamics(self, m):
+        out = {}
         x, present = m["x_in"]
         if present:
             self.x[:] = x
@@ -43,4 +41,4 @@ class PyFinalNormFloat(PyFloatNeuronModel):
         r, present = m["r_in"]
         if present:
             out["a_out"] = act_quant_q8(self.fold.gain * x_r * r)
-        self.emit(out, self.n)
+        return out

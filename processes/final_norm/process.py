@@ -18,24 +18,22 @@ class FinalNorm(MicrocodedNeurons):
     Parameters
     ----------
     shape : tuple
-        (d,).
+        (d,): a neuron per channel of the last block's output.
     consts : dict
         Config-bound constants of the program.
     w1_m, g_m : array (d,)
         Inner gain and LM-head gain mantissas; w1_k, t_k, g_k: their shifts (microcode/bindings.py
         ``final_norm``).
-    layer : None
-        floating_pt models read the folded float head from ``float_model``.
+    float_model :
+        floating_pt only: the folded float model whose head norm it computes.
     """
 
     PROGRAM = bindings.FINAL_NORM
     PROBES = {"x": "x"}
 
     def __init__(self, *, shape, consts: dict, float_model=None, name: str | None = None, **values):
-        n = int(shape[0])
-        super().__init__(shape=(n,), consts=dict(consts), float_model=float_model, name=name)
-        self.x_in = self.in_port(n)
-        self.r_in = self.in_port(n)
-        self.sq_out = self.out_port(n)
-        self.a_out = self.out_port(n)
-        self._declare_program_vars(n, consts, values)
+        super().__init__(shape=shape, consts=consts, values=values, float_model=float_model, name=name)
+        self.x_in = self.in_port()
+        self.r_in = self.in_port()
+        self.sq_out = self.out_port()
+        self.a_out = self.out_port()

@@ -3,16 +3,14 @@ from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
 from lava_matmulfree.model.float_model import act_quant_q8, silu
-from lava_matmulfree.processes import float_model_of
-from lava_matmulfree.processes.neuron import DelayLine, PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
+from lava_matmulfree.processes.neuron import PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
 from lava_matmulfree.processes.glu.process import Glu
 
 
 @implements(proc=Glu, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
 @lava_types(Glu)
 class PyGluFixed(PyMicrocodedFixedModel):
     """Runs microcode/glu.ucode over the neurons (bit for bit the golden model)."""
@@ -32,14 +30,11 @@ class PyGluFloat(PyFloatNeuronModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = float_model_of(proc_params, "GLU")
-        self.norm_w = fm.layers[proc_params["layer"]].down_proj.norm_w
-        self.n = n = int(proc_params["shape"][0])
-        self.y_line = DelayLine(events.AGGREGATOR_ROUND_TRIP, n)
+        self.norm_w = self.float_layer("GLU").down_proj.norm_w
+        self.y_line = self.round_trip_line()
 
-    def run_spk(self):
-        m, out = self.receive(), {}
-        y = np.zeros(self.n)
+    def dynamics(self, m):
+        out, y = {}, np.zeros(self.n)
         u, present = m["u_in"]
         if present:
             y = silu(u) * m["v_in"][0]
@@ -49,4 +44,4 @@ class PyGluFloat(PyFloatNeuronModel):
         r, present = m["r_in"]
         if present:
             out["a_out"] = act_quant_q8(self.norm_w * y_r * r)
-        self.emit(out, self.n)
+        return out

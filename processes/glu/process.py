@@ -18,7 +18,7 @@ class Glu(MicrocodedNeurons):
     Parameters
     ----------
     shape : tuple
-        (I,).
+        (I,): a neuron per intermediate channel.
     consts : dict
         Config-bound constants of the program.
     w1_m, g_m : array (I,)
@@ -36,11 +36,9 @@ class Glu(MicrocodedNeurons):
 
     def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
                  **values):
-        n = int(shape[0])
-        super().__init__(shape=(n,), consts=dict(consts), layer=layer, float_model=float_model, name=name)
-        self.u_in = self.in_port(n)
-        self.v_in = self.in_port(n)
-        self.r_in = self.in_port(n)
-        self.sq_out = self.out_port(n)
-        self.a_out = self.out_port(n)
-        self._declare_program_vars(n, consts, values)
+        super().__init__(shape=shape, consts=consts, values=values, layer=layer, float_model=float_model, name=name)
+        self.u_in = self.in_port()
+        self.v_in = self.in_port()
+        self.r_in = self.in_port()
+        self.sq_out = self.out_port()
+        self.a_out = self.out_port()

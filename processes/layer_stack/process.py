@@ -1,9 +1,11 @@
 """All blocks of the model in one process: the fastest simulation (``sim-stack`` backend)."""
 from __future__ import annotations
 
-from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.ports.ports import OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
+
+from lava_matmulfree.processes.connections import CheckedInPort
 
 STACK_VARS = ("x", "r", "h")  # per-layer probe points held by the stack
 
@@ -25,7 +27,7 @@ class MMFreeStack(AbstractProcess):
     def __init__(self, *, net, name: str | None = None, **kwargs):
         L, d = net.cfg.num_layers, net.cfg.hidden_size
         super().__init__(net=net, name=name or "layer_stack", **kwargs)
-        self.x_in = InPort(shape=(d + 1,))
+        self.x_in = CheckedInPort(shape=(d + 1,))  # warns of a Lava Dense whose weights Lava truncates
         self.x_out = OutPort(shape=(d + 1,))
         self.x = Var(shape=(L, d), init=0)  # residual stream entering each block, Q(x_frac)
         self.r = Var(shape=(L, d), init=0)  # after each token mixer, Q(x_frac)

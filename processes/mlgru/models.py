@@ -3,16 +3,14 @@ from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
 from lava_matmulfree.model.float_model import act_quant_q8, sigmoid, silu
-from lava_matmulfree.processes import float_model_of
-from lava_matmulfree.processes.neuron import DelayLine, PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
+from lava_matmulfree.processes.neuron import PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
 from lava_matmulfree.processes.mlgru.process import Mlgru
 
 
 @implements(proc=Mlgru, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
 @lava_types(Mlgru)
 class PyMlgruFixed(PyMicrocodedFixedModel):
     """Runs microcode/mlgru.ucode over the neurons (bit for bit the golden model)."""
@@ -33,14 +31,12 @@ class PyMlgruFloat(PyFloatNeuronModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        lw = float_model_of(proc_params, "MLGRU").layers[proc_params["layer"]]
+        lw = self.float_layer("MLGRU")
         self.lower_bound, self.fold = lw.lower_bound, lw.fold_o  # not self.lb: that is the program's Var
-        self.n = n = int(proc_params["shape"][0])
-        self.gz_line = DelayLine(events.AGGREGATOR_ROUND_TRIP, n)
+        self.gz_line = self.round_trip_line()
 
-    def run_spk(self):
-        m, out = self.receive(), {}
-        gz = np.zeros(self.n)
+    def dynamics(self, m):
+        out, gz = {}, np.zeros(self.n)
         acc_f, present = m["acc_f"]
         if present:
             acc_i, acc_g = m["acc_i"][0], m["acc_g"][0]
@@ -52,4 +48,4 @@ class PyMlgruFloat(PyFloatNeuronModel):
         r, present = m["r_in"]
         if present:
             out["a_out"] = act_quant_q8(self.fold.gain * gz_r * r)
-        self.emit(out, self.n)
+        return out

@@ -22,7 +22,7 @@ class Mlgru(MicrocodedNeurons):
     Parameters
     ----------
     shape : tuple
-        (d,).
+        (d,): a neuron per channel of h.
     consts : dict
         Config-bound constants of the program.
     lb : array (d,)
@@ -44,12 +44,10 @@ class Mlgru(MicrocodedNeurons):
 
     def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
                  **values):
-        n = int(shape[0])
-        super().__init__(shape=(n,), consts=dict(consts), layer=layer, float_model=float_model, name=name)
-        self.acc_i = self.in_port(n)
-        self.acc_f = self.in_port(n)
-        self.acc_g = self.in_port(n)
-        self.r_in = self.in_port(n)
-        self.sq_out = self.out_port(n)
-        self.a_out = self.out_port(n)
-        self._declare_program_vars(n, consts, values)
+        super().__init__(shape=shape, consts=consts, values=values, layer=layer, float_model=float_model, name=name)
+        self.acc_i = self.in_port()  # i_proj, f_proj, g_proj sums: one token's three arrive in the same step
+        self.acc_f = self.in_port()
+        self.acc_g = self.in_port()
+        self.r_in = self.in_port()
+        self.sq_out = self.out_port()
+        self.a_out = self.out_port()

@@ -3,16 +3,14 @@ from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
 from lava_matmulfree.model.float_model import act_quant_q8
-from lava_matmulfree.processes import float_model_of
-from lava_matmulfree.processes.neuron import DelayLine, PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
+from lava_matmulfree.processes.neuron import PyFloatNeuronModel, PyMicrocodedFixedModel, lava_types
 from lava_matmulfree.processes.residual.process import Residual
 
 
 @implements(proc=Residual, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
 @lava_types(Residual)
 class PyResidualFixed(PyMicrocodedFixedModel):
     """Runs microcode/residual.ucode over the neurons (bit for bit the golden model)."""
@@ -35,16 +33,14 @@ class PyResidualFloat(PyFloatNeuronModel):
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        lw = float_model_of(proc_params, "residual").layers[proc_params["layer"]]
+        lw = self.float_layer("residual")
         self.fold_attn = {"a_i": lw.fold_i, "a_f": lw.fold_f, "a_g": lw.fold_g}
         self.fold_mlp = lw.fold_gate
-        self.n = n = int(proc_params["shape"][0])
-        self.x_line = DelayLine(events.AGGREGATOR_ROUND_TRIP, n)
-        self.r_line = DelayLine(events.AGGREGATOR_ROUND_TRIP, n)
+        self.x_line, self.r_line = self.round_trip_line(), self.round_trip_line()
         self.x_queue, self.r_queue = [], []
 
-    def run_spk(self):
-        m, out = self.receive(), {}
+    def dynamics(self, m):
+        out = {}
         x = r = np.zeros(self.n)
         down, present = m["down_in"]
         if present:
@@ -69,4 +65,4 @@ class PyResidualFloat(PyFloatNeuronModel):
         q, present = m["r_mlp"]
         if present:
             out["a_gate"] = act_quant_q8(self.fold_mlp.gain * r_m * q)
-        self.emit(out, self.n)
+        return out

@@ -21,7 +21,7 @@ class Residual(MicrocodedNeurons):
     Parameters
     ----------
     shape : tuple
-        (d,).
+        (d,): a neuron per channel of the residual stream.
     consts : dict
         Config-bound constants of the program.
     w1a_m, gi_m, gf_m, gg_m, w1m_m, gate_m : array (d,)
@@ -38,18 +38,16 @@ class Residual(MicrocodedNeurons):
 
     def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
                  **values):
-        n = int(shape[0])
-        super().__init__(shape=(n,), consts=dict(consts), layer=layer, float_model=float_model, name=name)
-        self.x_in = self.in_port(n)
-        self.r_attn = self.in_port(n)
-        self.o_in = self.in_port(n)
-        self.r_mlp = self.in_port(n)
-        self.down_in = self.in_port(n)
-        self.sq_attn = self.out_port(n)
-        self.a_i = self.out_port(n)
-        self.a_f = self.out_port(n)
-        self.a_g = self.out_port(n)
-        self.sq_mlp = self.out_port(n)
-        self.a_gate = self.out_port(n)
-        self.x_out = self.out_port(n)
-        self._declare_program_vars(n, consts, values)
+        super().__init__(shape=shape, consts=consts, values=values, layer=layer, float_model=float_model, name=name)
+        self.x_in = self.in_port()
+        self.r_attn = self.in_port()  # the attn norm's inverse RMS
+        self.o_in = self.in_port()  # the token mixer's o
+        self.r_mlp = self.in_port()  # the mlp norm's inverse RMS
+        self.down_in = self.in_port()  # the channel mixer's down
+        self.sq_attn = self.out_port()
+        self.a_i = self.out_port()  # graded spikes into i_proj, f_proj, g_proj (each its own gain)
+        self.a_f = self.out_port()
+        self.a_g = self.out_port()
+        self.sq_mlp = self.out_port()
+        self.a_gate = self.out_port()  # graded spikes into gate_proj
+        self.x_out = self.out_port()  # the next block's x

@@ -9,7 +9,7 @@ from lava_matmulfree.processes.rms_aggregator.process import RmsAggregator
 
 @implements(proc=RmsAggregator, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
 @lava_types(RmsAggregator)
 class PyRmsAggregatorFixed(PyMicrocodedFixedModel):
     """Runs microcode/rms_aggregator.ucode over the neurons (bit for bit the golden model)."""
@@ -22,11 +22,10 @@ class PyRmsAggregatorFixed(PyMicrocodedFixedModel):
 class PyRmsAggregatorFloat(PyFloatNeuronModel):
     """inv_rms = 1 / sqrt(sum_sq / n + eps_const), in the step the squares arrive."""
 
-    def run_spk(self):
-        s, present = self.receive()["sq_in"]
-        if present:
-            self.sum_sq[:] = s
-            self.inv_rms[:] = 1.0 / np.sqrt(s / self.proc_params["n"] + self.proc_params["eps_const"])
-            self.emit({"r_out": self.inv_rms.copy()}, 1)
-        else:
-            self.emit({}, 1)
+    def dynamics(self, m):
+        s, present = m["sq_in"]
+        if not present:
+            return {}
+        self.sum_sq[:] = s
+        self.inv_rms[:] = 1.0 / np.sqrt(s / self.proc_params["n"] + self.proc_params["eps_const"])
+        return {"r_out": self.inv_rms.copy()}

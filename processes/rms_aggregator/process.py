@@ -36,7 +36,6 @@ class RmsAggregator(MicrocodedNeurons):
     PROBES = {"sum_sq": "s", "inv_rms": "r"}
 
     def __init__(self, *, consts: dict, n: int, eps_const: float = 0.0, name: str | None = None, **values):
-        super().__init__(shape=(1,), consts=dict(consts), n=n, eps_const=eps_const, name=name)
-        self.sq_in = self.in_port(1)
-        self.r_out = self.out_port(1)
-        self._declare_program_vars(1, consts, values)
+        super().__init__(shape=(1,), consts=consts, values=values, n=n, eps_const=eps_const, name=name)
+        self.sq_in = self.in_port()
+        self.r_out = self.out_port()

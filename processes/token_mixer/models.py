@@ -1,19 +1,15 @@
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.model.sub.model import AbstractSubProcessModel
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_matmulfree import events
-from lava_matmulfree.model.float_model import act_quant_q8, sigmoid, silu
+from lava_matmulfree.model.float_model import sigmoid, silu
 from lava_matmulfree.model.golden_fast import FastGoldenModel
 from lava_matmulfree.processes import build, float_model_of
+from lava_matmulfree.processes.fused import AbstractFusedMixer, float_bitlinear
+from lava_matmulfree.processes.precision import FIXED_BITS, I32, py_types
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
-
-I32 = np.int32
 
 
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
@@ -43,88 +39,54 @@ class SubTokenMixerModel(AbstractSubProcessModel):
         proc.vars.gate_inv_rms.alias(self.gate_aggregator.vars.inv_rms)
 
 
+class AbstractFusedTokenMixer(AbstractFusedMixer):
+    """The token mixer in one OS process, one step of latency: its boundary is the i, f, g synapses (a connection),
+    so a token's o leaves one step after its spikes arrive (processes/fused.py)."""
+
+    IN_PORTS, OUT_PORTS = ("a_i_in", "a_f_in", "a_g_in"), ("o_out",)
+    TOKEN_PORT = "a_f_in"  # i, f and g spikes of a token arrive together
+    VARS = ("h", "gate_sum_sq", "gate_inv_rms")
+
+
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
-class PyFusedTokenMixerFixed(PyLoihiProcessModel):
-    """The token mixer in one OS process (golden.py's arithmetic). Its boundary is a connection (the i, f, g
-    synapses), so it follows the connection convention: a token's o leaves one step after its spikes arrive."""
-
-    a_i_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
-    a_f_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
-    a_g_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, I32, precision=24)
-    o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, I32, precision=24)
-    h: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
-    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, I32, precision=24)
+@tag("fixed_pt", "bit_accurate_loihi")
+@py_types(I32, precision=FIXED_BITS)
+class PyFusedTokenMixerFixed(AbstractFusedTokenMixer):
+    """golden.py's arithmetic; the dendrites saturate as golden's."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        net, self.l = proc_params["net"], proc_params["layer"]
-        self.q, self.arith = net.layers[self.l], FastGoldenModel(net)
-        self.buffer = events.silence(net.cfg.hidden_size)
+        self.arith = FastGoldenModel(self.net)
 
-    def run_spk(self):
+    def mix(self, spikes):
         q, g, l = self.q, self.arith, self.l
-        self.o_out.send(self.buffer)
-        (a_i, _), (a_f, present), (a_g, _) = (events.split(p.recv()) for p in (self.a_i_in, self.a_f_in, self.a_g_in))
-        if not present:  # no spikes: h keeps its value, nothing goes out
-            self.buffer = events.silence(len(a_f))
-            return
-        acc = [g.project(getattr(q, p).w, a.astype(np.int64)[None], f"l{l}.{p}")  # dendrites: saturated as golden
-               for p, a in zip("ifg", (a_i, a_f, a_g))]
+        acc = [g.project(getattr(q, p).w, spikes[f"a_{p}_in"].astype(np.int64)[None], f"l{l}.{p}") for p in "ifg"]
         gz, h = g.mlgru(q, *acc, self.h.astype(np.int64), l)
         self.h[:] = h
-        S_gate = g.aggregate(g.norm_squares(q.gate, gz, f"l{l}.gate"), f"l{l}.gate")
-        self.gate_sum_sq[:] = S_gate
-        r = g.inv_rms(S_gate, f"l{l}.gate")
-        self.gate_inv_rms[:] = r
-        a_o = g.spikes_from_inv_rms(q.gate, gz, r, f"l{l}.gate")["o"]
-        self.buffer = events.message(g.project(q.o.w, a_o, f"l{l}.o")[0], True)
+        a_o = self.golden_norm(q.gate, gz, "gate", "o")
+        return g.project(q.o.w, a_o, f"l{l}.o")[0]
 
 
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
-class PyFusedTokenMixerFloat(PyLoihiProcessModel):
-    """The token mixer of the float reference (folded norms, exact eps) in one OS process, one step of latency."""
-
-    a_i_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    a_f_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    a_g_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    o_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    h: np.ndarray = LavaPyType(np.ndarray, float)
-    gate_sum_sq: np.ndarray = LavaPyType(np.ndarray, float)
-    gate_inv_rms: np.ndarray = LavaPyType(np.ndarray, float)
+@py_types(float)
+class PyFusedTokenMixerFloat(AbstractFusedTokenMixer):
+    """The token mixer of the float reference (folded norms, exact eps)."""
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
-        fm = float_model_of(proc_params, "token mixer")
-        self.lw = lw = fm.layers[proc_params["layer"]]
-        self.d = fm.cfg.hidden_size
-        self.eps_gate = lw.fold_o.eps_const
-        self.w = {k: getattr(lw, f"{k}_proj").wt.astype(float) for k in ("i", "f", "g", "o")}
-        self.scale = {k: 1.0 / getattr(lw, f"{k}_proj").s for k in ("i", "f", "g", "o")}
-        self.buffer = events.silence(self.d, dtype=float)
+        self.lw = lw = float_model_of(proc_params, "token mixer").layers[self.l]
+        self.bitlinear = {k: float_bitlinear(getattr(lw, f"{k}_proj")) for k in ("i", "f", "g", "o")}
 
-    def _bitlinear(self, k, a):
-        return self.scale[k] * (self.w[k] @ a)
-
-    def run_spk(self):
+    def mix(self, spikes):
         lw = self.lw
-        self.o_out.send(self.buffer)
-        a = {k: events.split(p.recv()) for k, p in (("i", self.a_i_in), ("f", self.a_f_in), ("g", self.a_g_in))}
-        if not a["f"][1]:
-            self.buffer = events.silence(self.d, dtype=float)
-            return
-        acc = {k: self._bitlinear(k, v[0]) for k, v in a.items()}
+        acc = {k: self.bitlinear[k](spikes[f"a_{k}_in"]) for k in ("i", "f", "g")}
         f = lw.lower_bound + (1.0 - lw.lower_bound) * sigmoid(acc["f"])
         self.h[:] = f * self.h + silu(acc["i"]) * (1.0 - f)
         g = acc["g"]
         gz = g * silu(self.h)
         fold = lw.fold_o
-        S_gate = np.sum(fold.squares(g, gz))
-        self.gate_sum_sq[:] = S_gate
-        self.gate_inv_rms[:] = 1.0 / np.sqrt(S_gate / self.d + self.eps_gate)
-        a_o = act_quant_q8(fold.gain * gz * self.gate_inv_rms[0])
-        self.buffer = events.message(self._bitlinear("o", a_o), True, dtype=float)
+        a_o = self.float_norm(fold.squares(g, gz), gz, fold.gain, fold.eps_const, "gate")
+        return self.bitlinear["o"](a_o)

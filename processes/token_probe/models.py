@@ -1,54 +1,64 @@
 import numpy as np
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyRefPort
 from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree import events
+from lava_matmulfree.processes.precision import py_types
 from lava_matmulfree.processes.token_probe.process import PortProbe, VarProbe
 
 
-class AbstractPyPortProbe(PyLoihiProcessModel):
-    """Keeps the messages with the lane set (undecorated base: lava's tags add up over inheritance)."""
+class AbstractPyTokenProbe(PyLoihiProcessModel):
+    """What both probes share: ``records`` (typed at the precision of what they record) filled row by row,
+    ``count`` the rows filled (undecorated; see processes/precision.py)."""
 
-    a_in = None
-    records = None
+    VARS = ("records",)
     count: np.ndarray = LavaPyType(np.ndarray, np.int32)
+
+    def full(self) -> bool:
+        return int(self.count[0]) >= self.records.shape[0]
+
+    def record(self, value) -> None:
+        """Keep ``value`` as the next row (callers check ``full()`` first)."""
+        k = int(self.count[0])
+        self.records[k] = value
+        self.count[0] = k + 1
+
+
+class AbstractPyPortProbe(AbstractPyTokenProbe):
+    """Keeps the messages with the lane set."""
+
+    IN_PORTS = ("a_in",)
 
     def run_spk(self):
         data, present = events.split(self.a_in.recv())
-        k = int(self.count[0])
-        if present and k < self.records.shape[0]:
-            self.records[k] = data
-            self.count[0] = k + 1
+        if present and not self.full():
+            self.record(data)
 
 
 @implements(proc=PortProbe, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
+@py_types(np.int32)
 class PyPortProbeFixed(AbstractPyPortProbe):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
-    records: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    """Records integer messages."""
 
 
 @implements(proc=PortProbe, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
+@py_types(float)
 class PyPortProbeFloat(AbstractPyPortProbe):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    records: np.ndarray = LavaPyType(np.ndarray, float)
+    """Records float messages."""
 
 
-class AbstractPyVarProbe(PyLoihiProcessModel):
+class AbstractPyVarProbe(AbstractPyTokenProbe):
     """Reads the Var in the management phase of the steps a token is due (Lava's RefPort, as lava.proc.io.sink.Read
     does at a fixed interval)."""
 
-    lane_in = None
-    var_ref = None
-    records = None
-    count: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    IN_PORTS, REF_PORTS = ("lane_in",), ("var_ref",)
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -64,25 +74,21 @@ class AbstractPyVarProbe(PyLoihiProcessModel):
 
     def run_post_mgmt(self):
         self.due.pop(0)
-        k = int(self.count[0])
-        if k < self.records.shape[0]:
-            self.records[k] = self.var_ref.read()
-            self.count[0] = k + 1
+        if not self.full():  # a full probe reads nothing more
+            self.record(self.var_ref.read())
 
 
 @implements(proc=VarProbe, protocol=LoihiProtocol)
 @requires(CPU)
-@tag("fixed_pt")
+@tag("fixed_pt", "bit_accurate_loihi")
+@py_types(np.int32)
 class PyVarProbeFixed(AbstractPyVarProbe):
-    lane_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
-    var_ref: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
-    records: np.ndarray = LavaPyType(np.ndarray, np.int32)
+    """Records an integer Var."""
 
 
 @implements(proc=VarProbe, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("floating_pt")
+@py_types(float)
 class PyVarProbeFloat(AbstractPyVarProbe):
-    lane_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
-    var_ref: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, float)
-    records: np.ndarray = LavaPyType(np.ndarray, float)
+    """Records a float Var."""
