@@ -17,6 +17,9 @@ Storage: 2 bits per weight, see :func:`pack`. Field code ``c = w + 1`` in {0, 1,
 One 64-byte vector of codes thus meets four *contiguous* 64-byte slices of ``x``: no shuffles, and ``x``
 only needs zero-padding to whole 256-column blocks (none for the model shapes: d, I are multiples of 256).
 
+The kernels' machine code (the packed layout's constants, LLVM IR of the row dot products, the tile loop, the
+compiled kernels) is ternary_kernels.py; this module packs, validates, chooses a kernel and holds the public names.
+
 Kernels, chosen by measurement (``benchmarks/bench_ternary.py --parallel``: 370M shapes, 2 cores shared
 with other jobs at load 3-8, medians of 7; two runs shown as "quieter / busier"; speed-ups are against
 numpy in the same run):
@@ -53,7 +56,7 @@ times their counts, divided by T.)
 ``"generic"`` (fallback on any other CPU)
     The same layout and identity in plain numba code, auto-vectorised by LLVM on int32 lanes.
 
-The host kernel (``_matmul_host``, what golden_fast.py's whole-model kernel calls) compiles the row dot of
+The host kernel (mode ``"host"``, what golden_fast.py's whole-model kernel runs) compiles the row dot of
 :func:`host_dot_mode`: VNNI, AVX2, or ``"portable"`` LLVM vector code (zero-extended codes times sign-extended
 spikes in int16 lanes, the same flushes) that any CPU LLVM targets can run.
 ``"blas"``
@@ -75,15 +78,16 @@ cached on disk (``cache=True``, ``__pycache__``), after which the first call cos
 from __future__ import annotations
 
 import copy
-import functools
 
-import numba
 import numpy as np
-from llvmlite import ir
-import llvmlite.binding as llvm
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+# the kernels' public names are importable from here too (this is the module users import)
+from lava_matmulfree.model.ternary_kernels import (  # noqa: F401
+    AVX2_LANES_PER_ACC_PER_BLOCK, AVX2_ROWS, BITS_PER_BYTE, BLOCK_BYTES, BLOCK_COLS, DOT_MODES, FIELD_BITS,
+    FIELD_MASK, FIELDS_PER_BYTE, FLUSH_BLOCKS, HOST_CPU, MAX_ABS_MADDUBS_LANE, PREFETCH_AHEAD_BYTES,
+    PREFETCH_LOCALITY, ROW_TILE, TOKEN_BLOCK, TOKEN_TILE, YMM_BYTES, ZERO_CODE, avx2_usable, decode_rows_f32,
+    host_dot_mode, host_rows, start_threads, vnni_usable)
+from lava_matmulfree.model.ternary_kernels import INT_KERNELS as _INT_KERNELS
 
 # ---- value ranges -----------------------------------------------------------------------------------------
 X_MIN, X_MAX = int(np.iinfo(np.int8).min), int(np.iinfo(np.int8).max)   # graded spikes: int8
@@ -99,43 +103,10 @@ MAX_IN_WIDE = INT32_MAX // MAX_ABS_PRODUCT_WIDE                           # int3
 BYTE_RADIX = 1 << 8                                                       # x = BYTE_RADIX*hi + lo + LO_BIAS
 LO_BIAS = 1 << 7                                                          # low byte 0..255 -> int8 lo - 128
 
-# ---- packed layout ----------------------------------------------------------------------------------------
-FIELD_BITS = 2                                  # one weight = one 2-bit field
-FIELD_MASK = (1 << FIELD_BITS) - 1
-BITS_PER_BYTE = 8
-FIELDS_PER_BYTE = BITS_PER_BYTE // FIELD_BITS   # 4 weights per byte
-ZERO_CODE = 1                                   # field code = w + 1: {-1, 0, +1} -> {0, 1, 2}
-BLOCK_BYTES = 64                                # one 512-bit vector of codes
-BLOCK_COLS = BLOCK_BYTES * FIELDS_PER_BYTE      # 256 input columns per block
-ROW_TILE = 64                                   # rows per tile in the kernels (a tile's codes stay in L1)
-TOKEN_BLOCK = 4                                 # tokens sharing one decode of the codes (VNNI batched kernel)
-TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
-
 # ---- policy -----------------------------------------------------------------------------------------------
 KERNELS = ("auto", "vnni", "avx2", "generic", "blas")
 BLAS_MIN_TOKENS = 64          # without VNNI, batches of >= this many tokens go to BLAS (measured crossover)
 BLAS_CHUNK_BYTES = 4 << 20    # float32 rows decoded per sgemm call (a chunk stays in L2/L3)
-
-HOST_CPU = "host"                                 # numba's NUMBA_CPU_NAME for "this machine"
-_VNNI_INTRINSIC = "llvm.x86.avx512.vpdpbusd.512"
-_REDUCE_ADD = "llvm.vector.reduce.add.v16i32"
-_I32_BYTES = np.dtype(np.int32).itemsize
-_I32_LANES = BLOCK_BYTES // _I32_BYTES
-# AVX2: vpmaddubsw (unsigned codes x signed spikes, pairs summed into int16 lanes), vpmaddwd (int16 pairs -> int32)
-_MADDUBS_INTRINSIC = "llvm.x86.avx2.pmadd.ub.sw"
-_MADDWD_INTRINSIC = "llvm.x86.avx2.pmadd.wd"
-_PREFETCH = "llvm.prefetch.p0i8"
-YMM_BYTES = 32                                  # one 256-bit AVX2 vector
-_I16_BYTES = np.dtype(np.int16).itemsize
-# exactness of the int16 stage: a vpmaddubsw lane is c0*x0 + c1*x1 with c in {0, 1, 2}, x in [-128, 127]:
-# |lane| <= 2 * 2 * 128 = 512, so vpmaddubsw never saturates; one int16 accumulator receives at most
-# 2 * YMM_PRODUCTS_PER_BLOCK_PER_ACC such lanes per block and is widened to int32 (vpmaddwd by ones) every
-# FLUSH_BLOCKS blocks, before |sum| could pass int16's 32767.
-MAX_ABS_MADDUBS_LANE = 2 * 2 * MAX_ABS_PRODUCT
-AVX2_LANES_PER_ACC_PER_BLOCK = (BLOCK_BYTES // YMM_BYTES) * FIELDS_PER_BYTE   # one accumulator per token (batched)
-FLUSH_BLOCKS = 4
-assert FLUSH_BLOCKS * AVX2_LANES_PER_ACC_PER_BLOCK * MAX_ABS_MADDUBS_LANE <= int(np.iinfo(np.int16).max)
-PREFETCH_AHEAD_BYTES = 1024                     # software prefetch distance in the packed weight stream
 
 
 def blas_exact_max_in() -> int:
@@ -154,492 +125,6 @@ def blas_exact_max_in() -> int:
 
 
 BLAS_MAX_IN = blas_exact_max_in()
-
-
-@functools.lru_cache(maxsize=None)
-def vnni_usable() -> bool:
-    """True when numba compiles for this host and the host has AVX-512 VNNI + BW (vpdpbusd on zmm)."""
-    if (numba.config.CPU_NAME or HOST_CPU) != HOST_CPU or numba.config.CPU_FEATURES:
-        return False                                          # compiling for another (portable) target
-    feats = llvm.get_host_cpu_features()
-    return bool(feats.get("avx512vnni", False) and feats.get("avx512bw", False))
-
-
-@functools.lru_cache(maxsize=None)
-def avx2_usable() -> bool:
-    """True when numba compiles for this host and the host has AVX2 (vpmaddubsw / vpmaddwd on ymm)."""
-    if (numba.config.CPU_NAME or HOST_CPU) != HOST_CPU or numba.config.CPU_FEATURES:
-        return False
-    return bool(llvm.get_host_cpu_features().get("avx2", False))
-
-
-_THREADS_STARTED = False
-
-
-def start_threads() -> None:
-    """Start numba's threading layer (before any parallel kernel) without fixing multiprocessing's start method.
-
-    numba's first parallel launch asks multiprocessing for its start method, which fixes it; lava then fails at
-    import (it calls ``set_start_method('fork')``, see progress.py). The default is left unset again, so lava
-    can still be imported after a parallel kernel ran."""
-    global _THREADS_STARTED
-    if _THREADS_STARTED:
-        return
-    import multiprocessing
-    from numba.np.ufunc import parallel
-
-    unset = multiprocessing.get_start_method(allow_none=True) is None
-    parallel._launch_threads()
-    if unset:
-        multiprocessing.context._default_context._actual_context = None
-    _THREADS_STARTED = True
-
-
-# ---- row kernels ------------------------------------------------------------------------------------------
-def _vnni_codegen(n_tok: int):
-    """LLVM IR for ``sum_j c_j * x[t0 + i, j]``, i < n_tok, over one packed row (vpdpbusd).
-
-    Each 64-byte vector of codes is loaded and decoded (shift, AND) once and used for ``n_tok`` tokens;
-    vpdpbusd multiplies unsigned bytes (codes 0..2) by signed bytes (spikes), summing four products into
-    each of 16 int32 lanes. Only compiled when :func:`vnni_usable` (LLVM cannot lower it otherwise).
-    """
-    def codegen(context, builder, signature, args):
-        row_ty, x_ty = signature.args[0], signature.args[1]
-        crow = context.make_array(row_ty)(context, builder, args[0])
-        xarr = context.make_array(x_ty)(context, builder, args[1])
-        intp = crow.nitems.type
-        if x_ty.ndim == 2:
-            x_stride = cgutils.unpack_tuple(builder, xarr.strides, 2)[0]
-            x_rows = [builder.gep(xarr.data, [builder.mul(builder.add(args[2], ir.Constant(intp, i)), x_stride)])
-                      for i in range(n_tok)]
-        else:
-            x_rows = [xarr.data]
-        i8, i32 = ir.IntType(BITS_PER_BYTE), ir.IntType(BITS_PER_BYTE * _I32_BYTES)
-        v8 = ir.VectorType(i8, BLOCK_BYTES)
-        v32 = ir.VectorType(i32, _I32_LANES)
-        dpbusd = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(v32, [v32, v32, v32]), _VNNI_INTRINSIC)
-        reduce_add = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [v32]), _REDUCE_ADD)
-        n_blocks = builder.udiv(crow.nitems, ir.Constant(intp, BLOCK_BYTES))
-        acc_ptrs = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * _I32_LANES)) for _ in x_rows]
-        mask = ir.Constant(v8, [FIELD_MASK] * BLOCK_BYTES)
-        with cgutils.for_range(builder, n_blocks) as loop:
-            blk = loop.index
-            cptr = builder.gep(crow.data, [builder.mul(blk, ir.Constant(intp, BLOCK_BYTES))])
-            codes = builder.load(builder.bitcast(cptr, v8.as_pointer()), align=1)
-            accs = [builder.load(p) for p in acc_ptrs]
-            xbase = builder.mul(blk, ir.Constant(intp, BLOCK_COLS))
-            for k in range(FIELDS_PER_BYTE):
-                shift = ir.Constant(v8, [k * FIELD_BITS] * BLOCK_BYTES)
-                field = builder.bitcast(builder.and_(builder.lshr(codes, shift), mask), v32)
-                xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES))
-                for i, xrow in enumerate(x_rows):
-                    xv = builder.load(builder.bitcast(builder.gep(xrow, [xoff]), v8.as_pointer()), align=1)
-                    accs[i] = builder.call(dpbusd, [accs[i], field, builder.bitcast(xv, v32)])
-            for p, a in zip(acc_ptrs, accs):
-                builder.store(a, p)
-        sums = [builder.call(reduce_add, [builder.load(p)]) for p in acc_ptrs]
-        if x_ty.ndim == 1:
-            return sums[0]
-        return context.make_tuple(builder, signature.return_type, sums)
-
-    return codegen
-
-
-def _byte_array(ty, ndim: int) -> bool:
-    return isinstance(ty, types.Array) and ty.ndim == ndim and ty.dtype in (types.uint8, types.int8)
-
-
-@intrinsic
-def _row_dot_vnni(typingctx, row, xpad):
-    """``sum_j c_j * xpad[j]`` over one packed row (int32). Both arrays must be unit-stride."""
-    if not (_byte_array(row, 1) and _byte_array(xpad, 1)):
-        return None
-    return types.int32(row, xpad), _vnni_codegen(1)
-
-
-@intrinsic
-def _row_dot_vnni_block(typingctx, row, xpad2d, t0):
-    """The tuple of ``sum_j c_j * xpad2d[t0 + i, j]``, i < TOKEN_BLOCK (one decode for TOKEN_BLOCK tokens).
-
-    ``row`` and each row of ``xpad2d`` must be unit-stride; ``t0`` is an intp index.
-    """
-    if not (_byte_array(row, 1) and _byte_array(xpad2d, 2) and t0 == types.intp):
-        return None
-    return types.UniTuple(types.int32, TOKEN_BLOCK)(row, xpad2d, t0), _vnni_codegen(TOKEN_BLOCK)
-
-
-DOT_MODES = ("vnni", "avx2", "portable")
-
-
-def host_dot_mode() -> str:
-    """The row-dot code the host kernel (``_matmul_host``) compiles to on this CPU."""
-    return "vnni" if vnni_usable() else "avx2" if avx2_usable() else "portable"
-
-
-def _dot_codegen(mode: str, n_tok: int, n_rows: int):
-    """LLVM IR for ``sum_j c[r0 + q, j] * x[t0 + i, j]``, q < n_rows, i < n_tok, over packed rows.
-
-    Each vector of codes is decoded (shift, AND) once and meets the spikes of ``n_tok`` tokens; ``n_rows``
-    rows share each load of the spikes; one accumulator per (row, token) keeps that many dependency chains in
-    flight; the weight stream is prefetched PREFETCH_AHEAD_BYTES ahead. ``mode``:
-
-    ``"avx2"``      256-bit: vpmaddubsw into int16 lanes (exact, MAX_ABS_MADDUBS_LANE), widened into int32 by
-                    vpmaddwd with ones every FLUSH_BLOCKS blocks;
-    ``"vnni"``      512-bit: vpdpbusd straight into int32 lanes (AVX-512 VNNI);
-    ``"portable"``  256-bit codes, plain LLVM vector ops (zero-extended codes times sign-extended spikes in int16
-                    lanes, |c*x| <= 256, widened every FLUSH_BLOCKS blocks): any CPU LLVM targets.
-    """
-    vec_bytes = BLOCK_BYTES if mode == "vnni" else YMM_BYTES
-
-    def codegen(context, builder, signature, args):
-        codes_ty, x_ty = signature.args[0], signature.args[1]
-        carr = context.make_array(codes_ty)(context, builder, args[0])
-        xarr = context.make_array(x_ty)(context, builder, args[1])
-        r0, t0 = args[2], args[3]
-        intp = context.get_value_type(types.intp)
-        c_stride = cgutils.unpack_tuple(builder, carr.strides, 2)[0]
-        row_bytes = cgutils.unpack_tuple(builder, carr.shape, 2)[1]
-        x_stride = cgutils.unpack_tuple(builder, xarr.strides, 2)[0]
-        rows = [builder.gep(carr.data, [builder.mul(builder.add(r0, ir.Constant(intp, q)), c_stride)])
-                for q in range(n_rows)]
-        xrows = [builder.gep(xarr.data, [builder.mul(builder.add(t0, ir.Constant(intp, i)), x_stride)])
-                 for i in range(n_tok)]
-        i8, i16, i32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
-        v8 = ir.VectorType(i8, vec_bytes)
-        mod = builder.module
-        if mode == "avx2":
-            v16 = ir.VectorType(i16, vec_bytes // _I16_BYTES)
-            v32 = ir.VectorType(i32, vec_bytes // _I32_BYTES)
-            maddubs = cgutils.get_or_insert_function(mod, ir.FunctionType(v16, [v8, v8]), _MADDUBS_INTRINSIC)
-            maddwd = cgutils.get_or_insert_function(mod, ir.FunctionType(v32, [v16, v16]), _MADDWD_INTRINSIC)
-            ones16 = ir.Constant(v16, [1] * (vec_bytes // _I16_BYTES))
-
-            def mac(acc, f, x):
-                return builder.add(acc, builder.call(maddubs, [f, x]))
-
-            def widen(acc32, acc16):
-                return builder.add(acc32, builder.call(maddwd, [acc16, ones16]))
-        elif mode == "portable":
-            v16 = ir.VectorType(i16, vec_bytes)
-            v32 = ir.VectorType(i32, vec_bytes)
-
-            def mac(acc, f, x):
-                return builder.add(acc, builder.mul(builder.zext(f, v16), builder.sext(x, v16)))
-
-            def widen(acc32, acc16):
-                return builder.add(acc32, builder.sext(acc16, v32))
-        else:
-            v16 = None
-            v32 = ir.VectorType(i32, vec_bytes // _I32_BYTES)
-            dpbusd = cgutils.get_or_insert_function(mod, ir.FunctionType(v32, [v32, v32, v32]), _VNNI_INTRINSIC)
-
-            def mac(acc, f, x):
-                return builder.call(dpbusd, [acc, builder.bitcast(f, v32), builder.bitcast(x, v32)])
-        reduce_add = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(i32, [v32]), f"llvm.vector.reduce.add.v{v32.count}i32")
-        i8p = i8.as_pointer()
-        prefetch = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                                  _PREFETCH)
-        n_blocks = builder.udiv(row_bytes, ir.Constant(intp, BLOCK_BYTES))
-        n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)),
-                                ir.Constant(intp, FLUSH_BLOCKS))
-        mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
-        n_acc = n_rows * n_tok
-        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * v32.count)) for _ in range(n_acc)]
-        # the int16 stage (avx2, portable) or the int32 accumulators themselves (vnni)
-        inner_ty = v32 if v16 is None else v16
-        zero_inner = ir.Constant(inner_ty, [0] * inner_ty.count)
-        inner = acc32 if v16 is None else [cgutils.alloca_once_value(builder, zero_inner) for _ in range(n_acc)]
-        with cgutils.for_range(builder, n_groups) as gloop:
-            g0 = builder.mul(gloop.index, ir.Constant(intp, FLUSH_BLOCKS))
-            left = builder.sub(n_blocks, g0)
-            cnt = builder.select(builder.icmp_unsigned("<", left, ir.Constant(intp, FLUSH_BLOCKS)), left,
-                                 ir.Constant(intp, FLUSH_BLOCKS))
-            if v16 is not None:
-                for p in inner:
-                    builder.store(zero_inner, p)
-            with cgutils.for_range(builder, cnt) as bloop:
-                blk = builder.add(g0, bloop.index)
-                boff = builder.mul(blk, ir.Constant(intp, BLOCK_BYTES))
-                xbase = builder.mul(blk, ir.Constant(intp, BLOCK_COLS))
-                accs = [builder.load(p) for p in inner]
-                for row in rows:
-                    ahead = builder.gep(row, [builder.add(boff, ir.Constant(intp, PREFETCH_AHEAD_BYTES))])
-                    builder.call(prefetch, [ahead, ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY),
-                                            ir.Constant(i32, 1)])
-                for part in range(BLOCK_BYTES // vec_bytes):
-                    poff = builder.add(boff, ir.Constant(intp, part * vec_bytes))
-                    codes = [builder.load(builder.bitcast(builder.gep(row, [poff]), v8.as_pointer()), align=1)
-                             for row in rows]
-                    for k in range(FIELDS_PER_BYTE):
-                        shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
-                        fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
-                                  for c in codes]
-                        xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES + part * vec_bytes))
-                        for i, xrow in enumerate(xrows):
-                            xv = builder.load(builder.bitcast(builder.gep(xrow, [xoff]), v8.as_pointer()), align=1)
-                            for q, f in enumerate(fields):
-                                a = q * n_tok + i
-                                accs[a] = mac(accs[a], f, xv)
-                for p, a in zip(inner, accs):
-                    builder.store(a, p)
-            if v16 is not None:
-                for p16, p32 in zip(inner, acc32):
-                    builder.store(widen(builder.load(p32), builder.load(p16)), p32)
-        sums = [builder.call(reduce_add, [builder.load(p)]) for p in acc32]
-        return context.make_tuple(builder, signature.return_type, sums)
-
-    return codegen
-
-
-AVX2_ROWS = 2          # rows sharing each load of the spikes (the decode case, T = 1)
-PREFETCH_LOCALITY = 3  # llvm.prefetch locality: keep in all cache levels
-
-
-def _dot_intrinsic(mode, n_tok: int, n_rows: int):
-    """An intrinsic ``(codes [rows, bytes], xpad [T, cols], r0, t0) -> UniTuple(int32, n_rows * n_tok)``; index
-    ``q * n_tok + i`` is row r0 + q, token t0 + i. ``mode`` None: :func:`host_dot_mode` when it is compiled."""
-    def typer(typingctx, codes, xpad2d, r0, t0):
-        if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and r0 == types.intp and t0 == types.intp):
-            return None
-        return (types.UniTuple(types.int32, n_tok * n_rows)(codes, xpad2d, r0, t0),
-                _dot_codegen(host_dot_mode() if mode is None else mode, n_tok, n_rows))
-    typer.__name__ = typer.__qualname__ = f"_dot_{mode or 'host'}_r{n_rows}t{n_tok}"
-    return intrinsic(typer)
-
-
-# each codes[r] and xpad2d[t] must be unit-stride
-_dot_avx2_r1t1, _dot_avx2_r2t1, _dot_avx2_r1tb = (_dot_intrinsic("avx2", 1, 1), _dot_intrinsic("avx2", 1, AVX2_ROWS),
-                                                  _dot_intrinsic("avx2", TOKEN_BLOCK, 1))
-_dot_port_r1t1, _dot_port_r2t1, _dot_port_r1tb = (
-    _dot_intrinsic("portable", 1, 1), _dot_intrinsic("portable", 1, AVX2_ROWS),
-    _dot_intrinsic("portable", TOKEN_BLOCK, 1))
-_dot_host_r1t1, _dot_host_r2t1, _dot_host_r1tb = (_dot_intrinsic(None, 1, 1), _dot_intrinsic(None, 1, AVX2_ROWS),
-                                                  _dot_intrinsic(None, TOKEN_BLOCK, 1))
-
-
-@njit(cache=True, inline="always")
-def _row_dot_generic(row, xpad):
-    """Portable twin of ``_row_dot_vnni`` (LLVM vectorises the 64-lane inner loop on int32 lanes)."""
-    acc = np.int32(0)
-    for blk in range(row.shape[0] // BLOCK_BYTES):
-        b = row[blk * BLOCK_BYTES:(blk + 1) * BLOCK_BYTES]
-        base = blk * BLOCK_COLS
-        x0 = xpad[base:base + BLOCK_BYTES]
-        x1 = xpad[base + BLOCK_BYTES:base + 2 * BLOCK_BYTES]
-        x2 = xpad[base + 2 * BLOCK_BYTES:base + 3 * BLOCK_BYTES]
-        x3 = xpad[base + 3 * BLOCK_BYTES:base + 4 * BLOCK_BYTES]
-        for lane in range(BLOCK_BYTES):
-            c = np.int32(b[lane])
-            acc += ((c & FIELD_MASK) * np.int32(x0[lane])
-                    + ((c >> FIELD_BITS) & FIELD_MASK) * np.int32(x1[lane])
-                    + ((c >> (2 * FIELD_BITS)) & FIELD_MASK) * np.int32(x2[lane])
-                    + ((c >> (3 * FIELD_BITS)) & FIELD_MASK) * np.int32(x3[lane]))
-    return acc
-
-
-# ---- batched drivers: out[t, r] = sum_j c[r, j] * xpad[t, j] - xsum[t] = (W @ x_t)[r] --------------------
-# Four explicit functions (not one factory) so that numba's on-disk cache never confuses the variants.
-@njit(cache=True, inline="always")
-def _vnni_tile(codes, xpad, xsum, out, r0, r1):
-    n_tok = xpad.shape[0]
-    n_full = n_tok - n_tok % TOKEN_BLOCK
-    for t in range(0, n_full, TOKEN_BLOCK):
-        for r in range(r0, r1):
-            sums = _row_dot_vnni_block(codes[r], xpad, t)
-            for i in range(TOKEN_BLOCK):
-                out[t + i, r] = sums[i] - xsum[t + i]
-    for t in range(n_full, n_tok):
-        for r in range(r0, r1):
-            out[t, r] = _row_dot_vnni(codes[r], xpad[t]) - xsum[t]
-
-
-@njit(cache=True)
-def _matmul_vnni(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _vnni_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True, parallel=True)
-def _matmul_vnni_par(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _vnni_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True, inline="always")
-def _avx2_tile(codes, xpad, xsum, out, r0, r1):
-    """out[t, r] for rows r0..r1 of every token: TOKEN_BLOCK tokens per decode of the codes, AVX2_ROWS rows per
-    load of the spikes for the tokens left over (decode: T = 1)."""
-    n_tok = xpad.shape[0]
-    n_full = n_tok - n_tok % TOKEN_BLOCK
-    for t in range(0, n_full, TOKEN_BLOCK):
-        for r in range(r0, r1):
-            s = _dot_avx2_r1tb(codes, xpad, r, t)
-            for i in range(TOKEN_BLOCK):
-                out[t + i, r] = s[i] - xsum[t + i]
-    r_pairs = r0 + (r1 - r0) - (r1 - r0) % AVX2_ROWS
-    for t in range(n_full, n_tok):
-        for r in range(r0, r_pairs, AVX2_ROWS):
-            s = _dot_avx2_r2t1(codes, xpad, r, t)
-            for q in range(AVX2_ROWS):
-                out[t, r + q] = s[q] - xsum[t]
-        for r in range(r_pairs, r1):
-            out[t, r] = _dot_avx2_r1t1(codes, xpad, r, t)[0] - xsum[t]
-
-
-@njit(cache=True, inline="always")
-def _port_tile(codes, xpad, xsum, out, r0, r1):
-    n_tok = xpad.shape[0]
-    n_full = n_tok - n_tok % TOKEN_BLOCK
-    for t in range(0, n_full, TOKEN_BLOCK):
-        for r in range(r0, r1):
-            s = _dot_port_r1tb(codes, xpad, r, t)
-            for i in range(TOKEN_BLOCK):
-                out[t + i, r] = s[i] - xsum[t + i]
-    r_pairs = r0 + (r1 - r0) - (r1 - r0) % AVX2_ROWS
-    for t in range(n_full, n_tok):
-        for r in range(r0, r_pairs, AVX2_ROWS):
-            s = _dot_port_r2t1(codes, xpad, r, t)
-            for q in range(AVX2_ROWS):
-                out[t, r + q] = s[q] - xsum[t]
-        for r in range(r_pairs, r1):
-            out[t, r] = _dot_port_r1t1(codes, xpad, r, t)[0] - xsum[t]
-
-
-@njit(cache=True, inline="always")
-def _host_tile(codes, xpad, xsum, out, r0, r1):
-    n_tok = xpad.shape[0]
-    n_full = n_tok - n_tok % TOKEN_BLOCK
-    for t in range(0, n_full, TOKEN_BLOCK):
-        for r in range(r0, r1):
-            s = _dot_host_r1tb(codes, xpad, r, t)
-            for i in range(TOKEN_BLOCK):
-                out[t + i, r] = s[i] - xsum[t + i]
-    r_pairs = r0 + (r1 - r0) - (r1 - r0) % AVX2_ROWS
-    for t in range(n_full, n_tok):
-        for r in range(r0, r_pairs, AVX2_ROWS):
-            s = _dot_host_r2t1(codes, xpad, r, t)
-            for q in range(AVX2_ROWS):
-                out[t, r + q] = s[q] - xsum[t]
-        for r in range(r_pairs, r1):
-            out[t, r] = _dot_host_r1t1(codes, xpad, r, t)[0] - xsum[t]
-
-
-@njit(cache=True)
-def host_rows(codes, xpad, xsum, out, r0, r1):
-    """``out[t, r] = (W @ xpad[t])[r]`` for rows r0..r1 with the host's row-dot code (a function call, not
-    inlined: the whole-model kernel of golden_fast.py calls it from its parallel loops)."""
-    _host_tile(codes, xpad, xsum, out, r0, r1)
-
-
-@njit(cache=True)
-def _matmul_avx2(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _avx2_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True, parallel=True)
-def _matmul_avx2_par(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _avx2_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True)
-def _matmul_port(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _port_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True, parallel=True)
-def _matmul_port_par(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _port_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True)
-def _matmul_host(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _host_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True, parallel=True)
-def _matmul_host_par(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for t0 in range(0, n_tok, TOKEN_TILE):
-        t1 = min(n_tok, t0 + TOKEN_TILE)
-        for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
-            _host_tile(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE,
-                       min(n_rows, (tile + 1) * ROW_TILE))
-
-
-@njit(cache=True)
-def _matmul_generic(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for tile in range((n_rows + ROW_TILE - 1) // ROW_TILE):
-        r0, r1 = tile * ROW_TILE, min(n_rows, (tile + 1) * ROW_TILE)
-        for t in range(n_tok):
-            for r in range(r0, r1):
-                out[t, r] = _row_dot_generic(codes[r], xpad[t]) - xsum[t]
-
-
-@njit(cache=True, parallel=True)
-def _matmul_generic_par(codes, xpad, xsum, out):
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
-    for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
-        r0, r1 = tile * ROW_TILE, min(n_rows, (tile + 1) * ROW_TILE)
-        for t in range(n_tok):
-            for r in range(r0, r1):
-                out[t, r] = _row_dot_generic(codes[r], xpad[t]) - xsum[t]
-
-
-@njit(cache=True)
-def _decode_rows_f32(codes, r0, out):
-    """out[i, :] = float32 weights of row r0 + i, all padded columns included (they decode to 0)."""
-    for i in range(out.shape[0]):
-        row = codes[r0 + i]
-        dst = out[i]
-        for blk in range(row.shape[0] // BLOCK_BYTES):
-            b = row[blk * BLOCK_BYTES:(blk + 1) * BLOCK_BYTES]
-            for k in range(FIELDS_PER_BYTE):
-                d = dst[blk * BLOCK_COLS + k * BLOCK_BYTES:blk * BLOCK_COLS + (k + 1) * BLOCK_BYTES]
-                for lane in range(BLOCK_BYTES):
-                    d[lane] = np.float32(((np.int32(b[lane]) >> (k * FIELD_BITS)) & FIELD_MASK) - ZERO_CODE)
-
-
-_INT_KERNELS = {("vnni", False): _matmul_vnni, ("vnni", True): _matmul_vnni_par,
-                ("avx2", False): _matmul_avx2, ("avx2", True): _matmul_avx2_par,
-                ("portable", False): _matmul_port, ("portable", True): _matmul_port_par,
-                ("host", False): _matmul_host, ("host", True): _matmul_host_par,
-                ("generic", False): _matmul_generic, ("generic", True): _matmul_generic_par}
 
 
 # ---- packing ----------------------------------------------------------------------------------------------
@@ -853,7 +338,7 @@ class TernaryMatrix:
         for r0 in range(0, self.n_out, rows):
             r1 = min(self.n_out, r0 + rows)
             chunk = wf[:r1 - r0]
-            _decode_rows_f32(self.codes, r0, chunk)
+            decode_rows_f32(self.codes, r0, chunk)
             # exact integers (blas_exact_max_in): the float32 -> int32 cast loses nothing
             out[:, r0:r1] = xf @ chunk.T
         return out

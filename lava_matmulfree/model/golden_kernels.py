@@ -1,0 +1,291 @@
+"""The fused stage kernels of the fast golden model (golden_fast.py): the numpy reference of docs/fixed_point.md
+(``fixed_point.py``, golden.py) element by element in numba, one call per stage: a whole norm round (squares,
+aggregate, inverse sqrt and the spikes of every consumer), the MLGRU neurons with their recurrence, the GLU
+neurons, a residual update.
+
+Same integer operations in the same int64 arithmetic as the reference, so the same values and the same
+saturation counts bit for bit (tests/test_benchmarks_smoke.py, tests/test_wide_spikes.py). Every kernel keeps
+its counts in scalars inside its loops (a sum LLVM vectorises) and adds them to its counter slots once, at the
+end (:func:`_count`). The checks at the end of this module are each kernel's preconditions (where one fails,
+FastGoldenModel takes the numpy reference).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from lava_matmulfree.model.fixed_point import (INT, INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC,
+                                               INVSQRT_Q_FRAC, INVSQRT_Y_FRAC)
+
+# All arithmetic in int64 (products wrap exactly as numpy's do).
+# rshift_round(x, k) is written ((x << left) + rnd) >> right with loop-invariant parts (_parts), so LLVM
+# vectorises the loops (AVX-512 here); each LUT look-up is a loop of its own. Saturation counts are sums of
+# comparisons. Shifts are checked to lie in [-MAX_SHIFT, MAX_SHIFT] before a kernel runs: numpy defines
+# larger shifts, LLVM does not.
+MAX_SHIFT = 62
+MAX_CONSUMERS = 3  # spike outputs of one norm-stage kernel (the attn norm feeds i, f, g)
+INT8_ACT_BITS = 8  # spikes of at most this many bits are written as int8 (the synapse kernel's input) ...
+INT16_ACT_BITS = 16  # ... wider ones up to this as int16 (its wide-spike path)
+SEED_INDEX_SAFE_BITS = INVSQRT_NORM_LO_BITS + 4  # S < 2**24: the normalised n stays in the seed table
+
+
+@njit(cache=True, inline="always")
+def _parts(k):
+    """(left, rnd, right) with fixed_point.rshift_round(x, k) == ((x << left) + rnd) >> right."""
+    if k > 0:
+        return np.int64(0), np.int64(1) << (k - 1), np.int64(k)
+    return np.int64(-k), np.int64(0), np.int64(0)
+
+
+@njit(cache=True, inline="always")
+def _sh(x, p):
+    return ((x << p[0]) + p[1]) >> p[2]
+
+
+@njit(cache=True, inline="always")
+def _out(x, lo, hi):
+    """1 where saturating x to [lo, hi] changes it, else 0."""
+    return np.int64(x < lo) + np.int64(x > hi)
+
+
+@njit(cache=True, inline="always")
+def _clamp(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+@njit(inline="always")
+def _count(cnt, counts):
+    """cnt[e] += counts[e]: a kernel's saturation counts (scalars inside its loops) into its counter slots."""
+    for e in range(len(counts)):
+        cnt[e] += counts[e]
+
+
+@njit(cache=True, inline="always")
+def _rsr(x, k):
+    """fixed_point.rshift_round of one int64 (scalar code)."""
+    if k > 0:
+        return (x + (np.int64(1) << (k - 1))) >> k
+    if k < 0:
+        return x << (-k)
+    return x
+
+
+@njit(cache=True, inline="always")
+def _inv_sqrt1(S, seed_lut, seed_bits, newton_steps):
+    """fixed_point.inv_sqrt of one S in [0, 2**24) (same steps, same integers)."""
+    n = max(S, np.int64(1))
+    e = np.int64(0)
+    if n >= (np.int64(1) << (INVSQRT_NORM_LO_BITS + 2)):
+        n = n >> 2
+        e = np.int64(-1)
+    step = 8
+    while step > 0:  # steps 8, 4, 2, 1
+        if n < (np.int64(1) << (INVSQRT_NORM_LO_BITS + 2 - 2 * step)):
+            n = n << (2 * step)
+            e += step
+        step >>= 1
+    y = seed_lut[(n >> (INVSQRT_NORM_LO_BITS + 2 - seed_bits)) - (np.int64(1) << (seed_bits - 2))]
+    three = np.int64(3) << INVSQRT_Q_FRAC
+    for _ in range(newton_steps):
+        p = _rsr(y * y, 2 * INVSQRT_Y_FRAC - INVSQRT_P_FRAC)
+        q = _rsr(p * n, INVSQRT_P_FRAC - INVSQRT_Q_FRAC)
+        y = _rsr(y * (three - q), INVSQRT_Q_FRAC + 1)
+    shift = INVSQRT_Y_FRAC - INVSQRT_OUT_FRAC - e
+    if shift > 0:
+        return (y + (np.int64(1) << (shift - 1))) >> shift
+    if shift < 0:
+        return y << (-shift)
+    return y
+
+
+@njit(cache=True)
+def _k_inv_sqrt(S, seed_lut, seed_bits, newton_steps, out):
+    for e in range(S.size):
+        out[e] = _inv_sqrt1(S[e], seed_lut, seed_bits, newton_steps)
+
+
+@njit(cache=True, inline="always")
+def _k_spikes(t_row, g, k, a_lo, a_hi, out_row):
+    """out = sat_act(t g >> k) over one row; returns the saturation count."""
+    p = _parts(k)
+    c = np.int64(0)
+    for j in range(t_row.shape[0]):
+        a = _sh(t_row[j] * g[j], p)
+        c += _out(a, a_lo, a_hi)
+        out_row[j] = _clamp(a, a_lo, a_hi)
+    return c
+
+
+@njit(cache=True)
+def _k_norm_stage(v, m, k, sq_lo, sq_hi, lo, hi, seed_lut, seed_bits, newton_steps, t_k,
+                  g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, S_out, r_out, a0, a1, a2, cnt):
+    """One norm round over v [T, n]: u = sat(v m >> k) (cnt 0), S = sat(sum u^2) (cnt 1), r = inv_sqrt(S),
+    t = sat(v r >> t_k) (cnt 2), spikes a_p = sat_act(t g_p >> k_p) (cnt 3 + p) for p < n_cons."""
+    T, n = v.shape
+    pm = _parts(k)
+    pt = _parts(t_k)
+    tv = np.empty(n, dtype=np.int64)
+    cu = cs = ct = ca0 = ca1 = ca2 = np.int64(0)
+    for t in range(T):
+        s = np.int64(0)
+        for j in range(n):
+            u = _sh(v[t, j] * m[j], pm)
+            cu += _out(u, sq_lo, sq_hi)
+            u = _clamp(u, sq_lo, sq_hi)
+            s += u * u
+        cs += _out(s, lo, hi)
+        s = _clamp(s, lo, hi)
+        S_out[t, 0] = s
+        r = _inv_sqrt1(s, seed_lut, seed_bits, newton_steps)
+        r_out[t, 0] = r
+        for j in range(n):
+            x = _sh(v[t, j] * r, pt)
+            ct += _out(x, lo, hi)
+            tv[j] = _clamp(x, lo, hi)
+        ca0 += _k_spikes(tv, g0, k0, a_lo, a_hi, a0[t])
+        if n_cons > 1:
+            ca1 += _k_spikes(tv, g1, k1, a_lo, a_hi, a1[t])
+        if n_cons > 2:
+            ca2 += _k_spikes(tv, g2, k2, a_lo, a_hi, a2[t])
+    _count(cnt, (cu, cs, ct, ca0, ca1, ca2))
+
+
+@njit(cache=True)
+def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one, gf, lut, half, top,
+             s_i, s_f, s_h, i_shift, gz_shift, h0, f_out, hs, v_out, h_last, cnt):
+    """GoldenModel.mlgru over T tokens; counters: pre_i, pre_f, pre_g, silu_i, i, h, silu_h, gz.
+    s_i, s_f, s_h: the sigmoid-index shifts (v_frac - lut_frac_bits) of x_i, x_f and h."""
+    T, d = acc_i.shape
+    pi, pf, pg, p1 = _parts(k_i), _parts(k_f), _parts(k_g), _parts(gf)
+    psi, psf, psh = _parts(s_i), _parts(s_f), _parts(s_h)
+    pis, pgz = _parts(i_shift), _parts(gz_shift)
+    x_i = np.empty(d, dtype=np.int64)
+    x_g = np.empty(d, dtype=np.int64)
+    idx_i = np.empty(d, dtype=np.int64)
+    idx_f = np.empty(d, dtype=np.int64)
+    sig_i = np.empty(d, dtype=np.int64)
+    sig_f = np.empty(d, dtype=np.int64)
+    c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = np.int64(0)
+    for j in range(d):
+        h_last[j] = h0[j]
+    for t in range(T):
+        for j in range(d):  # pre-activations and their sigmoid indices
+            a = _sh(acc_i[t, j] * m_i, pi)
+            c0 += _out(a, lo, hi)
+            a = _clamp(a, lo, hi)
+            x_i[j] = a
+            idx_i[j] = _clamp(_sh(a, psi) + half, 0, top)
+            b = _sh(acc_f[t, j] * m_f, pf)
+            c1 += _out(b, lo, hi)
+            idx_f[j] = _clamp(_sh(_clamp(b, lo, hi), psf) + half, 0, top)
+            g = _sh(acc_g[t, j] * m_g, pg)
+            c2 += _out(g, lo, hi)
+            x_g[j] = _clamp(g, lo, hi)
+        for j in range(d):
+            sig_i[j] = lut[idx_i[j]]
+            sig_f[j] = lut[idx_f[j]]
+        for j in range(d):  # gates and the recurrence h_t = f h_{t-1} + i
+            b = lb[j]
+            f = b + _sh((one - b) * sig_f[j], p1)
+            f_out[t, j] = f
+            si = _sh(x_i[j] * sig_i[j], p1)
+            c3 += _out(si, lo, hi)
+            i = _sh(_clamp(si, lo, hi) * (one - f), pis)
+            c4 += _out(i, lo, hi)
+            h = _sh(f * h_last[j], p1) + _clamp(i, lo, hi)
+            c5 += _out(h, lo, hi)
+            h = _clamp(h, lo, hi)
+            h_last[j] = h
+            hs[t, j] = h
+            idx_i[j] = _clamp(_sh(h, psh) + half, 0, top)
+        for j in range(d):
+            sig_i[j] = lut[idx_i[j]]
+        for j in range(d):  # g SiLU(h)
+            z = _sh(hs[t, j] * sig_i[j], p1)
+            c6 += _out(z, lo, hi)
+            o = _sh(x_g[j] * _clamp(z, lo, hi), pgz)
+            c7 += _out(o, lo, hi)
+            v_out[t, j] = _clamp(o, lo, hi)
+    _count(cnt, (c0, c1, c2, c3, c4, c5, c6, c7))
+
+
+@njit(cache=True)
+def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shift, y_out, cnt):
+    """GoldenModel.glu over acc [T, 2I]; counters: u, v, silu_u, y."""
+    T = acc.shape[0]
+    pu, pv, ps, p1, py = _parts(k_u), _parts(k_v), _parts(s_u), _parts(gf), _parts(y_shift)
+    u = np.empty(n_i, dtype=np.int64)
+    idx = np.empty(n_i, dtype=np.int64)
+    cu = cv = cs = cy = np.int64(0)
+    for t in range(T):
+        u_acc = acc[t, :n_i]
+        v_acc = acc[t, n_i:]  # a slice, not acc[t, n_i + j]: an index LLVM cannot prove >= 0 stops vectorising
+        for j in range(n_i):
+            a = _sh(u_acc[j] * m_u, pu)
+            cu += _out(a, lo, hi)
+            a = _clamp(a, lo, hi)
+            u[j] = a
+            idx[j] = _clamp(_sh(a, ps) + half, 0, top)
+        for j in range(n_i):
+            idx[j] = lut[idx[j]]  # now the sigmoid of u
+        for j in range(n_i):
+            b = _sh(v_acc[j] * m_v, pv)
+            cv += _out(b, lo, hi)
+            s = _sh(u[j] * idx[j], p1)
+            cs += _out(s, lo, hi)
+            y = _sh(_clamp(s, lo, hi) * _clamp(b, lo, hi), py)
+            cy += _out(y, lo, hi)
+            y_out[t, j] = _clamp(y, lo, hi)
+    _count(cnt, (cu, cv, cs, cy))
+
+
+@njit(cache=True)
+def _k_residual(x, acc, m, k, lo, hi, out, cnt):
+    """out = sat(x + sat(acc m >> k)) elementwise (flat arrays); both saturations counted in cnt[0]."""
+    p = _parts(k)
+    c = np.int64(0)
+    for e in range(x.size):
+        o = _sh(acc[e] * m, p)
+        c += _out(o, lo, hi)
+        y = x[e] + _clamp(o, lo, hi)
+        c += _out(y, lo, hi)
+        out[e] = _clamp(y, lo, hi)
+    cnt[0] += c
+
+
+# ---- preconditions: the arrays and shifts a kernel takes --------------------------------------------------
+def _shifts_ok(*shifts) -> bool:
+    """Every shift within [-MAX_SHIFT, MAX_SHIFT] (numpy defines larger shifts, LLVM does not)."""
+    for k in shifts:
+        if not -MAX_SHIFT <= k <= MAX_SHIFT:
+            return False
+    return True
+
+
+def _i64(a) -> np.ndarray:
+    """a as a C-contiguous int64 array (no copy when it already is one)."""
+    return np.ascontiguousarray(a, dtype=INT)
+
+
+def _acc(a) -> np.ndarray:
+    """Synaptic accumulators for a kernel: C-contiguous int32 (the synapse kernel's output) or int64 as they
+    are, anything else as int64 (every product in the kernels is formed in int64 either way)."""
+    if a.dtype in (np.int32, INT) and a.flags.c_contiguous:
+        return a
+    return _i64(a)
+
+
+def _channels(m, n: int) -> np.ndarray | None:
+    """A per-channel [n] or scalar integer multiplier as a contiguous int64 [n] (no copy when it already is
+    one); None for anything else (the caller then takes the numpy reference)."""
+    m = np.asarray(m)
+    if m.dtype.kind not in "iu" or m.ndim > 1 or m.size not in (1, n):
+        return None
+    if m.shape == (n,) and m.dtype == INT and m.flags.c_contiguous:
+        return m
+    return np.ascontiguousarray(np.broadcast_to(m.astype(INT), (n,)))
+
+
+def _int_array(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype.kind in "iu"
+

@@ -1,0 +1,400 @@
+"""The whole-model kernel of the fast golden model (golden_fast.py) and its plan.
+
+One numba call runs every layer and the head for T tokens (no Python between the 145 matrices of a 370M token):
+the fused stage kernels (golden_kernels.py), the packed synapse kernel (ternary_kernels.host_matmul) and the
+dendrite's saturate-and-count, on weights stacked per projection kind ([L, rows, bytes]; the TernaryMatrix
+objects of the network point into the stacks, so the packed codes exist once). :class:`ModelPlan` gathers what
+the kernel takes from a network (integer parameters, channel vectors, the stacks). Used by
+FastGoldenModel.prefill (and so step) when no probe records and every precondition of the stage kernels holds;
+the stage-by-stage path otherwise. ``parallel=True`` splits each matrix's row tiles over numba's threads (one
+parallel region per matrix, inside the same call).
+
+numba caches each kernel by the stamp of its own source file, and the cached whole-model kernel holds the
+machine code of the stage kernels and of the synapse kernel it calls: after editing golden_kernels.py or
+ternary_kernels.py, delete ``__pycache__/model_plan.*.nb?`` (or touch this file) before measuring.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from lava_matmulfree.model.fixed_point import INT
+from lava_matmulfree.model.float_model import ternary_matrix
+from lava_matmulfree.model.golden_kernels import (INT8_ACT_BITS, MAX_CONSUMERS, _channels, _clamp, _k_glu, _k_mlgru,
+                                                  _k_norm_stage, _k_residual, _out, _shifts_ok)
+from lava_matmulfree.model.quantised_network import QuantisedNetwork, release_freed_memory
+from lava_matmulfree.model.ternary import MAX_IN_WIDE
+from lava_matmulfree.model.ternary_kernels import FIELDS_PER_BYTE, host_matmul, start_threads
+
+# columns of the per-layer integer parameters (ModelPlan.params [L, N_PARAMS])
+NORM_STAGES = ("attn", "gate", "mlp", "down")          # the four norm rounds of a layer, in order
+NORM_COLS = 5                                          # inner_k, t_k, k of consumers 0, 1, 2
+P_NORM = 0                                             # + NORM_COLS * stage index
+P_MI, P_KI, P_MF, P_KF, P_MG, P_KG, P_SI, P_SF, P_SH, P_ISH, P_GZ = range(20, 31)   # MLGRU
+P_MO, P_KO, P_MD, P_KD = range(31, 35)                 # o and down requantisation into the residual
+P_MU, P_KU, P_MV, P_KV, P_SU, P_YSH = range(35, 41)    # GLU
+N_PARAMS = 41
+# channel vectors [L, N_CH_D, d] and [L, N_CH_I, I]
+CH_ATTN_M, CH_ATTN_I, CH_ATTN_F, CH_ATTN_G, CH_GATE_M, CH_GATE_O, CH_MLP_M, CH_MLP_GATE, CH_LB = range(9)
+N_CH_D = 9
+CH_DOWN_M, CH_DOWN_D = range(2)
+N_CH_I = 2
+# overflow-count slots per layer [L, N_SLOTS]: norm stages (3 + MAX_CONSUMERS each), dendrites, MLGRU, GLU, residuals
+S_NORM = 0                                             # + (3 + MAX_CONSUMERS) * stage index
+S_ACC_I, S_ACC_F, S_ACC_G, S_ACC_O, S_ACC_GATE, S_ACC_DOWN = range(24, 30)
+S_MLGRU = 30                                           # 8 slots
+S_GLU = 38                                             # 4 slots
+S_RESID = 42                                           # both residual updates of a layer count under one name
+N_SLOTS = 43
+H_NORM, H_ACC = 0, 3 + MAX_CONSUMERS                   # head slots: its norm round, the LM head's dendrite
+N_HEAD_SLOTS = H_ACC + 1
+WIDE_BYTE_RADIX, WIDE_LO_BIAS = 256, 128               # ternary.BYTE_RADIX / LO_BIAS (int16 spikes in two bytes)
+
+
+@njit(cache=True)
+def _k_spike_rows(a, n_in, n_pad, wide):
+    """The synapse kernel's input: spikes a [T, n_in] as int8 rows zero-padded to n_pad and their sums; int16
+    spikes (``wide``) as 2T rows, high bytes then low bytes - LO_BIAS (ternary.split_bytes)."""
+    T = a.shape[0]
+    n = 2 * T if wide else T
+    xpad = np.zeros((n, n_pad), dtype=np.int8)
+    xsum = np.zeros(n, dtype=np.int32)
+    for t in range(T):
+        if not wide:
+            s = np.int32(0)
+            for j in range(n_in):
+                v = np.int8(a[t, j])
+                xpad[t, j] = v
+                s += np.int32(v)
+            xsum[t] = s
+        else:
+            sh = np.int32(0)
+            sl = np.int32(0)
+            for j in range(n_in):
+                v = np.int32(a[t, j])
+                vh = np.int8(v >> 8)
+                vl = np.int8((v & 255) - WIDE_LO_BIAS)
+                xpad[t, j] = vh
+                xpad[T + t, j] = vl
+                sh += np.int32(vh)
+                sl += np.int32(vl)
+            xsum[t] = sh
+            xsum[T + t] = sl
+    return xpad, xsum
+
+
+@njit(cache=True)
+def _k_dendrite(both, wide, row_sums, lo, hi, acc, cnt, slot):
+    """acc = sat(W a) into the dendrite register, counted in cnt[slot]; with ``wide``, W a is first recombined from
+    the bytes' products in ``both`` [2T, rows] (ternary.TernaryMatrix._matmul_wide)."""
+    T, n_rows = acc.shape
+    if wide:
+        for t in range(T):
+            for r in range(n_rows):
+                acc[t, r] = np.int32(WIDE_BYTE_RADIX * np.int64(both[t, r]) + np.int64(both[T + t, r])
+                                     + WIDE_LO_BIAS * row_sums[r])
+    c = np.int64(0)
+    for t in range(T):
+        for r in range(n_rows):
+            v = np.int64(acc[t, r])
+            c += _out(v, lo, hi)
+            acc[t, r] = _clamp(v, lo, hi)
+    cnt[slot] += c
+
+
+@njit(inline="always")
+def _k_project(codes, a, n_in, wide, row_sums, lo, hi, acc, cnt, slot):
+    """acc [T, rows] int32 = the dendrite register sat(W a) (count into cnt[slot]); a: spikes [T, n_in] (int8, or
+    int16 with ``wide``: both bytes through the int8 kernel in one pass over the weights)."""
+    xpad, xsum = _k_spike_rows(a, n_in, codes.shape[1] * FIELDS_PER_BYTE, wide)
+    both = np.empty((xpad.shape[0], acc.shape[1]), dtype=np.int32) if wide else acc
+    host_matmul(codes, xpad, xsum, both)
+    _k_dendrite(both, wide, row_sums, lo, hi, acc, cnt, slot)
+
+
+@njit(cache=True)
+def _k_norm(v, params, chans, l, stage, ci_m, ci_g0, ci_g1, ci_g2, n_cons, sq_lo, sq_hi, lo, hi, seed, seed_bits,
+            newton, a_lo, a_hi, a0, a1, a2, cnt, slot):
+    b = P_NORM + NORM_COLS * stage
+    S = np.empty((v.shape[0], 1), dtype=np.int64)
+    r = np.empty((v.shape[0], 1), dtype=np.int64)
+    _k_norm_stage(v, chans[l, ci_m], params[l, b], sq_lo, sq_hi, lo, hi, seed, seed_bits, newton, params[l, b + 1],
+                  chans[l, ci_g0], params[l, b + 2], chans[l, ci_g1], params[l, b + 3], chans[l, ci_g2],
+                  params[l, b + 4], n_cons, a_lo, a_hi, S, r, a0, a1, a2, cnt[slot:slot + 3 + MAX_CONSUMERS])
+
+
+@njit(inline="always")
+def _k_model(x, h, arrays, scalars, cnt, cnt_head, logits):
+    """Every layer then the head on x [T, d] (int64, overwritten with the last residual), h [L, d] (int64, the
+    state, updated); logits [T, V] int32. Arithmetic and counts: FastGoldenModel's stage methods, in order."""
+    (params, chans_d, chans_i, c_ifgo, c_gate, c_down, rs_ifgo, rs_gate, rs_down, head_m, head_g, head_k, c_head,
+     rs_head, seed, lut, spike_proto) = arrays
+    lo, hi, sq_lo, sq_hi, seed_bits, newton, a_lo, a_hi, wide, half, top, gf = scalars
+    T, d = x.shape
+    L = params.shape[0]
+    n_i = chans_i.shape[2]
+    a_i = np.empty((T, d), dtype=spike_proto.dtype)
+    a_f = np.empty((T, d), dtype=spike_proto.dtype)
+    a_g = np.empty((T, d), dtype=spike_proto.dtype)
+    a_n = np.empty((T, n_i), dtype=spike_proto.dtype)
+    acc_i = np.empty((T, d), dtype=np.int32)
+    acc_f = np.empty((T, d), dtype=np.int32)
+    acc_g = np.empty((T, d), dtype=np.int32)
+    acc_uv = np.empty((T, 2 * n_i), dtype=np.int32)
+    f = np.empty((T, d), dtype=np.int64)
+    hs = np.empty((T, d), dtype=np.int64)
+    gz = np.empty((T, d), dtype=np.int64)
+    r = np.empty((T, d), dtype=np.int64)
+    y = np.empty((T, n_i), dtype=np.int64)
+    h_new = np.empty(d, dtype=np.int64)
+    for l in range(L):
+        p = params[l]
+        c = cnt[l]
+        _k_norm(x, params, chans_d, l, 0, CH_ATTN_M, CH_ATTN_I, CH_ATTN_F, CH_ATTN_G, 3, sq_lo, sq_hi, lo, hi, seed,
+                seed_bits, newton, a_lo, a_hi, a_i, a_f, a_g, c, S_NORM)
+        _k_project( c_ifgo[4 * l], a_i, d, wide, rs_ifgo[4 * l], lo, hi, acc_i, c, S_ACC_I)
+        _k_project( c_ifgo[4 * l + 1], a_f, d, wide, rs_ifgo[4 * l + 1], lo, hi, acc_f, c, S_ACC_F)
+        _k_project( c_ifgo[4 * l + 2], a_g, d, wide, rs_ifgo[4 * l + 2], lo, hi, acc_g, c, S_ACC_G)
+        _k_mlgru(acc_i, acc_f, acc_g, p[P_MI], p[P_KI], p[P_MF], p[P_KF], p[P_MG], p[P_KG], lo, hi, chans_d[l, CH_LB],
+                 np.int64(1) << gf, gf, lut, half, top, p[P_SI], p[P_SF], p[P_SH], p[P_ISH], p[P_GZ], h[l], f, hs, gz,
+                 h_new, c[S_MLGRU:S_MLGRU + 8])
+        h[l, :] = h_new
+        _k_norm(gz, params, chans_d, l, 1, CH_GATE_M, CH_GATE_O, CH_GATE_O, CH_GATE_O, 1, sq_lo, sq_hi, lo, hi, seed,
+                seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + (3 + MAX_CONSUMERS))
+        _k_project( c_ifgo[4 * l + 3], a_i, d, wide, rs_ifgo[4 * l + 3], lo, hi, acc_i, c, S_ACC_O)
+        _k_residual(x.reshape(-1), acc_i.reshape(-1), p[P_MO], p[P_KO], lo, hi, r.reshape(-1),
+                    c[S_RESID:S_RESID + 1])
+        _k_norm(r, params, chans_d, l, 2, CH_MLP_M, CH_MLP_GATE, CH_MLP_GATE, CH_MLP_GATE, 1, sq_lo, sq_hi, lo, hi,
+                seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + 2 * (3 + MAX_CONSUMERS))
+        _k_project( c_gate[l], a_i, d, wide, rs_gate[l], lo, hi, acc_uv, c, S_ACC_GATE)
+        _k_glu(acc_uv, n_i, p[P_MU], p[P_KU], p[P_MV], p[P_KV], lo, hi, lut, half, top, p[P_SU], gf, p[P_YSH], y,
+               c[S_GLU:S_GLU + 4])
+        _k_norm(y, params, chans_i, l, 3, CH_DOWN_M, CH_DOWN_D, CH_DOWN_D, CH_DOWN_D, 1, sq_lo, sq_hi, lo, hi,
+                seed, seed_bits, newton, a_lo, a_hi, a_n, a_n, a_n, c, S_NORM + 3 * (3 + MAX_CONSUMERS))
+        _k_project( c_down[l], a_n, n_i, wide, rs_down[l], lo, hi, acc_i, c, S_ACC_DOWN)
+        _k_residual(r.reshape(-1), acc_i.reshape(-1), p[P_MD], p[P_KD], lo, hi, x.reshape(-1),
+                    c[S_RESID:S_RESID + 1])
+    S = np.empty((T, 1), dtype=np.int64)
+    rr = np.empty((T, 1), dtype=np.int64)
+    _k_norm_stage(x, head_m, head_k[0], sq_lo, sq_hi, lo, hi, seed, seed_bits, newton, head_k[1], head_g,
+                  head_k[2], head_g, head_k[2], head_g, head_k[2], 1, a_lo, a_hi, S, rr, a_i, a_i, a_i,
+                  cnt_head[H_NORM:H_NORM + 3 + MAX_CONSUMERS])
+    _k_project( c_head, a_i, d, wide, rs_head, lo, hi, logits, cnt_head, H_ACC)
+
+
+# numba's parallel loops only for prange (the synapse row tiles): no array expression becomes a parallel region
+PRANGE_ONLY = {"prange": True, "numpy": False, "comprehension": False, "reduction": False, "setitem": False,
+               "stencil": False, "fusion": False, "inplace_binop": False}
+
+
+@njit(cache=True)
+def _k_model_serial(x, h, arrays, scalars, cnt, cnt_head, logits):
+    """The whole model on one thread."""
+    _k_model(x, h, arrays, scalars, cnt, cnt_head, logits)
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _k_model_parallel(x, h, arrays, scalars, cnt, cnt_head, logits):
+    """The whole model, each matrix's row tiles on numba's threads (one parallel region per matrix)."""
+    _k_model(x, h, arrays, scalars, cnt, cnt_head, logits)
+
+
+@njit(inline="always")
+def _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits):
+    """Only the ternary synapses of a token, every matrix in layer order (int8 spikes x_d, x_i padded [1, cols]):
+    what the whole-model kernel reads from memory, without the neurons (benchmarks/bench_decode.py)."""
+    c_ifgo, c_gate, c_down, c_head = arrays[3], arrays[4], arrays[5], arrays[12]
+    xs_d = np.zeros(1, dtype=np.int32)
+    xs_i = np.zeros(1, dtype=np.int32)
+    for l in range(c_gate.shape[0]):
+        for k in range(4):
+            host_matmul(c_ifgo[4 * l + k], x_d, xs_d, acc_d)
+        host_matmul(c_gate[l], x_d, xs_d, acc_uv)
+        host_matmul(c_down[l], x_i, xs_i, acc_d)
+    host_matmul(c_head, x_d, xs_d, logits)
+
+
+@njit(cache=True)
+def _k_synapse_pass_serial(arrays, x_d, x_i, acc_d, acc_uv, logits):
+    _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits)
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _k_synapse_pass_parallel(arrays, x_d, x_i, acc_d, acc_uv, logits):
+    _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits)
+
+
+_WEIGHT_STACKS: dict = {}   # id(net) -> (weakref to net, ids of its ternary arrays, stacks): one per network
+
+
+def _weight_stacks(net: QuantisedNetwork):
+    """The packed codes of every projection stacked per kind (ifgo [4L, d, .], gate [L, 2I, .], down [L, d, .],
+    head), with their row sums; None when a matrix is not a valid ternary one or the shapes differ. Built once
+    per network: each matrix's TernaryMatrix then points into its stack (no second copy of the codes)."""
+    import weakref
+
+    ws = [w for q in net.layers for w in (q.i.w, q.f.w, q.g.w, q.o.w)]
+    gates = [q.gate_w for q in net.layers]
+    downs = [q.down.w for q in net.layers]
+    ids = tuple(id(w) for w in ws + gates + downs + [net.lm_head])
+    hit = _WEIGHT_STACKS.get(id(net))
+    if hit is not None and hit[0]() is net and hit[1] == ids:
+        return hit[2]
+    stacks = []
+    for group in (ws, gates, downs, [net.lm_head]):
+        tms = [ternary_matrix(w) for w in group]
+        if any(tm is None for tm in tms) or len({tm.codes.shape for tm in tms}) != 1:
+            return None
+        codes = np.stack([tm.codes for tm in tms])
+        for k, tm in enumerate(tms):
+            tm.codes = codes[k]                  # the stack is the only copy of the packed weights
+        stacks += [codes, np.stack([tm.row_sums for tm in tms])]
+    out = (stacks[0], stacks[2], stacks[4], stacks[1], stacks[3], stacks[5], stacks[6][0], stacks[7][0])
+    release_freed_memory()  # the per-matrix codes just replaced by the stacks
+    try:
+        _WEIGHT_STACKS[id(net)] = (weakref.ref(net, lambda _, k=id(net): _WEIGHT_STACKS.pop(k, None)), ids, out)
+    except TypeError:
+        pass
+    return out
+
+
+class ModelPlan:
+    """Everything the whole-model kernel takes from a network: integer parameters [L, N_PARAMS], channel
+    vectors, the stacked weights. ``build`` returns None where any stage kernel's precondition fails (the
+    caller then runs stage by stage). ``g``: the FastGoldenModel (golden_fast.py) it serves."""
+
+    @classmethod
+    def build(cls, g, parallel: bool):
+        net, fp = g.net, g.fp
+        lo, hi, lut, half, top, lfb, seed, norm_ok = g._kernel_consts()
+        if lut is None or seed is None or not norm_ok:
+            return None
+        L, d, I = net.cfg.num_layers, net.cfg.hidden_size, net.cfg.intermediate_size
+        if len(net.layers) != L:
+            return None
+        stacks = _weight_stacks(net)
+        if stacks is None:
+            return None
+        wide = fp.act_bits > INT8_ACT_BITS
+        if wide and max(d, I) > MAX_IN_WIDE:
+            return None
+        gf = fp.gate_frac_bits
+        params = np.zeros((L, N_PARAMS), dtype=INT)
+        chans_d = np.zeros((L, N_CH_D, d), dtype=INT)
+        chans_i = np.zeros((L, N_CH_I, I), dtype=INT)
+        shifts = [gf]
+        expected = (("attn", ("i", "f", "g"), (CH_ATTN_I, CH_ATTN_F, CH_ATTN_G), CH_ATTN_M, chans_d, d),
+                    ("gate", ("o",), (CH_GATE_O,), CH_GATE_M, chans_d, d),
+                    ("mlp", ("gate",), (CH_MLP_GATE,), CH_MLP_M, chans_d, d),
+                    ("down_norm", ("down",), (CH_DOWN_D,), CH_DOWN_M, chans_i, I))
+        for l, q in enumerate(net.layers):
+            p = params[l]
+            for s, (attr, cons, cols, col_m, chans, n) in enumerate(expected):
+                qn = getattr(q, attr)
+                if tuple(qn.gain_m) != cons:
+                    return None
+                m = _channels(qn.inner_m, n)
+                gains = [_channels(qn.gain_m[c], n) for c in cons]
+                if m is None or any(x is None for x in gains):
+                    return None
+                chans[l, col_m] = m
+                for c, col, gv in zip(cons, cols, gains):
+                    chans[l, col] = gv
+                b = P_NORM + NORM_COLS * s
+                ks = [qn.gain_k[c] for c in cons]
+                p[b:b + 2] = qn.inner_k, qn.t_k
+                p[b + 2:b + 2 + len(ks)] = ks
+                shifts += [qn.inner_k, qn.t_k, *ks]
+            lb = _channels(q.lb, d)
+            if lb is None:
+                return None
+            chans_d[l, CH_LB] = lb
+            pf = q.pre_frac
+            i_shift, gz_shift = gf + pf["i"] - q.h_frac, pf["g"] + q.h_frac - q.gz_frac
+            s_i, s_f, s_h = pf["i"] - lfb, pf["f"] - lfb, q.h_frac - lfb
+            p[[P_MI, P_KI, P_MF, P_KF, P_MG, P_KG, P_SI, P_SF, P_SH, P_ISH, P_GZ]] = (
+                q.i.out_m, q.i.out_k, q.f.out_m, q.f.out_k, q.g.out_m, q.g.out_k, s_i, s_f, s_h, i_shift, gz_shift)
+            p[[P_MO, P_KO, P_MD, P_KD]] = q.o.out_m, q.o.out_k, q.down.out_m, q.down.out_k
+            y_shift, s_u = q.u_frac + q.v_frac - q.y_frac, q.u_frac - lfb
+            p[[P_MU, P_KU, P_MV, P_KV, P_SU, P_YSH]] = q.u_m, q.u_k, q.v_m, q.v_k, s_u, y_shift
+            shifts += [q.i.out_k, q.f.out_k, q.g.out_k, i_shift, gz_shift, s_i, s_f, s_h, q.o.out_k, q.down.out_k,
+                       q.u_k, q.v_k, y_shift, s_u]
+        hq = net.head
+        if tuple(hq.gain_m) != ("lm_head",):
+            return None
+        head_m, head_g = _channels(hq.inner_m, d), _channels(hq.gain_m["lm_head"], d)
+        if head_m is None or head_g is None or not _shifts_ok(*shifts, hq.inner_k, hq.t_k, hq.gain_k["lm_head"]):
+            return None
+        plan = cls()
+        a_hi = (1 << (fp.act_bits - 1)) - 1
+        sq_hi = (1 << (fp.norm_square_bits - 1)) - 1
+        plan.names = cls._slot_names(L)
+        plan.arrays = (params, chans_d, chans_i, *stacks[:6], head_m, head_g,
+                       np.array([hq.inner_k, hq.t_k, hq.gain_k["lm_head"]], dtype=INT), stacks[6], stacks[7], seed,
+                       lut, np.zeros(0, np.int16 if wide else np.int8))
+        plan.scalars = (int(lo), int(hi), -sq_hi - 1, sq_hi, int(fp.invsqrt_seed_bits), int(fp.invsqrt_newton_steps),
+                        -a_hi - 1, a_hi, bool(wide), int(half), int(top), int(gf))
+        plan.parallel = bool(parallel)
+        plan.L, plan.V = L, net.cfg.vocab_size
+        return plan
+
+    @staticmethod
+    def _slot_names(L: int):
+        """Overflow-counter names of the count slots, as the stage-by-stage path names them."""
+        layers = []
+        for l in range(L):
+            names = [None] * N_SLOTS
+            for s, (stage, cons) in enumerate((("attn", ("i", "f", "g")), ("gate", ("o",)), ("mlp", ("gate",)),
+                                               ("down", ("down",)))):
+                b = S_NORM + (3 + MAX_CONSUMERS) * s
+                names[b:b + 3] = [f"l{l}.{stage}.u", f"l{l}.{stage}.sum_sq", f"l{l}.{stage}.unit"]
+                for k, c in enumerate(cons):
+                    names[b + 3 + k] = f"l{l}.{stage}.{c}.clip"
+            for slot, p in zip((S_ACC_I, S_ACC_F, S_ACC_G, S_ACC_O, S_ACC_GATE, S_ACC_DOWN),
+                               ("i", "f", "g", "o", "gate", "down")):
+                names[slot] = f"l{l}.{p}.acc"
+            names[S_MLGRU:S_MLGRU + 8] = [f"l{l}.{n}" for n in ("pre_i", "pre_f", "pre_g", "silu_i", "i", "h",
+                                                                  "silu_h", "gz")]
+            names[S_GLU:S_GLU + 4] = [f"l{l}.u", f"l{l}.v", f"l{l}.silu_u", f"l{l}.y"]
+            names[S_RESID] = f"l{l}.resid"
+            layers.append(names)
+        head = [None] * N_HEAD_SLOTS
+        head[H_NORM:H_NORM + 4] = ["head.u", "head.sum_sq", "head.unit", "head.lm_head.clip"]
+        head[H_ACC] = "head.lm_head.acc"
+        return layers, head
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of packed weights one token reads (every matrix once)."""
+        return int(sum(self.arrays[k].nbytes for k in (3, 4, 5, 12)))
+
+    def synapse_pass(self, parallel: bool, seed: int = 0):
+        """A callable running only the synapses of one token (every matrix, one numba call) on random spikes."""
+        c_ifgo, c_gate, c_down, c_head = (self.arrays[k] for k in (3, 4, 5, 12))
+        rng = np.random.default_rng(seed)
+        x_d = rng.integers(-128, 128, (1, c_ifgo.shape[2] * FIELDS_PER_BYTE)).astype(np.int8)
+        x_i = rng.integers(-128, 128, (1, c_down.shape[2] * FIELDS_PER_BYTE)).astype(np.int8)
+        acc_d = np.empty((1, c_ifgo.shape[1]), np.int32)
+        acc_uv = np.empty((1, c_gate.shape[1]), np.int32)
+        logits = np.empty((1, c_head.shape[0]), np.int32)
+        if parallel:
+            start_threads()
+        kernel = _k_synapse_pass_parallel if parallel else _k_synapse_pass_serial
+        return lambda: kernel(self.arrays, x_d, x_i, acc_d, acc_uv, logits)
+
+    def run(self, g, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Logits [T, V] (int64) of the residual stream x [T, d] (int64; overwritten); h [L, d] int64, updated."""
+        cnt = np.zeros((self.L, N_SLOTS), dtype=INT)
+        cnt_head = np.zeros(N_HEAD_SLOTS, dtype=INT)
+        logits = np.empty((x.shape[0], self.V), dtype=np.int32)
+        if self.parallel:
+            start_threads()
+        kernel = _k_model_parallel if self.parallel else _k_model_serial
+        kernel(x, h, self.arrays, self.scalars, cnt, cnt_head, logits)
+        if cnt.any() or cnt_head.any():
+            names_l, names_h = self.names
+            for names, row in list(zip(names_l, cnt)) + [(names_h, cnt_head)]:
+                for name, c in zip(names, row.tolist()):
+                    if c:
+                        g.ovf[name] += c
+        return logits.astype(INT)

@@ -1,0 +1,338 @@
+"""The compiled network as data: :class:`QuantisedNetwork` and its parts (:class:`QNorm`, :class:`QProj`,
+:class:`QLayer`), held as integers (quantise.py's docstring lists every format; docs/fixed_point.md), and its
+file: one safetensors file of tensors plus a JSON meta header, checked tensor by tensor when loaded
+(docs/reliability.md).
+
+quantise.py compiles a float model into one of these and is where users import them from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from lava_matmulfree.config import FixedPointConfig, ModelConfig
+from lava_matmulfree.errors import CheckpointError
+from lava_matmulfree.io.checkpoint import _describe, make_readable
+from lava_matmulfree.model.calibration import TOKEN_MIXER_INPUTS, Calibration
+from lava_matmulfree.model.fixed_point import invsqrt_seed_lut, sigmoid_lut
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class QNorm:
+    """One RMS aggregation round and the int8 spikes it produces for each consumer BitLinear."""
+
+    v_frac: int  # channel value v in Q(v_frac)
+    u_frac: int
+    inner_m: np.ndarray  # u = sat(mul_shift(v, inner_m, inner_k), norm_square_bits)
+    inner_k: int
+    t_frac: int
+    t_k: int  # t = mul_shift(v, r, t_k)
+    gain_m: dict = field(default_factory=dict)  # consumer -> per-channel mantissa; a = sat8(mul_shift(t, m, k))
+    gain_k: dict = field(default_factory=dict)
+    clip: dict = field(default_factory=dict)  # consumer -> static activation clip (real units; informative)
+
+
+@dataclass
+class QProj:
+    """Ternary synapses W (int8 [out, in]) and the requantisation of their integer output."""
+
+    w: np.ndarray
+    out_m: int  # next value = mul_shift(acc, out_m, out_k)
+    out_k: int
+    scale: float  # real value of one unit of acc (informative: clip / (127 * s))
+
+
+@dataclass
+class QLayer:
+    attn: QNorm
+    i: QProj
+    f: QProj
+    g: QProj
+    pre_frac: dict  # i, f, g -> fraction bits of the requantised pre-activation
+    lb: np.ndarray  # forget-gate lower bound, Q(gate_frac_bits)
+    h_frac: int
+    gz_frac: int
+    gate: QNorm
+    o: QProj  # requantised into the residual format
+    mlp: QNorm
+    gate_w: np.ndarray  # [2I, d] ternary; first half u, second half v
+    u_m: int
+    u_k: int
+    v_m: int
+    v_k: int
+    u_frac: int
+    v_frac: int
+    y_frac: int
+    down_norm: QNorm
+    down: QProj  # requantised into the residual format
+
+
+@dataclass
+class QuantisedNetwork:
+    cfg: ModelConfig
+    fp: FixedPointConfig
+    x_frac: int
+    embed: np.ndarray  # [V, d] residual format, int32 (state_bits <= 32)
+    layers: list
+    head: QNorm
+    lm_head: np.ndarray  # [V, d] ternary
+    logit_scale: float  # real value of one logit unit (host-side sampling only)
+    sigmoid_lut: np.ndarray
+    invsqrt_lut: np.ndarray
+    calibration: Calibration = field(default_factory=Calibration)
+    fingerprint: str = ""  # checkpoint.fingerprint of the weights it was compiled from ("" in older files)
+
+    def __post_init__(self):
+        # the table's values are state_bits (<= 32) wide: int32 holds them in half of int64's memory (131 MiB less
+        # at 370M, in the golden model's process and in the one Lava's workers are forked from); files of older
+        # versions hold int64
+        self.embed = np.asarray(self.embed).astype(np.int32, copy=False)
+
+    def pack_weights(self) -> "QuantisedNetwork":
+        """Hold every ternary matrix only packed (2 bits per weight, ``ternary.PackedTernary``) in place of its int8
+        array, which is dropped unless something else references it (a float model built from the same weights):
+        at 370M, 81 MiB instead of 325 + 81. Arithmetic is unchanged (the kernels always used the packed codes);
+        numpy reads of a weight unpack a temporary copy. Returns self."""
+        from lava_matmulfree.model.float_model import ternary_matrix
+        from lava_matmulfree.model.ternary import PackedTernary, TernaryMatrix
+
+        def packed(w):
+            if isinstance(w, PackedTernary):
+                return w
+            tm = ternary_matrix(w)
+            return PackedTernary(tm if tm is not None else TernaryMatrix(w))  # TernaryMatrix names a bad matrix
+
+        for q in self.layers:
+            for proj in (q.i, q.f, q.g, q.o, q.down):
+                proj.w = packed(proj.w)
+            q.gate_w = packed(q.gate_w)
+        self.lm_head = packed(self.lm_head)
+        release_freed_memory()
+        return self
+
+    # ------------------------------------------------------------------ save / load (one safetensors file)
+    def save(self, path: str | Path) -> None:
+        tensors, meta = {}, {}
+        _flatten(self, "", tensors, meta)
+        header = {"format_version": str(FORMAT_VERSION), "meta": json.dumps(meta, sort_keys=True)}
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
+        make_readable(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QuantisedNetwork":
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such compiled model file")
+        try:
+            with safe_open(str(path), framework="numpy") as fh:
+                header = fh.metadata() or {}
+            tensors = load_file(str(path))
+        except Exception as e:  # the safetensors parser's own error types
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+        if header.get("format_version") != str(FORMAT_VERSION) or "meta" not in header:
+            raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (format {FORMAT_VERSION})")
+        try:
+            meta = json.loads(header["meta"])
+        except ValueError as e:
+            raise CheckpointError(f"{path}: its meta header is not valid JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{path}: its meta header is not a JSON object")
+        try:
+            cfg = _unflatten_value("ModelConfig", "cfg.", tensors, meta)
+            fp = _unflatten_value("FixedPointConfig", "fp.", tensors, meta)
+            validate_tensors(path, cfg, fp, tensors)  # before the structure: a tensor error names the tensor
+            net = _unflatten(cls, "", tensors, meta)
+        except _Missing as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{path}: malformed meta header ({e})") from None
+        validate_meta(path, net)
+        from lava_matmulfree.model.compiled_formats import check_compiled_formats
+
+        check_compiled_formats(net, path)  # values no compiler writes (validate_meta checks their types)
+        return net
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; nothing elsewhere). Arrays of a few MiB, like
+    the int8 weights of a loaded network, live on malloc's heap once its mmap threshold has grown: freeing them
+    keeps their pages resident (measured at 370M: 145 of the 325 MiB came back without this, all with it)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
+
+
+# ----------------------------------------------------------------------------------- validation
+def expected_compiled_tensors(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape, kind) of every tensor of a compiled network of ``cfg``; kinds: ``ternary`` int8
+    weights in {-1, 0, 1}, ``mantissa`` rescale multipliers (|m| < 2**mantissa_bits), ``state`` values of
+    the residual format, ``gate`` forget-gate lower bounds in [0, 1], ``lut`` tables rebuilt from the knobs."""
+    d, I, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    want = {"embed": ((V, d), "state"), "lm_head": ((V, d), "ternary"), "head.inner_m": ((d,), "mantissa"),
+            "head.gain_m.lm_head": ((d,), "mantissa"), "sigmoid_lut": ((), "lut"), "invsqrt_lut": ((), "lut")}
+    for l in range(cfg.num_layers):
+        p = f"layers.{l}."
+        for stage, n, consumers in (("attn", d, TOKEN_MIXER_INPUTS), ("gate", d, ("o",)), ("mlp", d, ("gate",)),
+                                    ("down_norm", I, ("down",))):
+            want[f"{p}{stage}.inner_m"] = ((n,), "mantissa")
+            for c in consumers:
+                want[f"{p}{stage}.gain_m.{c}"] = ((n,), "mantissa")
+        for proj in ("i", "f", "g", "o"):
+            want[f"{p}{proj}.w"] = ((d, d), "ternary")
+        want[f"{p}gate_w"] = ((2 * I, d), "ternary")
+        want[f"{p}down.w"] = ((d, I), "ternary")
+        want[f"{p}lb"] = ((d,), "gate")
+    return want
+
+
+def validate_tensors(path, cfg: ModelConfig, fp: FixedPointConfig, tensors: dict) -> None:
+    """Every tensor present with its shape, dtype and range for the meta's model and knobs, nothing else;
+    else a CheckpointError naming ``path`` and the tensor or key."""
+    for what, obj in (("cfg", cfg), ("fp", fp)):
+        bad = obj._check()
+        if bad:
+            raise CheckpointError(f"{path}: meta {what}.{bad[0][0]} {bad[0][1]}")
+    want = expected_compiled_tensors(cfg)
+    luts = {"sigmoid_lut": sigmoid_lut(fp.sigmoid_lut_size, fp.sigmoid_lut_range, fp.gate_frac_bits),
+            "invsqrt_lut": invsqrt_seed_lut(fp.invsqrt_seed_bits)}
+    extra = sorted(set(tensors) - set(want))
+    if extra:
+        raise CheckpointError(f"{path}: unexpected tensor {extra[0]!r} for a model of {_describe(cfg)}")
+    state_max = 1 << (fp.state_bits - 1)
+    for name, (shape, kind) in want.items():
+        if name not in tensors:
+            raise CheckpointError(f"{path}: missing tensor {name!r}, needed by a model of {_describe(cfg)}")
+        a = tensors[name]
+        if kind == "lut":
+            shape = luts[name].shape
+        if tuple(a.shape) != shape:
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(a.shape)}, expected {shape} for a "
+                                  f"model of {_describe(cfg)}")
+        if a.dtype.kind not in "iu" or (kind == "ternary" and a.dtype != np.int8):
+            need = "int8" if kind == "ternary" else "an integer dtype"
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {a.dtype}, expected {need}")
+        if a.size == 0:
+            continue
+        lo, hi = int(a.min()), int(a.max())
+        ok = {"ternary": -1 <= lo and hi <= 1, "mantissa": -(1 << fp.mantissa_bits) < lo and hi < 1 << fp.mantissa_bits,
+              "state": -state_max <= lo and hi < state_max, "gate": 0 <= lo and hi <= 1 << fp.gate_frac_bits,
+              "lut": kind == "lut" and np.array_equal(a, luts.get(name, a))}[kind]
+        if not ok:
+            why = ("differs from the table its [fixed_point] knobs give" if kind == "lut"
+                   else f"holds values in [{lo}, {hi}], outside the range of a {kind} tensor")
+            raise CheckpointError(f"{path}: tensor {name!r} {why}")
+
+
+def validate_meta(path, net: "QuantisedNetwork") -> None:
+    """The meta's formats, multipliers and shifts are integers, its layer count matches the config."""
+    if len(net.layers) != net.cfg.num_layers:
+        raise CheckpointError(f"{path}: meta lists {len(net.layers)} layers, its cfg.num_layers says "
+                              f"{net.cfg.num_layers}")
+    keys = [("x_frac", net.x_frac)]
+    for l, q in enumerate(net.layers):
+        keys += [(f"layers.{l}.{k}", getattr(q, k))
+                 for k in ("h_frac", "gz_frac", "u_frac", "v_frac", "y_frac", "u_m", "u_k", "v_m", "v_k")]
+        keys += [(f"layers.{l}.{proj}.{k}", getattr(getattr(q, proj), k))
+                 for proj in ("i", "f", "g", "o", "down") for k in ("out_m", "out_k")]
+    for key, v in keys:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise CheckpointError(f"{path}: meta key {key!r} must be an integer, got {v!r}")
+    if not isinstance(net.fingerprint, str):
+        raise CheckpointError(f"{path}: meta key 'fingerprint' must be a string")
+
+
+class _Missing(Exception):
+    """A key of the meta header is missing."""
+
+
+# ----------------------------------------------------------------------------------- flatten helpers
+def _flatten(obj, prefix, tensors, meta):
+    from lava_matmulfree.model.ternary import PackedTernary  # here, not at module level: numba only where the kernels are used
+
+    if isinstance(obj, (ModelConfig, FixedPointConfig)):
+        meta[prefix[:-1]] = dataclasses.asdict(obj)
+    elif isinstance(obj, Calibration):
+        meta[prefix[:-1]] = json.loads(obj.to_json())
+    elif dataclasses.is_dataclass(obj):
+        for f in fields(obj):
+            _flatten(getattr(obj, f.name), f"{prefix}{f.name}.", tensors, meta)
+    elif isinstance(obj, np.ndarray):
+        tensors[prefix[:-1]] = obj
+    elif isinstance(obj, PackedTernary):
+        tensors[prefix[:-1]] = np.asarray(obj)  # saved as the int8 matrix, as always
+    elif isinstance(obj, list):
+        meta[prefix + "#len"] = len(obj)
+        for i, o in enumerate(obj):
+            _flatten(o, f"{prefix}{i}.", tensors, meta)
+    elif isinstance(obj, dict):
+        meta[prefix + "#keys"] = list(obj)
+        for k, o in obj.items():
+            _flatten(o, f"{prefix}{k}.", tensors, meta)
+    else:
+        meta[prefix[:-1]] = obj
+
+
+def _unflatten(cls, prefix, tensors, meta):
+    kw = {}
+    for f in fields(cls):
+        if f.name not in meta and f.type == "str" and f.default is not dataclasses.MISSING:
+            continue  # a field newer than the file keeps its default
+        kw[f.name] = _unflatten_value(f.type, f"{prefix}{f.name}.", tensors, meta)
+    return cls(**kw)
+
+
+def _meta(meta, key):
+    if key not in meta:
+        raise _Missing(f"missing meta key {key!r}")
+    return meta[key]
+
+
+def _tensor(tensors, key):
+    if key not in tensors:
+        raise _Missing(f"missing tensor {key!r}")
+    return tensors[key]
+
+
+_TYPES = {"QNorm": QNorm, "QProj": QProj, "QLayer": QLayer}
+
+
+def _unflatten_value(typ, prefix, tensors, meta):
+    name = prefix[:-1]
+    if typ in ("ModelConfig", "FixedPointConfig"):
+        known = {f.name for f in fields(ModelConfig if typ == "ModelConfig" else FixedPointConfig)}
+        raw = _meta(meta, name)
+        unknown = sorted(set(raw) - known) if isinstance(raw, dict) else []
+        if unknown:
+            raise ValueError(f"unknown key {name}.{unknown[0]}")
+        return (ModelConfig if typ == "ModelConfig" else FixedPointConfig)(**raw)
+    if typ == "Calibration":
+        return Calibration.from_json(json.dumps(_meta(meta, name)))
+    if typ in _TYPES:
+        return _unflatten(_TYPES[typ], prefix, tensors, meta)
+    if typ == "np.ndarray":
+        return _tensor(tensors, name)
+    if typ == "list":  # the layers
+        return [_unflatten(QLayer, f"{prefix}{i}.", tensors, meta) for i in range(_meta(meta, prefix + "#len"))]
+    if typ == "dict":
+        out = {}
+        for k in _meta(meta, prefix + "#keys"):
+            key = f"{prefix}{k}"
+            out[k] = tensors[key] if key in tensors else _meta(meta, key)
+        return out
+    return _meta(meta, name)
