@@ -9,13 +9,15 @@ import pytest
 
 from lava_matmulfree.config import ModelConfig, load_config
 from lava_matmulfree.loihi import calibration as cal
-from lava_matmulfree.loihi.calibration import PAPER
-from lava_matmulfree.loihi.cost_model import (LoihiCostModel, build_report, estimate, estimate_main, value_bytes,
-                                              resolve_instruction_counts)
-from lava_matmulfree.loihi.gpu_baseline import (LLAMA_370M, QWEN25_05B, TransformerShape, baselines_for,
-                                                decode_time, gpu_estimate, prefill_time, transformer_pp)
-from lava_matmulfree.loihi.hardware import EAGER_SCORE_PASSES, H100_SXM, JETSON_ORIN_NANO, LOIHI2, CostModelError
-from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping
+from lava_matmulfree.loihi.core_groups import MappingOptions
+from lava_matmulfree.loihi.cost_model import LoihiCostModel, estimate, resolve_instruction_counts, value_bytes
+from lava_matmulfree.loihi.gpu_baseline import LLAMA_370M, QWEN25_05B, baselines_for, transformer_pp
+from lava_matmulfree.loihi.gpu_runtimes import gpu_estimate, run
+from lava_matmulfree.loihi.hardware import H100_SXM, JETSON_ORIN_NANO, LOIHI2, CostModelError
+from lava_matmulfree.loihi.mapping import build_mapping
+from lava_matmulfree.loihi.outputs import estimate_main
+from lava_matmulfree.loihi.presets import PAPER
+from lava_matmulfree.loihi.report import build_report
 
 # hand-made instruction counts (the microcode package will provide the real ones)
 INS = {"residual": 12, "mlgru": 30, "glu": 20, "rms_aggregator": 25, "requant": 5}
@@ -184,6 +186,7 @@ def test_energy_accounting(cm370):
 
 
 # ------------------------------------------------------------------------------------------- GPU
+# (the GPU model itself, its runtimes, its power and the H200 measurement: tests/test_gpu_baselines.py)
 def test_gpu_shapes():
     assert LLAMA_370M.layer_params == 24 * (4 * 1024 ** 2 + 3 * 1024 * 2816)
     assert 360e6 < LLAMA_370M.params < 380e6
@@ -204,73 +207,27 @@ def test_each_config_is_compared_with_its_own_transformer_pp():
     assert list(baselines_for(load_config("1.3b").model)) == ["llama1.3b", "qwen0.5b"]
 
 
-def test_gpu_flops_by_hand():
-    shape = TransformerShape("t", hidden_size=8, num_layers=1, intermediate_size=16, vocab_size=16, num_heads=2,
-                             num_kv_heads=1, head_dim=4, tied_embeddings=False)
-    gpu = dataclasses.replace(JETSON_ORIN_NANO, host_op_overhead_s=0.0)
-    layer = 2 * 8 * 8 + 2 * 8 * 4 + 3 * 8 * 16  # q, o (8x8); k, v (8x4); gate, up, down
-    att = 2 * 2 * 1 * 10 * 10 * 8
-    # generate() (the default): the LM head at the prompt's last position only
-    p = prefill_time(shape, 10, gpu)
-    assert p["flops"] == 2 * 10 * layer + 2 * 8 * 16 + att and p["attention_flops"] == att
-    # a plain forward: logits at all 10 positions
-    p = prefill_time(shape, 10, dataclasses.replace(gpu, logits_for_all_positions=True))
-    assert p["flops"] == 2 * 10 * layer + 2 * 8 * 16 * 10 + att
-    d = decode_time(shape, 10, gpu)
-    assert d["kv_bytes"] == 2 * 1 * 4 * 10 * 2  # fp16, one kv head of 4
-    assert d["bytes"] == (layer + 16 * 8) * 2 + d["kv_bytes"]
-
-
-def test_eager_attention_score_traffic_and_memory_by_hand():
-    """Eager attention's passes over the T x T scores, counted step by step: Q K^T writes them (1), scaling and
-    the mask read and write them (2 + 2), softmax reads fp16 and writes fp32 (1 + 2), the cast back reads fp32
-    and writes fp16 (2 + 1), P V reads them (1): 12 fp16 passes; at its peak a layer holds the fp16 scores, their
-    fp32 softmax and the mask."""
-    assert JETSON_ORIN_NANO.attention_score_passes == sum(EAGER_SCORE_PASSES.values()) == 12
-    shape = TransformerShape("t", hidden_size=8, num_layers=3, intermediate_size=16, vocab_size=16, num_heads=2,
-                             num_kv_heads=1, head_dim=4, tied_embeddings=False)
-    p = prefill_time(shape, 10, JETSON_ORIN_NANO)
-    weights = (shape.layer_params + shape.embedding_params) * 2
-    assert p["bytes"] == weights + 3 * 2 * 10 * 10 * 2 * 12
-    assert p["scores_peak_bytes"] == 2 * 10 * 10 * (2 + 4) + 10 * 10 * 2
-    # a fused kernel (passes 0) materialises no scores
-    fused = dataclasses.replace(JETSON_ORIN_NANO, attention_score_passes=0, attention_full_square=False)
-    assert prefill_time(shape, 10, fused)["scores_peak_bytes"] == 0
-    assert prefill_time(shape, 10, fused)["bytes"] == weights
-
-
 def test_eager_prompt_pass_outgrows_the_jetson_memory():
     """At 16k tokens one layer's eager scores (16 heads x 16384^2 x 6 bytes = 26 GB) exceed the Jetson's 8 GB
-    but not the H100's 80 GB; a fused kernel fits on both."""
-    assert gpu_estimate(LLAMA_370M, 500)["fits_in_memory"]
-    assert not gpu_estimate(LLAMA_370M, 16384)["fits_in_memory"]
+    but not the H100's 80 GB; a fused kernel (sdpa) fits on both."""
+    assert gpu_estimate(LLAMA_370M, 500, JETSON_ORIN_NANO)["fits_in_memory"]
+    assert not gpu_estimate(LLAMA_370M, 16384, JETSON_ORIN_NANO)["fits_in_memory"]
     assert gpu_estimate(LLAMA_370M, 16384, H100_SXM)["fits_in_memory"]
-    fused = dataclasses.replace(JETSON_ORIN_NANO, attention_score_passes=0, attention_full_square=False)
-    assert gpu_estimate(LLAMA_370M, 16384, fused)["fits_in_memory"]
+    assert gpu_estimate(LLAMA_370M, 16384, JETSON_ORIN_NANO, "sdpa")["fits_in_memory"]
 
 
-def test_gpu_host_dispatch_bounds_decode():
-    """Eager PyTorch at batch 1: the host's op dispatch, not the memory, sets the Jetson's decode rate."""
-    d = decode_time(LLAMA_370M, 500)
-    assert d["total_s"] == d["t_host_s"] == pytest.approx(
-        (24 * JETSON_ORIN_NANO.host_ops_per_layer + JETSON_ORIN_NANO.host_ops_outside_layers)
-        * JETSON_ORIN_NANO.host_op_overhead_s)
-    assert d["t_memory_s"] < d["t_host_s"]
-    # without the dispatch cost the roofline is memory-bound
+def test_gpu_host_dispatch_bounds_the_jetson_decode():
+    """Eager PyTorch at batch 1: the host's op dispatch, not the memory, sets the Jetson's decode rate (the
+    paper's 12.6-15.4 tokens/s), and the module counts as busy while its CPU dispatches (~15 W)."""
+    r = run(LLAMA_370M, "eager", 1, 500, 1, JETSON_ORIN_NANO)
+    assert r["host_s"] == pytest.approx(r["host_ops"] * JETSON_ORIN_NANO.host_op_overhead_s)
+    # the step ends when the GPU has run what the host issued last (the LM head's 65 MB at ~48 GB/s)
+    assert r["host_s"] < r["wall_s"] < r["host_s"] + 2e-3
+    assert r["gpu_s"] < r["host_s"] and r["bound"] == "host dispatch"
+    assert 0.98 * JETSON_ORIN_NANO.power_w < r["mean_power_w"] <= JETSON_ORIN_NANO.power_w
+    # without the dispatch cost the same step is the GPU's: its kernels and its weight reads
     free = dataclasses.replace(JETSON_ORIN_NANO, host_op_overhead_s=0.0)
-    assert decode_time(LLAMA_370M, 500, free)["total_s"] == decode_time(LLAMA_370M, 500, free)["t_memory_s"]
-
-
-def test_gpu_prefill_superlinear_decode_grows():
-    t = {T: prefill_time(LLAMA_370M, T)["total_s"] for T in (1024, 2048, 4096)}
-    assert t[4096] / t[2048] > t[2048] / t[1024] > 2
-    share = [prefill_time(LLAMA_370M, T)["attention_flops"] / prefill_time(LLAMA_370M, T)["flops"]
-             for T in (512, 4096)]
-    assert share[1] > 4 * share[0]
-    free = dataclasses.replace(JETSON_ORIN_NANO, host_op_overhead_s=0.0)
-    assert decode_time(LLAMA_370M, 16384, free)["total_s"] > decode_time(LLAMA_370M, 16, free)["total_s"]
-    fp32 = dataclasses.replace(JETSON_ORIN_NANO, dtype="fp32")
-    assert prefill_time(LLAMA_370M, 500, fp32)["total_s"] > prefill_time(LLAMA_370M, 500)["total_s"]
+    assert run(LLAMA_370M, "eager", 1, 500, 1, free)["wall_s"] == pytest.approx(r["gpu_s"])
 
 
 def test_h100_is_faster_than_the_jetson():
@@ -374,11 +331,15 @@ def test_report_and_files(tmp_path, capsys):
     data = json.loads((tmp_path / "cost_tiny_project.json").read_text())
     # the tiny model is compared with the Transformer++ of its own shape (and Qwen2.5-0.5B)
     assert data["options"]["zero_fraction"] == 0.25 and data["platforms"]["jetson/llamatiny"]["dtype"] == "fp32"
-    assert set(data["platforms"]) == {"loihi2", "jetson/llamatiny", "jetson/qwen0.5b", "h100/llamatiny",
-                                      "h100/qwen0.5b"}
+    assert set(data["platforms"]) == {"loihi2", *(f"{g}/{m}" for g in ("jetson", "h100", "h200")
+                                                  for m in ("llamatiny", "qwen0.5b"))}
     assert set(data["sweep"][0]) == {"prompt_tokens", *data["platforms"]}
     assert [row["prompt_tokens"] for row in data["sweep"]] == [8, 64, 256, 500]
-    for png in ("ttft_tiny_project.png", "energy_tiny_project.png"):
+    # the GPU grid and the verdict are in the report, and the estimate printed the verdict
+    assert {r["model"] for r in data["gpu_rows"]} == {"transformer++", "qwen2.5-0.5b", "matmulfree"}
+    assert {p["loihi"] for p in data["verdict"]["pairs"]} >= {"preset 'project'"}
+    assert "Verdict: Loihi 2 (preset 'project')" in out and "sequences in flight" in out
+    for png in ("ttft_tiny_project.png", "energy_tiny_project.png", "efficiency_tiny_project.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["calibration"]["calibrated_on"] == "370m"
     assert all(m["reason"] for m in data["matrices"])
@@ -394,7 +355,8 @@ def test_report_and_files(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, value, match", [
-    ("jetson.attention_score_passes", -1, "attention_score_passes must be >= 0"),
+    ("jetson.kernel_floor_s", -1.0, "kernel_floor_s must be >= 0"),
+    ("h200.idle_power_w", 800.0, "idle_power_w=800.0 W exceeds power_w"),
     ("h100.memory_capacity_bytes", -5.0, "memory_capacity_bytes must be positive"),
     ("jetson.power_w", 0.0, "power_w must be positive"),
     ("jetson.dtype", "bf16", "'fp32' or 'fp16'"),

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from lava_matmulfree.loihi.cost_model import build_report
 from lava_matmulfree.loihi.hardware import JETSON_ORIN_NANO, CostModelError
-from lava_matmulfree.loihi.sensitivity import (QUANTITIES, format_sensitivity, scaled, sensitivity,
-                                               sensitivity_main, varied_constants)
+from lava_matmulfree.loihi.outputs import sensitivity_main
+from lava_matmulfree.loihi.report import build_report
+from lava_matmulfree.loihi.sensitivity import QUANTITIES, format_sensitivity, scaled, sensitivity, varied_constants
 
 LOIHI = [label for label, *_ in QUANTITIES if "Loihi" in label]
 
@@ -33,18 +33,20 @@ def test_scaled_keeps_integers_integral():
 
 
 def test_host_dispatch_sets_the_jetson_generation_rate_and_nothing_on_loihi():
-    """Decode on the Jetson is host-bound (24 layers x 60 ops x 45 us = 65 ms per token against 16 ms of
-    weight reads): halving the per-op time doubles the rate, doubling it halves the rate; no Loihi figure moves
-    and the Qwen prefill cell stays (its TTFT follows the refitted efficiency)."""
+    """Decode on the Jetson is host-bound (24 layers x 64 ops x 45 us = 70 ms per token against 16 ms of
+    weight reads): halving the per-op time doubles the rate, doubling it halves the rate, but for the GPU's tail
+    after the host's last dispatch (the LM head's weight read, ~2% of the step); no Loihi figure moves and the
+    Qwen prefill cell stays to 0.5% (its TTFT follows the refitted efficiency; the GPU-bound prompt pass only
+    waits for the host's first ops)."""
     s = sensitivity("tiny", ["jetson.host_op_overhead_s"])
     (row,) = s["rows"]
     assert row["value"] == JETSON_ORIN_NANO.host_op_overhead_s
     half, double = row["runs"]
-    assert half["change"]["paper: Jetson generation tokens/s"] == pytest.approx(1.0)
-    assert double["change"]["paper: Jetson generation tokens/s"] == pytest.approx(-0.5)
+    assert half["change"]["paper: Jetson generation tokens/s"] == pytest.approx(1.0, abs=0.05)
+    assert double["change"]["paper: Jetson generation tokens/s"] == pytest.approx(-0.5, abs=0.02)
     for run in (half, double):
         assert all(run["change"][k] == pytest.approx(0, abs=1e-12) for k in LOIHI)
-        assert run["change"]["paper: Jetson Qwen prefill mJ/token"] == pytest.approx(0, abs=1e-9)
+        assert run["change"]["paper: Jetson Qwen prefill mJ/token"] == pytest.approx(0, abs=5e-3)
 
 
 def test_an_impossible_estimate_is_recorded_not_raised():

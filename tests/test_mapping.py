@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from lava_matmulfree.config import ModelConfig, load_config
+from lava_matmulfree.loihi.core_groups import MappingOptions, group_memory_bytes
 from lava_matmulfree.loihi.hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, load_hardware, provenance,
                                       with_overrides)
-from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping, group_memory_bytes
+from lava_matmulfree.loihi.mapping import build_mapping
 
 HAND = ModelConfig(name="hand", vocab_size=16, hidden_size=8, num_layers=1, intermediate_size=16)
 PACKED = MappingOptions(allocation="packed")

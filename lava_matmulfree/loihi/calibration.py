@@ -1,5 +1,6 @@
-"""The paper's anchors, the deployment presets, and the fit of the three constants fitted on them
-(docs/cost_model.md).
+"""The fit of three constants on the paper's anchors (:data:`~.presets.PAPER`), and the table that sets every
+anchor beside the model's value (docs/cost_model.md); and the fit of the H200's two constants on named cells of
+its measurement (:func:`fit_h200`, docs/gpu_baselines.md).
 
 Fitted (each on named anchors; everything else in the report is a prediction):
 
@@ -11,110 +12,30 @@ Fitted (each on named anchors; everything else in the report is a prediction):
 
 Each model quantity is affine in the constant being fitted (or in its inverse), so each fit evaluates the
 model at two values, solves exactly and checks the solution by a third evaluation.
+
+The H200 (:func:`fit_h200`, not re-run by the report: the stored defaults of ``hardware.H200_SXM`` are its
+result, and tests/test_gpu_baselines.py re-fits them from tests/data/gpu_h200.json):
+
+4. ``h200.host_op_overhead_s`` on the measured prompt passes of 16, 128 and 512 tokens, eager and sdpa
+   (:data:`HOST_FIT_CELLS`: host-bound, their time is the host's dispatch), tokens/s;
+5. ``h200.kernel_floor_s`` on the measured CUDA-graph decode (:data:`FLOOR_FIT_CELLS`), tokens/s.
+
+Each is fitted so that the geometric mean of the model's tokens/s over its cells is the measured one; every
+other cell of the measurement, and every energy, is a prediction.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from lava_matmulfree.config import ModelConfig
-from lava_matmulfree.loihi.gpu_baseline import BASELINES, LLAMA_370M, gpu_estimate
-from lava_matmulfree.loihi.hardware import CostModelError, GpuSpec, Loihi2Spec, const, short_name
-from lava_matmulfree.loihi.mapping import MappingOptions, build_mapping
+from lava_matmulfree.loihi.gpu_baseline import BASELINES, LLAMA_370M
+from lava_matmulfree.loihi.gpu_runtimes import cell, gpu_estimate
+from lava_matmulfree.loihi.hardware import H200_SXM, CostModelError, GpuSpec, Loihi2Spec, short_name
+from lava_matmulfree.loihi.presets import PAPER, PaperAnchors, loihi_model, preset
 
 FIT_CHECK_RTOL = 1e-6  # a fit whose check evaluation misses its target by more than this is an error
-
-
-@dataclass(frozen=True)
-class PaperAnchors:
-    """What the paper measured (370M, batch 1; Abreu et al. 2025, arXiv:2503.18002, Tables 1-3 as publicly
-    transcribed). Ranges are (low, high) over the transformer baselines."""
-
-    prompt_tokens: int = const(500, "paper", "high", "prompt length of the TTFT comparison")
-    loihi_decode_tokens_per_s: float = const(41.5, "paper", "high", "")
-    loihi_decode_mj_per_token: float = const(405.0, "paper", "high", "")
-    loihi_prefill_tokens_per_s: float = const(6632.0, "paper", "high", "")
-    loihi_prefill_mj_per_token: float = const(3.7, "paper", "high", "")
-    loihi_ttft_s: float = const(0.099, "paper", "high", "")
-    loihi_chips: int = const(24, "paper", "high", "one block per chip")
-    loihi_system_chips: int = const(32, "paper", "high", "")
-    loihi_head_extra_chips: int = const(7, "paper", "high", "the LM head would need 7 more chips")
-    jetson_decode_tokens_per_s: tuple = const((12.6, 15.4), "paper", "high", "")
-    jetson_decode_mj_per_token: tuple = const((719.0, 1200.0), "paper", "high", "")
-    jetson_prefill_tokens_per_s: tuple = const((627.0, 3861.0), "paper", "high", "")
-    jetson_prefill_mj_per_token: tuple = const((4.4, 17.9), "paper", "high", "")
-    jetson_ttft_s: float = const(0.659, "paper", "high", "")
-    tolerance: float = const(0.25, "assumed", "high", "goal for every predicted cell")
-
-
-PAPER = PaperAnchors()
-
-# deployments: overrides of Loihi2Spec ("loihi2"), MappingOptions ("options") and the GPUs
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {
-        "description": "the paper's deployment: 8-bit dense weights (W8A16), one block per chip on 24 chips of a "
-                       "32-chip system, embedding and LM head on the host",
-        "loihi2": {"dense_weight_bits": 8},
-        "options": {"encoding": "dense", "cores_per_block": -1, "head_on_chip": False, "system_chips": 32,
-                    "act_bits": 16},
-    },
-    "project": {
-        "description": "this project's mapping: 2-bit ternary weights, dense or sparse chosen per matrix, "
-                       "blocks packed in a row, LM head on chip, the system as large as the mapping",
-        "loihi2": {}, "options": {},
-    },
-}
-ONE_CHIP = -1  # cores_per_block placeholder: the hardware's cores_per_chip (one block per chip)
-
-# what the paper did not build, each a change of the paper preset and the reason it moves
-VARIANTS: list[tuple[str, dict[str, Any], str]] = [
-    ("paper deployment", {}, "the reference"),
-    ("2-bit weights, dense/sparse per matrix", {"loihi2": {"dense_weight_bits": 2}, "options": {"encoding": "auto"}},
-     "a quarter of the synapse memory, but one block per chip keeps 24 chips and all 120 cores of each (the "
-     "spare ones spread the synaptic work): the same step, the same static power"),
-    ("2-bit, blocks packed onto fewer chips",
-     {"loihi2": {"dense_weight_bits": 2}, "options": {"encoding": "auto", "cores_per_block": 0, "system_chips": 0}},
-     "7 chips on one board: no barrier across boards (the fitted board_sync_s drops out) and 7 chips of "
-     "static power instead of 32; 4x the synaptic work per core"),
-    ("LM head on chip (8-bit)", {"options": {"head_on_chip": True}},
-     "the last residual fans out to every head core (~1024 x 260 messages over the chip links per token), "
-     "3 more hops, logits instead of the residual over the host link"),
-    ("fully used system (blocks over all 32 chips)", {"options": {"cores_per_block": -2}},
-     "each block gets 32 x 120 / 24 = 160 cores: less work per core, but blocks straddle chips"),
-]
-FULL_SYSTEM = -2  # cores_per_block placeholder: the whole system's cores shared by the blocks
-
-
-def resolve_options(opts: MappingOptions, hw: Loihi2Spec, cfg: ModelConfig) -> MappingOptions:
-    """Replace the cores_per_block placeholders by core counts."""
-    if opts.cores_per_block == ONE_CHIP:
-        return dataclasses.replace(opts, cores_per_block=hw.cores_per_chip)
-    if opts.cores_per_block == FULL_SYSTEM:
-        system = opts.system_chips or PAPER.loihi_system_chips
-        return dataclasses.replace(opts, cores_per_block=system * hw.cores_per_chip // cfg.num_layers)
-    return opts
-
-
-def apply(hw: Loihi2Spec, opts: MappingOptions, change: Mapping[str, Any]) -> tuple[Loihi2Spec, MappingOptions]:
-    return (dataclasses.replace(hw, **change.get("loihi2", {})),
-            dataclasses.replace(opts, **change.get("options", {})))
-
-
-def preset(name: str, hw: Loihi2Spec, opts: MappingOptions = MappingOptions()
-           ) -> tuple[Loihi2Spec, MappingOptions]:
-    if name not in PRESETS:
-        raise CostModelError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-    return apply(hw, opts, PRESETS[name])
-
-
-def loihi_model(cfg: ModelConfig, hw: Loihi2Spec, opts: MappingOptions, instructions):
-    from lava_matmulfree.loihi.cost_model import LoihiCostModel
-
-    return LoihiCostModel(build_mapping(cfg, hw, resolve_options(opts, hw, cfg)), instructions)
-
-
 SECANT_STEPS = 30
 
 
@@ -244,3 +165,54 @@ def anchor_table(loihi: dict[str, Any], gpus: dict[str, dict[str, Any]], fitted_
             g["prefill_mj_per_token"], "mJ")
     row(f"Jetson TTFT ({short_name(LLAMA_370M.name)})", anchors.jetson_ttft_s, gpus["jetson/llama370m"]["ttft_s"], "s")
     return rows
+
+
+# ------------------------------------------------------------------------------------------- the H200
+def HOST_FIT_CELLS(c: dict) -> bool:  # noqa: N802 (a named subset, read as a constant)
+    """The measured cells ``h200.host_op_overhead_s`` is fitted on: prompt passes of at most 512 tokens."""
+    return c["phase"] == "prefill" and c["runtime"] in ("eager", "sdpa") and c["tokens"] <= 512
+
+
+def FLOOR_FIT_CELLS(c: dict) -> bool:  # noqa: N802
+    """The measured cells ``h200.kernel_floor_s`` is fitted on: the CUDA-graph decode."""
+    return c["phase"] == "decode" and c["runtime"] == "cuda-graph"
+
+
+H200_FITS = (("host_op_overhead_s", HOST_FIT_CELLS), ("kernel_floor_s", FLOOR_FIT_CELLS))
+H200_FIT_ROUNDS = 4  # the two fits barely interact (one graph launch; the floors under a host-bound pass)
+
+
+def predicted_cell(c: dict, gpu: GpuSpec = H200_SXM, shape=LLAMA_370M) -> dict:
+    """The model's row for a measured cell ({runtime, phase, tokens or context, batch})."""
+    length = c["tokens"] if c["phase"] == "prefill" else c["context"]
+    return cell(shape, gpu, c["runtime"], c["phase"], length, c.get("batch", 1))
+
+
+def _log_mean_rate(cells: list[dict], gpu: GpuSpec | None = None, shape=LLAMA_370M) -> float:
+    """log of the geometric mean of tokens/s over ``cells``: the measured ones, or the model's with ``gpu``."""
+    rates = [c["tokens_per_s"] if gpu is None else predicted_cell(c, gpu, shape)["tokens_per_s"] for c in cells]
+    return sum(math.log(r) for r in rates) / len(rates)
+
+
+def fit_h200(measured: list[dict], gpu: GpuSpec = H200_SXM, shape=LLAMA_370M) -> tuple[GpuSpec, list[dict]]:
+    """Fit ``host_op_overhead_s`` and ``kernel_floor_s`` on their named subsets of the measured cells (each a
+    dict with runtime, phase, tokens or context, batch, tokens_per_s). Returns the spec and one row per fit."""
+    rows = []
+    for _ in range(H200_FIT_ROUNDS):
+        rows = []
+        for name, subset in H200_FITS:
+            cells = [c for c in measured if subset(c)]
+            if not cells:
+                raise CostModelError(f"no measured cell to fit h200.{name} on")
+
+            def f(x, name=name, cells=cells):
+                return _log_mean_rate(cells, dataclasses.replace(gpu, **{name: x}), shape)
+
+            x0 = getattr(gpu, name)
+            x = _affine_solve(f, _log_mean_rate(cells), x0, 1.1 * x0)
+            if x <= 0:
+                raise CostModelError(f"the measured cells need h200.{name} <= 0")
+            gpu = dataclasses.replace(gpu, **{name: x})
+            rows.append({"constant": f"h200.{name}", "value": x, "unit": "s", "cells": len(cells),
+                         "fitted_on": subset.__doc__.split(": ", 1)[1].rstrip(".")})
+    return gpu, rows

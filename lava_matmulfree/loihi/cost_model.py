@@ -29,8 +29,8 @@ The microcode instruction counts per neuron type are an input: pass them, or the
 :class:`~.hardware.CostModelError` says so. Nothing is silently defaulted.
 
 Comparison with the paper (Abreu et al. 2025, arXiv:2503.18002): :mod:`.calibration` fits three constants
-on the paper preset's anchors and reports every cell of the paper's table as fitted or predicted;
-docs/cost_model.md explains each term and the README shows the table.
+on the paper preset's anchors and :mod:`.report` sets every cell of the paper's table beside the model's, as
+fitted or predicted; docs/cost_model.md explains each term and the README shows the table.
 
 Multi-chip terms: the barrier grows by ``board_sync_s`` per level of the tree across boards; messages that
 cross a chip boundary in a hop serialise on that link (a resource next to the cores); the host link carries the
@@ -39,23 +39,19 @@ every chip of the system (``MappingOptions.system_chips``) draws static power fo
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
-from lava_matmulfree.config import ModelConfig, load_config
-from lava_matmulfree.loihi.gpu_baseline import gpu_estimate
-from lava_matmulfree.loihi.hardware import (GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, GpuSpec, Loihi2Spec, load_hardware, short_name,
-                       provenance, with_overrides)
-from lava_matmulfree.loihi.mapping import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions, build_mapping
-
-DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
+from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.loihi.core_groups import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions
+from lava_matmulfree.loihi.hardware import LOIHI2, CostModelError, Loihi2Spec
+from lava_matmulfree.loihi.mapping import build_mapping
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -333,6 +329,29 @@ class LoihiCostModel:
         return float(sum(c.latency_s for c in self.hop_costs) + self.pipeline_depth * self.barrier_s
                      + self.readout_s + self.hw.host_round_trip_s)
 
+    def decode_in_flight(self, streams: int) -> dict[str, float]:
+        """Generation with ``streams`` independent sequences in flight (1 <= streams <= D), each at its own hop,
+        evenly spaced along the pipeline and moving one hop per step (docs/gpu_baselines.md, "Batch").
+
+        A step lasts as long as the busiest resource's work summed over the occupied hops, plus the barrier
+        (averaged over the D placements as the sequences advance); a sequence's token takes D steps, then its
+        output crosses the host link and the host answers before its next token enters. One stream is
+        :attr:`decode_token_s`; D streams fill the pipeline as a prompt does. Static power is shared by the
+        tokens in flight; each token still costs its own dynamic energy. Each MLGRU neuron would have to hold
+        one state per sequence (``state_bytes_per_sequence``): the paper's deployment does not."""
+        D, S = self.pipeline_depth, int(streams)
+        if not 1 <= S <= D:
+            raise CostModelError(f"sequences in flight must be between 1 and the pipeline depth {D}, got {S}")
+        w = self.resource_work
+        occupied = np.floor(np.arange(S) * D / S).astype(int)
+        busiest = [float(w[:, (occupied + j) % D].sum(axis=1).max()) for j in range(D)]
+        cycle = D * (float(np.mean(busiest)) + self.barrier_s) + self.readout_s + self.hw.host_round_trip_s
+        energy = self.dynamic_energy_per_token_j + self.static_power_w * cycle / S
+        d = self.mapping.cfg.hidden_size
+        return {"streams": S, "tokens_per_s": S / cycle, "tokens_per_s_per_stream": 1.0 / cycle,
+                "mj_per_token": 1e3 * energy, "token_cycle_s": cycle,
+                "state_bytes_per_sequence": self.mapping.cfg.num_layers * d * self.hw.neuron_state_bits / 8}
+
     # ---- energy
     @property
     def static_power_w(self) -> float:
@@ -393,316 +412,3 @@ def estimate(cfg: ModelConfig, instructions: Mapping[str, int] | None = None, *,
              options: MappingOptions = MappingOptions()) -> LoihiCostModel:
     """Map ``cfg`` onto Loihi 2 and cost it (instruction counts: see :func:`resolve_instruction_counts`)."""
     return LoihiCostModel(build_mapping(cfg, hw, options), instructions)
-
-
-# ------------------------------------------------------------------------------------------- report
-GPU_PLATFORMS = {"jetson": "Jetson Orin Nano 8 GB", "h100": "H100 SXM"}
-
-
-def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Route ``NAME=VALUE`` overrides to MappingOptions, Loihi2Spec or a GPU by field name; ``loihi2.NAME``,
-    ``jetson.NAME``, ``h100.NAME`` and ``options.NAME`` say where explicitly (GPU fields need it)."""
-    targets = {"options": {f.name for f in fields(MappingOptions)},
-               "loihi2": {f.name for f in fields(Loihi2Spec)},
-               "jetson": {f.name for f in fields(GpuSpec)}, "h100": {f.name for f in fields(GpuSpec)}}
-    out: dict[str, dict[str, Any]] = {k: {} for k in targets}
-    for k, v in overrides.items():
-        section, _, name = k.rpartition(".")
-        if section:
-            if section not in targets or name not in targets[section]:
-                raise CostModelError(f"unknown override {k!r}: no field {name!r} in {section!r} "
-                                     f"(sections: {', '.join(targets)})")
-            out[section][name] = v
-            continue
-        where = [t for t in ("options", "loihi2") if k in targets[t]]
-        if not where:
-            hint = " (GPU fields need jetson.NAME or h100.NAME)" if k in targets["jetson"] else ""
-            raise CostModelError(f"unknown override {k!r}: not a MappingOptions or Loihi2Spec field{hint}")
-        out[where[0]][k] = v
-    return out
-
-
-def loihi_platform(cm: LoihiCostModel, T: int) -> dict[str, Any]:
-    """The per-platform figures of the JSON report (steady-state prefill: flat in T, as the paper measured)."""
-    return {"ttft_s": cm.ttft_s(T), "prefill_tokens_per_s": 1.0 / cm.prefill_step_s,
-            "decode_tokens_per_s": 1.0 / cm.decode_token_s,
-            "prefill_mj_per_token": 1e3 * (cm.dynamic_energy_per_token_j + cm.static_power_w * cm.prefill_step_s),
-            "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
-            "chips": cm.mapping.chips, "system_chips": cm.mapping.system_chips, "cores": cm.mapping.cores,
-            "boards": cm.hw.boards(cm.mapping.chips), "barrier_s": cm.barrier_s,
-            "pipeline_depth": cm.pipeline_depth, "static_power_w": cm.static_power_w,
-            "dynamic_mj_per_token": 1e3 * cm.dynamic_energy_per_token_j}
-
-
-def gpu_platform(shape, T: int, gpu: GpuSpec) -> dict[str, Any]:
-    e = gpu_estimate(shape, T, gpu)
-    return {"ttft_s": e["ttft_s"], "prefill_tokens_per_s": e["prefill_tokens_per_s"],
-            "decode_tokens_per_s": e["decode_tokens_per_s"],
-            "prefill_mj_per_token": 1e3 * e["prefill_energy_per_token_j"],
-            "decode_mj_per_token": 1e3 * e["decode_energy_per_token_j"], "chips": None,
-            "gpu": gpu.name, "model": shape.name, "params": shape.params, "dtype": gpu.dtype,
-            "power_w": gpu.power_w, "fits_in_memory": e["fits_in_memory"], "peak_bytes": e["peak_bytes"],
-            "prefill_bound": e["prefill_bound"],
-            "decode_bound": e["decode_bound"]}
-
-
-def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
-                 **overrides) -> dict[str, Any]:
-    """Everything ``estimate_main`` prints and saves, as a JSON-ready dict.
-
-    The three fitted constants are fitted on the paper preset (:mod:`.calibration`), with the overrides applied
-    to everything else; an override of a fitted constant keeps it as given. Then ``preset`` is predicted.
-    Overrides: ``instructions`` (mapping or file), ``hw_file`` (TOML with [loihi2]/[jetson]/[h100]),
-    ``anchor_tokens``, and any field of MappingOptions, Loihi2Spec (plain or ``loihi2.NAME``) or a GPU
-    (``jetson.NAME``, ``h100.NAME``)."""
-    from lava_matmulfree.loihi.calibration import PAPER, PRESETS, VARIANTS, anchor_table, apply, calibrate, loihi_model, resolve_options
-    from lava_matmulfree.loihi.gpu_baseline import BASELINES, baselines_for
-
-    overrides = dict(overrides)
-    instructions, instr_source = resolve_instruction_counts(overrides.pop("instructions", None))
-    if "instructions_source" in overrides:
-        instr_source = overrides.pop("instructions_source")
-    specs = load_hardware(overrides.pop("hw_file", None))
-    T = int(overrides.pop("anchor_tokens", PAPER.prompt_tokens))
-    parts = _split_overrides(overrides)
-    hw = with_overrides(specs["loihi2"], parts["loihi2"], "overrides")
-    gpus = {k: with_overrides(specs[k], parts[k], "overrides") for k in GPU_PLATFORMS}
-    if preset not in PRESETS:
-        raise CostModelError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    cfg = load_config(config_name).model
-    is_paper_model = cfg.hidden_size == 1024 and cfg.num_layers == 24 and cfg.vocab_size == 32000
-
-    # 1. calibration: on the paper preset of the 370M model (the anchors are its figures)
-    fixed = set(parts["loihi2"]) | {f"jetson.{k}" for k in parts["jetson"]}
-    cal_cfg = cfg if is_paper_model else load_config("370m").model
-    hw, gpus["jetson"], fitted = calibrate(cal_cfg, hw, gpus["jetson"], instructions, fixed)
-
-    def model(change, cfg_=cfg):
-        h, o = apply(hw, MappingOptions(), change)
-        h = with_overrides(h, parts["loihi2"], "overrides")
-        o = dataclasses.replace(o, **parts["options"])
-        return loihi_model(cfg_, h, o, instructions)
-
-    # 2. the anchors: the paper preset's predictions next to the paper's figures
-    paper_cm = model(PRESETS["paper"], cal_cfg)
-    gpu_at_anchor = {f"{g}/{k}": gpu_platform(shape, PAPER.prompt_tokens, gpus[g])
-                     for g in GPU_PLATFORMS for k, shape in BASELINES.items()}
-    fitted_on = {a for r in fitted for a in r["anchors"]}
-    if any(r["constant"] == "jetson.prefill_efficiency" for r in fitted):
-        # the Llama baseline's prefill rate and energy follow from its fitted TTFT (T / TTFT, power x TTFT / T)
-        name = short_name(BASELINES["llama370m"].name)
-        fitted_on |= {f"Jetson prefill tokens/s ({name})", f"Jetson prefill mJ/token ({name})"}
-    anchors = anchor_table(loihi_platform(paper_cm, PAPER.prompt_tokens), gpu_at_anchor, fitted_on)
-
-    # 3. the chosen preset
-    cm = model(PRESETS[preset])
-    m = cm.mapping
-    platforms = {"loihi2": loihi_platform(cm, T)}
-    compared = baselines_for(cfg)
-    for g in GPU_PLATFORMS:
-        for k, shape in compared.items():
-            platforms[f"{g}/{k}"] = gpu_platform(shape, T, gpus[g])
-    lengths = sorted({int(t) for t in prompt_lengths} | {T})
-    sweep = []
-    for t in lengths:
-        row = {"prompt_tokens": t, "loihi2": {"ttft_s": cm.ttft_s(t),
-                                              "prefill_mj_per_token": 1e3 * cm.prefill_energy_j(t) / t,
-                                              "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
-                                              "decode_tokens_per_s": 1.0 / cm.decode_token_s}}
-        for g in GPU_PLATFORMS:
-            for k, shape in compared.items():
-                p = gpu_platform(shape, t, gpus[g])
-                row[f"{g}/{k}"] = {q: p[q] for q in ("ttft_s", "prefill_mj_per_token", "decode_mj_per_token",
-                                                     "decode_tokens_per_s", "fits_in_memory")}
-        sweep.append(row)
-    variants = []
-    for label, change, why in VARIANTS:
-        merged = {"loihi2": {**PRESETS["paper"]["loihi2"], **change.get("loihi2", {})},
-                  "options": {**PRESETS["paper"]["options"], **change.get("options", {})}}
-        try:
-            v = model(merged)
-        except CostModelError as e:
-            variants.append({"variant": label, "error": str(e), "reason": why})
-            continue
-        variants.append({"variant": label, "reason": why, **loihi_platform(v, T),
-                         "by_length": [{"prompt_tokens": t, "ttft_s": v.ttft_s(t),
-                                        "decode_mj_per_token": 1e3 * v.decode_energy_per_token_j}
-                                       for t in lengths]})
-    layers = [{"layer": l, "rows": m.layer_table(l), "totals": m.layer_totals(l)}
-              for l in range(-1, cfg.num_layers + 1)]
-    from lava_matmulfree.loihi.hardware import H100_NOTES
-
-    return {
-        "config": config_name, "preset": preset, "preset_description": PRESETS[preset]["description"],
-        "prompt_tokens": T,
-        "model": dataclasses.asdict(cfg),
-        "options": dataclasses.asdict(resolve_options(m.options, m.hw, cfg)),
-        "instructions": instructions, "instructions_source": instr_source,
-        "platforms": platforms,
-        "calibration": {"fitted": fitted, "anchors": anchors, "tolerance": PAPER.tolerance,
-                        "calibrated_on": cal_cfg.name},
-        "loihi": {**cm.summary(T), "dense_weight_bits": m.hw.dense_weight_bits},
-        "per_hop_layer0": [_hop_row(c) for c in cm.hop_costs if c.layer in (-1, 0)],
-        "per_hop_head": [_hop_row(c) for c in cm.hop_costs if c.layer == cfg.num_layers],
-        "layers": layers,
-        "matrices": m.matrix_table(),
-        "sweep": sweep,
-        "variants": variants,
-        "derived_constants": {
-            "synop_time_s": hw.synop_time_s, "hala_point_synop_time_s": hw.hala_point_synop_time_s,
-            "synop_energy_j": hw.synop_energy_j, "instruction_time_s": hw.instruction_time_s,
-            "instruction_energy_j": hw.instruction_energy_j, "spike_out_energy_j": hw.spike_out_energy_j,
-            "hop_energy_j": hw.hop_energy_j, "energy_scale_loihi1_to_2": hw.energy_scale,
-            "sparse_bits_per_nonzero": hw.sparse_bits_per_nonzero,
-            "gaussian_zero_fraction": GAUSSIAN_ZERO_FRACTION,
-        },
-        "constants": (provenance(hw, "loihi2") + provenance(gpus["jetson"], "jetson")
-                      + provenance(gpus["h100"], "h100", H100_NOTES) + provenance(PAPER, "paper")),
-    }
-
-
-def _hop_row(c: HopCost) -> dict[str, Any]:
-    return {"hop": c.index, "layer": c.layer, "name": c.name, "kind": c.kind, "synops": c.synops,
-            "messages": c.messages, "instructions": c.instructions, "latency_s": c.latency_s,
-            "energy_j": c.energy_total_j}
-
-
-# ------------------------------------------------------------------------------------------- printing
-def _fmt_bytes(b: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if b < 1024 or unit == "GB":
-            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
-        b /= 1024
-    return f"{b:.1f} GB"  # pragma: no cover
-
-
-def _fmt_t(s: float) -> str:
-    if s >= 1:
-        return f"{s:.2f} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.1f} ms"
-    return f"{s * 1e6:.1f} us"
-
-
-def _fmt_e(j: float) -> str:
-    if j >= 1:
-        return f"{j:.2f} J"
-    if j >= 1e-3:
-        return f"{j * 1e3:.1f} mJ"
-    return f"{j * 1e6:.1f} uJ"
-
-
-def _fmt_paper(v, unit: str) -> str:
-    def one(x):
-        return _fmt_t(x) if unit == "s" else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
-    return f"{one(v[0])}-{one(v[1])}" if isinstance(v, tuple) else one(v)
-
-
-def format_report(r: dict[str, Any]) -> str:
-    lines = []
-    mc = r["model"]
-    o = r["options"]
-    lines.append(f"== Loihi 2 mapping: {r['config']} (L={mc['num_layers']}, d={mc['hidden_size']}, "
-                 f"I={mc['intermediate_size']}, V={mc['vocab_size']}), preset '{r['preset']}': "
-                 f"{r['preset_description']}")
-    lines.append(f"   {r['loihi']['dense_weight_bits']}-bit dense weights, encoding={o['encoding']}, "
-                 f"cores_per_block={o['cores_per_block'] or 'packed'}, head_on_chip={o['head_on_chip']}, "
-                 f"fold={o['fold_norms']}, zero fraction {o['zero_fraction']:.3f}")
-    lines.append(f"{'group':<14}{'content':<58}{'neurons':>8}{'synapses':>11}{'enc':>7}{'cores':>6}"
-                 f"{'memory':>11}")
-    for lay in r["layers"]:
-        if lay["layer"] not in (-1, 0, mc["num_layers"]) or not lay["rows"]:
-            continue
-        for row in lay["rows"]:
-            lines.append(f"{row['group']:<14}{row['description'][:57]:<58}{row['neurons']:>8}"
-                         f"{row['synapses']:>11}{row['encoding']:>7}{row['cores']:>6}"
-                         f"{_fmt_bytes(row['memory_bytes']):>11}")
-    if mc["num_layers"] > 1:
-        lines.append(f"(layers 1..{mc['num_layers'] - 1} as layer 0)")
-    s = r["loihi"]
-    lp = r["platforms"]["loihi2"]
-    lines.append(f"totals: {s['cores']} cores on {lp['chips']} chips ({lp['boards']} board(s)) of a "
-                 f"{lp['system_chips']}-chip system, {_fmt_bytes(s['memory_bytes'])} on chip; {s['hops_per_layer']} "
-                 f"hops/layer, pipeline depth {s['pipeline_depth']}; barrier {_fmt_t(lp['barrier_s'])} per step; "
-                 f"static {lp['static_power_w']:.1f} W")
-    for why in sorted({mm["reason"] for mm in r["matrices"]})[:3]:
-        lines.append(f"  encoding: {why}")
-    lines.append("")
-    T = r["prompt_tokens"]
-    lines.append(f"== Platforms, batch 1, {T}-token prompt (prefill figures steady-state on Loihi 2)")
-    lines.append(f"{'platform':<52}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
-                 f"{'prefill mJ/tok':>16}{'gen mJ/tok':>12}")
-    for name, p in r["platforms"].items():
-        label = "Loihi 2" if name == "loihi2" else f"{short_name(p['gpu'])}, {short_name(p['model'])} ({p['dtype']})"
-        lines.append(f"{label:<52}{p['chips'] if p['chips'] else '-':>6}{_fmt_t(p['ttft_s']):>10}"
-                     f"{p['prefill_tokens_per_s']:>15,.0f}{p['decode_tokens_per_s']:>11.1f}"
-                     f"{p['prefill_mj_per_token']:>16.2f}{p['decode_mj_per_token']:>12.1f}")
-    cal = r["calibration"]
-    lines.append("")
-    lines.append(f"== Calibration (paper preset, {cal['calibrated_on']}): fitted constants")
-    for f in cal["fitted"]:
-        lines.append(f"  {f['constant']} = {f['value']:.4g} {f['unit']}   fitted on: {', '.join(f['anchors'])}")
-    lines.append(f"{'anchor':<70}{'paper':>14}{'model':>12}{'error':>9}  status")
-    for a in cal["anchors"]:
-        model = _fmt_t(a["model"]) if a["unit"] == "s" else _fmt_paper(a["model"], a["unit"])
-        lines.append(f"{a['anchor'][:69]:<70}{_fmt_paper(a['paper'], a['unit']):>14}{model:>12}"
-                     f"{100 * a['error']:>+8.0f}%  {a['status']}")
-    lines.append("(error: model/paper - 1; for a range, 0 inside it, else the distance to the nearest bound)")
-    lines.append("")
-    lines.append(f"== Beyond the paper: variants of the paper deployment, same constants ({T}-token prompt)")
-    lines.append(f"{'variant':<48}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
-                 f"{'prefill mJ':>12}{'gen mJ':>9}")
-    for v in r["variants"]:
-        if "error" in v:
-            lines.append(f"{v['variant']:<48}  does not map: {v['error']}")
-            continue
-        lines.append(f"{v['variant'][:47]:<48}{v['chips']:>6}{_fmt_t(v['ttft_s']):>10}"
-                     f"{v['prefill_tokens_per_s']:>15,.0f}{v['decode_tokens_per_s']:>11.1f}"
-                     f"{v['prefill_mj_per_token']:>12.2f}{v['decode_mj_per_token']:>9.1f}")
-    return "\n".join(lines)
-
-
-def estimate_main(config_name: str, out_dir: Path | None = None,
-                  prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
-                  json_path: Path | None = None, plots: bool = True, **overrides) -> dict[str, Any]:
-    """Map and cost ``config_name`` on Loihi 2 and the GPU baselines: print the tables; write the JSON report
-    (``json_path``, else ``<out_dir>/cost_<name>_<preset>.json``) and, with ``out_dir``, the plots
-    ``ttft_<name>_<preset>.png`` and ``energy_<name>_<preset>.png``; return the report. The files are written
-    only once everything is computed (nothing partial on an error).
-
-    ``overrides``: see :func:`build_report`."""
-    report = build_report(config_name, prompt_lengths, preset=preset, **overrides)
-    name = Path(config_name).stem if str(config_name).endswith(".toml") else str(config_name)
-    files = {}
-    if out_dir is not None:
-        out = Path(out_dir)
-        files = {"json": str(out / f"cost_{name}_{preset}.json"),
-                 "ttft_png": str(out / f"ttft_{name}_{preset}.png"),
-                 "energy_png": str(out / f"energy_{name}_{preset}.png")}
-    if json_path is not None:
-        files["json"] = str(json_path)
-    report["files"] = files
-    text = json.dumps(report, indent=1, default=_json_default)
-    if out_dir is not None and plots:
-        from lava_matmulfree.loihi.cost_plots import plot_energy, plot_ttft
-
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        plot_ttft(report, files["ttft_png"])
-        plot_energy(report, files["energy_png"])
-    if "json" in files:
-        Path(files["json"]).parent.mkdir(parents=True, exist_ok=True)
-        Path(files["json"]).write_text(text)
-    print(format_report(report))
-    if files:
-        print(f"\nwrote {', '.join(files.values())}")
-    return report
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o))

@@ -1,43 +1,53 @@
-"""GPU baselines: one roofline of a Hugging Face transformer in eager PyTorch at batch 1, for any GPU
-(:class:`~.hardware.GpuSpec`: the paper's Jetson Orin Nano 8 GB, and an H100 SXM from its datasheet).
+"""What each GPU baseline runs: the models' shapes, and one forward pass as the list of PyTorch ops it
+dispatches, with each op's kernels, FLOPs and DRAM bytes (docs/gpu_baselines.md). The time and the energy of
+those ops on a GPU are :mod:`.gpu_runtimes`' and :mod:`.gpu_power`'s.
 
-**The baseline models** (:data:`BASELINES`). The paper compares with FP16 transformer LLMs of similar size on
-the Jetson. We model two with their real shapes: the Llama-style "Transformer++" that Zhu et al. 2024 trained
-beside MMfreeLM 370M (same d=1024, L=24, I=2816, V=32000; 16 heads of 64; untied embedding and head: 374M
-parameters) and Qwen2.5-0.5B (d=896, L=24, 14 query and 2 key/value heads of 64, I=4864, V=151,936, tied:
-494M). Another config is compared with the Transformer++ of its own shape (:func:`baselines_for`) and
-Qwen2.5-0.5B; the calibration always uses the 370M pair.
+**Models** (:data:`BASELINES`, :func:`baselines_for`): the Llama-style "Transformer++" that Zhu et al. 2024
+trained beside MMfreeLM 370M (d=1024, L=24, I=2816, V=32000; 16 heads of 64; untied: 374M parameters),
+Qwen2.5-0.5B (d=896, L=24, 14 query and 2 key/value heads of 64, I=4864, V=151,936, tied: 494M), each run by
+Hugging Face transformers' LlamaForCausalLM / Qwen2ForCausalLM code; and the MatMul-free model itself
+(:class:`MatmulFreeShape`: the HGRN-Bit network of the Loihi deployment) run the way its upstream code runs
+it in PyTorch: every BitLinear an RMSNorm, a per-token int8 fake-quantisation of its input and an fp16 matmul
+of the ternary weights (stored as fp16 values, so a weight costs 2 bytes to read), the MLGRU element-wise, the
+recurrence a fused kernel (one token) or a chunked parallel scan (a prompt), the LM head a BitLinear at every
+position (its forward takes no ``logits_to_keep``).
 
-**Prefill (compute-bound).** FLOPs for a T-token prompt: 2 T x (layer weights) for the projections,
-2 d V for the LM head (``generate()`` asks the prompt's forward for the last position's logits only; 2 d V T
-with ``logits_for_all_positions``, as a plain forward computes), and attention: QK^T and PV
-are 2 T^2 (heads x head size) FLOPs each per layer over the full T x T score matrix (eager attention), so
-attention grows as T^2. Time = FLOPs / (peak x ``prefill_efficiency``) + the score matrix's passes through
-DRAM (scaling, mask, softmax and its casts are memory-bound: ``EAGER_SCORE_PASSES``), but never less than the
-time the host needs to issue the ops. Eager attention holds a layer's scores in fp16 and their float32 softmax
-at once: heads x T^2 x 6 bytes, 26 GB at 16k tokens, so a long prompt does not fit in the Jetson's 8 GB
-(``fits_in_memory``); a fused kernel (``attention_score_passes=0``) materialises no scores.
-
-**Decode (memory-bound).** Each generated token reads every layer weight, the LM head and the KV cache of the
-context (2 L x kv heads x head size values per past token) once: time = max(bytes / (bandwidth x
-``memory_efficiency``), FLOPs / (peak x ``prefill_efficiency``), host ops x ``host_op_overhead_s``). At batch 1
-in eager PyTorch the host's op dispatch binds on both GPUs (docs/cost_model.md).
-
-Energy per token = ``power_w`` x time.
+**Ops** (:class:`Op`): one entry per PyTorch call the host dispatches, counted from the models' code (sources
+``hf``, ``hf_eager``, ``hf_cache``, ``mmfree_upstream``, ``fla_chunk``): ``host_ops`` dispatches (views and
+no-op calls included), ``kernels`` CUDA kernels, ``flops``, ``bytes`` of DRAM traffic, and the ``kind`` of
+roofline it runs on (``gemm``, ``attention`` for a fused attention kernel, ``memory`` for element-wise work).
+The runtime (``eager``, ``sdpa``, ``cuda-graph``) chooses the attention (eager's materialised T x T scores or
+a fused kernel) and the KV cache (DynamicCache's concatenation or a static cache written in place).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from lava_matmulfree.loihi.hardware import JETSON_ORIN_NANO, SOFTMAX_OUTPUT_BYTES, CostModelError, GpuSpec
+from lava_matmulfree.loihi.hardware import EAGER_SCORE_PASSES, SOFTMAX_OUTPUT_BYTES, CostModelError, GpuSpec
 
 QK_AND_PV = 2  # matmuls per attention: Q K^T and P V
 FLOPS_PER_MAC = 2
 KV = 2  # a key and a value vector per token per layer
 SWIGLU_MATRICES = 3  # gate, up, down: d x I each
+FP32 = 4  # bytes of a float32 value
+RUNTIMES = ("eager", "sdpa", "cuda-graph")
+HEAD_DIM = 64  # the Transformer++ baselines' attention head size
 
 
+@dataclass(frozen=True)
+class Op:
+    """One PyTorch call of a forward pass (or a group of them named together)."""
+
+    name: str
+    kernels: int
+    host_ops: int
+    flops: float = 0.0
+    bytes: float = 0.0
+    kind: str = "memory"  # "gemm" | "attention" | "memory"
+
+
+# ------------------------------------------------------------------------------------------- shapes
 @dataclass(frozen=True)
 class TransformerShape:
     name: str
@@ -49,6 +59,9 @@ class TransformerShape:
     num_kv_heads: int
     head_dim: int
     tied_embeddings: bool
+    qkv_bias: bool = False
+
+    family = "transformer"
 
     @property
     def attention_width(self) -> int:
@@ -73,15 +86,56 @@ class TransformerShape:
         """Total parameters (norms and biases are negligible and left out)."""
         return self.layer_params + (1 if self.tied_embeddings else 2) * self.embedding_params
 
+    def state_bytes(self, tokens: int, b: int) -> float:
+        """The KV cache of one stream holding ``tokens`` tokens."""
+        return KV * self.num_layers * self.kv_width * tokens * b
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "params": self.params, "layer_params": self.layer_params}
+
+
+@dataclass(frozen=True)
+class MatmulFreeShape:
+    """The HGRN-Bit network of the Loihi deployment (a :class:`~lava_matmulfree.config.ModelConfig`'s shape):
+    per layer the i, f, g, o projections (d x d), the GLU's gate and up (one d x 2I BitLinear) and down (I x d);
+    the embedding and a ternary LM head (d x V), untied."""
+
+    name: str
+    hidden_size: int
+    num_layers: int
+    intermediate_size: int
+    vocab_size: int
+    use_lower_bound: bool = True
+
+    family = "matmulfree"
+
+    @property
+    def layer_params(self) -> int:
+        d, I = self.hidden_size, self.intermediate_size
+        return self.num_layers * (4 * d * d + SWIGLU_MATRICES * d * I)
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def params(self) -> int:
+        return self.layer_params + 2 * self.embedding_params
+
+    def state_bytes(self, tokens: int, b: int) -> float:
+        """The recurrent state of one stream (the MLGRU's h per layer, float32): flat in the context."""
+        return self.num_layers * self.hidden_size * FP32
+
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "params": self.params, "layer_params": self.layer_params}
 
 
 LLAMA_370M = TransformerShape("Llama-style 370M (Transformer++ of MMfreeLM 370M)", 1024, 24, 2816, 32000,
                               16, 16, 64, False)
-QWEN25_05B = TransformerShape("Qwen2.5-0.5B", 896, 24, 4864, 151936, 14, 2, 64, True)
+QWEN25_05B = TransformerShape("Qwen2.5-0.5B", 896, 24, 4864, 151936, 14, 2, 64, True, qkv_bias=True)
 BASELINES = {"llama370m": LLAMA_370M, "qwen0.5b": QWEN25_05B}  # the paper's comparison (370M class)
-HEAD_DIM = 64  # the Transformer++ baselines' attention head size
+# the report's model axis: its names (docs/gpu_baselines.md) and how a config's shape is found
+MODELS = ("transformer++", "qwen2.5-0.5b", "matmulfree")
 
 
 def transformer_pp(cfg) -> TransformerShape:
@@ -95,6 +149,13 @@ def transformer_pp(cfg) -> TransformerShape:
                             cfg.intermediate_size, cfg.vocab_size, heads, heads, d // heads, False)
 
 
+def matmulfree(cfg) -> MatmulFreeShape:
+    """The MatMul-free model of a config, as its upstream PyTorch code runs on a GPU."""
+    size = cfg.name.upper() if cfg.name[:1].isdigit() else cfg.name
+    return MatmulFreeShape(f"MatMul-free {size} (HGRN-Bit, upstream PyTorch)", cfg.hidden_size, cfg.num_layers,
+                           cfg.intermediate_size, cfg.vocab_size, cfg.use_lower_bound)
+
+
 def transformer_pp_key(config_name: str) -> str:
     """The report's key of a config's Transformer++ baseline (platforms ``<gpu>/<key>``): ``llama370m``."""
     return f"llama{config_name}"
@@ -105,78 +166,227 @@ def baselines_for(cfg) -> dict[str, TransformerShape]:
     return {transformer_pp_key(cfg.name): transformer_pp(cfg), "qwen0.5b": QWEN25_05B}
 
 
-def host_ops(shape: TransformerShape, gpu: GpuSpec) -> int:
-    return shape.num_layers * gpu.host_ops_per_layer + gpu.host_ops_outside_layers
+def model_axis(cfg) -> dict[str, TransformerShape | MatmulFreeShape]:
+    """The report's model axis for a config: :data:`MODELS` -> shape."""
+    return {"transformer++": transformer_pp(cfg), "qwen2.5-0.5b": QWEN25_05B, "matmulfree": matmulfree(cfg)}
 
 
-def prefill_time(shape: TransformerShape, tokens: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, float]:
-    """Seconds (and FLOPs/bytes) to run a T-token prompt and produce the first token's logits."""
-    gpu.check()
-    T, d, L, V = int(tokens), shape.hidden_size, shape.num_layers, shape.vocab_size
-    if T < 1:
-        raise CostModelError(f"prompt length must be >= 1, got {T}")
+# ------------------------------------------------------------------------------------------- op lists
+def _check(runtime: str, tokens: int, context: int, batch: int) -> None:
+    if runtime not in RUNTIMES:
+        raise CostModelError(f"unknown GPU runtime {runtime!r} (known: {', '.join(RUNTIMES)})")
+    if tokens < 1 or context < 0 or batch < 1:
+        raise CostModelError(f"a forward needs tokens >= 1, context >= 0, batch >= 1 (got {tokens}, {context}, "
+                             f"{batch})")
+
+
+def linear(name: str, n: float, fin: int, fout: int, b: int, bias: bool = False) -> Op:
+    """``F.linear`` of n rows: one GEMM reading the weights once and the rows' input and output."""
+    return Op(name, 1, 1, FLOPS_PER_MAC * n * fin * fout, b * (fin * fout + n * fin + n * fout + bias * fout),
+              "gemm")
+
+
+def hf_rmsnorm(name: str, n: float, d: int, b: int) -> Op:
+    """transformers' LlamaRMSNorm: to(float32), pow, mean, + eps, rsqrt, mul, to(fp16), * weight: 8 kernels;
+    bytes per element: (b + 4) + 8 + 4 + 8 + (4 + b) + 2b."""
+    return Op(name, 8, 8, 0.0, n * d * (4 * b + 28))
+
+
+def elementwise(name: str, n_elements: float, reads: int, writes: int, b: int, kernels: int = 1,
+                host_ops: int | None = None) -> Op:
+    return Op(name, kernels, kernels if host_ops is None else host_ops, 0.0, n_elements * (reads + writes) * b)
+
+
+def rotary(n: float, width: int, b: int) -> list[Op]:
+    """apply_rotary_pos_emb on q (width a) or k (width kv): x*cos, rotate_half (two slices, neg, cat), *sin,
+    add: 5 kernels over n x width, 10 values of traffic per element; the slices are host-only."""
+    return [Op("rotary", 5, 7, 0.0, 10 * n * width * b)]
+
+
+def eager_attention(shape: TransformerShape, batch: int, tq: int, tk: int, gpu: GpuSpec) -> list[Op]:
+    """transformers' eager_attention_forward (source ``hf_eager``) over B streams of tq queries and tk keys:
+    the scores (B x heads x tq x tk) written by Q K^T, scaled, masked, softmaxed in float32, cast back and read
+    by P V (EAGER_SCORE_PASSES); the mask, one tq x tk matrix per stream broadcast over the heads, is read
+    once per head where it does not fit in the L2 (from 5k tokens on a Hopper)."""
+    b, h, hd = gpu.bytes_per_value, shape.num_heads, shape.head_dim
+    a = shape.attention_width
+    s = batch * h * tq * tk * b  # one pass over the scores
+    mask = batch * tq * tk * b
+    mask_reads = mask * (h if tq * tk * b > gpu.l2_cache_bytes else 1)
+    ops = []
+    if shape.num_kv_heads != h:  # repeat_kv: expand (a view) and a reshape that copies, for k and v
+        ops.append(Op("repeat_kv", 2, 4, 0.0, 2 * batch * tk * (shape.kv_width + a) * b))
+    qk = FLOPS_PER_MAC * batch * h * tq * tk * hd
+    p = EAGER_SCORE_PASSES
+    ops += [Op("q k^T", 1, 2, qk, batch * (tq + tk) * a * b + p["Q K^T writes the scores"] * s, "gemm"),
+            elementwise("x scaling", s / b, 1, 1, b),
+            Op("+ causal mask", 1, 2, 0.0, (p["+ causal mask: read, write"]) * s + mask_reads),
+            Op("softmax(float32)", 1, 1, 0.0, p["softmax(dtype=float32): read fp16, write fp32"] * s),
+            Op(".to(fp16), dropout", 1, 2, 0.0, p[".to(fp16): read fp32, write fp16"] * s),
+            Op("p v", 1, 1, qk, p["P V reads the probabilities"] * s + batch * (tk + tq) * a * b, "gemm"),
+            Op("transpose.contiguous", 1, 2, 0.0, 2 * batch * tq * a * b)]
+    return ops
+
+
+# The host cost of one fused SDPA call, in dispatched ops: the eager ops it replaces (Q K^T, scaling, mask,
+# softmax, cast, dropout, P V, the key's transpose). PyTorch picks the kernel per call (flash, or cuDNN on
+# Hopper) and the measured SDPA forward is no faster on the host than the eager one (docs/gpu_baselines.md).
+SDPA_HOST_OPS = 9
+
+
+def fused_attention(shape: TransformerShape, batch: int, tq: int, tk: int, gpu: GpuSpec) -> list[Op]:
+    """F.scaled_dot_product_attention (one fused kernel that materialises no scores; with a causal mask over a
+    prompt from an empty cache half the q x k pairs are computed), then transpose(1, 2).contiguous()."""
+    b, h, hd, a = gpu.bytes_per_value, shape.num_heads, shape.head_dim, shape.attention_width
+    pairs = tq * tk - tq * (tq - 1) / 2 if tq > 1 else tk  # causal: the prompt attends to itself
+    flops = QK_AND_PV * FLOPS_PER_MAC * batch * h * pairs * hd
+    io = batch * (2 * tq * a + KV * tk * shape.kv_width) * b
+    return [Op("sdpa", 1, SDPA_HOST_OPS, flops, io, "attention"),
+            Op("transpose.contiguous", 1, 2, 0.0, 2 * batch * tq * a * b)]
+
+
+def kv_update(shape: TransformerShape, batch: int, tokens: int, context: int, b: int, runtime: str) -> Op:
+    """The layer's cache update (source ``hf_cache``): DynamicCache concatenates keys and values with the new
+    ones into new tensors (reads the old cache, writes it again); a static cache writes the new rows in place."""
+    kv = shape.kv_width
+    if runtime == "cuda-graph":
+        return Op("static cache index_copy_", 2, 2, 0.0, KV * 2 * batch * tokens * kv * b)
+    return Op("DynamicCache torch.cat", 2, 2, 0.0, KV * 2 * batch * (context + tokens) * kv * b)
+
+
+def transformer_layer(shape: TransformerShape, runtime: str, tokens: int, context: int, batch: int,
+                      gpu: GpuSpec) -> list[Op]:
+    """One LlamaDecoderLayer / Qwen2DecoderLayer forward over B streams of ``tokens`` new tokens."""
+    b, d, I = gpu.bytes_per_value, shape.hidden_size, shape.intermediate_size
+    a, kv = shape.attention_width, shape.kv_width
+    n = batch * tokens
+    attention = eager_attention if runtime == "eager" else fused_attention
+    return [hf_rmsnorm("input_layernorm", n, d, b),
+            linear("q_proj", n, d, a, b, shape.qkv_bias), linear("k_proj", n, d, kv, b, shape.qkv_bias),
+            linear("v_proj", n, d, kv, b, shape.qkv_bias),
+            Op("view, transpose (q, k, v)", 0, 6), Op("cos, sin unsqueeze", 0, 2),
+            *rotary(n, a, b), *rotary(n, kv, b),
+            kv_update(shape, batch, tokens, context, b, runtime),
+            *attention(shape, batch, tokens, context + tokens, gpu),
+            Op("reshape, contiguous", 0, 2), linear("o_proj", n, a, d, b),
+            elementwise("residual add", n * d, 2, 1, b),
+            hf_rmsnorm("post_attention_layernorm", n, d, b),
+            linear("gate_proj", n, d, I, b), elementwise("silu", n * I, 1, 1, b), linear("up_proj", n, d, I, b),
+            elementwise("act * up", n * I, 2, 1, b), linear("down_proj", n, I, d, b),
+            elementwise("residual add", n * d, 2, 1, b)]
+
+
+def transformer_outside(shape: TransformerShape, runtime: str, tokens: int, context: int, batch: int,
+                        gpu: GpuSpec, decode: bool) -> tuple[list[Op], list[Op]]:
+    """The ops before the first layer (embedding, rotary cos/sin, positions, the causal mask) and after the last
+    (final norm, the LM head at the last position as generate() asks, or at every one; a decode step's argmax)."""
+    b, d, V = gpu.bytes_per_value, shape.hidden_size, shape.vocab_size
+    n = batch * tokens
+    tk = context + tokens
+    mask = (Op("causal mask (eager: float tq x tk)", 4, 6, 0.0, batch * tokens * tk * (1 + b))
+            if runtime == "eager" else Op("mask check (sdpa: is_causal)", 0, 3))
+    pre = [Op("embedding", 1, 1, 0.0, 2 * n * d * b), Op("cache_position, position_ids", 2, 4),
+           Op("rotary cos, sin", 8, 12, 0.0, 4 * n * shape.head_dim * b), mask]
+    rows = n if gpu.logits_for_all_positions and not decode else batch
+    post = [hf_rmsnorm("norm", n, d, b), Op("hidden[:, -1:]", 0, 1), linear("lm_head", rows, d, V, b)]
+    if decode:
+        post.append(Op("argmax, feed back", 1, 2, 0.0, rows * V * b))
+    return pre, post
+
+
+# MatMul-free: BitLinear.forward (source mmfree_upstream) per input element: the RMSNorm (one fused kernel: read
+# and write), then activation_quant's abs (r, w), max (r), x * scale (r, w), round (r, w), clamp_ (r, w),
+# / scale (r, w), and the straight-through sub (r r w) and add (r r w); the scalar steps are per row
+BITLINEAR_QUANT_KERNELS = 10  # abs, max, clamp_ (of the max), 127 / max, mul, round, clamp_, div, sub, add
+BITLINEAR_QUANT_TRAFFIC = 2 + 1 + 2 + 2 + 2 + 2 + 3 + 3  # values read or written per input element
+
+
+def bitlinear(name: str, n: float, fin: int, fout: int, b: int) -> list[Op]:
+    """An upstream BitLinear over n rows: RMSNorm, per-token int8 fake-quantisation, fp16 matmul of the ternary
+    weights (held as fp16 values: 2 bytes per weight read)."""
+    return [Op(f"{name}.norm", 1, 1, 0.0, 2 * n * fin * b),
+            Op(f"{name}.activation_quant", BITLINEAR_QUANT_KERNELS, BITLINEAR_QUANT_KERNELS + 3, 0.0,
+               BITLINEAR_QUANT_TRAFFIC * n * fin * b),
+            linear(name, n, fin, fout, b)]
+
+
+def matmulfree_layer(shape: MatmulFreeShape, tokens: int, batch: int, gpu: GpuSpec, layer: int) -> list[Op]:
+    """One HGRNBitBlock forward (source mmfree_upstream): attn_norm, the MLGRU (i, f BitLinears, sigmoid, the
+    lower bound, swiglu(i, 1 - f), the recurrence, g BitLinear, fused norm-swish-gate, o BitLinear), the fused
+    residual norm, the GLU (gate+up BitLinear, swiglu, down BitLinear), the residual add. The recurrence is
+    fused_recurrent_hgrn for one token, a chunked scan (chunk_hgrn, source fla_chunk) over a prompt, whose
+    inputs and output are made contiguous around it."""
+    b, d, I = gpu.bytes_per_value, shape.hidden_size, shape.intermediate_size
+    n = batch * tokens
+    ops = [Op("attn_norm (fused RMSNorm)", 1, 1, 0.0, 2 * n * d * b),
+           *bitlinear("i_proj", n, d, d, b), *bitlinear("f_proj", n, d, d, b),
+           elementwise("f.sigmoid", n * d, 1, 1, b)]
+    if shape.use_lower_bound and layer > 0:
+        ops.append(Op("lower_bound + (1 - lower_bound) * f", 3, 3, 0.0, 5 * n * d * b))
+    ops += [elementwise("1 - f", n * d, 1, 1, b), elementwise("swiglu(i, 1 - f)", n * d, 2, 1, b),
+            Op("rearrange i, f", 0, 4)]
+    state = batch * d * FP32 * 2  # read and write the recurrent state
+    if tokens == 1:
+        ops.append(Op("fused_recurrent_hgrn", 1, 2, 0.0, 3 * n * d * b + state))
+    else:
+        ops += [elementwise("contiguous i, f", n * d, 2, 2, b, kernels=2),
+                Op("chunk_hgrn (2 kernels)", 2, 2, 0.0, 5 * n * d * b + state),
+                elementwise("rearrange o (copy)", n * d, 1, 1, b, host_ops=2)]
+    ops += [*bitlinear("g_proj", n, d, d, b), Op("g_norm (fused RMSNorm, swish gate)", 1, 1, 0.0, 3 * n * d * b),
+            *bitlinear("o_proj", n, d, d, b),
+            Op("mlp_norm (fused residual add, RMSNorm)", 1, 1, 0.0, 4 * n * d * b),
+            *bitlinear("gate_proj", n, d, 2 * I, b), Op("chunk", 0, 1), elementwise("swiglu", n * I, 2, 1, b),
+            *bitlinear("down_proj", n, I, d, b), elementwise("residual add", n * d, 2, 1, b)]
+    return ops
+
+
+def matmulfree_outside(shape: MatmulFreeShape, tokens: int, batch: int, gpu: GpuSpec, decode: bool
+                       ) -> tuple[list[Op], list[Op]]:
+    """Embedding and the lower bounds' softmax and cumsum before the layers; the final norm and the ternary LM
+    head (a BitLinear at every position: the upstream forward has no logits_to_keep) after them."""
+    b, d, V = gpu.bytes_per_value, shape.hidden_size, shape.vocab_size
+    n = batch * tokens
+    pre = [Op("embedding", 1, 1, 0.0, 2 * n * d * b), Op("recurrent state (RecurrentCache)", 0, 4)]
+    if shape.use_lower_bound:
+        pre.append(Op("lower_bounds softmax, cumsum, sub", 3, 4, 0.0, 3 * shape.num_layers * d * FP32))
+    post = [Op("norm (fused RMSNorm)", 1, 1, 0.0, 2 * n * d * b), *bitlinear("lm_head", n, d, V, b)]
+    if decode:
+        post.append(Op("argmax, feed back", 1, 2, 0.0, n * V * b))
+    return pre, post
+
+
+def forward_ops(shape, runtime: str, tokens: int, context: int, batch: int, gpu: GpuSpec
+                ) -> tuple[list[Op], list[Op], list[Op], int]:
+    """One forward of B streams, each ``tokens`` new tokens after ``context`` cached ones: (ops before the
+    layers, the ops of one layer, after the layers, layers). A prompt pass is ``context=0``; a decode step
+    ``tokens=1``. The MatMul-free model has no attention: its eager and sdpa runtimes run the same ops. Its
+    layers differ only by the first one's missing lower bound, which the first layer's list drops."""
+    _check(runtime, tokens, context, batch)
+    decode = tokens == 1 and context > 0
+    if isinstance(shape, MatmulFreeShape):
+        pre, post = matmulfree_outside(shape, tokens, batch, gpu, decode)
+        first = matmulfree_layer(shape, tokens, batch, gpu, layer=0)
+        layer = matmulfree_layer(shape, tokens, batch, gpu, layer=1)
+        return pre + first, layer, post, shape.num_layers - 1
+    pre, post = transformer_outside(shape, runtime, tokens, context, batch, gpu, decode)
+    return pre, transformer_layer(shape, runtime, tokens, context, batch, gpu), post, shape.num_layers
+
+
+def peak_bytes(shape, runtime: str, tokens: int, context: int, batch: int, gpu: GpuSpec) -> float:
+    """GPU memory a forward holds at its peak: the weights, the streams' cache after it, and the largest
+    transient: eager attention's scores beside their float32 softmax and the mask, DynamicCache's new copy of
+    one layer's keys and values, the MLP's intermediates, or the MatMul-free head's logits at every position."""
     b = gpu.bytes_per_value
-    compute = gpu.peak_flops * gpu.prefill_efficiency
-    bw = gpu.memory_bandwidth_bps * gpu.memory_efficiency
-    head_positions = T if gpu.logits_for_all_positions else 1
-    f_lin = FLOPS_PER_MAC * T * shape.layer_params + FLOPS_PER_MAC * d * V * head_positions
-    square = T * T if gpu.attention_full_square else T * (T + 1) / 2
-    f_att = QK_AND_PV * FLOPS_PER_MAC * L * square * shape.attention_width
-    w_bytes = (shape.layer_params + shape.embedding_params) * b
-    score_bytes = L * shape.num_heads * square * b * gpu.attention_score_passes
-    t_lin = max(f_lin / compute, w_bytes / bw)
-    t_att = f_att / compute + score_bytes / bw
-    t_host = host_ops(shape, gpu) * gpu.host_op_overhead_s
-    return {"flops": f_lin + f_att, "attention_flops": f_att, "bytes": w_bytes + score_bytes,
-            "t_projections_s": t_lin, "t_attention_s": t_att, "t_host_s": t_host,
-            "total_s": max(t_lin + t_att, t_host), "scores_peak_bytes": scores_peak_bytes(shape, T, gpu)}
-
-
-def scores_peak_bytes(shape: TransformerShape, tokens: int, gpu: GpuSpec) -> int:
-    """Bytes of one layer's materialised attention scores at their peak (softmax's fp16 input beside its float32
-    output, plus the T x T mask); 0 for a fused kernel that materialises none (``attention_score_passes=0``)."""
-    if gpu.attention_score_passes == 0:
-        return 0
-    T, b = int(tokens), gpu.bytes_per_value
-    return shape.num_heads * T * T * (b + SOFTMAX_OUTPUT_BYTES) + T * T * b
-
-
-def decode_time(shape: TransformerShape, context: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, float]:
-    """Seconds to generate one token with ``context`` tokens in the KV cache."""
-    gpu.check()
-    L = shape.num_layers
-    b = gpu.bytes_per_value
-    weights = shape.layer_params + shape.embedding_params  # layers + LM head (one embedding row: negligible)
-    kv_bytes = KV * L * shape.kv_width * context * b
-    bytes_ = weights * b + kv_bytes
-    flops = FLOPS_PER_MAC * weights + QK_AND_PV * FLOPS_PER_MAC * L * context * shape.attention_width
-    t_mem = bytes_ / (gpu.memory_bandwidth_bps * gpu.memory_efficiency)
-    t_cmp = flops / (gpu.peak_flops * gpu.prefill_efficiency)
-    t_host = host_ops(shape, gpu) * gpu.host_op_overhead_s
-    return {"bytes": bytes_, "kv_bytes": kv_bytes, "flops": flops, "t_memory_s": t_mem, "t_compute_s": t_cmp,
-            "t_host_s": t_host, "total_s": max(t_mem, t_cmp, t_host)}
-
-
-def gpu_estimate(shape: TransformerShape, prompt_tokens: int, gpu: GpuSpec = JETSON_ORIN_NANO) -> dict[str, Any]:
-    """TTFT, throughputs and energy per token at batch 1 for a prompt of ``prompt_tokens``."""
-    p = prefill_time(shape, prompt_tokens, gpu)
-    dcd = decode_time(shape, prompt_tokens, gpu)
-    ttft = p["total_s"]
-    weights_bytes = shape.params * gpu.bytes_per_value
-    # the prompt's pass holds the weights, the KV cache it fills and one layer's scores at a time
-    peak_bytes = weights_bytes + dcd["kv_bytes"] + p["scores_peak_bytes"]
-    return {
-        "gpu": gpu.name, "model": shape.name, "dtype": gpu.dtype,
-        "weights_bytes": weights_bytes, "peak_bytes": peak_bytes,
-        "fits_in_memory": bool(peak_bytes <= gpu.memory_capacity_bytes),
-        "prompt_tokens": prompt_tokens, "ttft_s": ttft, "prefill_tokens_per_s": prompt_tokens / ttft,
-        "prefill_flops": p["flops"], "prefill_attention_flops": p["attention_flops"],
-        "prefill_bound": "host ops" if p["t_host_s"] >= p["t_projections_s"] + p["t_attention_s"] else "compute",
-        "decode_token_s": dcd["total_s"], "decode_tokens_per_s": 1.0 / dcd["total_s"],
-        "decode_bound": max((("memory", dcd["t_memory_s"]), ("compute", dcd["t_compute_s"]),
-                             ("host ops", dcd["t_host_s"])), key=lambda kv: kv[1])[0],
-        "decode_bytes_per_token": dcd["bytes"],
-        "power_w": gpu.power_w,
-        "prefill_energy_per_token_j": gpu.power_w * ttft / prompt_tokens,
-        "decode_energy_per_token_j": gpu.power_w * dcd["total_s"],
-    }
+    n = batch * tokens
+    weights = shape.params * b
+    cache = batch * shape.state_bytes(context + tokens, b)
+    transient = n * 3 * shape.intermediate_size * b
+    if isinstance(shape, MatmulFreeShape):
+        transient = max(transient, n * shape.vocab_size * b)
+    else:
+        tk = context + tokens
+        if runtime == "eager":
+            transient = max(transient, batch * tokens * tk * (shape.num_heads * (b + SOFTMAX_OUTPUT_BYTES) + b))
+        if runtime != "cuda-graph":
+            transient = max(transient, batch * shape.state_bytes(tk, b) / shape.num_layers)
+    return weights + cache + transient

@@ -6,7 +6,7 @@ Placement rules (what a Loihi 2 compiler does, simplified):
   output rows together with the neurons it feeds: the i, f, g matrices sit on the MLGRU neurons' cores (three
   rows per neuron), o on the mid-layer residual neurons' cores, gate (2I x d, rows u and v) on the GLU neurons'
   cores, down on the next layer's input residual neurons' cores, the LM head on V logit neurons' cores. Such a
-  bundle of one neuron population plus the matrices ending on it is a :class:`CoreGroup`.
+  bundle of one neuron population plus the matrices ending on it is a :class:`~.core_groups.CoreGroup`.
 - Per core: neurons <= ``neurons_per_core``; weights + one synapse-map entry per input axon + neuron state +
   microcode reserve <= ``core_memory_bytes``; input axons <= ``max_fan_in`` (a matrix with more inputs is split
   by input range over several cores whose partial sums a relay neuron forwards: one extra hop);
@@ -33,308 +33,28 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
 from typing import Iterable
 
-import numpy as np
-
 from lava_matmulfree.config import ModelConfig
-from lava_matmulfree.loihi.hardware import GAUSSIAN_ZERO_FRACTION, LOIHI2, CostModelError, Loihi2Spec
-
-NEURON_KINDS = ("residual", "mlgru", "glu", "rms_aggregator", "requant")
-ENCODINGS = ("auto", "dense", "sparse")
-ALLOCATIONS = ("balanced", "packed")
-HOST = "host"
-BITS_PER_BYTE = 8
+from lava_matmulfree.loihi.core_groups import (BITS_PER_BYTE, HOST, CoreGroup, Hop, LoihiMapping, MappingOptions,
+                                               MatrixMap, core_overhead_bits, per_neuron_bits)
+from lava_matmulfree.loihi.hardware import LOIHI2, CostModelError, Loihi2Spec
 
 
-#: Spike widths the fixed point supports (FixedPointConfig.act_bits).
-MIN_ACT_BITS, MAX_ACT_BITS = 2, 16
-
-
-@dataclass(frozen=True)
-class MappingOptions:
-    """The mapping choices a user can change (docs/architecture.md)."""
-
-    fold_norms: bool = True  # dual-RMSNorm fold: 12 hops per layer instead of 18, 4 aggregators instead of 7
-    encoding: str = "auto"  # per-matrix synapse encoding: 'auto' | 'dense' | 'sparse'
-    allocation: str = "balanced"  # spare cores of the last chip: 'balanced' (spread) | 'packed' (idle)
-    zero_fraction: float = GAUSSIAN_ZERO_FRACTION  # fraction of zero ternary weights (0.31 for Gaussian W)
-    activation_density: float = 1.0  # fraction of neurons sending a non-zero int8 graded spike per hop
-    max_synapses_per_core: int = 0  # cap on weights per core (trades cores for step time); 0 = memory only
-    cores_per_block: int = 0  # cores given to each block (layer), blocks aligned to it; 0 = packed in a row
-    head_on_chip: bool = True  # final norm + ternary LM head on chip; False: the host gets the last residual
-    system_chips: int = 0  # chips of the system (all draw static power); 0 = the chips the mapping uses
-    act_bits: int = 8  # graded spikes into ternary synapses (FixedPointConfig.act_bits; the paper's W8A16: 16)
-
-    def check(self) -> None:
-        if self.encoding not in ENCODINGS:
-            raise CostModelError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
-        if self.allocation not in ALLOCATIONS:
-            raise CostModelError(f"allocation must be one of {ALLOCATIONS}, got {self.allocation!r}")
-        if not 0.0 <= self.zero_fraction <= 1.0:
-            raise CostModelError(f"zero_fraction must be in [0, 1], got {self.zero_fraction}")
-        if not 0.0 <= self.activation_density <= 1.0:
-            raise CostModelError(f"activation_density must be in [0, 1], got {self.activation_density}")
-        if not MIN_ACT_BITS <= self.act_bits <= MAX_ACT_BITS:
-            raise CostModelError(f"act_bits must be in [{MIN_ACT_BITS}, {MAX_ACT_BITS}], got {self.act_bits}")
-        for k in ("max_synapses_per_core", "cores_per_block", "system_chips"):
-            if getattr(self, k) < 0:
-                raise CostModelError(f"{k} must be >= 0, got {getattr(self, k)}")
-
-
-# ------------------------------------------------------------------------------------------- data
-@dataclass
-class MatrixMap:
-    """One ternary matrix [rows=out, cols=in] and its encoding."""
-
-    name: str
-    rows: int
-    cols: int
-    zero_fraction: float
-    encoding: str = "dense"
-    reason: str = ""
-
-    @property
-    def weights(self) -> int:
-        return self.rows * self.cols
-
-    @property
-    def nonzeros(self) -> float:
-        return self.weights * (1.0 - self.zero_fraction)
-
-    def weight_bits(self, hw: Loihi2Spec, encoding: str | None = None) -> float:
-        """Bits of the weights alone (no per-core overhead) in an encoding."""
-        enc = encoding or self.encoding
-        if enc == "dense":
-            return float(self.weights * hw.dense_weight_bits)
-        return self.nonzeros * hw.sparse_bits_per_nonzero
-
-    def processed_per_input(self, hw: Loihi2Spec) -> float:
-        """Synaptic operations per fully active input vector: every stored weight in the dense encoding
-        (unless the hardware skips zeros), only non-zeros in the sparse one."""
-        if self.encoding == "sparse" or hw.dense_skips_zero_weights:
-            return self.nonzeros
-        return float(self.weights)
-
-
-@dataclass
-class CoreGroup:
-    """Cores holding one neuron population and the matrices that end on it (or aggregator neurons)."""
-
-    name: str
-    layer: int  # -1: input / head
-    role: str  # 'synapses' | 'aggregator' | 'input'
-    neuron_kind: str
-    neurons: int
-    rows_per_neuron: int = 0
-    d_in: int = 0
-    matrices: list[MatrixMap] = field(default_factory=list)
-    aggregators: list[tuple[str, int]] = field(default_factory=list)  # (name, fan-in) on aggregator cores
-    fan_in_splits: int = 1
-    cores: int = 0
-    min_cores: int = 0
-    first_core: int = 0
-    fanout_cores: int = 0  # destination cores per neuron (for the fan-out limit)
-    padding: int = 0  # idle cores after this group (to align the next block with cores_per_block)
-    description: str = ""
-
-    @property
-    def cores_per_split(self) -> int:
-        return self.cores // self.fan_in_splits
-
-    @property
-    def neurons_per_core(self) -> int:
-        """Neurons on the busiest core (destination neurons live on the cores of the first input range)."""
-        return math.ceil(self.neurons / max(1, self.cores_per_split))
-
-    @property
-    def d_in_per_core(self) -> int:
-        return math.ceil(self.d_in / self.fan_in_splits) if self.d_in else 0
-
-    @property
-    def weights(self) -> int:
-        return sum(m.weights for m in self.matrices)
-
-    @property
-    def nonzeros(self) -> float:
-        return sum(m.nonzeros for m in self.matrices)
-
-
-@dataclass
-class Hop:
-    """One Lava time step of a token's path: spikes from ``src`` reach ``dst`` (through ``matrix`` if any)."""
-
-    index: int
-    layer: int
-    name: str
-    kind: str  # 'inject' | 'reduce' | 'broadcast' | 'synaptic' | 'partial'
-    src: str  # group name or HOST
-    dst: str
-    src_kind: str  # neuron kind of the senders
-    dst_kind: str  # neuron kind updated on arrival
-    n_src: int
-    n_dst: int
-    matrix: str = ""  # names of the matrices crossed, '+'-joined
-    readout: int = 0  # values sent to the host at the end of this hop (logits)
-
-
-@dataclass
-class LoihiMapping:
-    cfg: ModelConfig
-    hw: Loihi2Spec
-    options: MappingOptions
-    groups: list[CoreGroup]
-    hops: list[Hop]
-
-    def __post_init__(self):
-        self.by_name = {g.name: g for g in self.groups}
-
-    @property
-    def cores(self) -> int:
-        """Cores in use."""
-        return sum(g.cores for g in self.groups)
-
-    @property
-    def core_positions(self) -> int:
-        """Cores in use plus the idle ones that align blocks (cores_per_block)."""
-        return sum(g.cores + g.padding for g in self.groups)
-
-    @property
-    def chips(self) -> int:
-        """Chips the mapping occupies."""
-        return math.ceil(self.core_positions / self.hw.cores_per_chip)
-
-    @property
-    def system_chips(self) -> int:
-        """Chips of the system, all drawing static power."""
-        return max(self.chips, self.options.system_chips)
-
-    @property
-    def hops_per_layer(self) -> int:
-        return sum(1 for h in self.hops if h.layer == 0)
-
-    @property
-    def head_hops(self) -> int:
-        """Hops after the last layer (final norm, LM head -> sink)."""
-        return sum(1 for h in self.hops if h.layer == self.cfg.num_layers)
-
-    @property
-    def pipeline_depth(self) -> int:
-        """Hops a token crosses from injection to the logits leaving the chip."""
-        return len(self.hops)
-
-    def matrices(self) -> list[tuple[CoreGroup, MatrixMap]]:
-        return [(g, m) for g in self.groups for m in g.matrices]
-
-    def group_memory_bytes(self, g: CoreGroup) -> float:
-        return group_memory_bytes(g, self.hw)
-
-    @property
-    def memory_bytes(self) -> float:
-        return sum(self.group_memory_bytes(g) for g in self.groups)
-
-    def core_coords(self) -> np.ndarray:
-        """(cores, 3) array of (chip, global x, y) per core; chips side by side in a row."""
-        idx = np.arange(self.core_positions)
-        chip = idx // self.hw.cores_per_chip
-        pos = idx % self.hw.cores_per_chip
-        x = chip * self.hw.mesh_width + pos % self.hw.mesh_width
-        y = pos // self.hw.mesh_width
-        return np.stack([chip, x, y], axis=1)
-
-    def layer_table(self, layer: int) -> list[dict]:
-        """Rows of the per-layer table (layer -1: input residual; num_layers: head)."""
-        rows = []
-        for g in self.groups:
-            if g.layer != layer:
-                continue
-            rows.append({
-                "group": g.name, "role": g.role, "neurons": g.neurons, "neuron_kind": g.neuron_kind,
-                "description": g.description,
-                "synapses": self.group_synapses(g), "ternary_weights": g.weights,
-                "nonzero_weights": round(g.nonzeros),
-                "encoding": "+".join(sorted({m.encoding for m in g.matrices})) or "-",
-                "fan_in_splits": g.fan_in_splits,
-                "cores": g.cores, "memory_bytes": round(self.group_memory_bytes(g)),
-                "neurons_per_core": g.neurons_per_core if g.role != "aggregator" else g.neurons,
-            })
-        return rows
-
-    @staticmethod
-    def group_synapses(g: CoreGroup) -> int:
-        """Ternary weights of a synapse group; weight-1 input synapses of aggregators (their fan-in) and of
-        the input residual (the injected embedding)."""
-        if g.role == "synapses":
-            return g.weights
-        if g.role == "aggregator":
-            return sum(f for _, f in g.aggregators)
-        return g.neurons
-
-    def layer_totals(self, layer: int) -> dict:
-        gs = [g for g in self.groups if g.layer == layer]
-        return {"layer": layer, "neurons": sum(g.neurons for g in gs),
-                "synapses": sum(self.group_synapses(g) for g in gs),
-                "weights": sum(g.weights for g in gs), "cores": sum(g.cores for g in gs),
-                "min_cores": sum(g.min_cores for g in gs),
-                "memory_bytes": round(sum(self.group_memory_bytes(g) for g in gs))}
-
-    def matrix_table(self) -> list[dict]:
-        out = []
-        for g, m in self.matrices():
-            dense = m.weight_bits(self.hw, "dense") / BITS_PER_BYTE
-            sparse = m.weight_bits(self.hw, "sparse") / BITS_PER_BYTE
-            out.append({"group": g.name, "matrix": m.name, "shape": [m.rows, m.cols], "weights": m.weights,
-                        "nonzeros": round(m.nonzeros), "dense_bytes": round(dense),
-                        "sparse_bytes": round(sparse), "sparse_over_dense": sparse / dense if dense else None,
-                        "encoding": m.encoding, "reason": m.reason})
-        return out
-
-
-# ------------------------------------------------------------------------------------------- memory
-def _per_neuron_bits(g: CoreGroup, hw: Loihi2Spec, encodings: Iterable[str] | None = None) -> float:
-    """Weight bits of one destination neuron's rows on one core, plus its state."""
-    encs = list(encodings) if encodings is not None else [m.encoding for m in g.matrices]
-    bits = float(hw.neuron_state_bits)
-    d_seg = g.d_in_per_core
-    for m, enc in zip(g.matrices, encs):
-        rows_per_neuron = m.rows // g.neurons
-        if enc == "dense":
-            bits += rows_per_neuron * d_seg * hw.dense_weight_bits
-        else:
-            bits += rows_per_neuron * d_seg * (1.0 - m.zero_fraction) * hw.sparse_bits_per_nonzero
-    return bits
-
-
-def _core_overhead_bits(g: CoreGroup, hw: Loihi2Spec) -> float:
-    """Per-core fixed memory: microcode reserve and one synapse-map entry per input axon."""
-    return hw.microcode_reserve_bytes * BITS_PER_BYTE + g.d_in_per_core * hw.dense_axon_overhead_bits
-
-
-def group_memory_bytes(g: CoreGroup, hw: Loihi2Spec) -> float:
-    """Memory used on all cores of a group (weights + state + per-core overhead)."""
-    if g.role == "aggregator":
-        axons = sum(f for _, f in g.aggregators)
-        return g.cores * hw.microcode_reserve_bytes + (g.neurons * hw.neuron_state_bits
-                                                       + axons * hw.dense_axon_overhead_bits) / BITS_PER_BYTE
-    if g.role == "input":
-        return g.cores * hw.microcode_reserve_bytes + g.neurons * hw.neuron_state_bits / BITS_PER_BYTE
-    neuron_bits = g.neurons * _per_neuron_bits(g, hw) * g.fan_in_splits
-    return (neuron_bits + g.cores * _core_overhead_bits(g, hw)) / BITS_PER_BYTE
-
-
+# ------------------------------------------------------------------------------------------- cores per group
 def _max_neurons_per_core(g: CoreGroup, hw: Loihi2Spec, opts: MappingOptions,
                           encodings: Iterable[str] | None = None) -> int:
-    free_bits = hw.core_memory_bytes * BITS_PER_BYTE - _core_overhead_bits(g, hw)
+    free_bits = hw.core_memory_bytes * BITS_PER_BYTE - core_overhead_bits(g, hw)
     if free_bits <= 0:
-        raise CostModelError(f"{g.name}: the per-core overhead ({_core_overhead_bits(g, hw) / 8:.0f} B) exceeds "
-                             f"core_memory_bytes={hw.core_memory_bytes}")
-    n = min(hw.neurons_per_core, int(free_bits // _per_neuron_bits(g, hw, encodings)))
+        raise CostModelError(f"{g.name}: the per-core overhead ({core_overhead_bits(g, hw) / BITS_PER_BYTE:.0f} B) "
+                             f"exceeds core_memory_bytes={hw.core_memory_bytes}")
+    n = min(hw.neurons_per_core, int(free_bits // per_neuron_bits(g, hw, encodings)))
     if opts.max_synapses_per_core:
         n = min(n, opts.max_synapses_per_core // max(1, g.rows_per_neuron * g.d_in_per_core))
     if n < 1:
-        raise CostModelError(f"{g.name}: one neuron's synapses ({_per_neuron_bits(g, hw, encodings) / 8:.0f} B) "
-                             f"do not fit in a core; raise core_memory_bytes or max_synapses_per_core")
+        one = per_neuron_bits(g, hw, encodings) / BITS_PER_BYTE
+        raise CostModelError(f"{g.name}: one neuron's synapses ({one:.0f} B) do not fit in a core; raise "
+                             f"core_memory_bytes or max_synapses_per_core")
     return n
 
 
@@ -594,9 +314,7 @@ def _spread(mapping: LoihiMapping, syn: list[CoreGroup], spare: int) -> int:
     """Give ``spare`` cores, one at a time, to the synapse group with the most work on its busiest core (a
     time step lasts as long as the slowest core); returns the cores left over."""
     hw = mapping.hw
-    sources = {g.name: [mapping.by_name[h.src] for h in mapping.hops
-                        if h.dst == g.name and h.src in mapping.by_name and h.kind == "synaptic"]
-               for g in syn}
+    sources = {g.name: _synaptic_sources(mapping, g) for g in syn}
     heap = [(-_load(g, hw), i) for i, g in enumerate(syn)]
     heapq.heapify(heap)
     while heap:

@@ -9,14 +9,15 @@ lot under a constant nobody has measured is one to hold loosely.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from lava_matmulfree.loihi.cost_model import build_report
 from lava_matmulfree.loihi.gpu_baseline import LLAMA_370M, QWEN25_05B
 from lava_matmulfree.loihi.hardware import CostModelError, short_name
+from lava_matmulfree.loihi.presets import PAPER
+from lava_matmulfree.loihi.report import build_report
 
 FACTORS = (0.5, 2.0)
+PROMPT_TOKENS = PAPER.prompt_tokens  # every report is read at the anchors' prompt length
 SECTIONS = ("loihi2", "jetson")  # the constants of the calibrated platforms (the H100 is not calibrated)
 
 
@@ -65,6 +66,16 @@ def held(overrides: Mapping[str, Any]) -> set[str]:
     return {k if "." in k else f"loihi2.{k}" for k in overrides}
 
 
+def base_report(config: str, overrides: Mapping[str, Any]) -> dict:
+    """The report every run is compared with: preset project, the anchors' prompt length."""
+    return build_report(config, (PROMPT_TOKENS,), preset="project", **overrides)
+
+
+def to_vary(base: dict, names: Iterable[str] | None, overrides: Mapping[str, Any]) -> list[str]:
+    """``names`` (default: :func:`varied_constants` of ``base``) less those the overrides hold."""
+    return [n for n in (varied_constants(base) if names is None else names) if n not in held(overrides)]
+
+
 def quantities(report: dict) -> dict[str, float]:
     return {label: get(report) for label, _, _, get in QUANTITIES}
 
@@ -72,16 +83,16 @@ def quantities(report: dict) -> dict[str, float]:
 def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factors: Sequence[float] = FACTORS,
                 overrides: Mapping[str, Any] | None = None, on_step: Callable[[str], None] | None = None
                 ) -> dict[str, Any]:
-    """The report of ``config`` (preset project, 500-token prompt) rebuilt with each constant in ``names``
-    (default: :func:`varied_constants`) times each factor. ``overrides`` apply to every run (a constant
-    they set is not varied). Each row: the constant, its value, per factor the value used and the relative
-    change of every quantity, or the error that made the estimate impossible (a mapping that no longer fits,
-    anchors that can no longer be fitted)."""
+    """The report of ``config`` (:func:`base_report`) rebuilt with each constant in ``names`` (default:
+    :func:`varied_constants`) times each factor. ``overrides`` apply to every run (a constant they set is not
+    varied). Each row: the constant, its value, per factor the value used and the relative change of every
+    quantity, or the error that made the estimate impossible (a mapping that no longer fits, anchors that can
+    no longer be fitted)."""
     overrides = dict(overrides or {})
-    base = build_report(config, (500,), preset="project", **overrides)
+    base = base_report(config, overrides)
     base_q = quantities(base)
     values = {c["name"]: c["value"] for c in base["constants"]}
-    names = [n for n in (varied_constants(base) if names is None else names) if n not in held(overrides)]
+    names = to_vary(base, names, overrides)
     unknown = [n for n in names if n not in values]
     if unknown:
         raise CostModelError(f"sensitivity: unknown constant(s) {', '.join(unknown)}")
@@ -95,7 +106,7 @@ def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factor
                 run["error"] = "unchanged (an integer constant of 1)"
             else:
                 try:
-                    q = quantities(build_report(config, (500,), preset="project", **{**overrides, name: v}))
+                    q = quantities(base_report(config, {**overrides, name: v}))
                     run["change"] = {k: q[k] / base_q[k] - 1 for k in base_q}
                 except CostModelError as e:
                     run["error"] = str(e)
@@ -124,7 +135,7 @@ def format_sensitivity(s: dict) -> str:
     labels = list(s["base"])
     f = " / ".join(f"x{x:g}" for x in s["factors"])
     width = 16
-    lines = [f"== Sensitivity ({s['config']}, 500-token prompt): change of each figure with a low-confidence "
+    lines = [f"== Sensitivity ({s['config']}, {PROMPT_TOKENS}-token prompt): change of each figure with a low-confidence "
              f"constant {f}, the fitted constants refitted each time (paper preset's cells; project preset)",
              f"{'':<40}" + "".join(f"{k.split(':')[0] + ' (' + s['status'][k][:4] + '.)':>{width}}" for k in labels),
              f"{'constant':<40}" + "".join(f"{HEADINGS[k]:>{width}}" for k in labels),
@@ -145,34 +156,3 @@ def format_sensitivity(s: dict) -> str:
             if "error" in run and not run["error"].startswith("unchanged"):
                 lines.append(f"  fail: {row['constant']} x{run['factor']:g} = {run['value']:g}: {run['error']}")
     return "\n".join(lines)
-
-
-def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[str] | None = None,
-                     factors: Sequence[float] = FACTORS, **overrides) -> dict[str, Any]:
-    """``estimate --sensitivity``: run :func:`sensitivity` with a progress bar, print the table and, with
-    ``out_dir``, write ``sensitivity_<name>.json`` and ``.png`` there (whole or not at all)."""
-    import json
-
-    from lava_matmulfree.utils.atomic import atomic_outputs
-    from lava_matmulfree.utils.progress import progress
-
-    base = build_report(config, (500,), preset="project", **overrides)
-    todo = [n for n in (varied_constants(base) if names is None else names) if n not in held(overrides)]
-    bar = progress(total=len(todo) * len(factors), desc="sensitivity", unit="run", leave=False)
-    try:
-        s = sensitivity(config, todo, factors, overrides, on_step=lambda name: bar.update(1))
-    finally:
-        bar.close()
-    print(format_sensitivity(s))
-    if out_dir is not None:
-        from lava_matmulfree.loihi.cost_plots import plot_sensitivity
-
-        name = Path(config).stem if str(config).endswith(".toml") else str(config)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = (out / f"sensitivity_{name}.json", out / f"sensitivity_{name}.png")
-        with atomic_outputs(*paths) as (tmp_json, tmp_png):
-            tmp_json.write_text(json.dumps(s, indent=1))
-            plot_sensitivity(s, tmp_png)
-        print(f"\nwrote {paths[0]}, {paths[1]}")
-    return s

@@ -1,0 +1,161 @@
+"""Loihi 2 against the GPUs (docs/gpu_baselines.md, "Verdict"): every Loihi 2 deployment (the paper's measured
+figures, the chosen preset, the variants) against every GPU x runtime x model, and which of the paper's
+claims hold against which baseline.
+
+For each pair, at the anchors' prompt length (500 tokens) and batch 1: the ratio of generation throughput
+(Loihi 2 / GPU), of generation energy per token and of prefill energy per token (GPU / Loihi 2: above 1 Loihi 2
+uses less), of prefill throughput, and of time to first token (GPU / Loihi 2). Then the batch: the smallest
+number of streams at which the GPU's energy per generated token falls below Loihi 2's, against Loihi 2 at one
+sequence and against Loihi 2 with as many sequences in flight (:meth:`~.cost_model.LoihiCostModel.decode_in_flight`).
+
+The paper's claims (Abreu et al. 2025, against FP16 transformers on a Jetson Orin Nano): about 3x the
+generation throughput, half the energy per generated token, 6.6x faster time to first token. A claim holds
+against a baseline where the ratio reaches the claimed factor.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from lava_matmulfree.loihi.gpu_baseline import RUNTIMES
+from lava_matmulfree.loihi.gpu_runtimes import BATCHES, GPU_IDS, cell
+from lava_matmulfree.loihi.hardware import GpuSpec, short_name
+
+# (key, the claim in words, the pair's ratio it reads, the factor the paper claims)
+CLAIMS = (("throughput", "3x generation throughput", "decode_throughput_ratio", 3.0),
+          ("energy", "half the energy per generated token", "decode_energy_ratio", 2.0),
+          ("ttft", "6.6x faster time to first token", "ttft_ratio", 6.6))
+LOIHI_STREAMS = (1, 8, 24, 64)  # sequences in flight (and the pipeline depth: one per hop)
+# the baselines the printed summary of every deployment is set against (gpu, model, runtime)
+SUMMARY_BASELINES = (("jetson-orin-nano", "transformer++", "eager"), ("jetson-orin-nano", "transformer++", "cuda-graph"),
+                     ("jetson-orin-nano", "matmulfree", "cuda-graph"), ("h200", "transformer++", "sdpa"),
+                     ("h200", "transformer++", "cuda-graph"), ("h200", "matmulfree", "cuda-graph"))
+
+
+def in_flight(cm) -> list[dict[str, Any]]:
+    """Loihi 2 generation with 1, 8, 24 (one per chip of the paper's deployment), 64 and D (one per hop)
+    sequences in flight."""
+    D = cm.pipeline_depth
+    return [cm.decode_in_flight(s) for s in sorted({s for s in LOIHI_STREAMS if s <= D} | {D})]
+
+
+def _energy_at_streams(loihi_streams: list[dict], n: int) -> float | None:
+    row = next((r for r in loihi_streams if r["streams"] == n), None)
+    return None if row is None else row["mj_per_token"]
+
+
+def pairs(deployments: Mapping[str, dict], models: Mapping[str, Any], gpus: Mapping[str, GpuSpec], tokens: int,
+          loihi_streams: Mapping[str, list[dict]]) -> list[dict[str, Any]]:
+    """One row per Loihi 2 deployment x GPU x model x runtime. ``deployments``: label -> Loihi 2 figures
+    (ttft_s, prefill_tokens_per_s, decode_tokens_per_s, prefill_mj_per_token, decode_mj_per_token);
+    ``loihi_streams``: label -> :func:`in_flight` rows, for the deployments that have them."""
+    grid = {}
+    for section, gpu in gpus.items():
+        for model, shape in models.items():
+            for runtime in RUNTIMES:
+                grid[section, model, runtime] = (cell(shape, gpu, runtime, "prefill", tokens),
+                                                 [cell(shape, gpu, runtime, "decode", tokens, b) for b in BATCHES])
+    rows = []
+    for label, lp in deployments.items():
+        streams = loihi_streams.get(label, [])
+        for (section, model, runtime), (pre, dec) in grid.items():
+            first = dec[0]
+            below = [d["batch"] for d in dec if d["mj_per_token"] < lp["decode_mj_per_token"]]
+            below_s = [d["batch"] for d in dec
+                       if (e := _energy_at_streams(streams, d["batch"])) is not None and d["mj_per_token"] < e]
+            rows.append({
+                "loihi": label, "gpu": GPU_IDS.get(section, section), "model": model, "runtime": runtime,
+                "gpu_decode_tokens_per_s": first["tokens_per_s"], "gpu_decode_mj_per_token": first["mj_per_token"],
+                "gpu_prefill_tokens_per_s": pre["tokens_per_s"], "gpu_prefill_mj_per_token": pre["mj_per_token"],
+                "gpu_ttft_s": pre["time_s"],
+                "decode_throughput_ratio": lp["decode_tokens_per_s"] / first["tokens_per_s"],
+                "decode_energy_ratio": first["mj_per_token"] / lp["decode_mj_per_token"],
+                "prefill_throughput_ratio": lp["prefill_tokens_per_s"] / pre["tokens_per_s"],
+                "prefill_energy_ratio": pre["mj_per_token"] / lp["prefill_mj_per_token"],
+                "ttft_ratio": pre["time_s"] / lp["ttft_s"],
+                "gpu_overtakes_at_batch": below[0] if below else None,
+                "gpu_overtakes_in_flight_at": below_s[0] if below_s else None,
+                "loihi_in_flight_known": bool(streams),
+            })
+    return rows
+
+
+def claims(rows: list[dict], label: str) -> list[dict[str, Any]]:
+    """For Loihi 2 deployment ``label``: each claim, the baselines it holds against and those it does not."""
+    mine = [r for r in rows if r["loihi"] == label]
+    out = []
+    for key, words, ratio, factor in CLAIMS:
+        held = [r for r in mine if r[ratio] >= factor]
+        out.append({"claim": key, "words": words, "factor": factor, "loihi": label,
+                    "holds_against": [f"{r['gpu']}/{r['model']}/{r['runtime']}" for r in held],
+                    "fails_against": [f"{r['gpu']}/{r['model']}/{r['runtime']}" for r in mine if r not in held],
+                    "jetson_eager": {r["model"]: r[ratio] for r in mine
+                                     if r["gpu"] == "jetson-orin-nano" and r["runtime"] == "eager"}})
+    return out
+
+
+def _batch(b) -> str:
+    return "never" if b is None else f"{b}"
+
+
+def flight(r: dict) -> str:
+    """The batch at which the GPU beats Loihi 2 with as many sequences in flight ('-': not modelled for it)."""
+    return _batch(r["gpu_overtakes_in_flight_at"]) if r["loihi_in_flight_known"] else "-"
+
+
+def format_verdict(v: dict[str, Any]) -> str:
+    """The verdict as text tables: Loihi 2 (the chosen preset and the paper's measurement) against each GPU x
+    model x runtime, the claims, Loihi 2 with sequences in flight."""
+    lines = []
+    T = v["tokens"]
+    for label in v["shown"]:
+        lines.append(f"== Verdict: Loihi 2 ({label}) against each GPU x model x runtime ({T}-token prompt; "
+                     f"generation at batch 1; ratio > 1: Loihi 2 ahead)")
+        lines.append(f"{'GPU':<18}{'model':<14}{'runtime':<12}{'GPU gen tok/s':>14}{'GPU gen mJ':>11}"
+                     f"{'gen tok/s x':>12}{'gen energy x':>13}{'prefill energy x':>17}{'TTFT x':>8}"
+                     f"{'GPU wins energy at batch':>26}")
+        for r in (r for r in v["pairs"] if r["loihi"] == label):
+            lines.append(f"{r['gpu']:<18}{r['model']:<14}{r['runtime']:<12}{r['gpu_decode_tokens_per_s']:>14,.1f}"
+                         f"{r['gpu_decode_mj_per_token']:>11,.0f}{r['decode_throughput_ratio']:>12.2f}"
+                         f"{r['decode_energy_ratio']:>13.2f}{r['prefill_energy_ratio']:>17.2f}{r['ttft_ratio']:>8.2f}"
+                         f"{_batch(r['gpu_overtakes_at_batch']) + ' / ' + flight(r):>26}")
+        lines.append("  (GPU wins energy at batch: the fewest streams at which the GPU's mJ per generated token "
+                     "falls below Loihi 2's at one sequence / at as many sequences in flight, '-' where not modelled)")
+        for c in (c for c in v["claims"] if c["loihi"] == label):
+            held = c["holds_against"]
+            lines.append(f"  claim '{c['words']}': holds against {len(held)} of "
+                         f"{len(held) + len(c['fails_against'])}: " + (", ".join(held) if held else "none"))
+        lines.append("")
+    lines.append("== Every Loihi 2 deployment: generation tokens/s x / energy x against some baselines, and how many of "
+                 "the GPU x model x runtime baselines it beats (energy, tokens/s)")
+    short = {"transformer++": "T++", "qwen2.5-0.5b": "Qwen", "matmulfree": "MMF", "cuda-graph": "graph"}
+    heads = [f"{g.split('-')[0]} {short.get(m, m)} {short.get(r, r)}" for g, m, r in SUMMARY_BASELINES]
+    lines.append(f"{'deployment':<48}" + "".join(f"{h:>19}" for h in heads) + f"{'wins (energy, tok/s)':>23}")
+    for label in dict.fromkeys(p["loihi"] for p in v["pairs"]):
+        mine = {(p["gpu"], p["model"], p["runtime"]): p for p in v["pairs"] if p["loihi"] == label}
+        cells = [f"{mine[k]['decode_throughput_ratio']:.2f} / {mine[k]['decode_energy_ratio']:.2f}"
+                 for k in SUMMARY_BASELINES if k in mine]
+        wins = (f"{sum(p['decode_energy_ratio'] > 1 for p in mine.values())}, "
+                f"{sum(p['decode_throughput_ratio'] > 1 for p in mine.values())} of {len(mine)}")
+        lines.append(f"{label[:47]:<48}" + "".join(f"{c:>19}" for c in cells) + f"{wins:>23}")
+    lines.append("")
+    lines.append(f"== Loihi 2 ({v['preset_label']}) with several sequences in flight (each at its own hop; "
+                 f"generation)")
+    lines.append(f"{'sequences':>10}{'tok/s (all)':>13}{'tok/s per stream':>18}{'mJ/token':>10}")
+    for r in v["in_flight"]:
+        lines.append(f"{r['streams']:>10}{r['tokens_per_s']:>13,.1f}{r['tokens_per_s_per_stream']:>18.1f}"
+                     f"{r['mj_per_token']:>10.1f}")
+    lines.append(f"  (each MLGRU neuron would hold one state per sequence: {r['state_bytes_per_sequence'] / 1e3:.0f} "
+                 f"KB per sequence over the {v['layers']} layers)")
+    return "\n".join(lines)
+
+
+def verdict(deployments: Mapping[str, dict], models: Mapping[str, Any], gpus: Mapping[str, GpuSpec], tokens: int,
+            cm, preset_label: str, shown: tuple[str, ...]) -> dict[str, Any]:
+    """The verdict of the report: :func:`pairs` for every deployment, :func:`claims` for each, Loihi 2 (the
+    cost model ``cm`` of the chosen preset) with sequences in flight. ``shown``: the deployments printed."""
+    streams = in_flight(cm)
+    rows = pairs(deployments, models, gpus, tokens, {preset_label: streams})
+    return {"tokens": tokens, "preset_label": preset_label, "shown": list(shown), "pairs": rows,
+            "claims": [c for label in deployments for c in claims(rows, label)], "in_flight": streams,
+            "layers": cm.mapping.cfg.num_layers,
+            "models": {k: short_name(s.name) for k, s in models.items()}}
