@@ -133,31 +133,29 @@ class FixedPointConfig:
     pow2_act_scales: bool = False  # round every static activation clip up to a power of two
 
     def _check(self) -> list[tuple[str, str]]:
-        bad = []
-        if not 16 <= self.state_bits <= 32:
-            bad.append(("state_bits", f"must be in [16, 32], got {self.state_bits}"))
-        if not 2 <= self.act_bits <= 16:
-            bad.append(("act_bits", f"must be in [2, 16], got {self.act_bits}"))
-        if not 0 <= self.headroom_bits <= 8:
-            bad.append(("headroom_bits", f"must be in [0, 8], got {self.headroom_bits}"))
-        if not 4 <= self.mantissa_bits <= self.state_bits - 1:
-            bad.append(("mantissa_bits", f"must be in [4, state_bits-1], got {self.mantissa_bits}"))
-        if not 4 <= self.gate_frac_bits <= self.state_bits - 2:
-            bad.append(("gate_frac_bits", f"must be in [4, state_bits-2], got {self.gate_frac_bits}"))
+        s = self.state_bits
+        bad = _out_of_range(self, (("state_bits", 16, 32), ("act_bits", 2, 16), ("headroom_bits", 0, 8),
+                                   ("mantissa_bits", 4, s - 1, "state_bits-1"),
+                                   ("gate_frac_bits", 4, s - 2, "state_bits-2")))
         n, r = self.sigmoid_lut_size, self.sigmoid_lut_range
         if n < 4 or n & (n - 1) or n > SIGMOID_LUT_MAX_SIZE:
             bad.append(("sigmoid_lut_size", f"must be a power of two in [4, {SIGMOID_LUT_MAX_SIZE}], got {n}"))
         elif not (r > 0 and math.log2(r).is_integer() and math.log2(n / (2 * r)).is_integer()):
             bad.append(("sigmoid_lut_range", f"must be a power of two with size/(2*range) a power of two, got {r}"))
-        if not 4 <= self.norm_square_bits <= (self.state_bits + 1) // 2:
-            bad.append(("norm_square_bits", f"must be in [4, (state_bits+1)//2], got {self.norm_square_bits}"))
-        if not 2 <= self.invsqrt_seed_bits <= 12:
-            bad.append(("invsqrt_seed_bits", f"must be in [2, 12], got {self.invsqrt_seed_bits}"))
-        if not 0 <= self.invsqrt_newton_steps <= 6:
-            bad.append(("invsqrt_newton_steps", f"must be in [0, 6], got {self.invsqrt_newton_steps}"))
-        if not 50.0 <= self.act_clip_percentile <= 100.0:
-            bad.append(("act_clip_percentile", f"must be in [50, 100], got {self.act_clip_percentile}"))
-        return bad
+        return bad + _out_of_range(self, (("norm_square_bits", 4, (s + 1) // 2, "(state_bits+1)//2"),
+                                          ("invsqrt_seed_bits", 2, 12), ("invsqrt_newton_steps", 0, 6),
+                                          ("act_clip_percentile", 50, 100)))
+
+
+def _out_of_range(obj, limits) -> list[tuple[str, str]]:
+    """(field, why) for each field of ``obj`` outside its closed range, in the order given. ``limits``: tuples
+    (field, low, high[, how the high end reads in the message when another field sets it])."""
+    bad = []
+    for name, lo, hi, *says in limits:
+        v = getattr(obj, name)
+        if not lo <= v <= hi:
+            bad.append((name, f"must be in [{lo}, {says[0] if says else hi}], got {v}"))
+    return bad
 
 
 BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-stack", "sim-float",
@@ -165,6 +163,10 @@ BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-st
 LAVA_BACKEND_NAMES = tuple(b for b in BACKEND_NAMES if b.startswith("sim") or b == "loihi2")
 #: Python models of Lava's Dense on the fixed-point simulator backends (processes/connections.py).
 DENSE_MODEL_NAMES = ("packed", "lava")
+#: The shortest time limit of a Lava run. The limit counts from the run's start, and forking the runtime's
+#: workers alone takes about a second for the tiny model (0.04-1 s, docs/performance.md) while the watchdog looks
+#: every 0.2 s: a shorter limit could only stop healthy runs in the middle of their start-up.
+MIN_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,9 @@ class RunConfig:
             bad.append(("dense_model", f"must be one of {', '.join(DENSE_MODEL_NAMES)}, got {self.dense_model!r}"))
         if self.backend not in BACKEND_NAMES:
             bad.append(("backend", f"must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}"))
-        if not self.timeout_s > 0:
-            bad.append(("timeout_s", f"must be positive, got {self.timeout_s}"))
+        if not (self.timeout_s >= MIN_TIMEOUT_S and math.isfinite(self.timeout_s)):
+            bad.append(("timeout_s", f"must be a number of seconds >= {MIN_TIMEOUT_S:g} (a Lava run's start-up "
+                                     f"alone takes about that long), got {self.timeout_s!r}"))
         return bad
 
 
@@ -295,3 +298,32 @@ def replace(obj, **changes):
         k, why = check()[0]
         raise ConfigError(f"{k} {why}")
     return new
+
+
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def parse_fixed_point_overrides(items) -> dict:
+    """``KNOB=VALUE`` strings (the command line's ``--set``, the lm-eval adapter's model arguments) as a dict of
+    :class:`FixedPointConfig` fields, each value converted to the field's type; a ValueError names the bad item.
+    The values themselves are checked when the config is built (:func:`replace`)."""
+    types = {f.name: f.type for f in fields(FixedPointConfig)}
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected KNOB=VALUE")
+        if key not in types:
+            raise ValueError(f"--set {item!r}: unknown fixed-point knob {key!r} (known: {', '.join(types)})")
+        typ = str(getattr(types[key], "__name__", types[key]))
+        try:
+            if typ == "bool":
+                if text.lower() not in TRUE_WORDS + FALSE_WORDS:
+                    raise ValueError
+                out[key] = text.lower() in TRUE_WORDS
+            else:
+                out[key] = {"int": int, "float": float}.get(typ, str)(text)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {key} takes a {typ}") from None
+    return out

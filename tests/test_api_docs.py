@@ -1,4 +1,4 @@
-"""docs/api.md: every example runs as it stands, in a fresh interpreter (the examples that start a Lava
+"""docs/api.md and the README's Python example: every example runs as it stands, in a fresh interpreter (the examples that start a Lava
 runtime under the same hard timeout as every Lava test), and the names it documents are the package's."""
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+REPO = Path(__file__).resolve().parents[1]
+API_DOC = REPO / "docs" / "api.md"
+README = REPO / "README.md"
+README_MARK = "<!-- api-example -->"
 EXAMPLE_TIMEOUT_S = 240
 
 
@@ -24,7 +27,14 @@ def _examples() -> list[tuple[str, str]]:
     return out
 
 
-EXAMPLES = _examples()
+def _readme_example() -> tuple[str, str]:
+    text = README.read_text(encoding="utf-8")
+    m = re.search(re.escape(README_MARK) + r"\n```python\n(.*?)^```", text, flags=re.M | re.S)
+    assert m, f"README.md has no python block after {README_MARK}"
+    return ("README", m.group(1))
+
+
+EXAMPLES = [*_examples(), _readme_example()]
 
 
 def test_every_section_has_an_example_and_the_names_exist():

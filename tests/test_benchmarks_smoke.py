@@ -215,18 +215,59 @@ def test_bench_decode_runs_on_tiny(tmp_path):
         assert row["decode_tokens_per_s"] > 0 and row["prefill_tokens_per_s"] > 0 and row["resident_mib"] > 0
     assert set(res["targets"]) == {"golden_decode_tokens_per_s", "golden_over_torch_decode",
                                    "golden_prefill_tokens_per_s", "golden_prefill_over_before",
-                                   "kernel_fraction_of_2t_bound", "golden_fraction_of_2t_bound",
-                                   "golden_held_over_packed_plus_embed"}
+                                   "kernel_1t_fraction_of_1t_bound", "kernel_fraction_of_2t_bound",
+                                   "golden_fraction_of_2t_bound", "golden_held_over_packed_plus_embed"}
     assert res["golden_rows_agree"]
     b = res["bandwidth_bound"]
     assert b["read_gb_s_1t"] > 0 and b["read_gb_s_2t"] > 0 and b["weight_bytes_per_token"] > 0
     assert 0 < b["kernel_1t_fraction_of_1t_bound"] and 0 < b["golden_fraction_of_2t_bound"]
+    # the bound is a bound: no kernel read faster, and 2 threads are bounded by at least the 1-thread bound
+    assert b["bound_gb_s_1t"] >= max(b["read_gb_s_1t"], b["kernel-1t_gb_s_best"])
+    assert b["bound_gb_s_2t"] >= max(b["read_gb_s_2t"], b["kernel-2t_gb_s_best"], b["bound_gb_s_1t"])
+    assert b["kernel_1t_fraction_of_1t_bound"] <= 1 + 1e-9 and b["kernel_2t_fraction_of_2t_bound"] <= 1 + 1e-9
+    for st in (res["rows"]["golden"]["decode_stats"], b["read_1t_stats"], b["kernel-2t_stats"]):
+        assert st["best"] > 0 and st["median"] > 0 and st["n"] >= 2 and isinstance(st["noisy"], bool)
     gp = res["memory"]["golden_process"]
     assert gp["pss_mib"] > gp["pss_before_load_mib"] > 0 and gp["model_held_mib"] >= gp["packed_mib"] > 0
     assert "| golden |" in bd.render_table(res)
     assert len(res["load_start"]) == 3
     assert res["torch_agreement"]["torch_vs_float_top1"] == 1.0
     assert set(res["golden_stages"]) == {"prefill", "decode"}
+
+
+@pytest.mark.timeout(300)
+def test_bench_decode_runs_without_torch(tmp_path, monkeypatch, capsys):
+    """Without the train extra (``import torch`` fails) the torch rows and their target are skipped with one
+    line saying why; every other row, the bound and the table still come."""
+    monkeypatch.setitem(sys.modules, "torch", None)
+    bd = load_bench("bench_decode")
+    out = tmp_path / "bench_decode.json"
+    assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "2", "--repeats", "1", "--no-lava",
+                    "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["rows"]) == {"float", "golden", "golden-2t", "golden-before"}
+    assert "golden_over_torch_decode" not in res["targets"] and "PyTorch is not installed" in res["torch_skipped"]
+    assert res["torch_agreement"] is None and res["environment"]["torch"] is None
+    assert "torch rows skipped: PyTorch is not installed" in capsys.readouterr().out
+
+
+def test_read_bound_readers_and_noisy_figures(monkeypatch):
+    """membw's C reader (compiled at run time) and its numpy fallback read every byte (a checksum) on 1 and 2
+    threads; a figure whose repeats spread more than 2x is noisy."""
+    mb = load_bench("membw")
+    assert mb.buffer_bytes(1) >= max(4 * mb.llc_bytes(), mb.MIN_BUFFER_BYTES)
+    assert mb.buffer_bytes(3 << 30) >= 3 << 30
+    methods = []
+    for no_c in ("", "1"):
+        monkeypatch.setenv("MEMBW_NO_C", no_c)
+        r = mb.Reader(4 << 20)
+        assert all(v > 0 for th in (1, 2) for v in r.passes(th, 2))
+        methods.append(r.method)
+    assert methods[1].startswith("numpy") and (methods[0].startswith("C (") or "not used" in methods[0])
+    h = load_bench("_harness")
+    assert not h.robust([1.0, 1.5, 1.9])["noisy"] and h.robust([1.0, 2.5])["noisy"]
+    st = h.robust([3.0, 1.0, 2.0], higher_is_better=True)
+    assert st["best"] == 3.0 and st["median"] == 2.0 and st["spread"] == 3.0
 
 
 @pytest.mark.lava
@@ -280,7 +321,7 @@ def test_bench_fork_memory_runs_on_tiny(tmp_path):
 
 
 def test_lava_chunks_cover_a_request():
-    bd = load_bench("bench_decode")
+    bd = load_bench("_decode_workers")
     for P, N, D in ((48, 5, 3), (6, 3, 39), (30, 2, 3)):
         first, prefill, drain, decode = bd.lava_chunks(D, P, N)
         assert first + prefill + drain + decode == P + N * D  # the steps the runner runs for a request

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lava_matmulfree import cli
+from lava_matmulfree.cli import common as cli
 from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.model.calibration import text_calibration_sequences
 from lava_matmulfree.io.checkpoint import resolve_checkpoint, save_checkpoint

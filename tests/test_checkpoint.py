@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import struct
 
 import numpy as np
@@ -15,7 +14,8 @@ from lava_matmulfree.io.checkpoint import (CONFIG_FILE, INDEX_FILE, WEIGHTS_FILE
 from lava_matmulfree.errors import CheckpointError, ConfigError
 from lava_matmulfree.model.float_model import FloatModel
 from lava_matmulfree.io.params import expected_tensors
-from lava_matmulfree.model.sampling import Sampler, generate
+from lava_matmulfree.model.sampling import Sampler
+from conftest import float_generation
 
 SHARD_BYTES = 60_000  # splits the tiny model (~1 MB in float32) into many shards
 BF16_LOW_BITS = np.uint32(0xFFFF0000)  # a float32 whose low 16 bits are zero is exactly a bfloat16
@@ -126,23 +126,13 @@ def test_generation_from_checkpoint_matches_in_memory(tmp_path, tiny_cfg, tiny_p
     cfg2, loaded = load_checkpoint(tmp_path)
 
     def run(cfg, p):
-        m = FloatModel(cfg, p)
-        state = {}
-
-        def prefill(toks):
-            logits, state["s"] = m.prefill(toks)
-            return logits[-1]
-
-        def step(tok):
-            logits, state["s"] = m.step(tok, state["s"])
-            return logits
-
-        return generate(step, prefill, [1, 72, 101, 108], 12, Sampler(temperature=1.0, top_k=20, seed=3))
+        return float_generation(FloatModel(cfg, p), [1, 72, 101, 108], 12, Sampler(temperature=1.0, top_k=20, seed=3))
 
     assert run(cfg2, loaded) == run(tiny_cfg, params)
 
 
-def test_unexpected_tensors_are_ignored_and_reported(tmp_path, tiny_cfg, tiny_params, caplog):
+def test_unexpected_tensors_are_listed_and_refused(tmp_path, tiny_cfg, tiny_params):
+    """Issue 27: an extra tensor was accepted; weights silently dropped would change what the model computes."""
     p = dict(tiny_params)
     p["model.layers.0.attn.extra_bias"] = np.ones(3, dtype=np.float32)
     p["rotary.inv_freq"] = np.ones(2, dtype=np.float32)
@@ -150,9 +140,8 @@ def test_unexpected_tensors_are_ignored_and_reported(tmp_path, tiny_cfg, tiny_pa
     ck = read_checkpoint(tmp_path)
     assert ck.unexpected == ["model.layers.0.attn.extra_bias", "rotary.inv_freq"]
     assert "rotary.inv_freq" not in ck.params
-    with caplog.at_level(logging.WARNING, logger="lava_matmulfree.io.checkpoint"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: 2 tensor\(s\) .*'model\.layers\.0\.attn\.extra_bias'"):
         load_checkpoint(tmp_path)
-    assert "rotary.inv_freq" in caplog.text and "2 tensor" in caplog.text
 
 
 # ------------------------------------------------------------------------------------- bad inputs

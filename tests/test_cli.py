@@ -11,11 +11,13 @@ import pytest
 from tokenizers import Tokenizer, models
 
 from lava_matmulfree.io.checkpoint import save_checkpoint
-from lava_matmulfree import cli
-from lava_matmulfree.cli import DEFAULT_TEMPERATURE, DEFAULT_TOP_K, main
+from lava_matmulfree.cli import common as cli
+from lava_matmulfree.cli import main
+from lava_matmulfree.cli.common import DEFAULT_TEMPERATURE, DEFAULT_TOP_K
 from lava_matmulfree.model.float_model import FloatModel
 from lava_matmulfree.io.params import random_params
-from lava_matmulfree.model.sampling import Sampler, generate
+from lava_matmulfree.model.sampling import Sampler
+from conftest import float_generation
 
 
 @pytest.fixture(autouse=True)
@@ -49,17 +51,7 @@ def expected_tokens(cfg, params, prompt: str, n: int, temperature: float, top_k:
     """The generation the CLI should do, assembled here from the model, the sampler and byte ids."""
     m = FloatModel(cfg, params, dtype=np.float32)
     ids = [BOS] + [BYTE_OFFSET + b for b in prompt.encode()]
-    st = {}
-
-    def prefill(toks):
-        logits, st["s"] = m.prefill(toks)
-        return logits[-1]
-
-    def step(tok):
-        logits, st["s"] = m.step(tok, st["s"])
-        return logits
-
-    return generate(step, prefill, ids, n, Sampler(temperature, top_k, seed), eos_token_id=EOS)
+    return float_generation(m, ids, n, Sampler(temperature, top_k, seed), eos_token_id=EOS)
 
 
 def byte_text(ids) -> str:
@@ -289,7 +281,7 @@ def test_eval_missing_text(capsys, tmp_path):
 
 # ------------------------------------------------------------------------------------- estimate, info
 def test_estimate_calls_the_cost_model(capsys, tmp_path, monkeypatch):
-    import lava_matmulfree.loihi.cost_model as cm
+    import lava_matmulfree.loihi.outputs as cm
 
     calls = []
     monkeypatch.setattr(cm, "estimate_main", lambda name, out, **kw: calls.append((name, out, kw)))
@@ -307,7 +299,7 @@ def test_estimate_bad_set(capsys, tmp_path):
 
 
 def test_estimate_without_cost_model(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "lava_matmulfree.loihi.cost_model", None)  # import fails
+    monkeypatch.setitem(sys.modules, "lava_matmulfree.loihi.outputs", None)  # import fails
     run_error(capsys, ["estimate"], "cost model")
 
 

@@ -85,7 +85,7 @@ def test_sim_decomposed_equals_reference(nets, seed):
     sim = generate("sim", net, prompt, N_NEW, probes=PROBES)
     assert_same(sim, ref)
     assert sim.steps_per_layer == 12  # one step per connection a token crosses
-    assert sim.leaf_processes == 2 + net.cfg.num_layers * 22 + 5
+    assert sim.leaf_processes == 2 + net.cfg.num_layers * 22 + 5 + len(PROBES)  # the leaves Lava built, probes too
 
 
 @pytest.mark.lava
@@ -98,7 +98,7 @@ def test_sim_mixers_equals_reference(nets):
     mixers = generate("sim-mixers", net, prompt, N_NEW, probes=PROBES)
     assert_same(mixers, ref)
     assert mixers.steps_per_layer == 6  # the fused mixers answer after one step: the residual's queues absorb it
-    assert mixers.leaf_processes == 2 + net.cfg.num_layers * 9 + 5
+    assert mixers.leaf_processes == 2 + net.cfg.num_layers * 9 + 5 + len(PROBES)
 
 
 @pytest.mark.lava
@@ -155,6 +155,8 @@ def test_a_graph_runs_with_any_block_model(nets):
     res = run_graph(g, lava_run_config("sim-mixers"), prompt, 2, timeout=120)
     assert res.tokens == ref.tokens
     np.testing.assert_array_equal(res.logits, ref.logits)
+    # counted and timed as Lava built it (the run config's models), not as the graph was built
+    assert g.kind == "mixers" and res.leaf_processes == 2 + 3 * 9 + 5 and res.steps == 3 + 2 * (3 * 6 + 3)
     assert child_pids() == []
 
 
@@ -181,7 +183,7 @@ def test_model_error_raises_and_leaves_no_child(nets, monkeypatch):
     monkeypatch.setattr(block_models.PyFusedBlockFixed, "run_spk", failing)  # the forked children inherit it
     g = build_graph(nets[0], "fused", capacity=6)
     with pytest.raises(LavaRunError, match="injected failure"):
-        run_graph(g, __import__("lava_matmulfree.graph.backends").backends.lava_run_config("sim-fused"), [1, 2, 3], 3,
+        run_graph(g, __import__("lava_matmulfree.graph.backends").graph.backends.lava_run_config("sim-fused"), [1, 2, 3], 3,
                   timeout=60)
     deadline = time.time() + 10
     while child_pids() and time.time() < deadline:
@@ -249,7 +251,7 @@ def test_sim_float_decomposed_equals_float_reference(seed):
     lava = generate("sim-float-decomposed", setup.net, prompt, n_new, float_model=setup.float_model,
                     probes=probes)
     assert lava.steps_per_layer == 12
-    assert lava.leaf_processes == 2 + cfg.num_layers * 22 + 5
+    assert lava.leaf_processes == 2 + cfg.num_layers * 22 + 5 + len(probes)
     assert lava.tokens == ref.tokens
     assert lava.logits.shape == (len(prompt) + n_new - 1, cfg.vocab_size)
     np.testing.assert_allclose(lava.logits, ref.logits, rtol=1e-9, atol=1e-12)
@@ -285,7 +287,7 @@ def test_float_fused_mixers_equal_float_reference():
                        exception_proc_model_map={TokenMixer: PyFusedTokenMixerFloat,
                                                  ChannelMixer: PyFusedChannelMixerFloat})
     res = run_graph(g, cfg, prompt, n_new, probes=("l1.h", "l2.x", "l1.y"), timeout=500)
-    assert res.leaf_processes == 2 + setup.cfg.num_layers * 9 + 5
+    assert res.leaf_processes == 2 + setup.cfg.num_layers * 9 + 5 + 3  # and the three probes
     assert res.tokens == ref.tokens
     np.testing.assert_allclose(res.logits, ref.logits, rtol=1e-9, atol=1e-12)
     rec = []
@@ -320,7 +322,7 @@ def test_sim_stack_equals_reference(nets, seed):
         np.testing.assert_array_equal(stack.probes[p], ref.probes[p], err_msg=p)
     for k, h in ref.final_state.items():
         np.testing.assert_array_equal(stack.final_state[k], h)
-    assert stack.leaf_processes == 8 and stack.steps_per_layer == 0
+    assert stack.leaf_processes == 8 + len(probes) and stack.steps_per_layer == 0
     with pytest.raises(ValueError, match="unknown probe"):
         build_graph(net, "stack", capacity=2).probe_target("l0.attn_sum_sq")
 

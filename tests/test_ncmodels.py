@@ -19,6 +19,7 @@ from lava.magma.core.model.model import AbstractProcessModel
 from lava.magma.core.model.py.model import AbstractPyProcessModel
 from lava.magma.core.run_configs import Loihi2SimCfg
 
+from conftest import stub_lava_loihi
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.microcode import PROGRAM_SUFFIX, bindings, load_program
 
@@ -180,32 +181,6 @@ def test_nc_model_carries_and_allocates_its_program(name, tiny_net, monkeypatch)
 
 
 # ================================================================================ the Loihi 2 run config
-def _stub_lava_loihi(monkeypatch):
-    """Make lava-loihi's few names importable (the package is not public): one NC model base, which lava's
-    run_configs also uses to recognise NC models (it defines a placeholder when lava-loihi is absent), and
-    CLoihiProcessModel, the one name run_configs leaves undefined."""
-    import sys
-
-    import lava.magma.core.run_configs as run_configs
-    import lava.utils.loihi
-
-    class CLoihiProcessModel:
-        pass
-
-    class AbstractNcProcessModel(AbstractProcessModel):  # lava-loihi's base, as far as selection needs it
-        pass
-
-    monkeypatch.setattr(run_configs, "AbstractNcProcessModel", AbstractNcProcessModel)
-    mods = {"lava.magma.core.model.nc": types.ModuleType("lava.magma.core.model.nc"),
-            "lava.magma.core.model.nc.model": types.SimpleNamespace(AbstractNcProcessModel=AbstractNcProcessModel),
-            "lava.magma.core.model.nc.ports": types.SimpleNamespace(NcInPort=type("NcInPort", (), {}),
-                                                                    NcOutPort=type("NcOutPort", (), {})),
-            "lava.magma.core.model.nc.type": types.SimpleNamespace(LavaNcType=lambda *a, **k: ("nc", a, k)),
-            "lava.magma.core.model.nc.var": types.SimpleNamespace(NcVar=type("NcVar", (), {}))}
-    for name, mod in mods.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    monkeypatch.setattr(lava.utils.loihi, "is_installed", lambda *a, **k: True)
-    monkeypatch.setattr(run_configs, "CLoihiProcessModel", CLoihiProcessModel, raising=False)
 
 
 def test_loihi2_run_config_selects_the_nc_models_and_lavas_dense(tiny_net, monkeypatch):
@@ -219,7 +194,7 @@ def test_loihi2_run_config_selects_the_nc_models_and_lavas_dense(tiny_net, monke
     from lava_matmulfree.graph.builder import build_graph
     from lava_matmulfree.processes.neuron import MicrocodedNeurons
 
-    _stub_lava_loihi(monkeypatch)
+    stub_lava_loihi(monkeypatch)
     try:
         for name in NAMES:
             assert importlib.reload(ncmodule(name)).NC_AVAILABLE

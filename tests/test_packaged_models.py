@@ -7,7 +7,8 @@ import json
 import pytest
 
 from lava_matmulfree.io.checkpoint import fingerprint, load_checkpoint
-from lava_matmulfree.cli import DEEP_MODEL_DIR, DEMO_MODEL_DIR, main
+from lava_matmulfree.cli import main
+from lava_matmulfree.io.packaged import DEEP_MODEL_DIR, DEMO_MODEL_DIR
 from lava_matmulfree.model.quantise import QuantisedNetwork
 
 MODELS = {"demo": DEMO_MODEL_DIR, "deep": DEEP_MODEL_DIR}

@@ -13,10 +13,11 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from lava_matmulfree import cli
+from lava_matmulfree.cli import common as cli
 from lava_matmulfree.utils.atomic import atomic_outputs
 from lava_matmulfree.graph.backends import generate
 from lava_matmulfree.io.checkpoint import save_checkpoint
+from conftest import fails, files_in
 from lava_matmulfree.cli import main
 from lava_matmulfree.errors import CheckpointError, NumericalError, OutputError
 from lava_matmulfree.model.float_model import FloatModel
@@ -34,22 +35,6 @@ def no_demo_model(request, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-def fails(argv, capsys, *culprits) -> str:
-    """Run the CLI; it must exit 2 after exactly one `error:` line naming every culprit."""
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for c in culprits:
-        assert str(c) in lines[0], lines[0]
-    return lines[0]
-
-
-def files_in(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
 # ------------------------------------------------------------------------------------- outputs

@@ -130,44 +130,42 @@ def _cleanup(pids, segs):
             pass
 
 
-@pytest.mark.timeout(180)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_signal_to_the_parent_stops_every_worker(sig, tmp_path):
+def _run_and_stop(tmp_path, stop):
+    """Start a run, stop it with ``stop(proc)``; every worker and shared-memory segment must then be gone."""
     proc, pids, segs = _start_run(tmp_path)
     try:
-        os.kill(proc.pid, sig)
+        stop(proc)
         proc.wait(timeout=GONE_DEADLINE_S)
         _assert_all_gone(proc, pids, segs)
     finally:
         _cleanup(pids | {proc.pid}, segs)
+    return proc
+
+
+def _assert_quiet_exit(proc, sig):
+    """The run ended by ``sig`` and said nothing but its own line: no traceback from any process."""
     assert proc.returncode == 128 + sig
     text = _stderr(proc)
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_to_the_parent_stops_every_worker(sig, tmp_path):
+    proc = _run_and_stop(tmp_path, lambda p: os.kill(p.pid, sig))
+    _assert_quiet_exit(proc, sig)
+
+
+@pytest.mark.timeout(180)
 def test_ctrl_c_to_the_whole_group_prints_no_child_traceback(tmp_path):
-    proc, pids, segs = _start_run(tmp_path)
-    try:
-        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches every process of the foreground group
-        proc.wait(timeout=GONE_DEADLINE_S)
-        _assert_all_gone(proc, pids, segs)
-    finally:
-        _cleanup(pids | {proc.pid}, segs)
-    assert proc.returncode == 128 + signal.SIGINT
-    text = _stderr(proc)
-    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    # a terminal's Ctrl-C reaches every process of the foreground group
+    proc = _run_and_stop(tmp_path, lambda p: os.killpg(p.pid, signal.SIGINT))
+    _assert_quiet_exit(proc, signal.SIGINT)
 
 
 @pytest.mark.timeout(180)
 def test_parent_killed_outright_takes_its_workers_and_shared_memory(tmp_path):
-    proc, pids, segs = _start_run(tmp_path)
-    try:
-        proc.kill()  # SIGKILL: no handler, no teardown; the workers must notice alone
-        proc.wait(timeout=GONE_DEADLINE_S)
-        _assert_all_gone(proc, pids, segs)
-    finally:
-        _cleanup(pids | {proc.pid}, segs)
+    _run_and_stop(tmp_path, lambda p: p.kill())  # SIGKILL: no handler, no teardown; the workers must notice alone
 
 
 @pytest.mark.timeout(180)

@@ -234,7 +234,8 @@ def test_shipped_demo_model_loads_and_speaks():
 
     import lava_matmulfree
     from lava_matmulfree.io.checkpoint import load_checkpoint
-    from lava_matmulfree.model.sampling import Sampler, generate
+    from lava_matmulfree.model.sampling import Sampler
+    from conftest import float_generation
     from lava_matmulfree.io.tokenizer import ByteTokenizer
 
     folder = Path(lava_matmulfree.__file__).parent / "data" / "demo_model"
@@ -245,17 +246,7 @@ def test_shipped_demo_model_loads_and_speaks():
     cfg, params = load_checkpoint(folder)
     fm = FloatModel(cfg, params, dtype=np.float32)
     tok = ByteTokenizer()
-    state = {}
-
-    def prefill(ids):
-        logits, state["s"] = fm.prefill(ids)
-        return logits[-1]
-
-    def step(t):
-        logits, state["s"] = fm.step(t, state["s"])
-        return logits
-
-    out = generate(step, prefill, tok.encode("The ", add_bos=True), 40, Sampler(), tok.eos_token_id)
+    out = float_generation(fm, tok.encode("The ", add_bos=True), 40, Sampler(), tok.eos_token_id)
     text = tok.decode(out)
     assert sum(c.isalpha() or c == " " for c in text) > 0.7 * len(text), text
 

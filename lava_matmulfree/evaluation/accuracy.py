@@ -384,14 +384,18 @@ def build_evaluation(config: str | Path | None = None, seed: int = 0, checkpoint
     fp = fixed_point if fixed_point is not None else (cfg_file.fixed_point if cfg_file else FixedPointConfig())
     if overrides:
         fp = replace(fp, **dict(overrides))
+    from lava_matmulfree.io.params import check_model_memory
+
     if checkpoint is not None:
-        from lava_matmulfree.io.checkpoint import load_checkpoint, resolve_checkpoint
+        from lava_matmulfree.io.checkpoint import CONFIG_FILE, load_checkpoint, read_config_json, resolve_checkpoint
 
         checkpoint = resolve_checkpoint(checkpoint)
+        check_model_memory(read_config_json(checkpoint), str(Path(checkpoint) / CONFIG_FILE), hf=True)
         cfg, params = load_checkpoint(checkpoint)
         source = f"checkpoint {checkpoint}"
     else:
         cfg = cfg_file.model
+        check_model_memory(cfg, cfg_file.source)  # before any allocation: calibrating and compiling included
         params = random_params(cfg, seed=seed)
         source = f"random weights of config {cfg.name!r} (seed {seed})"
     from lava_matmulfree.io.checkpoint import fingerprint

@@ -58,11 +58,11 @@ TASK_DOC_CHARS = 320  # text of a perplexity document
 
 
 def _model_folder(pretrained: str) -> Path:
-    from lava_matmulfree import cli
     from lava_matmulfree.io.checkpoint import resolve_checkpoint
+    from lava_matmulfree.io.packaged import PACKAGED_MODELS, packaged_model
 
-    if pretrained in cli.PACKAGED_MODELS:
-        return cli._packaged_model(pretrained)
+    if pretrained in PACKAGED_MODELS:
+        return packaged_model(pretrained)
     return resolve_checkpoint(pretrained)
 
 
@@ -73,14 +73,14 @@ class MatMulFreeLM(TemplateLM):
     def __init__(self, pretrained: str = "demo", backend: str = "float", max_length: int = DEFAULT_MAX_LENGTH,
                  **kwargs):
         super().__init__()
-        from lava_matmulfree.cli import _parse_overrides
+        from lava_matmulfree.config import parse_fixed_point_overrides
         from lava_matmulfree.io.tokenizer import load_tokenizer
 
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         for k in HARNESS_ONLY_ARGS:
             kwargs.pop(k, None)
-        overrides = _parse_overrides([f"{k}={v}" for k, v in kwargs.items()])  # fixed-point knobs, validated
+        overrides = parse_fixed_point_overrides([f"{k}={v}" for k, v in kwargs.items()])  # fixed-point knobs
         if overrides and backend == "float":
             raise ValueError(f"fixed-point knobs ({', '.join(overrides)}) need backend=fixed")
         self.folder = _model_folder(str(pretrained))
@@ -94,7 +94,7 @@ class MatMulFreeLM(TemplateLM):
 
             self.float_model = FloatModel(*load_checkpoint(self.folder))
         else:
-            from lava_matmulfree.cli import COMPILED_FILE
+            from lava_matmulfree.io.packaged import COMPILED_FILE
             from lava_matmulfree.model.golden_fast import FastGoldenModel
             from lava_matmulfree.model.quantise import QuantisedNetwork
 

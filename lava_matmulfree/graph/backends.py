@@ -22,12 +22,12 @@ import numpy as np
 
 from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
 from lava_matmulfree.errors import BackendError
+from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND  # noqa: F401  (part of this module's API)
 from lava_matmulfree.utils.limits import check_generation, token_ids
 from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC
 from lava_matmulfree.model.quantise import QuantisedNetwork
 from lava_matmulfree.model.sampling import Sampler
 
-FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")  # the floating_pt models, need the float model
 LAVA_LOIHI_MISSING = ("the loihi2 backend runs on a real Loihi 2 through Intel's lava-loihi package, which is not "
                       "installed here (it is available to members of Intel's Neuromorphic Research Community); "
                       "use --backend sim or sim-fused for Lava's CPU simulator")
@@ -52,9 +52,6 @@ class Generation:
         return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
 
 
-#: The block models each Lava backend selects (graph.BLOCK_TIMING keys).
-GRAPH_KIND = {"sim": "decomposed", "sim-mixers": "mixers", "sim-fused": "fused", "sim-stack": "stack",
-              "sim-float": "fused", "sim-float-decomposed": "decomposed", "loihi2": "decomposed"}
 
 
 def lava_run_config(backend: str, dense_model: str = "packed"):
@@ -161,6 +158,22 @@ def _check_request(backend, prompt, max_new_tokens, vocab_size):
         raise ValueError(f"token id {bad[0]} is outside the model's vocabulary [0, {vocab_size})")
 
 
+def _sample_and_step(model, logits, state, max_new_tokens: int, sample, on_token):
+    """The host's decode loop: sample a token from the last logits, hand it to ``on_token``, step the model on it
+    (not after the last one: nothing reads its logits). Returns (logits of every token that entered, the new
+    tokens, the state after the last step)."""
+    rows, tokens, last = [logits], [], logits[-1]
+    for n in range(max_new_tokens):
+        tok = sample(last)
+        tokens.append(tok)
+        if on_token is not None:
+            on_token(tok)
+        if n + 1 < max_new_tokens:
+            last, state = model.step(tok, state)
+            rows.append(last[None])
+    return np.concatenate(rows), tokens, state
+
+
 def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
                        on_token=None) -> Generation:
     """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits)."""
@@ -171,16 +184,8 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
         g.probes = {}
     t0 = time.perf_counter()
     logits, state = g.prefill(prompt)
-    rows, tokens = [logits], []
-    last = logits[-1]
-    for n in range(max_new_tokens):
-        tok = sampler(last.astype(np.float64) * net.logit_scale)
-        tokens.append(tok)
-        if on_token is not None:
-            on_token(tok)
-        if n + 1 < max_new_tokens:
-            last, state = g.step(tok, state)
-            rows.append(last[None])
+    logits, tokens, state = _sample_and_step(g, logits, state, max_new_tokens,
+                                             lambda last: sampler(last.astype(np.float64) * net.logit_scale), on_token)
     out = {}
     for name in probes:
         rec = g.probes.get(golden_probe_name(name, net.cfg.num_layers))
@@ -188,23 +193,15 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
             raise ValueError(f"unknown probe {name!r}")
         out[name] = np.concatenate(rec)
     final = {f"l{l}.h": state.h[l].copy() for l in range(net.cfg.num_layers)}
-    return Generation("reference", list(prompt), tokens, np.concatenate(rows), out, time.perf_counter() - t0,
+    return Generation("reference", list(prompt), tokens, logits, out, time.perf_counter() - t0,
                       final_state=final)
 
 
 def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_token=None) -> Generation:
     t0 = time.perf_counter()
     logits, state = model.prefill(prompt)
-    rows, tokens, last = [logits], [], logits[-1]
-    for n in range(max_new_tokens):
-        tok = sampler(last)
-        tokens.append(tok)
-        if on_token is not None:
-            on_token(tok)
-        if n + 1 < max_new_tokens:
-            last, state = model.step(tok, state)
-            rows.append(last[None])
-    return Generation("float", list(prompt), tokens, np.concatenate(rows), {}, time.perf_counter() - t0)
+    logits, tokens, _ = _sample_and_step(model, logits, state, max_new_tokens, sampler, on_token)
+    return Generation("float", list(prompt), tokens, logits, {}, time.perf_counter() - t0)
 
 
 def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens: int, temperature: float = 0.0,
@@ -212,7 +209,15 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
              on_token=None) -> Generation:
     """Generate ``max_new_tokens`` after ``prompt`` (token ids) on ``backend``; ``probes`` names variables to
     record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...)."""
+    from lava_matmulfree.graph.builder import probe_names
+
     run = run or RunConfig(backend=backend)
+    if net is None and float_model is None:
+        raise BackendError("generate needs the compiled network (net) or, for the float backend, the float model")
+    if backend != "float" and not isinstance(net, QuantisedNetwork):
+        raise BackendError(f"the {backend} backend needs the compiled network (a QuantisedNetwork) as net, got "
+                           f"{type(net).__name__}")
+    probes = probe_names(probes)
     cfg = net.cfg if net is not None else float_model.cfg
     prompt = token_ids(prompt, cfg.vocab_size)  # refuses float and string ids instead of converting them
     _check_request(backend, prompt, max_new_tokens, cfg.vocab_size)
@@ -225,12 +230,16 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     if backend == "reference":
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token)
     from lava_matmulfree.graph.builder import build_graph, run_graph
+    from lava_matmulfree.graph.plan import check_run
 
     run_cfg = lava_run_config(backend, run.dense_model)  # checks lava-loihi first
     floating = backend in FLOAT_LAVA_BACKENDS
     if floating and float_model is None:
         raise BackendError(f"the {backend} backend needs the float model (a Hugging Face checkpoint or a config, "
                            "not a compiled network)")
+    if backend != "loihi2":  # processes, memory and time, before the runtime is created (graph/plan.py)
+        check_run(backend, cfg, len(prompt), max_new_tokens, run.record_logits, len(probes), on_token is not None,
+                  run.timeout_s)
     graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + max_new_tokens, temperature=temperature,
                         top_k=top_k, seed=seed, record_logits=run.record_logits,
                         float_model=float_model if floating else None, stream=on_token is not None)

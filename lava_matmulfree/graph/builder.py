@@ -11,14 +11,17 @@ and Ctrl-C.
 """
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lava_matmulfree import events
+from lava_matmulfree.errors import BackendError
+from lava_matmulfree.utils.limits import token_ids
 from lava_matmulfree.model.quantise import QuantisedNetwork
-from lava_matmulfree.graph.runtime import LavaRunError, run_steps, stop  # noqa: F401  (LavaRunError: part of this module's API)
+from lava_matmulfree.graph.runtime import LavaRunError, check_timeout, run_steps, stop  # noqa: F401  (LavaRunError: API)
 
 HEAD_VARS = ("x",)  # the final norm's input: head.x
 HEAD_AGGREGATOR_VARS = ("sum_sq", "inv_rms")  # the head aggregator's: head.sum_sq, head.inv_rms
@@ -34,6 +37,10 @@ BLOCK_TIMING = {
                                  "attn_inv_rms", "gate_inv_rms", "mlp_inv_rms", "down_inv_rms")}),
     "stack": (0, {"x": 0, "r": 0, "h": 0}),
 }
+#: The block models each Lava backend selects (BLOCK_TIMING keys).
+GRAPH_KIND = {"sim": "decomposed", "sim-mixers": "mixers", "sim-fused": "fused", "sim-stack": "stack",
+              "sim-float": "fused", "sim-float-decomposed": "decomposed", "loihi2": "decomposed"}
+FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")  # the floating_pt models, need the float model
 #: The head: final norm -> fan-in -> aggregator -> broadcast -> final norm -> LM head connection -> sink.
 HEAD_HOPS = 3
 #: Leaf processes of a block: residual, 2 x (fan-in, aggregator, broadcast); token mixer: i, f, g, o, MLGRU,
@@ -44,6 +51,36 @@ HEAD_LEAVES = 2 + 5  # source, sink; final norm, fan-in, aggregator, broadcast, 
 STEP_BUDGET_FACTOR = 20
 #: Messages the token tap (Lava's Extractor, one per step) holds before the graph waits for the host to read.
 TAP_BUFFER = 64
+
+
+def leaf_processes(kind: str, num_layers: int, extra: int = 0) -> int:
+    """Leaf processes (OS processes on the CPU backends) of a graph of block models ``kind`` with ``num_layers``
+    layers, plus ``extra`` (a token tap, probes); known without building the graph."""
+    blocks = 1 if kind == "stack" else num_layers * LEAVES_PER_BLOCK[kind]
+    return blocks + HEAD_LEAVES + extra
+
+
+def loop_depth(kind: str, num_layers: int) -> int:
+    """Steps from the source sending a token to it sending the next generated one (LavaGraph.loop_depth)."""
+    return num_layers * BLOCK_TIMING[kind][0] + HEAD_HOPS
+
+
+class SessionClosedError(BackendError):
+    """A request to a runner or Session whose runtime was closed, or torn down after a failure."""
+
+
+def probe_names(probes) -> tuple:
+    """``probes`` as a tuple of names (one name alone is one probe); anything but strings is refused."""
+    if isinstance(probes, str):
+        return (probes,)
+    try:
+        names = tuple(probes)
+    except TypeError:
+        raise ValueError(f"probes must be a sequence of probe names, got {type(probes).__name__}") from None
+    for i, n in enumerate(names):
+        if not isinstance(n, str):
+            raise ValueError(f"probes[{i}] is {n!r} ({type(n).__name__}), not a probe name (e.g. 'l0.h')")
+    return names
 
 
 @dataclass
@@ -68,13 +105,11 @@ class LavaGraph:
     @property
     def loop_depth(self) -> int:
         """Steps from the source sending a token to it sending the next generated one."""
-        return self.num_layers * self.block_hops + HEAD_HOPS
+        return loop_depth(self.kind, self.num_layers)
 
     def leaf_process_count(self) -> int:
-        tap = int(self.token_tap is not None)
-        if self.stack is not None:
-            return 1 + HEAD_LEAVES + tap
-        return self.num_layers * LEAVES_PER_BLOCK[self.kind] + HEAD_LEAVES + tap
+        return leaf_processes("stack" if self.stack is not None else self.kind, self.num_layers,
+                              int(self.token_tap is not None))
 
     def probe_target(self, name: str):
         """What a probe name records (docs/graph.md, "Probes"): ``("var", Var, latency, row)``, the Var read
@@ -107,18 +142,50 @@ class LavaGraph:
         names += [f"head.{v}" for v in HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS] + ["embedding.x_out"]
         raise ValueError(f"unknown probe {name!r} (known: {', '.join(names)}; layers 0..{L - 1})")
 
-    def set_request(self, prompt, max_new_tokens: int, started: bool) -> None:
-        """Put a request into the source and sink Vars (``Var.set`` once the runtime runs, else the initial
-        values)."""
+    @classmethod
+    def of(cls, process, kind: str = "decomposed") -> "LavaGraph":
+        """The graph a hand-wired process belongs to (source, MMFreeBlock layers or an MMFreeStack, final norm, head
+        norm, LM head, sink; graph.wiring.parts), for the calls a built graph takes. ``kind``: the block models
+        expected (a GraphRunner takes them from its run config)."""
+        from lava_matmulfree.graph.wiring import parts
+
+        found = parts(process)
+        return cls(kind="stack" if found["stack"] is not None else kind, **found)
+
+    def steps_needed(self, prompt_len: int, max_new_tokens: int) -> int:
+        """Steps a request needs until the sink chose its last token: the prompt back to back, then a loop depth per
+        new token (``sink.generated`` then equals ``max_new_tokens``)."""
+        return int(prompt_len) + int(max_new_tokens) * self.loop_depth
+
+    def token_rows(self, name: str, rows, lane) -> np.ndarray:
+        """A Monitor's per-step ``rows`` of the Var a probe ``name`` records, as one row per token: ``lane`` is a
+        Monitor's recording of ``source.x_out`` over the same steps (graph.wiring.token_rows)."""
+        from lava_matmulfree.graph.wiring import token_rows
+
+        target = self.probe_target(name)
+        if target[0] != "var":
+            raise ValueError(f"{name} is a port: a Monitor of a port already holds one row per step it sent")
+        out = token_rows(rows, lane, target[2])
+        return out if target[3] is None else out[:, target[3]]
+
+    def set_request(self, prompt, max_new_tokens: int, started: bool | None = None, *, temperature=None,
+                    top_k=None, seed=None) -> None:
+        """Put a request into the source's and the sink's Vars at once (``Var.set`` once the runtime runs, else
+        the initial values; ``started`` None: whether the source has a runtime); sampling left None stays."""
+        from lava_matmulfree.processes.embedding.process import request_values
+        from lava_matmulfree.processes.lm_head_sink.process import check_sampling
+
+        started = self.source.runtime is not None if started is None else started
+        prompt = request_values(prompt, max_new_tokens, self.capacity, self.sink.proc_params["vocab_size"], "request")
         P = len(prompt)
-        if P + max_new_tokens > self.capacity:
-            raise ValueError(f"prompt ({P}) + new tokens ({max_new_tokens}) exceed the graph's capacity of "
-                             f"{self.capacity} tokens")
         padded = np.zeros(self.capacity, dtype=np.int64)
         padded[:P] = prompt
         values = [(self.source.prompt, padded), (self.source.prompt_len, [P]), (self.source.max_new_tokens,
                   [max_new_tokens]), (self.source.count, [0]), (self.sink.prompt_len, [P]),
                   (self.sink.max_new_tokens, [max_new_tokens]), (self.sink.seen, [0]), (self.sink.generated, [0])]
+        sampling = {"temperature": temperature, "top_k": top_k, "seed": seed}
+        check_sampling(0.0 if temperature is None else temperature, 0 if top_k is None else top_k, "request")
+        values += [(getattr(self.sink, k), [v]) for k, v in sampling.items() if v is not None]
         for var, value in values:
             value = np.asarray(value)
             if started:
@@ -159,9 +226,10 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     head_norm = build.norm(net, cfg.hidden_size, "head", 0.0 if fm is None else fm.fold_head.eps_const,
                            floating=fm is not None)
     lm_head = build.projection(net.lm_head, "lm_head", None if fm is None else fm.lm_head)
-    sink = LmHeadSink(vocab_size=cfg.vocab_size, capacity=capacity, logit_scale=1.0 if fm else net.logit_scale,
-                      temperature=temperature, top_k=top_k, seed=seed, record_logits=record_logits,
-                      accumulator_bits=0 if fm else net.fp.state_bits, name="sink")
+    # the sink reads its scales from the network; float logits have none
+    scales = dict(vocab_size=cfg.vocab_size, logit_scale=1.0, accumulator_bits=0) if fm else dict(net=net)
+    sink = LmHeadSink(capacity=capacity, temperature=temperature, top_k=top_k, seed=seed, record_logits=record_logits,
+                      name="sink", **scales)
     prev = src.x_out
     for b in layers:
         prev.connect(b.x_in)
@@ -207,12 +275,19 @@ class GraphRunner:
     ``STEP_BUDGET_FACTOR`` times the expected steps."""
 
     def __init__(self, graph: LavaGraph, run_cfg, timeout: float | None = 600.0, probes=()):
+        from lava_matmulfree.graph import wiring
+
+        check_timeout(timeout)
+        selection = wiring.check_run_config(graph.source, run_cfg)  # a mixed selection: one line naming the config
+        graph.kind = wiring.predicted_kind(graph.blocks, graph.stack, selection)  # the block models it selects
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
         self.probes: dict = {}
-        self._add_probes(probes)
+        self._add_probes(probe_names(probes))
         self.started = False
+        self.closed: str | None = None  # why no request can run any more (close(), or a runtime torn down)
         self.steps = 0
         self.first_token_s: float | None = None  # perf_counter() when a streamed request's first token arrived
+        self._callback_error: Exception | None = None
 
     def __enter__(self):
         return self
@@ -222,9 +297,27 @@ class GraphRunner:
         return False
 
     def close(self, failed: bool = False) -> None:
+        """Stop the runtime; the runner takes no more requests."""
+        self.closed = self.closed or "close() was called"
         if self.started:
             self.started = False
             stop(self.graph.source, failed)
+
+    def _fail(self, e: BaseException) -> None:
+        """A request failed: the runtime is (or is now) torn down, and Lava cannot start it again."""
+        why = str(e) or type(e).__name__
+        self.closed = self.closed or f"its Lava runtime was stopped after {type(e).__name__}: {why}"
+        self.close(failed=True)
+
+    def _deliver(self, on_token, token: int) -> None:
+        """Hand a token to the caller; an exception of the callback is kept for the end of the request (the graph
+        cannot drop the tokens already in flight, so the request runs to its end and the runtime survives)."""
+        if on_token is None or self._callback_error is not None:
+            return
+        try:
+            on_token(token)
+        except Exception as e:  # Ctrl-C, SIGTERM (BaseException) still stop everything at once
+            self._callback_error = e
 
     def _generated(self, streamed: list) -> int:
         if self.graph.token_tap is not None:
@@ -240,32 +333,43 @@ class GraphRunner:
                 if present:
                     streamed.append(int(round(float(token[0]))))
                     self.first_token_s = self.first_token_s or time.perf_counter()
-                    if on_token is not None:
-                        on_token(streamed[-1])
+                    self._deliver(on_token, streamed[-1])
 
         try:
             run_steps(self.graph.source, self.run_cfg, steps, self.timeout, consume if tap is not None else None)
         except BaseException:
             self.started = False  # run_steps has torn the runtime down
             raise
-        self.started = True
+        first, self.started = not self.started, True
         self.steps += steps
+        if first:  # what Lava compiled: the timing the steps and probes were planned with
+            from lava_matmulfree.graph.wiring import selected_kind
+
+            kind = selected_kind(self.graph.blocks, self.graph.stack)
+            if kind != self.graph.kind:
+                raise BackendError(f"Lava selected {kind} block models, the run was planned for {self.graph.kind}")
 
     def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False,
                  on_token=None) -> RunResult:
         """One request on the running graph: the recurrent state persists from the previous request unless
         ``reset_state``. ``probes`` (names as ``LavaGraph.probe_target``) are recorded once per token. ``on_token(t)`` is
         called with each new token as the sink chooses it, while the graph runs (a graph built with
-        ``stream=True``; otherwise after the run)."""
+        ``stream=True``; otherwise after the run). If ``on_token`` raises, the request still runs to its end, then
+        its exception is raised; the runtime stays up for the next request.
+
+        After :meth:`close`, or a run that failed (its runtime is torn down), every request raises
+        :class:`SessionClosedError`."""
         g = self.graph
-        prompt = [int(t) for t in prompt]
+        if self.closed is not None:
+            raise SessionClosedError(f"the session is closed ({self.closed}): it runs no more requests; make a new "
+                                     "one")
+        prompt = token_ids(prompt, g.sink.proc_params["vocab_size"])  # refuses floats and strings
         if not prompt:
             raise ValueError("the prompt must hold at least one token")
-        if max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be >= 1 on the Lava backends")
-        V = g.sink.proc_params["vocab_size"]
-        if not all(0 <= t < V for t in prompt):
-            raise ValueError(f"prompt token ids must lie in [0, {V})")
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an integer >= 1 on the Lava backends, got {max_new_tokens!r}")
+        max_new_tokens = int(max_new_tokens)
+        probes = probe_names(probes)
         if set(probes) - set(self.probes) and self.started:
             raise ValueError("probes join a graph before its runtime starts: name them in its first request or "
                              "when the runner is made")
@@ -276,11 +380,12 @@ class GraphRunner:
         if self.started:
             for proc, _ in self.probes.values():
                 proc.count.set(np.zeros(1))
-        expected = len(prompt) + max_new_tokens * g.loop_depth
+        expected = g.steps_needed(len(prompt), max_new_tokens)
         first_step = self.steps
         t0 = time.perf_counter()
         self.first_token_s = None
         streamed: list = []
+        self._callback_error = None
         try:
             self._run(expected, streamed, on_token)
             extra = 0
@@ -294,13 +399,16 @@ class GraphRunner:
             result = self._collect(prompt, max_new_tokens, probes, first_step, seconds)
             if self.first_token_s is not None:
                 result.first_token_seconds = self.first_token_s - t0
-            if g.token_tap is None and on_token is not None:
-                for t in result.tokens:
-                    on_token(t)
-            return result
-        except BaseException:
-            self.close(failed=True)
+        except BaseException as e:
+            self._fail(e)
             raise
+        if g.token_tap is None:
+            for t in result.tokens:
+                self._deliver(on_token, t)
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            raise error
+        return result
 
     def _reset_state(self) -> None:
         L = self.graph.num_layers
@@ -351,7 +459,11 @@ class GraphRunner:
             hs = list(np.asarray(g.stack.h.get()).reshape(g.stack.h.shape))
         for l, h in enumerate(hs):
             final[f"l{l}.h"] = h if g.floating else np.rint(h).astype(np.int64)
-        return RunResult(tokens, logits, out, final, self.steps - first_step, seconds, g.leaf_process_count())
+        from lava_matmulfree.graph.wiring import built_leaves
+
+        leaves = built_leaves(g.source)  # what Lava really built: sub-model selection and probes included
+        return RunResult(tokens, logits, out, final, self.steps - first_step, seconds,
+                         g.leaf_process_count() if leaves is None else len(leaves))
 
 
 def run_graph(graph: LavaGraph, run_cfg, prompt, max_new_tokens: int, probes=(),

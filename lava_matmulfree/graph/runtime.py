@@ -16,114 +16,34 @@ signalled leaves all of them behind. This module guarantees that nothing outlive
   the parent is killed outright (SIGKILL), the workers die with it and Python's resource tracker, seeing
   its last client gone, unlinks the shared-memory segments.
 
-Call :func:`run_steps` from the main thread (the watchdog interrupts it with SIGUSR1).
+Call :func:`run_steps` from the main thread (the watchdog interrupts it with SIGUSR1). The signal handling and
+the fork guard live in ``signals.py``.
 """
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import os
 import resource
 import signal
 import sys
 import threading
 import time
 
+from lava_matmulfree.config import MIN_TIMEOUT_S
 from lava_matmulfree.errors import BackendError
+from lava_matmulfree.graph.signals import (EXIT_SIGNAL_BASE, PR_SET_PDEATHSIG, STOP_GRACE_S,  # noqa: F401  (API)
+                                           TERMINATION_SIGNALS, WORKER_DEATH_SIGNAL, Terminated, guard_forks,
+                                           leave_signals_to_the_main_thread, stop_children, termination_signals)
 
 WATCHDOG_POLL_S = 0.2  # how often the watchdog looks at the Lava children
 FD_LIMIT_WANTED = 65536  # each leaf process holds ~10 descriptors in the parent
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-WORKER_DEATH_SIGNAL = signal.SIGTERM  # what a worker receives when the parent dies: terminates it at once
-TERMINATION_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-EXIT_SIGNAL_BASE = 128  # the shell's exit status of a process ended by signal N is 128 + N
+#: Lava's own stop of a runtime that ran cleanly: past this (a worker that does not answer), every child is
+#: stopped instead; a signal during the stop does the same at once
+STOP_TIMEOUT_S = 60.0
+FORKED_ATTR = "lmf_forked"  # the pids forked while a runtime started, kept on Lava's Runtime object
 
 
 class LavaRunError(BackendError):
     """A process model raised inside the Lava runtime, or the run timed out."""
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP reached the main thread (a BaseException like KeyboardInterrupt: no ``except
-    Exception`` swallows it, every ``finally`` runs)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-    @property
-    def exit_status(self) -> int:
-        return EXIT_SIGNAL_BASE + self.signum
-
-
-@contextlib.contextmanager
-def termination_signals():
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (once: a second
-    signal during the teardown is ignored). Outside the main thread this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_signal(signum, frame):
-        for s in TERMINATION_SIGNALS:  # the teardown that follows must not be cut short
-            signal.signal(s, signal.SIG_IGN)
-        raise Terminated(signum)
-
-    previous = {s: signal.signal(s, on_signal) for s in TERMINATION_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-# ------------------------------------------------------------------------------- the forked children
-_libc = None
-_guard = {"parent": None}  # pid of the process whose forks are guarded, while a runtime starts
-
-
-def _prctl():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return _libc.prctl
-
-
-def _in_forked_child() -> None:
-    """Runs in every child forked while a run is guarded (``os.register_at_fork``)."""
-    parent = _guard["parent"]
-    if parent is None:
-        return
-    _guard["parent"] = None  # the child's own forks are not ours to guard
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for s in TERMINATION_SIGNALS + (signal.SIGUSR1,):
-        signal.signal(s, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        _prctl()(PR_SET_PDEATHSIG, int(WORKER_DEATH_SIGNAL), 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the death signal was armed
-        os._exit(EXIT_SIGNAL_BASE + int(WORKER_DEATH_SIGNAL))
-
-
-os.register_at_fork(after_in_child=_in_forked_child)
-
-
-@contextlib.contextmanager
-def guard_forks():
-    """Children forked in this block (by the main thread: a parent-death signal is tied to the thread that
-    forked) die with this process and leave SIGINT to it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _guard["parent"] = os.getpid()
-    try:
-        yield
-    finally:
-        _guard["parent"] = None
 
 
 # ------------------------------------------------------------------------------- watching and teardown
@@ -142,34 +62,99 @@ def actors(proc) -> list:
     return list(getattr(infra, "actors", None) or [])
 
 
-def kill(procs) -> None:
-    for actor in procs:
-        try:
-            if actor.is_alive():
-                actor.terminate()
-        except ValueError:  # the process object is already closed
-            pass
+def _alive(actor) -> bool:
+    try:
+        return actor.is_alive()
+    except (ValueError, AssertionError, OSError):  # closed, or not this process's child
+        return False
+
+
+def kill(procs, grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM every live process of ``procs``; SIGKILL those still alive ``grace`` seconds later (a worker
+    blocked in a system call, or one that set SIGTERM aside, stops all the same). ``grace=0``: SIGTERM only."""
+    procs = [a for a in procs if _alive(a)]
+    for a in procs:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            a.terminate()
+    if grace <= 0:
+        return
+    deadline = time.monotonic() + grace
+    while procs and time.monotonic() < deadline:
+        time.sleep(0.02)
+        procs = [a for a in procs if _alive(a)]
+    for a in procs:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            a.kill()
+
+
+class StopInterrupted(Exception):
+    """Lava's own stop took too long, or a signal came during it: every child is stopped instead."""
+
+    signum = signal.SIGUSR1
 
 
 def teardown(proc, failed: bool) -> None:
-    """Stop the runtime and make sure no child survives. After a model error or a signal lava's own stop()
-    would wait on dead services (and can take the interpreter down), so the children are terminated and
-    the messaging layer (which joins them and unlinks the shared memory) is shut directly."""
+    """Stop the runtime and make sure no child survives. After a model error or a signal, or a start-up that
+    was interrupted halfway, lava's own stop() would wait on dead services (and can take the interpreter down),
+    so the children are terminated and the messaging layer (which joins them and unlinks the shared memory) is
+    shut directly; then every process forked while the runtime started that is still alive is stopped too."""
     rt = getattr(proc, "runtime", None)
     if rt is None:
         return
-    if not failed:
+    if not failed and getattr(rt, "_is_started", False):
         try:
-            proc.stop()
+            with _bounded_stop(proc):
+                proc.stop()
+            stop_children(getattr(rt, FORKED_ATTR, ()))
             return
-        except Exception:  # fall through to the forced teardown
+        except Exception:  # StopInterrupted or lava's own error: fall through to the forced teardown
             pass
     kill(actors(proc))
     try:
-        rt._messaging_infrastructure.stop()
+        infra = getattr(rt, "_messaging_infrastructure", None)
+        if infra is not None:
+            infra.stop()
+    except Exception:  # a start-up cut short: the manager may not be up; what is left is stopped below
+        pass
     finally:
-        rt._watchdog_manager.stop()
+        with contextlib.suppress(Exception):
+            if getattr(rt, "_watchdog_manager", None) is not None:
+                rt._watchdog_manager.stop()
         rt._is_started = rt._is_running = False
+        stop_children(getattr(rt, FORKED_ATTR, ()))
+
+
+@contextlib.contextmanager
+def _bounded_stop(proc):
+    """Lava's stop() waits for every runtime service without a limit: after :data:`STOP_TIMEOUT_S`, or at once
+    when SIGINT, SIGTERM or SIGHUP comes meanwhile, the children are stopped and :class:`StopInterrupted` breaks
+    the wait."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    main, done = threading.main_thread().ident, threading.Event()
+
+    def interrupt(signum=None, frame=None):
+        kill(actors(proc))
+        raise StopInterrupted()
+
+    def late():
+        leave_signals_to_the_main_thread()
+        if not done.wait(STOP_TIMEOUT_S):
+            kill(actors(proc), grace=0)
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    _held["escalate"] = interrupt
+    timer = threading.Thread(target=late, daemon=True, name="lava-stop-timer")
+    timer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        timer.join()
+        _held["escalate"] = None
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def child_errors(proc) -> list[str]:
@@ -187,11 +172,14 @@ def child_errors(proc) -> list[str]:
 class WatchdogInterrupt(Exception):
     """Raised in the main thread by the watchdog's signal."""
 
+    signum = signal.SIGUSR1  # delivered again if something swallows it (signals.redeliver_swallowed)
+
 
 class Watchdog(threading.Thread):
     """Watches a Lava run from a thread. A model that raises leaves the others waiting on its channels
     forever (lava then blocks joining them); a run past its time limit is presumed deadlocked. Either way
-    the watchdog terminates every child and interrupts the main thread with SIGUSR1."""
+    the watchdog terminates every child and interrupts the main thread with SIGUSR1 (again every poll, until
+    the main thread has seen it)."""
 
     def __init__(self, proc, timeout: float | None):
         super().__init__(daemon=True, name="lava-watchdog")
@@ -201,8 +189,12 @@ class Watchdog(threading.Thread):
         self.reason: str | None = None
 
     def run(self):
+        leave_signals_to_the_main_thread()
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while not self.done.wait(WATCHDOG_POLL_S):
+            if self.reason is not None:  # not seen yet (e.g. deferred during a fork): once more
+                signal.pthread_kill(self.main, signal.SIGUSR1)
+                continue
             procs = actors(self.proc)
             try:
                 failed = any(a.exception for a in procs)
@@ -210,9 +202,17 @@ class Watchdog(threading.Thread):
                 failed = False
             if failed or (deadline is not None and time.monotonic() > deadline):
                 self.reason = "error" if failed else "timeout"
-                kill(procs)
+                kill(procs, grace=0)
                 signal.pthread_kill(self.main, signal.SIGUSR1)
-                return
+
+
+def check_timeout(timeout: float | None) -> None:
+    """A run's time limit: None (no limit) or at least :data:`config.MIN_TIMEOUT_S`."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= MIN_TIMEOUT_S:
+        raise ValueError(f"timeout {timeout!r} s: a Lava run's time limit must be at least {MIN_TIMEOUT_S:g} s "
+                         "(its start-up alone takes about that long), or None")
 
 
 def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=None) -> None:
@@ -221,25 +221,34 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
     ``consume``, when given, is called in this thread while the graph runs (a non-blocking run), to take what
     the graph sends to the host as it comes (e.g. an Extractor's messages); the run is then waited for.
 
-    A model error or a run past ``timeout`` seconds stops every child and becomes :class:`LavaRunError`; the
-    runtime is then torn down. Ctrl-C (KeyboardInterrupt), :class:`Terminated` and any other exception tear it
-    down too and pass through. A clean run leaves the runtime running: :func:`stop` ends it."""
+    A model error or a run past ``timeout`` seconds (at least :data:`config.MIN_TIMEOUT_S`) stops every child and
+    becomes :class:`LavaRunError`; the runtime is then torn down. Ctrl-C (KeyboardInterrupt), :class:`Terminated`
+    and any other exception tear it down too and pass through, also during the runtime's start-up. A clean run
+    leaves the runtime running: :func:`stop` ends it."""
     from lava.magma.core.run_conditions import RunSteps
 
+    check_timeout(timeout)
     raise_fd_limit()
     in_main = threading.current_thread() is threading.main_thread()
 
     def on_watchdog(signum, frame):
-        raise WatchdogInterrupt()
+        if dog is not None and dog.reason is not None and not dog.done.is_set():
+            raise WatchdogInterrupt()
 
-    previous = signal.signal(signal.SIGUSR1, on_watchdog) if in_main else None
     dog = Watchdog(proc, timeout) if in_main else None
+    previous = signal.signal(signal.SIGUSR1, on_watchdog) if in_main else None
+    starting = getattr(proc, "runtime", None) is None
+    forked: set = set()
     try:
         if dog is not None:
             dog.start()
         try:
-            with guard_forks():
-                proc.run(condition=RunSteps(num_steps=steps, blocking=consume is None), run_cfg=run_cfg)
+            try:
+                with guard_forks(forked if starting else None):
+                    proc.run(condition=RunSteps(num_steps=steps, blocking=consume is None), run_cfg=run_cfg)
+            finally:
+                if starting and getattr(proc, "runtime", None) is not None:
+                    setattr(proc.runtime, FORKED_ATTR, forked)
             if consume is not None:
                 consume()
                 proc.wait()
@@ -251,10 +260,14 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
             if errs:
                 raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
             if isinstance(e, WatchdogInterrupt) and dog is not None and dog.reason == "timeout":
-                raise LavaRunError(f"the Lava run did not finish within {timeout:.0f} s (a deadlock?); its "
-                                   "processes were stopped") from None
+                raise LavaRunError(f"the Lava run did not finish within {timeout:g} s (timeout_s; a deadlock, or a "
+                                   "run too large for it); its processes were stopped") from None
             raise LavaRunError(f"the Lava runtime failed: {e}") from None
         except BaseException:
+            if dog is not None:
+                dog.done.set()
+            if starting and getattr(proc, "runtime", None) is None:
+                stop_children(forked)  # interrupted before lava had a runtime to stop
             stop(proc, failed=True)
             raise
     finally:
@@ -267,9 +280,12 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
 
 def stop(proc, failed: bool = False) -> None:
     """Stop a graph's runtime (Lava's own stop after clean runs, else every child terminated); Ctrl-C, SIGTERM
-    and SIGHUP wait until it is over."""
+    and SIGHUP wait until it is over, or, during Lava's own stop, turn it into the forced one at once."""
     with signals_held():
         teardown(proc, failed)
+
+
+_held = {"escalate": None}  # set while Lava's own stop runs: a held signal cuts it short
 
 
 @contextlib.contextmanager
@@ -280,8 +296,16 @@ def signals_held():
         yield
         return
     pending = []
+
+    def hold(signum, frame):
+        pending.append(signum)
+        escalate = _held["escalate"]
+        if escalate is not None:
+            _held["escalate"] = None
+            escalate()
+
     held = (signal.SIGINT,) + TERMINATION_SIGNALS
-    previous = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in held}
+    previous = {s: signal.signal(s, hold) for s in held}
     try:
         yield
     finally:

@@ -6,13 +6,23 @@
         chat.ask(other_ids, 40, reset=True)              # a fresh conversation, same runtime
 
 No recompile and no new runtime per prompt: a request only sets the source's and sink's Vars. Exit, Ctrl-C,
-SIGTERM and an exception inside a model stop the runtime and every child process (runtime.py).
+SIGTERM and an exception inside a model stop the runtime and every child process (runtime.py); the session is
+then closed, and a further ``ask`` raises :class:`SessionClosedError`. An exception raised by ``on_token`` does
+not close it: the request runs to its end, the exception is raised, and the next request works.
 """
 from __future__ import annotations
 
-from lava_matmulfree.graph.backends import FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation, lava_run_config
+import numbers
+
 from lava_matmulfree.config import LAVA_BACKEND_NAMES, RunConfig
 from lava_matmulfree.errors import BackendError
+from lava_matmulfree.graph.backends import FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation, lava_run_config
+from lava_matmulfree.graph.builder import SessionClosedError  # noqa: F401  (raised by ask after close)
+from lava_matmulfree.graph.plan import check_run
+from lava_matmulfree.model.quantise import QuantisedNetwork
+from lava_matmulfree.utils.limits import check_generation
+
+MIN_CAPACITY = 2  # one prompt token and one new token
 
 
 class Session:
@@ -40,17 +50,31 @@ class Session:
         if backend not in LAVA_BACKEND_NAMES:
             raise BackendError(f"a session keeps a Lava runtime: use a Lava backend "
                                f"({', '.join(LAVA_BACKEND_NAMES)}), not {backend!r}")
+        if not isinstance(net, QuantisedNetwork):
+            raise BackendError(f"a Session needs the compiled network (a QuantisedNetwork) as net, got "
+                               f"{type(net).__name__}")
+        if isinstance(capacity, bool) or not isinstance(capacity, numbers.Integral) or capacity < MIN_CAPACITY:
+            raise ValueError(f"capacity must be an integer >= {MIN_CAPACITY} (a prompt token and a new one), got "
+                             f"{capacity!r}")
+        check_generation(net.cfg, 0, int(capacity), option="capacity")  # before any allocation
         run = run or RunConfig(backend=backend)
         floating = backend in FLOAT_LAVA_BACKENDS
         if floating and float_model is None:
             raise BackendError(f"the {backend} backend needs the float model")
         self.backend = backend
         cfg = lava_run_config(backend, run.dense_model)  # checks lava-loihi before anything is built
+        if backend != "loihi2":  # processes and memory, before the runtime is created (graph/plan.py)
+            check_run(backend, net.cfg, 1, int(capacity) - 1, run.record_logits, 0, True, run.timeout_s,
+                      what=f"a session of capacity {capacity}")
         self.graph = build_graph(net, GRAPH_KIND[backend], capacity=capacity, temperature=temperature, top_k=top_k,
                                  seed=seed, record_logits=run.record_logits,
                                  float_model=float_model if floating else None, stream=True)
         self.runner = GraphRunner(self.graph, cfg, timeout=run.timeout_s)
         self.requests = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.runner.closed is not None
 
     def __enter__(self):
         return self
@@ -64,7 +88,7 @@ class Session:
         state from zero (a new conversation), else it continues from the previous request."""
         res = self.runner.generate(prompt, max_new_tokens, reset_state=reset, on_token=on_token)
         self.requests += 1
-        return Generation(self.backend, list(prompt), res.tokens, res.logits, {}, res.seconds, res.final_state,
+        return Generation(self.backend, [int(t) for t in prompt], res.tokens, res.logits, {}, res.seconds, res.final_state,
                           res.steps, self.graph.block_hops, res.leaf_processes, res.first_token_seconds)
 
     def close(self, failed: bool = False) -> None:

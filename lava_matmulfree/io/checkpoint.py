@@ -10,9 +10,9 @@ and widened exactly: a bfloat16 is the high half of the float32 with the same va
 Writing narrows float32 to bfloat16 with round-to-nearest-even (NaN kept NaN).
 
 Every tensor of :func:`lava_matmulfree.io.params.expected_tensors` must be present with its shape, a float
-dtype and finite values, else :class:`CheckpointError` names the tensor and the file. Tensors the model
-does not use are ignored; :func:`read_checkpoint` returns their names and :func:`load_checkpoint` logs
-them as one warning on the ``lava_matmulfree.io.checkpoint`` logger.
+dtype and finite values, else :class:`CheckpointError` names the tensor and the file. A tensor the model does
+not use is refused by :func:`load_checkpoint` (naming it and the file); :func:`read_checkpoint` returns their
+names. A config.json whose model could not fit the memory available is refused before any tensor is read.
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -29,7 +31,7 @@ import numpy as np
 
 from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.errors import CheckpointError, ConfigError
-from lava_matmulfree.io.params import expected_tensors
+from lava_matmulfree.io.params import WEIGHT_BYTES_PER_PARAM, check_model_memory, expected_tensors
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +96,28 @@ class LoadedCheckpoint:
     dtypes: dict[str, str] = field(default_factory=dict)  # tensor name -> stored safetensors dtype code
 
 
+def present(path: Path) -> bool:
+    """Whether ``path`` is a regular file (through symlinks); False when nothing is there. Something else there
+    (a folder, a dangling link, a symlink loop, a device) is a CheckpointError naming it: it is not missing."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise CheckpointError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist") from None
+        return False
+    except OSError as e:  # ELOOP (a symlink loop), EACCES, ENAMETOOLONG ...
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"{path}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: is not a regular file")
+    return True
+
+
 def read_config_json(folder: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` of a checkpoint folder's ``config.json``."""
     path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
+    if not present(path):
         raise CheckpointError(f"{path}: not found (a Hugging Face checkpoint folder needs {CONFIG_FILE})")
     try:
         hf = json.loads(path.read_text(encoding="utf-8"))
@@ -162,19 +182,21 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder")
     cfg = read_config_json(folder)
+    check_model_memory(cfg, str(folder / CONFIG_FILE), "to read its weights", per_param=WEIGHT_BYTES_PER_PARAM,
+                       hf=True)
     want = expected_tensors(cfg)
 
     # where each stored tensor lives
-    if (folder / WEIGHTS_FILE).is_file():
+    if present(folder / WEIGHTS_FILE):
         files = [WEIGHTS_FILE]
         with _open(folder / WEIGHTS_FILE) as f:
             location = {name: WEIGHTS_FILE for name in f.keys()}
         listing = folder / WEIGHTS_FILE
-    elif (folder / INDEX_FILE).is_file():
+    elif present(folder / INDEX_FILE):
         location = _read_index(folder)
         files = sorted(set(location.values()))
         for shard in files:
-            if not (folder / shard).is_file():
+            if not present(folder / shard):
                 raise CheckpointError(f"{folder / shard}: shard named in {INDEX_FILE} is missing")
         listing = folder / INDEX_FILE
     else:
@@ -232,12 +254,18 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
 def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
     """(config, float32 tensors) of a Hugging Face HGRN-Bit checkpoint folder.
 
-    Unused tensors are ignored and logged as one warning; use :func:`read_checkpoint` to get their names."""
+    A tensor the model does not use is refused, as compiled files refuse theirs: an HGRN-Bit checkpoint holds
+    exactly :func:`expected_tensors`, and weights silently dropped (a short convolution, a bias of another
+    variant) would make the model compute something else than the checkpoint. :func:`read_checkpoint` lists
+    them instead (``unexpected``), for tools that inspect such folders."""
     ck = read_checkpoint(folder)
     if ck.unexpected:
-        shown = ", ".join(ck.unexpected[:MAX_NAMES_IN_MESSAGE])
+        shown = ", ".join(repr(n) for n in ck.unexpected[:MAX_NAMES_IN_MESSAGE])
         more = f" and {len(ck.unexpected) - MAX_NAMES_IN_MESSAGE} more" if len(ck.unexpected) > MAX_NAMES_IN_MESSAGE else ""
-        log.warning("%s: ignoring %d tensor(s) the model does not use: %s%s", folder, len(ck.unexpected), shown, more)
+        where = ck.files[0] if len(ck.files) == 1 else INDEX_FILE
+        raise CheckpointError(f"{Path(folder) / where}: {len(ck.unexpected)} tensor(s) that an HGRN-Bit model of "
+                              f"{_describe(ck.config)} does not have: {shown}{more} (another architecture or "
+                              f"variant? its weights would be ignored)")
     return ck.config, ck.params
 
 

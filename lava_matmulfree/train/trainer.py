@@ -338,8 +338,13 @@ def _save_snapshot(out: Path, cfg: ModelConfig, model: nn.Module, tc: TrainConfi
 
 def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitConfig(), progress: bool = True,
           check_float_model: bool = True, log=print, command: str = "") -> dict:
-    """Train, and (with ``out``) write the model folder and training.json. Returns the training record."""
+    """Train, and (with ``out``) write the model folder and training.json. Returns the training record. ``out``
+    is checked (a folder, or one that can be made, where files can be written) before the training starts."""
     from lava_matmulfree.io.checkpoint import load_checkpoint, save_checkpoint
+    from lava_matmulfree.utils.atomic import check_output_dir
+
+    if out is not None:
+        check_output_dir(out)
     from lava_matmulfree.model.float_model import FloatModel
     from lava_matmulfree.io.tokenizer import ByteTokenizer
 

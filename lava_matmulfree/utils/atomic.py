@@ -8,11 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
-from lava_matmulfree.errors import OutputError
+from lava_matmulfree.errors import LmfError, OutputError
 
-TEMP_TAG = ".partial-"  # temporary files are named .<name>.partial-<pid><suffix>, beside the target
+TEMP_TAG = ".partial-"  # temporary files are named .<stem>.partial-<pid><extension>, beside the target
+PROBE_TAG = ".lmf-write-check-"  # the file made and removed to prove a folder writable
+
+
+def extension(path: Path) -> str:
+    """The file's last extension with its dot (``.npz`` of ``a.npz`` and of the dot-file ``.npz``), or ''. Writers
+    that choose a format by extension (matplotlib, numpy) must see it on the temporary file too."""
+    name = path.name
+    body = name[1:] if name.startswith(".") else name
+    return "." + body.rsplit(".", 1)[1] if "." in body else ("" if not name.startswith(".") else name)
+
+
+def temp_path(path: Path) -> Path:
+    """Where the output ``path`` is written before it is renamed over it: beside it, same extension."""
+    ext = extension(path)
+    stem = path.name[: len(path.name) - len(ext)]
+    return path.parent / f".{stem}{TEMP_TAG}{os.getpid()}{ext}"
 
 
 def _why(e: OSError) -> str:
@@ -41,13 +58,21 @@ def check_output_dir(path: str | Path) -> Path:
 
 
 def _check_writable_ancestor(path: Path, start: Path, what: str) -> None:
-    """The nearest existing part of ``start`` must be a writable folder, else an OutputError naming ``path``."""
+    """The nearest existing part of ``start`` must be a folder where a file can be made (tried: permissions
+    alone do not tell for root, /proc or a read-only mount), else an OutputError naming ``path``."""
     for up in (start, *start.parents):
         if up.exists():
             if not up.is_dir():
                 raise OutputError(f"{path}: {what} ({up} is not a folder)")
             if not os.access(up, os.W_OK | os.X_OK):
                 raise OutputError(f"{path}: cannot write there ({up} is not writable)")
+            try:
+                fd, probe = tempfile.mkstemp(prefix=PROBE_TAG, dir=up)
+            except OSError as e:
+                raise OutputError(f"{path}: cannot write there ({up}: {_why(e)})") from None
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
             return
 
 
@@ -56,7 +81,7 @@ def atomic_outputs(*paths: str | Path):
     """Yield one temporary path per output path; when the block ends without an exception, rename each
     over its output, else remove them all. Every path is checked first; errors name the path."""
     targets = [check_output_file(p) for p in paths]
-    temps = [t.parent / f".{t.stem}{TEMP_TAG}{os.getpid()}{t.suffix}" for t in targets]
+    temps = [temp_path(t) for t in targets]
     try:
         for t in targets:
             try:
@@ -71,6 +96,14 @@ def atomic_outputs(*paths: str | Path):
                 if str(e.filename) == str(tmp):
                     name = t
             raise OutputError(f"{name}: cannot write ({_why(e)})") from None
+        except LmfError:
+            raise
+        except Exception as e:  # a writer's own error type (safetensors, matplotlib) about one of the files
+            text = str(e)
+            for tmp, t in zip(temps, targets):
+                if str(tmp) in text or tmp.name in text:
+                    raise OutputError(f"{t}: cannot write ({text.replace(str(tmp), str(t))})") from None
+            raise
         for tmp, t in zip(temps, targets):
             try:
                 os.replace(tmp, t)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import resource
 
 from lava_matmulfree.errors import LmfError
 
@@ -20,6 +21,9 @@ ACTIVATION_ROWS_PER_LAYER = 12  # x, r, pre-activations, h, gate, GLU halves... 
 # hundred tokens/s on the tiny model and the Lava ones about one, so a million tokens is hours to weeks.
 MAX_NEW_TOKENS = 1 << 20
 MEMINFO = "/proc/meminfo"
+SELF_STATUS = "/proc/self/status"
+CGROUP_OF_SELF = "/proc/self/cgroup"
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 class SizeError(LmfError):
@@ -27,7 +31,20 @@ class SizeError(LmfError):
 
 
 def available_memory() -> int:
-    """Bytes the kernel reports as available for new allocations (MemAvailable), else physical memory."""
+    """Bytes this process may still allocate: what the kernel reports as available (MemAvailable, else physical
+    memory), less where the process's control group (cgroup v2 memory.max) or its address-space limit
+    (RLIMIT_AS, e.g. ``ulimit -v``) end sooner."""
+    have = _meminfo_available()
+    cgroup = _cgroup_room()
+    if cgroup is not None:
+        have = min(have, cgroup)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        have = min(have, max(0, soft - _address_space()))
+    return have
+
+
+def _meminfo_available() -> int:
     try:
         with open(MEMINFO, encoding="ascii") as f:
             for line in f:
@@ -38,8 +55,45 @@ def available_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _gib(n: int) -> str:
-    return f"{n / 2 ** 30:.3g} GiB"
+def _cgroup_room() -> int | None:
+    """memory.max - memory.current of this process's cgroup (v2), or None without a limit."""
+    try:
+        with open(CGROUP_OF_SELF, encoding="ascii") as f:
+            path = next((line.strip().split("::", 1)[1] for line in f if line.startswith("0::")), None)
+        if path is None:
+            return None
+        folder = os.path.join(CGROUP_ROOT, path.lstrip("/"))
+        with open(os.path.join(folder, "memory.max"), encoding="ascii") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(folder, "memory.current"), encoding="ascii") as f:
+            return max(0, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _address_space() -> int:
+    """This process's virtual memory size (what RLIMIT_AS limits)."""
+    try:
+        with open(SELF_STATUS, encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def describe_bytes(n: int) -> str:
+    """A size for a message: MiB below a GiB, GiB below a TiB, else TiB with 3 significant digits."""
+    for unit, shift in (("TiB", 40), ("GiB", 30)):
+        if n >= 1 << shift:
+            return f"{n / 2 ** shift:.3g} {unit}"
+    return f"{n / 2 ** 20:.3g} MiB"
+
+
+_gib = describe_bytes
 
 
 def require_memory(nbytes: int, what: str) -> None:

@@ -1,0 +1,378 @@
+"""What the subcommands share: the model of ``--checkpoint`` / ``--model`` / ``--config``, the argument parser
+and argument types, and the generation run of ``generate`` and ``probe``.
+
+Light to import (no numpy, safetensors or lava at module level): ``lava-matmulfree --help`` and a user error
+cost no heavy import. Names with a leading underscore are private to the ``cli`` package.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lava_matmulfree.config import BACKEND_NAMES, LAVA_BACKEND_NAMES
+from lava_matmulfree.errors import LmfError
+from lava_matmulfree.io.packaged import (COMPILED_FILE, DEEP_MODEL_DIR, DEMO_MODEL_DIR, PACKAGED_MODELS, is_installed,
+                                         packaged_model)
+from lava_matmulfree.utils.limits import MAX_NEW_TOKENS
+
+DEFAULT_CONFIG = "tiny"
+DEFAULT_PROMPT = "A class definition"  # in the demo model's domain: the Python Language Reference
+DEFAULT_MAX_NEW_TOKENS = 48
+DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TOP_K = 40
+DEFAULT_SEED = 0
+SAMPLER_SEED_HELP = "seed of the sampler and of the random weights"  # --seed of the commands that sample
+DEFAULT_FLOAT_DTYPE = "float32"
+# Terminal control characters (C0 except tab and newline, DEL, C1) that a random or badly trained model may
+# emit are shown as U+FFFD rather than sent to the terminal.
+KEEP_CONTROLS = "\t\n"
+CONTROL_CHARS = [c for c in range(0x20) if chr(c) not in KEEP_CONTROLS] + list(range(0x7F, 0xA0))
+PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
+
+BACKEND_CHOICES = BACKEND_NAMES
+LAVA_BACKENDS = LAVA_BACKEND_NAMES
+DEFAULT_BACKEND = "sim-fused"
+#: backends whose models read the ternary weights only through the packed kernel (QuantisedNetwork.pack_weights)
+PACKED_WEIGHT_BACKENDS = ("reference", "sim-fused", "sim-stack")
+COMPILED_SUFFIX = ".safetensors"
+CALIBRATION_CHOICES = ("text", "random")
+FLOAT_BYTES_PER_PARAM = 12  # the float backend: float32 weights, the float model's own copy, one float64 tensor
+COMPILED_LOAD_FACTOR = 3  # loading a compiled network: its tensors, their checks and the packed weights  # calibration.CALIBRATION_SOURCES (not imported here: keeps start-up light)
+
+
+# ----------------------------------------------------------------------------------------- models
+class _Model:
+    """What a subcommand runs: the compiled network and/or the float model, the tokenizer, a description."""
+
+    def __init__(self, cfg, net, float_model, tokenizer, what):
+        self.cfg, self.net, self.float_model, self.tokenizer, self.what = cfg, net, float_model, tokenizer, what
+
+
+def _packaged_model(name: str) -> Path:
+    # this module's DEMO_MODEL_DIR / DEEP_MODEL_DIR, read at call time: the tests point them at empty folders
+    here = {"demo": DEMO_MODEL_DIR, "deep": DEEP_MODEL_DIR}
+    return packaged_model(name, here.get(name))
+
+
+def _checkpoint_arg(args):
+    """--checkpoint (a path, or a Hugging Face repo id found in the local cache), else --model, else the demo
+    model when it is installed and no --config was asked for, else None."""
+    if args.checkpoint is not None:
+        from lava_matmulfree.io.checkpoint import resolve_checkpoint
+
+        try:
+            return resolve_checkpoint(args.checkpoint)
+        except LmfError as e:
+            raise ValueError(f"--checkpoint {e}") from None
+    if getattr(args, "model", None) is not None:
+        return _packaged_model(args.model)
+    if args.config is None and is_installed(DEMO_MODEL_DIR):
+        return DEMO_MODEL_DIR
+    return None
+
+
+def _float_checkpoint(args, command):
+    """The checkpoint of a command that needs float weights (eval, compile): a folder or None, not a compiled file."""
+    ckpt = _checkpoint_arg(args)
+    if ckpt is not None and ckpt.is_file():
+        raise ValueError(f"{command} needs the float weights of a Hugging Face folder, not the compiled file {ckpt}")
+    return ckpt
+
+
+def _compiled_file(ckpt: Path | None):
+    """The compiled network a checkpoint argument names (a .safetensors file, or compiled.safetensors in
+    the folder), else None."""
+    if ckpt is None:
+        return None
+    if ckpt.is_file():
+        if ckpt.suffix != COMPILED_SUFFIX:
+            raise ValueError(f"{ckpt}: --checkpoint takes a Hugging Face folder or a compiled {COMPILED_SUFFIX} file")
+        return ckpt
+    from lava_matmulfree.io.checkpoint import present
+
+    inside = ckpt / COMPILED_FILE
+    return inside if present(inside) else None  # a folder or a broken link there is an error, not "none"
+
+
+def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
+    """Whether a compiled network found inside a checkpoint folder was compiled from that folder's weights
+    (its fingerprint); if not, say so: the caller recompiles from the weights."""
+    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE, fingerprint, load_checkpoint
+
+    if ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE)):
+        return True  # a compiled file named directly, or a folder without float weights: nothing to compare
+    cfg, params = load_checkpoint(ckpt)
+    if net.fingerprint == fingerprint(cfg, params):
+        return True
+    why = ("carries no fingerprint of the weights it was compiled from" if not net.fingerprint
+           else f"was compiled from other weights than those in {ckpt}")
+    print(f"warning: {compiled} {why}; ignoring it and compiling the checkpoint "
+          f"(`lava-matmulfree compile --checkpoint {ckpt} --out {compiled}` makes a matching one)", file=sys.stderr)
+    return False
+
+
+def _tokenizer(ckpt: Path | None):
+    from lava_matmulfree.io.tokenizer import ByteTokenizer, load_tokenizer
+
+    if ckpt is None:
+        return ByteTokenizer()
+    return load_tokenizer(ckpt.parent if ckpt.is_file() else ckpt)
+
+
+def _check_vocab(tok, cfg):
+    """``tok``, which must not name tokens beyond the model's vocabulary."""
+    if tok.vocab_size > cfg.vocab_size:
+        which = getattr(tok, "path", None) or "the byte tokenizer"
+        raise ValueError(f"{which}: the tokenizer has {tok.vocab_size} tokens but the model only "
+                         f"{cfg.vocab_size} (vocab_size)")
+    return tok
+
+
+def _float_model(args, ckpt: Path | None) -> _Model:
+    """The float model of --checkpoint (its float weights) or of --config / --seed (random weights)."""
+    if ckpt is not None and ckpt.is_file():
+        raise ValueError(f"{ckpt} is a compiled (fixed-point) network: the float backend needs the float "
+                         "weights of a Hugging Face folder; use --backend reference, sim or sim-fused")
+    import numpy as np
+
+    from lava_matmulfree.model.float_model import FloatModel
+
+    if ckpt is not None:
+        from lava_matmulfree.io.checkpoint import load_checkpoint
+
+        cfg, params = load_checkpoint(ckpt)
+        what = f"checkpoint {ckpt}"
+    else:
+        from lava_matmulfree.config import load_model_config
+        from lava_matmulfree.io.params import random_params
+
+        cfg = load_model_config(args.config or DEFAULT_CONFIG)
+        params = random_params(cfg, seed=args.seed)
+        what = f"random weights of config {cfg.name!r} (seed {args.seed})"
+    tok = _check_vocab(_tokenizer(ckpt), cfg)
+    dtype = np.dtype(getattr(args, "float_dtype", DEFAULT_FLOAT_DTYPE)).type
+    return _Model(cfg, None, FloatModel(cfg, params, dtype=dtype), tok, what)
+
+
+def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -> _Model:
+    """The model of --checkpoint / --config / --seed for ``backend``: a float model for ``float``, else the
+    compiled network (loaded, or calibrated and compiled with a progress bar)."""
+    ckpt = _checkpoint_arg(args)
+    compiled = _compiled_file(ckpt) if use_compiled else None
+    if backend == "float":
+        _model_cfg(args, ckpt, FLOAT_BYTES_PER_PARAM)
+        return _float_model(args, ckpt)
+    if compiled is not None:
+        from lava_matmulfree.model.quantise import QuantisedNetwork
+        from lava_matmulfree.utils.limits import require_memory
+
+        require_memory(compiled.stat().st_size * COMPILED_LOAD_FACTOR, f"{compiled}: loading this compiled network")
+        net = QuantisedNetwork.load(compiled)  # checked: types, shapes and values no compiler writes
+        if backend in PACKED_WEIGHT_BACKENDS:
+            net.pack_weights()  # no float model shares the int8 arrays here: the weights then live once, packed
+        if _compiled_from(net, compiled, ckpt):
+            tok = _check_vocab(_tokenizer(ckpt), net.cfg)
+            return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
+
+    _model_cfg(args, ckpt)  # a model too large for this machine is refused before any allocation
+    tok = _tokenizer(ckpt)  # before calibrating: a bad tokenizer is a quick error
+    setup = build_evaluation(args.config, args.seed, ckpt, progress=True, **build_kwargs)
+    _check_vocab(tok, setup.cfg)
+    return _Model(setup.cfg, setup.net, setup.float_model, tok, setup.source)
+
+
+def _model_cfg(args, ckpt, per_param: int | None = None):
+    """The ModelConfig of --checkpoint / --config without loading any weights, after checking that a model of
+    its size can be built here (``per_param`` bytes per parameter; default: what calibrating and compiling it
+    take): else a SizeError naming the file and the key."""
+    from lava_matmulfree.io.params import BUILD_BYTES_PER_PARAM, check_model_memory
+
+    if ckpt is not None and ckpt.is_file():  # a compiled network: its own file says how large it is
+        return None
+    if ckpt is not None:
+        from lava_matmulfree.io.checkpoint import CONFIG_FILE, read_config_json
+
+        cfg, source, hf = read_config_json(ckpt), str(ckpt / CONFIG_FILE), True
+    else:
+        from lava_matmulfree.config import load_config, resolve_config_path
+
+        name = args.config or DEFAULT_CONFIG
+        cfg, source, hf = load_config(name, require="model").model, str(resolve_config_path(name)), False
+    check_model_memory(cfg, source, per_param=per_param or BUILD_BYTES_PER_PARAM, hf=hf)
+    return cfg
+
+
+def _output_file(path, option: str) -> Path:
+    """``path`` checked as an output file before any work; the error names the option too."""
+    from lava_matmulfree.errors import OutputError
+    from lava_matmulfree.utils.atomic import check_output_file
+
+    try:
+        return check_output_file(path)
+    except OutputError as e:
+        raise OutputError(f"{option} {e}") from None
+
+
+def _read_text(path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read ({e.strerror})") from None
+
+
+# ----------------------------------------------------------------------------------------- generation
+def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
+    """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
+    from lava_matmulfree.config import RunConfig, load_config
+
+    if args.run_config is not None:
+        run = load_config(args.run_config, require="run").run
+    else:
+        run = RunConfig(backend=args.backend or default_backend)
+    if run.backend == "loihi2":
+        from lava_matmulfree.graph.backends import lava_run_config
+
+        lava_run_config("loihi2")
+    return run.backend, run
+
+
+def _refuse_lava_run(args, backend: str, run, new_tokens: int, prompt_tokens: int, probes: int = 0,
+                     stream: bool = True) -> None:
+    """Before the model is built: a Lava run this machine cannot hold (processes, memory) is refused, naming a
+    backend that fits (graph/plan.py; generate() checks again, and warns about a slow run, before the runtime)."""
+    if backend not in LAVA_BACKENDS or backend == "loihi2":
+        return
+    cfg = _model_cfg(args, _checkpoint_arg(args))
+    if cfg is None:  # a compiled file: generate() checks it once loaded
+        return
+    from lava_matmulfree.graph.plan import check_run
+
+    check_run(backend, cfg, prompt_tokens, new_tokens, run.record_logits, probes, stream, run.timeout_s, warn=False)
+
+
+def _lava_stats(gen) -> str:
+    if gen.steps is None:
+        return ""
+    fused = " (fused blocks: a token crosses every layer in the step it arrives)" if gen.steps_per_layer == 0 else ""
+    return (f"; {gen.steps} time steps, {gen.steps_per_layer:g} step(s) per token per layer{fused}, "
+            f"{gen.leaf_processes} leaf processes")
+
+
+def _prompt_text(args) -> str:
+    """--prompt, which must be text: a command line's bytes that are not UTF-8 arrive as lone surrogates."""
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raw = args.prompt[e.start:e.end].encode("utf-8", "surrogateescape")
+        raise ValueError(f"--prompt is not UTF-8 text (byte {raw[:1].hex()} at character {e.start})") from None
+    return args.prompt
+
+
+def _run_generation(args, backend, run, m, probes=(), on_token=None):
+    from lava_matmulfree.graph.backends import generate
+
+    prompt = m.tokenizer.encode(_prompt_text(args), add_bos=True)
+    if not prompt:
+        raise ValueError("the prompt is empty and the tokenizer has no begin-of-sequence token")
+    return prompt, generate(backend, m.net, prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed,
+                            probes=probes, run=run, float_model=m.float_model, on_token=on_token)
+
+
+# ----------------------------------------------------------------------------------------- parsing
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one ``error:`` line and status 2, like every other error."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: {message} (see --help)")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _bounded_int(low: int, name: str):
+    """An argparse type: an integer >= ``low``; ``name`` is what argparse calls the type in its messages."""
+    def parse(text: str) -> int:
+        v = int(text)
+        if v < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
+        return v
+
+    parse.__name__ = name
+    return parse
+
+
+_non_negative_int = _bounded_int(0, "non-negative integer")
+_positive_int = _bounded_int(1, "positive integer")
+
+
+def _non_negative_float(text: str) -> float:
+    v = float(text)
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+_non_negative_float.__name__ = "non-negative number"  # argparse names the type in its messages
+
+
+def _token_count(text: str) -> int:
+    v = _non_negative_int(text)
+    if v > MAX_NEW_TOKENS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_NEW_TOKENS} tokens per generation, got {v}")
+    return v
+
+
+def _add_model_command(sub, name: str, func, seed_help: str = "seed of the random weights", **parser_kwargs):
+    """The parser of a subcommand that runs a model (``parser_kwargs``: help, description): the model arguments
+    come first, the caller adds the command's own; ``func`` runs the command."""
+    p = sub.add_parser(name, **parser_kwargs)
+    p.set_defaults(func=func)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", metavar="PATH_OR_REPO_ID",
+                     help="a Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any; "
+                          f"its {COMPILED_FILE} if present, else calibrated on real text and compiled), a "
+                          "Hugging Face repo id such as ridger/MMfreeLM-370M found in the local Hugging Face cache "
+                          f"(offline), or a compiled {COMPILED_SUFFIX} file (see `compile`). Default: the demo "
+                          "model in lava_matmulfree/data/demo_model when installed, else random weights of --config")
+    src.add_argument("--model", choices=sorted(PACKAGED_MODELS), default=None,
+                     help="a packaged trained model: demo (3 layers, the default) or deep (12 layers)")
+    src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
+                     help=f"model config (tiny, 370m, ... or a TOML path) of seeded random weights (default: "
+                          f"{DEFAULT_CONFIG})")
+    p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
+    return p
+
+
+def _add_sampling_args(p, temperature_help=None, top_k_help=None):
+    """--temperature and --top-k (generate and probe say what they mean; chat leaves them plain)."""
+    p.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
+                   help=temperature_help)
+    p.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K", help=top_k_help)
+
+
+def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
+    p.add_argument("--max-new-tokens", type=_token_count, default=max_new_tokens, metavar="N",
+                   help=f"tokens to generate (default: {max_new_tokens})")
+    _add_sampling_args(p, f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})",
+                       f"sample among the K most likely tokens, 0 = all (default: {DEFAULT_TOP_K})")
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--backend", choices=backends, default=None,
+                     help=f"float = float reference, reference = golden fixed-point model (numpy), sim = Lava CPU "
+                          f"simulator with decomposed blocks (22 leaf processes each), sim-fused = one process per "
+                          f"block, loihi2 = a real chip (needs lava-loihi) (default: {default_backend})")
+    run.add_argument("--run-config", metavar="NAME_OR_TOML",
+                     help="a run config with a [run] section (backend, timeout_s, record_logits): sim, sim-fused, "
+                          "reference, loihi2 or a TOML path")
+
+
+def _add_overrides_arg(p, text, metavar="KNOB=VALUE"):
+    """--set, repeatable, collected in ``args.overrides``."""
+    p.add_argument("--set", action="append", default=[], metavar=metavar, dest="overrides", help=text)
+
+
+def _add_calibrate_arg(p, text):
+    p.add_argument("--calibrate", choices=CALIBRATION_CHOICES, default=None, help=text)

@@ -1,0 +1,72 @@
+"""``estimate``: the Loihi 2 cost model of a config (cores, chips, latency, energy; docs/cost_model.md) and its
+verdict against the GPU baselines (docs/gpu_baselines.md)."""
+from __future__ import annotations
+
+from lava_matmulfree.cli.common import _add_overrides_arg
+from lava_matmulfree.utils.atomic import check_output_dir, check_output_file
+
+DEFAULT_ESTIMATE_CONFIG = "370m"
+DEFAULT_ESTIMATE_DIR = "estimates"
+
+
+def add_parser(sub):
+    s = sub.add_parser("estimate", help="Loihi 2 cost estimate (cores, chips, latency, energy) of a config",
+                       description="Run the cost model (lava_matmulfree.loihi.outputs.estimate_main): tables and "
+                                   "the verdict against the GPUs on stdout, JSON and plots in --out.")
+    s.add_argument("--config", default=DEFAULT_ESTIMATE_CONFIG, metavar="NAME_OR_TOML",
+                   help=f"model config (default: {DEFAULT_ESTIMATE_CONFIG})")
+    s.add_argument("--out", default=DEFAULT_ESTIMATE_DIR, metavar="DIR",
+                   help=f"output folder (default: {DEFAULT_ESTIMATE_DIR})")
+    s.add_argument("--preset", default="paper", choices=("paper", "project"),
+                   help="deployment: the paper's (8-bit, one block per chip, 32-chip system) or this project's")
+    s.add_argument("--json", metavar="FILE", help="write the JSON report here (default: in --out)")
+    _add_overrides_arg(s, "override a cost-model constant (loihi2.NAME, jetson.NAME, h100.NAME, h200.NAME or a "
+                          "mapping option); repeatable", metavar="NAME=VALUE")
+    s.add_argument("--sensitivity", action="store_true",
+                   help="also rebuild the estimate with each low-confidence constant halved and doubled (the "
+                        "fitted ones refitted) and table how far every figure moves (~1 min at 370M); "
+                        "sensitivity_<config>.json and .png in --out")
+    s.set_defaults(func=cmd_estimate)
+
+
+def _estimate_value(text: str):
+    """A --set value of the cost model: bool, int, float, else the string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _cost_overrides(items) -> dict:
+    """``NAME=VALUE`` items of --set as {NAME: value}; the cost model itself says which names it knows."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE")
+        overrides[name.strip()] = _estimate_value(value.strip())
+    return overrides
+
+
+def cmd_estimate(args) -> int:
+    from lava_matmulfree.config import load_model_config
+
+    load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
+    try:
+        from lava_matmulfree.loihi.outputs import estimate_main
+    except ImportError as e:
+        raise ValueError(f"the cost model is not available ({e})") from None
+    overrides = _cost_overrides(args.overrides)
+    json_path = check_output_file(args.json) if args.json else None
+    out = check_output_dir(args.out)
+    estimate_main(args.config, out, preset=args.preset, json_path=json_path, **overrides)
+    if args.sensitivity:
+        from lava_matmulfree.loihi.outputs import sensitivity_main
+
+        print()
+        sensitivity_main(args.config, out, **overrides)
+    return 0

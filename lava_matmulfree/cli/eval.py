@@ -1,0 +1,51 @@
+"""``eval``: the accuracy of the golden fixed-point model against the float model (docs/fixed_point.md)."""
+from __future__ import annotations
+
+import sys
+
+from lava_matmulfree.cli.common import (_add_calibrate_arg, _add_model_command, _add_overrides_arg, _float_checkpoint,
+                                        _model_cfg, _output_file, _positive_int, _read_text, _tokenizer)
+from lava_matmulfree.config import parse_fixed_point_overrides
+from lava_matmulfree.utils.atomic import write_text
+from lava_matmulfree.utils.limits import check_tokens
+
+MIN_TEXT_TOKENS = 2  # a perplexity predicts each token from the ones before it
+
+
+def add_parser(sub):
+    e = _add_model_command(sub, "eval", cmd_eval, help="accuracy of the fixed-point model against the float model",
+                           description="Calibrate, compile and compare the golden fixed-point model with the float "
+                                       "model: per-layer relative errors, logits, top-1 agreement, KL, clipping and "
+                                       "overflows; with --text also the perplexity of both models on that text.")
+    e.add_argument("--text", metavar="FILE", help="a text file for perplexity (tokenised by the checkpoint's "
+                                                  "tokenizer, bytes for random weights)")
+    _add_overrides_arg(e, "override a fixed-point knob (a [fixed_point] field such as act_bits=6); repeatable")
+    e.add_argument("--sequences", type=_positive_int, default=None, metavar="N", help="random sample sequences")
+    e.add_argument("--length", type=_positive_int, default=None, metavar="N", help="tokens per sample sequence")
+    e.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    _add_calibrate_arg(e, "calibration sample: text = the shipped corpus through the checkpoint's tokenizer (default "
+                          "for a checkpoint), random = random token ids (default for random weights)")
+
+
+def cmd_eval(args) -> int:
+    from lava_matmulfree.evaluation.accuracy import DEFAULT_EVAL_LENGTH, DEFAULT_EVAL_SEQUENCES, evaluate
+
+    ckpt = _float_checkpoint(args, "eval")
+    overrides = parse_fixed_point_overrides(args.overrides)
+    text = _read_text(args.text) if args.text is not None else None
+    if text is not None:  # a text too short for a perplexity is found before calibrating, naming the file
+        tok = _tokenizer(ckpt)
+        if len(tok.encode(text, add_bos=tok.bos_token_id >= 0)) < MIN_TEXT_TOKENS:
+            raise ValueError(f"--text {args.text}: holds no text to measure a perplexity on (it needs at least "
+                             f"{MIN_TEXT_TOKENS} tokens)")
+    if args.json is not None:
+        _output_file(args.json, "--json")
+    num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
+    check_tokens(_model_cfg(args, ckpt), num * length, f"--sequences {num} x --length {length}")
+    report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
+                         text=text, progress=True, calibration=args.calibrate)
+    print(report.table())
+    if args.json is not None:
+        write_text(args.json, report.to_json())
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0

@@ -1,0 +1,138 @@
+"""``generate`` (one prompt on any backend) and ``chat`` (prompts from stdin in one Lava runtime): both stream
+the new text to stdout as the graph chooses each token; backend and timing go to stderr."""
+from __future__ import annotations
+
+import sys
+
+from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, DEFAULT_MAX_NEW_TOKENS,
+                                        LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
+                                        _add_model_command, _add_sampling_args, _lava_stats, _load_model, _positive_int,
+                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation)
+from lava_matmulfree.utils.limits import check_tokens
+
+FLOAT_DTYPES = ("float32", "float64")
+DEFAULT_CHAT_PROMPT_TOKENS = 256
+CHAT_RESET = "/reset"  # a chat line that starts a new conversation
+
+
+def add_parser(sub):
+    g = _add_model_command(sub, "generate", cmd_generate, SAMPLER_SEED_HELP, help="generate text from a prompt",
+                           description="Generate text on one backend. The prompt and the new text go to stdout (the "
+                                       "text streams as the graph chooses each token); backend, tokens/s and for "
+                                       "Lava the time steps and processes go to stderr.")
+    _add_generation_args(g, BACKEND_CHOICES, DEFAULT_BACKEND)
+    g.add_argument("--float-dtype", choices=FLOAT_DTYPES, default=DEFAULT_FLOAT_DTYPE,
+                   help=f"arithmetic of the float backend (default: {DEFAULT_FLOAT_DTYPE})")
+
+
+def add_chat_parser(sub):
+    ch = _add_model_command(sub, "chat", cmd_chat, SAMPLER_SEED_HELP,
+                            help="answer prompts from stdin in one Lava runtime (state kept between them)",
+                            description="Read prompts from stdin, one per line, and stream each answer to stdout as "
+                                        "the graph chooses its tokens. One compiled graph and one Lava runtime serve "
+                                        "every prompt; the MLGRU state h carries over from one prompt to the next (a "
+                                        "conversation) unless --reset-each, or a line '/reset'. End with EOF "
+                                        "(Ctrl-D).")
+    ch.add_argument("--backend", choices=LAVA_BACKENDS, default=DEFAULT_BACKEND,
+                    help=f"a Lava backend (default: {DEFAULT_BACKEND})")
+    ch.add_argument("--max-new-tokens", type=_positive_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
+                    help=f"tokens per answer (default: {DEFAULT_MAX_NEW_TOKENS})")
+    ch.add_argument("--max-prompt-tokens", type=_positive_int, default=DEFAULT_CHAT_PROMPT_TOKENS, metavar="N",
+                    help=f"longest prompt in tokens (default: {DEFAULT_CHAT_PROMPT_TOKENS})")
+    _add_sampling_args(ch)
+    ch.add_argument("--reset-each", action="store_true", help="start every prompt from the zero state")
+
+
+def rate(x: float) -> str:
+    """A rate with three significant digits, however slow (0.0187, not 0.0) or fast (159, not 159.1)."""
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
+class _TextStream:
+    """The new tokens' text on ``out`` as the graph chooses them: decoded as soon as a token completes a
+    character, terminal control characters replaced; nothing after the token ``eos``."""
+
+    def __init__(self, tokenizer, out, eos=None):
+        self.decoder, self.out, self.eos, self.ended = tokenizer.stream_decoder(), out, eos, False
+
+    def on_token(self, t: int):
+        if self.ended:  # the Lava backends run to max_new_tokens; nothing after the end of sequence is shown
+            return
+        self.ended = t == self.eos
+        text = self.decoder.push(t)
+        if text:
+            self._write(text)
+
+    def close(self):
+        self._write(self.decoder.flush() + "\n")
+
+    def _write(self, text: str):
+        self.out.write(text.translate(PRINTABLE))
+        self.out.flush()
+
+
+def cmd_generate(args, out=None, err=None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    _prompt_text(args)  # before any work
+    backend, run = _run_choice(args)
+    # at most one token per byte, and <s>: what the run is sized for
+    _refuse_lava_run(args, backend, run, args.max_new_tokens, len(args.prompt.encode("utf-8")) + 1)
+    m = _load_model(args, backend)
+    eos = m.cfg.eos_token_id if m.cfg.eos_token_id >= 0 else m.tokenizer.eos_token_id  # the model's config first
+    stream = _TextStream(m.tokenizer, out, eos)
+    print(f"[{m.what}, backend {backend}]", file=err)
+    out.write(args.prompt.translate(PRINTABLE))
+    out.flush()
+    if args.max_new_tokens == 0:
+        out.write("\n")
+        return 0
+    prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token)
+    stream.close()
+    print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s "
+          f"({rate(gen.tokens_per_second)} tokens/s){_lava_stats(gen)}", file=err)
+    return 0
+
+
+def cmd_chat(args, inp=None, out=None, err=None) -> int:
+    from lava_matmulfree.config import RunConfig
+    from lava_matmulfree.graph.session import Session
+
+    inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
+    run = RunConfig(backend=args.backend)
+    _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens)
+    m = _load_model(args, args.backend)
+    check_tokens(m.cfg, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
+    interactive = inp.isatty()
+    print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, EOF ends]",
+          file=err)
+    with Session(args.backend, m.net, capacity=args.max_prompt_tokens + args.max_new_tokens,
+                 temperature=args.temperature, top_k=args.top_k, seed=args.seed, float_model=m.float_model) as chat:
+        reset = True
+        while True:
+            if interactive:
+                err.write("> ")
+                err.flush()
+            line = inp.readline()
+            if not line:
+                break
+            text = line.rstrip("\n")
+            if text.strip() == CHAT_RESET:
+                reset = True
+                print("[state reset]", file=err)
+                continue
+            prompt = m.tokenizer.encode(text, add_bos=reset)
+            if not prompt:
+                continue
+            if len(prompt) > args.max_prompt_tokens:
+                print(f"error: the prompt has {len(prompt)} tokens, more than --max-prompt-tokens "
+                      f"{args.max_prompt_tokens}; not sent", file=err)
+                continue
+            stream = _TextStream(m.tokenizer, out)
+            gen = chat.ask(prompt, args.max_new_tokens, on_token=stream.on_token, reset=reset or args.reset_each)
+            stream.close()
+            first = "" if gen.first_token_seconds is None else f", first token after {gen.first_token_seconds:.3f} s"
+            print(f"[{len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s{first}]",
+                  file=err)
+            reset = False
+    return 0

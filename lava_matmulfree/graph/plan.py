@@ -1,0 +1,166 @@
+"""What a Lava run will take, known before its runtime is created (docs/reliability.md, "Sizes").
+
+Lava forks one OS process per leaf model; at 370M the decomposed graphs have hundreds (sim-mixers 224, sim 535)
+and a run that the machine cannot hold used to be started anyway, until the kernel's OOM killer or hours of
+waiting ended it. :func:`plan_run` estimates a run's leaf processes, memory and time from the graph's shape
+(builder.LEAVES_PER_BLOCK, loop_depth) and the machine (available memory, CPUs, process and file limits);
+:func:`check_run` refuses a run that cannot fit, naming a backend that does, and logs what a slow one will
+cost before it starts.
+
+The constants are measurements on the project's 2-core machine (tests/test_reliability_plan.py, and
+docs/performance.md's tables), rounded up: the estimate is meant to be right within a few times, and on the
+safe side for memory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import resource
+from dataclasses import dataclass
+
+from lava_matmulfree.utils.limits import SizeError, available_memory, describe_bytes
+
+log = logging.getLogger(__name__)
+
+#: Memory of one leaf process beyond what it shares with its parent (Lava's state, its heap's copied pages,
+#: its channels): 9.5-13.9 MiB measured per child on the tiny and a d = 512 model, all backends
+PROCESS_BYTES = 14 << 20
+#: Runtime services and the shared-memory manager: processes besides the leaves
+SERVICE_PROCESSES = 3
+#: Bytes per parameter of the layers held by the workers, by block models: fused blocks read the packed weights
+#: the parent holds (copy-on-write); fused mixers build their own arithmetic's tables; decomposed connections
+#: hold 2W as int8 and as int16 (Lava's Dense); the floating_pt models float64 copies
+LAYER_BYTES_PER_PARAM = {"fused": 0.5, "stack": 0.5, "mixers": 10.0, "decomposed": 3.0}
+FLOAT_LAYER_BYTES_PER_PARAM = {"fused": 2.0, "decomposed": 16.0}
+#: The embedding source's own int32 table and the LM head's int16 weights (V x d each)
+HEAD_BYTES_PER_PARAM = 6.0
+FLOAT_HEAD_BYTES_PER_PARAM = 16.0
+#: The sink's records: a float64 logit per vocabulary entry and token when recorded, and the token ids
+LOGIT_BYTES = 8
+
+#: Time, measured on 2 cores: forking and starting one leaf (0.085-0.13 s per leaf, tiny to d = 512)
+START_S_PER_LEAF = 0.12
+#: One time step: a fixed cost and one per leaf taking part in its barrier (tiny sim 26.7 ms at 74 leaves,
+#: sim-fused 7.4 ms at 11; docs/performance.md: 21.4 ms at 80 trivial leaves)
+STEP_S = 3e-3
+STEP_S_PER_LEAF = 0.35e-3
+#: The arithmetic of one token per layer parameter: the packed kernel of fused blocks (370M sim-fused: ~60 ms per
+#: token) against the stage-by-stage models of the decomposed graphs (2-2.3e-8 s measured at d = 512)
+COMPUTE_S_PER_PARAM = {"fused": 2e-10, "stack": 2e-10, "mixers": 2.5e-8, "decomposed": 2.5e-8}
+#: Reading a Var back from a running graph moves one element per message (~15 us): the recorded logits
+VAR_GET_S_PER_ELEMENT = 15e-6
+REFERENCE_CPUS = 2  # the machine the times above were measured on
+#: A run estimated to take longer than this is announced (a warning with its cost) before it starts
+SLOW_RUN_S = 60.0
+FDS_PER_LEAF = 10  # descriptors each leaf process holds in the parent (runtime.raise_fd_limit)
+#: The backends suggested instead of one that does not fit, fastest and smallest first
+ALTERNATIVES = ("sim-stack", "sim-fused", "sim-mixers", "sim")
+
+
+@dataclass
+class RunPlan:
+    backend: str
+    leaf_processes: int
+    memory_bytes: int
+    start_seconds: float
+    seconds_per_token: float
+    seconds: float  # the whole run, start-up included
+    new_tokens: int
+
+    def describe(self) -> str:
+        return (f"{self.leaf_processes} leaf processes, about {describe_bytes(self.memory_bytes)} of memory, about "
+                f"{_duration(self.seconds_per_token)} per new token and {_duration(self.seconds)} for the "
+                f"{self.new_tokens} new tokens, start-up included")
+
+
+def _duration(s: float) -> str:
+    if s < 1:
+        return f"{s * 1000:.3g} ms"
+    if s < 120:
+        return f"{s:.3g} s"
+    if s < 7200:
+        return f"{s / 60:.3g} min"
+    return f"{s / 3600:.3g} h"
+
+
+def plan_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits: bool = True, probes: int = 0,
+             stream: bool = False, cpus: int | None = None) -> RunPlan:
+    """The estimate of one request on a fresh runtime of ``backend`` for a model of ``cfg``."""
+    from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND, leaf_processes, loop_depth
+
+    kind = GRAPH_KIND[backend]
+    floating = backend in FLOAT_LAVA_BACKENDS
+    L, d, I, V = cfg.num_layers, cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    extra = int(stream) + probes
+    leaves = leaf_processes(kind, L, extra)
+    layer_params = L * (4 * d * d + 3 * d * I)
+    capacity = prompt_len + new_tokens
+    per_param = (FLOAT_LAYER_BYTES_PER_PARAM.get(kind, 16.0) if floating else LAYER_BYTES_PER_PARAM[kind])
+    memory = int((leaves + SERVICE_PROCESSES) * PROCESS_BYTES + layer_params * per_param
+                 + V * d * (FLOAT_HEAD_BYTES_PER_PARAM if floating else HEAD_BYTES_PER_PARAM)
+                 + (capacity * V * LOGIT_BYTES if record_logits else 0))
+    cpus = cpus or os.cpu_count() or 1
+    slower = REFERENCE_CPUS / max(1, min(cpus, leaves))  # more cores run more leaves of a step at once
+    step = (STEP_S + STEP_S_PER_LEAF * leaves) * slower
+    compute = COMPUTE_S_PER_PARAM[kind] * (layer_params + 2 * V * d) * slower
+    per_token = loop_depth(kind, L) * step + compute
+    start = START_S_PER_LEAF * leaves * slower
+    read_back = (capacity * V * VAR_GET_S_PER_ELEMENT) if record_logits else 0.0
+    seconds = start + prompt_len * (step + compute) + new_tokens * per_token + read_back
+    return RunPlan(backend, leaves, memory, start, per_token, seconds, new_tokens)
+
+
+def process_limit_problem(leaves: int) -> str | None:
+    """Why this process cannot fork ``leaves`` workers (open-file or process limits), or None."""
+    _, fd_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if fd_hard != resource.RLIM_INFINITY and leaves * FDS_PER_LEAF > fd_hard:
+        return f"its {leaves} leaf processes need about {leaves * FDS_PER_LEAF} open files, more than this " \
+               f"process's limit of {fd_hard} (ulimit -n)"
+    nproc, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if nproc != resource.RLIM_INFINITY and leaves + SERVICE_PROCESSES > nproc:
+        return f"its {leaves + SERVICE_PROCESSES} processes exceed this user's limit of {nproc} (ulimit -u)"
+    return None
+
+
+def check_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits: bool = True, probes: int = 0,
+              stream: bool = False, timeout: float | None = None, what: str = "the run", warn: bool = True) -> RunPlan:
+    """Refuse (SizeError) a Lava run this machine cannot hold, naming a backend that fits; with ``warn``, log a
+    warning with the cost of a slow one (and whether ``timeout`` would stop it) before it starts. Returns the
+    plan."""
+    plan = plan_run(backend, cfg, prompt_len, new_tokens, record_logits, probes, stream)
+    have = available_memory()
+    problem = process_limit_problem(plan.leaf_processes)
+    if plan.memory_bytes > have:
+        problem = (f"it needs about {describe_bytes(plan.memory_bytes)} of memory for its "
+                   f"{plan.leaf_processes} leaf processes, more than the {describe_bytes(have)} available")
+    if problem is not None:
+        raise SizeError(f"backend {backend}: {what} cannot fit this machine: {problem}; "
+                        f"{_fitting(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, backend)}")
+    if warn and plan.seconds > SLOW_RUN_S:
+        over = ""
+        if timeout is not None and plan.seconds > timeout:
+            over = f"; more than its time limit of {timeout:g} s (timeout_s), which would stop it"
+        faster = _faster(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, plan)
+        log.warning("backend %s: %s will take long: %s%s%s", backend, what, plan.describe(), over, faster)
+    return plan
+
+
+def _alternatives(cfg, prompt_len, new_tokens, record_logits, probes, stream, have):
+    for b in ALTERNATIVES:
+        p = plan_run(b, cfg, prompt_len, new_tokens, record_logits, probes if b != "sim-stack" else 0, stream)
+        if p.memory_bytes <= have and process_limit_problem(p.leaf_processes) is None:
+            yield p
+
+
+def _fitting(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, backend) -> str:
+    for p in _alternatives(cfg, prompt_len, new_tokens, record_logits, probes, stream, have):
+        if p.backend != backend:
+            return f"backend {p.backend} fits ({p.describe()}), and so does reference (no Lava processes)"
+    return "backend reference (the golden model, no Lava processes) is the one that fits"
+
+
+def _faster(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, plan) -> str:
+    for p in _alternatives(cfg, prompt_len, new_tokens, record_logits, probes, stream, have):
+        if p.seconds < plan.seconds / 2:
+            return f"; backend {p.backend} would take about {_duration(p.seconds)}"
+    return ""
