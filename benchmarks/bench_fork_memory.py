@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,27 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
+from _harness import KIB, OUT_DIR, child_pids, run_worker as _run_worker, smaps_kib, write_json
 
-DEFAULT_OUT = ROOT / "out" / "bench_fork_memory.json"
-KIB_PER_MIB = 1024
+DEFAULT_OUT = OUT_DIR / "bench_fork_memory.json"
 NEW_TOKENS = 3
 
 
 def smaps_mib(pid: int) -> dict[str, float]:
     """Pss and Private_Dirty of a process, MiB (empty if it is gone)."""
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("Pss", "Private_Dirty"):
-                out[key] = int(rest.split()[0]) / KIB_PER_MIB
-    except OSError:
-        pass
-    return out
+    return {k: v / KIB for k, v in smaps_kib(pid, ("Pss", "Private_Dirty")).items()}
 
 
 def worker(args) -> int:
@@ -64,13 +51,8 @@ def worker(args) -> int:
     graph.set_request(prompt, NEW_TOKENS, started=False)
 
     def snapshot(_):
-        kids = blo.child_pids()
-        models = {}
-        for pid in kids:  # the model a child runs, from the run_spk profile it wrote
-            try:
-                models[pid] = ",".join(json.loads((Path(blo._PROFILE_DIR) / f"{pid}.json").read_text()))
-            except (OSError, TypeError, ValueError):
-                models[pid] = "?"
+        kids = child_pids()
+        models = {pid: blo.child_model(pid) for pid in kids}
         return {"parent": smaps_mib(os.getpid()), "children": [(models[p], smaps_mib(p)) for p in kids]}
 
     steps = len(prompt) + NEW_TOKENS * graph.loop_depth
@@ -95,11 +77,8 @@ def summarise(mem: dict) -> dict:
 
 def run_worker(path: Path, args, no_warm: bool) -> dict:
     out = path.parent / f"fork_memory_{'nowarm' if no_warm else 'warm'}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(path), "--worker-out", str(out),
-           "--seed", str(args.seed), "--prompt", str(args.prompt), "--backend", args.backend]
-    subprocess.run(cmd + (["--no-warm"] if no_warm else []), check=True, stdout=subprocess.DEVNULL,
-                   timeout=args.timeout)
-    return json.loads(out.read_text())
+    flags = ["--worker", str(path), "--seed", str(args.seed), "--prompt", str(args.prompt), "--backend", args.backend]
+    return _run_worker(__file__, flags + (["--no-warm"] if no_warm else []), out, args.timeout, check=True)[1]
 
 
 def render(res: dict) -> str:
@@ -142,8 +121,7 @@ def main(argv=None) -> int:
         res = {"config": args.config, "seed": args.seed, "backend": args.backend, "prompt": args.prompt,
                "warm": summarise(run_worker(path, args, no_warm=False)["memory"]),
                "no_warm": summarise(run_worker(path, args, no_warm=True)["memory"])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1))
+    write_json(args.out, res)
     print(f"== {args.config}, {args.backend}: memory by process at the end of a run (random weights, seed "
           f"{args.seed}) ==")
     print(render(res))

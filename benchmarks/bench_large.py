@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DEFAULT_OUT = ROOT / "out" / "bench_large.json"
+from _harness import HERE, OUT_DIR, loadavg, write_json
+
+DEFAULT_OUT = OUT_DIR / "bench_large.json"
 BUILD_BYTES_PER_PARAM = 4 * 1.5 + 1     # float32 weights with transient copies, plus the int8 ternary copy
 LAVA_NEW_TOKENS = 3
 
@@ -64,7 +63,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.build_worker:
         return build_worker(*args.build_worker, args.seed)
-    sys.path.insert(0, str(ROOT))
     import numpy as np
 
     from lava_matmulfree.config import load_model_config
@@ -76,7 +74,7 @@ def main(argv=None) -> int:
         n_params = sum(int(np.prod(s)) for s in expected_tensors(cfg).values())
         need, avail = n_params * BUILD_BYTES_PER_PARAM, mem_available_bytes()
         entry = {"params": n_params, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
-                 "intermediate": cfg.intermediate_size, "load_start": [round(v, 2) for v in os.getloadavg()]}
+                 "intermediate": cfg.intermediate_size, "load_start": loadavg()}
         results[config] = entry
         if need > avail:
             entry["skipped"] = (f"building needs ~{need / 2**30:.1f} GiB (float32 weights), "
@@ -117,11 +115,8 @@ def main(argv=None) -> int:
                                      "pss_peak_mib": rep["pss_peak_mib"],
                                      "process_pss_mib": rep.get("process_pss_mib"), "load": rep["load"]}
                 print(f"{config}: {mode} done", file=sys.stderr)
-        entry["load_end"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"benchmark": "bench_large", "configs": results}, indent=1) + "\n")
-    tmp_out.replace(args.out)
+        entry["load_end"] = loadavg()
+    write_json(args.out, {"benchmark": "bench_large", "configs": results})
     print("| config | golden decode ms/token | golden PSS MiB (packed weights + embedding) | Lava backend "
           "| Lava decode ms/token | Lava PSS MiB (all processes) |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")

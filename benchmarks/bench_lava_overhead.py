@@ -38,7 +38,6 @@ import os
 import platform
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -46,59 +45,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _harness import MIB, MS, OUT_DIR, child_pids, loadavg, med, medians, proc_cpu_s, proc_pss_bytes, write_json
 
-DEFAULT_OUT = ROOT / "out" / "bench_lava_overhead.json"
+DEFAULT_OUT = OUT_DIR / "bench_lava_overhead.json"
 DEFAULT_LEAVES = (2, 8, 20, 29, 44, 80)  # 8 / 44: the tiny graph fused / decomposed; 29: the 370M sim-fused
-MS = 1e3
-MIB = 1 << 20
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 RUN_TIMEOUT_S = 900.0
 REAL_PROMPT = 4  # prompt tokens before the timed decode of the real graph
 
 
 # =========================================================================================== machinery
-def loadavg() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
-
-
-def child_pids(parent: int | None = None) -> list[int]:
-    """Live children of ``parent`` (this process by default), zombies excluded."""
-    parent = os.getpid() if parent is None else parent
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != "Z":
-            out.append(int(d.name))
-    return out
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process, seconds (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_pss_bytes(pid: int) -> int:
-    """Proportional set size of a process (shared pages split among their users), bytes."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def tree_usage() -> tuple[float, int, int]:
     """(CPU seconds of this process's live children, PSS of this process + children, number of children)."""
     kids = child_pids()
@@ -110,6 +65,15 @@ def tree_usage() -> tuple[float, int, int]:
 _PROFILE_DIR: str | None = None
 _CHUNK_ENDS: list[int] = []  # cumulative last step of every chunk
 _STATS: dict = {}  # in a child: class name -> [[cpu_s, wall_s, calls] per chunk]
+
+
+def child_model(pid: int) -> str:
+    """The process model(s) a Lava child runs, from the run_spk profile it wrote ("?" when it wrote none: an
+    unprofiled run, or asked after the run was torn down)."""
+    try:
+        return ",".join(json.loads((Path(_PROFILE_DIR) / f"{pid}.json").read_text()))
+    except (OSError, TypeError, ValueError):
+        return "?"
 
 
 def _flush_stats() -> None:
@@ -244,10 +208,6 @@ class InstrumentedRun:
         return out
 
 
-def med(values):
-    return statistics.median(values) if values else float("nan")
-
-
 # =========================================================================================== 1. chains
 def build_chain(n_leaves: int, width: int):
     """source -> (n_leaves - 2) Dense -> sink: n_leaves leaf processes; returns the source."""
@@ -288,10 +248,8 @@ def bench_chains(leaves, width: int, steps, repeats: int, log) -> list[dict]:
                 f"create_runtime {reps[-1]['create_runtime_s']:.2f} s, load {loadavg()}")
         row = {"leaf_processes": reps[0]["leaf_processes"], "width": width, "repeats": repeats,
                "steps_timed": s2 - s1}
-        for key in ("ms_per_step", "children_cpu_ms_per_step", "compile_s", "create_runtime_s", "first_run_s",
-                    "stop_s", "pss_peak_mib"):
-            row[key] = med([x[key] for x in reps])
-            row[key + "_all"] = [x[key] for x in reps]
+        row.update(medians(reps, ("ms_per_step", "children_cpu_ms_per_step", "compile_s", "create_runtime_s",
+                                  "first_run_s", "stop_s", "pss_peak_mib")))
         row["startup_s"] = row["compile_s"] + row["create_runtime_s"]
         rows.append(row)
     return rows
@@ -335,11 +293,9 @@ def bench_real(backend: str, net, n_new: int, repeats: int, golden_ms: float, lo
     row = {"backend": backend, "leaf_processes": reps[0]["leaf_processes"],
            "steps_per_token": reps[0]["steps_per_token"], "decoded_tokens_timed": n_new - 1, "repeats": repeats,
            "golden_ms_per_token": golden_ms}
-    for key in ("ms_per_token", "compute_cpu_ms_per_token", "children_cpu_ms_per_token", "ms_per_step",
-                "children_cpu_ms_per_step", "run_spk_cpu_ms_per_step", "lava_cpu_ms_per_step", "startup_s",
-                "stop_s", "pss_peak_mib"):
-        row[key] = med([x[key] for x in reps])
-        row[key + "_all"] = [x[key] for x in reps]
+    row.update(medians(reps, ("ms_per_token", "compute_cpu_ms_per_token", "children_cpu_ms_per_token",
+                              "ms_per_step", "children_cpu_ms_per_step", "run_spk_cpu_ms_per_step",
+                              "lava_cpu_ms_per_step", "startup_s", "stop_s", "pss_peak_mib")))
     names = reps[0]["compute_by_model_ms_per_token"]
     row["compute_by_model_ms_per_token"] = {k: med([x["compute_by_model_ms_per_token"].get(k, 0.0) for x in reps])
                                             for k in names}
@@ -406,8 +362,7 @@ def main(argv=None) -> int:
         "environment": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
                         "machine": platform.machine()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.out, result)
 
     print(f"== Lava CPU runtime: cost per time step against leaf processes (width {args.width}) ==")
     print(f"load average at start {load_start}, at end {load_end}; medians of {args.repeats} repeats; "

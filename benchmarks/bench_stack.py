@@ -9,13 +9,12 @@ decode step.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
+from _harness import write_json
 from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.graph.backends import generate
 from lava_matmulfree.model.golden_fast import FastGoldenModel
@@ -53,8 +52,7 @@ def main(argv=None) -> int:
     out["same_tokens"] = tokens[BACKENDS[0]] == tokens[BACKENDS[1]]
     out["load_end"] = os.getloadavg()
     print(f"same tokens: {out['same_tokens']}; load {out['load_start'][0]:.1f} -> {out['load_end'][0]:.1f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1))
+    write_json(args.out, out)
     return 0
 
 

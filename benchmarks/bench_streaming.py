@@ -13,20 +13,18 @@ Writes out/bench_streaming.json and prints a table with the machine's load avera
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _harness import write_json
 
 PROMPTS = ("A class definition", "The for statement", "An expression")
 PROBES = ("l0.h", "l1.h", "l2.h", "l1.attn_inv_rms", "l2.down_sum_sq", "head.inv_rms", "l0.x_out", "head.logits")
 
 
 def demo():
-    from lava_matmulfree.cli import DEMO_MODEL_DIR
+    from lava_matmulfree.io.packaged import DEMO_MODEL_DIR
     from lava_matmulfree.model.quantise import QuantisedNetwork
     from lava_matmulfree.io.tokenizer import load_tokenizer
 
@@ -90,8 +88,7 @@ def main(argv=None) -> int:
               f"{row['probes']['with_8_probes']['tokens_per_s_streaming']:.2f} tokens/s", flush=True)
     res["load_after"] = os.getloadavg()
     print(f"reference (golden): {res['reference_tokens_per_s']:.0f} tokens/s; load {res['load_after'][0]:.1f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    write_json(args.out, res)
     return 0
 
 

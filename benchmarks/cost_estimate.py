@@ -1,4 +1,5 @@
-"""Loihi 2 vs GPU cost estimates (presets paper and project) into out/cost/ (docs/cost_model.md).
+"""Loihi 2 vs GPU cost estimates (presets paper and project) into out/cost/ (docs/cost_model.md; the GPU side
+and the verdict: docs/gpu_baselines.md, whose plot is out/cost/efficiency_370m_paper.png).
 
     .venv/bin/python benchmarks/cost_estimate.py [--configs 370m 1.3b 2.7b] [--presets paper project] [--out out/cost]
                                                  [--instructions FILE.toml|.json] [--prompt-lengths 16 ... 4096]
@@ -13,7 +14,8 @@ PLACEHOLDER_INSTRUCTIONS below, which are labelled as such in the printed tables
 (``instructions_source``). A time step is dominated by synaptic operations, so they move the results little:
 the sensitivity line printed at the end says by how much.
 
-Each run compares against its reference in the same run: the GPU rooflines and the paper's 370M anchors.
+Each run compares against its reference in the same run: the GPU baselines (every GPU x model x runtime x
+batch, held against the H200 measurement by tests/test_gpu_baselines.py) and the paper's 370M anchors.
 """
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lava_matmulfree.loihi.cost_model import DEFAULT_PROMPT_LENGTHS, estimate_main  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
 from lava_matmulfree.loihi.gpu_baseline import transformer_pp_key  # noqa: E402
-from lava_matmulfree.loihi.hardware import CostModelError  # noqa: E402
+from lava_matmulfree.loihi.hardware import CostModelError, short_name  # noqa: E402
+from lava_matmulfree.loihi.outputs import estimate_main  # noqa: E402
+from lava_matmulfree.loihi.report import DEFAULT_PROMPT_LENGTHS  # noqa: E402
 
 # Rough instruction counts per neuron update, written down by hand from the neuron definitions (docs/model.md, docs/fixed_point.md)
 # until the microcode package counts the real programs: residual (accumulate, square for the aggregator,
@@ -63,7 +66,7 @@ def scaling_table(summary: dict, configs, presets) -> str:
                          f"{lp['decode_tokens_per_s']:,.1f} | {lp['decode_mj_per_token']:,.0f} | "
                          f"{lp['prefill_mj_per_token']:,.1f} |")
         g = summary[f"{name}/{presets[0]}"]["platforms"][f"jetson/{transformer_pp_key(name)}"]
-        lines.append(f"| {name} | Jetson Orin Nano, {g['model'].split(' (')[0]} (FP16) | - | "
+        lines.append(f"| {name} | Jetson Orin Nano, {short_name(g['model'])} (FP16) | - | "
                      f"{1e3 * g['ttft_s']:,.0f} ms | {g['decode_tokens_per_s']:,.1f} | "
                      f"{g['decode_mj_per_token']:,.0f} | {g['prefill_mj_per_token']:,.1f} |")
     return "\n".join(lines)
@@ -98,7 +101,7 @@ def main(argv=None) -> int:
     # sensitivity to the instruction counts (paper preset of the first config)
     base_ins = ins if isinstance(ins, dict) else None
     if base_ins is not None:
-        from lava_matmulfree.loihi.calibration import loihi_model, preset as paper_preset
+        from lava_matmulfree.loihi.presets import loihi_model, preset as paper_preset
         from lava_matmulfree.loihi.hardware import LOIHI2
 
         cfg = load_config(args.configs[0]).model

@@ -1,66 +1,160 @@
 """The machine's memory read bandwidth, measured in the benchmark's own run: the bound of a decode token.
 
 A decode token reads every packed weight once (85 MB at 370M) and does little work per byte, so its time cannot
-be shorter than bytes / read bandwidth. ``read_bandwidth`` streams a buffer much larger than the last-level cache
-(``BUFFER_BYTES``) with a plain summing loop, on one thread and split over ``threads`` numba threads (contiguous
-chunks, one parallel region per pass), and returns GB/s per repeat: the same kind of loop as a C read loop, and
-the same numba threads the parallel kernels use.
+be shorter than bytes / read bandwidth, and that bandwidth must come from a reader at least as good as any
+reader of those bytes, or the "bound" is not one. ``Reader`` compiles ``membw_read.c`` (beside this file) at
+run time with the system's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``; ``-O3 -march=native``) into a
+temporary folder: AVX2 loads, 8 independent accumulators, 1 or N threads each reading a contiguous share,
+every pass timed from one barrier to the next. Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
+numpy's vectorised sum over each thread's share of a uint64 view, on Python threads (numpy releases the GIL
+there); ``Reader.method`` says which ran. (The plain numba summing loop used before is not vectorised: 4-5 GB/s
+where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``) is at least 4x the last-level
+cache of cpu0 (``/sys/devices/system/cpu/cpu0/cache``), the weights' size and 256 MiB, written once so that every
+page is backed.
+
+``Reader.passes(threads, n)`` returns GB/s of ``n`` passes; the bound is the best of all passes (a physical
+limit: the best the machine did), and bench_decode.py checks in the same run that no kernel read faster.
+Run alone (``python benchmarks/membw.py [--passes 10]``) it prints the best, median and worst of each.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
 
-BUFFER_BYTES = 256 << 20    # >> any L3 of the machines here (32 MiB)
 GB = 1e9
-N_ACC = 4                   # independent accumulators: the loop is bound by loads, not by an add chain
+MIN_BUFFER_BYTES = 256 << 20
+SOURCE = Path(__file__).resolve().parent / "membw_read.c"
+CFLAGS = ["-O3", "-march=native", "-pthread", "-shared", "-fPIC"]
+ALIGN = 4096
 
 
-@njit(cache=True)
-def _read_range(buf, lo, hi):
-    s0 = np.uint64(0)
-    s1 = np.uint64(0)
-    s2 = np.uint64(0)
-    s3 = np.uint64(0)
-    for i in range(lo, hi - N_ACC + 1, N_ACC):
-        s0 += buf[i]
-        s1 += buf[i + 1]
-        s2 += buf[i + 2]
-        s3 += buf[i + 3]
-    return s0 + s1 + s2 + s3
+def llc_bytes(cpu: int = 0) -> int:
+    """Size of the highest-level data / unified cache of ``cpu`` (bytes; 0 if sysfs does not say)."""
+    best_level, size = 0, 0
+    for d in Path(f"/sys/devices/system/cpu/cpu{cpu}/cache").glob("index*"):
+        try:
+            level = int((d / "level").read_text())
+            kind = (d / "type").read_text().strip()
+            text = (d / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if kind == "Instruction" or level < best_level:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+        best_level, size = level, int(text.rstrip("KMGkmg")) * mult
+    return size
 
 
-@njit(cache=True)
-def read_serial(buf):
-    return _read_range(buf, 0, buf.size)
+def buffer_bytes(weight_bytes: int = 0) -> int:
+    """The read buffer: >= 4x the last-level cache, >= the weights, >= 256 MiB, a whole number of MiB."""
+    n = max(4 * llc_bytes(), int(weight_bytes or 0), MIN_BUFFER_BYTES)
+    return -(-n // (1 << 20)) << 20
 
 
-@njit(cache=True, parallel=True)
-def read_parallel(buf, n_threads):
-    chunk = buf.size // n_threads
-    sums = np.zeros(n_threads, dtype=np.uint64)
-    for t in prange(n_threads):
-        sums[t] = _read_range(buf, t * chunk, (t + 1) * chunk)
-    return sums.sum()
+def _compile():
+    """The compiled reader (ctypes library) and the command that built it, or (None, why not)."""
+    if os.environ.get("MEMBW_NO_C"):
+        return None, "MEMBW_NO_C is set"
+    cands = [os.environ.get("CC"), "cc", "gcc", "clang"]
+    compilers = [c for c in dict.fromkeys(cands) if c and shutil.which(c)]
+    if not compilers:
+        return None, "no C compiler on PATH ($CC, cc, gcc, clang)"
+    why = ""
+    with tempfile.TemporaryDirectory(prefix="membw_") as tmp:
+        lib_path = Path(tmp) / "membw_read.so"
+        for cc in compilers:
+            cmd = [cc, *CFLAGS, "-o", str(lib_path), str(SOURCE)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 0:
+                lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go with the folder
+                lib.membw_read.restype = ctypes.c_int
+                lib.membw_read.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                           ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64)]
+                lib.membw_isa.restype = ctypes.c_char_p
+                return lib, " ".join([Path(cc).name, *CFLAGS[:2]])
+            why = f"{cc} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
+    return None, why
 
 
-def make_buffer() -> np.ndarray:
-    from lava_matmulfree.model.ternary import start_threads
+def _numpy_passes(buf: np.ndarray, threads: int, n: int) -> list[float]:
+    """The fallback reader: numpy's sum over each thread's share of the uint64 buffer (numpy releases the GIL in
+    the reduction; its loop is vectorised), ``threads`` Python threads, every pass timed from one barrier to the
+    next, like the C reader. Seconds per pass."""
+    import threading
 
-    start_threads()  # numba's threads without fixing multiprocessing's start method (lava is imported later)
-    buf = np.ones(BUFFER_BYTES // 8, dtype=np.uint64)  # written once: every page really backed
-    read_serial(buf)
-    read_parallel(buf, 2)
-    return buf
+    shares = np.array_split(buf, threads)
+    bar = threading.Barrier(threads)
+    secs = [0.0] * n
+
+    def work(t):
+        for p in range(n):
+            bar.wait()
+            t0 = time.perf_counter()
+            shares[t].sum()
+            bar.wait()
+            if t == 0:
+                secs[p] = time.perf_counter() - t0
+
+    helpers = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(1, threads)]
+    for h in helpers:
+        h.start()
+    work(0)
+    for h in helpers:
+        h.join()
+    return secs
 
 
-def read_bandwidth(buf: np.ndarray, threads: int) -> float:
-    """GB/s of one pass over ``buf`` on ``threads`` threads (1: the serial loop)."""
-    t0 = time.perf_counter()
-    if threads == 1:
-        read_serial(buf)
-    else:
-        read_parallel(buf, threads)
-    return buf.nbytes / (time.perf_counter() - t0) / GB
+class Reader:
+    """Reads a buffer of ``nbytes`` (``buffer_bytes`` by default) and times each pass."""
+
+    def __init__(self, nbytes: int | None = None):
+        nbytes = buffer_bytes() if nbytes is None else int(nbytes)
+        raw = np.ones(nbytes // 8 + ALIGN // 8, dtype=np.uint64)  # written once: every page really backed
+        off = (-raw.ctypes.data % ALIGN) // 8
+        self._raw, self.buf = raw, raw[off:off + nbytes // 8]
+        self.nbytes = self.buf.nbytes
+        self.lib, how = _compile()
+        if self.lib is not None:
+            self.method = f"C ({how}, {self.lib.membw_isa().decode()}, 8 accumulators, pthreads)"
+        else:
+            try:
+                _numpy_passes(self.buf[:1 << 16], 2, 1)
+            except Exception as exc:  # noqa: BLE001 -- the one line says what failed
+                raise SystemExit(f"membw: cannot compile {SOURCE.name} ({how}) and the numpy fallback failed: "
+                                 f"{type(exc).__name__}: {exc}") from None
+            self.method = f"numpy sum over a uint64 view, Python threads (the C reader not used: {how})"
+        self.passes(1, 1)
+        self.passes(2, 1)
+
+    def passes(self, threads: int, n: int = 1) -> list[float]:
+        """GB/s of each of ``n`` passes over the buffer on ``threads`` threads."""
+        if self.lib is not None:
+            secs = (ctypes.c_double * n)()
+            checksum = ctypes.c_uint64()
+            rc = self.lib.membw_read(self.buf.ctypes.data, self.nbytes, threads, n, secs, ctypes.byref(checksum))
+            if rc != 0:
+                raise RuntimeError(f"membw_read failed ({rc})")
+            if checksum.value != self.buf.size * n:  # every word is 1: the sum says every byte was read
+                raise RuntimeError(f"membw_read read {checksum.value} words, not {self.buf.size * n}")
+            return [self.nbytes / s / GB for s in secs]
+        return [self.nbytes / sec / GB for sec in _numpy_passes(self.buf, threads, n)]
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="read bandwidth of this machine (best of --passes)")
+    ap.add_argument("--passes", type=int, default=10)
+    ap.add_argument("--mib", type=int, default=0, help="buffer MiB (default: buffer_bytes())")
+    a = ap.parse_args()
+    r = Reader((a.mib << 20) or None)
+    print(f"{r.method}; buffer {r.nbytes >> 20} MiB (last-level cache {llc_bytes() >> 20} MiB)")
+    for th in (1, 2):
+        v = r.passes(th, a.passes)
+        print(f"{th} thread(s): best {max(v):.1f} GB/s, median {float(np.median(v)):.1f}, worst {min(v):.1f}")
