@@ -30,6 +30,13 @@ LAYER = 1
 def ncmodule(name: str):
     return importlib.import_module(f"lava_matmulfree.processes.{name}.ncmodels")
 
+def _restore_nc_modules(monkeypatch):
+    """Undo the stubbed lava-loihi and re-import the NC modules as this machine has them."""
+    monkeypatch.undo()
+    for name in NAMES:
+        importlib.reload(ncmodule(name))
+
+
 
 def process_models(module) -> list:
     return [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, AbstractProcessModel)]
@@ -89,9 +96,7 @@ def test_public_lava_without_nc_modules_defines_nothing(monkeypatch, no_lava_loi
             module = importlib.reload(ncmodule(name))
             assert module.NC_AVAILABLE is False and process_models(module) == []
     finally:
-        monkeypatch.undo()
-        for name in NAMES:
-            importlib.reload(ncmodule(name))
+        _restore_nc_modules(monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -212,9 +217,7 @@ def test_loihi2_run_config_selects_the_nc_models_and_lavas_dense(tiny_net, monke
         assert kinds["EmbeddingSource"] == {"PyEmbeddingSourceFixed"} and kinds["LmHeadSink"] == {"PyLmHeadSinkFixed"}
         assert len(leaves) == graph.leaf_process_count()
     finally:
-        monkeypatch.undo()
-        for name in NAMES:
-            importlib.reload(ncmodule(name))
+        _restore_nc_modules(monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)

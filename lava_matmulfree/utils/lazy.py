@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Callable, Mapping
 
 
@@ -17,9 +18,6 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> tuple[Callable[[st
         return getattr(importlib.import_module(module), name)
 
     def __dir__() -> list:
-        return sorted(set(exports) | set(globals_of(package)))
-
-    def globals_of(pkg: str):
-        return vars(importlib.import_module(pkg)).keys()
+        return sorted(set(exports) | set(vars(sys.modules[package])))
 
     return __getattr__, __dir__
