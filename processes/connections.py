@@ -208,9 +208,12 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
     weights: np.ndarray = LavaPyType(np.ndarray, np.int16, precision=8)
     num_message_bits: np.ndarray = LavaPyType(np.ndarray, int, precision=5)
 
+    COUNTS = False  # True in the counting twin (processes/activity.py), which has an ``activity`` Var
+
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self._kernel = None  # TernaryMatrix of weights / 2, or False: the exact int64 product
+        self._col_nnz = None  # activity: non-zero weights per input column (lane excluded)
 
     def _fail(self, what: str):
         raise ValueError(f"Dense {self.proc_params.get('name')}: {what}; PyTernaryDenseModel refuses what it cannot "
@@ -248,11 +251,25 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
                 pass
         return self.weights.astype(np.int64) @ s.astype(np.int64)
 
+    def _count(self, s: np.ndarray) -> None:
+        """Activity of a message whose token lane (the last channel) is set: messages, spikes, bits, synops of
+        the data channels (processes/activity.py)."""
+        if not s.size or s[-1] == 0:
+            return
+        if self._col_nnz is None:
+            self._col_nnz = np.count_nonzero(np.asarray(self.weights)[:-1, :-1], axis=0).astype(np.int64)
+        nz = np.asarray(s[:-1]) != 0
+        spikes = int(nz.sum())
+        bits = int(np.asarray(self.num_message_bits).reshape(-1)[0])
+        self.activity[:] = self.activity + np.array([nz.size, spikes, spikes * bits, int(self._col_nnz[nz].sum())])
+
     def run_spk(self):
         if self._kernel is None:
             self._prepare()
         self.a_out.send(self.a_buff)
         s = self.s_in.recv()
+        if self.COUNTS:
+            self._count(s)
         if int(np.asarray(self.num_message_bits).reshape(-1)[0]) > 0:  # graded messages
             if s.dtype.kind not in "biu":
                 self._fail(f"received {s.dtype} messages (Lava's bit-accurate Dense shifts integer sums only)")

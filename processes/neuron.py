@@ -26,7 +26,7 @@ from lava.magma.core.process.variable import Var
 from lava_matmulfree import events
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.microcode import bindings, isa
-from lava_matmulfree.processes import float_model_of
+from lava_matmulfree.processes import activity, float_model_of
 from lava_matmulfree.processes.connections import CheckedInPort
 
 #: Suffix of a program input that is the token lane of the port named before it.
@@ -129,6 +129,7 @@ class PyMicrocodedFixedModel(PyLoihiProcessModel):
     IN_PORTS: tuple = ()
     OUT_PORTS: tuple = ()
     PROCESS = None  # the MicrocodedNeurons subclass (set by lava_types)
+    COUNTS = False  # True in the counting twin (processes/activity.py), which has an ``activity`` Var
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -150,10 +151,18 @@ class PyMicrocodedFixedModel(PyLoihiProcessModel):
             luts={k: v.reshape(-1) for k, v in vals.items() if kinds[k] == "lut"})
         self._fifo_counts = list(proc_cls.QUEUE_COUNTS)
 
+    def _count(self, lanes: dict) -> None:
+        """Activity: an update per neuron and input phase whose lane is set; a round per inverse RMS (or, in an
+        aggregator, per sum) that arrives (processes/activity.py)."""
+        name = self.PROCESS.__name__
+        phases = sum(any(lanes[p] for p in group) for group in activity.PHASES[name])
+        rounds = sum(lanes[p] for p in activity.ROUND_PORTS[name])
+        self.activity[:] = self.activity + np.array([self._n * phases, rounds])
+
     def run_spk(self):
         if self._machine is None:
             self._bind()
-        inputs, any_token = {}, False
+        inputs, any_token, lanes = {}, False, {}
         for p in self.IN_PORTS:
             msg = getattr(self, p).recv()
             data, present = events.split(msg)
@@ -161,6 +170,9 @@ class PyMicrocodedFixedModel(PyLoihiProcessModel):
             if self._lanes[p]:
                 inputs[p + LANE_SUFFIX] = np.int64(present)
             any_token |= present
+            lanes[p] = bool(present)
+        if self.COUNTS and any_token:
+            self._count(lanes)
         if not any_token and self._silent_steps >= events.AGGREGATOR_ROUND_TRIP:
             for q in self.OUT_PORTS:
                 getattr(self, q).send(events.silence(self._n))

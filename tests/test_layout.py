@@ -27,7 +27,7 @@ ALLOWED = {
     "model": {"errors", "config", "utils", "io"},
     "microcode": {"errors", "events", "model"},
     "processes": {"errors", "config", "events", "utils", "model", "microcode"},
-    "graph": {"errors", "config", "events", "utils", "io", "model", "microcode", "processes"},
+    "graph": {"errors", "config", "events", "utils", "io", "model", "microcode", "processes", "loihi"},
     "loihi": {"errors", "config", "utils", "microcode"},
     "evaluation": {"errors", "config", "utils", "io", "model", "graph"},
     "train": {"errors", "config", "utils", "io", "model", "evaluation"},

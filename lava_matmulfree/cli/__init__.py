@@ -2,6 +2,7 @@
 
     lava-matmulfree generate  [MODEL] [--backend B | --run-config NAME] [--prompt TEXT] [--max-new-tokens N] ...
     lava-matmulfree probe     [MODEL] [--backend B] [--vars l0.h,l1.h] [--out PREFIX]   -> PREFIX.npz, PREFIX.png
+    lava-matmulfree profile   [MODEL] [--prompt TEXT | --text FILE] [--tokens N] [--out PREFIX] -> PREFIX.json, .png
     lava-matmulfree eval      [MODEL] [--text FILE] [--set knob=value ...] [--json PATH]
     lava-matmulfree compile   [MODEL] --out FILE.safetensors [--calib-text FILE]
     lava-matmulfree estimate  [--config NAME] [--out DIR] [--preset paper|project] [--json FILE] [--set NAME=VALUE]
@@ -26,7 +27,7 @@ import os
 import sys
 from typing import NoReturn
 
-from lava_matmulfree.cli import compile, estimate, eval, info, probe, train
+from lava_matmulfree.cli import compile, estimate, eval, info, probe, profile, train
 from lava_matmulfree.cli.common import _Parser, _UsageError
 from lava_matmulfree.cli.generate import add_chat_parser, cmd_chat, cmd_generate
 from lava_matmulfree.cli.generate import add_parser as add_generate_parser
@@ -37,8 +38,8 @@ __all__ = ["build_parser", "cmd_chat", "cmd_generate", "main"]  # the commands t
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
 # each command's parser, in the order --help lists them
-ADD_PARSERS = (add_generate_parser, probe.add_parser, eval.add_parser, compile.add_parser, estimate.add_parser,
-               add_chat_parser, info.add_parser, train.add_parser)
+ADD_PARSERS = (add_generate_parser, probe.add_parser, profile.add_parser, eval.add_parser, compile.add_parser,
+               estimate.add_parser, add_chat_parser, info.add_parser, train.add_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

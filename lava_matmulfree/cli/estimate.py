@@ -14,12 +14,18 @@ def add_parser(sub):
                        description="Run the cost model (lava_matmulfree.loihi.outputs.estimate_main): tables and "
                                    "the verdict against the GPUs on stdout, JSON and plots in --out.")
     s.add_argument("--config", default=DEFAULT_ESTIMATE_CONFIG, metavar="NAME_OR_TOML",
-                   help=f"model config (default: {DEFAULT_ESTIMATE_CONFIG})")
+                   help=f"model config, or a shipped model (demo, deep; its measured activity by default) "
+                        f"(default: {DEFAULT_ESTIMATE_CONFIG})")
     s.add_argument("--out", default=DEFAULT_ESTIMATE_DIR, metavar="DIR",
                    help=f"output folder (default: {DEFAULT_ESTIMATE_DIR})")
     s.add_argument("--preset", default="paper", choices=("paper", "project"),
                    help="deployment: the paper's (8-bit, one block per chip, 32-chip system) or this project's")
     s.add_argument("--json", metavar="FILE", help="write the JSON report here (default: in --out)")
+    s.add_argument("--activity", default="auto", metavar="PROFILE.json",
+                   help="measured activity profile (written by `lava-matmulfree profile`): its density per "
+                        "connection and layer replaces the dense assumption, shown side by side; 'dense' keeps "
+                        "the dense headline; default 'auto': a shipped model's own profile, else dense with the "
+                        "deep model's profile beside it (docs/activity.md)")
     _add_overrides_arg(s, "override a cost-model constant (loihi2.NAME, jetson.NAME, h100.NAME, h200.NAME or a "
                           "mapping option); repeatable", metavar="NAME=VALUE")
     s.add_argument("--sensitivity", action="store_true",
@@ -55,12 +61,17 @@ def _cost_overrides(items) -> dict:
 def cmd_estimate(args) -> int:
     from lava_matmulfree.config import load_model_config
 
-    load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
+    from lava_matmulfree.loihi.activity import SHIPPED
+
+    if args.config not in SHIPPED:  # a shipped model ('demo', 'deep') is costed from its config.json
+        load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
     try:
         from lava_matmulfree.loihi.outputs import estimate_main
     except ImportError as e:
         raise ValueError(f"the cost model is not available ({e})") from None
     overrides = _cost_overrides(args.overrides)
+    if args.activity != "auto":
+        overrides.setdefault("activity", args.activity)
     json_path = check_output_file(args.json) if args.json else None
     out = check_output_dir(args.out)
     estimate_main(args.config, out, preset=args.preset, json_path=json_path, **overrides)

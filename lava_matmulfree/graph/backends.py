@@ -46,6 +46,7 @@ class Generation:
     steps_per_layer: float | None = None  # time steps a token spends in each block (0 on fused blocks)
     leaf_processes: int | None = None
     first_token_seconds: float | None = None  # request -> first token handed to on_token (streaming Lava runs)
+    activity: object = None  # generate(activity=True): an ActivityRecorder (docs/graph.md, "Activity counters")
 
     @property
     def tokens_per_second(self) -> float:
@@ -175,11 +176,13 @@ def _sample_and_step(model, logits, state, max_new_tokens: int, sample, on_token
 
 
 def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
-                       on_token=None) -> Generation:
+                       on_token=None, activity: bool = False) -> Generation:
     """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits)."""
+    from lava_matmulfree.model.activity import ActivityRecorder
     from lava_matmulfree.model.golden_fast import FastGoldenModel
 
     g = FastGoldenModel(net)
+    g.activity = ActivityRecorder() if activity else None
     if probes:
         g.probes = {}
     t0 = time.perf_counter()
@@ -194,7 +197,7 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
         out[name] = np.concatenate(rec)
     final = {f"l{l}.h": state.h[l].copy() for l in range(net.cfg.num_layers)}
     return Generation("reference", list(prompt), tokens, logits, out, time.perf_counter() - t0,
-                      final_state=final)
+                      final_state=final, activity=g.activity)
 
 
 def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_token=None) -> Generation:
@@ -206,9 +209,11 @@ def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_toke
 
 def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens: int, temperature: float = 0.0,
              top_k: int = 0, seed: int = 0, probes=(), run: RunConfig | None = None, float_model=None,
-             on_token=None) -> Generation:
+             on_token=None, activity: bool = False) -> Generation:
     """Generate ``max_new_tokens`` after ``prompt`` (token ids) on ``backend``; ``probes`` names variables to
-    record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...)."""
+    record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...). ``activity``: count
+    spikes, SynOps and updates of the tokens that entered the model (``Generation.activity``; on ``reference``,
+    ``sim`` and ``sim-fused``: docs/graph.md, "Activity counters")."""
     from lava_matmulfree.graph.builder import probe_names
 
     run = run or RunConfig(backend=backend)
@@ -227,8 +232,10 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         if probes:
             raise ValueError("probes are recorded on the fixed-point backends (reference, sim, sim-fused)")
         return generate_float(float_model, prompt, max_new_tokens, sampler, on_token)
+    if activity and backend not in ("reference", "sim", "sim-fused"):
+        raise BackendError(f"activity is counted on reference, sim and sim-fused, not on {backend}")
     if backend == "reference":
-        return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token)
+        return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token, activity)
     from lava_matmulfree.graph.builder import build_graph, run_graph
     from lava_matmulfree.graph.plan import check_run
 
@@ -243,8 +250,11 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + max_new_tokens, temperature=temperature,
                         top_k=top_k, seed=seed, record_logits=run.record_logits,
                         float_model=float_model if floating else None, stream=on_token is not None)
+    if activity:
+        from lava_matmulfree.graph.activity import count_activity
+        count_activity(graph)
     res = run_graph(graph, run_cfg, prompt, max_new_tokens, probes=probes, timeout=run.timeout_s,
                     on_token=on_token)
     per_layer = graph.block_hops if graph.stack is None else 0.0
     return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
-                      res.steps, per_layer, res.leaf_processes, res.first_token_seconds)
+                      res.steps, per_layer, res.leaf_processes, res.first_token_seconds, res.activity)

@@ -262,6 +262,7 @@ class RunResult:
     seconds: float = 0.0
     leaf_processes: int = 0
     first_token_seconds: float | None = None  # from the request to the first streamed token (stream=True)
+    activity: object = None  # ActivityRecorder: the counts of every run so far (graph/activity.py), if counted
 
 
 class GraphRunner:
@@ -278,6 +279,9 @@ class GraphRunner:
         from lava_matmulfree.graph import wiring
 
         check_timeout(timeout)
+        if getattr(graph, "counts_activity", False):  # count_activity(graph): the counting models (graph/activity.py)
+            from lava_matmulfree.processes.activity import counting_run_config
+            run_cfg = counting_run_config(run_cfg)
         selection = wiring.check_run_config(graph.source, run_cfg)  # a mixed selection: one line naming the config
         graph.kind = wiring.predicted_kind(graph.blocks, graph.stack, selection)  # the block models it selects
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
@@ -462,8 +466,12 @@ class GraphRunner:
         from lava_matmulfree.graph.wiring import built_leaves
 
         leaves = built_leaves(g.source)  # what Lava really built: sub-model selection and probes included
-        return RunResult(tokens, logits, out, final, self.steps - first_step, seconds,
-                         g.leaf_process_count() if leaves is None else len(leaves))
+        result = RunResult(tokens, logits, out, final, self.steps - first_step, seconds,
+                           g.leaf_process_count() if leaves is None else len(leaves))
+        if getattr(g, "counts_activity", False):
+            from lava_matmulfree.graph.activity import read_activity
+            result.activity = read_activity(g)
+        return result
 
 
 def run_graph(graph: LavaGraph, run_cfg, prompt, max_new_tokens: int, probes=(),

@@ -2,10 +2,12 @@
 (docs/cost_model.md).
 
 The modules import one way, each only those above it in this list:
-sources (the public sources constants cite) -> hardware (constants with their sources) -> core_groups (what a
+sources (the public sources constants cite) -> hardware (constants with their sources) -> activity (a measured
+activity profile: its loader and the density per connection and layer; docs/activity.md) -> core_groups (what a
 mapping holds) -> mapping (placement onto cores and chips) -> gpu_baseline (what each GPU baseline runs, op by
 op) -> gpu_power (board power) -> gpu_runtimes (time and energy per runtime; the GPU grid) -> cost_model
-(per-hop work, latency, energy; sequences in flight) -> presets (the paper's figures and the deployments) ->
+(per-hop work, latency, energy; sequences in flight) -> traffic (messages per core and chip link; the slowest
+against the average core) -> presets (the paper's figures and the deployments) ->
 calibration (fits on the paper's anchors and the H200 measurement) -> verdict (Loihi 2 against each GPU x
 runtime x model; the paper's claims) -> report (JSON report and text tables) -> sensitivity (the
 low-confidence constants halved and doubled) -> cost_plots (matplotlib) -> outputs (what ``lava-matmulfree
@@ -32,6 +34,9 @@ API = {
     # cost model, deployments, calibration
     "LoihiCostModel": _M + "cost_model", "estimate": _M + "cost_model",
     "resolve_instruction_counts": _M + "cost_model",
+    # measured activity (docs/activity.md)
+    "ActivityProfile": _M + "activity", "load_activity": _M + "activity", "default_activity": _M + "activity",
+    "traffic": _M + "traffic", "slowest_vs_mean": _M + "traffic",
     "PAPER": _M + "presets", "PRESETS": _M + "presets", "calibrate": _M + "calibration",
     "fit_h200": _M + "calibration", "verdict": _M + "verdict",
     # the report and what the estimate command writes

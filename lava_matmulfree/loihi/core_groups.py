@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.loihi.activity import resolve_activity
 from lava_matmulfree.loihi.hardware import GAUSSIAN_ZERO_FRACTION, CostModelError, Loihi2Spec
 
 NEURON_KINDS = ("residual", "mlgru", "glu", "rms_aggregator", "requant")
@@ -41,6 +42,9 @@ class MappingOptions:
     head_on_chip: bool = True  # final norm + ternary LM head on chip; False: the host gets the last residual
     system_chips: int = 0  # chips of the system (all draw static power); 0 = the chips the mapping uses
     act_bits: int = 8  # graded spikes into ternary synapses (FixedPointConfig.act_bits; the paper's W8A16: 16)
+    # a measured activity profile (path, ActivityProfile or None): its density per connection type and layer
+    # replaces activation_density on the ternary connections (docs/activity.md); None or 'dense': the scalar
+    activity: Any = None
 
     def check(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -53,6 +57,7 @@ class MappingOptions:
             raise CostModelError(f"activation_density must be in [0, 1], got {self.activation_density}")
         if not MIN_ACT_BITS <= self.act_bits <= MAX_ACT_BITS:
             raise CostModelError(f"act_bits must be in [{MIN_ACT_BITS}, {MAX_ACT_BITS}], got {self.act_bits}")
+        resolve_activity(self.activity)  # a bad profile is one line naming the file and key
         for k in ("max_synapses_per_core", "cores_per_block", "system_chips"):
             if getattr(self, k) < 0:
                 raise CostModelError(f"{k} must be >= 0, got {getattr(self, k)}")

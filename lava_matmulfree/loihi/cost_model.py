@@ -49,6 +49,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.loihi.activity import resolve_activity
 from lava_matmulfree.loihi.core_groups import BITS_PER_BYTE, HOST, NEURON_KINDS, LoihiMapping, MappingOptions
 from lava_matmulfree.loihi.hardware import LOIHI2, CostModelError, Loihi2Spec
 from lava_matmulfree.loihi.mapping import build_mapping
@@ -175,6 +176,12 @@ class LoihiCostModel:
         # seconds per link, [chip boundary..., host link], hop: messages serialise on the link they cross
         self.link_work = np.zeros((max(0, mapping.chips - 1) + 1, len(mapping.hops)))
         self.readout_s = 0.0  # host link time of one token's output (logits, or the last residual)
+        # traffic (docs/activity.md): messages sent / received by the busiest core of each group, [group, hop],
+        # and messages over each chip boundary, [boundary, hop] (the host link's are the inject and readout)
+        self.sent = np.zeros_like(self.work)
+        self.received = np.zeros_like(self.work)
+        self.link_messages = np.zeros((max(0, mapping.chips - 1), len(mapping.hops)))
+        self.activity = resolve_activity(mapping.options.activity)
         self.hop_costs = [self._hop(h) for h in mapping.hops]
         self.barrier_s = self.hw.barrier_s(mapping.chips)
 
@@ -185,6 +192,14 @@ class LoihiCostModel:
         return np.vstack([self.work, self.link_work])
 
     # ---- one hop
+    def density(self, matrix: str, layer: int) -> float:
+        """Fraction of a ternary connection's input messages that are non-zero graded spikes: the profile's
+        measured density (per layer where it has the model's layers; docs/activity.md), else the scalar
+        ``MappingOptions.activation_density`` (the dense assumption: 1.0)."""
+        if self.activity is None:
+            return self.mapping.options.activation_density
+        return self.activity.density(matrix, layer, self.mapping.cfg.num_layers)
+
     def _range(self, name: str) -> range | None:
         if name == HOST:
             return None
@@ -197,7 +212,6 @@ class LoihiCostModel:
         dst = by[h.dst]
         src = by.get(h.src)
         hi = h.index
-        density = opts.activation_density
         updates: dict[str, float] = {}
 
         def upd(kind, n):
@@ -206,19 +220,29 @@ class LoihiCostModel:
         def add_work(g, seconds):
             self.work[self.gindex[g.name], hi] += seconds
 
+        def traffic(g, sent=0.0, received=0.0):
+            self.sent[self.gindex[g.name], hi] += sent
+            self.received[self.gindex[g.name], hi] += received
+
         dst_per_core = dst.neurons_per_core
         if h.kind == "synaptic":
             mats = dst.matrices
-            synops = density * sum(m.processed_per_input(hw) for m in mats)
-            nz = density * sum(m.nonzeros for m in mats)
+            # each matrix's measured input density (docs/activity.md); i, f, g share one input: a source
+            # neuron sends when its spike is non-zero for any of them
+            dens = [self.density(m.name, h.layer) for m in mats]
+            density = max(dens)
+            synops = sum(d * m.processed_per_input(hw) for d, m in zip(dens, mats))
+            nz = sum(d * m.nonzeros for d, m in zip(dens, mats))
             dst_cores_reached = dst.cores // dst.fan_in_splits
-            messages = h.n_src * density * dst_cores_reached * spike_messages(opts.act_bits, hw)
+            spm = spike_messages(opts.act_bits, hw)
+            messages = h.n_src * density * dst_cores_reached * spm
             upd("requant", h.n_src)
             src_pc = src.neurons_per_core
             add_work(src, src_pc * (ins["requant"] * hw.instruction_time_s
                                     + density * dst_cores_reached * hw.spike_out_time_s))
-            syn_pc = density * dst.neurons_per_core * sum(m.processed_per_input(hw) for m in mats) \
-                / dst.neurons / dst.fan_in_splits
+            traffic(src, sent=src_pc * density * dst_cores_reached * spm)
+            traffic(dst, received=h.n_src / dst.fan_in_splits * density * spm)
+            syn_pc = dst.neurons_per_core * synops / dst.neurons / dst.fan_in_splits
             work = syn_pc * hw.synop_time_s
             if dst.fan_in_splits == 1:
                 upd(dst.neuron_kind, h.n_dst)
@@ -231,6 +255,7 @@ class LoihiCostModel:
             upd("requant", relays)
             upd(dst.neuron_kind, h.n_dst)
             splits = dst.fan_in_splits
+            traffic(dst, sent=dst_per_core * (splits - 1), received=dst_per_core * (splits - 1))
             add_work(dst, dst_per_core * ((splits - 1) * (ins["requant"] * hw.instruction_time_s
                                                           + hw.spike_out_time_s + hw.synop_time_s)
                                           + ins[dst.neuron_kind] * hw.instruction_time_s))
@@ -239,6 +264,8 @@ class LoihiCostModel:
             messages = float(h.n_src)
             upd("rms_aggregator", h.n_dst)
             add_work(src, src.neurons_per_core * hw.spike_out_time_s)
+            traffic(src, sent=src.neurons_per_core)
+            traffic(dst, received=math.ceil(h.n_src / dst.cores))
             add_work(dst, math.ceil(h.n_src / dst.cores) * hw.synop_time_s
                      + dst_per_core * ins["rms_aggregator"] * hw.instruction_time_s)
         elif h.kind == "broadcast":
@@ -246,11 +273,14 @@ class LoihiCostModel:
             messages = float(dst.cores)
             upd(dst.neuron_kind, h.n_dst)
             add_work(src, dst.cores * hw.spike_out_time_s)
+            traffic(src, sent=dst.cores)
+            traffic(dst, received=1.0)
             add_work(dst, dst_per_core * (hw.synop_time_s + ins[dst.neuron_kind] * hw.instruction_time_s))
         elif h.kind == "inject":
             synops = nz = float(h.n_dst)
             messages = float(h.n_dst)
             upd(dst.neuron_kind, h.n_dst)
+            traffic(dst, received=dst_per_core)
             add_work(dst, dst_per_core * (hw.synop_time_s + ins[dst.neuron_kind] * hw.instruction_time_s))
         else:  # pragma: no cover
             raise CostModelError(f"unknown hop kind {h.kind}")
@@ -259,8 +289,10 @@ class LoihiCostModel:
         if h.kind == "inject":
             self.link_work[-1, hi] += h.n_dst * host_s
         elif self.mapping.chips > 1:
-            self.link_work[:-1, hi] += hw.chip_link_message_s * _boundary_loads(
-                self.coords, self._range(h.src), self._range(h.dst), self.mapping.chips, messages)
+            crossing = _boundary_loads(self.coords, self._range(h.src), self._range(h.dst), self.mapping.chips,
+                                       messages)
+            self.link_messages[:, hi] += crossing
+            self.link_work[:-1, hi] += hw.chip_link_message_s * crossing
         mean_h, max_h, mean_c, max_c = _distances(self.coords, self._range(h.src), self._range(h.dst),
                                                   hw.mesh_width)
         energy_msg = hw.spike_out_energy_j if h.kind != "inject" else 0.0
@@ -279,6 +311,7 @@ class LoihiCostModel:
             mesh += h.readout * r_mean_h
             cross += h.readout * r_mean_c
             add_work(dst, dst_per_core * hw.spike_out_time_s)
+            traffic(dst, sent=dst_per_core)
             transit += r_max_h * hw.hop_time_s + r_max_c * hw.chip_link_latency_s
         add_work(dst, transit)
         instr = sum(n * self.instructions[k] for k, n in updates.items())

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lava_matmulfree.config import load_config
+from lava_matmulfree.loihi.activity import DENSE, ActivityProfile, default_activity, model_config, resolve_activity
 from lava_matmulfree.loihi.calibration import anchor_table, calibrate
 from lava_matmulfree.loihi.core_groups import MappingOptions
 from lava_matmulfree.loihi.cost_model import HopCost, LoihiCostModel, resolve_instruction_counts
@@ -26,6 +27,7 @@ from lava_matmulfree.loihi.hardware import (GAUSSIAN_ZERO_FRACTION, GPU_NOTES, G
                                             with_overrides)
 from lava_matmulfree.loihi.presets import (PAPER, PRESETS, VARIANTS, apply, loihi_model, preset_change,
                                            resolve_options)
+from lava_matmulfree.loihi.traffic import figures, slowest_vs_mean, traffic
 from lava_matmulfree.loihi.verdict import format_verdict, verdict
 
 DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
@@ -87,9 +89,11 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     The three fitted constants are fitted on the paper preset (:mod:`.calibration`), with the overrides applied
     to everything else; an override of a fitted constant keeps it as given. Then ``preset`` is predicted.
     Overrides: ``instructions`` (mapping or file), ``hw_file`` (TOML with [loihi2]/[jetson]/[h100]/[h200]),
-    ``anchor_tokens``, and any field of MappingOptions, Loihi2Spec (plain or ``loihi2.NAME``) or a GPU
-    (``jetson.NAME``, ``h100.NAME``, ``h200.NAME``)."""
+    ``anchor_tokens``, ``activity`` (a profile file, 'dense', or 'auto': :func:`_choose_activity`; the
+    calibration and its anchors stay dense, docs/activity.md), and any field of MappingOptions, Loihi2Spec
+    (plain or ``loihi2.NAME``) or a GPU (``jetson.NAME``, ``h100.NAME``, ``h200.NAME``)."""
     overrides = dict(overrides)
+    activity_arg = overrides.pop("activity", overrides.pop("options.activity", "auto"))
     instructions, instr_source = resolve_instruction_counts(overrides.pop("instructions", None))
     if "instructions_source" in overrides:
         instr_source = overrides.pop("instructions_source")
@@ -99,22 +103,24 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     hw = with_overrides(specs["loihi2"], parts["loihi2"], "overrides")
     gpus = {k: with_overrides(specs[k], parts[k], "overrides") for k in GPU_SECTIONS}
     chosen = preset_change(preset)
-    cfg = load_config(config_name).model
+    cfg = model_config(config_name)  # a shipped model's name too (docs/activity.md)
     is_paper_model = cfg.hidden_size == 1024 and cfg.num_layers == 24 and cfg.vocab_size == 32000
+    headline, beside, activity_why = _choose_activity(activity_arg, cfg)
 
     # 1. calibration: on the paper preset of the 370M model (the anchors are its figures)
     fixed = set(parts["loihi2"]) | {f"jetson.{k}" for k in parts["jetson"]}
     cal_cfg = cfg if is_paper_model else load_config("370m").model
     hw, gpus["jetson"], fitted = calibrate(cal_cfg, hw, gpus["jetson"], instructions, fixed)
 
-    def model(change, cfg_=cfg):
+    def model(change, cfg_=cfg, activity=headline):
         h, o = apply(hw, MappingOptions(), change)
         h = with_overrides(h, parts["loihi2"], "overrides")
-        o = dataclasses.replace(o, **parts["options"])
+        o = dataclasses.replace(o, **parts["options"], activity=activity)
         return loihi_model(cfg_, h, o, instructions)
 
-    # 2. the anchors: the paper preset's predictions next to the paper's figures
-    paper_cm = model(PRESETS["paper"], cal_cfg)
+    # 2. the anchors: the paper preset's predictions next to the paper's figures (on the dense assumption, as
+    # the calibration: docs/activity.md, "Which profile")
+    paper_cm = model(PRESETS["paper"], cal_cfg, None)
     gpu_at_anchor = {f"{g}/{k}": gpu_platform(shape, PAPER.prompt_tokens, gpus[g])
                      for g in GPU_SECTIONS for k, shape in BASELINES.items()}
     fitted_on = {a for r in fitted for a in r["anchors"]}
@@ -173,11 +179,28 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
                           shown=tuple(k for k in (PAPER_MEASURED, preset_label) if k in deployments))
     layers = [{"layer": l, "rows": m.layer_table(l), "totals": m.layer_totals(l)}
               for l in range(-1, cfg.num_layers + 1)]
+    measured = headline or beside
+    activity = {"headline": "measured" if headline else "dense", "why": activity_why,
+                "profile": measured.label if measured else None, "rows": []}
+    if measured is not None:
+        # a profile of another model standing in (the 370M's) is labelled so, a model's own one 'measured'
+        own = headline is not None or measured.per_layer(cfg.num_layers)
+        for p in PRESETS:
+            for label, prof in (("dense", None), ("measured" if own else "stand-in", measured)):
+                activity["rows"].append({"preset": p, "activity": label, **figures(model(PRESETS[p], cfg, prof), T)})
+        activity["densities"] = {k: _densities(cm, measured, k) for k in
+                                 ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj", "lm_head")
+                                 if k in measured.connections}
+    options = dataclasses.asdict(resolve_options(m.options, m.hw, cfg))
+    options["activity"] = headline.label if headline else "dense"
     return {
         "config": config_name, "preset": preset, "preset_description": chosen["description"],
         "prompt_tokens": T,
         "model": dataclasses.asdict(cfg),
-        "options": dataclasses.asdict(resolve_options(m.options, m.hw, cfg)),
+        "options": options,
+        "activity": activity,
+        "traffic": {**traffic(cm), "slowest_vs_mean": slowest_vs_mean(cm, T),
+                    "paper_preset_slowest_vs_mean": slowest_vs_mean(paper_cm, T)},
         "instructions": instructions, "instructions_source": instr_source,
         "platforms": platforms,
         "calibration": {"fitted": fitted, "anchors": anchors, "tolerance": PAPER.tolerance,
@@ -203,6 +226,28 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
                       + [row for g in GPU_SECTIONS for row in provenance(gpus[g], g, GPU_NOTES.get(g))]
                       + provenance(PAPER, "paper")),
     }
+
+
+def _choose_activity(arg, cfg) -> tuple[ActivityProfile | None, ActivityProfile | None, str]:
+    """(headline profile, profile shown beside the dense assumption, why): a given profile is the headline;
+    'auto' takes :func:`~.activity.default_activity` (a shipped model's own profile is its headline; the 370M's
+    stand-in is only shown beside); 'dense' keeps the headline dense with the default profile beside."""
+    if isinstance(arg, str) and arg.lower() in DENSE + ("auto",):
+        prof, why, is_headline = default_activity(cfg)
+        if arg.lower() == "auto" and is_headline:
+            return prof, None, why
+        return None, prof, ("dense assumption (--activity dense); beside it: " if arg.lower() != "auto" else
+                            "headline on the dense assumption; beside it: ") + why
+    prof = resolve_activity(arg)
+    return prof, None, f"given: {prof.label}"
+
+
+def _densities(cm: LoihiCostModel, prof: ActivityProfile, name: str) -> dict[str, Any]:
+    L = cm.mapping.cfg.num_layers
+    per = [prof.density(name, l, L) for l in range(L)] if name != "lm_head" else [prof.density(name, L, L)]
+    return {"mean": float(np.mean(per)), "min": float(min(per)), "max": float(max(per)),
+            "per_layer": prof.per_layer(L) and name != "lm_head",
+            "weight_nonzero_fraction": prof.weight_nonzero().get(name)}
 
 
 def _hop_row(c: HopCost) -> dict[str, Any]:
@@ -297,9 +342,45 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"{v['variant'][:47]:<48}{v['chips']:>6}{_fmt_t(v['ttft_s']):>10}"
                      f"{v['prefill_tokens_per_s']:>15,.0f}{v['decode_tokens_per_s']:>11.1f}"
                      f"{v['prefill_mj_per_token']:>12.2f}{v['decode_mj_per_token']:>9.1f}")
+    lines += _format_activity(r)
     if "verdict" in r:
         lines += ["", format_verdict(r["verdict"])]
     return "\n".join(lines)
+
+
+def _format_activity(r: dict[str, Any]) -> list[str]:
+    """The activity table (dense assumption and measured profile side by side) and the traffic lines."""
+    a, tr = r.get("activity"), r.get("traffic")
+    lines = []
+    if a is not None:
+        lines += ["", f"== Activity ({r['prompt_tokens']}-token prompt): {a['why']}"]
+        if a["rows"]:
+            lines.append(f"{'preset':<9}{'activity':<10}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
+                         f"{'prefill mJ':>12}{'gen mJ':>9}{'SynOps/token':>15}{'messages/token':>16}")
+            for row in a["rows"]:
+                lines.append(f"{row['preset']:<9}{row['activity']:<10}{_fmt_t(row['ttft_s']):>10}"
+                             f"{row['prefill_tokens_per_s']:>15,.0f}{row['decode_tokens_per_s']:>11.1f}"
+                             f"{row['prefill_mj_per_token']:>12.2f}{row['decode_mj_per_token']:>9.1f}"
+                             f"{row['synops_per_token']:>15.3g}{row['messages_per_token']:>16.3g}")
+            dens = ", ".join(f"{k} {v['mean']:.2f}" for k, v in a.get("densities", {}).items())
+            lines.append(f"  measured input density per connection: {dens}")
+    if tr is not None:
+        b, lk = tr["busiest_core"], tr["busiest_link"]
+        lines += ["", f"== Traffic per token (preset '{r['preset']}'): {tr['messages_per_token']:,.0f} messages; "
+                      f"busiest core: {b['group']} ({b['sent_per_core']:,.0f} sent, "
+                      f"{b['received_per_core']:,.0f} received)"]
+        lines.append("   busiest chip link: " + (f"{lk['link']} ({lk['messages_per_token']:,.0f} messages)"
+                                                   if lk else "none (one chip)")
+                     + f"; host link {tr['host_link_messages_per_token']:,.0f} values")
+        shown = [("slowest_vs_mean", f"preset '{r['preset']}'")]
+        if r["preset"] != "paper" or r["options"]["activity"] != "dense":
+            shown.append(("paper_preset_slowest_vs_mean", "paper preset, dense"))
+        for key, label in shown:
+            c = tr[key]["change"]
+            lines.append(f"   step set by the slowest core, not the average ({label}): gen tok/s "
+                         f"{100 * c['decode_tokens_per_s']:+.2f}%, prefill tok/s "
+                         f"{100 * c['prefill_tokens_per_s']:+.2f}%, gen mJ {100 * c['decode_mj_per_token']:+.2f}%")
+    return lines
 
 
 def report_json(report: dict[str, Any]) -> str:

@@ -20,6 +20,10 @@ sat_act saturates to act_bits graded spikes (int8 by default, up to int16: W8A16
 
 golden_fast.py runs the same integers through fused numba kernels (FastGoldenModel, tested equal bit for
 bit); this file stays the readable reference.
+
+Activity: ``model.activity = ActivityRecorder()`` (model/activity.py; None, off, by default) counts, from the
+integers computed here, the spikes, bits and synaptic events of every connection and the updates and aggregator
+rounds of every neuron group (docs/graph.md, "Activity counters"); the integers do not change.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lava_matmulfree.model.activity import NORM_GROUP
 from lava_matmulfree.model.fixed_point import INT, OverflowCounter, inv_sqrt, mul_shift, saturate, sigmoid_index
 from lava_matmulfree.model.float_model import ternary_matrix
 from lava_matmulfree.model.quantise import QLayer, QNorm, QuantisedNetwork
@@ -59,6 +64,7 @@ class GoldenModel:
         self.fp = net.fp
         self.ovf = OverflowCounter()  # saturation events per tensor, accumulated over calls
         self.probes: dict | None = None  # set to a dict to record every intermediate (by name)
+        self.activity = None  # set to an ActivityRecorder (model/activity.py) to count spikes, SynOps, updates
 
     # ------------------------------------------------------------------ primitives bound to the config
     def reg(self, x, name: str) -> np.ndarray:
@@ -69,6 +75,11 @@ class GoldenModel:
         if self.probes is not None:
             self.probes.setdefault(name, []).append(value)
         return value
+
+    def arrive(self, group: str, neurons: int, tokens: int) -> None:
+        """Activity: a token's input arrives at ``neurons`` neurons of ``group`` (one update each), if counting."""
+        if self.activity is not None:
+            self.activity.neuron(group, neurons, tokens)
 
     def sigmoid(self, v, v_frac: int) -> np.ndarray:
         """sigma(v) in Q(gate_frac_bits) by LUT, v in Q(v_frac)."""
@@ -110,8 +121,23 @@ class GoldenModel:
 
     def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
         """A whole norm stage: channel values v in Q(v_frac) -> int8 spikes per consumer."""
-        r = self.rms_aggregator(self.norm_squares(q, v, name), name)
+        sq = self.norm_squares(q, v, name)
+        r = self.rms_aggregator(sq, name)
+        if self.activity is not None:
+            self.count_norm(sq, r, name)
         return self.spikes_from_inv_rms(q, v, r, name)
+
+    def count_norm(self, sq: np.ndarray, r: np.ndarray, name: str) -> None:
+        """Activity of one norm round: u^2 through the fan-in (n -> 1), the aggregator's update, r through the
+        broadcast (1 -> n), the channels' update on r; both messages are state_bits wide."""
+        act, n, bits = self.activity, sq.shape[-1], self.fp.state_bits
+        tokens = sq.size // n
+        where, _, stage = name.rpartition(".")
+        where = where or stage  # the head's norm is named "head"
+        act.connection(f"{name}.fan_in", sq, np.ones((1, n), dtype=np.int8), bits)
+        act.neuron(f"{where}.rms_aggregator", 1, tokens, rounds=1)
+        act.connection(f"{name}.broadcast", r, np.ones((n, 1), dtype=np.int8), bits)
+        act.neuron(f"{where}.{NORM_GROUP[stage]}", n, tokens, rounds=1)
 
     def mlgru(self, q: QLayer, acc_i, acc_f, acc_g, h0, l: int):
         """MLGRU neurons over T tokens: returns (gated output v = g SiLU(h) in Q(gz_frac) [T, d], h_T)."""
@@ -160,19 +186,27 @@ class GoldenModel:
 
     def project(self, w: np.ndarray, a: np.ndarray, name: str) -> np.ndarray:
         """Spikes through one ternary projection into its neurons' dendrites."""
+        if self.activity is not None:
+            self.activity.connection(name, a, w, self.fp.act_bits)
         return self.dendrite(self.synapses(w, a), name)
 
     def layer(self, q: QLayer, x: np.ndarray, h0: np.ndarray, l: int):
-        proj = self.project
+        proj, arrive, T, d = self.project, self.arrive, x.shape[0], x.shape[-1]  # arrive: activity only
         self.record(f"l{l}.x", x)  # the residual stream entering the block
+        arrive(f"l{l}.residual", d, T)  # x arrives (the norms count the r phases)
         a = self.norm_spikes(q.attn, x, f"l{l}.attn")
         acc_i, acc_f, acc_g = (proj(getattr(q, p).w, a[p], f"l{l}.{p}") for p in ("i", "f", "g"))
+        arrive(f"l{l}.mlgru", d, T)  # the i, f, g sums arrive together
         gz, h = self.mlgru(q, acc_i, acc_f, acc_g, h0, l)
         a_o = self.norm_spikes(q.gate, gz, f"l{l}.gate")["o"]
+        arrive(f"l{l}.residual", d, T)  # o arrives
         r = self.record(f"l{l}.r", self.residual(x, proj(q.o.w, a_o, f"l{l}.o"), q.o, f"l{l}.resid"))  # Q(x_frac)
         a_gate = self.norm_spikes(q.mlp, r, f"l{l}.mlp")["gate"]
-        y = self.glu(q, proj(q.gate_w, a_gate, f"l{l}.gate"), l)
+        acc_uv = proj(q.gate_w, a_gate, f"l{l}.gate")
+        arrive(f"l{l}.glu", q.gate_w.shape[0] // 2, T)  # u and v arrive together
+        y = self.glu(q, acc_uv, l)
         a_d = self.norm_spikes(q.down_norm, y, f"l{l}.down")["down"]
+        arrive(f"l{l}.residual", d, T)  # down arrives
         return self.residual(r, proj(q.down.w, a_d, f"l{l}.down"), q.down, f"l{l}.resid"), h
 
     # ------------------------------------------------------------------ model
@@ -185,6 +219,7 @@ class GoldenModel:
         x = self.record("embed", self.net.embed[np.asarray(tokens, dtype=np.int64)].astype(INT))  # Q(x_frac)
         for l, q in enumerate(self.net.layers):
             x, state.h[l] = self.layer(q, x, state.h[l], l)
+        self.arrive("head.final_norm", x.shape[-1], x.shape[0])  # x arrives at the final norm
         a = self.norm_spikes(self.net.head, self.record("head.x", x), "head")["lm_head"]
         logits = self.record("logits", self.project(self.net.lm_head, a, "head.lm_head").astype(INT))  # logit_scale units
         return logits, state

@@ -1,5 +1,8 @@
 """Fast path of the golden model: the same integers through fused numba kernels.
 
+Activity counters (``activity``, golden.py) count here too: the norm rounds then run the reference's numpy path,
+the rest the kernels, and the whole-model kernel is not used.
+
 Speed. The blocks run as fused numba kernels (golden_kernels.py), one call per stage (a whole norm round:
 squares, aggregate, inverse sqrt and the spikes of every consumer; the MLGRU neurons with their recurrence; the
 GLU neurons; a residual update), with the same integer operations in the same int64 arithmetic as the numpy
@@ -69,7 +72,7 @@ class FastGoldenModel(GoldenModel):
     def prefill(self, tokens, state: GoldenState | None = None):
         """Without probes, one numba call for every layer and the head (ModelPlan); else stage by stage."""
         tok = np.asarray(tokens, dtype=np.int64)
-        if self.whole_model and self.probes is None and tok.ndim == 1 and tok.size:
+        if self.whole_model and self.probes is None and self.activity is None and tok.ndim == 1 and tok.size:
             plan = self.model_plan()
             st = self.init_state() if state is None else state.copy()
             if plan is not None and st.h.dtype == INT and st.h.flags.c_contiguous:
@@ -200,6 +203,8 @@ class FastGoldenModel(GoldenModel):
 
     def norm_spikes(self, q: QNorm, v: np.ndarray, name: str) -> dict[str, np.ndarray]:
         """The fused kernel returns the spikes as int8 / int16 arrays (the reference as int64; same values)."""
+        if self.activity is not None:  # counting: the reference's round (golden.py), which counts the fan-in
+            return super().norm_spikes(q, v, name)
         spikes = self._norm_spikes_fused(q, v, name)
         return spikes if spikes is not None else super().norm_spikes(q, v, name)
 

@@ -5,7 +5,8 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree.model.golden_fast import FastGoldenModel
-from lava_matmulfree.processes import build, float_model_of
+from lava_matmulfree.model.activity import ActivityRecorder, layer_connections, layer_groups
+from lava_matmulfree.processes import activity, build, float_model_of
 from lava_matmulfree.processes.block.process import BLOCK_VARS, MMFreeBlock
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
 from lava_matmulfree.processes.fused import AbstractFusedLayers
@@ -55,6 +56,8 @@ class SubBlockModel(AbstractSubProcessModel):
         proc.vars.gate_inv_rms.alias(tm.vars.gate_inv_rms)
         proc.vars.mlp_inv_rms.alias(self.mlp_aggregator.vars.inv_rms)
         proc.vars.down_inv_rms.alias(cm.vars.down_inv_rms)
+        activity.enable_if_asked(p, res, self.attn_fan_in, self.attn_aggregator, self.attn_broadcast,
+                                 self.mlp_fan_in, self.mlp_aggregator, self.mlp_broadcast, tm, cm)
 
 
 class AbstractFusedBlock(AbstractFusedLayers):
@@ -69,16 +72,26 @@ class AbstractFusedBlock(AbstractFusedLayers):
 @tag("fixed_pt", "bit_accurate_loihi")
 @py_types(I32, precision=FIXED_BITS)
 class PyFusedBlockFixed(AbstractFusedBlock):
-    """golden.py's layer."""
+    """golden.py's layer; the counting twin (processes/activity.py) adds the golden model's activity counts of
+    each token to its ``activity`` Var."""
+
+    COUNTS = False
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self.arith = FastGoldenModel(self.net)
+        self._rec = ActivityRecorder() if self.COUNTS else None  # one recorder: its weight columns counted once
 
     def layers(self, x):
-        g, l = self.arith, self.l
+        g, l, rec = self.arith, self.l, self._rec
         g.probes = {}
+        if rec is not None:
+            rec.connections.clear()
+            rec.neurons.clear()
+        g.activity = rec
         x_new, h = g.layer(self.q, x.astype(np.int64)[None], self.h.astype(np.int64), l)
+        if rec is not None:
+            self.activity[:] = self.activity + rec.vector(layer_connections(l), layer_groups(l))
         self.x[:], self.h[:] = x, h
         self.r[:] = g.probes[f"l{l}.r"][0][0]
         self.y[:] = g.probes[f"l{l}.y"][0][0]

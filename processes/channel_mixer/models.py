@@ -6,7 +6,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree.model.float_model import silu
 from lava_matmulfree.model.golden_fast import FastGoldenModel
-from lava_matmulfree.processes import build, float_model_of
+from lava_matmulfree.processes import activity, build, float_model_of
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
 from lava_matmulfree.processes.fused import AbstractFusedMixer, float_bitlinear
 from lava_matmulfree.processes.precision import FIXED_BITS, I32, py_types
@@ -40,6 +40,8 @@ class SubChannelMixerModel(AbstractSubProcessModel):
         proc.vars.y.alias(self.glu.vars.y)
         proc.vars.down_sum_sq.alias(self.down_aggregator.vars.sum_sq)
         proc.vars.down_inv_rms.alias(self.down_aggregator.vars.inv_rms)
+        activity.enable_if_asked(p, self.glu, self.down_fan_in, self.down_aggregator, self.down_broadcast,
+                                 self.gate_u, self.gate_v, self.down_proj)
 
 
 class AbstractFusedChannelMixer(AbstractFusedMixer):

@@ -6,7 +6,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree.model.float_model import sigmoid, silu
 from lava_matmulfree.model.golden_fast import FastGoldenModel
-from lava_matmulfree.processes import build, float_model_of
+from lava_matmulfree.processes import activity, build, float_model_of
 from lava_matmulfree.processes.fused import AbstractFusedMixer, float_bitlinear
 from lava_matmulfree.processes.precision import FIXED_BITS, I32, py_types
 from lava_matmulfree.processes.token_mixer.process import TokenMixer
@@ -37,6 +37,8 @@ class SubTokenMixerModel(AbstractSubProcessModel):
         proc.vars.h.alias(self.mlgru.vars.h)
         proc.vars.gate_sum_sq.alias(self.gate_aggregator.vars.sum_sq)
         proc.vars.gate_inv_rms.alias(self.gate_aggregator.vars.inv_rms)
+        activity.enable_if_asked(p, self.mlgru, self.gate_fan_in, self.gate_aggregator, self.gate_broadcast,
+                                 self.i_proj, self.f_proj, self.g_proj, self.o_proj)
 
 
 class AbstractFusedTokenMixer(AbstractFusedMixer):

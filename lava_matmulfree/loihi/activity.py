@@ -1,0 +1,209 @@
+"""A measured activity profile for the cost model (docs/activity.md): how often each connection's input is a
+non-zero graded spike, per connection type and layer, as ``lava-matmulfree profile`` writes it.
+
+:func:`load_activity` reads and validates a profile file (every error one line naming the file and the key);
+:meth:`ActivityProfile.density` is what :mod:`.cost_model` multiplies a connection's messages and synaptic
+operations by, instead of the one scalar ``MappingOptions.activation_density`` (docs/cost_model.md, "Activity").
+:func:`default_activity` says which profile stands in for a config: a shipped model's own measured profile
+when the config has its shape; otherwise (the 370M, which has no trained weights) the deep model's per-type
+averages, shown beside the dense assumption but not used for the headline figures.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from lava_matmulfree.loihi.hardware import CostModelError
+
+FORMAT = "lava-matmulfree activity profile 1"
+#: the ternary connections of a layer (the mapping's MatrixMap names) and of the head
+LAYER_CONNECTIONS = ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj")
+HEAD_CONNECTION = "lm_head"
+CONNECTION_KEYS = ("density", "spikes_per_token", "bits_per_token", "synops_per_token", "inputs",
+                   "weight_nonzero_fraction")
+FRACTIONS = ("density", "weight_nonzero_fraction")
+#: the shipped models (lava_matmulfree/data/<name>/); their profiles are written by the profile command
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+SHIPPED = {"demo": "demo_model", "deep": "deep_model"}
+STAND_IN = "deep"  # the 370M's stand-in: the deepest trained model's per-type averages
+PROFILE_FILE = "activity.json"
+DENSE = ("", "dense", "none")  # activity values that mean the dense assumption (activation_density)
+
+
+class ActivityProfile:
+    """A validated profile. ``connections`` are the per-type averages over layers; ``layers`` one entry per
+    layer (used when the model has as many layers); ``head`` the LM head's connection."""
+
+    def __init__(self, raw: Mapping[str, Any], path: str = "<dict>"):
+        self.path = str(path)
+        self.raw = dict(raw)
+        self.model = raw["model"]
+        self.source = raw["source"]
+        self.tokens = int(raw["tokens"])
+        self.act_bits = int(raw["act_bits"])
+        self.connections: dict[str, dict] = dict(raw["connections"])
+        self.layers: list[dict] = list(raw.get("layers") or [])
+        head = (raw.get("head") or {}).get("connections", {})
+        if HEAD_CONNECTION in head:
+            self.connections.setdefault(HEAD_CONNECTION, head[HEAD_CONNECTION])
+            self.head = head[HEAD_CONNECTION]
+        else:
+            self.head = self.connections.get(HEAD_CONNECTION)
+
+    @property
+    def label(self) -> str:
+        return f"{self.path} (model {self.model}, {self.tokens} tokens of {self.source})"
+
+    def per_layer(self, num_layers: int) -> bool:
+        """Whether the per-layer densities apply (the profile has exactly the model's layers)."""
+        return len(self.layers) == num_layers
+
+    def density(self, name: str, layer: int, num_layers: int) -> float:
+        """The measured fraction of ``name``'s input messages that are non-zero graded spikes in ``layer``:
+        per layer when the profile has ``num_layers`` layers, else the per-type average."""
+        if name == HEAD_CONNECTION:
+            if self.head is None:
+                raise CostModelError(f"{self.path}: head.connections.lm_head: missing (the LM head is on chip)")
+            return float(self.head["density"])
+        if self.per_layer(num_layers) and 0 <= layer < num_layers:
+            return float(self.layers[layer]["connections"][name]["density"])
+        return float(self.connections[name]["density"])
+
+    def weight_nonzero(self) -> dict[str, float]:
+        return {k: float(v.get("weight_nonzero_fraction", math.nan)) for k, v in self.connections.items()}
+
+    def averaged(self) -> "ActivityProfile":
+        """The same profile with the per-layer entries dropped (what stands in for another model)."""
+        raw = {**self.raw, "layers": []}
+        return ActivityProfile(raw, self.path + " (per-type averages)")
+
+
+def _number(v, where: str, lo: float = 0.0, hi: float = math.inf) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi or v != v:
+        bound = f"in [{lo:g}, {hi:g}]" if hi != math.inf else f">= {lo:g}"
+        raise CostModelError(f"{where}: must be a number {bound}, got {v!r}")
+
+
+def _connections(conns, where: str, required) -> None:
+    if not isinstance(conns, Mapping):
+        raise CostModelError(f"{where}: must be an object of connections, got {type(conns).__name__}")
+    for name in required:
+        if name not in conns:
+            raise CostModelError(f"{where}.{name}: missing (need {', '.join(required)})")
+    for name, entry in conns.items():
+        if name not in LAYER_CONNECTIONS and name != HEAD_CONNECTION:
+            raise CostModelError(f"{where}.{name}: unknown connection (known: "
+                                 f"{', '.join(LAYER_CONNECTIONS + (HEAD_CONNECTION,))})")
+        if not isinstance(entry, Mapping):
+            raise CostModelError(f"{where}.{name}: must be an object, got {type(entry).__name__}")
+        if "density" not in entry:
+            raise CostModelError(f"{where}.{name}.density: missing")
+        for k, v in entry.items():
+            if k in CONNECTION_KEYS:
+                _number(v, f"{where}.{name}.{k}", 0.0, 1.0 if k in FRACTIONS else math.inf)
+
+
+def validate(raw, path: str = "<dict>") -> ActivityProfile:
+    """Check a parsed profile against the format (docs/activity.md); a CostModelError names file and key."""
+    if not isinstance(raw, Mapping):
+        raise CostModelError(f"{path}: an activity profile is a JSON object, got {type(raw).__name__}")
+    if raw.get("format") != FORMAT:
+        raise CostModelError(f"{path}: format: expected {FORMAT!r}, got {raw.get('format')!r}")
+    for k in ("model", "source"):
+        if not isinstance(raw.get(k), str):
+            raise CostModelError(f"{path}: {k}: must be a string, got {raw.get(k)!r}")
+    for k in ("tokens", "act_bits"):
+        v = raw.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CostModelError(f"{path}: {k}: must be an integer >= 1, got {v!r}")
+    _connections(raw.get("connections"), f"{path}: connections", LAYER_CONNECTIONS)
+    layers = raw.get("layers", [])
+    if not isinstance(layers, list):
+        raise CostModelError(f"{path}: layers: must be a list, got {type(layers).__name__}")
+    for i, lay in enumerate(layers):
+        if not isinstance(lay, Mapping) or lay.get("layer") != i:
+            raise CostModelError(f"{path}: layers[{i}].layer: must be {i} (layers in order)")
+        _connections(lay.get("connections"), f"{path}: layers[{i}].connections", LAYER_CONNECTIONS)
+    head = raw.get("head")
+    if head is not None:
+        if not isinstance(head, Mapping):
+            raise CostModelError(f"{path}: head: must be an object, got {type(head).__name__}")
+        _connections(head.get("connections", {}), f"{path}: head.connections", ())
+    return ActivityProfile(raw, path)
+
+
+_CACHE: dict[tuple[str, float], ActivityProfile] = {}
+
+
+def load_activity(path: str | Path) -> ActivityProfile:
+    """Read and validate a profile file (cached by path and modification time)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CostModelError(f"{p}: no such activity profile (write one with `lava-matmulfree profile`)")
+    key = (str(p.resolve()), p.stat().st_mtime)
+    if key not in _CACHE:
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CostModelError(f"{p}: not a JSON activity profile ({e})") from None
+        _CACHE[key] = validate(raw, str(p))
+    return _CACHE[key]
+
+
+def resolve_activity(activity) -> ActivityProfile | None:
+    """A MappingOptions.activity value as a profile: None / '' / 'dense' -> None (the scalar
+    activation_density), a path -> its profile, a profile or a parsed dict as is."""
+    if activity is None or isinstance(activity, ActivityProfile):
+        return activity
+    if isinstance(activity, Mapping):
+        return validate(activity)
+    if isinstance(activity, (str, Path)):
+        return None if str(activity).lower() in DENSE else load_activity(activity)
+    raise CostModelError(f"activity must be a profile file, 'dense' or None, got {type(activity).__name__}")
+
+
+def model_config(name_or_path, data_dir: Path | None = None):
+    """The model config of ``estimate --config``: a shipped model's name ('demo', 'deep': its config.json, so
+    its measured profile is the default), else a config name or TOML (``config.load_config``)."""
+    from lava_matmulfree.config import ModelConfig, load_config
+
+    if str(name_or_path) in SHIPPED:
+        conf = (data_dir or DATA_DIR) / SHIPPED[str(name_or_path)] / "config.json"
+        if not conf.is_file():
+            raise CostModelError(f"{conf}: the shipped {name_or_path} model is not installed")
+        return ModelConfig.from_hf(json.loads(conf.read_text(encoding="utf-8")), str(conf))
+    return load_config(name_or_path).model
+
+
+def shipped_profile_path(name: str, data_dir: Path | None = None) -> Path:
+    return (data_dir or DATA_DIR) / SHIPPED[name] / PROFILE_FILE
+
+
+def _shape(d: Mapping) -> tuple:
+    return (d.get("hidden_size"), d.get("num_hidden_layers", d.get("num_layers")), d.get("intermediate_size"),
+            d.get("vocab_size"))
+
+
+def default_activity(cfg, data_dir: Path | None = None) -> tuple[ActivityProfile | None, str, bool]:
+    """(profile, why, is_headline) for ``cfg`` when no profile is given (docs/activity.md, "Which profile").
+
+    A config with a shipped model's shape: that model's measured profile, used for the headline figures. Any
+    other config (the 370M has no trained weights): the deep model's per-type averages as a stand-in, shown
+    beside the dense assumption but not the headline (the paper's anchors and the calibration are dense).
+    (None, why, False) when no profile file exists yet."""
+    shape = (cfg.hidden_size, cfg.num_layers, cfg.intermediate_size, cfg.vocab_size)
+    for name, folder in SHIPPED.items():
+        conf = (data_dir or DATA_DIR) / folder / "config.json"
+        if conf.is_file() and _shape(json.loads(conf.read_text(encoding="utf-8"))) == shape:
+            p = shipped_profile_path(name, data_dir)
+            if p.is_file():
+                return load_activity(p), f"the {name} model's measured profile ({p})", True
+            return None, f"the {name} model has no profile yet ({p}: run `lava-matmulfree profile`)", False
+    p = shipped_profile_path(STAND_IN, data_dir)
+    if p.is_file():
+        return (load_activity(p).averaged(),
+                f"no trained weights for this config: the {STAND_IN} model's per-type averages stand in "
+                f"({p}); replace with --activity", False)
+    return None, f"no profile: the {STAND_IN} model's ({p}) is written by `lava-matmulfree profile`", False
