@@ -16,7 +16,10 @@ What each model counts (the token lane itself is not counted):
   the phases whose input lane is set in the step: ``PHASES``) and rounds (aggregator rounds: arrivals on
   ``ROUND_PORTS``);
 * a fused block (``block.models.PyFusedBlockFixed``): its layer's counters laid out as
-  ``ActivityRecorder.vector(layer_connections(l), layer_groups(l))``, counted by the golden model it runs.
+  ``ActivityRecorder.vector(layer_connections(l), layer_groups(l))``, counted by the golden model it runs;
+* a fused mixer (``PyFusedTokenMixerFixed``, ``PyFusedChannelMixerFixed``) and the layer stack
+  (``PyFusedStackFixed``) the same way, laid out as ``layout(process)`` says (a mixer: its projections, its norm's
+  fan-in and broadcast, its neuron group and its aggregator round; the stack: every layer's vector in turn).
 """
 from __future__ import annotations
 
@@ -40,8 +43,37 @@ ROUND_PORTS = {"Residual": ("r_attn", "r_mlp"), "Mlgru": ("r_in",), "Glu": ("r_i
                "RmsAggregator": ("sq_in",)}
 
 
+def mixer_layout(kind: str, l: int) -> tuple[list, list]:
+    """(connections, groups) a fused mixer of layer ``l`` counts (``kind``: TokenMixer or ChannelMixer)."""
+    if kind == "TokenMixer":
+        return ([f"l{l}.{p}" for p in "ifgo"] + [f"l{l}.gate.fan_in", f"l{l}.gate.broadcast"],
+                [f"l{l}.mlgru", f"l{l}.rms_aggregator"])
+    return ([f"l{l}.gate", f"l{l}.down", f"l{l}.down.fan_in", f"l{l}.down.broadcast"],
+            [f"l{l}.glu", f"l{l}.rms_aggregator"])
+
+
+def stack_layout(num_layers: int) -> tuple[list, list]:
+    """(connections, groups) of the layer stack: every layer's, layer by layer."""
+    return ([n for l in range(num_layers) for n in layer_connections(l)],
+            [n for l in range(num_layers) for n in layer_groups(l)])
+
+
+def layout(process) -> tuple[list, list] | None:
+    """(connections, groups) of a process whose ``activity`` Var holds several counters (a block, a mixer, the
+    stack), in golden names; None for a leaf counting one connection or one neuron group."""
+    name, p = type(process).__name__, process.proc_params
+    if name == "MMFreeBlock":
+        return layer_connections(p["layer"]), layer_groups(p["layer"])
+    if name in ("TokenMixer", "ChannelMixer"):
+        return mixer_layout(name, p["layer"])
+    if name == "MMFreeStack":
+        return stack_layout(p["net"].cfg.num_layers)
+    return None
+
+
 def var_size(process) -> int:
-    """The counters of ``process``: a Dense's connection fields, a neuron's, or a fused block's whole layer."""
+    """The counters of ``process``: a Dense's connection fields, a neuron's, or a block's, mixer's or the stack's
+    (``layout``; counted by their fused models, by their leaves when decomposed)."""
     from lava.proc.dense.process import Dense
 
     name = type(process).__name__
@@ -49,12 +81,11 @@ def var_size(process) -> int:
         return len(CONNECTION_FIELDS)
     if name in PHASES:
         return len(NEURON_FIELDS)
-    if name == "MMFreeBlock":
-        l = process.proc_params["layer"]
-        return len(layer_connections(l)) * len(CONNECTION_FIELDS) + len(layer_groups(l)) * len(NEURON_FIELDS)
-    if name in ("TokenMixer", "ChannelMixer"):
-        return 0  # only their leaves count (the fused mixers do not)
-    raise ValueError(f"{name}: no activity counters (counted: Dense, the microcoded neurons, MMFreeBlock)")
+    lay = layout(process)
+    if lay is not None:
+        return len(lay[0]) * len(CONNECTION_FIELDS) + len(lay[1]) * len(NEURON_FIELDS)
+    raise ValueError(f"{name}: no activity counters (counted: Dense, the microcoded neurons, MMFreeBlock, "
+                     "TokenMixer, ChannelMixer, MMFreeStack)")
 
 
 def enable(process) -> None:

@@ -8,6 +8,10 @@ it can stand in for its decomposition: what a token yields leaves one step after
 (processes/precision.py). The fixed-point ones carry Lava's ``bit_accurate_loihi`` tag: their integers are bit for
 bit those of the decomposed graph (tests/test_lava_graph.py), though they answer in fewer steps (docs/graph.md,
 "Tags").
+
+Activity (docs/graph.md, "Activity counters"): a fixed-point fused model with ``COUNTS = False`` has a counting
+twin (processes/activity.py) whose golden arithmetic counts each token (``count_start``) into its ``activity``
+Var (``count_add``); the integers do not change.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import numpy as np
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 
 from lava_matmulfree import events
+from lava_matmulfree.model.activity import ActivityRecorder
 from lava_matmulfree.model.float_model import act_quant_q8
 
 
@@ -26,6 +31,21 @@ class AbstractFusedModel(PyLoihiProcessModel):
         self.net = proc_params["net"]
         self.l = proc_params.get("layer")
         self.q = None if self.l is None else self.net.layers[self.l]
+        # the counting twin's recorder (one per model: its weight columns are counted once)
+        self._rec = ActivityRecorder() if getattr(self, "COUNTS", False) else None
+
+    def count_start(self) -> None:
+        """Before a token: the golden arithmetic ``arith`` counts into a cleared recorder (twin) or not at all."""
+        rec = self._rec
+        if rec is not None:
+            rec.connections.clear()
+            rec.neurons.clear()
+        self.arith.activity = rec
+
+    def count_add(self, connections, groups) -> None:
+        """After a token: the twin adds what it counted to its ``activity`` Var, laid out as these names."""
+        if self._rec is not None:
+            self.activity[:] = self.activity + self._rec.vector(connections, groups)
 
 
 class AbstractFusedMixer(AbstractFusedModel):
@@ -49,10 +69,13 @@ class AbstractFusedMixer(AbstractFusedModel):
         """The round trip of the mixer's norm ``stage`` in golden.py's arithmetic: the aggregator's sum of squares
         and inverse RMS of ``v`` into the Vars <stage>_sum_sq and <stage>_inv_rms; the spikes into ``consumer``."""
         g, name = self.arith, f"l{self.l}.{stage}"
-        sum_sq = g.aggregate(g.norm_squares(norm, v, name), name)
+        sq = g.norm_squares(norm, v, name)
+        sum_sq = g.aggregate(sq, name)
         getattr(self, f"{stage}_sum_sq")[:] = sum_sq
         r = g.inv_rms(sum_sq, name)
         getattr(self, f"{stage}_inv_rms")[:] = r
+        if g.activity is not None:
+            g.count_norm(sq, r, name)
         return g.spikes_from_inv_rms(norm, v, r, name)[consumer]
 
     def float_norm(self, squares, v, gain, eps: float, stage: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Activity counters (docs/graph.md, "Activity counters"): the golden model's counts by hand on small cases and
 against the structure of the model, and the Lava graphs' counts (fused and decomposed blocks) equal to the golden
-model's on random prompts, several seeds."""
+model's on random prompts, several seeds; fused mixers and the layer stack too, and a Session's requests."""
 from __future__ import annotations
 
 import numpy as np
@@ -97,11 +97,10 @@ def test_counting_changes_no_integer_and_fast_counts_the_same(net):
 
 def lava_counts(net, backend, prompt, n_new, explicit_config=False):
     from lava_matmulfree.graph.activity import count_activity, counting_run_config, read_activity
-    from lava_matmulfree.graph.backends import lava_run_config
+    from lava_matmulfree.graph.backends import GRAPH_KIND, lava_run_config
     from lava_matmulfree.graph.builder import GraphRunner, build_graph
 
-    kind = {"sim": "decomposed", "sim-fused": "fused"}[backend]
-    graph = build_graph(net, kind, capacity=32)
+    graph = build_graph(net, GRAPH_KIND[backend], capacity=32)
     count_activity(graph)
     run_cfg = lava_run_config(backend)  # the runner makes it select the counting models
     with GraphRunner(graph, counting_run_config(run_cfg) if explicit_config else run_cfg) as runner:
@@ -111,7 +110,8 @@ def lava_counts(net, backend, prompt, n_new, explicit_config=False):
 
 @pytest.mark.lava
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("backend,seed", [("sim-fused", 0), ("sim-fused", 1), ("sim-fused", 2), ("sim", 0), ("sim", 1)])
+@pytest.mark.parametrize("backend,seed", [("sim-fused", 0), ("sim-fused", 1), ("sim-fused", 2), ("sim", 0), ("sim", 1),
+                                          ("sim-mixers", 0), ("sim-mixers", 1), ("sim-stack", 0), ("sim-stack", 1)])
 def test_lava_counts_equal_golden(net, backend, seed):
     prompt = np.random.default_rng(200 + seed).integers(0, net.cfg.vocab_size, 5).tolist()
     lava, generated = lava_counts(net, backend, prompt, 3, explicit_config=seed == 0)
@@ -130,8 +130,11 @@ def test_counting_is_off_by_default_and_refused_where_not_counted(net):
 
     graph = build_graph(net, "fused", capacity=8)
     assert not any(hasattr(p, "activity") for p in graph.blocks + [graph.final_norm, graph.lm_head])
-    with pytest.raises(BackendError, match="sim-fused, sim"):
-        count_activity(build_graph(net, "stack", capacity=8))
+    stack = build_graph(net, "stack", capacity=8)
+    assert not hasattr(stack.stack, "activity")
+    stack.floating = True  # as a float graph (sim-float*) is: not counted
+    with pytest.raises(BackendError, match="sim-mixers, sim-stack"):
+        count_activity(stack)
 
 
 # ------------------------------------------------------------------------------------ lava-matmulfree profile
@@ -233,4 +236,28 @@ def test_generate_counts_on_reference_and_lava(net):
     assert ref.activity.connections["l0.i"]["messages"] == (4 + 4 - 1) * net.cfg.hidden_size
     assert generate("sim-fused", net, prompt, 2).activity is None  # off by default
     with pytest.raises(BackendError, match="activity"):
-        generate("sim-stack", net, prompt, 2, activity=True)
+        generate("sim-float", net, prompt, 2, activity=True)
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_a_session_returns_each_requests_counts(net):
+    """Session(activity=True): each answer counts the tokens its request put into the graph (prompt and every new
+    token but the last), equal to the golden model's from the state the request started from."""
+    from lava_matmulfree.errors import BackendError
+    from lava_matmulfree.graph.session import Session
+
+    p1, p2 = [5, 17, 99, 3], [42, 8, 250]
+    with Session("sim-stack", net, capacity=8, activity=True) as chat:
+        a1, a2, a3 = chat.ask(p1, 3), chat.ask(p2, 2), chat.ask(p2, 2, reset=True)
+    g = GoldenModel(net)
+    expected, state = [], None
+    for a, reset in ((a1, True), (a2, False), (a3, True)):
+        g.activity = ActivityRecorder()
+        _, state = g.prefill(a.prompt + a.tokens[:-1], None if reset else state)
+        expected.append(g.activity.counts())
+    assert [a.activity.counts() for a in (a1, a2, a3)] == expected
+    with Session("sim-stack", net, capacity=4) as chat:
+        assert chat.ask([1, 2], 1).activity is None  # off by default
+    with pytest.raises(BackendError, match="activity"):
+        Session("sim-float", net, capacity=4, activity=True)

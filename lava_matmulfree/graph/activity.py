@@ -6,9 +6,10 @@
     runner.generate(prompt, n)
     counts = read_activity(graph)                           # an ActivityRecorder, as golden.py's
 
-Counted on the fixed-point graphs with fused blocks (``sim-fused``) or decomposed ones (``sim``): the fused block
-counts its layer as the golden model does, the decomposed block's leaves count the messages they exchange; the
-head (final norm, head norm, LM head) is counted by its leaves in both. Every counter is a Lava Var named
+Counted on the fixed-point graphs of every CPU kind: fused blocks (``sim-fused``), decomposed ones (``sim``), fused
+mixers in decomposed blocks (``sim-mixers``) and the layer stack (``sim-stack``). A fused block, mixer or stack
+counts its part as the golden model does, the decomposed leaves count the messages they exchange; the head (final
+norm, head norm, LM head) is counted by its leaves in all. Every counter is a Lava Var named
 ``activity`` (processes/activity.py); ``read_activity`` gets them and maps the processes' names to the golden
 model's (lava_matmulfree/model/activity.py).
 """
@@ -23,7 +24,7 @@ from lava_matmulfree.model.activity import ActivityRecorder, layer_connections, 
 from lava_matmulfree.processes import activity
 from lava_matmulfree.processes.activity import counting_run_config  # noqa: F401  (re-exported)
 
-COUNTED_KINDS = ("fused", "decomposed")
+COUNTED_KINDS = ("fused", "decomposed", "mixers", "stack")
 
 
 def _head_processes(graph) -> list:
@@ -34,9 +35,10 @@ def _head_processes(graph) -> list:
 def count_activity(graph) -> None:
     """Give every counted process of ``graph`` (built, not yet run) its ``activity`` Var."""
     if graph.kind not in COUNTED_KINDS or graph.floating:
-        raise BackendError(f"activity is counted on the fixed-point graphs with fused or decomposed blocks "
-                           f"(sim-fused, sim), not on a {'float ' if graph.floating else ''}{graph.kind} graph")
-    for p in list(graph.blocks) + _head_processes(graph):
+        raise BackendError(f"activity is counted on the fixed-point graphs (sim-fused, sim, sim-mixers, sim-stack), "
+                           f"not on a {'float ' if graph.floating else ''}{graph.kind} graph")
+    stack = [] if graph.stack is None else [graph.stack]
+    for p in list(graph.blocks) + stack + _head_processes(graph):
         activity.enable(p)
     graph.counts_activity = True  # a GraphRunner of this graph selects the counting models (counting_run_config)
 
@@ -73,6 +75,10 @@ def _add_leaf(rec: ActivityRecorder, process) -> None:
     if not hasattr(process, activity.VAR):
         return
     v = np.asarray(process.activity.get(), dtype=np.int64)
+    lay = activity.layout(process)
+    if lay is not None:  # a fused mixer (its Var holds several counters)
+        rec.add_vector(v, *lay)
+        return
     name, kind = golden_name(process.name)
     if kind == "neuron":
         rec.add_vector(v, [], [name])
@@ -85,6 +91,8 @@ def _add_leaf(rec: ActivityRecorder, process) -> None:
 def read_activity(graph) -> ActivityRecorder:
     """The counts of every run of ``graph`` so far (its runtime must still be up), in the golden model's names."""
     rec = ActivityRecorder()
+    if graph.stack is not None:  # every layer's counters in the stack's one Var
+        rec.add_vector(graph.stack.activity.get(), *activity.layout(graph.stack))
     for l, block in enumerate(graph.blocks):
         leaves = list(_leaves(block))
         if leaves == [block]:  # a fused block: its layer's counters in one Var
@@ -95,3 +103,16 @@ def read_activity(graph) -> ActivityRecorder:
     for p in _head_processes(graph):
         _add_leaf(rec, p)
     return rec
+
+
+def difference(after: ActivityRecorder, before: ActivityRecorder | None) -> ActivityRecorder:
+    """The counts of ``after`` less those of ``before`` (both read_activity of one graph): one request's counts."""
+    out = ActivityRecorder()
+    for name, c in after.connections.items():
+        b = {} if before is None else before.connections.get(name, {})
+        out.connections[name] = {f: v - b.get(f, 0) for f, v in c.items()}
+    for name, g in after.neurons.items():
+        b = {} if before is None else before.neurons.get(name, {})
+        out.neurons[name] = {f: v - b.get(f, 0) for f, v in g.items()}
+    out.weights, out.inputs = dict(after.weights), dict(after.inputs)
+    return out

@@ -53,6 +53,8 @@ class Generation:
         return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
 
 
+#: The backends that count activity (generate(..., activity=True), Session(..., activity=True)).
+ACTIVITY_BACKENDS = ("reference", "sim", "sim-fused", "sim-mixers", "sim-stack")
 
 
 def lava_run_config(backend: str, dense_model: str = "packed"):
@@ -212,8 +214,8 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
              on_token=None, activity: bool = False) -> Generation:
     """Generate ``max_new_tokens`` after ``prompt`` (token ids) on ``backend``; ``probes`` names variables to
     record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...). ``activity``: count
-    spikes, SynOps and updates of the tokens that entered the model (``Generation.activity``; on ``reference``,
-    ``sim`` and ``sim-fused``: docs/graph.md, "Activity counters")."""
+    spikes, SynOps and updates of the tokens that entered the model (``Generation.activity``; on
+    ``ACTIVITY_BACKENDS``: docs/graph.md, "Activity counters")."""
     from lava_matmulfree.graph.builder import probe_names
 
     run = run or RunConfig(backend=backend)
@@ -232,8 +234,8 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         if probes:
             raise ValueError("probes are recorded on the fixed-point backends (reference, sim, sim-fused)")
         return generate_float(float_model, prompt, max_new_tokens, sampler, on_token)
-    if activity and backend not in ("reference", "sim", "sim-fused"):
-        raise BackendError(f"activity is counted on reference, sim and sim-fused, not on {backend}")
+    if activity and backend not in ACTIVITY_BACKENDS:
+        raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS)}, not on {backend}")
     if backend == "reference":
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token, activity)
     from lava_matmulfree.graph.builder import build_graph, run_graph

@@ -5,6 +5,9 @@
         chat.ask(more_ids, 40)                           # continues: the MLGRU state h persists
         chat.ask(other_ids, 40, reset=True)              # a fresh conversation, same runtime
 
+    with Session("sim-fused", net, capacity=256, activity=True) as chat:
+        chat.ask(prompt_ids, 40).activity                # this request's counts (docs/graph.md, "Activity counters")
+
 No recompile and no new runtime per prompt: a request only sets the source's and sink's Vars. Exit, Ctrl-C,
 SIGTERM and an exception inside a model stop the runtime and every child process (runtime.py); the session is
 then closed, and a further ``ask`` raises :class:`SessionClosedError`. An exception raised by ``on_token`` does
@@ -16,7 +19,8 @@ import numbers
 
 from lava_matmulfree.config import LAVA_BACKEND_NAMES, RunConfig
 from lava_matmulfree.errors import BackendError
-from lava_matmulfree.graph.backends import FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation, lava_run_config
+from lava_matmulfree.graph.backends import (ACTIVITY_BACKENDS, FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation,
+                                            lava_run_config)
 from lava_matmulfree.graph.builder import SessionClosedError  # noqa: F401  (raised by ask after close)
 from lava_matmulfree.graph.plan import check_run
 from lava_matmulfree.model.quantise import QuantisedNetwork
@@ -41,10 +45,13 @@ class Session:
         For the floating_pt backends.
     run : RunConfig, optional
         Timeout and Dense model of the run config.
+    activity : bool
+        Count activity (backends sim, sim-fused, sim-mixers, sim-stack): each answer's ``Generation.activity``
+        holds the counts of the tokens its request put into the graph (an ActivityRecorder); off by default.
     """
 
     def __init__(self, backend: str, net, *, capacity: int, temperature: float = 0.0, top_k: int = 0,
-                 seed: int = 0, float_model=None, run: RunConfig | None = None):
+                 seed: int = 0, float_model=None, run: RunConfig | None = None, activity: bool = False):
         from lava_matmulfree.graph.builder import GraphRunner, build_graph
 
         if backend not in LAVA_BACKEND_NAMES:
@@ -59,6 +66,8 @@ class Session:
         check_generation(net.cfg, 0, int(capacity), option="capacity")  # before any allocation
         run = run or RunConfig(backend=backend)
         floating = backend in FLOAT_LAVA_BACKENDS
+        if activity and backend not in ACTIVITY_BACKENDS:
+            raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS[1:])}, not on {backend}")
         if floating and float_model is None:
             raise BackendError(f"the {backend} backend needs the float model")
         self.backend = backend
@@ -69,8 +78,12 @@ class Session:
         self.graph = build_graph(net, GRAPH_KIND[backend], capacity=capacity, temperature=temperature, top_k=top_k,
                                  seed=seed, record_logits=run.record_logits,
                                  float_model=float_model if floating else None, stream=True)
+        if activity:
+            from lava_matmulfree.graph.activity import count_activity
+            count_activity(self.graph)
         self.runner = GraphRunner(self.graph, cfg, timeout=run.timeout_s)
         self.requests = 0
+        self._counted = None  # the graph's counts after the previous request (the Vars add up over requests)
 
     @property
     def closed(self) -> bool:
@@ -88,8 +101,12 @@ class Session:
         state from zero (a new conversation), else it continues from the previous request."""
         res = self.runner.generate(prompt, max_new_tokens, reset_state=reset, on_token=on_token)
         self.requests += 1
+        counts = None
+        if res.activity is not None:
+            from lava_matmulfree.graph.activity import difference
+            counts, self._counted = difference(res.activity, self._counted), res.activity
         return Generation(self.backend, [int(t) for t in prompt], res.tokens, res.logits, {}, res.seconds, res.final_state,
-                          res.steps, self.graph.block_hops, res.leaf_processes, res.first_token_seconds)
+                          res.steps, self.graph.block_hops, res.leaf_processes, res.first_token_seconds, counts)
 
     def close(self, failed: bool = False) -> None:
         self.runner.close(failed)

@@ -5,7 +5,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_matmulfree.model.golden_fast import FastGoldenModel
-from lava_matmulfree.model.activity import ActivityRecorder, layer_connections, layer_groups
+from lava_matmulfree.model.activity import layer_connections, layer_groups
 from lava_matmulfree.processes import activity, build, float_model_of
 from lava_matmulfree.processes.block.process import BLOCK_VARS, MMFreeBlock
 from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
@@ -80,18 +80,13 @@ class PyFusedBlockFixed(AbstractFusedBlock):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self.arith = FastGoldenModel(self.net)
-        self._rec = ActivityRecorder() if self.COUNTS else None  # one recorder: its weight columns counted once
 
     def layers(self, x):
-        g, l, rec = self.arith, self.l, self._rec
+        g, l = self.arith, self.l
         g.probes = {}
-        if rec is not None:
-            rec.connections.clear()
-            rec.neurons.clear()
-        g.activity = rec
+        self.count_start()
         x_new, h = g.layer(self.q, x.astype(np.int64)[None], self.h.astype(np.int64), l)
-        if rec is not None:
-            self.activity[:] = self.activity + rec.vector(layer_connections(l), layer_groups(l))
+        self.count_add(layer_connections(l), layer_groups(l))
         self.x[:], self.h[:] = x, h
         self.r[:] = g.probes[f"l{l}.r"][0][0]
         self.y[:] = g.probes[f"l{l}.y"][0][0]

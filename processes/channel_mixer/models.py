@@ -57,7 +57,10 @@ class AbstractFusedChannelMixer(AbstractFusedMixer):
 @tag("fixed_pt", "bit_accurate_loihi")
 @py_types(I32, precision=FIXED_BITS)
 class PyFusedChannelMixerFixed(AbstractFusedChannelMixer):
-    """golden.py's arithmetic."""
+    """golden.py's arithmetic. The counting twin (processes/activity.py) counts gate, the down norm, down and
+    the GLU's updates as the golden model does."""
+
+    COUNTS = False
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -65,10 +68,15 @@ class PyFusedChannelMixerFixed(AbstractFusedChannelMixer):
 
     def mix(self, spikes):
         q, g, l = self.q, self.arith, self.l
-        y = g.glu(q, g.project(q.gate_w, spikes["a_gate_in"].astype(np.int64)[None], f"l{l}.gate"), l)
+        self.count_start()
+        acc_uv = g.project(q.gate_w, spikes["a_gate_in"].astype(np.int64)[None], f"l{l}.gate")
+        g.arrive(f"l{l}.glu", len(self.y), 1)  # u and v arrive together (activity only)
+        y = g.glu(q, acc_uv, l)
         self.y[:] = y[0]
         a_d = self.golden_norm(q.down_norm, y, "down", "down")
-        return g.project(q.down.w, a_d, f"l{l}.down")[0]
+        down = g.project(q.down.w, a_d, f"l{l}.down")[0]
+        self.count_add(*activity.mixer_layout("ChannelMixer", l))
+        return down
 
 
 @implements(proc=ChannelMixer, protocol=LoihiProtocol)

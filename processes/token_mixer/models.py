@@ -55,7 +55,10 @@ class AbstractFusedTokenMixer(AbstractFusedMixer):
 @tag("fixed_pt", "bit_accurate_loihi")
 @py_types(I32, precision=FIXED_BITS)
 class PyFusedTokenMixerFixed(AbstractFusedTokenMixer):
-    """golden.py's arithmetic; the dendrites saturate as golden's."""
+    """golden.py's arithmetic; the dendrites saturate as golden's. The counting twin (processes/activity.py)
+    counts i, f, g, o, the gate norm and the MLGRU's updates as the golden model does."""
+
+    COUNTS = False
 
     def __init__(self, proc_params):
         super().__init__(proc_params)
@@ -63,11 +66,15 @@ class PyFusedTokenMixerFixed(AbstractFusedTokenMixer):
 
     def mix(self, spikes):
         q, g, l = self.q, self.arith, self.l
+        self.count_start()
         acc = [g.project(getattr(q, p).w, spikes[f"a_{p}_in"].astype(np.int64)[None], f"l{l}.{p}") for p in "ifg"]
+        g.arrive(f"l{l}.mlgru", len(self.h), 1)  # the i, f, g sums arrive together (activity only)
         gz, h = g.mlgru(q, *acc, self.h.astype(np.int64), l)
         self.h[:] = h
         a_o = self.golden_norm(q.gate, gz, "gate", "o")
-        return g.project(q.o.w, a_o, f"l{l}.o")[0]
+        o = g.project(q.o.w, a_o, f"l{l}.o")[0]
+        self.count_add(*activity.mixer_layout("TokenMixer", l))
+        return o
 
 
 @implements(proc=TokenMixer, protocol=LoihiProtocol)
