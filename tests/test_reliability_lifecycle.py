@@ -33,16 +33,11 @@ def _segments() -> set[str]:
     return {p.name for p in SHM.glob("psm_*")} if SHM.is_dir() else set()
 
 
-def _segment_bytes(name: str) -> int:
-    try:
-        return (SHM / name).stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _assert_nothing_left(sid: int, shm_before: set[str], grace: float = GONE_DEADLINE_S) -> None:
+def _assert_nothing_left(sid: int, shm_before: set[str], grace: float = GONE_DEADLINE_S,
+                         in_start_up: bool = False) -> None:
     """No process of the session (within ``grace`` seconds), and no segment made meanwhile that no live process
-    maps (another user's run may hold its own)."""
+    maps (another user's run may hold its own). ``in_start_up``: the run was stopped while Lava was still creating
+    its channels, which may leave the one segment its shared-memory server was creating (docs/reliability.md)."""
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _session_members(sid):
         time.sleep(0.2)
@@ -59,22 +54,20 @@ def _assert_nothing_left(sid: int, shm_before: set[str], grace: float = GONE_DEA
                               if "/dev/shm/psm_" in line)
             except OSError:
                 continue
-        orphans = {n for n in new - mapped if _segment_bytes(n)}
-        # An empty one is a segment Lava's shared-memory server had opened but not yet sized when the signal
-        # stopped it (a kill between shm_open and ftruncate): it holds no memory (docs/reliability.md).
-        assert not orphans, f"{len(orphans)} shared-memory segments were left behind"
+        orphans = new - mapped
+        assert len(orphans) <= (1 if in_start_up else 0), f"{len(orphans)} shared-memory segments were left behind"
 
 
-def _run_script(code: str, timeout: float, *args):
+def _run_script(code: str, timeout: float, *args, in_start_up: bool = False):
     """Run ``code`` in a fresh interpreter, in its own session; return (returncode, stdout, stderr, seconds)."""
-    return _run([PY, "-c", textwrap.dedent(code), *map(str, args)], timeout)
+    return _run([PY, "-c", textwrap.dedent(code), *map(str, args)], timeout, in_start_up=in_start_up)
 
 
-def _run_cli(argv, timeout: float, grace: float = GONE_DEADLINE_S):
-    return _run([PY, "-m", "lava_matmulfree", *map(str, argv)], timeout, grace)
+def _run_cli(argv, timeout: float, grace: float = GONE_DEADLINE_S, in_start_up: bool = False):
+    return _run([PY, "-m", "lava_matmulfree", *map(str, argv)], timeout, grace, in_start_up)
 
 
-def _run(cmd, timeout: float, grace: float = GONE_DEADLINE_S):
+def _run(cmd, timeout: float, grace: float = GONE_DEADLINE_S, in_start_up: bool = False):
     before = _segments()
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -85,7 +78,7 @@ def _run(cmd, timeout: float, grace: float = GONE_DEADLINE_S):
         out, err = proc.communicate()
         pytest.fail(f"hung for {timeout} s: {err.decode(errors='replace')[-2000:]}")
     seconds = time.monotonic() - t0
-    _assert_nothing_left(proc.pid, before, grace)
+    _assert_nothing_left(proc.pid, before, grace, in_start_up)
     return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"), seconds
 
 
@@ -147,13 +140,15 @@ def test_a_session_survives_a_callback_that_raises():
 @pytest.mark.lava
 @pytest.mark.timeout(120)
 def test_a_session_whose_run_failed_is_closed():
-    """A run past its time limit tears the runtime down; the session then says it is closed, and why."""
+    """A run past its time limit tears the runtime down; the session then says it is closed, and why. (sim-fused:
+    its few processes start well within the limit, so the limit strikes a running graph; a limit that strikes
+    during the start-up is test_the_shortest_time_limit_stops_a_run_cleanly_every_time's.)"""
     rc, out, err, _ = _run_script(SESSION + """
     from lava_matmulfree.config import RunConfig
     from lava_matmulfree.graph.runtime import LavaRunError
-    s = Session("sim", net, capacity=402, run=RunConfig(backend="sim", timeout_s=1))
+    s = Session("sim-fused", net, capacity=2002, run=RunConfig(backend="sim-fused", timeout_s=1))
     try:
-        s.ask([5, 6], 400)
+        s.ask([5, 6], 2000)
     except LavaRunError as e:
         print("failed:", e)
     try:
@@ -187,7 +182,7 @@ HOOKED_RUN = """
 def test_sigterm_inside_a_fork_hook_during_start_up_stops_the_run(fork):
     """Issue 27: such a SIGTERM was swallowed, and the run finished 48 tokens a minute later (or hung). Now it stops
     the run within seconds, whichever fork of the start-up it hits."""
-    rc, _, err, seconds = _run_script(HOOKED_RUN, 100, fork)
+    rc, _, err, seconds = _run_script(HOOKED_RUN, 100, fork, in_start_up=True)
     assert rc == 128 + signal.SIGTERM, err[-3000:]
     assert "stopped by SIGTERM" in err and "Exception ignored" not in err and "Traceback" not in err, err[-3000:]
     assert "new tokens in" not in err  # the stats line of a finished run
@@ -214,7 +209,7 @@ def test_sigterm_while_the_runtime_starts_stops_everything(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("SIGTERM did not stop the run")
     stopped = time.monotonic() - t0
-    _assert_nothing_left(proc.pid, before)
+    _assert_nothing_left(proc.pid, before, in_start_up=True)
     err.seek(0)
     text = err.read().decode(errors="replace")
     assert proc.returncode == 128 + signal.SIGTERM, text[-3000:]
@@ -300,7 +295,7 @@ def test_the_shortest_time_limit_stops_a_run_cleanly_every_time(tmp_path):
         run = tmp_path / f"{backend}.toml"
         run.write_text(f'[run]\nbackend = "{backend}"\ntimeout_s = {MIN_TIMEOUT_S:g}\n')
         rc, _, err, seconds = _run_cli(["generate", "--config", "tiny", "--run-config", run, "--max-new-tokens",
-                                        "2000"], 60)  # seconds of steps even on a fast machine
+                                        "2000"], 60, in_start_up=True)  # the limit may strike the start-up
         assert rc == 2, err[-3000:]
         assert f"did not finish within {MIN_TIMEOUT_S:g} s" in err, err[-3000:]
         assert "Traceback" not in err and seconds < 30, (seconds, err[-3000:])

@@ -22,6 +22,7 @@ the fork guard live in ``signals.py``.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import sys
@@ -33,6 +34,8 @@ from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.signals import (EXIT_SIGNAL_BASE, PR_SET_PDEATHSIG, STOP_GRACE_S,  # noqa: F401  (API)
                                            TERMINATION_SIGNALS, WORKER_DEATH_SIGNAL, Terminated, guard_forks,
                                            leave_signals_to_the_main_thread, stop_children, termination_signals)
+
+SHM_DIR = "/dev/shm"  # where POSIX shared memory lives on Linux (Lava's channels)
 
 WATCHDOG_POLL_S = 0.2  # how often the watchdog looks at the Lava children
 FD_LIMIT_WANTED = 65536  # each leaf process holds ~10 descriptors in the parent
@@ -110,8 +113,9 @@ def teardown(proc, failed: bool) -> None:
         except Exception:  # StopInterrupted or lava's own error: fall through to the forced teardown
             pass
     kill(actors(proc))
+    infra = getattr(rt, "_messaging_infrastructure", None)
+    segments = channel_segments(infra)  # the manager forgets them as it shuts down
     try:
-        infra = getattr(rt, "_messaging_infrastructure", None)
         if infra is not None:
             infra.stop()
     except Exception:  # a start-up cut short: the manager may not be up; what is left is stopped below
@@ -122,6 +126,22 @@ def teardown(proc, failed: bool) -> None:
                 rt._watchdog_manager.stop()
         rt._is_started = rt._is_running = False
         stop_children(getattr(rt, FORKED_ATTR, ()))
+        unlink_segments(segments)
+
+
+def channel_segments(infra) -> list[str]:
+    """Names of the shared-memory segments this runtime's channels were given (Lava's SharedMemoryManager keeps
+    their handles)."""
+    smm = getattr(infra, "smm", None)
+    return [h.name for h in getattr(smm, "_shared_memory_handles", ())]
+
+
+def unlink_segments(names) -> None:
+    """Unlink those of ``names`` still in /dev/shm: a manager stopped mid-shutdown (a signal, a kill during the
+    start-up) leaves them behind, and nothing else would ever free them (docs/reliability.md)."""
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(SHM_DIR, name.lstrip("/")))
 
 
 @contextlib.contextmanager
