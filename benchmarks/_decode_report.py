@@ -179,6 +179,14 @@ def _mb(st: dict | None, fmt: str = ".1f", scale: float = 1.0, invert: bool = Fa
     return f"{m:{fmt}} / {b:{fmt}}{_noisy(st)}"
 
 
+
+def _bound_fractions(bound: dict, key: str) -> str:
+    """'best (median) of the 1-thread bound, best (median) of the 2-thread bound' of one figure."""
+    return ", ".join(f"{bound[f'{key}_fraction_of_{th}t_bound']:.0%} "
+                     f"({bound[f'{key}_fraction_of_{th}t_bound_median']:.0%}) of the {th}-thread bound"
+                     for th in (1, 2))
+
+
 def render_table(res: dict) -> str:
     """The README's table and notes from a bench_decode JSON (``--table FILE`` prints it again)."""
     rows, bound, mem = res["rows"], res["bandwidth_bound"], res["memory"]
@@ -221,16 +229,10 @@ def render_table(res: dict) -> str:
         for name, label in (("kernel-1t", "kernel, 1 thread"), ("kernel-2t", "kernel, 2 threads")):
             key = name.replace("-", "_")
             lines.append(f"  {label}: ms {_mb(bound[f'{name}_stats'], '.2f')} ({bound[f'{name}_gb_s_best']:.1f} "
-                         f"GB/s best): {bound[f'{key}_fraction_of_1t_bound']:.0%} "
-                         f"({bound[f'{key}_fraction_of_1t_bound_median']:.0%}) of the 1-thread bound, "
-                         f"{bound[f'{key}_fraction_of_2t_bound']:.0%} "
-                         f"({bound[f'{key}_fraction_of_2t_bound_median']:.0%}) of the 2-thread bound")
+                         f"GB/s best): {_bound_fractions(bound, key)}")
         for name, key in (("golden", "golden"), ("golden-2t", "golden_2t")):
             lines.append(f"  whole {name} token: ms {_mb(rows[name]['decode_stats'], '.2f')}: "
-                         f"{bound[f'{key}_fraction_of_1t_bound']:.0%} "
-                         f"({bound[f'{key}_fraction_of_1t_bound_median']:.0%}) of the 1-thread bound, "
-                         f"{bound[f'{key}_fraction_of_2t_bound']:.0%} "
-                         f"({bound[f'{key}_fraction_of_2t_bound_median']:.0%}) of the 2-thread bound")
+                         f"{_bound_fractions(bound, key)}")
     if mem.get("golden_process"):
         gp = mem["golden_process"]
         lines += ["", f"Memory: golden process (network loaded from its file, weights packed) PSS "

@@ -44,15 +44,21 @@ def available_memory() -> int:
     return have
 
 
-def _meminfo_available() -> int:
+def _proc_kib_field(path: str, key: str) -> int | None:
+    """Bytes of a ``key: N kB`` line of a /proc file (meminfo, status), or None where there is none."""
     try:
-        with open(MEMINFO, encoding="ascii") as f:
+        with open(path, encoding="ascii") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def _meminfo_available() -> int:
+    have = _proc_kib_field(MEMINFO, "MemAvailable")
+    return have if have is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _cgroup_room() -> int | None:
@@ -75,14 +81,7 @@ def _cgroup_room() -> int | None:
 
 def _address_space() -> int:
     """This process's virtual memory size (what RLIMIT_AS limits)."""
-    try:
-        with open(SELF_STATUS, encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _proc_kib_field(SELF_STATUS, "VmSize") or 0
 
 
 def describe_bytes(n: int) -> str:
