@@ -40,8 +40,8 @@ times their counts, divided by T.)
 ``"vnni"`` (used wherever the CPU has AVX-512 VNNI, as on the project's machines)
     ``sum_j c_j x_j`` by ``vpdpbusd`` (unsigned codes times signed int8 spikes, four products summed into
     each int32 lane: 64 multiply-adds per instruction), then ``y = sum_j c_j x_j - sum_j x_j`` as
-    ``w = c - 1``. Decoding costs one shift and one AND per 64 weights, shared by ``TOKEN_BLOCK`` tokens in
-    a batch. One token then streams the 81 MiB of packed weights at close to memory bandwidth (about
+    ``w = c - 1``. Decoding costs one AND per 64 weights (field ``k`` is used in place, as ``4^k c``, in an
+    accumulator of its own that is scaled back once per row), shared by ``TOKEN_BLOCK`` tokens in a batch. One token then streams the 81 MiB of packed weights at close to memory bandwidth (about
     19 GB/s here: 85 MB, so >= 4.5 ms per token), and batches beat float32 BLAS, so one kernel serves both
     decode and prefill: keeping a float32 copy for BLAS would cost 16x the memory for a slower prefill.
 ``"avx2"`` (used wherever the CPU has AVX2 but not AVX-512 VNNI)

@@ -4,7 +4,8 @@ them and the compiled kernels :class:`ternary.TernaryMatrix` and golden_fast.py'
 Every kernel computes ``out[t, r] = sum_j c[r, j] * xpad[t, j] - xsum[t] = (W @ x_t)[r]`` (codes ``c = w + 1``,
 ternary.py) and differs only in its row dot product:
 
-``"vnni"``      512-bit vpdpbusd straight into int32 lanes (AVX-512 VNNI); the kernel of that name reads each
+``"vnni"``      512-bit vpdpbusd straight into int32 lanes (AVX-512 VNNI), one accumulator per field, the field
+                masked in place (no shifts); the kernel of that name reads each
                 row alone and leaves prefetching to the hardware (measured faster for decode at 512 bits,
                 benchmarks/bench_ternary.py), the host kernel on a VNNI CPU runs the tile of the others;
 ``"avx2"``      256-bit vpmaddubsw into int16 lanes (exact: ``|lane| <= MAX_ABS_MADDUBS_LANE``), widened into int32
@@ -113,9 +114,14 @@ MAX_ABS_MADDUBS_LANE = 2 * 2 * (1 << (BITS_PER_BYTE - 1))   # c in {0, 1, 2}, |x
 AVX2_LANES_PER_ACC_PER_BLOCK = (BLOCK_BYTES // YMM_BYTES) * FIELDS_PER_BYTE   # one accumulator per token (batched)
 FLUSH_BLOCKS = 4
 assert FLUSH_BLOCKS * AVX2_LANES_PER_ACC_PER_BLOCK * MAX_ABS_MADDUBS_LANE <= int(np.iinfo(np.int16).max)
-PREFETCH_AHEAD_BYTES = 1024                     # software prefetch distance in the packed weight stream
+VNNI_MAX_ACCUMULATORS = 16                      # of the 32 zmm registers (the rest: codes, fields, spikes)
+PREFETCH_AHEAD_BYTES = 4096                     # software prefetch distance in the packed weight stream (measured:
+                                                # 1 KiB left the 1-thread decode pass 15 % slower, docs/performance.md)
 PREFETCH_LOCALITY = 3                           # llvm.prefetch locality: keep in all cache levels
 AVX2_ROWS = 2                                   # rows sharing each load of the spikes (the decode case, T = 1)
+# ... only where a row is at most this long: two longer rows read side by side streamed 30-40 % slower from
+# memory than one at a time (370M: d-wide rows of 256 bytes paired, I-wide ones of 704 alone; docs/performance.md)
+PAIRED_ROW_MAX_BYTES = 4 * BLOCK_BYTES
 
 
 def _dot_codegen(mode: str, n_tok: int, n_rows: int, prefetch: bool = True):
@@ -179,20 +185,30 @@ def _dot_codegen(mode: str, n_tok: int, n_rows: int, prefetch: bool = True):
         prefetch = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                                   _PREFETCH)
         n_blocks = builder.udiv(row_bytes, ir.Constant(intp, BLOCK_BYTES))
-        n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)),
-                                ir.Constant(intp, FLUSH_BLOCKS))
+        if v16 is None:  # int32 accumulators need no flushes: one group of every block, one plain loop
+            n_groups, group = ir.Constant(intp, 1), n_blocks
+        else:
+            group = ir.Constant(intp, FLUSH_BLOCKS)
+            n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)), group)
         mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
         n_acc = n_rows * n_tok
-        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * v32.count)) for _ in range(n_acc)]
+        # vnni: each field k gets an accumulator of its own and is used in place, c_k * 4^k = byte AND (3 << 2k)
+        # (<= 128, still an unsigned byte): no shifts, no chain of a block's four vpdpbusd through one register;
+        # the accumulator is 4^k times the field's sum, scaled back (exactly, by an arithmetic shift) at the end.
+        # Its lanes stay within 256 * in like the row total (ternary.py's MAX_IN bound).
+        n_split = FIELDS_PER_BYTE if v16 is None else 1
+        if n_acc * n_split > VNNI_MAX_ACCUMULATORS:
+            raise ValueError(f"{n_rows} rows x {n_tok} tokens need more than {VNNI_MAX_ACCUMULATORS} accumulators")
+        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * v32.count))
+                 for _ in range(n_acc * n_split)]
         # the int16 stage (avx2, portable) or the int32 accumulators themselves (vnni)
         inner_ty = v32 if v16 is None else v16
         zero_inner = ir.Constant(inner_ty, [0] * inner_ty.count)
         inner = acc32 if v16 is None else [cgutils.alloca_once_value(builder, zero_inner) for _ in range(n_acc)]
         with cgutils.for_range(builder, n_groups) as gloop:
-            g0 = builder.mul(gloop.index, ir.Constant(intp, FLUSH_BLOCKS))
+            g0 = builder.mul(gloop.index, group)
             left = builder.sub(n_blocks, g0)
-            cnt = builder.select(builder.icmp_unsigned("<", left, ir.Constant(intp, FLUSH_BLOCKS)), left,
-                                 ir.Constant(intp, FLUSH_BLOCKS))
+            cnt = builder.select(builder.icmp_unsigned("<", left, group), left, group)
             if v16 is not None:
                 for p in inner:
                     builder.store(zero_inner, p)
@@ -211,20 +227,30 @@ def _dot_codegen(mode: str, n_tok: int, n_rows: int, prefetch: bool = True):
                              for row in rows]
                     for k in range(FIELDS_PER_BYTE):
                         shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
-                        fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
-                                  for c in codes]
+                        if v16 is None:
+                            fields = [builder.and_(c, ir.Constant(v8, [FIELD_MASK << (k * FIELD_BITS)] * vec_bytes))
+                                      for c in codes]
+                        else:
+                            fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
+                                      for c in codes]
                         xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES + part * vec_bytes))
                         for i, xrow in enumerate(xrows):
                             xv = builder.load(builder.bitcast(builder.gep(xrow, [xoff]), v8.as_pointer()), align=1)
                             for q, f in enumerate(fields):
-                                a = q * n_tok + i
+                                a = (q * n_tok + i) * n_split + k % n_split
                                 accs[a] = mac(accs[a], f, xv)
                 for p, a in zip(inner, accs):
                     builder.store(a, p)
             if v16 is not None:
                 for p16, p32 in zip(inner, acc32):
                     builder.store(widen(builder.load(p32), builder.load(p16)), p32)
-        sums = [builder.call(reduce_add, [builder.load(p)]) for p in acc32]
+        def field_sum(p, k):
+            v = builder.load(p)
+            return builder.ashr(v, ir.Constant(v32, [k * FIELD_BITS] * v32.count)) if n_split > 1 and k else v
+
+        totals = [functools.reduce(builder.add, (field_sum(acc32[a * n_split + k], k) for k in range(n_split)))
+                  for a in range(n_acc)]
+        sums = [builder.call(reduce_add, [v]) for v in totals]
         return context.make_tuple(builder, signature.return_type, sums)
 
     return codegen
@@ -285,8 +311,10 @@ def simd_rows(codes, xpad, xsum, out, r0, r1, mode):
             s = _dot(codes, xpad, r, t, mode, 1, TOKEN_BLOCK)
             for i in range(TOKEN_BLOCK):
                 out[t + i, r] = s[i] - xsum[t + i]
-    # the tokens left over (decode): AVX2_ROWS rows per load of their spikes, one in the "vnni" kernel (docstring)
-    r_pairs = r0 if mode == "vnni" else r1 - (r1 - r0) % AVX2_ROWS
+    # the tokens left over (decode): AVX2_ROWS rows per load of their spikes where rows are short, one in the
+    # "vnni" kernel (docstring) and for rows longer than PAIRED_ROW_MAX_BYTES
+    paired = mode != "vnni" and codes.shape[1] <= PAIRED_ROW_MAX_BYTES
+    r_pairs = r1 - (r1 - r0) % AVX2_ROWS if paired else r0
     for t in range(n_full, n_tok):
         for r in range(r0, r_pairs, AVX2_ROWS):
             s = _dot(codes, xpad, r, t, mode, AVX2_ROWS, 1)
