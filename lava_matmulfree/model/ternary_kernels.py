@@ -114,7 +114,7 @@ MAX_ABS_MADDUBS_LANE = 2 * 2 * (1 << (BITS_PER_BYTE - 1))   # c in {0, 1, 2}, |x
 AVX2_LANES_PER_ACC_PER_BLOCK = (BLOCK_BYTES // YMM_BYTES) * FIELDS_PER_BYTE   # one accumulator per token (batched)
 FLUSH_BLOCKS = 4
 assert FLUSH_BLOCKS * AVX2_LANES_PER_ACC_PER_BLOCK * MAX_ABS_MADDUBS_LANE <= int(np.iinfo(np.int16).max)
-VNNI_MAX_ACCUMULATORS = 16                      # of the 32 zmm registers (the rest: codes, fields, spikes)
+VNNI_MAX_ACCUMULATORS = 8                       # field accumulators in place (16 spilled: prefill 10-18 % slower)
 PREFETCH_AHEAD_BYTES = 4096                     # software prefetch distance in the packed weight stream (measured:
                                                 # 1 KiB left the 1-thread decode pass 15 % slower, docs/performance.md)
 PREFETCH_LOCALITY = 3                           # llvm.prefetch locality: keep in all cache levels
@@ -192,13 +192,13 @@ def _dot_codegen(mode: str, n_tok: int, n_rows: int, prefetch: bool = True):
             n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)), group)
         mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
         n_acc = n_rows * n_tok
-        # vnni: each field k gets an accumulator of its own and is used in place, c_k * 4^k = byte AND (3 << 2k)
-        # (<= 128, still an unsigned byte): no shifts, no chain of a block's four vpdpbusd through one register;
-        # the accumulator is 4^k times the field's sum, scaled back (exactly, by an arithmetic shift) at the end.
-        # Its lanes stay within 256 * in like the row total (ternary.py's MAX_IN bound).
-        n_split = FIELDS_PER_BYTE if v16 is None else 1
-        if n_acc * n_split > VNNI_MAX_ACCUMULATORS:
-            raise ValueError(f"{n_rows} rows x {n_tok} tokens need more than {VNNI_MAX_ACCUMULATORS} accumulators")
+        # vnni decode (few accumulators): each field k gets an accumulator of its own and is used in place,
+        # c_k * 4^k = byte AND (3 << 2k) (<= 128, still an unsigned byte): no shifts, no chain of a block's four
+        # vpdpbusd through one register; the accumulator is 4^k times the field's sum, scaled back (exactly, by an
+        # arithmetic shift) at the end. Its lanes stay within 256 * in like the row total (ternary.py's MAX_IN
+        # bound). Batches (more accumulators) shift each field down instead: four times the registers would spill.
+        in_place = v16 is None and n_acc * FIELDS_PER_BYTE <= VNNI_MAX_ACCUMULATORS
+        n_split = FIELDS_PER_BYTE if in_place else 1
         acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * v32.count))
                  for _ in range(n_acc * n_split)]
         # the int16 stage (avx2, portable) or the int32 accumulators themselves (vnni)
@@ -227,7 +227,7 @@ def _dot_codegen(mode: str, n_tok: int, n_rows: int, prefetch: bool = True):
                              for row in rows]
                     for k in range(FIELDS_PER_BYTE):
                         shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
-                        if v16 is None:
+                        if in_place:
                             fields = [builder.and_(c, ir.Constant(v8, [FIELD_MASK << (k * FIELD_BITS)] * vec_bytes))
                                       for c in codes]
                         else:
