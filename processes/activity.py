@@ -17,9 +17,10 @@ What each model counts (the token lane itself is not counted):
   ``ROUND_PORTS``);
 * a fused block (``block.models.PyFusedBlockFixed``): its layer's counters laid out as
   ``ActivityRecorder.vector(layer_connections(l), layer_groups(l))``, counted by the golden model it runs;
-* a fused mixer (``PyFusedTokenMixerFixed``, ``PyFusedChannelMixerFixed``) and the layer stack
-  (``PyFusedStackFixed``) the same way, laid out as ``layout(process)`` says (a mixer: its projections, its norm's
-  fan-in and broadcast, its neuron group and its aggregator round; the stack: every layer's vector in turn).
+* a fused mixer (``PyFusedTokenMixerFixed``, ``PyFusedChannelMixerFixed``), the layer stack
+  (``PyFusedStackFixed``) and the fused head (``PyLmHeadFixed``) the same way, laid out as ``layout(process)`` says
+  (a mixer: its projections, its norm's fan-in and broadcast, its neuron group and its aggregator round; the stack:
+  every layer's vector in turn; the head: ``head_layout``).
 """
 from __future__ import annotations
 
@@ -58,9 +59,15 @@ def stack_layout(num_layers: int) -> tuple[list, list]:
             [n for l in range(num_layers) for n in layer_groups(l)])
 
 
+def head_layout() -> tuple[list, list]:
+    """(connections, groups) of the fused head: the head norm's fan-in and broadcast, the LM head; the final norm
+    and the head aggregator."""
+    return ["head.fan_in", "head.broadcast", "head.lm_head"], ["head.final_norm", "head.rms_aggregator"]
+
+
 def layout(process) -> tuple[list, list] | None:
     """(connections, groups) of a process whose ``activity`` Var holds several counters (a block, a mixer, the
-    stack), in golden names; None for a leaf counting one connection or one neuron group."""
+    stack, the head), in golden names; None for a leaf counting one connection or one neuron group."""
     name, p = type(process).__name__, process.proc_params
     if name == "MMFreeBlock":
         return layer_connections(p["layer"]), layer_groups(p["layer"])
@@ -68,6 +75,8 @@ def layout(process) -> tuple[list, list] | None:
         return mixer_layout(name, p["layer"])
     if name == "MMFreeStack":
         return stack_layout(p["net"].cfg.num_layers)
+    if name == "LmHead":
+        return head_layout()
     return None
 
 
@@ -85,7 +94,7 @@ def var_size(process) -> int:
     if lay is not None:
         return len(lay[0]) * len(CONNECTION_FIELDS) + len(lay[1]) * len(NEURON_FIELDS)
     raise ValueError(f"{name}: no activity counters (counted: Dense, the microcoded neurons, MMFreeBlock, "
-                     "TokenMixer, ChannelMixer, MMFreeStack)")
+                     "TokenMixer, ChannelMixer, MMFreeStack, LmHead)")
 
 
 def enable(process) -> None:

@@ -129,7 +129,7 @@ def test_counting_is_off_by_default_and_refused_where_not_counted(net):
     from lava_matmulfree.graph.builder import build_graph
 
     graph = build_graph(net, "fused", capacity=8)
-    assert not any(hasattr(p, "activity") for p in graph.blocks + [graph.final_norm, graph.lm_head])
+    assert not any(hasattr(p, "activity") for p in graph.blocks + [graph.head])
     stack = build_graph(net, "stack", capacity=8)
     assert not hasattr(stack.stack, "activity")
     stack.floating = True  # as a float graph (sim-float*) is: not counted

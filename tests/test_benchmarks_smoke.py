@@ -282,7 +282,7 @@ def test_bench_decode_sim_fused_on_tiny(tmp_path):
                     "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     lava = res["sim_fused"]
-    assert lava["leaf_processes"] == 10 and lava["steps_per_decode_token"] == 3
+    assert lava["leaf_processes"] == 6 and lava["steps_per_decode_token"] == 1  # 3 blocks, the fused head
     assert lava["decode_ms_per_token"] > 0 and lava["startup_s"] > 0
     assert "PyFusedBlockFixed" in lava["decode_compute_by_model_ms_per_step"]
     assert "sim_fused_decode_tokens_per_s" in res["targets"] and "sim_fused_pss_over_golden_pss" in res["targets"]

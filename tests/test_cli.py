@@ -158,7 +158,7 @@ def test_tokenizer_larger_than_the_model(capsys, tmp_path, tiny_cfg, tiny_params
 
 
 # ------------------------------------------------------------------------------------- backends, run configs
-TINY_LEAVES_SIM, TINY_LEAVES_FUSED = 73, 10  # 2 + 3 blocks x (22 | 1) + 5, from graph.leaf_process_count
+TINY_LEAVES_SIM, TINY_LEAVES_FUSED = 73, 6  # 2 + 3 blocks x (22 | 1) + head (5 | 1), from graph.leaf_process_count
 
 
 def greedy(argv_extra, capsys, n=4):
@@ -308,5 +308,5 @@ def test_info(capsys):
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("sim ", "sim-fused "))}
     assert rows["sim"] == [str(TINY_LEAVES_SIM), "12", str(3 * 12 + 3)]  # leaves, steps/layer, decode loop
-    assert rows["sim-fused"] == [str(TINY_LEAVES_FUSED), "0", "3"]
+    assert rows["sim-fused"] == [str(TINY_LEAVES_FUSED), "0", "1"]  # the fused head: 1 step per new token
     assert "x_in[73]" in out and "h[72]" in out and "block2" in out  # 72 channels and the token lane

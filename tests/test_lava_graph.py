@@ -69,7 +69,8 @@ def test_sim_fused_equals_reference(nets, seed):
     fused = generate("sim-fused", net, prompt, N_NEW, probes=PROBES)
     assert_same(fused, ref)
     assert fused.steps_per_layer == 0  # every block in the step x arrives
-    assert fused.steps == N_PROMPT + N_NEW * 3  # prefill back to back, then 3 hops (head) per new token
+    assert fused.steps == N_PROMPT + N_NEW * 1  # prefill back to back, then 1 hop (the fused head) per new token
+    assert fused.leaf_processes == 2 + net.cfg.num_layers + 1 + len(PROBES)  # source, sink, blocks, head
     for l in range(net.cfg.num_layers):  # the state after the run, read back from the Vars
         np.testing.assert_array_equal(fused.final_state[f"l{l}.h"], ref.final_state[f"l{l}.h"])
     np.testing.assert_array_equal(fused.final_state["l0.h"], fused.probes["l0.h"][-1])
@@ -322,7 +323,8 @@ def test_sim_stack_equals_reference(nets, seed):
         np.testing.assert_array_equal(stack.probes[p], ref.probes[p], err_msg=p)
     for k, h in ref.final_state.items():
         np.testing.assert_array_equal(stack.final_state[k], h)
-    assert stack.leaf_processes == 8 + len(probes) and stack.steps_per_layer == 0
+    assert stack.leaf_processes == 4 + len(probes) and stack.steps_per_layer == 0  # source, stack, head, sink
+    assert stack.steps == len(prompt) + N_NEW  # one step per new token
     with pytest.raises(ValueError, match="unknown probe"):
         build_graph(net, "stack", capacity=2).probe_target("l0.attn_sum_sq")
 

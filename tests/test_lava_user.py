@@ -298,14 +298,14 @@ def test_an_odd_head_means_the_same_under_both_dense_models(nets):
 @pytest.mark.timeout(600)
 def test_run_result_counts_the_leaves_lava_built(nets):
     """A graph built fused, run with Lava's bit-accurate config that decomposes it, two probes: 3 x 22 + 7 + 2
-    leaves (the count of the build kind said 10); every leaf's model is bit-accurate; tokens, step count and
+    leaves (the count of the build kind said 6); every leaf's model is bit-accurate; tokens, step count and
     probes are the reference's (the probes read at the decomposed timing)."""
     net = nets[0]
     prompt = prompt_for(3, 3, net.cfg.vocab_size)
     probes = ("l1.h", "head.logits")
     ref = generate("reference", net, prompt, 2, probes=probes)
     graph = build_graph(net, "fused", capacity=5)
-    assert graph.leaf_process_count() == 10
+    assert graph.leaf_process_count() == 6
     cfg = Loihi2SimCfg(select_tag="bit_accurate_loihi", select_sub_proc_model=True)
     with GraphRunner(graph, cfg, timeout=500, probes=probes) as runner:
         res = runner.generate(prompt, 2, probes=probes)
@@ -335,7 +335,7 @@ def test_a_hardware_config_that_selects_a_mixed_graph_is_refused(nets, monkeypat
     try:
         for m in NC_MODULES:
             assert importlib.reload(importlib.import_module(m)).NC_AVAILABLE
-        refused = {Loihi2HwCfg(): ("fused Python models for block0", "floating_pt models"),
+        refused = {Loihi2HwCfg(): ("fused Python models for block0",),
                    Loihi2HwCfg(select_tag="fixed_pt"): ("fused Python models for block0",),
                    Loihi2HwCfg(select_tag="bit_accurate_loihi", select_sub_proc_model=True):
                        ("Python models for final_norm, head_aggregator where their NC models exist",),
@@ -357,7 +357,8 @@ def test_a_hardware_config_that_selects_a_mixed_graph_is_refused(nets, monkeypat
             sys.modules.pop(m, None)
             assert not importlib.import_module(m).NC_AVAILABLE
     with pytest.raises(BackendError, match="selects a mixed graph: floating_pt models for head_broadcast"):
-        GraphRunner(graph, Loihi2SimCfg())  # Lava's float Dense first: other integers, silently, before
+        GraphRunner(graph, Loihi2SimCfg(select_sub_proc_model=True))  # Lava's float Dense in the decomposed head
+    assert GraphRunner(graph, Loihi2SimCfg()).graph.kind == "fused"  # fused models only: every one fixed_pt
     with pytest.raises(BackendError, match="needs Intel's lava-loihi, which is not installed") as err:
         GraphRunner(graph, Loihi2HwCfg())  # without lava-loihi Lava's own selection fails with a NameError
     assert "\n" not in str(err.value) and not graph.source.is_compiled
@@ -379,12 +380,12 @@ def test_monitor_rows_per_token(nets):
     lane, h, inv_rms = Monitor(), Monitor(), Monitor()
     lane.probe(graph.source.x_out, steps)
     h.probe(graph.blocks[1].h, steps)
-    inv_rms.probe(graph.head_norm[1].inv_rms, steps)
+    inv_rms.probe(graph.head.inv_rms, steps)  # the head aggregator's Var, through the LmHead's alias
     try:
         graph.source.run(condition=RunSteps(num_steps=steps), run_cfg=lava_run_config("sim-mixers"))
         lanes = lane.get_data()["embedding"]["x_out"]
         h_rows = h.get_data()[graph.blocks[1].name]["h"]
-        r_rows = inv_rms.get_data()[graph.head_norm[1].name]["inv_rms"]
+        r_rows = inv_rms.get_data()[graph.head.name]["inv_rms"]
     finally:
         graph.source.stop()
     assert lanes.shape == (steps, net.cfg.hidden_size + 1) and lanes[:, -1].sum() == len(prompt) + n - 1

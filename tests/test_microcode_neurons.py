@@ -478,7 +478,8 @@ def test_decomposed_graph_equals_golden(tiny_net):
     probes = ["l0.h", "l2.h", "l1.x", "l1.r", "l2.y", "l0.gate_sum_sq", "head.x"]
     with GraphRunner(graph, Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True), timeout=200) as run:
         res = run.generate(PROMPT, NEW_TOKENS, probes=probes)
-        assert isinstance(graph.lm_head.model_class, type) and graph.lm_head.model_class is PyDenseModelBitAcc
+        lm_head = [p for p in graph.head.procs if p.name == "lm_head"]  # the head decomposed: its LM head Dense
+        assert len(lm_head) == 1 and lm_head[0].model_class is PyDenseModelBitAcc
     gm = GoldenModel(tiny_net)
     gm.probes = {}
     logits, state = gm.prefill(PROMPT)

@@ -101,8 +101,7 @@ def cmd_info(args) -> int:
         L = c.num_layers
         shown = range(L) if L <= NAMED_LAYERS else [0, 1, None, L - 1]  # None: the layers between
         names = [f"{block.name[:-1]}{l}" if l is not None else "..." for l in shown]  # block0 ... block{L-1}
-        top = [graph.source.name, *names, graph.final_norm.name, *(p.name for p in graph.head_norm),
-               graph.lm_head.name, graph.sink.name]
+        top = [graph.source.name, *names, graph.head.name, graph.sink.name]
         print("processes: " + " -> ".join(top) + f" (-> {graph.source.name}: the sampled token)")
         print(f"block 0 ({type(block).__name__}):")
         print("\n".join(_describe_ports(block)))

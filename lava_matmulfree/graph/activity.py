@@ -9,7 +9,7 @@
 Counted on the fixed-point graphs of every CPU kind: fused blocks (``sim-fused``), decomposed ones (``sim``), fused
 mixers in decomposed blocks (``sim-mixers``) and the layer stack (``sim-stack``). A fused block, mixer or stack
 counts its part as the golden model does, the decomposed leaves count the messages they exchange; the head (final
-norm, head norm, LM head) is counted by its leaves in all. Every counter is a Lava Var named
+norm, head norm, LM head) likewise: the fused head (``sim-fused``, ``sim-stack``) in one Var, else its leaves. Every counter is a Lava Var named
 ``activity`` (processes/activity.py); ``read_activity`` gets them and maps the processes' names to the golden
 model's (lava_matmulfree/model/activity.py).
 """
@@ -28,6 +28,9 @@ COUNTED_KINDS = ("fused", "decomposed", "mixers", "stack")
 
 
 def _head_processes(graph) -> list:
+    """The LmHead, or the leaves of a head wired from them."""
+    if graph.head is not None:
+        return [graph.head]
     fan, agg, bc = graph.head_norm
     return [graph.final_norm, fan, agg, bc, graph.lm_head]
 
@@ -76,7 +79,7 @@ def _add_leaf(rec: ActivityRecorder, process) -> None:
         return
     v = np.asarray(process.activity.get(), dtype=np.int64)
     lay = activity.layout(process)
-    if lay is not None:  # a fused mixer (its Var holds several counters)
+    if lay is not None:  # a fused mixer or head (its Var holds several counters)
         rec.add_vector(v, *lay)
         return
     name, kind = golden_name(process.name)
@@ -101,7 +104,8 @@ def read_activity(graph) -> ActivityRecorder:
             for leaf in leaves:
                 _add_leaf(rec, leaf)
     for p in _head_processes(graph):
-        _add_leaf(rec, p)
+        for leaf in _leaves(p):  # the fused head itself, or the leaves of its decomposition
+            _add_leaf(rec, leaf)
     return rec
 
 

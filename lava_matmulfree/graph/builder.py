@@ -1,8 +1,8 @@
 """Build the model as an event-driven Lava process graph and run it (docs/graph.md).
 
-    embedding source -> block_0 -> ... -> block_{L-1} -> final norm <-> head aggregator -> LM head -> sink
-            ^                                                                                         |
-            +------------------------------ sampled token (decode) -----------------------------------+
+    embedding source -> block_0 -> ... -> block_{L-1} -> head (final norm <-> head aggregator -> LM head) -> sink
+            ^                                                                                                |
+            +------------------------------ sampled token (decode) ------------------------------------------+
 
 Tokens carry their own presence (the token lane, events.py); connections are Lava's Dense (processes/
 connections.py). The prompt enters through the source's Vars, so one graph (and one runtime) serves many
@@ -41,28 +41,38 @@ BLOCK_TIMING = {
 GRAPH_KIND = {"sim": "decomposed", "sim-mixers": "mixers", "sim-fused": "fused", "sim-stack": "stack",
               "sim-float": "fused", "sim-float-decomposed": "decomposed", "loihi2": "decomposed"}
 FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")  # the floating_pt models, need the float model
-#: The head: final norm -> fan-in -> aggregator -> broadcast -> final norm -> LM head connection -> sink.
-HEAD_HOPS = 3
+#: Head models (processes/lm_head): name -> (steps from x entering the head to its logits reaching the sink,
+#: probe point -> steps after x enters the head). Decomposed: final norm -> fan-in -> aggregator -> broadcast ->
+#: final norm -> LM head connection -> sink (3 connection hops); fused: one process whose output end is the LM head
+#: connection (1 hop).
+HEAD_TIMING = {"decomposed": (3, {"x": 0, "sum_sq": 1, "inv_rms": 1}),
+               "fused": (1, {"x": 0, "sum_sq": 0, "inv_rms": 0})}
+#: The head models the backends of each block kind select (select_sub_proc_model decides both).
+HEAD_KIND = {"decomposed": "decomposed", "mixers": "decomposed", "fused": "fused", "stack": "fused"}
 #: Leaf processes of a block: residual, 2 x (fan-in, aggregator, broadcast); token mixer: i, f, g, o, MLGRU,
 #: gate fan-in, aggregator, broadcast; channel mixer: gate_u, gate_v, GLU, down fan-in, aggregator, broadcast, down.
 LEAVES_PER_BLOCK = {"decomposed": 1 + 6 + 8 + 7, "mixers": 1 + 6 + 2, "fused": 1}
-HEAD_LEAVES = 2 + 5  # source, sink; final norm, fan-in, aggregator, broadcast, LM head
+HOST_LEAVES = 2  # source, sink
+#: Leaf processes of the head: final norm, fan-in, aggregator, broadcast, LM head; or the fused head.
+HEAD_LEAVES = {"decomposed": 5, "fused": 1}
 #: A request that has not finished after this many times its expected steps lost a token.
 STEP_BUDGET_FACTOR = 20
 #: Messages the token tap (Lava's Extractor, one per step) holds before the graph waits for the host to read.
 TAP_BUFFER = 64
 
 
-def leaf_processes(kind: str, num_layers: int, extra: int = 0) -> int:
+def leaf_processes(kind: str, num_layers: int, extra: int = 0, head: str | None = None) -> int:
     """Leaf processes (OS processes on the CPU backends) of a graph of block models ``kind`` with ``num_layers``
-    layers, plus ``extra`` (a token tap, probes); known without building the graph."""
+    layers and head models ``head`` (None: those of ``HEAD_KIND``), plus ``extra`` (a token tap, probes); known
+    without building the graph."""
     blocks = 1 if kind == "stack" else num_layers * LEAVES_PER_BLOCK[kind]
-    return blocks + HEAD_LEAVES + extra
+    return blocks + HOST_LEAVES + HEAD_LEAVES[head or HEAD_KIND[kind]] + extra
 
 
-def loop_depth(kind: str, num_layers: int) -> int:
-    """Steps from the source sending a token to it sending the next generated one (LavaGraph.loop_depth)."""
-    return num_layers * BLOCK_TIMING[kind][0] + HEAD_HOPS
+def loop_depth(kind: str, num_layers: int, head: str | None = None) -> int:
+    """Steps from the source sending a token to it sending the next generated one (LavaGraph.loop_depth): the
+    blocks' hops and the head's (``head`` None: the head models of ``HEAD_KIND``)."""
+    return num_layers * BLOCK_TIMING[kind][0] + HEAD_TIMING[head or HEAD_KIND[kind]][0]
 
 
 class SessionClosedError(BackendError):
@@ -87,13 +97,15 @@ def probe_names(probes) -> tuple:
 class LavaGraph:
     source: object
     blocks: list
-    final_norm: object
-    head_norm: tuple  # (fan-in, aggregator, broadcast)
-    lm_head: object
     sink: object
     kind: str  # a BLOCK_TIMING key
     num_layers: int
     capacity: int
+    head: object = None  # the LmHead (processes/lm_head), or None where the head is wired from its leaves:
+    final_norm: object = None  # the FinalNorm,
+    head_norm: tuple = None  # (fan-in, aggregator, broadcast),
+    lm_head: object = None  # the LM head Dense
+    head_kind: str = "decomposed"  # a HEAD_TIMING key: the head models the run config selects
     stack: object = None  # the MMFreeStack holding every layer (sim-stack), instead of blocks
     floating: bool = False  # built for the floating_pt models (sim-float)
     token_tap: object = None  # Lava's Extractor on the sink's tokens: they reach the host while the graph runs
@@ -105,11 +117,11 @@ class LavaGraph:
     @property
     def loop_depth(self) -> int:
         """Steps from the source sending a token to it sending the next generated one."""
-        return loop_depth(self.kind, self.num_layers)
+        return loop_depth(self.kind, self.num_layers, self.head_kind)
 
     def leaf_process_count(self) -> int:
         return leaf_processes("stack" if self.stack is not None else self.kind, self.num_layers,
-                              int(self.token_tap is not None))
+                              int(self.token_tap is not None), self.head_kind)
 
     def probe_target(self, name: str):
         """What a probe name records (docs/graph.md, "Probes"): ``("var", Var, latency, row)``, the Var read
@@ -121,12 +133,14 @@ class LavaGraph:
         where, _, var = name.partition(".")
         B, offsets = BLOCK_TIMING[self.kind]
         L = self.num_layers
-        head_in = L * B  # steps from the source to the final norm
-        if where == "head" and var in HEAD_VARS:
-            return "var", self.final_norm.vars.x, head_in, None
-        if where == "head" and var in HEAD_AGGREGATOR_VARS:
-            return "var", getattr(self.head_norm[1].vars, var), head_in + 1, None
+        head_in = L * B  # steps from the source to the head
+        h = self.head
+        if where == "head" and var in HEAD_VARS + HEAD_AGGREGATOR_VARS:
+            owner = h if h is not None else self.final_norm if var in HEAD_VARS else self.head_norm[1]
+            return "var", getattr(owner.vars, var), head_in + HEAD_TIMING[self.head_kind][1][var], None
         if where == "head" and var in HEAD_PORTS:
+            if h is not None:
+                return "port", {"spikes": h.spikes_out, "logits": h.logits_out}[var]
             return "port", {"spikes": self.final_norm.a_out, "logits": self.lm_head.a_out}[var]
         if name == "embedding.x_out":
             return "port", self.source.x_out
@@ -144,13 +158,14 @@ class LavaGraph:
 
     @classmethod
     def of(cls, process, kind: str = "decomposed") -> "LavaGraph":
-        """The graph a hand-wired process belongs to (source, MMFreeBlock layers or an MMFreeStack, final norm, head
-        norm, LM head, sink; graph.wiring.parts), for the calls a built graph takes. ``kind``: the block models
-        expected (a GraphRunner takes them from its run config)."""
+        """The graph a hand-wired process belongs to (source, MMFreeBlock layers or an MMFreeStack, an LmHead or the
+        head's leaves: final norm, head norm, LM head; sink; graph.wiring.parts), for the calls a built graph takes.
+        ``kind``: the block models expected (a GraphRunner takes them, and the head's, from its run config)."""
         from lava_matmulfree.graph.wiring import parts
 
         found = parts(process)
-        return cls(kind="stack" if found["stack"] is not None else kind, **found)
+        kind = "stack" if found["stack"] is not None else kind
+        return cls(kind=kind, head_kind=HEAD_KIND[kind] if found.get("head") is not None else "decomposed", **found)
 
     def steps_needed(self, prompt_len: int, max_new_tokens: int) -> int:
         """Steps a request needs until the sink chose its last token: the prompt back to back, then a loop depth per
@@ -195,19 +210,24 @@ class LavaGraph:
 
 
 def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: float = 0.0, top_k: int = 0,
-                seed: int = 0, record_logits: bool = True, float_model=None, stream: bool = False) -> LavaGraph:
+                seed: int = 0, record_logits: bool = True, float_model=None, stream: bool = False,
+                head_kind: str | None = None) -> LavaGraph:
     """The process graph; ``kind`` says which block models the run config will select (``decomposed``,
-    ``mixers``, ``fused`` or ``stack``: it fixes only the probe read-back and the step estimate). ``float_model`` (a
-    FloatModel) is carried along for the floating_pt models (the ``sim-float`` backends); its head is folded.
-    ``stream``: tap the sink's tokens with Lava's Extractor (host I/O), so a runner hands each token to the caller
-    in the step it is chosen."""
+    ``mixers``, ``fused`` or ``stack``: it fixes only the probe read-back and the step estimate; a GraphRunner
+    takes them, and the head's, from its run config). ``float_model`` (a FloatModel) is carried along for the
+    floating_pt models (the ``sim-float`` backends); its head is folded. ``stream``: tap the sink's tokens with
+    Lava's Extractor (host I/O), so a runner hands each token to the caller in the step it is chosen.
+    ``head_kind``: the head models expected (None: ``HEAD_KIND[kind]``)."""
     from lava_matmulfree.processes import build
     from lava_matmulfree.processes.block.process import MMFreeBlock
     from lava_matmulfree.processes.embedding.process import EmbeddingSource
+    from lava_matmulfree.processes.lm_head.process import LmHead
     from lava_matmulfree.processes.lm_head_sink.process import LmHeadSink
 
     if kind not in BLOCK_TIMING:
         raise ValueError(f"unknown graph kind {kind!r} (known: {', '.join(BLOCK_TIMING)})")
+    if head_kind is not None and head_kind not in HEAD_TIMING:
+        raise ValueError(f"unknown head kind {head_kind!r} (known: {', '.join(HEAD_TIMING)})")
     fm = None if float_model is None else (float_model if float_model.folded else float_model.fold_dual_rmsnorm())
     if fm is None:
         from lava_matmulfree.model.golden_fast import warm_kernels
@@ -222,10 +242,7 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     else:
         blocks = [MMFreeBlock(net=net, layer=l, float_model=fm) for l in range(cfg.num_layers)]
         layers = blocks
-    fin = build.final_norm(net, fm)
-    head_norm = build.norm(net, cfg.hidden_size, "head", 0.0 if fm is None else fm.fold_head.eps_const,
-                           floating=fm is not None)
-    lm_head = build.projection(net.lm_head, "lm_head", None if fm is None else fm.lm_head)
+    head = LmHead(net=net, float_model=fm, name="head")
     # the sink reads its scales from the network; float logits have none
     scales = dict(vocab_size=cfg.vocab_size, logit_scale=1.0, accumulator_bits=0) if fm else dict(net=net)
     sink = LmHeadSink(capacity=capacity, temperature=temperature, top_k=top_k, seed=seed, record_logits=record_logits,
@@ -234,12 +251,8 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     for b in layers:
         prev.connect(b.x_in)
         prev = b.x_out
-    prev.connect(fin.x_in)
-    fan, _, bc = head_norm
-    fin.sq_out.connect(fan.s_in)
-    bc.a_out.connect(fin.r_in)
-    fin.a_out.connect(lm_head.s_in)
-    lm_head.a_out.connect(sink.logits_in)
+    prev.connect(head.x_in)
+    head.logits_out.connect(sink.logits_in)
     sink.token_out.connect(src.token_in)
     tap = None
     if stream:
@@ -247,8 +260,9 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
 
         tap = Extractor(shape=(2,), buffer_size=TAP_BUFFER)
         sink.token_out.connect(tap.in_port)
-    return LavaGraph(src, blocks, fin, head_norm, lm_head, sink, kind, cfg.num_layers, capacity,
-                     stack=layers[0] if kind == "stack" else None, floating=fm is not None, token_tap=tap)
+    return LavaGraph(src, blocks, sink, kind, cfg.num_layers, capacity, head=head,
+                     head_kind=head_kind or HEAD_KIND[kind], stack=layers[0] if kind == "stack" else None,
+                     floating=fm is not None, token_tap=tap)
 
 
 # --------------------------------------------------------------------------------------- running
@@ -284,6 +298,7 @@ class GraphRunner:
             run_cfg = counting_run_config(run_cfg)
         selection = wiring.check_run_config(graph.source, run_cfg)  # a mixed selection: one line naming the config
         graph.kind = wiring.predicted_kind(graph.blocks, graph.stack, selection)  # the block models it selects
+        graph.head_kind = wiring.predicted_head_kind(graph.head, selection)  # and the head's
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
         self.probes: dict = {}
         self._add_probes(probe_names(probes))
@@ -347,11 +362,14 @@ class GraphRunner:
         first, self.started = not self.started, True
         self.steps += steps
         if first:  # what Lava compiled: the timing the steps and probes were planned with
-            from lava_matmulfree.graph.wiring import selected_kind
+            from lava_matmulfree.graph.wiring import selected_head_kind, selected_kind
 
             kind = selected_kind(self.graph.blocks, self.graph.stack)
             if kind != self.graph.kind:
                 raise BackendError(f"Lava selected {kind} block models, the run was planned for {self.graph.kind}")
+            head = selected_head_kind(self.graph.head)
+            if head is not None and head != self.graph.head_kind:
+                raise BackendError(f"Lava selected a {head} head, the run was planned for a {self.graph.head_kind} one")
 
     def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False,
                  on_token=None) -> RunResult:
@@ -416,7 +434,7 @@ class GraphRunner:
 
     def _reset_state(self) -> None:
         L = self.graph.num_layers
-        d = self.graph.final_norm.proc_params["shape"][0]
+        d = self.graph.source.x_out.shape[0] - 1  # the embedding rows' channels (the lane last)
         if self.graph.stack is not None:
             self.graph.stack.h.set(np.zeros((L, d)))
         for b in self.graph.blocks:

@@ -89,10 +89,11 @@ def _neuron_classes():
     from lava_matmulfree.processes.block.process import MMFreeBlock
     from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
     from lava_matmulfree.processes.layer_stack.process import MMFreeStack
+    from lava_matmulfree.processes.lm_head.process import LmHead
     from lava_matmulfree.processes.neuron import MicrocodedNeurons
     from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
-    return (MicrocodedNeurons, MMFreeBlock, MMFreeStack, TokenMixer, ChannelMixer)
+    return (MicrocodedNeurons, MMFreeBlock, MMFreeStack, TokenMixer, ChannelMixer, LmHead)
 
 
 def check_run_config(process, run_cfg) -> Selection:
@@ -113,6 +114,10 @@ def check_run_config(process, run_cfg) -> Selection:
     sel = Selection(run_cfg)
     procs = sorted(find_processes(process), key=lambda p: p.name)
     chosen = {p: sel.model(p) for p in procs}
+    # the leaves of a decomposed head (its neurons and norm connections) are checked through stand-ins
+    chosen.update({leaf: sel.model(leaf) for p, m in list(chosen.items()) if is_sub_model(m)
+                   for leaf in _head_stand_ins(p)})
+    chosen = dict(sorted(chosen.items(), key=lambda pm: pm[0].name))
     by_precision: dict = {}
     for p, m in chosen.items():
         by_precision.setdefault(precision(m), []).append(p)
@@ -139,6 +144,18 @@ def check_run_config(process, run_cfg) -> Selection:
         raise BackendError(f"{config_name(run_cfg)} selects a mixed graph: {'; '.join(problems)}; run it with "
                            f"{HW_CONFIG if hw else SIM_CONFIG}")
     return sel
+
+
+def _head_stand_ins(proc) -> list:
+    """For an LmHead: stand-ins of the neurons and norm connections its SubProcessModel will build (never wired to
+    the graph; not the LM head's V x d matrix), so that a run config's choice for them is seen before compilation."""
+    from lava_matmulfree.processes import build
+    from lava_matmulfree.processes.lm_head.process import LmHead
+
+    if not isinstance(proc, LmHead):
+        return []
+    net = proc.proc_params["net"]
+    return [build.final_norm(net), *build.norm(net, net.cfg.hidden_size, "head")]
 
 
 # ------------------------------------------------------------------------------------ block models and leaves
@@ -186,6 +203,21 @@ def selected_kind(blocks, stack) -> str | None:
     return kind_from_models(b.model_class, mixers)
 
 
+def predicted_head_kind(head, selection: Selection) -> str:
+    """The head models (graph.builder.HEAD_TIMING key) ``selection`` will give an LmHead (``head``; None: a head
+    wired from its leaves, decomposed)."""
+    if head is None:
+        return "decomposed"
+    return "decomposed" if is_sub_model(selection.model(head)) else "fused"
+
+
+def selected_head_kind(head) -> str | None:
+    """The head models Lava selected for an LmHead when it compiled the graph (None before, or without one)."""
+    if head is None or head.model_class is None:
+        return None
+    return "decomposed" if is_sub_model(head.model_class) else "fused"
+
+
 def built_leaves(process) -> list | None:
     """The leaf processes Lava built for the runtime ``process`` runs in (after sub-model selection; probes and
     host I/O included), or None before it has one."""
@@ -226,33 +258,27 @@ def _receivers(out_port) -> list:
 
 def parts(process) -> dict:
     """The parts of a model graph wired by hand from the project's processes (source, MMFreeBlock layers or an
-    MMFreeStack, final norm, head norm, LM head connection, sink), found from any process of it: the fields of
-    graph.builder.LavaGraph but its kind. One clear error for a graph that lacks a part."""
+    MMFreeStack, an LmHead or the head's leaves: final norm, head norm, LM head connection; sink), found from any
+    process of it: the fields of graph.builder.LavaGraph but its kinds. One clear error for a graph that lacks a
+    part."""
     from lava.magma.compiler.compiler_graphs import find_processes
     from lava.proc.io.extractor import Extractor
 
     from lava_matmulfree.processes.block.process import MMFreeBlock
     from lava_matmulfree.processes.embedding.process import EmbeddingSource
-    from lava_matmulfree.processes.final_norm.process import FinalNorm
     from lava_matmulfree.processes.layer_stack.process import MMFreeStack
+    from lava_matmulfree.processes.lm_head.process import LmHead
     from lava_matmulfree.processes.lm_head_sink.process import LmHeadSink
 
     procs = find_processes(process)
     source = _only(procs, EmbeddingSource, "embedding source")
     sink = _only(procs, LmHeadSink, "LM-head sink")
-    final_norm = _only(procs, FinalNorm, "final norm")
+    heads = [p for p in procs if isinstance(p, LmHead)]
     blocks = sorted((p for p in procs if isinstance(p, MMFreeBlock)), key=lambda b: b.proc_params["layer"])
     stacks = [p for p in procs if isinstance(p, MMFreeStack)]
     if bool(blocks) == bool(stacks) or len(stacks) > 1:
         raise ValueError("a graph's layers are MMFreeBlock processes (one per layer) or one MMFreeStack")
-    try:
-        (fan,) = _receivers(final_norm.sq_out)
-        (agg,) = _receivers(fan.a_out)
-        (bc,) = _receivers(agg.r_out)
-        (lm_head,) = [p.process for p in sink.logits_in.in_connections]
-    except ValueError:
-        raise ValueError("the head is final norm -> fan-in Dense -> aggregator -> broadcast Dense -> final norm, "
-                         "and final norm -> LM head Dense -> sink") from None
+    head_parts = dict(head=_only(procs, LmHead, "head")) if heads else _head_leaves(procs, sink)
     capacity = source.proc_params["capacity"]
     if sink.proc_params["capacity"] != capacity:
         raise ValueError(f"the source holds {capacity} tokens a request, the sink {sink.proc_params['capacity']}")
@@ -261,9 +287,25 @@ def parts(process) -> dict:
     floating = layers[0].proc_params.get("float_model") is not None
     check_sink(sink, net, floating)
     taps = [p for p in _receivers(sink.token_out) if isinstance(p, Extractor)]
-    return dict(source=source, blocks=blocks, final_norm=final_norm, head_norm=(fan, agg, bc), lm_head=lm_head,
-                sink=sink, num_layers=net.cfg.num_layers if stacks else len(blocks), capacity=capacity,
-                stack=stacks[0] if stacks else None, floating=floating, token_tap=taps[0] if taps else None)
+    return dict(source=source, blocks=blocks, sink=sink, num_layers=net.cfg.num_layers if stacks else len(blocks),
+                capacity=capacity, stack=stacks[0] if stacks else None, floating=floating,
+                token_tap=taps[0] if taps else None, **head_parts)
+
+
+def _head_leaves(procs, sink) -> dict:
+    """A head wired from its leaves: final norm <-> fan-in Dense, aggregator, broadcast Dense; LM head Dense."""
+    from lava_matmulfree.processes.final_norm.process import FinalNorm
+
+    final_norm = _only(procs, FinalNorm, "final norm")
+    try:
+        (fan,) = _receivers(final_norm.sq_out)
+        (agg,) = _receivers(fan.a_out)
+        (bc,) = _receivers(agg.r_out)
+        (lm_head,) = [p.process for p in sink.logits_in.in_connections]
+    except ValueError:
+        raise ValueError("the head is an LmHead, or final norm -> fan-in Dense -> aggregator -> broadcast Dense -> "
+                         "final norm, and final norm -> LM head Dense -> sink") from None
+    return dict(final_norm=final_norm, head_norm=(fan, agg, bc), lm_head=lm_head)
 
 
 def check_sink(sink, net, floating: bool) -> None:
