@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_decode.py [--config 370m] [--seed 0] [--prompt 128] [--decode 16]
                                                 [--repeats 5] [--lava-backends sim-fused sim-stack]
-                                                [--lava-prompt 48] [--lava-tokens 5] [--lava-repeats 2]
+                                                [--lava-prompt 48] [--lava-tokens 17] [--lava-repeats 3]
                                                 [--no-lava] [--out out/bench_decode.json]
     .venv/bin/python benchmarks/bench_decode.py --table out/bench_decode.json    # the README table again
 
@@ -110,8 +110,8 @@ def parse_args(argv=None):
     p.add_argument("--no-lava", action="store_true", help="skip the Lava backends")
     p.add_argument("--lava-backends", nargs="+", default=list(LAVA_BACKENDS), choices=list(LAVA_BACKENDS))
     p.add_argument("--lava-prompt", type=int, default=48, help="prompt tokens of each Lava run (default 48)")
-    p.add_argument("--lava-tokens", type=int, default=5, help="new tokens of each Lava run (default 5)")
-    p.add_argument("--lava-repeats", type=int, default=2)
+    p.add_argument("--lava-tokens", type=int, default=17, help="new tokens of each Lava run (default 17)")
+    p.add_argument("--lava-repeats", type=int, default=3)
     p.add_argument("--lava-timeout", type=float, default=1800.0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--lava-worker", help=argparse.SUPPRESS)

@@ -35,6 +35,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
 from lava.utils.weightutils import SignMode, determine_sign_mode
 
+from lava_matmulfree.utils.memory import release_freed_memory
+
 #: Ternary weights are stored doubled with this weight exponent: exact through Lava's 8-bit weight mantissas.
 TERNARY_WEIGHT_SCALE = 2
 TERNARY_WEIGHT_EXP = -1
@@ -233,13 +235,30 @@ class PyTernaryDenseModel(PyLoihiProcessModel):
                              self.proc_params.get("num_weight_bits", LAVA_WEIGHT_BITS))
         except ValueError as e:
             self._fail(str(e))
-        self.weights = w  # as Lava's model: the Var holds the weights it computes with from the first step on
         self._kernel = False
         if np.isin(w, (-TERNARY_WEIGHT_SCALE, 0, TERNARY_WEIGHT_SCALE)).all():
             try:
                 self._kernel = TernaryMatrix((w // TERNARY_WEIGHT_SCALE).astype(np.int8))
             except ValueError:  # wider than the kernel's exact int32 accumulator
                 self._kernel = False
+        # As Lava's model: the Var holds the weights it computes with from the first step on. Where those are the
+        # initial weights (nothing truncated: every ternary connection), the Var is the building process's array
+        # itself, read copy-on-write, instead of this worker's int16 copy (docs/graph.md, "Memory"); a set()
+        # of the Var widens it to int16 first (_set_var).
+        if (self._kernel and isinstance(given, np.ndarray) and given.shape == w.shape
+                and given.dtype.kind in "iu" and np.array_equal(given, w)):
+            w = given
+        self.weights = w
+        del w
+        release_freed_memory()  # the builder's int16 copy and the temporaries above (glibc keeps freed heap)
+
+    def _set_var(self):
+        """Lava's set of a Var: the weights, if they are the shared initial array, become this worker's int16 copy
+        first (the Var's declared type, which every weight Lava's Dense keeps fits; Lava's runtime service says
+        which Var is set only inside this call)."""
+        if isinstance(self.weights, np.ndarray) and self.weights.dtype != np.int16:
+            self.weights = self.weights.astype(np.int16)
+        super()._set_var()
 
     def _exact_sum(self, s: np.ndarray) -> np.ndarray:
         """weights @ s, exactly (int64)."""

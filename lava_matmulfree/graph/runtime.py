@@ -18,10 +18,16 @@ signalled leaves all of them behind. This module guarantees that nothing outlive
 
 Call :func:`run_steps` from the main thread (the watchdog interrupts it with SIGUSR1). The signal handling and
 the fork guard live in ``signals.py``.
+
+Every fork of this process (Lava's workers) happens with Python's garbage collector frozen (``gc.freeze``, undone
+in the parent right after): a worker's collections then never walk, and so never write to, the objects it
+inherited, whose pages stay shared with the parent. And Lava's compiler does not import pandas (and pyarrow with
+it, 64 MiB) through networkx's input test (:class:`_NoPandasProbe`). Both: docs/graph.md, "Memory".
 """
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import resource
 import signal
@@ -43,6 +49,64 @@ FD_LIMIT_WANTED = 65536  # each leaf process holds ~10 descriptors in the parent
 #: stopped instead; a signal during the stop does the same at once
 STOP_TIMEOUT_S = 60.0
 FORKED_ATTR = "lmf_forked"  # the pids forked while a runtime started, kept on Lava's Runtime object
+
+
+# ------------------------------------------------------------------------------- forks share the parent's pages
+_gc_frozen_here = [False]  # whether the hook below froze the collector for the fork in progress
+
+
+def _freeze_gc_before_fork() -> None:
+    """Before every fork: move every object the collector tracks into its permanent generation. A child's
+    collection walks (and writes the collector's header of) every object of the generations it collects, which
+    would copy each page of the parent's objects into the child; frozen objects are never walked there."""
+    _gc_frozen_here[0] = gc.get_freeze_count() == 0  # a caller's own freeze is left as it is
+    if _gc_frozen_here[0]:
+        gc.freeze()
+
+
+def _unfreeze_gc_in_parent() -> None:
+    """After the fork, in the parent: its objects go back to the collector, into its oldest generation (the child
+    keeps them frozen)."""
+    if _gc_frozen_here[0]:
+        _gc_frozen_here[0] = False
+        gc.unfreeze()
+
+
+def _forget_freeze_in_child() -> None:
+    _gc_frozen_here[0] = False  # the child keeps its inherited objects frozen for its whole life
+
+
+os.register_at_fork(before=_freeze_gc_before_fork, after_in_parent=_unfreeze_gc_in_parent,
+                    after_in_child=_forget_freeze_in_child)
+
+
+class _NoPandasProbe:
+    """An import finder that refuses one import: ``import pandas`` made by networkx's ``to_networkx_graph`` while
+    pandas is not imported yet. Lava's compiler builds its process graphs through that function, which imports
+    pandas only to ask whether its input is a DataFrame; nothing is one before pandas is imported, so the answer
+    is the same, and networkx, as where pandas is missing, skips the test (with an ImportWarning, ignored by
+    default). Every other import of pandas, networkx's own once pandas is imported, any other thread's: as
+    before. The import would otherwise put pandas and pyarrow (64 MiB) into the process Lava forks its workers
+    from."""
+
+    FRAMES = 12  # how far up the importing code is looked for (importlib's own frames lie between)
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "pandas":
+            return None
+        frame = sys._getframe(1)
+        for _ in range(self.FRAMES):
+            if frame is None:
+                break
+            if frame.f_code.co_name == "to_networkx_graph" and frame.f_globals.get("__name__") == "networkx.convert":
+                raise ModuleNotFoundError("pandas is not imported for networkx's DataFrame test in a Lava compile "
+                                          "(lava_matmulfree.graph.runtime)", name=name)
+            frame = frame.f_back
+        return None
+
+
+if not any(isinstance(f, _NoPandasProbe) for f in sys.meta_path):
+    sys.meta_path.insert(0, _NoPandasProbe())
 
 
 class LavaRunError(BackendError):

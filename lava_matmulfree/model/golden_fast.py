@@ -262,3 +262,4 @@ def warm_kernels(net: QuantisedNetwork) -> None:
     g = FastGoldenModel(net, whole_model=False)
     g.probes = {}
     g.prefill([0])
+    g.inv_rms(np.ones((1, 1), dtype=INT), "head")  # the fused LM head's aggregator (the blocks' rounds fuse it)

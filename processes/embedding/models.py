@@ -14,12 +14,17 @@ class AbstractPyEmbeddingSource(PyLoihiProcessModel):
     """Streams the prompt, then the fed-back tokens (undecorated; each precision a decorated subclass, see
     processes/precision.py). The request's counters are integers at both precisions."""
 
-    IN_PORTS, OUT_PORTS, VARS = ("token_in",), ("x_out",), ("embed",)
+    IN_PORTS, OUT_PORTS, VARS = ("token_in",), ("x_out",), ()
     prompt: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
     prompt_len: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
     max_new_tokens: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
     count: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
     token: np.ndarray = LavaPyType(np.ndarray, I32, precision=FIXED_BITS)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        # the building process's table, read copy-on-write (a process parameter, not a Var: process.py)
+        self.embed = proc_params["embed"]
 
     def run_spk(self):
         fed, present = events.split(self.token_in.recv())

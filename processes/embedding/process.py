@@ -41,10 +41,15 @@ class EmbeddingSource(AbstractProcess):
     new one on the source and the sink at once (``graph.builder.LavaGraph.set_request``), so one compiled graph
     serves many requests.
 
+    The table is no Lava Var: it reaches the model as a process parameter (``proc_params["embed"]``), so the
+    worker Lava forks reads the building process's array copy-on-write instead of a private copy that Lava's
+    builder would make of a Var (docs/graph.md, "Memory"). The model converts each row as it sends it; don't write
+    to the array while a runtime runs.
+
     Parameters
     ----------
     embed : array [V, d]
-        Embedding rows: int24, Q(x_frac), or the float rows (floating_pt).
+        Embedding rows: int24, Q(x_frac), or the float rows (floating_pt); held by reference, not copied.
     capacity : int
         Most tokens one request may hold (prompt + new tokens).
     prompt : sequence of int, optional
@@ -56,14 +61,17 @@ class EmbeddingSource(AbstractProcess):
     def __init__(self, *, embed, capacity: int, prompt=(), max_new_tokens: int = 0, name: str | None = None,
                  **kwargs):
         embed = np.asarray(embed)
-        super().__init__(capacity=capacity, name=name, **kwargs)  # first: a refused process is whole for Lava's __del__
+        # first: a refused process is whole for Lava's __del__
+        super().__init__(embed=embed, capacity=capacity, name=name, **kwargs)
+        if embed.ndim != 2:
+            raise ValueError(f"{name or 'EmbeddingSource'}: the embedding table must be 2-D [V, d], got shape "
+                             f"{embed.shape}")
         V, d = embed.shape
         ids = request_values(prompt, max_new_tokens, capacity, V, name or "EmbeddingSource")
         padded = np.zeros(capacity, dtype=np.int64)
         padded[:len(ids)] = ids
         self.token_in = InPort(shape=(2,))  # [token, lane]
         self.x_out = OutPort(shape=(d + 1,))
-        self.embed = Var(shape=(V, d), init=embed)
         self.prompt = Var(shape=(capacity,), init=padded)
         self.prompt_len = Var(shape=(1,), init=len(ids))
         self.max_new_tokens = Var(shape=(1,), init=int(max_new_tokens))
