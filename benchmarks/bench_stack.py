@@ -1,5 +1,5 @@
 """Lava decode speed at the 370m shape: sim-fused (the per-layer graph: one Lava process per block, every block
-computing a token in the step it arrives, 3 steps per new token) and sim-stack (every layer in one process),
+computing a token in the step it arrives, 1 step per new token with the fused head) and sim-stack (every layer in one process),
 against the golden model, in one run. Per-token time of a Lava backend is the difference of two runs (8 and 24 new
 tokens after a 4-token prompt) divided by 16, so runtime start-up and teardown cancel; the golden model's is its
 decode step.

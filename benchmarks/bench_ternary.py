@@ -2,6 +2,12 @@
 
     .venv/bin/python benchmarks/bench_ternary.py [--model 370m] [--tokens 1 128] [--repeats 7] [--parallel]
     .venv/bin/python benchmarks/bench_ternary.py --wide [--model 370m] [--tokens 1 128]
+    .venv/bin/python benchmarks/bench_ternary.py --cache [--model 370m]
+
+``--cache`` times the decode kernel (T = 1) of each shape on one matrix called again and again (its codes stay
+in the last-level cache) and, interleaved, on distinct matrices of the same shape adding up to at least 4x that
+cache (codes from memory): GB/s of packed codes, best of ``--repeats``. Tells the kernel's arithmetic apart from
+its memory stream (docs/performance.md).
 
 ``--wide`` times only the packed kernel on int16 spikes (act_bits 9..16: both bytes through the int8
 kernel as one batch, ternary.py) against the same kernel on int8 spikes, same matrices, interleaved
@@ -187,6 +193,50 @@ def main_wide(args) -> int:
     return 0
 
 
+def main_cache(args) -> int:
+    import membw
+
+    model = load_config(args.model).model
+    rng = np.random.default_rng(0)
+    llc = membw.llc_bytes()
+    from lava_matmulfree.model.ternary_kernels import HOST, INT_KERNELS, host_dot_mode
+
+    kernel = INT_KERNELS[(HOST, False)]  # the whole-model kernel's row dots (golden_fast), called per matrix
+    report = {"model": model.name, "kernel": f"host ({host_dot_mode()})", "llc_bytes": llc,
+              "load_avg": [list(os.getloadavg())], "rows": []}
+    print(f"== {model.name}: decode kernel {report['kernel']}, GB/s of packed codes, best of {args.repeats} ==")
+    print(f"{'shape':<10}{'out x in':>13}{'MiB':>7}{'in cache':>10}{'from memory':>13}{'matrices':>10}")
+    for name, n_out, n_in, _ in model_shapes(model):
+        one = TernaryMatrix(rng.integers(-1, 2, (n_out, n_in), dtype=np.int8))
+        n_mem = -(-4 * llc // one.nbytes)
+        mats = [one] + [TernaryMatrix(rng.integers(-1, 2, (n_out, n_in), dtype=np.int8)) for _ in range(n_mem)]
+        xpad = np.zeros((1, one.codes.shape[1] * ternary.FIELDS_PER_BYTE), np.int8)
+        xpad[0, :n_in] = rng.integers(X_MIN, X_MAX + 1, n_in)
+        xsum = xpad.sum(axis=1, dtype=np.int32)
+        out = np.empty((1, n_out), np.int32)
+        best = {"cache": np.inf, "memory": np.inf}
+        kernel(one.codes, xpad, xsum, out)  # compile (or load), fill the cache
+        assert np.array_equal(out[0], one.matvec(xpad[0, :n_in]))
+        for _ in range(args.repeats):
+            best["cache"] = min(best["cache"], min(timed(lambda: kernel(one.codes, xpad, xsum, out))
+                                                   for _ in range(8)))
+            best["memory"] = min(best["memory"], timed(lambda: [kernel(m.codes, xpad, xsum, out)
+                                                                for m in mats[1:]]) / n_mem)
+        gbs = {k: one.nbytes / v / 1e9 for k, v in best.items()}
+        report["rows"].append({"shape": name, "out": n_out, "in": n_in, "bytes": one.nbytes, "matrices": n_mem,
+                               "cache_gb_s": gbs["cache"], "memory_gb_s": gbs["memory"]})
+        print(f"{name:<10}{n_out:>7}x{n_in:<5}{one.nbytes / MIB:>7.2f}{gbs['cache']:>10.1f}{gbs['memory']:>13.1f}"
+              f"{n_mem:>10}")
+        del mats
+    report["load_avg"].append(list(os.getloadavg()))
+    print(f"load average {report['load_avg'][0][0]:.1f} -> {report['load_avg'][1][0]:.1f}")
+    out = ROOT / "out" / "bench_ternary_cache.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
 def jit_times() -> dict:
     """First-call time (import + compile or cache load + one matvec) in fresh interpreters."""
     code = ("import time, numpy as np; t0 = time.perf_counter(); "
@@ -215,10 +265,13 @@ def main(argv=None) -> int:
                     help="repeats of the (slow) numpy int reference for T > 1")
     ap.add_argument("--parallel", action="store_true", help="also time the multi-threaded kernels")
     ap.add_argument("--wide", action="store_true", help="int16 against int8 spikes on the packed kernel only")
+    ap.add_argument("--cache", action="store_true", help="the decode kernel with its codes in cache / from memory")
     ap.add_argument("--out", default=str(ROOT / "out" / "bench_ternary.json"))
     args = ap.parse_args(argv)
     if args.wide:
         return main_wide(args)
+    if args.cache:
+        return main_cache(args)
 
     model = load_config(args.model).model
     shapes = model_shapes(model)
