@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import KIB, OUT_DIR, child_pids, loadavg, run_worker, write_json
+from _harness import KIB, OUT_DIR, child_pids, loadavg, run_worker, smaps_kib, write_json
 
 DEFAULT_OUT = OUT_DIR / "bench_memory_by_process.json"
 DEFAULT_NET = Path("/tmp/lmf_mem_net/{config}-seed{seed}.safetensors")
@@ -44,42 +44,51 @@ TOP_MAPPINGS = 6
 
 def rollup_mib(pid: int) -> dict[str, float]:
     """The ``ROLLUP_KEYS`` fields of ``/proc/PID/smaps_rollup``, MiB (empty if the process is gone)."""
-    out = {}
+    return {k: v / KIB for k, v in smaps_kib(pid, ROLLUP_KEYS).items()}
+
+
+def mappings(pid: int) -> list[dict]:
+    """Every mapping of ``/proc/PID/smaps`` in order: its address range, path (may be empty or ``[heap]`` and the
+    like), size, and Rss, Pss and private (clean + dirty) memory, MiB (empty if the process is gone)."""
+    rows = []
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ROLLUP_KEYS:
-                out[key] = int(rest.split()[0]) / KIB
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
     except OSError:
-        pass
-    return out
+        return rows
+    for line in lines:
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            rows.append({"range": head[0], "path": head[5] if len(head) > 5 else "", "mib": (hi - lo) / 2**20,
+                         "Rss": 0.0, "Pss": 0.0, "Private": 0.0})
+            continue
+        key, _, rest = line.partition(":")
+        if not rows or not rest.strip().endswith("kB"):
+            continue
+        if key in ("Private_Clean", "Private_Dirty"):
+            rows[-1]["Private"] += int(rest.split()[0]) / KIB
+        elif key in ("Pss", "Rss"):
+            rows[-1][key] += int(rest.split()[0]) / KIB
+    return rows
+
+
+def _label(m: dict, anon: str = "[anon]") -> str:
+    return f"{m['path'] or anon} {m['mib']:.1f} MiB @{m['range'][:12]}"
+
+
+def _rounded(rows) -> list[dict]:
+    return [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
 
 def top_mappings(pid: int, n: int = TOP_MAPPINGS) -> list[dict]:
     """The ``n`` mappings of a process holding the most private memory (clean + dirty), grouped by file name
     (anonymous mappings each by themselves, named by their size)."""
     groups: dict[str, dict] = {}
-    name = None
-    try:
-        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        head = line.split()
-        if head and "-" in head[0] and ":" not in head[0]:
-            lo, hi = (int(x, 16) for x in head[0].split("-"))
-            path = head[5] if len(head) > 5 else ""
-            name = path if path.startswith("/") else f"{path or '[anon]'} {(hi - lo) / 2**20:.1f} MiB @{head[0][:12]}"
-            groups.setdefault(name, {"mapping": name, "Private": 0.0, "Pss": 0.0, "Rss": 0.0})
-            continue
-        key, _, rest = line.partition(":")
-        if name is None or not rest.strip().endswith("kB"):
-            continue
-        v = int(rest.split()[0]) / KIB
-        if key in ("Private_Clean", "Private_Dirty"):
-            groups[name]["Private"] += v
-        elif key in ("Pss", "Rss"):
-            groups[name][key] += v
+    for m in mappings(pid):
+        name = m["path"] if m["path"].startswith("/") else _label(m)
+        g = groups.setdefault(name, {"mapping": name, "Private": 0.0, "Pss": 0.0, "Rss": 0.0})
+        for key in ("Private", "Pss", "Rss"):
+            g[key] += m[key]
     cats: dict[str, float] = {}
     for g in groups.values():
         m = g["mapping"]
@@ -90,29 +99,14 @@ def top_mappings(pid: int, n: int = TOP_MAPPINGS) -> list[dict]:
     rows.append({"mapping": "private by kind: " + ", ".join(f"{k} {v:.1f}" for k, v in
                                                               sorted(cats.items(), key=lambda kv: -kv[1])),
                  "Private": sum(cats.values()), "Pss": 0.0, "Rss": 0.0})
-    return [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in g.items()} for g in rows]
+    return _rounded(rows)
 
 
 def largest_mappings(pid: int, n: int = 12) -> list[dict]:
     """The ``n`` mappings of a process with the largest resident size (what the process holds at all)."""
-    rows, cur = [], None
-    try:
-        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        head = line.split()
-        if head and "-" in head[0] and ":" not in head[0]:
-            lo, hi = (int(x, 16) for x in head[0].split("-"))
-            cur = {"mapping": f"{head[5] if len(head) > 5 else '[anon]'} {(hi - lo) / 2**20:.1f} MiB @{head[0][:12]}",
-                   "Rss": 0.0, "Private": 0.0}
-            rows.append(cur)
-        elif cur is not None and line.startswith("Rss:"):
-            cur["Rss"] = int(line.split()[1]) / KIB
-        elif cur is not None and line.startswith(("Private_Clean:", "Private_Dirty:")):
-            cur["Private"] += int(line.split()[1]) / KIB
+    rows = [{"mapping": _label(m), "Rss": m["Rss"], "Private": m["Private"]} for m in mappings(pid)]
     rows.sort(key=lambda r: -r["Rss"])
-    return [{k: (round(v, 1) if isinstance(v, float) else v) for k, v in r.items()} for r in rows[:n]]
+    return _rounded(rows[:n])
 
 
 def fork_gc_cost(freeze: bool) -> float:
