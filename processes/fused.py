@@ -42,6 +42,22 @@ class AbstractFusedModel(PyLoihiProcessModel):
             rec.neurons.clear()
         self.arith.activity = rec
 
+    def golden_norm(self, norm, v, stage: str, consumer: str, var_prefix: str | None = None) -> np.ndarray:
+        """The round trip of the norm ``stage`` (a layer's, or the head's) in golden.py's arithmetic: the
+        aggregator's sum of squares and inverse RMS of ``v`` into the Vars <var_prefix>sum_sq and
+        <var_prefix>inv_rms (prefix ``<stage>_`` unless given); the spikes into ``consumer``."""
+        g = self.arith
+        name = stage if self.l is None else f"l{self.l}.{stage}"
+        prefix = f"{stage}_" if var_prefix is None else var_prefix
+        sq = g.norm_squares(norm, v, name)
+        sum_sq = g.aggregate(sq, name)
+        getattr(self, f"{prefix}sum_sq")[:] = sum_sq
+        r = g.inv_rms(sum_sq, name)
+        getattr(self, f"{prefix}inv_rms")[:] = r
+        if g.activity is not None:
+            g.count_norm(sq, r, name)
+        return g.spikes_from_inv_rms(norm, v, r, name)[consumer]
+
     def count_add(self, connections, groups) -> None:
         """After a token: the twin adds what it counted to its ``activity`` Var, laid out as these names."""
         if self._rec is not None:
@@ -64,19 +80,6 @@ class AbstractFusedMixer(AbstractFusedModel):
     def mix(self, spikes: dict) -> np.ndarray:
         """The output of one token from its spikes (port -> data)."""
         raise NotImplementedError
-
-    def golden_norm(self, norm, v, stage: str, consumer: str) -> np.ndarray:
-        """The round trip of the mixer's norm ``stage`` in golden.py's arithmetic: the aggregator's sum of squares
-        and inverse RMS of ``v`` into the Vars <stage>_sum_sq and <stage>_inv_rms; the spikes into ``consumer``."""
-        g, name = self.arith, f"l{self.l}.{stage}"
-        sq = g.norm_squares(norm, v, name)
-        sum_sq = g.aggregate(sq, name)
-        getattr(self, f"{stage}_sum_sq")[:] = sum_sq
-        r = g.inv_rms(sum_sq, name)
-        getattr(self, f"{stage}_inv_rms")[:] = r
-        if g.activity is not None:
-            g.count_norm(sq, r, name)
-        return g.spikes_from_inv_rms(norm, v, r, name)[consumer]
 
     def float_norm(self, squares, v, gain, eps: float, stage: str) -> np.ndarray:
         """The same round trip in the float reference (folded norm: ``gain``, exact ``eps``), over len(v) channels."""

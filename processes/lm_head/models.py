@@ -97,16 +97,11 @@ class PyLmHeadFixed(AbstractFusedLmHead):
         self.count_start()
         x = x.astype(np.int64)[None]
         g.arrive("head.final_norm", x.shape[-1], 1)  # x arrives (activity only)
-        sq = g.norm_squares(net.head, x, "head")
-        sum_sq = g.aggregate(sq, "head")
-        r = g.inv_rms(sum_sq, "head")
-        if g.activity is not None:
-            g.count_norm(sq, r, "head")
-        a = g.spikes_from_inv_rms(net.head, x, r, "head")["lm_head"]
+        self.x[:] = x[0]
+        a = self.golden_norm(net.head, x, "head", "lm_head", var_prefix="")
         if g.activity is not None:
             g.activity.connection("head.lm_head", a, net.lm_head, g.fp.act_bits)
         logits = g.synapses(net.lm_head, a)[0]  # exact: int32 holds d x 2**(act_bits - 1)
-        self.x[:], self.sum_sq[:], self.inv_rms[:] = x[0], sum_sq[0], r.reshape(-1)
         self.count_add(*activity.head_layout())
         return a[0], logits
 
