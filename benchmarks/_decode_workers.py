@@ -65,14 +65,31 @@ def golden_worker(args) -> int:
     return 0
 
 
+def run_lava(net, backend: str, prompt: list, tokens: int, after_chunk, run_cfg=None, head_kind=None):
+    """One request (``prompt``, ``tokens`` new) on a fresh graph of ``backend`` in the chunks of
+    :func:`lava_chunks`, timed by ``bench_lava_overhead.InstrumentedRun``; ``after_chunk(graph, i)`` runs after
+    each chunk. ``run_cfg``: the backend's own unless given; ``head_kind``: as ``build_graph``'s. Returns (the
+    run's figures, the graph)."""
+    from bench_lava_overhead import InstrumentedRun
+
+    from lava_matmulfree.graph.backends import GRAPH_KIND, lava_run_config
+    from lava_matmulfree.graph.builder import build_graph
+
+    graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + tokens, record_logits=False,
+                        head_kind=head_kind)
+    graph.set_request(prompt, tokens, started=False)
+    chunks = lava_chunks(graph.loop_depth, len(prompt), tokens)
+    res = InstrumentedRun(graph.source, run_cfg or lava_run_config(backend), chunks,
+                          after_chunk=lambda i: after_chunk(graph, i)).run()
+    return res, graph
+
+
 def lava_worker(args) -> int:
     """In a subprocess: run each Lava backend on the saved network (weights packed once, before the fork), write
     the per-repeat results as JSON."""
     from bench_lava_overhead import InstrumentedRun
 
-    from lava_matmulfree.graph.backends import GRAPH_KIND, lava_run_config
     from lava_matmulfree.model.golden_fast import FastGoldenModel as GoldenModel
-    from lava_matmulfree.graph.builder import build_graph
     from lava_matmulfree.model.quantise import QuantisedNetwork
 
     net = QuantisedNetwork.load(args.lava_worker).pack_weights()
@@ -85,12 +102,7 @@ def lava_worker(args) -> int:
     for backend in args.lava_backends:
         reps = []
         for r in range(args.lava_repeats):
-            graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + args.lava_tokens,
-                                record_logits=False)
-            graph.set_request(prompt, args.lava_tokens, started=False)
-            chunks = lava_chunks(graph.loop_depth, len(prompt), args.lava_tokens)
-            res = InstrumentedRun(graph.source, lava_run_config(backend), chunks,
-                                  after_chunk=lambda i: process_pss_mib()).run()
+            res, graph = run_lava(net, backend, prompt, args.lava_tokens, lambda graph, i: process_pss_mib())
             res["process_pss_mib"] = res.pop("after_chunk")[-1]
             res["chunk_names"] = ["first", "prefill", "drain", "decode"]
             res["steps_per_decode_token"] = graph.loop_depth

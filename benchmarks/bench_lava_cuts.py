@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from _harness import MS, OUT_DIR, loadavg, med
-from _decode_workers import lava_chunks
+from _decode_workers import lava_chunks, run_lava
 
 #: name -> (backend, head models: graph.builder.HEAD_TIMING key)
 VARIANTS = {"sim-fused/decomposed-head": ("sim-fused", "decomposed"), "sim-fused": ("sim-fused", "fused"),
@@ -70,18 +70,13 @@ def run_config(backend: str, head: str):
 
 
 def run_variant(net, backend: str, head: str, prompt: list, tokens: int) -> dict:
-    from bench_lava_overhead import InstrumentedRun
+    last = len(lava_chunks(1, len(prompt), tokens)) - 1  # the same number of chunks for every loop depth
 
-    from lava_matmulfree.graph.backends import GRAPH_KIND
-    from lava_matmulfree.graph.builder import build_graph
+    def sink_tokens(graph, i):
+        return graph.sink.tokens.get().tolist() if i == last else None
 
-    graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + tokens, record_logits=False,
-                        head_kind=head)
-    graph.set_request(prompt, tokens, started=False)
-    chunks = lava_chunks(graph.loop_depth, len(prompt), tokens)
-    last = len(chunks) - 1
-    res = InstrumentedRun(graph.source, run_config(backend, head), chunks,
-                          after_chunk=lambda i: graph.sink.tokens.get().tolist() if i == last else None).run()
+    res, graph = run_lava(net, backend, prompt, tokens, sink_tokens, run_cfg=run_config(backend, head),
+                          head_kind=head)
     res["tokens"] = [int(round(t)) for t in res.pop("after_chunk")[-1][:tokens]]
     res["steps_per_token"] = graph.loop_depth
     res["load"] = loadavg()
