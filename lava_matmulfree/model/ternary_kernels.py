@@ -114,12 +114,12 @@ MAX_ABS_MADDUBS_LANE = 2 * 2 * (1 << (BITS_PER_BYTE - 1))   # c in {0, 1, 2}, |x
 AVX2_LANES_PER_ACC_PER_BLOCK = (BLOCK_BYTES // YMM_BYTES) * FIELDS_PER_BYTE   # one accumulator per token (batched)
 FLUSH_BLOCKS = 4
 assert FLUSH_BLOCKS * AVX2_LANES_PER_ACC_PER_BLOCK * MAX_ABS_MADDUBS_LANE <= int(np.iinfo(np.int16).max)
-VNNI_MAX_ACCUMULATORS = 8                       # field accumulators in place (16 spilled: prefill 10-18 % slower)
-PREFETCH_AHEAD_BYTES = 4096                     # software prefetch distance in the packed weight stream (measured:
-                                                # 1 KiB left the 1-thread decode pass 15 % slower, docs/performance.md)
+VNNI_MAX_ACCUMULATORS = 8                       # field accumulators in place (16 spill: prefill slower)
+PREFETCH_AHEAD_BYTES = 4096                     # software prefetch distance in the packed weight stream (the 1-thread
+                                                # decode pass was slower at 1 KiB, docs/performance.md)
 PREFETCH_LOCALITY = 3                           # llvm.prefetch locality: keep in all cache levels
 AVX2_ROWS = 2                                   # rows sharing each load of the spikes (the decode case, T = 1)
-# ... only where a row is at most this long: two longer rows read side by side streamed 30-40 % slower from
+# ... only where a row is at most this long: two longer rows read side by side streamed slower from
 # memory than one at a time (370M: d-wide rows of 256 bytes paired, I-wide ones of 704 alone; docs/performance.md)
 PAIRED_ROW_MAX_BYTES = 4 * BLOCK_BYTES
 
