@@ -4,7 +4,8 @@ import pytest
 
 from lava_matmulfree.model import ternary
 from lava_matmulfree.model.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
-                                     X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, split_bytes,
+                                     X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, padded_out,
+                                     split_bytes,
                                      unpack, avx2_usable, vnni_usable)
 
 INT_KERNELS = ["generic"] + (["avx2"] if avx2_usable() else []) + (["vnni"] if vnni_usable() else [])
@@ -106,18 +107,33 @@ def test_other_integer_spike_dtypes_accepted_when_in_range():
 def test_pack_roundtrip(shape):
     W = random_ternary(np.random.default_rng(0), shape)
     codes = pack(W)
-    assert codes.dtype == np.uint8 and codes.shape == (shape[0], padded_in(shape[1]) // 4)
-    np.testing.assert_array_equal(unpack(codes, shape[1]), W)
+    assert codes.dtype == np.uint8 and codes.shape == (padded_out(shape[0]), padded_in(shape[1]) // 4)
+    np.testing.assert_array_equal(unpack(codes, shape[1], shape[0]), W)
     np.testing.assert_array_equal(TernaryMatrix(W).to_dense(), W)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_layout_as_documented(seed):
+    """Each weight sits where ternary.py's docstring says: byte m of row r's lane in block b, field k, holds
+    column 16 b + 4 k + m (read through code_offset, byte by byte, against the int8 matrix)."""
+    rng = np.random.default_rng(seed)
+    W = random_ternary(rng, (70, 45))
+    flat = pack(W).reshape(-1)
+    row_bytes = padded_in(45) // 4
+    for r in range(70):
+        for j in range(45):
+            b, k, m = j // ternary.BLOCK_COLS, (j % ternary.BLOCK_COLS) // ternary.LANE_BYTES, j % ternary.LANE_BYTES
+            byte = int(flat[ternary.code_offset(r, row_bytes) + b * ternary.BLOCK_BYTES + m])
+            assert (byte >> (ternary.FIELD_BITS * k)) & ternary.FIELD_MASK == W[r, j] + ternary.ZERO_CODE
 
 
 def test_bits_per_weight_and_nbytes():
     m = TernaryMatrix(np.zeros((1024, 2816), np.int8))
     assert m.bits_per_weight == 2.0
     assert m.nbytes == 1024 * 2816 // 4
-    small = TernaryMatrix(np.zeros((72, 200), np.int8))     # padded to 256 columns
-    assert small.nbytes == 72 * 256 // 4
-    assert small.bits_per_weight == pytest.approx(2 * 256 / 200)
+    small = TernaryMatrix(np.zeros((72, 200), np.int8))     # padded to 96 rows (3 groups) and 208 columns
+    assert small.nbytes == 96 * 208 // 4
+    assert small.bits_per_weight == pytest.approx(2 * 96 * 208 / (72 * 200))
     assert "bits_per_weight" in repr(small)
 
 
@@ -189,7 +205,7 @@ def test_auto_uses_avx2_without_vnni(monkeypatch):
 
 def test_avx2_int16_lanes_at_the_flush_bound():
     """The int16 stage of the AVX2 kernel at its worst case: every product -1 * -128 over rows of several flush
-    groups (FLUSH_BLOCKS blocks of 256 columns each), with and without a partial last group."""
+    groups (FLUSH_BLOCKS blocks of 16 columns each), with and without a partial last group."""
     if not avx2_usable():
         pytest.skip("no AVX2 on this CPU")
     for n_blocks in (ternary.FLUSH_BLOCKS, ternary.FLUSH_BLOCKS + 1, 3 * ternary.FLUSH_BLOCKS - 1):
@@ -198,6 +214,20 @@ def test_avx2_int16_lanes_at_the_flush_bound():
             W = np.full((5, n_in), w, np.int8)
             X = np.full((6, n_in), x, np.int8)            # one TOKEN_BLOCK and two tokens left over
             np.testing.assert_array_equal(TernaryMatrix(W, kernel="avx2").matmul(X), reference(W, X))
+
+
+def test_vnni_in_place_fields_at_the_flush_bound():
+    """Decode on VNNI keeps each field in place (4^k times its code) and folds it into the int32 total every
+    VNNI_FLUSH_BLOCKS blocks: the worst case (every product of magnitude 128 with one sign) over more blocks than
+    that, with a partial last flush group, for one token (the in-place path) and a batch."""
+    if not vnni_usable():
+        pytest.skip("no AVX-512 VNNI on this CPU")
+    n_in = (ternary.VNNI_FLUSH_BLOCKS + 3) * ternary.BLOCK_COLS
+    for w, x in ((-1, X_MIN), (1, X_MIN), (1, X_MAX), (-1, X_MAX)):
+        W = np.full((3, n_in), w, np.int8)
+        for T in (1, 5):
+            X = np.full((T, n_in), x, np.int8)
+            np.testing.assert_array_equal(TernaryMatrix(W, kernel="vnni").matmul(X), reference(W, X))
 
 
 def test_auto_uses_vnni_when_usable():

@@ -12,12 +12,18 @@ Wide spikes (``act_bits`` 9..16, the paper's W8A16): ``x`` int16 is split into b
 over the weights for both halves) plus a per-row constant, exact by algebra (and tested against int64).
 The int32 result bounds the fan-in: ``|W @ x| <= 32768*in``, so ``in <= MAX_IN_WIDE`` (65535).
 
-Storage: 2 bits per weight, see :func:`pack`. Field code ``c = w + 1`` in {0, 1, 2}; byte ``q`` (< 64) of
-64-byte block ``b`` of a row holds in its bit pair ``k`` (0..3) the weight of column ``256*b + 64*k + q``.
-One 64-byte vector of codes thus meets four *contiguous* 64-byte slices of ``x``: no shuffles, and ``x``
-only needs zero-padding to whole 256-column blocks (none for the model shapes: d, I are multiples of 256).
+Storage: 2 bits per weight, see :func:`pack`. Field code ``c = w + 1`` in {0, 1, 2}. Rows are interleaved in
+groups of ``GROUP_ROWS`` (32): a group's codes are one run of bytes, a sequence of ``BLOCK_BYTES`` (128-byte)
+blocks, one per ``BLOCK_COLS`` (16) input columns; in block ``b`` row ``q`` of the group owns the 4-byte lane at
+bytes ``4q .. 4q+3``, and bit pair ``k`` (0..3) of its byte ``m`` holds the weight of column ``16*b + 4*k + m``.
+A 512-bit vector of codes thus holds 16 rows side by side, and field ``k`` of all of them meets the same four
+spikes ``x[16*b + 4*k ...]``: one broadcast dword, no shuffles, and each row's sum grows in an int32 lane of its
+own (no reductions across lanes). The codes array is ``[padded_out(out), padded_in(in) // 4]`` in C order; its
+row ``r`` is the ``r``-th run of that many bytes, not weight row ``r`` (:func:`code_offset` finds a row's lane).
+Rows are padded with zero weights to whole groups and columns to whole blocks (for the model shapes only the
+tiny vocabulary's head, 259 -> 288 rows).
 
-The kernels' machine code (the packed layout's constants, LLVM IR of the row dot products, the tile loop, the
+The kernels' machine code (the packed layout's constants, LLVM IR of the group dot products, the tile loop, the
 compiled kernels) is ternary_kernels.py; this module packs, validates, chooses a kernel and holds the public names.
 
 Kernels, chosen by measurement (``benchmarks/bench_ternary.py --parallel``: 370M shapes, 2 cores shared
@@ -40,23 +46,21 @@ times their counts, divided by T.)
 ``"vnni"`` (used wherever the CPU has AVX-512 VNNI, as on the project's machines)
     ``sum_j c_j x_j`` by ``vpdpbusd`` (unsigned codes times signed int8 spikes, four products summed into
     each int32 lane: 64 multiply-adds per instruction), then ``y = sum_j c_j x_j - sum_j x_j`` as
-    ``w = c - 1``. Decoding costs one AND per 64 weights (field ``k`` is used in place, as ``4^k c``, in an
-    accumulator of its own that is scaled back once per row), shared by ``TOKEN_BLOCK`` tokens in a batch. One token then streams the 81 MiB of packed weights at close to memory bandwidth (about
-    19 GB/s here: 85 MB, so >= 4.5 ms per token), and batches beat float32 BLAS, so one kernel serves both
-    decode and prefill: keeping a float32 copy for BLAS would cost 16x the memory for a slower prefill.
+    ``w = c - 1``. Decoding costs one AND per 64 weights: for one token field ``k`` is used in place, as
+    ``4^k c``, in an accumulator of its own that is folded back by an exact shift; in a batch a shift and an AND
+    per field are shared by ``TOKEN_BLOCK`` tokens. One token streams the 81 MiB of packed weights at 84 % of
+    the machine's read bound (``benchmarks/bench_decode.py``: 2.97 ms for 85 MB, 28.8 GB/s, on one thread;
+    docs/performance.md), and batches beat float32 BLAS, so one kernel serves both decode and prefill: keeping
+    a float32 copy for BLAS would cost 16x the memory for a slower prefill.
 ``"avx2"`` (used wherever the CPU has AVX2 but not AVX-512 VNNI)
     ``vpmaddubsw`` multiplies 32 unsigned codes by 32 signed spikes and sums pairs into int16 lanes (exact:
-    ``|lane| <= 512``); the int16 accumulators are widened into int32 by ``vpmaddwd`` with ones every
-    ``FLUSH_BLOCKS`` blocks, before they could overflow. Two rows share each load of the spikes (decode), four
-    tokens each decode of the codes (prefill), one accumulator per row and token, and the weight stream is
-    prefetched ``PREFETCH_AHEAD_BYTES`` ahead. Measured in ``benchmarks/bench_decode.py`` (370M, an idle 2-core
-    AMD EPYC, load ~1): the 85 MB of a decode token in 6.71 ms on 1 thread and 4.00 ms on 2, i.e. 102% and 93%
-    of the machine's read bound in the same run (a plain read loop: 12.5 / 22.9 GB/s); the generic kernel
-    took 32-47 ms.
+    ``|lane| <= 512``); the int16 accumulators are widened into the int32 lane of their row by ``vpmaddwd``
+    with ones every ``FLUSH_BLOCKS`` blocks, before they could overflow. Four tokens share each decode of the
+    codes (prefill), one accumulator per vector and token.
 ``"generic"`` (fallback on any other CPU)
-    The same layout and identity in plain numba code, auto-vectorised by LLVM on int32 lanes.
+    The same layout and identity in plain numba code, auto-vectorised by LLVM across a group's rows.
 
-The host kernel (mode ``"host"``, what golden_fast.py's whole-model kernel runs) compiles the row dot of
+The host kernel (mode ``"host"``, what golden_fast.py's whole-model kernel runs) compiles the group dot of
 :func:`host_dot_mode`: VNNI, AVX2, or ``"portable"`` LLVM vector code (zero-extended codes times sign-extended
 spikes in int16 lanes, the same flushes) that any CPU LLVM targets can run.
 ``"blas"``
@@ -83,9 +87,9 @@ import numpy as np
 
 # the kernels' public names are importable from here too (this is the module users import)
 from lava_matmulfree.model.ternary_kernels import (  # noqa: F401
-    AVX2_LANES_PER_ACC_PER_BLOCK, AVX2_ROWS, BITS_PER_BYTE, BLOCK_BYTES, BLOCK_COLS, DOT_MODES, FIELD_BITS,
-    FIELD_MASK, FIELDS_PER_BYTE, FLUSH_BLOCKS, HOST_CPU, MAX_ABS_MADDUBS_LANE, PREFETCH_AHEAD_BYTES,
-    PREFETCH_LOCALITY, ROW_TILE, TOKEN_BLOCK, TOKEN_TILE, YMM_BYTES, ZERO_CODE, avx2_usable, decode_rows_f32,
+    AVX2_LANES_PER_ACC_PER_BLOCK, BITS_PER_BYTE, BLOCK_BYTES, BLOCK_COLS, DOT_MODES, FIELD_BITS, FIELD_MASK,
+    FIELDS_PER_BYTE, FLUSH_BLOCKS, GROUP_ROWS, HOST_CPU, LANE_BYTES, MAX_ABS_MADDUBS_LANE, ROW_TILE, TOKEN_BLOCK,
+    TOKEN_TILE, VNNI_FLUSH_BLOCKS, YMM_BYTES, ZERO_CODE, ZMM_BYTES, avx2_usable, code_offset, decode_rows_f32,
     host_dot_mode, host_rows, start_threads, vnni_usable)
 from lava_matmulfree.model.ternary_kernels import INT_KERNELS as _INT_KERNELS
 
@@ -129,31 +133,38 @@ BLAS_MAX_IN = blas_exact_max_in()
 
 # ---- packing ----------------------------------------------------------------------------------------------
 def padded_in(n_in: int) -> int:
-    """``n_in`` rounded up to whole 256-column blocks."""
+    """``n_in`` rounded up to whole blocks of BLOCK_COLS (16) columns."""
     return -(-n_in // BLOCK_COLS) * BLOCK_COLS
 
 
+def padded_out(n_out: int) -> int:
+    """``n_out`` rounded up to whole groups of GROUP_ROWS (32) rows."""
+    return -(-n_out // GROUP_ROWS) * GROUP_ROWS
+
+
 def pack(W: np.ndarray) -> np.ndarray:
-    """Ternary ``[out, in]`` -> uint8 codes ``[out, padded_in(in) // 4]`` (layout: module docstring)."""
+    """Ternary ``[out, in]`` -> uint8 codes ``[padded_out(out), padded_in(in) // 4]``, C order, in the interleaved
+    layout of the module docstring (padding rows and columns hold the code of 0)."""
     n_out, n_in = W.shape
-    n_blk = padded_in(n_in) // BLOCK_COLS
-    full = np.full((n_out, n_blk * BLOCK_COLS), ZERO_CODE, dtype=np.uint8)
-    full[:, :n_in] = W + ZERO_CODE
-    fields = full.reshape(n_out, n_blk, FIELDS_PER_BYTE, BLOCK_BYTES)
-    codes = np.zeros((n_out, n_blk, BLOCK_BYTES), dtype=np.uint8)
+    n_rows, n_cols = padded_out(n_out), padded_in(n_in)
+    full = np.full((n_rows, n_cols), ZERO_CODE, dtype=np.uint8)
+    full[:n_out, :n_in] = W + ZERO_CODE
+    # [group, row in group q, block b, field k, byte m] -> byte [group, b, q, m] = sum_k code << (2k)
+    fields = full.reshape(n_rows // GROUP_ROWS, GROUP_ROWS, n_cols // BLOCK_COLS, FIELDS_PER_BYTE, LANE_BYTES)
+    codes = np.zeros((n_rows // GROUP_ROWS, GROUP_ROWS, n_cols // BLOCK_COLS, LANE_BYTES), dtype=np.uint8)
     for k in range(FIELDS_PER_BYTE):
-        codes |= fields[:, :, k, :] << np.uint8(k * FIELD_BITS)
-    return codes.reshape(n_out, n_blk * BLOCK_BYTES)
+        codes |= fields[:, :, :, k, :] << np.uint8(k * FIELD_BITS)
+    return np.ascontiguousarray(codes.transpose(0, 2, 1, 3)).reshape(n_rows, n_cols // FIELDS_PER_BYTE)
 
 
-def unpack(codes: np.ndarray, n_in: int) -> np.ndarray:
-    """Inverse of :func:`pack`: int8 ``[out, n_in]``."""
-    n_out, n_bytes = codes.shape
-    n_blk = n_bytes // BLOCK_BYTES
-    blocks = codes.reshape(n_out, n_blk, 1, BLOCK_BYTES)
-    shifts = (np.arange(FIELDS_PER_BYTE, dtype=np.uint8) * FIELD_BITS).reshape(1, 1, FIELDS_PER_BYTE, 1)
-    fields = (blocks >> shifts) & np.uint8(FIELD_MASK)
-    W = fields.reshape(n_out, n_blk * BLOCK_COLS)[:, :n_in].astype(np.int8)
+def unpack(codes: np.ndarray, n_in: int, n_out: int | None = None) -> np.ndarray:
+    """Inverse of :func:`pack`: int8 ``[n_out, n_in]`` (``n_out``: every row of ``codes`` when None)."""
+    n_rows, n_bytes = codes.shape
+    n_blocks = n_bytes // LANE_BYTES
+    lanes = codes.reshape(n_rows // GROUP_ROWS, n_blocks, GROUP_ROWS, 1, LANE_BYTES).transpose(0, 2, 1, 3, 4)
+    shifts = (np.arange(FIELDS_PER_BYTE, dtype=np.uint8) * FIELD_BITS).reshape(1, 1, 1, FIELDS_PER_BYTE, 1)
+    fields = (lanes >> shifts) & np.uint8(FIELD_MASK)        # [group, q, block, k, m]: column 16 b + 4 k + m
+    W = fields.reshape(n_rows, n_blocks * BLOCK_COLS)[:n_out, :n_in].astype(np.int8)
     return W - np.int8(ZERO_CODE)
 
 
@@ -253,7 +264,7 @@ class TernaryMatrix:
 
     @property
     def bits_per_weight(self) -> float:
-        """Storage bits per real weight: 2.0 when ``in`` is a multiple of 256, more with padding."""
+        """Storage bits per real weight: 2.0 when ``in`` is a multiple of 16 and ``out`` of 32, more with padding."""
         return BITS_PER_BYTE * self.nbytes / (self.n_out * self.n_in)
 
     def __repr__(self) -> str:
@@ -262,7 +273,7 @@ class TernaryMatrix:
 
     def to_dense(self) -> np.ndarray:
         """The int8 ``[out, in]`` matrix back."""
-        return unpack(self.codes, self.n_in)
+        return unpack(self.codes, self.n_in, self.n_out)
 
     def kernel_for(self, n_tokens: int) -> str:
         """The kernel that ``matmul`` uses for a batch of ``n_tokens`` tokens."""

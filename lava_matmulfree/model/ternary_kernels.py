@@ -1,26 +1,30 @@
-"""The machine code of the ternary synapse kernel (ternary.py): the row dot products, the one tile loop around
+"""The machine code of the ternary synapse kernel (ternary.py): the group dot products, the one tile loop around
 them and the compiled kernels :class:`ternary.TernaryMatrix` and golden_fast.py's whole-model kernel call.
 
 Every kernel computes ``out[t, r] = sum_j c[r, j] * xpad[t, j] - xsum[t] = (W @ x_t)[r]`` (codes ``c = w + 1``,
-ternary.py) and differs only in its row dot product:
+ternary.py) a group of GROUP_ROWS rows at a time (the interleaved layout: each row owns one 4-byte lane of every
+block, so a vector of codes holds 16 or 8 rows side by side and every row sums in a lane of its own, with no
+reductions across lanes), and the kernels differ only in the group dot product:
 
-``"vnni"``      512-bit vpdpbusd straight into int32 lanes (AVX-512 VNNI), one accumulator per field, the field
-                masked in place (no shifts); the kernel of that name reads each
-                row alone and leaves prefetching to the hardware (measured faster for decode at 512 bits,
-                benchmarks/bench_ternary.py), the host kernel on a VNNI CPU runs the tile of the others;
-``"avx2"``      256-bit vpmaddubsw into int16 lanes (exact: ``|lane| <= MAX_ABS_MADDUBS_LANE``), widened into int32
-                by vpmaddwd with ones every ``FLUSH_BLOCKS`` blocks;
+``"vnni"``      512-bit vpdpbusd straight into int32 lanes (AVX-512 VNNI), each field meeting one broadcast dword
+                of the spikes; for one token the field is masked in place (no shifts) into an accumulator of its
+                own, for a batch it is shifted down and one accumulator per token serves the four fields;
+``"avx2"``      256-bit vpmaddubsw into int16 lanes (exact: ``|lane| <= MAX_ABS_MADDUBS_LANE``), widened into the
+                int32 lane of its row by vpmaddwd with ones every ``FLUSH_BLOCKS`` blocks;
 ``"portable"``  256-bit codes in plain LLVM vector ops (zero-extended codes times sign-extended spikes in int16
-                lanes, the same flushes): any CPU LLVM targets;
+                lanes, the same flushes, each row's four byte lanes summed when widened): any CPU LLVM targets;
 ``"host"``      whichever of those :func:`host_dot_mode` names when numba compiles it;
-``"generic"``   the scalar reference: plain numba code that LLVM auto-vectorises on int32 lanes.
+``"generic"``   the scalar reference: plain numba code over the codes as uint32 lanes, which LLVM auto-vectorises
+                across a group's rows.
 
-The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose
-mode and shape are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
-(:func:`simd_rows`, :func:`generic_rows`) are written once for every mode. The IR generation and the loops
-that inline it share this file on purpose: numba's on-disk cache (``cache=True``) is stamped per source file,
-so an edit of the IR recompiles the kernels built on it. (golden_fast's whole-model kernel, in model_plan.py,
-links :func:`host_rows` from here: after an edit here, delete its ``__pycache__/model_plan.*.nb?`` files.)
+No kernel prefetches in software: one group is one sequential stream of bytes, which the hardware prefetchers
+follow (1 KiB to 4 KiB ahead measured slower, docs/performance.md). The SIMD dot products are LLVM IR written here
+(:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time literals); the tile
+loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are written once for
+every mode. The IR generation and the loops that inline it share this file on purpose: numba's on-disk cache
+(``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it.
+(golden_fast's whole-model kernel, in model_plan.py, links :func:`host_rows` from here: after an edit here,
+delete its ``__pycache__/model_plan.*.nb?`` files.)
 """
 from __future__ import annotations
 
@@ -41,15 +45,17 @@ FIELD_MASK = (1 << FIELD_BITS) - 1
 BITS_PER_BYTE = 8
 FIELDS_PER_BYTE = BITS_PER_BYTE // FIELD_BITS   # 4 weights per byte
 ZERO_CODE = 1                                   # field code = w + 1: {-1, 0, +1} -> {0, 1, 2}
-BLOCK_BYTES = 64                                # one 512-bit vector of codes
-BLOCK_COLS = BLOCK_BYTES * FIELDS_PER_BYTE      # 256 input columns per block
-ROW_TILE = 64                                   # rows per tile in the kernels (a tile's codes stay in L1)
+LANE_BYTES = 4                                  # one int32 lane of vpdpbusd: 4 code bytes of one row
+GROUP_ROWS = 32                                 # rows interleaved lane by lane (two 512-bit vectors of lanes)
+BLOCK_BYTES = GROUP_ROWS * LANE_BYTES           # 128 bytes: one block of a group's codes
+BLOCK_COLS = LANE_BYTES * FIELDS_PER_BYTE       # 16 input columns per block (4 spikes per field: one dword)
+ROW_TILE = 2 * GROUP_ROWS                       # rows per tile in the kernels (a tile's codes stay in L1/L2)
 TOKEN_BLOCK = 4                                 # tokens sharing one decode of the codes (batched kernels)
 TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
 
 # ---- which code this CPU runs -----------------------------------------------------------------------------
 HOST_CPU = "host"                               # numba's NUMBA_CPU_NAME for "this machine"
-DOT_MODES = ("vnni", "avx2", "portable")        # the SIMD row dots
+DOT_MODES = ("vnni", "avx2", "portable")        # the SIMD group dots
 HOST = "host"                                   # the mode that resolves to host_dot_mode() at compile time
 
 
@@ -97,161 +103,184 @@ def start_threads() -> None:
     _THREADS_STARTED = True
 
 
-# ---- the SIMD row dots: LLVM IR ---------------------------------------------------------------------------
+# ---- the SIMD group dots: LLVM IR -------------------------------------------------------------------------
 _VNNI_INTRINSIC = "llvm.x86.avx512.vpdpbusd.512"
 # AVX2: vpmaddubsw (unsigned codes x signed spikes, pairs summed into int16 lanes), vpmaddwd (int16 pairs -> int32)
 _MADDUBS_INTRINSIC = "llvm.x86.avx2.pmadd.ub.sw"
 _MADDWD_INTRINSIC = "llvm.x86.avx2.pmadd.wd"
-_PREFETCH = "llvm.prefetch.p0i8"
-_I16_BYTES = np.dtype(np.int16).itemsize
-_I32_BYTES = np.dtype(np.int32).itemsize
+ZMM_BYTES = 64                                  # one 512-bit AVX-512 vector
 YMM_BYTES = 32                                  # one 256-bit AVX2 vector
-# exactness of the int16 stage: a vpmaddubsw lane is c0*x0 + c1*x1 with c in {0, 1, 2}, x in [-128, 127]:
-# |lane| <= 2 * 2 * 128 = 512, so vpmaddubsw never saturates; one int16 accumulator receives at most
-# AVX2_LANES_PER_ACC_PER_BLOCK such lanes per block and is widened to int32 (vpmaddwd by ones) every
-# FLUSH_BLOCKS blocks, before |sum| could pass int16's 32767.
+# exactness of the int16 stage (avx2): a vpmaddubsw lane is c0*x0 + c1*x1 with c in {0, 1, 2}, x in [-128, 127]:
+# |lane| <= 2 * 2 * 128 = 512, so vpmaddubsw never saturates; one int16 accumulator receives one such lane per
+# field of a block and is widened to int32 (vpmaddwd by ones) every FLUSH_BLOCKS blocks, before |sum| could pass
+# int16's 32767. (portable: one byte's c*x per field, |.| <= 256, in int16 lanes: within the same bound.)
 MAX_ABS_MADDUBS_LANE = 2 * 2 * (1 << (BITS_PER_BYTE - 1))   # c in {0, 1, 2}, |x| <= 128
-AVX2_LANES_PER_ACC_PER_BLOCK = (BLOCK_BYTES // YMM_BYTES) * FIELDS_PER_BYTE   # one accumulator per token (batched)
-FLUSH_BLOCKS = 4
+AVX2_LANES_PER_ACC_PER_BLOCK = FIELDS_PER_BYTE
+FLUSH_BLOCKS = 8
 assert FLUSH_BLOCKS * AVX2_LANES_PER_ACC_PER_BLOCK * MAX_ABS_MADDUBS_LANE <= int(np.iinfo(np.int16).max)
-VNNI_MAX_ACCUMULATORS = 8                       # field accumulators in place (16 spill: prefill slower)
-PREFETCH_AHEAD_BYTES = 4096                     # software prefetch distance in the packed weight stream (the 1-thread
-                                                # decode pass was slower at 1 KiB, docs/performance.md)
-PREFETCH_LOCALITY = 3                           # llvm.prefetch locality: keep in all cache levels
-AVX2_ROWS = 2                                   # rows sharing each load of the spikes (the decode case, T = 1)
-# ... only where a row is at most this long: two longer rows read side by side streamed slower from
-# memory than one at a time (370M: d-wide rows of 256 bytes paired, I-wide ones of 704 alone; docs/performance.md)
-PAIRED_ROW_MAX_BYTES = 4 * BLOCK_BYTES
+# vnni decode: field k used in place, as byte AND (3 << 2k) = 4^k c <= 128, into an accumulator of its own; a lane
+# of it gains at most LANE_BYTES * 128 * 128 = 2**16 per block and is folded (shifted back exactly, added) into
+# the int32 total every VNNI_FLUSH_BLOCKS blocks, far below 2**31 (and whatever the fan-in).
+MAX_IN_PLACE_FIELD = (FIELD_MASK - 1) << (FIELD_BITS * (FIELDS_PER_BYTE - 1))   # c <= 2 in the top field: 128
+VNNI_FLUSH_BLOCKS = 4096
+assert VNNI_FLUSH_BLOCKS * LANE_BYTES * MAX_IN_PLACE_FIELD * (1 << (BITS_PER_BYTE - 1)) < int(np.iinfo(np.int32).max)
 
 
-def _dot_codegen(mode: str, n_tok: int, n_rows: int, prefetch: bool = True):
-    """LLVM IR for ``sum_j c[r0 + q, j] * x[t0 + i, j]``, q < n_rows, i < n_tok, over packed rows.
+def _byte_ptr(builder, ptr, byte_offset, ty):
+    """``ptr`` (any pointer) advanced by ``byte_offset`` bytes, as a pointer to ``ty``."""
+    i8p = ir.IntType(BITS_PER_BYTE).as_pointer()
+    return builder.bitcast(builder.gep(builder.bitcast(ptr, i8p), [byte_offset]), ty.as_pointer())
 
-    Each vector of codes is decoded (shift, AND) once and meets the spikes of ``n_tok`` tokens; ``n_rows``
-    rows share each load of the spikes; one accumulator per (row, token) keeps that many dependency chains in
-    flight; with ``prefetch`` the weight stream is prefetched PREFETCH_AHEAD_BYTES ahead. ``mode``: one of
+
+def _dot_codegen(mode: str, n_tok: int):
+    """LLVM IR for ``out[t0 + i, GROUP_ROWS*g + q] = sum_j c[GROUP_ROWS*g + q, j] * x[t0 + i, j] - xsum[t0 + i]``,
+    i < n_tok, q < GROUP_ROWS (rows past ``out``'s width are not written): one group of the interleaved layout.
+
+    The group's codes are one stream of blocks; each vector of codes holds one int32 lane per row, so every row
+    accumulates in a lane of its own (no reductions across lanes) and each field meets one broadcast dword of each
+    token's spikes. Decode (``n_tok`` 1) on VNNI uses the fields in place (one accumulator per field and vector);
+    otherwise each field is shifted down and masked, one accumulator per vector and token. ``mode``: one of
     DOT_MODES (module docstring); the vnni code needs :func:`vnni_usable` and the avx2 code :func:`avx2_usable`
     (LLVM cannot lower their intrinsics otherwise).
     """
-    vec_bytes = BLOCK_BYTES if mode == "vnni" else YMM_BYTES
+    vec_bytes = ZMM_BYTES if mode == "vnni" else YMM_BYTES
+    n_vec = BLOCK_BYTES // vec_bytes             # vectors of codes per block
+    lanes = vec_bytes // LANE_BYTES              # rows per vector
 
     def codegen(context, builder, signature, args):
-        codes_ty, x_ty = signature.args[0], signature.args[1]
-        carr = context.make_array(codes_ty)(context, builder, args[0])
-        xarr = context.make_array(x_ty)(context, builder, args[1])
-        r0, t0 = args[2], args[3]
+        carr, xarr, sarr, oarr = (context.make_array(ty)(context, builder, a)
+                                  for ty, a in zip(signature.args[:4], args[:4]))
+        g, t0 = args[4], args[5]
         intp = context.get_value_type(types.intp)
+        i8, i16, i32 = ir.IntType(BITS_PER_BYTE), ir.IntType(2 * BITS_PER_BYTE), ir.IntType(4 * BITS_PER_BYTE)
+
+        def const(v):
+            return ir.Constant(intp, v)
+
         c_stride = cgutils.unpack_tuple(builder, carr.strides, 2)[0]
         row_bytes = cgutils.unpack_tuple(builder, carr.shape, 2)[1]
         x_stride = cgutils.unpack_tuple(builder, xarr.strides, 2)[0]
-        rows = [builder.gep(carr.data, [builder.mul(builder.add(r0, ir.Constant(intp, q)), c_stride)])
-                for q in range(n_rows)]
-        xrows = [builder.gep(xarr.data, [builder.mul(builder.add(t0, ir.Constant(intp, i)), x_stride)])
+        o_stride = cgutils.unpack_tuple(builder, oarr.strides, 2)[0]
+        n_out = cgutils.unpack_tuple(builder, oarr.shape, 2)[1]
+        s_stride = cgutils.unpack_tuple(builder, sarr.strides, 1)[0]
+        row0 = builder.mul(g, const(GROUP_ROWS))
+        group = _byte_ptr(builder, carr.data, builder.mul(row0, c_stride), i8)
+        xrows = [_byte_ptr(builder, xarr.data, builder.mul(builder.add(t0, const(i)), x_stride), i8)
                  for i in range(n_tok)]
-        i8, i16, i32 = ir.IntType(BITS_PER_BYTE), ir.IntType(2 * BITS_PER_BYTE), ir.IntType(4 * BITS_PER_BYTE)
         v8 = ir.VectorType(i8, vec_bytes)
+        v32 = ir.VectorType(i32, lanes)          # one int32 lane per row: the totals (every mode)
         mod = builder.module
         if mode == "avx2":
-            v16 = ir.VectorType(i16, vec_bytes // _I16_BYTES)
-            v32 = ir.VectorType(i32, vec_bytes // _I32_BYTES)
+            v16 = ir.VectorType(i16, vec_bytes // 2)
             maddubs = cgutils.get_or_insert_function(mod, ir.FunctionType(v16, [v8, v8]), _MADDUBS_INTRINSIC)
             maddwd = cgutils.get_or_insert_function(mod, ir.FunctionType(v32, [v16, v16]), _MADDWD_INTRINSIC)
-            ones16 = ir.Constant(v16, [1] * (vec_bytes // _I16_BYTES))
+            ones16 = ir.Constant(v16, [1] * v16.count)
+            acc_ty, flush_every = v16, FLUSH_BLOCKS
 
-            def mac(acc, f, x):
-                return builder.add(acc, builder.call(maddubs, [f, x]))
+            def mac(acc, f, xb):
+                return builder.add(acc, builder.call(maddubs, [f, builder.bitcast(xb, v8)]))
 
-            def widen(acc32, acc16):
-                return builder.add(acc32, builder.call(maddwd, [acc16, ones16]))
+            def widen(acc, k):                   # int16 pairs -> the int32 lane of their row
+                return builder.call(maddwd, [acc, ones16])
         elif mode == "portable":
             v16 = ir.VectorType(i16, vec_bytes)
-            v32 = ir.VectorType(i32, vec_bytes)
+            v32b = ir.VectorType(i32, vec_bytes)
+            acc_ty, flush_every = v16, FLUSH_BLOCKS
 
-            def mac(acc, f, x):
-                return builder.add(acc, builder.mul(builder.zext(f, v16), builder.sext(x, v16)))
+            def mac(acc, f, xb):
+                return builder.add(acc, builder.mul(builder.zext(f, v16), builder.sext(builder.bitcast(xb, v8), v16)))
 
-            def widen(acc32, acc16):
-                return builder.add(acc32, builder.sext(acc16, v32))
+            def widen(acc, k):                   # int16 byte lanes -> the int32 lane of their row (4 bytes summed)
+                wide = builder.sext(acc, v32b)
+                parts = [builder.shuffle_vector(wide, wide, ir.Constant(ir.VectorType(i32, lanes),
+                                                                        [LANE_BYTES * q + m for q in range(lanes)]))
+                         for m in range(LANE_BYTES)]
+                return functools.reduce(builder.add, parts)
         else:
-            v16 = None
-            v32 = ir.VectorType(i32, vec_bytes // _I32_BYTES)
             dpbusd = cgutils.get_or_insert_function(mod, ir.FunctionType(v32, [v32, v32, v32]), _VNNI_INTRINSIC)
+            acc_ty, flush_every = v32, VNNI_FLUSH_BLOCKS
 
-            def mac(acc, f, x):
-                return builder.call(dpbusd, [acc, builder.bitcast(f, v32), builder.bitcast(x, v32)])
-        reduce_add = cgutils.get_or_insert_function(
-            mod, ir.FunctionType(i32, [v32]), f"llvm.vector.reduce.add.v{v32.count}i32")
-        i8p = i8.as_pointer()
-        prefetch = cgutils.get_or_insert_function(mod, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                                  _PREFETCH)
-        n_blocks = builder.udiv(row_bytes, ir.Constant(intp, BLOCK_BYTES))
-        if v16 is None:  # int32 accumulators need no flushes: one group of every block, one plain loop
-            n_groups, group = ir.Constant(intp, 1), n_blocks
-        else:
-            group = ir.Constant(intp, FLUSH_BLOCKS)
-            n_groups = builder.udiv(builder.add(n_blocks, ir.Constant(intp, FLUSH_BLOCKS - 1)), group)
-        mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
-        n_acc = n_rows * n_tok
-        # vnni decode (few accumulators): each field k gets an accumulator of its own and is used in place,
-        # c_k * 4^k = byte AND (3 << 2k) (<= 128, still an unsigned byte): no shifts, no chain of a block's four
-        # vpdpbusd through one register; the accumulator is 4^k times the field's sum, scaled back (exactly, by an
-        # arithmetic shift) at the end. Its lanes stay within 256 * in like the row total (ternary.py's MAX_IN
-        # bound). Batches (more accumulators) shift each field down instead: four times the registers would spill.
-        in_place = v16 is None and n_acc * FIELDS_PER_BYTE <= VNNI_MAX_ACCUMULATORS
+            def mac(acc, f, xb):
+                return builder.call(dpbusd, [acc, builder.bitcast(f, v32), xb])
+
+            def widen(acc, k):                   # 4^k times field k's sum where fields are in place: exact shift
+                return builder.ashr(acc, ir.Constant(v32, [k * FIELD_BITS] * lanes)) if k else acc
+        in_place = mode == "vnni" and n_tok == 1
         n_split = FIELDS_PER_BYTE if in_place else 1
-        acc32 = [cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * v32.count))
-                 for _ in range(n_acc * n_split)]
-        # the int16 stage (avx2, portable) or the int32 accumulators themselves (vnni)
-        inner_ty = v32 if v16 is None else v16
-        zero_inner = ir.Constant(inner_ty, [0] * inner_ty.count)
-        inner = acc32 if v16 is None else [cgutils.alloca_once_value(builder, zero_inner) for _ in range(n_acc)]
+        zero_acc = ir.Constant(acc_ty, [0] * acc_ty.count)
+        zero32 = ir.Constant(v32, [0] * lanes)
+        # accumulator (v, i, s) at (v * n_tok + i) * n_split + s; totals at v * n_tok + i
+        accs_p = [cgutils.alloca_once_value(builder, zero_acc) for _ in range(n_vec * n_tok * n_split)]
+        totals_p = [cgutils.alloca_once_value(builder, zero32) for _ in range(n_vec * n_tok)]
+        n_blocks = builder.udiv(row_bytes, const(LANE_BYTES))
+        group_len = const(flush_every)
+        n_groups = builder.udiv(builder.add(n_blocks, const(flush_every - 1)), group_len)
+        splat_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
         with cgutils.for_range(builder, n_groups) as gloop:
-            g0 = builder.mul(gloop.index, group)
-            left = builder.sub(n_blocks, g0)
-            cnt = builder.select(builder.icmp_unsigned("<", left, group), left, group)
-            if v16 is not None:
-                for p in inner:
-                    builder.store(zero_inner, p)
+            b0 = builder.mul(gloop.index, group_len)
+            left = builder.sub(n_blocks, b0)
+            cnt = builder.select(builder.icmp_unsigned("<", left, group_len), left, group_len)
+            for p in accs_p:
+                builder.store(zero_acc, p)
             with cgutils.for_range(builder, cnt) as bloop:
-                blk = builder.add(g0, bloop.index)
-                boff = builder.mul(blk, ir.Constant(intp, BLOCK_BYTES))
-                xbase = builder.mul(blk, ir.Constant(intp, BLOCK_COLS))
-                accs = [builder.load(p) for p in inner]
-                for row in rows if prefetch else ():
-                    ahead = builder.gep(row, [builder.add(boff, ir.Constant(intp, PREFETCH_AHEAD_BYTES))])
-                    builder.call(prefetch, [ahead, ir.Constant(i32, 0), ir.Constant(i32, PREFETCH_LOCALITY),
-                                            ir.Constant(i32, 1)])
-                for part in range(BLOCK_BYTES // vec_bytes):
-                    poff = builder.add(boff, ir.Constant(intp, part * vec_bytes))
-                    codes = [builder.load(builder.bitcast(builder.gep(row, [poff]), v8.as_pointer()), align=1)
-                             for row in rows]
-                    for k in range(FIELDS_PER_BYTE):
+                blk = builder.add(b0, bloop.index)
+                boff = builder.mul(blk, const(BLOCK_BYTES))
+                xoff = builder.mul(blk, const(BLOCK_COLS))
+                accs = [builder.load(p) for p in accs_p]
+                codes = [builder.load(_byte_ptr(builder, group, builder.add(boff, const(v * vec_bytes)), v8), align=1)
+                         for v in range(n_vec)]
+                for k in range(FIELDS_PER_BYTE):
+                    if in_place:
+                        fields = [builder.and_(c, ir.Constant(v8, [FIELD_MASK << (k * FIELD_BITS)] * vec_bytes))
+                                  for c in codes]
+                    else:
                         shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
-                        if in_place:
-                            fields = [builder.and_(c, ir.Constant(v8, [FIELD_MASK << (k * FIELD_BITS)] * vec_bytes))
-                                      for c in codes]
-                        else:
-                            fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
-                                      for c in codes]
-                        xoff = builder.add(xbase, ir.Constant(intp, k * BLOCK_BYTES + part * vec_bytes))
-                        for i, xrow in enumerate(xrows):
-                            xv = builder.load(builder.bitcast(builder.gep(xrow, [xoff]), v8.as_pointer()), align=1)
-                            for q, f in enumerate(fields):
-                                a = (q * n_tok + i) * n_split + k % n_split
-                                accs[a] = mac(accs[a], f, xv)
-                for p, a in zip(inner, accs):
-                    builder.store(a, p)
-            if v16 is not None:
-                for p16, p32 in zip(inner, acc32):
-                    builder.store(widen(builder.load(p32), builder.load(p16)), p32)
-        def field_sum(p, k):
-            v = builder.load(p)
-            return builder.ashr(v, ir.Constant(v32, [k * FIELD_BITS] * v32.count)) if n_split > 1 and k else v
-
-        totals = [functools.reduce(builder.add, (field_sum(acc32[a * n_split + k], k) for k in range(n_split)))
-                  for a in range(n_acc)]
-        sums = [builder.call(reduce_add, [v]) for v in totals]
-        return context.make_tuple(builder, signature.return_type, sums)
+                        mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
+                        fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
+                                  for c in codes]
+                    for i, xrow in enumerate(xrows):
+                        xw = builder.load(_byte_ptr(builder, xrow, builder.add(xoff, const(k * LANE_BYTES)), i32),
+                                          align=1)
+                        one = builder.insert_element(ir.Constant(v32, ir.Undefined), xw, ir.Constant(i32, 0))
+                        xb = builder.shuffle_vector(one, one, splat_mask)
+                        for v, f in enumerate(fields):
+                            a = (v * n_tok + i) * n_split + (k if in_place else 0)
+                            accs[a] = mac(accs[a], f, xb)
+                for p, acc in zip(accs_p, accs):
+                    builder.store(acc, p)
+            for a, tp in enumerate(totals_p):    # flush: fold the accumulators into the int32 totals
+                parts = [widen(builder.load(accs_p[a * n_split + s]), s) for s in range(n_split)]
+                builder.store(functools.reduce(builder.add, [builder.load(tp)] + parts), tp)
+        # write the group's rows: whole vectors where the group lies within out, else only the rows that exist
+        # (the last group of a matrix may be partly padding)
+        left = builder.sub(n_out, row0)
+        whole = builder.icmp_signed(">=", left, const(GROUP_ROWS))
+        xsums = [builder.load(_byte_ptr(builder, sarr.data, builder.mul(builder.add(t0, const(i)), s_stride), i32))
+                 for i in range(n_tok)]
+        orows = [_byte_ptr(builder, oarr.data, builder.mul(builder.add(t0, const(i)), o_stride), i32)
+                 for i in range(n_tok)]
+        with builder.if_else(whole) as (then, otherwise):
+            with then:
+                for v in range(n_vec):
+                    for i in range(n_tok):
+                        xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v32, ir.Undefined), xsums[i],
+                                                                           ir.Constant(i32, 0)), ir.Constant(v32, ir.Undefined), splat_mask)
+                        dst = builder.bitcast(builder.gep(orows[i], [builder.add(row0, const(v * lanes))]),
+                                              v32.as_pointer())
+                        builder.store(builder.sub(builder.load(totals_p[v * n_tok + i]), xs), dst, align=4)
+            with otherwise:
+                buf = cgutils.alloca_once(builder, i32, size=n_tok * GROUP_ROWS)
+                for v in range(n_vec):
+                    for i in range(n_tok):
+                        dst = builder.bitcast(builder.gep(buf, [ir.Constant(i32, i * GROUP_ROWS + v * lanes)]),
+                                              v32.as_pointer())
+                        builder.store(builder.load(totals_p[v * n_tok + i]), dst, align=4)
+                for i in range(n_tok):
+                    with cgutils.for_range(builder, left) as qloop:
+                        q = qloop.index
+                        val = builder.load(builder.gep(buf, [builder.add(const(i * GROUP_ROWS), q)]))
+                        builder.store(builder.sub(val, xsums[i]), builder.gep(orows[i], [builder.add(row0, q)]))
+        return context.get_dummy_value()
 
     return codegen
 
@@ -261,76 +290,79 @@ def _byte_array(ty, ndim: int) -> bool:
 
 
 @intrinsic
-def _dot(typingctx, codes, xpad2d, r0, t0, mode, n_rows, n_tok):
-    """``UniTuple(int32, n_rows * n_tok)``: index ``q * n_tok + i`` is ``sum_j c[r0 + q, j] * xpad2d[t0 + i, j]``,
-    by the row dot of ``mode`` (DOT_MODES or HOST). ``mode``, ``n_rows`` and ``n_tok`` must be compile-time
-    constants (numba types them as literals); each ``codes[r]`` and ``xpad2d[t]`` must be unit-stride."""
-    if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and r0 == types.intp and t0 == types.intp
-            and isinstance(mode, types.StringLiteral) and isinstance(n_rows, types.IntegerLiteral)
-            and isinstance(n_tok, types.IntegerLiteral)):
+def _dot(typingctx, codes, xpad2d, xsum, out, g, t0, mode, n_tok):
+    """``out[t0 + i, 32 g + q] = (W @ xpad2d[t0 + i])[32 g + q]`` for ``i < n_tok`` and the rows of group ``g``
+    (``q < GROUP_ROWS``, rows within ``out``'s width), by the group dot of ``mode`` (DOT_MODES or HOST).
+    ``mode`` and ``n_tok`` must be compile-time constants (numba types them as literals); ``codes`` must be
+    C-contiguous (a group is one run of bytes), each ``xpad2d[t]`` unit-stride; ``xsum`` int32 [T], ``out`` int32."""
+    if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and isinstance(xsum, types.Array)
+            and xsum.ndim == 1 and xsum.dtype == types.int32 and isinstance(out, types.Array) and out.ndim == 2
+            and out.dtype == types.int32 and g == types.intp and t0 == types.intp
+            and isinstance(mode, types.StringLiteral) and isinstance(n_tok, types.IntegerLiteral)):
         return None
     m = host_dot_mode() if mode.literal_value == HOST else mode.literal_value
     if m not in DOT_MODES:
         return None
-    R, T = n_rows.literal_value, n_tok.literal_value
-    codegen = _dot_codegen(m, T, R, prefetch=mode.literal_value != "vnni")  # the "vnni" kernel: module docstring
-    return types.UniTuple(types.int32, R * T)(codes, xpad2d, r0, t0, mode, n_rows, n_tok), codegen
+    return types.void(codes, xpad2d, xsum, out, g, t0, mode, n_tok), _dot_codegen(m, n_tok.literal_value)
 
 
 # ---- the scalar reference ---------------------------------------------------------------------------------
 @njit(inline="always")
-def _row_dot_generic(row, xpad):
-    """``sum_j c_j * xpad[j]`` over one packed row in plain numba code (LLVM vectorises the 64-lane inner loop on
-    int32 lanes): the reference the SIMD row dots are checked against."""
-    acc = np.int32(0)
-    for blk in range(row.shape[0] // BLOCK_BYTES):
-        b = row[blk * BLOCK_BYTES:(blk + 1) * BLOCK_BYTES]
-        base = blk * BLOCK_COLS
-        x0 = xpad[base:base + BLOCK_BYTES]
-        x1 = xpad[base + BLOCK_BYTES:base + 2 * BLOCK_BYTES]
-        x2 = xpad[base + 2 * BLOCK_BYTES:base + 3 * BLOCK_BYTES]
-        x3 = xpad[base + 3 * BLOCK_BYTES:base + 4 * BLOCK_BYTES]
-        for lane in range(BLOCK_BYTES):
-            c = np.int32(b[lane])
-            acc += ((c & FIELD_MASK) * np.int32(x0[lane])
-                    + ((c >> FIELD_BITS) & FIELD_MASK) * np.int32(x1[lane])
-                    + ((c >> (2 * FIELD_BITS)) & FIELD_MASK) * np.int32(x2[lane])
-                    + ((c >> (3 * FIELD_BITS)) & FIELD_MASK) * np.int32(x3[lane]))
+def code_offset(r, row_bytes):
+    """Byte offset (in the C-order codes array) of lane 0 of row ``r`` in its group's block 0; block ``b`` is
+    ``b * BLOCK_BYTES`` further on, and byte ``m`` of that lane holds columns ``b*BLOCK_COLS + 4k + m`` (field k)."""
+    return (r // GROUP_ROWS) * GROUP_ROWS * row_bytes + (r % GROUP_ROWS) * LANE_BYTES
+
+
+@njit(inline="always")
+def _group_dot_generic(words, base, n_blocks, x):
+    """``[sum_j c[q, j] * x[j] for q < GROUP_ROWS]`` (int32) for the rows q < GROUP_ROWS of the group whose lanes start at word ``base``
+    of the codes seen as little-endian uint32 lanes (bits 8m + 2k of a lane: byte m, field k): plain numba code
+    (LLVM vectorises the loop over the group's rows), the scalar reference the SIMD group dots are checked
+    against."""
+    acc = np.zeros(GROUP_ROWS, dtype=np.int32)
+    for blk in range(n_blocks):
+        w = words[base + blk * GROUP_ROWS:base + (blk + 1) * GROUP_ROWS]
+        for k in range(FIELDS_PER_BYTE):
+            for m in range(LANE_BYTES):
+                xs = np.int32(x[blk * BLOCK_COLS + k * LANE_BYTES + m])
+                shift = m * BITS_PER_BYTE + k * FIELD_BITS
+                for q in range(GROUP_ROWS):
+                    acc[q] += np.int32((w[q] >> shift) & FIELD_MASK) * xs
     return acc
 
 
 # ---- one tile, the tile loop, the kernels -----------------------------------------------------------------
 @njit(inline="always")
 def simd_rows(codes, xpad, xsum, out, r0, r1, mode):
-    """``out[t, r] = (W @ xpad[t])[r]`` for rows r0..r1 of every token by the row dot of ``mode``: TOKEN_BLOCK
-    tokens per decode of the codes, AVX2_ROWS rows per load of the spikes for the tokens left over (decode: T = 1)."""
+    """``out[t, r] = (W @ xpad[t])[r]`` for rows r0..r1 (r0 a multiple of GROUP_ROWS) of every token by the group
+    dot of ``mode``: TOKEN_BLOCK tokens per decode of the codes, the tokens left over (decode: T = 1) one by one."""
     n_tok = xpad.shape[0]
     n_full = n_tok - n_tok % TOKEN_BLOCK
+    g0, g1 = r0 // GROUP_ROWS, (r1 + GROUP_ROWS - 1) // GROUP_ROWS
     for t in range(0, n_full, TOKEN_BLOCK):
-        for r in range(r0, r1):
-            s = _dot(codes, xpad, r, t, mode, 1, TOKEN_BLOCK)
-            for i in range(TOKEN_BLOCK):
-                out[t + i, r] = s[i] - xsum[t + i]
-    # the tokens left over (decode): AVX2_ROWS rows per load of their spikes where rows are short, one in the
-    # "vnni" kernel (docstring) and for rows longer than PAIRED_ROW_MAX_BYTES
-    paired = mode != "vnni" and codes.shape[1] <= PAIRED_ROW_MAX_BYTES
-    r_pairs = r1 - (r1 - r0) % AVX2_ROWS if paired else r0
+        for g in range(g0, g1):
+            _dot(codes, xpad, xsum, out, g, t, mode, TOKEN_BLOCK)
     for t in range(n_full, n_tok):
-        for r in range(r0, r_pairs, AVX2_ROWS):
-            s = _dot(codes, xpad, r, t, mode, AVX2_ROWS, 1)
-            for q in range(AVX2_ROWS):
-                out[t, r + q] = s[q] - xsum[t]
-        for r in range(r_pairs, r1):
-            out[t, r] = _dot(codes, xpad, r, t, mode, 1, 1)[0] - xsum[t]
+        for g in range(g0, g1):
+            _dot(codes, xpad, xsum, out, g, t, mode, 1)
 
 
 @njit(inline="always")
 def generic_rows(codes, xpad, xsum, out, r0, r1, mode):
     """:func:`simd_rows` by the scalar reference (``mode`` unused: the one signature :func:`row_tiles` calls)."""
+    words = codes.reshape(codes.size).view(np.uint32)
+    lanes_per_row = codes.shape[1] // LANE_BYTES
     for t in range(xpad.shape[0]):
-        for r in range(r0, r1):
-            out[t, r] = _row_dot_generic(codes[r], xpad[t]) - xsum[t]
+        for g in range(r0 // GROUP_ROWS, (r1 + GROUP_ROWS - 1) // GROUP_ROWS):
+            acc = _group_dot_generic(words, g * GROUP_ROWS * lanes_per_row, lanes_per_row, xpad[t])
+            for q in range(min(GROUP_ROWS, r1 - g * GROUP_ROWS)):
+                out[t, g * GROUP_ROWS + q] = acc[q] - xsum[t]
 
+
+# the scalar reference compiled as a function of its own: inlined into the serial kernel's loop nest, LLVM left
+# its loop over the rows scalar there (46 against 17 ms for a 370M decode token, bench_ternary.py shapes)
+generic_group_rows = njit(cache=True)(generic_rows.py_func)
 
 # simd_rows compiled once as a function of its own: golden_fast's whole-model kernel calls it from the tile loop
 # of every matrix (host_matmul), where inlining it would compile its code once per matrix.
@@ -339,12 +371,12 @@ host_rows = njit(cache=True)(simd_rows.py_func)
 
 @njit(inline="always")
 def row_tiles(codes, xpad, xsum, out, rows, mode):
-    """``out[t] = W @ xpad[t]`` (int32) for every token: TOKEN_TILE tokens at a time (their spikes stay in L2) over
-    tiles of ROW_TILE rows (a tile's codes stay in L1), each filled by ``rows(codes, xpad, xsum, out, r0, r1,
-    mode)``. Inlined (numba IR) into its caller, so the tiles run on numba's threads where the caller is compiled
-    with ``parallel=True`` and in a plain loop otherwise (a cached function calling a separately compiled
-    parallel one crashes when numba reloads it from its cache)."""
-    n_rows, n_tok = codes.shape[0], xpad.shape[0]
+    """``out[t] = W @ xpad[t]`` (int32, the first ``out.shape[1]`` rows: codes may hold padding rows) for every
+    token: TOKEN_TILE tokens at a time (their spikes stay in L2) over tiles of ROW_TILE rows, each filled by
+    ``rows(codes, xpad, xsum, out, r0, r1, mode)``. Inlined (numba IR) into its caller, so the tiles run on
+    numba's threads where the caller is compiled with ``parallel=True`` and in a plain loop otherwise (a cached
+    function calling a separately compiled parallel one crashes when numba reloads it from its cache)."""
+    n_rows, n_tok = out.shape[1], xpad.shape[0]
     for t0 in range(0, n_tok, TOKEN_TILE):
         t1 = min(n_tok, t0 + TOKEN_TILE)
         for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
@@ -365,7 +397,7 @@ def _kernel(mode: str, parallel: bool):
     so that the cache keeps one file per kernel."""
     if mode == "generic":
         def kernel(codes, xpad, xsum, out):
-            row_tiles(codes, xpad, xsum, out, generic_rows, mode)
+            row_tiles(codes, xpad, xsum, out, generic_group_rows, mode)
     else:
         def kernel(codes, xpad, xsum, out):
             row_tiles(codes, xpad, xsum, out, simd_rows, mode)
@@ -380,12 +412,14 @@ INT_KERNELS = {(mode, par): _kernel(mode, par) for mode in (*DOT_MODES, HOST, "g
 @njit(cache=True)
 def decode_rows_f32(codes, r0, out):
     """out[i, :] = float32 weights of row r0 + i, all padded columns included (they decode to 0)."""
+    flat = codes.reshape(codes.size)
+    row_bytes = codes.shape[1]
     for i in range(out.shape[0]):
-        row = codes[r0 + i]
+        off = code_offset(r0 + i, row_bytes)
         dst = out[i]
-        for blk in range(row.shape[0] // BLOCK_BYTES):
-            b = row[blk * BLOCK_BYTES:(blk + 1) * BLOCK_BYTES]
-            for k in range(FIELDS_PER_BYTE):
-                d = dst[blk * BLOCK_COLS + k * BLOCK_BYTES:blk * BLOCK_COLS + (k + 1) * BLOCK_BYTES]
-                for lane in range(BLOCK_BYTES):
-                    d[lane] = np.float32(((np.int32(b[lane]) >> (k * FIELD_BITS)) & FIELD_MASK) - ZERO_CODE)
+        for blk in range(row_bytes // LANE_BYTES):
+            for m in range(LANE_BYTES):
+                c = np.int32(flat[off + blk * BLOCK_BYTES + m])
+                for k in range(FIELDS_PER_BYTE):
+                    dst[blk * BLOCK_COLS + k * LANE_BYTES + m] = np.float32(
+                        ((c >> (k * FIELD_BITS)) & FIELD_MASK) - ZERO_CODE)
