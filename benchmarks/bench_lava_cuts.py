@@ -15,11 +15,13 @@ variants interleaved within each repeat (the machine's load average is recorded 
 Variants (``VARIANTS``): ``<backend>`` (the head the backend selects: the fused ``LmHead`` model, processes/lm_head)
 and ``<backend>/decomposed-head`` (the cut undone: the run config's exception map gives ``LmHead`` its
 SubProcessModel, final norm, fan-in, aggregator, broadcast and LM head Dense as 5 leaf processes, 3 steps per new
-token). Every variant must choose the same tokens (greedy); the script stops with an error otherwise.
+token); ``<backend>/lava-channels`` (the fused head, with Lava's own channel ports in the workers, a helper thread
+per port, instead of graph/channels.py's direct ones: ``channels.set_direct(False)`` for that run). Every variant
+must choose the same tokens (greedy); the script stops with an error otherwise.
 
 Columns: tokens/s and ms per token of the decode chunk, ms per step, steps per new token, leaf processes, the CPU
 of all Lava workers per step and the part of it outside the models' ``run_spk`` (Lava's own), and sim-fused's
-tokens/s over sim-stack's with the same head.
+tokens/s over sim-stack's with the same head and channel ports.
 """
 from __future__ import annotations
 
@@ -36,9 +38,13 @@ import numpy as np
 from _harness import MS, OUT_DIR, loadavg, med
 from _decode_workers import lava_chunks, run_lava
 
-#: name -> (backend, head models: graph.builder.HEAD_TIMING key)
-VARIANTS = {"sim-fused/decomposed-head": ("sim-fused", "decomposed"), "sim-fused": ("sim-fused", "fused"),
-            "sim-stack/decomposed-head": ("sim-stack", "decomposed"), "sim-stack": ("sim-stack", "fused")}
+#: name -> (backend, head models: graph.builder.HEAD_TIMING key, direct channel ports in the workers)
+VARIANTS = {"sim-fused/decomposed-head": ("sim-fused", "decomposed", True), "sim-fused": ("sim-fused", "fused", True),
+            "sim-fused/lava-channels": ("sim-fused", "fused", False),
+            "sim-stack/decomposed-head": ("sim-stack", "decomposed", True), "sim-stack": ("sim-stack", "fused", True),
+            "sim-stack/lava-channels": ("sim-stack", "fused", False)}
+#: the ratios reported: label -> the variants' name suffix
+RATIOS = {"fused head": "", "decomposed head": "/decomposed-head", "Lava's channels": "/lava-channels"}
 DEFAULT_OUT = OUT_DIR / "bench_lava_cuts.json"
 
 
@@ -69,14 +75,21 @@ def run_config(backend: str, head: str):
     return cfg
 
 
-def run_variant(net, backend: str, head: str, prompt: list, tokens: int) -> dict:
+def run_variant(net, backend: str, head: str, prompt: list, tokens: int, direct: bool = True) -> dict:
+    """One run of a variant; ``direct``: the workers' channel ports as graph/channels.py makes them (else Lava's)."""
+    from lava_matmulfree.graph import channels
+
     last = len(lava_chunks(1, len(prompt), tokens)) - 1  # the same number of chunks for every loop depth
 
     def sink_tokens(graph, i):
         return graph.sink.tokens.get().tolist() if i == last else None
 
-    res, graph = run_lava(net, backend, prompt, tokens, sink_tokens, run_cfg=run_config(backend, head),
-                          head_kind=head)
+    cfg = run_config(backend, head)  # installs graph/channels.py's ports
+    previous = channels.set_direct(direct)
+    try:
+        res, graph = run_lava(net, backend, prompt, tokens, sink_tokens, run_cfg=cfg, head_kind=head)
+    finally:
+        channels.set_direct(previous)
     res["tokens"] = [int(round(t)) for t in res.pop("after_chunk")[-1][:tokens]]
     res["steps_per_token"] = graph.loop_depth
     res["load"] = loadavg()
@@ -144,8 +157,8 @@ def main(argv=None) -> int:
     for r in range(args.repeats):
         order = args.variants[r % len(args.variants):] + args.variants[:r % len(args.variants)]
         for name in order:
-            backend, head = VARIANTS[name]
-            res = run_variant(net, backend, head, prompt, args.tokens)
+            backend, head, direct = VARIANTS[name]
+            res = run_variant(net, backend, head, prompt, args.tokens, direct)
             if res["tokens"] != golden:
                 raise SystemExit(f"{name}: tokens {res['tokens']} differ from the golden model's {golden}")
             reps[name].append(res)
@@ -154,10 +167,10 @@ def main(argv=None) -> int:
                 f"{dec['wall_s'] / dec['steps'] * MS:.1f} ms/step, {res['leaf_processes']} leaves, load {loadavg()}")
     rows = {name: summarise(reps[name], args.tokens) for name in args.variants}
     ratios = {}
-    for head, suffix in (("fused", ""), ("decomposed", "/decomposed-head")):
+    for label, suffix in RATIOS.items():
         f, s = rows.get("sim-fused" + suffix), rows.get("sim-stack" + suffix)
         if f and s:
-            ratios[f"{head} head"] = f["tokens_per_s"] / s["tokens_per_s"]
+            ratios[label] = f["tokens_per_s"] / s["tokens_per_s"]
     out = {"config": args.config, "prompt_len": args.prompt, "new_tokens": args.tokens, "repeats": args.repeats,
            "load_start": load_start, "load_end": loadavg(), "rows": rows, "sim_fused_over_sim_stack": ratios,
            "tokens": golden, "raw": {k: [{kk: vv for kk, vv in r.items() if kk != "models"} for r in v]

@@ -357,3 +357,16 @@ def test_cost_estimate_scaling_table(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) >= {"tiny/paper", "tiny/project", "370m/paper", "370m/project"}
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+def test_bench_lava_cuts_on_tiny(tmp_path):
+    """bench_lava_cuts with and without graph/channels.py's direct ports: the same tokens, both timed."""
+    bc = load_bench("bench_lava_cuts")
+    out = tmp_path / "cuts.json"
+    assert bc.main(["--config", "tiny", "--prompt", "6", "--tokens", "3", "--repeats", "1", "--variants", "sim-fused",
+                    "sim-stack", "sim-fused/lava-channels", "sim-stack/lava-channels", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["sim_fused_over_sim_stack"]) == {"fused head", "Lava's channels"}
+    assert all(r["tokens_per_s"] > 0 for r in res["rows"].values())

@@ -68,6 +68,9 @@ def lava_run_config(backend: str, dense_model: str = "packed"):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense
 
+    from lava_matmulfree.graph import channels
+
+    channels.install()  # the workers' channel ports without Lava's helper threads (graph/channels.py)
     if dense_model not in DENSE_MODEL_NAMES:
         raise BackendError(f"unknown dense model {dense_model!r} (known: {', '.join(DENSE_MODEL_NAMES)})")
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel

@@ -22,7 +22,9 @@ the fork guard live in ``signals.py``.
 Every fork of this process (Lava's workers) happens with Python's garbage collector frozen (``gc.freeze``, undone
 in the parent right after): a worker's collections then never walk, and so never write to, the objects it
 inherited, whose pages stay shared with the parent. And Lava's compiler does not import pandas (and pyarrow with
-it, 64 MiB) through networkx's input test (:class:`_NoPandasProbe`). Both: docs/graph.md, "Memory".
+it, 64 MiB) through networkx's input test (:class:`_NoPandasProbe`). Both: docs/graph.md, "Memory". Before a run,
+:func:`run_steps` gives the workers channel ports without Lava's helper threads (graph/channels.py; docs/performance.md,
+"The Lava graph: what a token costs per step").
 """
 from __future__ import annotations
 
@@ -311,7 +313,10 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
     leaves the runtime running: :func:`stop` ends it."""
     from lava.magma.core.run_conditions import RunSteps
 
+    from lava_matmulfree.graph import channels
+
     check_timeout(timeout)
+    channels.install()  # the workers' channel ports without Lava's helper threads (graph/channels.py)
     raise_fd_limit()
     in_main = threading.current_thread() is threading.main_thread()
 
