@@ -201,7 +201,7 @@ def main_cache(args) -> int:
     llc = membw.llc_bytes()
     from lava_matmulfree.model.ternary_kernels import HOST, INT_KERNELS, host_dot_mode
 
-    kernel = INT_KERNELS[(HOST, False)]  # the whole-model kernel's row dots (golden_fast), called per matrix
+    kernel = INT_KERNELS[(HOST, False)]  # the whole-model kernel's group dots (golden_fast), called per matrix
     report = {"model": model.name, "kernel": f"host ({host_dot_mode()})", "llc_bytes": llc,
               "load_avg": [list(os.getloadavg())], "rows": []}
     print(f"== {model.name}: decode kernel {report['kernel']}, GB/s of packed codes, best of {args.repeats} ==")
