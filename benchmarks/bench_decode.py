@@ -24,10 +24,11 @@ Rows, all measured in this run:
 ``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), and ``sim-stack`` (every
                 layer in one process), run by a worker process on the same compiled network, see below.
 
-Read bound: in every repeat, three passes of ``membw.Reader`` (``membw_read.c`` compiled at run time: AVX2 loads,
-8 accumulators, 1 and 2 threads, over a buffer >= 4x the last-level cache, the weights and 256 MiB; numpy's sum
-where no C compiler works) and of the synapses alone (every packed matrix of a token once, one numba call, 1
-and 2 threads) are timed next to the rows. The N-thread bound is the best read pass, unless a kernel read its
+Read bound: in every repeat, three passes one after another of ``membw.Reader`` (``membw_read.c`` compiled at
+run time: AVX2 loads, 8 accumulators, 1 and 2 threads, over a buffer the size of the packed weights, at least 2x
+the last-level cache, so that the cache keeps for the reader what it keeps for the kernel; numpy's sum where no C
+compiler works) and three of the synapses alone (every packed matrix of a token once, one numba call, 1 and 2
+threads) are timed next to the rows. The N-thread bound is the best read pass, unless a kernel read its
 weights faster (then the kernel's best rate is the bound, and the table says so); bound ms = packed weight
 bytes per token / bound GB/s, and the kernel's and the whole golden token's fractions of it (bound ms / their
 best ms; their medians beside) are reported. Memory: ``--golden-worker`` loads the saved network in a fresh
@@ -95,6 +96,7 @@ from _torch_reference import TorchReference
 
 DEFAULT_OUT = OUT_DIR / "bench_decode.json"
 DECODE_PREFIX = 4  # prompt tokens before the timed decode steps
+PASSES_PER_REPEAT = 3  # read passes and synapse passes per repeat, each kind one after another
 
 
 def parse_args(argv=None):
@@ -216,10 +218,10 @@ def main(argv=None) -> int:
         order = rows[r % len(rows):] + rows[:r % len(rows)]
         for row in order:
             time_row(row, prompt, prefix, decode_tokens)
-        for _ in range(3):  # the bound and the kernel alone, interleaved, in the same repeat
-            for th in bw:
-                bw[th] += reader.passes(th, 1)
-            for k, f in passes.items():
+        for th in bw:  # the bound and the kernel alone in the same repeat, each pass after pass as in decode
+            bw[th] += reader.passes(th, PASSES_PER_REPEAT)
+        for k, f in passes.items():
+            for _ in range(PASSES_PER_REPEAT):
                 t0 = time.perf_counter()
                 f()
                 kern[k].append(time.perf_counter() - t0)

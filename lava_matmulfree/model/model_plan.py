@@ -1,22 +1,23 @@
 """The whole-model kernel of the fast golden model (golden_fast.py) and its plan.
 
 One numba call runs every layer and the head for T tokens (no Python between the 145 matrices of a 370M token):
-the fused stage kernels (golden_kernels.py), the packed synapse kernel (ternary_kernels.host_matmul) and the
+the fused stage kernels (golden_kernels.py), the packed synapse kernel (ternary_kernels.host_rows) and the
 dendrite's saturate-and-count, on weights stacked per projection kind ([L, rows, bytes]; the TernaryMatrix
 objects of the network point into the stacks, so the packed codes exist once). :class:`ModelPlan` gathers what
 the kernel takes from a network (integer parameters, channel vectors, the stacks). Used by
 FastGoldenModel.prefill (and so step) when no probe records and every precondition of the stage kernels holds;
-the stage-by-stage path otherwise. ``parallel=True`` splits each matrix's row tiles over numba's threads (one
-parallel region per matrix, inside the same call).
+the stage-by-stage path otherwise. ``parallel=True`` runs it on a team of numba's threads in one parallel region
+(thread_team.py): each matrix's rows shared out, the neurons on thread 0, a spin barrier between.
 
 numba caches each kernel by the stamp of its own source file, and the cached whole-model kernel holds the
-machine code of the stage kernels and of the synapse kernel it calls: after editing golden_kernels.py or
-ternary_kernels.py, delete ``__pycache__/model_plan.*.nb?`` (or touch this file) before measuring.
+machine code of the stage kernels and of the synapse kernel it calls: after editing golden_kernels.py,
+ternary_kernels.py or thread_team.py, delete ``__pycache__/model_plan.*.nb?`` (or touch this file) before
+measuring.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from lava_matmulfree.model.fixed_point import INT
 from lava_matmulfree.model.float_model import ternary_matrix
@@ -24,7 +25,8 @@ from lava_matmulfree.model.golden_kernels import (INT8_ACT_BITS, MAX_CONSUMERS, 
                                                   _k_norm_stage, _k_residual, _out, _shifts_ok)
 from lava_matmulfree.model.quantised_network import QuantisedNetwork, release_freed_memory
 from lava_matmulfree.model.ternary import MAX_IN_WIDE
-from lava_matmulfree.model.ternary_kernels import FIELDS_PER_BYTE, host_matmul, start_threads
+from lava_matmulfree.model.ternary_kernels import FIELDS_PER_BYTE
+from lava_matmulfree.model.thread_team import barrier, team_rows, team_size
 
 # columns of the per-layer integer parameters (ModelPlan.params [L, N_PARAMS])
 NORM_STAGES = ("attn", "gate", "mlp", "down")          # the four norm rounds of a layer, in order
@@ -52,13 +54,11 @@ WIDE_BYTE_RADIX, WIDE_LO_BIAS = 256, 128               # ternary.BYTE_RADIX / LO
 
 
 @njit(cache=True)
-def _k_spike_rows(a, n_in, n_pad, wide):
-    """The synapse kernel's input: spikes a [T, n_in] as int8 rows zero-padded to n_pad and their sums; int16
-    spikes (``wide``) as 2T rows, high bytes then low bytes - LO_BIAS (ternary.split_bytes)."""
+def _k_spikes_into(a, n_in, wide, xpad, xsum):
+    """The synapse kernel's input, written into the team's buffers: spikes a [T, n_in] as int8 rows of xpad (its
+    columns past n_in stay zero) and their sums; int16 spikes (``wide``) as 2T rows, high bytes then low bytes -
+    LO_BIAS (ternary.split_bytes)."""
     T = a.shape[0]
-    n = 2 * T if wide else T
-    xpad = np.zeros((n, n_pad), dtype=np.int8)
-    xsum = np.zeros(n, dtype=np.int32)
     for t in range(T):
         if not wide:
             s = np.int32(0)
@@ -80,7 +80,6 @@ def _k_spike_rows(a, n_in, n_pad, wide):
                 sl += np.int32(vl)
             xsum[t] = sh
             xsum[T + t] = sl
-    return xpad, xsum
 
 
 @njit(cache=True)
@@ -102,16 +101,6 @@ def _k_dendrite(both, wide, row_sums, lo, hi, acc, cnt, slot):
     cnt[slot] += c
 
 
-@njit(inline="always")
-def _k_project(codes, a, n_in, wide, row_sums, lo, hi, acc, cnt, slot):
-    """acc [T, rows] int32 = the dendrite register sat(W a) (count into cnt[slot]); a: spikes [T, n_in] (int8, or
-    int16 with ``wide``: both bytes through the int8 kernel in one pass over the weights)."""
-    xpad, xsum = _k_spike_rows(a, n_in, codes.shape[1] * FIELDS_PER_BYTE, wide)
-    both = np.empty((xpad.shape[0], acc.shape[1]), dtype=np.int32) if wide else acc
-    host_matmul(codes, xpad, xsum, both)
-    _k_dendrite(both, wide, row_sums, lo, hi, acc, cnt, slot)
-
-
 @njit(cache=True)
 def _k_norm(v, params, chans, l, stage, ci_m, ci_g0, ci_g1, ci_g2, n_cons, sq_lo, sq_hi, lo, hi, seed, seed_bits,
             newton, a_lo, a_hi, a0, a1, a2, cnt, slot):
@@ -124,23 +113,45 @@ def _k_norm(v, params, chans, l, stage, ci_m, ci_g0, ci_g1, ci_g2, n_cons, sq_lo
 
 
 @njit(inline="always")
-def _k_model(x, h, arrays, scalars, cnt, cnt_head, logits):
-    """Every layer then the head on x [T, d] (int64, overwritten with the last residual), h [L, d] (int64, the
-    state, updated); logits [T, V] int32. Arithmetic and counts: FastGoldenModel's stage methods, in order."""
+def _k_team_buffers(T, d, n_i, V, pad_d, pad_i, wide):
+    """What more than one thread of the team touches, allocated before the team starts: the synapses' inputs
+    (xpad [rows, pad] int8, zero past the spikes, and their sums: one per consumer i, f, g, the rest reuse i's;
+    one for the down projection) and outputs (the dendrite registers acc, and with ``wide`` the products of
+    both bytes [2T, rows] the dendrites recombine; empty otherwise)."""
+    n = 2 * T if wide else T
+    nb = n if wide else 0
+    xp = np.zeros((3, n, pad_d), dtype=np.int8)
+    xs = np.zeros((3, n), dtype=np.int32)
+    xp_n = np.zeros((n, pad_i), dtype=np.int8)
+    xs_n = np.zeros(n, dtype=np.int32)
+    acc = np.empty((3, T, d), dtype=np.int32)
+    acc_uv = np.empty((T, 2 * n_i), dtype=np.int32)
+    both = np.empty((3, nb, d), dtype=np.int32)
+    both_uv = np.empty((nb, 2 * n_i), dtype=np.int32)
+    both_head = np.empty((nb, V), dtype=np.int32)
+    return xp, xs, xp_n, xs_n, acc, acc_uv, both, both_uv, both_head
+
+
+@njit(cache=True)
+def _k_model_thread(tid, n, bar, x, h, arrays, scalars, cnt, cnt_head, logits, bufs):
+    """Thread ``tid`` of a team of ``n`` (thread_team.py) running every layer then the head on x [T, d] (int64,
+    overwritten with the last residual), h [L, d] (int64, the state, updated); logits [T, V] int32. The synapses
+    are shared out by rows; the neurons, norms and counts run on thread 0, in FastGoldenModel's stage order. A
+    team of one is the serial model (every barrier a no-op)."""
     (params, chans_d, chans_i, c_ifgo, c_gate, c_down, rs_ifgo, rs_gate, rs_down, head_m, head_g, head_k, c_head,
      rs_head, seed, lut, spike_proto) = arrays
     lo, hi, sq_lo, sq_hi, seed_bits, newton, a_lo, a_hi, wide, half, top, gf = scalars
+    xp, xs, xp_n, xs_n, acc, acc_uv, both, both_uv, both_head = bufs
     T, d = x.shape
     L = params.shape[0]
     n_i = chans_i.shape[2]
+    out = both if wide else acc                  # where the synapses write: the products, or the registers
+    out_uv = both_uv if wide else acc_uv
+    out_head = both_head if wide else logits
     a_i = np.empty((T, d), dtype=spike_proto.dtype)
     a_f = np.empty((T, d), dtype=spike_proto.dtype)
     a_g = np.empty((T, d), dtype=spike_proto.dtype)
     a_n = np.empty((T, n_i), dtype=spike_proto.dtype)
-    acc_i = np.empty((T, d), dtype=np.int32)
-    acc_f = np.empty((T, d), dtype=np.int32)
-    acc_g = np.empty((T, d), dtype=np.int32)
-    acc_uv = np.empty((T, 2 * n_i), dtype=np.int32)
     f = np.empty((T, d), dtype=np.int64)
     hs = np.empty((T, d), dtype=np.int64)
     gz = np.empty((T, d), dtype=np.int64)
@@ -150,39 +161,81 @@ def _k_model(x, h, arrays, scalars, cnt, cnt_head, logits):
     for l in range(L):
         p = params[l]
         c = cnt[l]
-        _k_norm(x, params, chans_d, l, 0, CH_ATTN_M, CH_ATTN_I, CH_ATTN_F, CH_ATTN_G, 3, sq_lo, sq_hi, lo, hi, seed,
-                seed_bits, newton, a_lo, a_hi, a_i, a_f, a_g, c, S_NORM)
-        _k_project( c_ifgo[4 * l], a_i, d, wide, rs_ifgo[4 * l], lo, hi, acc_i, c, S_ACC_I)
-        _k_project( c_ifgo[4 * l + 1], a_f, d, wide, rs_ifgo[4 * l + 1], lo, hi, acc_f, c, S_ACC_F)
-        _k_project( c_ifgo[4 * l + 2], a_g, d, wide, rs_ifgo[4 * l + 2], lo, hi, acc_g, c, S_ACC_G)
-        _k_mlgru(acc_i, acc_f, acc_g, p[P_MI], p[P_KI], p[P_MF], p[P_KF], p[P_MG], p[P_KG], lo, hi, chans_d[l, CH_LB],
-                 np.int64(1) << gf, gf, lut, half, top, p[P_SI], p[P_SF], p[P_SH], p[P_ISH], p[P_GZ], h[l], f, hs, gz,
-                 h_new, c[S_MLGRU:S_MLGRU + 8])
-        h[l, :] = h_new
-        _k_norm(gz, params, chans_d, l, 1, CH_GATE_M, CH_GATE_O, CH_GATE_O, CH_GATE_O, 1, sq_lo, sq_hi, lo, hi, seed,
-                seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + (3 + MAX_CONSUMERS))
-        _k_project( c_ifgo[4 * l + 3], a_i, d, wide, rs_ifgo[4 * l + 3], lo, hi, acc_i, c, S_ACC_O)
-        _k_residual(x.reshape(-1), acc_i.reshape(-1), p[P_MO], p[P_KO], lo, hi, r.reshape(-1),
-                    c[S_RESID:S_RESID + 1])
-        _k_norm(r, params, chans_d, l, 2, CH_MLP_M, CH_MLP_GATE, CH_MLP_GATE, CH_MLP_GATE, 1, sq_lo, sq_hi, lo, hi,
-                seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + 2 * (3 + MAX_CONSUMERS))
-        _k_project( c_gate[l], a_i, d, wide, rs_gate[l], lo, hi, acc_uv, c, S_ACC_GATE)
-        _k_glu(acc_uv, n_i, p[P_MU], p[P_KU], p[P_MV], p[P_KV], lo, hi, lut, half, top, p[P_SU], gf, p[P_YSH], y,
-               c[S_GLU:S_GLU + 4])
-        _k_norm(y, params, chans_i, l, 3, CH_DOWN_M, CH_DOWN_D, CH_DOWN_D, CH_DOWN_D, 1, sq_lo, sq_hi, lo, hi,
-                seed, seed_bits, newton, a_lo, a_hi, a_n, a_n, a_n, c, S_NORM + 3 * (3 + MAX_CONSUMERS))
-        _k_project( c_down[l], a_n, n_i, wide, rs_down[l], lo, hi, acc_i, c, S_ACC_DOWN)
-        _k_residual(r.reshape(-1), acc_i.reshape(-1), p[P_MD], p[P_KD], lo, hi, x.reshape(-1),
-                    c[S_RESID:S_RESID + 1])
-    S = np.empty((T, 1), dtype=np.int64)
-    rr = np.empty((T, 1), dtype=np.int64)
-    _k_norm_stage(x, head_m, head_k[0], sq_lo, sq_hi, lo, hi, seed, seed_bits, newton, head_k[1], head_g,
-                  head_k[2], head_g, head_k[2], head_g, head_k[2], 1, a_lo, a_hi, S, rr, a_i, a_i, a_i,
-                  cnt_head[H_NORM:H_NORM + 3 + MAX_CONSUMERS])
-    _k_project( c_head, a_i, d, wide, rs_head, lo, hi, logits, cnt_head, H_ACC)
+        if tid == 0:
+            _k_norm(x, params, chans_d, l, 0, CH_ATTN_M, CH_ATTN_I, CH_ATTN_F, CH_ATTN_G, 3, sq_lo, sq_hi, lo, hi,
+                    seed, seed_bits, newton, a_lo, a_hi, a_i, a_f, a_g, c, S_NORM)
+            _k_spikes_into(a_i, d, wide, xp[0], xs[0])
+            _k_spikes_into(a_f, d, wide, xp[1], xs[1])
+            _k_spikes_into(a_g, d, wide, xp[2], xs[2])
+        barrier(bar, n)
+        for k in range(3):                       # i, f, g
+            team_rows(c_ifgo[4 * l + k], xp[k], xs[k], out[k], tid, n)
+        barrier(bar, n)
+        if tid == 0:
+            _k_dendrite(both[0], wide, rs_ifgo[4 * l], lo, hi, acc[0], c, S_ACC_I)
+            _k_dendrite(both[1], wide, rs_ifgo[4 * l + 1], lo, hi, acc[1], c, S_ACC_F)
+            _k_dendrite(both[2], wide, rs_ifgo[4 * l + 2], lo, hi, acc[2], c, S_ACC_G)
+            _k_mlgru(acc[0], acc[1], acc[2], p[P_MI], p[P_KI], p[P_MF], p[P_KF], p[P_MG], p[P_KG], lo, hi,
+                     chans_d[l, CH_LB], np.int64(1) << gf, gf, lut, half, top, p[P_SI], p[P_SF], p[P_SH], p[P_ISH],
+                     p[P_GZ], h[l], f, hs, gz, h_new, c[S_MLGRU:S_MLGRU + 8])
+            h[l, :] = h_new
+            _k_norm(gz, params, chans_d, l, 1, CH_GATE_M, CH_GATE_O, CH_GATE_O, CH_GATE_O, 1, sq_lo, sq_hi, lo, hi,
+                    seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + (3 + MAX_CONSUMERS))
+            _k_spikes_into(a_i, d, wide, xp[0], xs[0])
+        barrier(bar, n)
+        team_rows(c_ifgo[4 * l + 3], xp[0], xs[0], out[0], tid, n)     # o
+        barrier(bar, n)
+        if tid == 0:
+            _k_dendrite(both[0], wide, rs_ifgo[4 * l + 3], lo, hi, acc[0], c, S_ACC_O)
+            _k_residual(x.reshape(-1), acc[0].reshape(-1), p[P_MO], p[P_KO], lo, hi, r.reshape(-1),
+                        c[S_RESID:S_RESID + 1])
+            _k_norm(r, params, chans_d, l, 2, CH_MLP_M, CH_MLP_GATE, CH_MLP_GATE, CH_MLP_GATE, 1, sq_lo, sq_hi, lo,
+                    hi, seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + 2 * (3 + MAX_CONSUMERS))
+            _k_spikes_into(a_i, d, wide, xp[0], xs[0])
+        barrier(bar, n)
+        team_rows(c_gate[l], xp[0], xs[0], out_uv, tid, n)              # gate and up
+        barrier(bar, n)
+        if tid == 0:
+            _k_dendrite(both_uv, wide, rs_gate[l], lo, hi, acc_uv, c, S_ACC_GATE)
+            _k_glu(acc_uv, n_i, p[P_MU], p[P_KU], p[P_MV], p[P_KV], lo, hi, lut, half, top, p[P_SU], gf, p[P_YSH],
+                   y, c[S_GLU:S_GLU + 4])
+            _k_norm(y, params, chans_i, l, 3, CH_DOWN_M, CH_DOWN_D, CH_DOWN_D, CH_DOWN_D, 1, sq_lo, sq_hi, lo, hi,
+                    seed, seed_bits, newton, a_lo, a_hi, a_n, a_n, a_n, c, S_NORM + 3 * (3 + MAX_CONSUMERS))
+            _k_spikes_into(a_n, n_i, wide, xp_n, xs_n)
+        barrier(bar, n)
+        team_rows(c_down[l], xp_n, xs_n, out[0], tid, n)                # down
+        barrier(bar, n)
+        if tid == 0:
+            _k_dendrite(both[0], wide, rs_down[l], lo, hi, acc[0], c, S_ACC_DOWN)
+            _k_residual(r.reshape(-1), acc[0].reshape(-1), p[P_MD], p[P_KD], lo, hi, x.reshape(-1),
+                        c[S_RESID:S_RESID + 1])
+    if tid == 0:
+        S = np.empty((T, 1), dtype=np.int64)
+        rr = np.empty((T, 1), dtype=np.int64)
+        _k_norm_stage(x, head_m, head_k[0], sq_lo, sq_hi, lo, hi, seed, seed_bits, newton, head_k[1], head_g,
+                      head_k[2], head_g, head_k[2], head_g, head_k[2], 1, a_lo, a_hi, S, rr, a_i, a_i, a_i,
+                      cnt_head[H_NORM:H_NORM + 3 + MAX_CONSUMERS])
+        _k_spikes_into(a_i, d, wide, xp[0], xs[0])
+    barrier(bar, n)
+    team_rows(c_head, xp[0], xs[0], out_head, tid, n)
+    barrier(bar, n)
+    if tid == 0:
+        _k_dendrite(both_head, wide, rs_head, lo, hi, logits, cnt_head, H_ACC)
 
 
-# numba's parallel loops only for prange (the synapse row tiles): no array expression becomes a parallel region
+@njit(inline="always")
+def _k_model(x, h, arrays, scalars, cnt, cnt_head, logits, n):
+    """The whole model on a team of ``n`` threads: one chunk of ``prange(n)`` each (thread_team.py)."""
+    c_ifgo, c_down, wide = arrays[3], arrays[5], scalars[8]
+    T, d = x.shape
+    bufs = _k_team_buffers(T, d, arrays[2].shape[2], logits.shape[1], c_ifgo.shape[2] * FIELDS_PER_BYTE,
+                           c_down.shape[2] * FIELDS_PER_BYTE, wide)
+    bar = np.zeros(2, dtype=np.int64)
+    for tid in prange(n):
+        _k_model_thread(tid, n, bar, x, h, arrays, scalars, cnt, cnt_head, logits, bufs)
+
+
+# numba's parallel loops only for prange (the team): no array expression becomes a parallel region
 PRANGE_ONLY = {"prange": True, "numpy": False, "comprehension": False, "reduction": False, "setitem": False,
                "stencil": False, "fusion": False, "inplace_binop": False}
 
@@ -190,38 +243,45 @@ PRANGE_ONLY = {"prange": True, "numpy": False, "comprehension": False, "reductio
 @njit(cache=True)
 def _k_model_serial(x, h, arrays, scalars, cnt, cnt_head, logits):
     """The whole model on one thread."""
-    _k_model(x, h, arrays, scalars, cnt, cnt_head, logits)
+    _k_model(x, h, arrays, scalars, cnt, cnt_head, logits, 1)
 
 
 @njit(cache=True, parallel=PRANGE_ONLY)
-def _k_model_parallel(x, h, arrays, scalars, cnt, cnt_head, logits):
-    """The whole model, each matrix's row tiles on numba's threads (one parallel region per matrix)."""
-    _k_model(x, h, arrays, scalars, cnt, cnt_head, logits)
-
-
-@njit(inline="always")
-def _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits):
-    """Only the ternary synapses of a token, every matrix in layer order (int8 spikes x_d, x_i padded [1, cols]):
-    what the whole-model kernel reads from memory, without the neurons (benchmarks/bench_decode.py)."""
-    c_ifgo, c_gate, c_down, c_head = arrays[3], arrays[4], arrays[5], arrays[12]
-    xs_d = np.zeros(1, dtype=np.int32)
-    xs_i = np.zeros(1, dtype=np.int32)
-    for l in range(c_gate.shape[0]):
-        for k in range(4):
-            host_matmul(c_ifgo[4 * l + k], x_d, xs_d, acc_d)
-        host_matmul(c_gate[l], x_d, xs_d, acc_uv)
-        host_matmul(c_down[l], x_i, xs_i, acc_d)
-    host_matmul(c_head, x_d, xs_d, logits)
+def _k_model_parallel(x, h, arrays, scalars, cnt, cnt_head, logits, n):
+    """The whole model on a team of ``n`` numba threads (one parallel region per call)."""
+    _k_model(x, h, arrays, scalars, cnt, cnt_head, logits, n)
 
 
 @njit(cache=True)
-def _k_synapse_pass_serial(arrays, x_d, x_i, acc_d, acc_uv, logits):
-    _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits)
+def _k_synapse_pass_thread(tid, n, bar, arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits):
+    """Thread ``tid``'s share of only the ternary synapses of a token, every matrix in layer order, meeting the
+    team where the model does between dependent matrices (i, f, g | o | gate+up | down | head): what the
+    whole-model kernel reads from memory, without the neurons (benchmarks/bench_decode.py)."""
+    c_ifgo, c_gate, c_down, c_head = arrays[3], arrays[4], arrays[5], arrays[12]
+    for l in range(c_gate.shape[0]):
+        for k in range(3):
+            team_rows(c_ifgo[4 * l + k], x_d, xs_d, acc_d, tid, n)
+        barrier(bar, n)
+        team_rows(c_ifgo[4 * l + 3], x_d, xs_d, acc_d, tid, n)
+        barrier(bar, n)
+        team_rows(c_gate[l], x_d, xs_d, acc_uv, tid, n)
+        barrier(bar, n)
+        team_rows(c_down[l], x_i, xs_i, acc_d, tid, n)
+        barrier(bar, n)
+    team_rows(c_head, x_d, xs_d, logits, tid, n)
+    barrier(bar, n)
+
+
+@njit(cache=True)
+def _k_synapse_pass_serial(arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits):
+    _k_synapse_pass_thread(0, 1, np.zeros(2, dtype=np.int64), arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits)
 
 
 @njit(cache=True, parallel=PRANGE_ONLY)
-def _k_synapse_pass_parallel(arrays, x_d, x_i, acc_d, acc_uv, logits):
-    _k_synapse_pass(arrays, x_d, x_i, acc_d, acc_uv, logits)
+def _k_synapse_pass_parallel(arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits, n):
+    bar = np.zeros(2, dtype=np.int64)
+    for tid in prange(n):
+        _k_synapse_pass_thread(tid, n, bar, arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits)
 
 
 _WEIGHT_STACKS: dict = {}   # id(net) -> (weakref to net, ids of its ternary arrays, stacks): one per network
@@ -377,20 +437,22 @@ class ModelPlan:
         acc_d = np.empty((1, c_ifgo.shape[1]), np.int32)
         acc_uv = np.empty((1, c_gate.shape[1]), np.int32)
         logits = np.empty((1, c_head.shape[0]), np.int32)
-        if parallel:
-            start_threads()
-        kernel = _k_synapse_pass_parallel if parallel else _k_synapse_pass_serial
-        return lambda: kernel(self.arrays, x_d, x_i, acc_d, acc_uv, logits)
+        xs_d, xs_i = np.zeros(1, np.int32), np.zeros(1, np.int32)
+        n = team_size(parallel)
+        if n == 1:
+            return lambda: _k_synapse_pass_serial(self.arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits)
+        return lambda: _k_synapse_pass_parallel(self.arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits, n)
 
     def run(self, g, x: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Logits [T, V] (int64) of the residual stream x [T, d] (int64; overwritten); h [L, d] int64, updated."""
         cnt = np.zeros((self.L, N_SLOTS), dtype=INT)
         cnt_head = np.zeros(N_HEAD_SLOTS, dtype=INT)
         logits = np.empty((x.shape[0], self.V), dtype=np.int32)
-        if self.parallel:
-            start_threads()
-        kernel = _k_model_parallel if self.parallel else _k_model_serial
-        kernel(x, h, self.arrays, self.scalars, cnt, cnt_head, logits)
+        n = team_size(self.parallel)
+        if n == 1:
+            _k_model_serial(x, h, self.arrays, self.scalars, cnt, cnt_head, logits)
+        else:
+            _k_model_parallel(x, h, self.arrays, self.scalars, cnt, cnt_head, logits, n)
         if cnt.any() or cnt_head.any():
             names_l, names_h = self.names
             for names, row in list(zip(names_l, cnt)) + [(names_h, cnt_head)]:
