@@ -105,15 +105,47 @@ def _k_inv_sqrt(S, seed_lut, seed_bits, newton_steps, out):
 
 
 @njit(cache=True, inline="always")
-def _k_spikes(t_row, g, k, a_lo, a_hi, out_row):
-    """out = sat_act(t g >> k) over one row; returns the saturation count."""
+def _k_spikes(t_row, g, k, a_lo, a_hi, out_row, j0, j1):
+    """out = sat_act(t g >> k) over channels j0..j1 of one row; returns the saturation count."""
     p = _parts(k)
     c = np.int64(0)
-    for j in range(t_row.shape[0]):
-        a = _sh(t_row[j] * g[j], p)
+    tv, gv, ov = t_row[j0:j1], g[j0:j1], out_row[j0:j1]
+    for j in range(j1 - j0):
+        a = _sh(tv[j] * gv[j], p)
         c += _out(a, a_lo, a_hi)
-        out_row[j] = _clamp(a, a_lo, a_hi)
+        ov[j] = _clamp(a, a_lo, a_hi)
     return c
+
+
+@njit(cache=True, inline="always")
+def _norm_sum_sq(v_row, m, pm, sq_lo, sq_hi, j0, j1):
+    """The part of one token's sum over channels j0..j1 of u^2, u = sat(v m >> k): (sum, u's saturation count)."""
+    s = np.int64(0)
+    cu = np.int64(0)
+    vv, mv = v_row[j0:j1], m[j0:j1]
+    for j in range(j1 - j0):
+        u = _sh(vv[j] * mv[j], pm)
+        cu += _out(u, sq_lo, sq_hi)
+        u = _clamp(u, sq_lo, sq_hi)
+        s += u * u
+    return s, cu
+
+
+@njit(cache=True, inline="always")
+def _norm_spikes(v_row, r, pt, lo, hi, tv, g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, a0_row, a1_row, a2_row,
+                 j0, j1):
+    """One token's channels j0..j1 after its 1/sqrt r: t = sat(v r >> t_k) (into tv), spikes a_p = sat_act(t g_p
+    >> k_p) for p < n_cons; returns the saturation counts (t, a_0, a_1, a_2)."""
+    ct = np.int64(0)
+    vv, tvv = v_row[j0:j1], tv[j0:j1]
+    for j in range(j1 - j0):
+        x = _sh(vv[j] * r, pt)
+        ct += _out(x, lo, hi)
+        tvv[j] = _clamp(x, lo, hi)
+    ca0 = _k_spikes(tv, g0, k0, a_lo, a_hi, a0_row, j0, j1)
+    ca1 = _k_spikes(tv, g1, k1, a_lo, a_hi, a1_row, j0, j1) if n_cons > 1 else np.int64(0)
+    ca2 = _k_spikes(tv, g2, k2, a_lo, a_hi, a2_row, j0, j1) if n_cons > 2 else np.int64(0)
+    return ct, ca0, ca1, ca2
 
 
 @njit(cache=True)
@@ -127,35 +159,31 @@ def _k_norm_stage(v, m, k, sq_lo, sq_hi, lo, hi, seed_lut, seed_bits, newton_ste
     tv = np.empty(n, dtype=np.int64)
     cu = cs = ct = ca0 = ca1 = ca2 = np.int64(0)
     for t in range(T):
-        s = np.int64(0)
-        for j in range(n):
-            u = _sh(v[t, j] * m[j], pm)
-            cu += _out(u, sq_lo, sq_hi)
-            u = _clamp(u, sq_lo, sq_hi)
-            s += u * u
+        s, c = _norm_sum_sq(v[t], m, pm, sq_lo, sq_hi, 0, n)
+        cu += c
         cs += _out(s, lo, hi)
         s = _clamp(s, lo, hi)
         S_out[t, 0] = s
         r = _inv_sqrt1(s, seed_lut, seed_bits, newton_steps)
         r_out[t, 0] = r
-        for j in range(n):
-            x = _sh(v[t, j] * r, pt)
-            ct += _out(x, lo, hi)
-            tv[j] = _clamp(x, lo, hi)
-        ca0 += _k_spikes(tv, g0, k0, a_lo, a_hi, a0[t])
-        if n_cons > 1:
-            ca1 += _k_spikes(tv, g1, k1, a_lo, a_hi, a1[t])
-        if n_cons > 2:
-            ca2 += _k_spikes(tv, g2, k2, a_lo, a_hi, a2[t])
+        c_t, c0, c1, c2 = _norm_spikes(v[t], r, pt, lo, hi, tv, g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, a0[t],
+                                       a1[t], a2[t], 0, n)
+        ct += c_t
+        ca0 += c0
+        ca1 += c1
+        ca2 += c2
     _count(cnt, (cu, cs, ct, ca0, ca1, ca2))
 
 
 @njit(cache=True)
 def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one, gf, lut, half, top,
-             s_i, s_f, s_h, i_shift, gz_shift, h0, f_out, hs, v_out, h_last, cnt):
-    """GoldenModel.mlgru over T tokens; counters: pre_i, pre_f, pre_g, silu_i, i, h, silu_h, gz.
-    s_i, s_f, s_h: the sigmoid-index shifts (v_frac - lut_frac_bits) of x_i, x_f and h."""
-    T, d = acc_i.shape
+             s_i, s_f, s_h, i_shift, gz_shift, h0, f_out, hs, v_out, h_last, cnt, j0, j1):
+    """GoldenModel.mlgru over T tokens, channels j0..j1 (each channel is its own recurrence); counters: pre_i,
+    pre_f, pre_g, silu_i, i, h, silu_h, gz. s_i, s_f, s_h: the sigmoid-index shifts (v_frac - lut_frac_bits) of
+    x_i, x_f and h. Loops run over views of the channels from 0 (an index LLVM cannot prove >= 0 stops
+    vectorising)."""
+    T = acc_i.shape[0]
+    d = j1 - j0
     pi, pf, pg, p1 = _parts(k_i), _parts(k_f), _parts(k_g), _parts(gf)
     psi, psf, psh = _parts(s_i), _parts(s_f), _parts(s_h)
     pis, pgz = _parts(i_shift), _parts(gz_shift)
@@ -165,91 +193,97 @@ def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one,
     idx_f = np.empty(d, dtype=np.int64)
     sig_i = np.empty(d, dtype=np.int64)
     sig_f = np.empty(d, dtype=np.int64)
+    lbv, hl = lb[j0:j1], h_last[j0:j1]
     c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = np.int64(0)
-    for j in range(d):
-        h_last[j] = h0[j]
+    hl[:] = h0[j0:j1]
     for t in range(T):
+        ai, af, ag = acc_i[t, j0:j1], acc_f[t, j0:j1], acc_g[t, j0:j1]
+        fo, hst, vo = f_out[t, j0:j1], hs[t, j0:j1], v_out[t, j0:j1]
         for j in range(d):  # pre-activations and their sigmoid indices
-            a = _sh(acc_i[t, j] * m_i, pi)
+            a = _sh(ai[j] * m_i, pi)
             c0 += _out(a, lo, hi)
             a = _clamp(a, lo, hi)
             x_i[j] = a
             idx_i[j] = _clamp(_sh(a, psi) + half, 0, top)
-            b = _sh(acc_f[t, j] * m_f, pf)
+            b = _sh(af[j] * m_f, pf)
             c1 += _out(b, lo, hi)
             idx_f[j] = _clamp(_sh(_clamp(b, lo, hi), psf) + half, 0, top)
-            g = _sh(acc_g[t, j] * m_g, pg)
+            g = _sh(ag[j] * m_g, pg)
             c2 += _out(g, lo, hi)
             x_g[j] = _clamp(g, lo, hi)
         for j in range(d):
             sig_i[j] = lut[idx_i[j]]
             sig_f[j] = lut[idx_f[j]]
         for j in range(d):  # gates and the recurrence h_t = f h_{t-1} + i
-            b = lb[j]
+            b = lbv[j]
             f = b + _sh((one - b) * sig_f[j], p1)
-            f_out[t, j] = f
+            fo[j] = f
             si = _sh(x_i[j] * sig_i[j], p1)
             c3 += _out(si, lo, hi)
             i = _sh(_clamp(si, lo, hi) * (one - f), pis)
             c4 += _out(i, lo, hi)
-            h = _sh(f * h_last[j], p1) + _clamp(i, lo, hi)
+            h = _sh(f * hl[j], p1) + _clamp(i, lo, hi)
             c5 += _out(h, lo, hi)
             h = _clamp(h, lo, hi)
-            h_last[j] = h
-            hs[t, j] = h
+            hl[j] = h
+            hst[j] = h
             idx_i[j] = _clamp(_sh(h, psh) + half, 0, top)
         for j in range(d):
             sig_i[j] = lut[idx_i[j]]
         for j in range(d):  # g SiLU(h)
-            z = _sh(hs[t, j] * sig_i[j], p1)
+            z = _sh(hst[j] * sig_i[j], p1)
             c6 += _out(z, lo, hi)
             o = _sh(x_g[j] * _clamp(z, lo, hi), pgz)
             c7 += _out(o, lo, hi)
-            v_out[t, j] = _clamp(o, lo, hi)
+            vo[j] = _clamp(o, lo, hi)
     _count(cnt, (c0, c1, c2, c3, c4, c5, c6, c7))
 
 
 @njit(cache=True)
-def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shift, y_out, cnt):
-    """GoldenModel.glu over acc [T, 2I]; counters: u, v, silu_u, y."""
+def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shift, y_out, cnt, j0, j1):
+    """GoldenModel.glu over acc [T, 2I], channels j0..j1 of the I; counters: u, v, silu_u, y."""
     T = acc.shape[0]
     pu, pv, ps, p1, py = _parts(k_u), _parts(k_v), _parts(s_u), _parts(gf), _parts(y_shift)
-    u = np.empty(n_i, dtype=np.int64)
-    idx = np.empty(n_i, dtype=np.int64)
+    n = j1 - j0
+    u = np.empty(n, dtype=np.int64)
+    idx = np.empty(n, dtype=np.int64)
     cu = cv = cs = cy = np.int64(0)
     for t in range(T):
-        u_acc = acc[t, :n_i]
-        v_acc = acc[t, n_i:]  # a slice, not acc[t, n_i + j]: an index LLVM cannot prove >= 0 stops vectorising
-        for j in range(n_i):
+        u_acc = acc[t, j0:j1]
+        v_acc = acc[t, n_i + j0:n_i + j1]  # slices, not acc[t, n_i + j]: an index LLVM cannot prove >= 0 stops
+        y_row = y_out[t, j0:j1]             # vectorising
+        for j in range(n):
             a = _sh(u_acc[j] * m_u, pu)
             cu += _out(a, lo, hi)
             a = _clamp(a, lo, hi)
             u[j] = a
             idx[j] = _clamp(_sh(a, ps) + half, 0, top)
-        for j in range(n_i):
+        for j in range(n):
             idx[j] = lut[idx[j]]  # now the sigmoid of u
-        for j in range(n_i):
+        for j in range(n):
             b = _sh(v_acc[j] * m_v, pv)
             cv += _out(b, lo, hi)
             s = _sh(u[j] * idx[j], p1)
             cs += _out(s, lo, hi)
             y = _sh(_clamp(s, lo, hi) * _clamp(b, lo, hi), py)
             cy += _out(y, lo, hi)
-            y_out[t, j] = _clamp(y, lo, hi)
+            y_row[j] = _clamp(y, lo, hi)
     _count(cnt, (cu, cv, cs, cy))
 
 
 @njit(cache=True)
-def _k_residual(x, acc, m, k, lo, hi, out, cnt):
-    """out = sat(x + sat(acc m >> k)) elementwise (flat arrays); both saturations counted in cnt[0]."""
+def _k_residual(x, acc, m, k, lo, hi, out, cnt, e0, e1):
+    """out = sat(x + sat(acc m >> k)) elementwise over elements e0..e1 (flat arrays); both saturations counted in
+    cnt[0]."""
     p = _parts(k)
     c = np.int64(0)
-    for e in range(x.size):
-        o = _sh(acc[e] * m, p)
+    xv, av, ov = x[e0:e1], acc[e0:e1], out[e0:e1]
+    for e in range(e1 - e0):
+        o = _sh(av[e] * m, p)
         c += _out(o, lo, hi)
-        y = x[e] + _clamp(o, lo, hi)
+        y = xv[e] + _clamp(o, lo, hi)
         c += _out(y, lo, hi)
-        out[e] = _clamp(y, lo, hi)
+        ov[e] = _clamp(y, lo, hi)
     cnt[0] += c
 
 

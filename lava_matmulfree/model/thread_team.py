@@ -87,14 +87,21 @@ def barrier(state, n):
 
 
 @njit(inline="always")
+def share(n_items, tid, n):
+    """Thread ``tid``'s run [lo, hi) of ``n_items`` rows or channels: whole groups of GROUP_ROWS, the same
+    split for a matrix's rows and for the channels its rows feed (so a thread reads only what it wrote)."""
+    groups = (n_items + GROUP_ROWS - 1) // GROUP_ROWS
+    per = (groups + n - 1) // n
+    return min(n_items, tid * per * GROUP_ROWS), min(n_items, (tid + 1) * per * GROUP_ROWS)
+
+
+@njit(inline="always")
 def team_rows(codes, xpad, xsum, out, tid, n):
-    """Thread ``tid``'s share of ``out[t] = W @ xpad[t]`` (the first ``out.shape[1]`` rows, every token): a
-    contiguous run of row groups, TOKEN_TILE tokens at a time over tiles of ROW_TILE rows (ternary_kernels.row_tiles
+    """Thread ``tid``'s share of ``out[t] = W @ xpad[t]`` (the first ``out.shape[1]`` rows, every token): the
+    rows :func:`share` gives it, TOKEN_TILE tokens at a time over tiles of ROW_TILE rows (ternary_kernels.row_tiles
     for one thread)."""
     n_rows, n_tok = out.shape[1], xpad.shape[0]
-    groups = (n_rows + GROUP_ROWS - 1) // GROUP_ROWS
-    per = (groups + n - 1) // n
-    r_lo, r_hi = tid * per * GROUP_ROWS, min(n_rows, (tid + 1) * per * GROUP_ROWS)
+    r_lo, r_hi = share(n_rows, tid, n)
     for t0 in range(0, n_tok, TOKEN_TILE):
         t1 = min(n_tok, t0 + TOKEN_TILE)
         for r0 in range(r_lo, r_hi, ROW_TILE):
