@@ -16,13 +16,15 @@ preconditions do not hold (another array rank, a shift outside [-62, 62], ``stat
 inverse-sqrt seed index could leave its table, more than three consumers of one norm, LUTs of another size
 than the config's).
 
-Whole model (``ModelPlan``, model_plan.py; the default of ``prefill`` and ``step`` when no probe records): one
-numba call runs every layer and the head for the T tokens, calling the same stage kernels and the packed
-synapse kernel, with no Python between the 145 matrices of a 370M token; the weights are stacked per projection
-kind once per network (the TernaryMatrix objects point into the stacks: the packed codes exist once).
-``parallel=True`` splits each matrix's row tiles over numba's threads (one parallel region per matrix, inside
-the same call). Measured (benchmarks/bench_decode.py, 370M, load ~1): 7.9 ms per decode token on 1 thread,
-5.2 ms on 2 (against 42.9 ms stage by stage with the generic kernel, and a read bound of 3.7 ms on 2 threads).
+Whole model (``ModelPlan``, model_plan.py, and its kernel, whole_model.py; the default of ``prefill`` and
+``step`` when no probe records): one numba call runs every layer and the head for the T tokens, calling the same
+stage kernels and the packed synapse kernel, with no Python between the 145 matrices of a 370M token; the weights
+are stacked per projection kind once per network (the TernaryMatrix objects point into the stacks: the packed
+codes exist once).
+``parallel=True`` runs that call on a team of numba's threads in one parallel region (model/thread_team.py: each
+thread takes its rows of every matrix and the channels they feed). Measured (benchmarks/bench_decode.py, 370M,
+load ~1; docs/performance.md): 3.89 ms per decode token on 1 thread, 2.64 ms on 2 (against 8.60 ms stage by stage,
+and a read bound of 2.44 ms on 1 thread, 1.16 ms on 2).
 """
 from __future__ import annotations
 

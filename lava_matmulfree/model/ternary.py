@@ -26,18 +26,17 @@ tiny vocabulary's head, 259 -> 288 rows).
 The kernels' machine code (the packed layout's constants, LLVM IR of the group dot products, the tile loop, the
 compiled kernels) is ternary_kernels.py; this module packs, validates, chooses a kernel and holds the public names.
 
-Kernels, chosen by measurement (``benchmarks/bench_ternary.py --parallel``: 370M shapes, 2 cores shared
-with other jobs at load 3-8, medians of 7; two runs shown as "quieter / busier"; speed-ups are against
-numpy in the same run):
+Kernels, chosen by measurement (``benchmarks/bench_ternary.py``: 370M shapes, 1 thread, 2 cores at load
+0.8-1.0, medians of 7; speed-ups are against numpy in the same run; docs/performance.md):
 
 =================  ===============================  ===============================  ================
 whole 370M model   decode T = 1, ms per token       prefill T = 128, ms per token    weights
 =================  ===============================  ===============================  ================
-numpy int8->int32  301 / 460                        300 / 360                        325 MiB (int8)
-float32 BLAS       90 / 155                         10.0 / 9.5                       1301 MiB
-``"vnni"``         6.1 / 13.9 (49x / 33x numpy)     3.1 / 2.7 (97x / 132x numpy)     81 MiB (2 bits)
-``"generic"``      17.6 / 46                        27 / 22                          81 MiB
-``"blas"``         82 / 220                         16 / 15                          81 MiB
+numpy int8->int32  257                              207                              325 MiB (int8)
+float32 BLAS       45.7                             4.43                             1301 MiB
+``"vnni"``         4.12 (62x numpy)                 1.76 (118x numpy)                81 MiB (2 bits)
+``"generic"``      17.8                             15.9                             81 MiB
+``"blas"``         275                              5.86                             81 MiB
 =================  ===============================  ===============================  ================
 
 (decode: one pass over all 145 distinct matrices of a token in layer order; prefill: per-shape medians

@@ -23,8 +23,8 @@ follow (1 KiB to 4 KiB ahead measured slower, docs/performance.md). The SIMD dot
 loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are written once for
 every mode. The IR generation and the loops that inline it share this file on purpose: numba's on-disk cache
 (``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it.
-(golden_fast's whole-model kernel, in model_plan.py, links :func:`host_rows` from here: after an edit here,
-delete its ``__pycache__/model_plan.*.nb?`` files.)
+(golden_fast's whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here,
+delete its ``__pycache__/whole_model.*.nb?`` files.)
 """
 from __future__ import annotations
 
@@ -364,8 +364,8 @@ def generic_rows(codes, xpad, xsum, out, r0, r1, mode):
 # its loop over the rows scalar there (46 against 17 ms for a 370M decode token, bench_ternary.py shapes)
 generic_group_rows = njit(cache=True)(generic_rows.py_func)
 
-# simd_rows compiled once as a function of its own: golden_fast's whole-model kernel calls it from the tile loop
-# of every matrix (host_matmul), where inlining it would compile its code once per matrix.
+# simd_rows compiled once as a function of its own: golden_fast's whole-model kernel calls it for every matrix
+# (thread_team.team_rows), where inlining it would compile its code once per matrix.
 host_rows = njit(cache=True)(simd_rows.py_func)
 
 
@@ -382,12 +382,6 @@ def row_tiles(codes, xpad, xsum, out, rows, mode):
         for tile in prange((n_rows + ROW_TILE - 1) // ROW_TILE):
             rows(codes, xpad[t0:t1], xsum[t0:t1], out[t0:t1], tile * ROW_TILE, min(n_rows, (tile + 1) * ROW_TILE),
                  mode)
-
-
-@njit(inline="always")
-def host_matmul(codes, xpad, xsum, out):
-    """The host kernel as the whole-model kernel (model_plan.py) inlines it: every tile a call of host_rows."""
-    row_tiles(codes, xpad, xsum, out, host_rows, HOST)
 
 
 def _kernel(mode: str, parallel: bool):

@@ -1,11 +1,11 @@
-"""A team of numba threads inside one parallel region: the whole-model kernel's threads (model_plan.py).
+"""A team of numba threads inside one parallel region: the whole-model kernel's threads (whole_model.py).
 
-Each thread of the team runs the same sequence of stages. The synapses of a stage are shared out by rows
-(:func:`team_rows`: thread ``tid`` of ``n`` takes a contiguous run of row groups); the neurons between them run on
-thread 0 while the others wait; the threads meet at a spin barrier (:func:`barrier`) wherever one reads what
-another wrote. One parallel region per call, not one per matrix: a numba parallel region costs its launch, its
-scheduling and a restart of every thread's memory stream, about 4 us per matrix on the project's 2-core machine,
-where a 1024-row matrix takes 5 us per thread (docs/performance.md, "one region per token").
+Each thread of the team runs the same sequence of stages on its own share (:func:`share`: a contiguous run of
+whole row groups) of every matrix's rows (:func:`team_rows`) and of the channels those rows feed, so the neurons
+are shared out too; the threads meet at a spin barrier (:func:`barrier`) only where one reads what another wrote.
+One parallel region per call, not one per matrix: a numba parallel region costs its launch, its scheduling and a
+restart of every thread's memory stream, about 4 us per matrix on the project's 2-core machine, where a 1024-row
+matrix takes 5 us per thread (docs/performance.md, "One region per token").
 
 The team needs every one of its ``n`` threads running at once (a barrier waits for all of them): numba's ``omp``
 and ``workqueue`` layers give each thread one chunk of ``prange(n)`` when ``n`` is the thread count; a
@@ -13,6 +13,7 @@ work-stealing layer (``tbb``) may run two chunks on one thread, so :func:`team_s
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 
 import numba
@@ -117,3 +118,28 @@ def team_size(parallel: bool) -> int:
     if numba.threading_layer() not in STATIC_LAYERS:
         return 1
     return int(numba.get_num_threads())
+
+
+def check_threads(n: int) -> None:
+    """ValueError unless numba can run ``n`` threads here."""
+    have = int(numba.config.NUMBA_NUM_THREADS)
+    if not 1 <= n <= have:
+        raise ValueError(f"threads = {n}: numba has {have} thread(s) on this machine (NUMBA_NUM_THREADS; one per "
+                         "core by default)")
+
+
+@contextlib.contextmanager
+def use_threads(n: int):
+    """numba's thread count set to ``n`` inside the block (a team of ``n`` for a ``parallel`` model), restored
+    after it; ValueError where numba has fewer threads on this machine."""
+    check_threads(n)
+    if n == 1:
+        yield
+        return
+    start_threads()
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
