@@ -177,6 +177,7 @@ class RunConfig:
     timeout_s: float = 900.0  # a Lava run longer than this is stopped (a model error can deadlock lava)
     record_logits: bool = True  # the sink keeps every token's logits (Var.get costs ~15 us per element)
     dense_model: str = "packed"  # Python model of Lava's Dense: "packed" (the ternary kernel) or "lava" (bit-accurate)
+    threads: int = 1  # the reference backend's threads: its whole-model kernel on a team (model/thread_team.py)
 
     def _check(self) -> list[tuple[str, str]]:
         bad = []
@@ -184,6 +185,11 @@ class RunConfig:
             bad.append(("dense_model", f"must be one of {', '.join(DENSE_MODEL_NAMES)}, got {self.dense_model!r}"))
         if self.backend not in BACKEND_NAMES:
             bad.append(("backend", f"must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}"))
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            bad.append(("threads", f"must be a whole number >= 1, got {self.threads!r}"))
+        elif self.threads > 1 and self.backend != "reference":
+            bad.append(("threads", f"= {self.threads} applies to the reference backend (the golden model's kernel on "
+                                   f"a team of threads); {self.backend} runs each Lava process on one"))
         if not (self.timeout_s >= MIN_TIMEOUT_S and math.isfinite(self.timeout_s)):
             bad.append(("timeout_s", f"must be a number of seconds >= {MIN_TIMEOUT_S:g} (a Lava run's start-up "
                                      f"alone takes about that long), got {self.timeout_s!r}"))

@@ -182,6 +182,20 @@ def test_run_config_selects_the_backend(capsys):
     assert "backend reference" in greedy(["--run-config", "reference"], capsys).err
 
 
+def test_reference_on_a_team_of_threads_gives_the_same_tokens(capsys):
+    """--threads 2 runs the golden model's kernel on a team of 2 (model/thread_team.py): the same text; more
+    threads than numba has, or threads for a Lava backend, are one clear line."""
+    import numba
+
+    one = greedy(["--backend", "reference", "--max-new-tokens", "12"], capsys)
+    two = greedy(["--backend", "reference", "--max-new-tokens", "12", "--threads", "2"], capsys)
+    assert one.out == two.out and len(one.out) > len("Lo")
+    have = numba.config.NUMBA_NUM_THREADS
+    run_error(capsys, ["generate", "--backend", "reference", "--threads", str(have + 1)], f"threads = {have + 1}",
+              f"numba has {have}")
+    run_error(capsys, ["generate", "--backend", "sim-fused", "--threads", "2"], "threads", "reference", "sim-fused")
+
+
 def test_loihi2_without_lava_loihi(capsys):
     run_error(capsys, ["generate", "--backend", "loihi2"], "lava-loihi")
     run_error(capsys, ["generate", "--run-config", "loihi2"], "lava-loihi")

@@ -193,3 +193,18 @@ def test_from_hf_errors_name_key_and_source(change, key):
     with pytest.raises(ConfigError) as ei:
         ModelConfig.from_hf(hf, source="/some/ckpt/config.json")
     assert key in str(ei.value) and "/some/ckpt/config.json" in str(ei.value), str(ei.value)
+
+
+@pytest.mark.parametrize("run, why", [
+    ({"backend": "reference", "threads": 0}, "threads must be a whole number >= 1, got 0"),
+    ({"backend": "reference", "threads": 1.5}, "threads must be of type int"),
+    ({"backend": "sim-fused", "threads": 2}, "threads = 2 applies to the reference backend"),
+])
+def test_run_threads_checked(run, why):
+    with pytest.raises(ConfigError, match=why):
+        config_from_dict({"run": run}, source="x.toml")
+
+
+def test_run_threads_of_the_reference_backend():
+    assert config_from_dict({"run": {"backend": "reference", "threads": 2}}).run.threads == 2
+    assert load_config("reference").run.threads == 1

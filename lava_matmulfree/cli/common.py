@@ -225,12 +225,19 @@ def _read_text(path) -> str:
 # ----------------------------------------------------------------------------------------- generation
 def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
-    from lava_matmulfree.config import RunConfig, load_config
+    from lava_matmulfree.config import RunConfig, load_config, replace
 
     if args.run_config is not None:
         run = load_config(args.run_config, require="run").run
     else:
         run = RunConfig(backend=args.backend or default_backend)
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        run = replace(run, threads=threads)
+    if run.threads != 1:
+        from lava_matmulfree.model.thread_team import check_threads
+
+        check_threads(run.threads)
     if run.backend == "loihi2":
         from lava_matmulfree.graph.backends import lava_run_config
 
@@ -364,9 +371,12 @@ def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MA
                      help=f"float = float reference, reference = golden fixed-point model (numpy), sim = Lava CPU "
                           f"simulator with decomposed blocks (22 leaf processes each), sim-fused = one process per "
                           f"block, loihi2 = a real chip (needs lava-loihi) (default: {default_backend})")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads of the reference backend: the golden model's kernel on a team of N (same integers; "
+                        "default: the run config's, 1)")
     run.add_argument("--run-config", metavar="NAME_OR_TOML",
-                     help="a run config with a [run] section (backend, timeout_s, record_logits): sim, sim-fused, "
-                          "reference, loihi2 or a TOML path")
+                     help="a run config with a [run] section (backend, timeout_s, record_logits, threads): sim, "
+                          "sim-fused, reference, loihi2 or a TOML path")
 
 
 def _add_overrides_arg(p, text, metavar="KNOB=VALUE"):

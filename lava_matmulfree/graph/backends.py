@@ -181,12 +181,20 @@ def _sample_and_step(model, logits, state, max_new_tokens: int, sample, on_token
 
 
 def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
-                       on_token=None, activity: bool = False) -> Generation:
-    """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits)."""
+                       on_token=None, activity: bool = False, threads: int = 1) -> Generation:
+    """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits); ``threads`` > 1
+    runs its whole-model kernel on a team of that many threads (the same integers)."""
+    from lava_matmulfree.model.thread_team import use_threads
+
+    with use_threads(threads):
+        return _generate_golden(net, prompt, max_new_tokens, sampler, probes, on_token, activity, threads > 1)
+
+
+def _generate_golden(net, prompt, max_new_tokens, sampler, probes, on_token, activity, parallel) -> Generation:
     from lava_matmulfree.model.activity import ActivityRecorder
     from lava_matmulfree.model.golden_fast import FastGoldenModel
 
-    g = FastGoldenModel(net)
+    g = FastGoldenModel(net, parallel=parallel)
     g.activity = ActivityRecorder() if activity else None
     if probes:
         g.probes = {}
@@ -233,6 +241,9 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     _check_request(backend, prompt, max_new_tokens, cfg.vocab_size)
     check_generation(cfg, len(prompt), max_new_tokens)
     sampler = Sampler(temperature, top_k, seed)
+    if run.threads != 1 and backend != "reference":
+        raise BackendError(f"threads = {run.threads} applies to the reference backend (the golden model's kernel on "
+                           f"a team of threads), not to {backend}")
     if backend == "float":
         if probes:
             raise ValueError("probes are recorded on the fixed-point backends (reference, sim, sim-fused)")
@@ -240,7 +251,7 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     if activity and backend not in ACTIVITY_BACKENDS:
         raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS)}, not on {backend}")
     if backend == "reference":
-        return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token, activity)
+        return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token, activity, run.threads)
     from lava_matmulfree.graph.builder import build_graph, run_graph
     from lava_matmulfree.graph.plan import check_run
 
