@@ -1,5 +1,5 @@
-"""Lava's channel ports without their helper threads, in the Lava workers (docs/performance.md, "The Lava graph:
-what a token costs per step").
+"""Lava's channel ports without their helper threads, in the Lava workers (docs/graph.md, "Channel ports";
+measured in docs/performance.md, "Direct channel ports in Lava's workers").
 
 Lava 0.10's CPU channel (``lava/magma/compiler/channels/pypychannel.py``) is a ring of slots in shared memory and
 two semaphores: the sender posts ``req`` per message, the receiver posts ``ack`` per message taken. Each port
