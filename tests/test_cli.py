@@ -182,6 +182,7 @@ def test_run_config_selects_the_backend(capsys):
     assert "backend reference" in greedy(["--run-config", "reference"], capsys).err
 
 
+@pytest.mark.timeout(300, method="thread")  # a team stuck at its spin barrier is machine code: no signal reaches it
 def test_reference_on_a_team_of_threads_gives_the_same_tokens(capsys):
     """--threads 2 runs the golden model's kernel on a team of 2 (model/thread_team.py): the same text; more
     threads than numba has, or threads for a Lava backend, are one clear line."""

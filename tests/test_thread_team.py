@@ -31,6 +31,8 @@ def _lockstep(seen, rounds, n):
         seen[tid] = bad
 
 
+# a broken barrier would spin in machine code, where no signal reaches Python: the thread method ends the run
+@pytest.mark.timeout(120, method="thread")
 def test_barrier_holds_every_thread_in_lockstep():
     n = team_size(True)
     if n < 2:
