@@ -169,6 +169,14 @@ DENSE_MODEL_NAMES = ("packed", "lava")
 MIN_TIMEOUT_S = 1.0
 
 
+def threads_problem(threads: int, backend: str) -> str | None:
+    """Why ``threads`` cannot run ``backend`` (None where it can): only the reference backend has a team."""
+    if threads != 1 and backend != "reference":
+        return (f"threads = {threads} applies to the reference backend (the golden model's kernel on a team of "
+                f"threads), not to {backend}")
+    return None
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """How to run: which backend, and the limits of a Lava run (configs/sim.toml, sim-fused.toml ...)."""
@@ -187,9 +195,8 @@ class RunConfig:
             bad.append(("backend", f"must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}"))
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             bad.append(("threads", f"must be a whole number >= 1, got {self.threads!r}"))
-        elif self.threads > 1 and self.backend != "reference":
-            bad.append(("threads", f"= {self.threads} applies to the reference backend (the golden model's kernel on "
-                                   f"a team of threads); {self.backend} runs each Lava process on one"))
+        elif (why := threads_problem(self.threads, self.backend)) is not None:
+            bad.append(("threads", why.removeprefix("threads ")))
         if not (self.timeout_s >= MIN_TIMEOUT_S and math.isfinite(self.timeout_s)):
             bad.append(("timeout_s", f"must be a number of seconds >= {MIN_TIMEOUT_S:g} (a Lava run's start-up "
                                      f"alone takes about that long), got {self.timeout_s!r}"))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig
+from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig, threads_problem
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND  # noqa: F401  (part of this module's API)
 from lava_matmulfree.utils.limits import check_generation, token_ids
@@ -184,33 +184,28 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
                        on_token=None, activity: bool = False, threads: int = 1) -> Generation:
     """The golden model with the sink's sampling rule (softmax over logit_scale * integer logits); ``threads`` > 1
     runs its whole-model kernel on a team of that many threads (the same integers)."""
+    from lava_matmulfree.model.activity import ActivityRecorder
+    from lava_matmulfree.model.golden_fast import FastGoldenModel
     from lava_matmulfree.model.thread_team import use_threads
 
     with use_threads(threads):
-        return _generate_golden(net, prompt, max_new_tokens, sampler, probes, on_token, activity, threads > 1)
-
-
-def _generate_golden(net, prompt, max_new_tokens, sampler, probes, on_token, activity, parallel) -> Generation:
-    from lava_matmulfree.model.activity import ActivityRecorder
-    from lava_matmulfree.model.golden_fast import FastGoldenModel
-
-    g = FastGoldenModel(net, parallel=parallel)
-    g.activity = ActivityRecorder() if activity else None
-    if probes:
-        g.probes = {}
-    t0 = time.perf_counter()
-    logits, state = g.prefill(prompt)
-    logits, tokens, state = _sample_and_step(g, logits, state, max_new_tokens,
-                                             lambda last: sampler(last.astype(np.float64) * net.logit_scale), on_token)
-    out = {}
-    for name in probes:
-        rec = g.probes.get(golden_probe_name(name, net.cfg.num_layers))
-        if rec is None:
-            raise ValueError(f"unknown probe {name!r}")
-        out[name] = np.concatenate(rec)
-    final = {f"l{l}.h": state.h[l].copy() for l in range(net.cfg.num_layers)}
-    return Generation("reference", list(prompt), tokens, logits, out, time.perf_counter() - t0,
-                      final_state=final, activity=g.activity)
+        g = FastGoldenModel(net, parallel=threads > 1)
+        g.activity = ActivityRecorder() if activity else None
+        if probes:
+            g.probes = {}
+        t0 = time.perf_counter()
+        logits, state = g.prefill(prompt)
+        logits, tokens, state = _sample_and_step(
+            g, logits, state, max_new_tokens, lambda last: sampler(last.astype(np.float64) * net.logit_scale), on_token)
+        out = {}
+        for name in probes:
+            rec = g.probes.get(golden_probe_name(name, net.cfg.num_layers))
+            if rec is None:
+                raise ValueError(f"unknown probe {name!r}")
+            out[name] = np.concatenate(rec)
+        final = {f"l{l}.h": state.h[l].copy() for l in range(net.cfg.num_layers)}
+        return Generation("reference", list(prompt), tokens, logits, out, time.perf_counter() - t0,
+                          final_state=final, activity=g.activity)
 
 
 def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_token=None) -> Generation:
@@ -241,9 +236,8 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     _check_request(backend, prompt, max_new_tokens, cfg.vocab_size)
     check_generation(cfg, len(prompt), max_new_tokens)
     sampler = Sampler(temperature, top_k, seed)
-    if run.threads != 1 and backend != "reference":
-        raise BackendError(f"threads = {run.threads} applies to the reference backend (the golden model's kernel on "
-                           f"a team of threads), not to {backend}")
+    if (why := threads_problem(run.threads, backend)) is not None:
+        raise BackendError(why)
     if backend == "float":
         if probes:
             raise ValueError("probes are recorded on the fixed-point backends (reference, sim, sim-fused)")
