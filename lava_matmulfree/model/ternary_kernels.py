@@ -17,14 +17,17 @@ reductions across lanes), and the kernels differ only in the group dot product:
 ``"generic"``   the scalar reference: plain numba code over the codes as uint32 lanes, which LLVM auto-vectorises
                 across a group's rows.
 
-No kernel prefetches in software: one group is one sequential stream of bytes, which the hardware prefetchers
-follow (1 KiB to 4 KiB ahead measured slower, docs/performance.md). The SIMD dot products are LLVM IR written here
-(:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time literals); the tile
-loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are written once for
-every mode. The IR generation and the loops that inline it share this file on purpose: numba's on-disk cache
-(``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it.
-(golden_fast's whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here,
-delete its ``__pycache__/whole_model.*.nb?`` files.)
+Every SIMD kernel prefetches its codes PREFETCH_BYTES ahead in software (one prefetch per cache line of a block,
+into L1). One group is one sequential stream of bytes, but the hardware prefetchers alone kept a core at 7.6 GB/s on
+an Intel Xeon host whose plain reader reads 11.1; 512 or 1024 bytes ahead reach 10.5-11.5, 2 KiB 9.1-9.5 and 4 KiB
+7.6-8.1 (``benchmarks/bench_ternary.py --cache``; on an AMD EPYC host the hardware alone had reached the reader and
+1-4 KiB ahead measured slower; docs/performance.md, "Software prefetch"). The SIMD dot products are LLVM IR written
+here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time literals); the
+tile loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are written once
+for every mode. The IR generation and the loops that inline it share this file on purpose: numba's on-disk cache
+(``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it. (golden_fast's
+whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here, delete its
+``__pycache__/whole_model.*.nb?`` files.)
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ BLOCK_BYTES = GROUP_ROWS * LANE_BYTES           # 128 bytes: one block of a grou
 BLOCK_COLS = LANE_BYTES * FIELDS_PER_BYTE       # 16 input columns per block (4 spikes per field: one dword)
 ROW_TILE = 2 * GROUP_ROWS                       # rows per tile in the kernels (a tile's codes stay in L1/L2)
 TOKEN_BLOCK = 4                                 # tokens sharing one decode of the codes (batched kernels)
+PREFETCH_BYTES = 512                            # software prefetch distance in a group's stream (0: none), below
+CACHE_LINE_BYTES = 64
 TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
 
 # ---- which code this CPU runs -----------------------------------------------------------------------------
@@ -206,6 +211,8 @@ def _dot_codegen(mode: str, n_tok: int):
             def widen(acc, k):                   # 4^k times field k's sum where fields are in place: exact shift
                 return builder.ashr(acc, ir.Constant(v32, [k * FIELD_BITS] * lanes)) if k else acc
         in_place = mode == "vnni" and n_tok == 1
+        prefetch = cgutils.get_or_insert_function(
+            mod, ir.FunctionType(ir.VoidType(), [i8.as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8")
         n_split = FIELDS_PER_BYTE if in_place else 1
         zero_acc = ir.Constant(acc_ty, [0] * acc_ty.count)
         zero32 = ir.Constant(v32, [0] * lanes)
@@ -226,6 +233,11 @@ def _dot_codegen(mode: str, n_tok: int):
                 blk = builder.add(b0, bloop.index)
                 boff = builder.mul(blk, const(BLOCK_BYTES))
                 xoff = builder.mul(blk, const(BLOCK_COLS))
+                if PREFETCH_BYTES:
+                    for line in range(0, BLOCK_BYTES, CACHE_LINE_BYTES):
+                        builder.call(prefetch, [_byte_ptr(builder, group, builder.add(
+                            boff, const(PREFETCH_BYTES + line)), i8), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                            ir.Constant(i32, 1)])
                 accs = [builder.load(p) for p in accs_p]
                 codes = [builder.load(_byte_ptr(builder, group, builder.add(boff, const(v * vec_bytes)), v8), align=1)
                          for v in range(n_vec)]
