@@ -24,16 +24,16 @@ Rows, all measured in this run:
 ``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), and ``sim-stack`` (every
                 layer in one process), run by a worker process on the same compiled network, see below.
 
-Read bound: in every repeat, three passes one after another of ``membw.Reader`` (``membw_read.c`` compiled at
-run time: AVX2 loads, 8 accumulators, 1 and 2 threads, over a buffer the size of the packed weights, at least 2x
-the last-level cache, so that the cache keeps for the reader what it keeps for the kernel; numpy's sum where no C
-compiler works) and three of the synapses alone (every packed matrix of a token once, one numba call, 1 and 2
-threads) are timed next to the rows. The N-thread bound is the best read pass, unless a kernel read its
-weights faster (then the kernel's best rate is the bound, and the table says so); bound ms = packed weight
-bytes per token / bound GB/s, and the kernel's and the whole golden token's fractions of it (bound ms / their
-best ms; their medians beside) are reported. Memory: ``--golden-worker`` loads the saved network in a fresh
-process, packs its weights, runs, and reports its PSS and the bytes the model holds; the Lava worker reports
-the PSS of its processes (parent and every child).
+Read bound: in every repeat, three passes one after another of ``membw.Reader`` (``membw_read.c`` compiled at run
+time: AVX2 loads, 8 accumulators, 1 and 2 threads, over a buffer of exactly the packed weights' size, so that the
+cache keeps for the reader what it keeps for the kernel, all of it where the last-level cache holds them; numpy's
+sum where no C compiler works) and three of the synapses alone (every packed matrix of a token once, one numba call,
+1 and 2 threads) are timed next to the rows. The N-thread bound is the best read pass, unless a kernel read its
+weights faster (then the kernel's best rate is the bound, and the table says so); bound ms = packed weight bytes per
+token / bound GB/s, and the kernel's and the whole golden token's fractions of it (bound ms / their best ms; their
+medians beside) are reported. Memory: ``--golden-worker`` loads the saved network in a fresh process, packs its
+weights, runs, and reports its PSS and the bytes the model holds; the Lava worker reports the PSS of its processes
+(parent and every child).
 
 numpy / torch rows: prefill = one call on a ``--prompt``-token prompt from the zero state (logits of every
 prompt token); decode = ``--decode`` single-token calls (fixed tokens, state carried) after a 4-token

@@ -8,9 +8,9 @@ temporary folder: AVX2 loads, 8 independent accumulators, 1 or N threads each re
 every pass timed from one barrier to the next. Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
 numpy's vectorised sum over each thread's share of a uint64 view, on Python threads (numpy releases the GIL
 there); ``Reader.method`` says which ran. (The plain numba summing loop used before is not vectorised: 4-5 GB/s
-where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``): for a token's bound the weights'
-own size (at least 2x the last-level cache of cpu0, ``/sys/devices/system/cpu/cpu0/cache``), alone >= 4x that
-cache and 256 MiB; written once so that every page is backed.
+where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``): for a token's bound exactly the
+weights' own size, wherever they fall against the last-level cache (``/sys/devices/system/cpu/cpu0/cache``);
+alone >= 4x that cache and 256 MiB; written once so that every page is backed.
 
 ``Reader.passes(threads, n)`` returns GB/s of ``n`` passes; the bound is the best of all passes (a physical
 limit: the best the machine did), and bench_decode.py checks in the same run that no kernel read faster.
@@ -30,7 +30,6 @@ import numpy as np
 
 GB = 1e9
 MIN_BUFFER_BYTES = 256 << 20
-LLC_MULTIPLE_OF_WEIGHTS = 2     # a weights-sized buffer still at least this many last-level caches
 SOURCE = Path(__file__).resolve().parent / "membw_read.c"
 CFLAGS = ["-O3", "-march=native", "-pthread", "-shared", "-fPIC"]
 ALIGN = 4096
@@ -54,13 +53,13 @@ def llc_bytes(cpu: int = 0) -> int:
 
 
 def buffer_bytes(weight_bytes: int = 0) -> int:
-    """The read buffer, a whole number of pages. For a decode token's bound (``weight_bytes`` given): the weights'
-    own size, at least LLC_MULTIPLE_OF_WEIGHTS x the last-level cache, read pass after pass as the kernel reads
-    them token after token, so that the cache keeps for the reader what it keeps for the kernel (a bigger buffer
-    gives a lower "bound" that a kernel can beat; docs/performance.md). Without: the machine's memory bandwidth,
-    >= 4x the last-level cache and >= 256 MiB."""
+    """The read buffer, a whole number of pages. For a decode token's bound (``weight_bytes`` given): exactly the
+    weights' own size, read pass after pass as the kernel reads them token after token, so that the cache keeps for
+    the reader what it keeps for the kernel: on a host whose last-level cache holds the weights, that is the cache's
+    bandwidth, as it is for the kernel (a bigger buffer gives a lower "bound" that a kernel can beat;
+    docs/performance.md). Without: the machine's memory bandwidth, >= 4x the last-level cache and >= 256 MiB."""
     if weight_bytes:
-        n = max(int(weight_bytes), LLC_MULTIPLE_OF_WEIGHTS * llc_bytes())
+        n = int(weight_bytes)
     else:
         n = max(4 * llc_bytes(), MIN_BUFFER_BYTES)
     return -(-n // ALIGN) * ALIGN

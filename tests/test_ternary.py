@@ -1,8 +1,11 @@
 """Exactness and validation of the ternary synapse kernel (lava_matmulfree/model/ternary.py)."""
+import platform
+
 import numpy as np
 import pytest
 
 from lava_matmulfree.model import ternary
+from lava_matmulfree.model.ternary_kernels import PREFETCH_BYTES
 from lava_matmulfree.model.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
                                      X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, padded_out,
                                      split_bytes,
@@ -475,3 +478,20 @@ def test_parallel_kernels_leave_multiprocessing_unset():
             "assert mp.get_start_method(allow_none=True) is None\n"
             "mp.set_start_method('fork')\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 prefetch instructions")
+@pytest.mark.parametrize("mode", ["portable", "host"])
+def test_simd_kernels_prefetch_their_codes(mode):
+    """The SIMD kernels prefetch each block's codes PREFETCH_BYTES ahead (ternary_kernels.py); the generic scalar
+    reference does not, which shows the check can tell them apart."""
+    rng = np.random.default_rng(5)
+    W = rng.integers(-1, 2, (70, 200)).astype(np.int8)
+    X = rng.integers(X_MIN, X_MAX + 1, (3, 200)).astype(np.int8)
+    asm = {}
+    for name in (mode, "generic"):
+        np.testing.assert_array_equal(_driver_matmul((name, False), W, X), reference(W, X))
+        asm[name] = "".join(ternary._INT_KERNELS[(name, False)].inspect_asm().values())
+    assert PREFETCH_BYTES > 0 and "prefetcht0" in asm[mode]
+    assert "prefetch" not in asm["generic"]

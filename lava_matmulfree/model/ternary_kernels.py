@@ -20,14 +20,14 @@ reductions across lanes), and the kernels differ only in the group dot product:
 Every SIMD kernel prefetches its codes PREFETCH_BYTES ahead in software (one prefetch per cache line of a block,
 into L1). One group is one sequential stream of bytes, but the hardware prefetchers alone kept a core at 7.6 GB/s on
 an Intel Xeon host whose plain reader reads 11.1; 512 or 1024 bytes ahead reach 10.5-11.5, 2 KiB 9.1-9.5 and 4 KiB
-7.6-8.1 (``benchmarks/bench_ternary.py --cache``; on an AMD EPYC host the hardware alone had reached the reader and
-1-4 KiB ahead measured slower; docs/performance.md, "Software prefetch"). The SIMD dot products are LLVM IR written
-here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time literals); the
-tile loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are written once
-for every mode. The IR generation and the loops that inline it share this file on purpose: numba's on-disk cache
-(``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it. (golden_fast's
-whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here, delete its
-``__pycache__/whole_model.*.nb?`` files.)
+7.6-8.1 (``benchmarks/bench_ternary.py --cache``; on an AMD EPYC host the hardware alone came within 15 % of the
+reader and 256 B to 16 KiB ahead gave no gain; docs/performance.md, "Software prefetch"). The SIMD dot products are
+LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time
+literals); the tile loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are
+written once for every mode. The IR generation and the loops that inline it share this file on purpose: numba's
+on-disk cache (``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it.
+(golden_fast's whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here, delete
+its ``__pycache__/whole_model.*.nb?`` files.)
 """
 from __future__ import annotations
 
