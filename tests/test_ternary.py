@@ -482,16 +482,35 @@ def test_parallel_kernels_leave_multiprocessing_unset():
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 prefetch instructions")
-@pytest.mark.parametrize("mode", ["portable", "host"])
-def test_simd_kernels_prefetch_their_codes(mode):
-    """The SIMD kernels prefetch each block's codes PREFETCH_BYTES ahead (ternary_kernels.py); the generic scalar
-    reference does not, which shows the check can tell them apart."""
+def test_simd_kernels_prefetch_their_codes():
+    """The SIMD rows prefetch each block's codes PREFETCH_BYTES ahead (ternary_kernels.py); the generic scalar
+    reference does not, which shows the check can tell them apart. Compiled here without numba's disk cache (a
+    kernel loaded from the cache has no assembly to inspect)."""
+    from numba import njit
+    from lava_matmulfree.model.ternary_kernels import generic_rows, simd_rows
+
+    @njit(cache=False)
+    def portable(codes, xpad, xsum, out):
+        simd_rows(codes, xpad, xsum, out, 0, out.shape[1], "portable")
+
+    @njit(cache=False)
+    def host(codes, xpad, xsum, out):
+        simd_rows(codes, xpad, xsum, out, 0, out.shape[1], "host")
+
+    @njit(cache=False)
+    def generic(codes, xpad, xsum, out):
+        generic_rows(codes, xpad, xsum, out, 0, out.shape[1], "generic")
+
     rng = np.random.default_rng(5)
     W = rng.integers(-1, 2, (70, 200)).astype(np.int8)
     X = rng.integers(X_MIN, X_MAX + 1, (3, 200)).astype(np.int8)
-    asm = {}
-    for name in (mode, "generic"):
-        np.testing.assert_array_equal(_driver_matmul((name, False), W, X), reference(W, X))
-        asm[name] = "".join(ternary._INT_KERNELS[(name, False)].inspect_asm().values())
-    assert PREFETCH_BYTES > 0 and "prefetcht0" in asm[mode]
-    assert "prefetch" not in asm["generic"]
+    codes = pack(W)
+    xpad = np.zeros((3, padded_in(200)), np.int8)
+    xpad[:, :200] = X
+    for kernel in (portable, host, generic):
+        out = np.empty((3, 70), np.int32)
+        kernel(codes, xpad, X.sum(axis=1, dtype=np.int32), out)
+        np.testing.assert_array_equal(out, reference(W, X))
+    asm = {k.__name__: "".join(k.inspect_asm().values()) for k in (portable, host, generic)}
+    assert PREFETCH_BYTES > 0 and "prefetcht0" in asm["portable"] and "prefetcht0" in asm["host"]
+    assert "prefetcht0" not in asm["generic"]
