@@ -480,7 +480,6 @@ def test_parallel_kernels_leave_multiprocessing_unset():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
-
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 prefetch instructions")
 def test_simd_kernels_prefetch_their_codes():
     """The SIMD rows prefetch each block's codes PREFETCH_BYTES ahead (ternary_kernels.py); the generic scalar

@@ -47,9 +47,10 @@ times their counts, divided by T.)
     each int32 lane: 64 multiply-adds per instruction), then ``y = sum_j c_j x_j - sum_j x_j`` as
     ``w = c - 1``. Decoding costs one AND per 64 weights: for one token field ``k`` is used in place, as
     ``4^k c``, in an accumulator of its own that is folded back by an exact shift; in a batch a shift and an AND
-    per field are shared by ``TOKEN_BLOCK`` tokens. One token streams the 81 MiB of packed weights at the
-    machine's read bound (``benchmarks/bench_decode.py``: 6.96 ms for 85 MB, 12.3 GB/s, on one thread of an Intel
-    host whose reader reads 11.4, with the codes prefetched in software; docs/performance.md), and batches beat float32 BLAS, so one kernel serves both decode and prefill: keeping
+    per field are shared by ``TOKEN_BLOCK`` tokens. One token streams the 81 MiB of packed weights at 89 %
+    of the machine's read bound over the same bytes (``benchmarks/bench_decode.py``: 6.26 ms for 85 MB, 13.6 GB/s,
+    on one thread of an Intel host, the codes prefetched in software; docs/performance.md), and batches beat
+    float32 BLAS, so one kernel serves both decode and prefill: keeping
     a float32 copy for BLAS would cost 16x the memory for a slower prefill.
 ``"avx2"`` (used wherever the CPU has AVX2 but not AVX-512 VNNI)
     ``vpmaddubsw`` multiplies 32 unsigned codes by 32 signed spikes and sums pairs into int16 lanes (exact:

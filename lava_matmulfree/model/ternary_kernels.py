@@ -56,6 +56,7 @@ ROW_TILE = 2 * GROUP_ROWS                       # rows per tile in the kernels (
 TOKEN_BLOCK = 4                                 # tokens sharing one decode of the codes (batched kernels)
 PREFETCH_BYTES = 512                            # software prefetch distance in a group's stream (0: none), below
 CACHE_LINE_BYTES = 64
+PREFETCH_READ_L1_DATA = (0, 3, 1)               # llvm.prefetch's rw (read), locality (keep in L1), cache (data)
 TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
 
 # ---- which code this CPU runs -----------------------------------------------------------------------------
@@ -233,11 +234,9 @@ def _dot_codegen(mode: str, n_tok: int):
                 blk = builder.add(b0, bloop.index)
                 boff = builder.mul(blk, const(BLOCK_BYTES))
                 xoff = builder.mul(blk, const(BLOCK_COLS))
-                if PREFETCH_BYTES:
-                    for line in range(0, BLOCK_BYTES, CACHE_LINE_BYTES):
-                        builder.call(prefetch, [_byte_ptr(builder, group, builder.add(
-                            boff, const(PREFETCH_BYTES + line)), i8), ir.Constant(i32, 0), ir.Constant(i32, 3),
-                            ir.Constant(i32, 1)])
+                for line in range(0, BLOCK_BYTES if PREFETCH_BYTES else 0, CACHE_LINE_BYTES):
+                    ahead = _byte_ptr(builder, group, builder.add(boff, const(PREFETCH_BYTES + line)), i8)
+                    builder.call(prefetch, [ahead, *(ir.Constant(i32, a) for a in PREFETCH_READ_L1_DATA)])
                 accs = [builder.load(p) for p in accs_p]
                 codes = [builder.load(_byte_ptr(builder, group, builder.add(boff, const(v * vec_bytes)), v8), align=1)
                          for v in range(n_vec)]
