@@ -229,7 +229,7 @@ def main(argv=None) -> int:
         log(f"repeat {r + 1}/{args.repeats}: " + ", ".join(
             f"{row.name} {row.decode_s_per_token[-1] * MS:.1f} ms/tok" for row in rows)
             + f"; read {bw[1][-1]:.1f} / {bw[2][-1]:.1f} GB/s (1 / 2 threads); load {loads[-1]}")
-    read_method, read_bytes = reader.method, reader.nbytes
+    read_method, read_bytes, read_wins = reader.method, reader.nbytes, dict(reader.wins)
     del reader
 
     stages = golden_stage_timing(gnet, prompt, prefix, decode_tokens)
@@ -250,6 +250,7 @@ def main(argv=None) -> int:
 
     res_rows = row_figures(rows, args.prompt, gmem, lava_all, loads)
     bound = bandwidth_figures(res_rows, weight_bytes, bw, kern, read_method, read_bytes, loads)
+    bound["read_passes_won"] = read_wins                # plain against prefetching reads (membw.Reader)
     targets, memory = targets_and_memory(res_rows, bound, gmem, lava_all)
 
     result = {

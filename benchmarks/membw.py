@@ -5,7 +5,9 @@ be shorter than bytes / read bandwidth, and that bandwidth must come from a read
 reader of those bytes, or the "bound" is not one. ``Reader`` compiles ``membw_read.c`` (beside this file) at
 run time with the system's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``; ``-O3 -march=native``) into a
 temporary folder: AVX2 loads, 8 independent accumulators, 1 or N threads each reading a contiguous share,
-every pass timed from one barrier to the next. Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
+every pass timed from one barrier to the next, each pass the better of a plain read and one prefetching in software
+as the ternary kernels do (on an Intel Xeon whose L3 held the weights the kernel with that prefetch read faster than
+the plain reader; docs/performance.md). Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
 numpy's vectorised sum over each thread's share of a uint64 view, on Python threads (numpy releases the GIL
 there); ``Reader.method`` says which ran. (The plain numba summing loop used before is not vectorised: 4-5 GB/s
 where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``): for a token's bound exactly the
@@ -22,13 +24,18 @@ import ctypes
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lava_matmulfree.model.ternary_kernels import PREFETCH_BYTES, PREFETCH_L2_BYTES  # noqa: E402
+
 GB = 1e9
+PREFETCH = (PREFETCH_BYTES, PREFETCH_L2_BYTES)  # the ternary kernels' distances (bytes ahead into L1, L2)
 MIN_BUFFER_BYTES = 256 << 20
 SOURCE = Path(__file__).resolve().parent / "membw_read.c"
 CFLAGS = ["-O3", "-march=native", "-pthread", "-shared", "-fPIC"]
@@ -83,7 +90,8 @@ def _compile():
                 lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go with the folder
                 lib.membw_read.restype = ctypes.c_int
                 lib.membw_read.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                                           ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_uint64)]
+                                           ctypes.c_size_t, ctypes.c_size_t, ctypes.POINTER(ctypes.c_double),
+                                           ctypes.POINTER(ctypes.c_uint64)]
                 lib.membw_isa.restype = ctypes.c_char_p
                 return lib, " ".join([Path(cc).name, *CFLAGS[:2]])
             why = f"{cc} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
@@ -128,8 +136,10 @@ class Reader:
         self._raw, self.buf = raw, raw[off:off + nbytes // 8]
         self.nbytes = self.buf.nbytes
         self.lib, how = _compile()
+        self.wins = {"plain": 0, "prefetch": 0}
         if self.lib is not None:
-            self.method = f"C ({how}, {self.lib.membw_isa().decode()}, 8 accumulators, pthreads)"
+            self.method = (f"C ({how}, {self.lib.membw_isa().decode()}, 8 accumulators, pthreads; each pass the "
+                           f"better of plain and prefetched {PREFETCH[0]} B / {PREFETCH[1]} B ahead into L1 / L2)")
         else:
             try:
                 _numpy_passes(self.buf[:1 << 16], 2, 1)
@@ -139,19 +149,30 @@ class Reader:
             self.method = f"numpy sum over a uint64 view, Python threads (the C reader not used: {how})"
         self.passes(1, 1)
         self.passes(2, 1)
+        self.wins = {"plain": 0, "prefetch": 0}     # of the measured passes, not the warm-up
 
     def passes(self, threads: int, n: int = 1) -> list[float]:
-        """GB/s of each of ``n`` passes over the buffer on ``threads`` threads."""
-        if self.lib is not None:
-            secs = (ctypes.c_double * n)()
-            checksum = ctypes.c_uint64()
-            rc = self.lib.membw_read(self.buf.ctypes.data, self.nbytes, threads, n, secs, ctypes.byref(checksum))
-            if rc != 0:
-                raise RuntimeError(f"membw_read failed ({rc})")
-            if checksum.value != self.buf.size * n:  # every word is 1: the sum says every byte was read
-                raise RuntimeError(f"membw_read read {checksum.value} words, not {self.buf.size * n}")
-            return [self.nbytes / s / GB for s in secs]
-        return [self.nbytes / sec / GB for sec in _numpy_passes(self.buf, threads, n)]
+        """GB/s of each of ``n`` passes over the buffer on ``threads`` threads: with the C reader, pass k is the
+        better of a plain read and one with the ternary kernels' software prefetch (``PREFETCH``), whichever reads
+        faster on this host (``wins`` counts them)."""
+        if self.lib is None:
+            return [self.nbytes / sec / GB for sec in _numpy_passes(self.buf, threads, n)]
+        plain, pref = self._c_passes(threads, n, (0, 0)), self._c_passes(threads, n, PREFETCH)
+        self.wins["prefetch"] += sum(b > a for a, b in zip(plain, pref))
+        self.wins["plain"] += sum(b <= a for a, b in zip(plain, pref))
+        return [max(a, b) for a, b in zip(plain, pref)]
+
+    def _c_passes(self, threads: int, n: int, prefetch: tuple[int, int]) -> list[float]:
+        secs = (ctypes.c_double * n)()
+        checksum = ctypes.c_uint64()
+        rc = self.lib.membw_read(self.buf.ctypes.data, self.nbytes, threads, n, *prefetch, secs,
+                                 ctypes.byref(checksum))
+        if rc != 0:
+            raise RuntimeError(f"membw_read failed ({rc})")
+        if checksum.value != self.buf.size * n:  # every word is 1: the sum says every byte was read
+            raise RuntimeError(f"membw_read read {checksum.value} words, not {self.buf.size * n}")
+        return [self.nbytes / s / GB for s in secs]
+
 
 if __name__ == "__main__":
     import argparse
@@ -165,3 +186,4 @@ if __name__ == "__main__":
     for th in (1, 2):
         v = r.passes(th, a.passes)
         print(f"{th} thread(s): best {max(v):.1f} GB/s, median {float(np.median(v)):.1f}, worst {min(v):.1f}")
+    print(f"passes won: {r.wins}")

@@ -1,14 +1,16 @@
 /* The machine's memory read bandwidth: benchmarks/membw.py compiles this file at run time (cc -O3
  * -march=native -pthread -shared -fPIC, into a temporary folder) and calls membw_read through ctypes.
  *
- * membw_read(buf, nbytes, threads, passes, seconds, checksum): `threads` threads (the caller's, and
+ * membw_read(buf, nbytes, threads, passes, pf_l1, pf_l2, seconds, checksum): `threads` threads (the caller's, and
  * threads - 1 created once per call and held at a barrier between passes) each read a contiguous, 64-byte
  * aligned share of `buf`. Thread 0 times a pass from the barrier that releases every thread to the barrier
  * every thread reaches when done, so a pass takes as long as its slowest thread. seconds[p] gets pass p's
  * time, *checksum the sum of every 8-byte word read (so that no load can be dropped). The loads are AVX2's
  * 32 bytes where the compiler targets AVX2 (else 8 bytes), into 8 independent accumulators, 4 cache lines per
- * iteration: the loop is bound by the memory system, not by an add chain. (Measured on the project's AMD EPYC,
- * Zen 4: AVX-512 loads read ~10 % slower on one thread, software prefetch 512 B to 4 KiB ahead 5-25 % slower.)
+ * iteration: the loop is bound by the memory system, not by an add chain. pf_l1 / pf_l2 (bytes, 0: none): software
+ * prefetch of every line that far ahead into L1 / L2. (On the project's AMD EPYC, Zen 4: AVX-512 loads read ~10 %
+ * slower on one thread, prefetch 512 B to 4 KiB ahead into L1 5-25 % slower; on an Intel Xeon whose L3 holds the
+ * buffer the prefetch pair the ternary kernels use is faster; membw.py takes the better of both, pass by pass.)
  * Returns 0, -1 for bad arguments, or pthread_create's error number.
  * membw_isa(): the loads this build uses.
  */
@@ -32,6 +34,7 @@ typedef struct {
 typedef struct {
     const uint8_t *lo, *hi;
     int id, passes;
+    size_t pf_l1, pf_l2;
     double *seconds;
     uint64_t sum;
     gate_t *gate;
@@ -43,18 +46,34 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static uint64_t read_range(const uint8_t *p, const uint8_t *hi) {
+/* 256 bytes from p into the 8 accumulators (AVX2 builds) */
+#define READ_256(p)                                                          \
+    do {                                                                     \
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)((p) + 0)));   \
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)((p) + 32)));  \
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)((p) + 64)));  \
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)((p) + 96)));  \
+        a4 = _mm256_add_epi64(a4, _mm256_load_si256((const __m256i *)((p) + 128))); \
+        a5 = _mm256_add_epi64(a5, _mm256_load_si256((const __m256i *)((p) + 160))); \
+        a6 = _mm256_add_epi64(a6, _mm256_load_si256((const __m256i *)((p) + 192))); \
+        a7 = _mm256_add_epi64(a7, _mm256_load_si256((const __m256i *)((p) + 224))); \
+    } while (0)
+
+/* The sum of the 8-byte words of [p, hi); with pf_l1 / pf_l2 > 0, every cache line is also prefetched that many
+ * bytes ahead into L1 (prefetcht0) / L2 (prefetcht1), as the ternary kernels prefetch their codes. */
+static uint64_t read_range(const uint8_t *p, const uint8_t *hi, size_t pf_l1, size_t pf_l2) {
 #if defined(__AVX2__)
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    for (; p + 256 <= hi; p += 256) {
-        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + 0)));
-        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + 32)));
-        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + 64)));
-        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + 96)));
-        a4 = _mm256_add_epi64(a4, _mm256_load_si256((const __m256i *)(p + 128)));
-        a5 = _mm256_add_epi64(a5, _mm256_load_si256((const __m256i *)(p + 160)));
-        a6 = _mm256_add_epi64(a6, _mm256_load_si256((const __m256i *)(p + 192)));
-        a7 = _mm256_add_epi64(a7, _mm256_load_si256((const __m256i *)(p + 224)));
+    if (pf_l1 == 0 && pf_l2 == 0) {
+        for (; p + 256 <= hi; p += 256) READ_256(p);
+    } else {
+        for (; p + 256 <= hi; p += 256) {
+            for (int line = 0; line < 256; line += 64) {
+                if (pf_l1) _mm_prefetch((const char *)(p + pf_l1 + line), _MM_HINT_T0);
+                if (pf_l2) _mm_prefetch((const char *)(p + pf_l2 + line), _MM_HINT_T1);
+            }
+            READ_256(p);
+        }
     }
     a0 = _mm256_add_epi64(_mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)),
                           _mm256_add_epi64(_mm256_add_epi64(a4, a5), _mm256_add_epi64(a6, a7)));
@@ -62,6 +81,8 @@ static uint64_t read_range(const uint8_t *p, const uint8_t *hi) {
     _mm256_storeu_si256((__m256i *)lanes, a0);
     uint64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
 #else
+    (void)pf_l1;
+    (void)pf_l2;
     uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (; p + 64 <= hi; p += 64)
         for (int k = 0; k < 8; k++) a[k] += ((const uint64_t *)p)[k];
@@ -89,14 +110,15 @@ static void *worker(void *arg) {
     for (int pass = 0; pass < j->passes; pass++) {
         pthread_barrier_wait(&j->gate->bar);
         double t0 = j->id == 0 ? now_s() : 0.0;
-        j->sum += read_range(j->lo, j->hi);
+        j->sum += read_range(j->lo, j->hi, j->pf_l1, j->pf_l2);
         pthread_barrier_wait(&j->gate->bar);
         if (j->id == 0) j->seconds[pass] = now_s() - t0;
     }
     return NULL;
 }
 
-int membw_read(const uint8_t *buf, size_t nbytes, int threads, int passes, double *seconds, uint64_t *checksum) {
+int membw_read(const uint8_t *buf, size_t nbytes, int threads, int passes, size_t pf_l1, size_t pf_l2,
+               double *seconds, uint64_t *checksum) {
     if (threads < 1 || threads > MAX_THREADS || passes < 1 || ((uintptr_t)buf & 63) != 0) return -1;
     pthread_t tid[MAX_THREADS];
     job_t jobs[MAX_THREADS];
@@ -108,6 +130,8 @@ int membw_read(const uint8_t *buf, size_t nbytes, int threads, int passes, doubl
         jobs[t].hi = t == threads - 1 ? buf + nbytes : buf + (size_t)(t + 1) * share;
         jobs[t].id = t;
         jobs[t].passes = passes;
+        jobs[t].pf_l1 = pf_l1;
+        jobs[t].pf_l2 = pf_l2;
         jobs[t].seconds = seconds;
         jobs[t].sum = 0;
         jobs[t].gate = &gate;

@@ -253,8 +253,8 @@ def test_bench_decode_runs_without_torch(tmp_path, monkeypatch, capsys):
 
 
 def test_read_bound_readers_and_noisy_figures(monkeypatch):
-    """membw's C reader (compiled at run time) and its numpy fallback read every byte (a checksum) on 1 and 2
-    threads; a figure whose repeats spread more than 2x is noisy."""
+    """membw's C reader (compiled at run time; plain and prefetching) and its numpy fallback read every byte (a
+    checksum) on 1 and 2 threads; a figure whose repeats spread more than 2x is noisy."""
     mb = load_bench("membw")
     assert mb.buffer_bytes() >= max(4 * mb.llc_bytes(), mb.MIN_BUFFER_BYTES)
     assert mb.buffer_bytes(1) == mb.ALIGN                 # the weights' own bytes, whatever the cache holds
@@ -265,6 +265,8 @@ def test_read_bound_readers_and_noisy_figures(monkeypatch):
         monkeypatch.setenv("MEMBW_NO_C", no_c)
         r = mb.Reader(4 << 20)
         assert all(v > 0 for th in (1, 2) for v in r.passes(th, 2))
+        if r.lib is not None:   # each pass: a plain and a prefetching read, both checksummed
+            assert sum(r.wins.values()) == 4
         methods.append(r.method)
     assert methods[1].startswith("numpy") and (methods[0].startswith("C (") or "not used" in methods[0])
     h = load_bench("_harness")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lava_matmulfree.model import ternary
-from lava_matmulfree.model.ternary_kernels import PREFETCH_BYTES
+from lava_matmulfree.model.ternary_kernels import PREFETCH_BYTES, PREFETCH_L2_BYTES
 from lava_matmulfree.model.ternary import (BLAS_MAX_IN, BLAS_MIN_TOKENS, MAX_IN, MAX_IN_WIDE, TernaryMatrix, X16_MAX,
                                      X16_MIN, X_MAX, X_MIN, blas_exact_max_in, pack, padded_in, padded_out,
                                      split_bytes,
@@ -482,8 +482,8 @@ def test_parallel_kernels_leave_multiprocessing_unset():
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 prefetch instructions")
 def test_simd_kernels_prefetch_their_codes():
-    """The SIMD rows prefetch each block's codes PREFETCH_BYTES ahead (ternary_kernels.py); the generic scalar
-    reference does not, which shows the check can tell them apart. Compiled here without numba's disk cache (a
+    """The SIMD rows prefetch each block's codes PREFETCH_BYTES ahead into L1 (prefetcht0) and PREFETCH_L2_BYTES
+    ahead into L2 (prefetcht1; ternary_kernels.py); the generic scalar reference does neither, which shows the check can tell them apart. Compiled here without numba's disk cache (a
     kernel loaded from the cache has no assembly to inspect)."""
     from numba import njit
     from lava_matmulfree.model.ternary_kernels import generic_rows, simd_rows
@@ -511,5 +511,7 @@ def test_simd_kernels_prefetch_their_codes():
         kernel(codes, xpad, X.sum(axis=1, dtype=np.int32), out)
         np.testing.assert_array_equal(out, reference(W, X))
     asm = {k.__name__: "".join(k.inspect_asm().values()) for k in (portable, host, generic)}
-    assert PREFETCH_BYTES > 0 and "prefetcht0" in asm["portable"] and "prefetcht0" in asm["host"]
-    assert "prefetcht0" not in asm["generic"]
+    assert PREFETCH_BYTES > 0 and PREFETCH_L2_BYTES > 0
+    for insn in ("prefetcht0", "prefetcht1"):
+        assert insn in asm["portable"] and insn in asm["host"]
+        assert insn not in asm["generic"]

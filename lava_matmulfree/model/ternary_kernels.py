@@ -17,12 +17,16 @@ reductions across lanes), and the kernels differ only in the group dot product:
 ``"generic"``   the scalar reference: plain numba code over the codes as uint32 lanes, which LLVM auto-vectorises
                 across a group's rows.
 
-Every SIMD kernel prefetches its codes PREFETCH_BYTES ahead in software (one prefetch per cache line of a block,
-into L1). One group is one sequential stream of bytes, but the hardware prefetchers alone kept a core at 7.6 GB/s on
-an Intel Xeon host whose plain reader reads 11.1; 512 or 1024 bytes ahead reach 10.5-11.5, 2 KiB 9.1-9.5 and 4 KiB
-7.6-8.1 (``benchmarks/bench_ternary.py --cache``; on an AMD EPYC host the hardware alone came within 15 % of the
-reader and 256 B to 16 KiB ahead gave no gain; docs/performance.md, "Software prefetch"). The SIMD dot products are
-LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time
+Every SIMD kernel prefetches its codes in software, one prefetch per cache line of a block at two distances:
+PREFETCH_BYTES ahead into L1 and PREFETCH_L2_BYTES ahead into L2 (docs/performance.md, "Software prefetch"). One
+group is one sequential stream of bytes, and the stacked matrices of a token one long stream, yet on an Intel Xeon
+host the hardware prefetchers alone kept a core at 7.6 GB/s from memory and 11.3 GB/s from its L3, against 11.1 and
+24.5 for the plain reader. 512 B ahead into L1 brought memory to 10.5-11.5; adding 8-64 KiB ahead into L2 brought the
+L3 to 23-25 GB/s on one thread and 46-49 on two (a token's synapses, ``benchmarks/bench_ternary.py --decode-loop``).
+On an AMD EPYC host the hardware alone came within 15 % of the reader and one L1 distance from 256 B to 16 KiB
+gave no gain.
+
+The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time
 literals); the tile loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are
 written once for every mode. The IR generation and the loops that inline it share this file on purpose: numba's
 on-disk cache (``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it.
@@ -54,9 +58,11 @@ BLOCK_BYTES = GROUP_ROWS * LANE_BYTES           # 128 bytes: one block of a grou
 BLOCK_COLS = LANE_BYTES * FIELDS_PER_BYTE       # 16 input columns per block (4 spikes per field: one dword)
 ROW_TILE = 2 * GROUP_ROWS                       # rows per tile in the kernels (a tile's codes stay in L1/L2)
 TOKEN_BLOCK = 4                                 # tokens sharing one decode of the codes (batched kernels)
-PREFETCH_BYTES = 512                            # software prefetch distance in a group's stream (0: none), below
+PREFETCH_BYTES = 1024                           # software prefetch distance into L1 in a group's stream (0: none)
+PREFETCH_L2_BYTES = 16384                       # and a farther one into L2 (0: none); both measured, below
 CACHE_LINE_BYTES = 64
-PREFETCH_READ_L1_DATA = (0, 3, 1)               # llvm.prefetch's rw (read), locality (keep in L1), cache (data)
+PREFETCH_READ_L1_DATA = (0, 3, 1)               # llvm.prefetch's rw (read), locality (3: prefetcht0, L1), data
+PREFETCH_READ_L2_DATA = (0, 2, 1)               # locality 2: prefetcht1, into L2 only
 TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
 
 # ---- which code this CPU runs -----------------------------------------------------------------------------
@@ -234,9 +240,11 @@ def _dot_codegen(mode: str, n_tok: int):
                 blk = builder.add(b0, bloop.index)
                 boff = builder.mul(blk, const(BLOCK_BYTES))
                 xoff = builder.mul(blk, const(BLOCK_COLS))
-                for line in range(0, BLOCK_BYTES if PREFETCH_BYTES else 0, CACHE_LINE_BYTES):
-                    ahead = _byte_ptr(builder, group, builder.add(boff, const(PREFETCH_BYTES + line)), i8)
-                    builder.call(prefetch, [ahead, *(ir.Constant(i32, a) for a in PREFETCH_READ_L1_DATA)])
+                for distance, how in ((PREFETCH_BYTES, PREFETCH_READ_L1_DATA),
+                                      (PREFETCH_L2_BYTES, PREFETCH_READ_L2_DATA)):
+                    for line in range(0, BLOCK_BYTES if distance else 0, CACHE_LINE_BYTES):
+                        ahead = _byte_ptr(builder, group, builder.add(boff, const(distance + line)), i8)
+                        builder.call(prefetch, [ahead, *(ir.Constant(i32, a) for a in how)])
                 accs = [builder.load(p) for p in accs_p]
                 codes = [builder.load(_byte_ptr(builder, group, builder.add(boff, const(v * vec_bytes)), v8), align=1)
                          for v in range(n_vec)]
