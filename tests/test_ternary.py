@@ -483,8 +483,9 @@ def test_parallel_kernels_leave_multiprocessing_unset():
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 prefetch instructions")
 def test_simd_kernels_prefetch_their_codes():
     """The SIMD rows prefetch each block's codes PREFETCH_BYTES ahead into L1 (prefetcht0) and PREFETCH_L2_BYTES
-    ahead into L2 (prefetcht1; ternary_kernels.py); the generic scalar reference does neither, which shows the check can tell them apart. Compiled here without numba's disk cache (a
-    kernel loaded from the cache has no assembly to inspect)."""
+    ahead into L2 (prefetcht1; ternary_kernels.py); the generic scalar reference does neither, which shows the
+    check can tell them apart. Compiled here without numba's disk cache (a kernel loaded from the cache has no
+    assembly to inspect)."""
     from numba import njit
     from lava_matmulfree.model.ternary_kernels import generic_rows, simd_rows
 

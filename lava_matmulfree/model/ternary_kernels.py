@@ -22,16 +22,17 @@ PREFETCH_BYTES ahead into L1 and PREFETCH_L2_BYTES ahead into L2 (docs/performan
 group is one sequential stream of bytes, and the stacked matrices of a token one long stream, yet on an Intel Xeon
 host the hardware prefetchers alone kept a core at 7.6 GB/s from memory and 11.3 GB/s from its L3, against 11.1 and
 24.5 for the plain reader. 512 B ahead into L1 brought memory to 10.5-11.5; adding 8-64 KiB ahead into L2 brought the
-L3 to 23-25 GB/s on one thread and 46-49 on two (a token's synapses, ``benchmarks/bench_ternary.py --decode-loop``).
+L3 to 23-25 GB/s on one thread and 46-49 on two (a token's synapses; the kernel-1t / kernel-2t rows of
+``benchmarks/bench_decode.py``).
 On an AMD EPYC host the hardware alone came within 15 % of the reader and one L1 distance from 256 B to 16 KiB
 gave no gain.
 
-The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode and batch are compile-time
-literals); the tile loop (:func:`row_tiles`) and the rows of one tile (:func:`simd_rows`, :func:`generic_rows`) are
-written once for every mode. The IR generation and the loops that inline it share this file on purpose: numba's
-on-disk cache (``cache=True``) is stamped per source file, so an edit of the IR recompiles the kernels built on it.
-(golden_fast's whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here, delete
-its ``__pycache__/whole_model.*.nb?`` files.)
+The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode
+and batch are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
+(:func:`simd_rows`, :func:`generic_rows`) are written once for every mode. The IR generation and the loops that
+inline it share this file on purpose: numba's on-disk cache (``cache=True``) is stamped per source file, so an edit
+of the IR recompiles the kernels built on it. (golden_fast's whole-model kernel, in whole_model.py, links
+:func:`host_rows` from here: after an edit here, delete its ``__pycache__/whole_model.*.nb?`` files.)
 """
 from __future__ import annotations
 
