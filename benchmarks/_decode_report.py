@@ -5,6 +5,8 @@ Not a benchmark itself; the figures are defined in bench_decode.py's docstring.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from _harness import MIB, MS, NOISY_SPREAD, med, robust
 
 TARGETS = {"golden_decode_tokens_per_s": 50.0, "golden_over_torch_decode": 1.5,
@@ -43,6 +45,8 @@ def row_figures(rows, prompt_len: int, gmem: dict | None, lava_all: dict, loads=
         _speed(r, "decode", [x * MS for x in row.decode_s_per_token], loads)
         _speed(r, "prefill", [x / prompt_len * MS for x in row.prefill_s], loads)
         r["decode_ms_per_token_all"] = r["decode_stats"]["all"]
+        if row.ramp_ms and row.ramp_ms[0]:             # each untimed step's median over the repeats
+            r["decode_ramp_ms"] = [float(np.median(step)) for step in zip(*row.ramp_ms)]
     if gmem is not None:
         res_rows["golden"]["process_pss_mib"] = gmem["pss_mib"]
     for b, lv in lava_all.items():
@@ -196,7 +200,8 @@ def render_table(res: dict) -> str:
              f"{res['load_after_numpy_rows']}, end {res['load_end']}; each figure median / best of its "
              f"{res['protocol']['repeats']} repeats (Lava: {res['protocol'].get('lava_repeats', '?')}), **noisy** "
              f"where they spread more than {NOISY_SPREAD:g}x (max/min); prefill = "
-             f"{res['protocol']['prompt_tokens']}-token prompt; decode = {res['protocol']['decode_tokens']} tokens"]
+             f"{res['protocol']['prompt_tokens']}-token prompt; decode = {res['protocol']['decode_tokens']} tokens"
+             f" after {res['protocol'].get('decode_ramp_steps', 0)} untimed ones"]
     if res.get("torch_skipped"):
         lines.append(f"torch rows skipped: {res['torch_skipped']}")
     lines += ["", "| model | decode tokens/s (median / best) | ms/token | x torch (medians) | prefill tokens/s | x torch "
@@ -233,6 +238,11 @@ def render_table(res: dict) -> str:
         for name, key in (("golden", "golden"), ("golden-2t", "golden_2t")):
             lines.append(f"  whole {name} token: ms {_mb(rows[name]['decode_stats'], '.2f')}: "
                          f"{_bound_fractions(bound, key)}")
+        ramps = [(n, r["decode_ramp_ms"]) for n, r in rows.items() if n.startswith("golden") and r.get("decode_ramp_ms")]
+        if ramps:
+            lines.append("  the untimed decode steps before the timed ones (ms each, median over the repeats; the "
+                         "cache's ramp after the prefill):")
+            lines += [f"    {n}: " + " ".join(f"{x:.2f}" for x in ramp) for n, ramp in ramps]
     if mem.get("golden_process"):
         gp = mem["golden_process"]
         lines += ["", f"Memory: golden process (network loaded from its file, weights packed) PSS "

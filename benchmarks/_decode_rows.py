@@ -63,6 +63,7 @@ class Row:
     def __init__(self, name: str, model, note: str):
         self.name, self.model, self.note = name, model, note
         self.prefill_s, self.decode_s_per_token, self.transient = [], [], []
+        self.ramp_ms = []                  # per repeat: ms of each untimed decode step before the timed ones
         self.resident = 0
 
     def prefill(self, tokens, state=None):
@@ -72,8 +73,10 @@ class Row:
         return self.model.step(token, state)
 
 
-def time_row(row: Row, prompt, prefix, decode_tokens) -> None:
-    """One repeat of one row: prefill of the prompt, then decode steps after the prefix."""
+def time_row(row: Row, prompt, prefix, decode_tokens, ramp_tokens=()) -> None:
+    """One repeat of one row: prefill of the prompt, then after the prefix the untimed ``ramp_tokens`` decode
+    steps (each one's time kept in ``row.ramp_ms``: the cache's ramp back to a steady decode) and the timed
+    ``decode_tokens`` steps."""
     gc.collect()
     base = rss_bytes()
     reset_peak_rss()
@@ -81,6 +84,12 @@ def time_row(row: Row, prompt, prefix, decode_tokens) -> None:
     row.prefill(prompt)
     row.prefill_s.append(time.perf_counter() - t0)
     _, st = row.prefill(prefix)
+    ramp = []
+    for tok in ramp_tokens:
+        t0 = time.perf_counter()
+        _, st = row.step(tok, st)
+        ramp.append((time.perf_counter() - t0) * MS)
+    row.ramp_ms.append(ramp)
     t0 = time.perf_counter()
     for tok in decode_tokens:
         _, st = row.step(tok, st)

@@ -136,7 +136,7 @@ class Reader:
         self._raw, self.buf = raw, raw[off:off + nbytes // 8]
         self.nbytes = self.buf.nbytes
         self.lib, how = _compile()
-        self.wins = {"plain": 0, "prefetch": 0}
+        self.wins = {"plain": 0, "prefetch": 0}     # of the measured passes (``passes``), not ``warm``'s
         if self.lib is not None:
             self.method = (f"C ({how}, {self.lib.membw_isa().decode()}, 8 accumulators, pthreads; each pass the "
                            f"better of plain and prefetched {PREFETCH[0]} B / {PREFETCH[1]} B ahead into L1 / L2)")
@@ -147,19 +147,23 @@ class Reader:
                 raise SystemExit(f"membw: cannot compile {SOURCE.name} ({how}) and the numpy fallback failed: "
                                  f"{type(exc).__name__}: {exc}") from None
             self.method = f"numpy sum over a uint64 view, Python threads (the C reader not used: {how})"
-        self.passes(1, 1)
-        self.passes(2, 1)
-        self.wins = {"plain": 0, "prefetch": 0}     # of the measured passes, not the warm-up
+        self.warm(1, 1)
+        self.warm(2, 1)
 
-    def passes(self, threads: int, n: int = 1) -> list[float]:
+    def warm(self, threads: int, n: int = 1) -> None:
+        """``n`` untimed passes (bench_decode.py: the cache's ramp before the timed ones); not counted in ``wins``."""
+        self.passes(threads, n, count=False)
+
+    def passes(self, threads: int, n: int = 1, count: bool = True) -> list[float]:
         """GB/s of each of ``n`` passes over the buffer on ``threads`` threads: with the C reader, pass k is the
         better of a plain read and one with the ternary kernels' software prefetch (``PREFETCH``), whichever reads
         faster on this host (``wins`` counts them)."""
         if self.lib is None:
             return [self.nbytes / sec / GB for sec in _numpy_passes(self.buf, threads, n)]
         plain, pref = self._c_passes(threads, n, (0, 0)), self._c_passes(threads, n, PREFETCH)
-        self.wins["prefetch"] += sum(b > a for a, b in zip(plain, pref))
-        self.wins["plain"] += sum(b <= a for a, b in zip(plain, pref))
+        if count:
+            self.wins["prefetch"] += sum(b > a for a, b in zip(plain, pref))
+            self.wins["plain"] += sum(b <= a for a, b in zip(plain, pref))
         return [max(a, b) for a, b in zip(plain, pref)]
 
     def _c_passes(self, threads: int, n: int, prefetch: tuple[int, int]) -> list[float]:

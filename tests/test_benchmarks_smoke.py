@@ -208,8 +208,8 @@ def test_bench_decode_runs_on_tiny(tmp_path):
     pytest.importorskip("torch")
     bd = load_bench("bench_decode")
     out = tmp_path / "bench_decode.json"
-    assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "3", "--repeats", "2", "--no-lava",
-                    "--out", str(out)]) == 0
+    assert bd.main(["--config", "tiny", "--prompt", "8", "--decode", "3", "--decode-ramp", "4", "--repeats", "2",
+                    "--no-lava", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert set(res["rows"]) == {"float", "golden", "golden-2t", "golden-before", "torch", "torch-plain"}
     for row in res["rows"].values():
@@ -234,6 +234,10 @@ def test_bench_decode_runs_on_tiny(tmp_path):
     assert len(res["load_start"]) == 3
     assert res["torch_agreement"]["torch_vs_float_top1"] == 1.0
     assert set(res["golden_stages"]) == {"prefill", "decode"}
+    # the untimed steps before the timed ones: each one's time, and the table prints them
+    ramp = res["rows"]["golden-2t"]["decode_ramp_ms"]
+    assert len(ramp) == 4 and all(x > 0 for x in ramp) and res["protocol"]["decode_ramp_steps"] == 4
+    assert "golden-2t: " + " ".join(f"{x:.2f}" for x in ramp) in bd.render_table(res)
 
 
 @pytest.mark.timeout(300)
@@ -266,6 +270,8 @@ def test_read_bound_readers_and_noisy_figures(monkeypatch):
         r = mb.Reader(4 << 20)
         assert all(v > 0 for th in (1, 2) for v in r.passes(th, 2))
         if r.lib is not None:   # each pass: a plain and a prefetching read, both checksummed
+            assert sum(r.wins.values()) == 4
+            r.warm(2, 3)        # untimed passes are not counted
             assert sum(r.wins.values()) == 4
         methods.append(r.method)
     assert methods[1].startswith("numpy") and (methods[0].startswith("C (") or "not used" in methods[0])

@@ -42,6 +42,12 @@ from lava_matmulfree.model.model_plan import ModelPlan
 from lava_matmulfree.model.quantise import QLayer, QNorm, QuantisedNetwork
 
 
+def _stage_acc_clips(n: int) -> np.ndarray:
+    """The dendrite counters the neuron kernels also take (whole_model.py saturates the accumulators there): on
+    this stage-by-stage path the synapses' output is saturated and counted before (golden.py), so they stay 0."""
+    return np.zeros(n, dtype=INT)
+
+
 def synapses32(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     """``synapses`` for spikes [T, in], left in the kernel's int32 (|acc| <= 32768 * in fits; the layer's fused
     kernels read int32 directly, which saves widening every accumulator array to int64)."""
@@ -176,7 +182,8 @@ class FastGoldenModel(GoldenModel):
             acc_i, acc_f, acc_g = _i64(acc_i), _i64(acc_f), _i64(acc_g)
         _k_mlgru(acc_i, acc_f, acc_g, int(q.i.out_m), int(q.i.out_k), int(q.f.out_m),
                  int(q.f.out_k), int(q.g.out_m), int(q.g.out_k), lo, hi, lb, 1 << gf, gf, lut, half, top,
-                 int(s_i), int(s_f), int(s_h), int(i_shift), int(gz_shift), _i64(h0), f, hs, v, h, cnt, 0, d)
+                 int(s_i), int(s_f), int(s_h), int(i_shift), int(gz_shift), _i64(h0), f, hs, v, h, cnt,
+                 _stage_acc_clips(3), 0, d)
         self._count(cnt, lambda: [f"l{l}.{n}" for n in ("pre_i", "pre_f", "pre_g", "silu_i", "i", "h", "silu_h",
                                                           "gz")])
         if self.probes is not None:
@@ -199,7 +206,7 @@ class FastGoldenModel(GoldenModel):
         y = np.empty((acc_uv.shape[0], I), dtype=INT)
         cnt = np.zeros(4, dtype=INT)
         _k_glu(_acc(acc_uv), I, int(q.u_m), int(q.u_k), int(q.v_m), int(q.v_k), lo, hi, lut, half, top, int(s_u),
-               gf, int(y_shift), y, cnt, 0, I)
+               gf, int(y_shift), y, cnt, _stage_acc_clips(1), 0, I)
         self._count(cnt, lambda: [f"l{l}.u", f"l{l}.v", f"l{l}.silu_u", f"l{l}.y"])
         return self.record(f"l{l}.y", y)
 
@@ -238,7 +245,7 @@ class FastGoldenModel(GoldenModel):
             out = np.empty(x.shape, dtype=INT)
             cnt = np.zeros(1, dtype=INT)
             _k_residual(_i64(x).reshape(-1), _acc(acc).reshape(-1), int(proj.out_m), int(proj.out_k), lo, hi,
-                        out.reshape(-1), cnt, 0, out.size)
+                        out.reshape(-1), cnt, _stage_acc_clips(1), 0, out.size)
             self._count(cnt, lambda: [name])
             return out
         return super().residual(x, acc, proj, name)

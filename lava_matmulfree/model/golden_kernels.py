@@ -177,11 +177,13 @@ def _k_norm_stage(v, m, k, sq_lo, sq_hi, lo, hi, seed_lut, seed_bits, newton_ste
 
 @njit(cache=True)
 def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one, gf, lut, half, top,
-             s_i, s_f, s_h, i_shift, gz_shift, h0, f_out, hs, v_out, h_last, cnt, j0, j1):
+             s_i, s_f, s_h, i_shift, gz_shift, h0, f_out, hs, v_out, h_last, cnt, cnt_acc, j0, j1):
     """GoldenModel.mlgru over T tokens, channels j0..j1 (each channel is its own recurrence); counters: pre_i,
     pre_f, pre_g, silu_i, i, h, silu_h, gz. s_i, s_f, s_h: the sigmoid-index shifts (v_frac - lut_frac_bits) of
     x_i, x_f and h. Loops run over views of the channels from 0 (an index LLVM cannot prove >= 0 stops
-    vectorising)."""
+    vectorising). The accumulators are saturated into the dendrite's register [lo, hi] here (counted in
+    cnt_acc: i, f, g), so the whole-model kernel needs no pass of its own for it (already saturated ones count
+    nothing)."""
     T = acc_i.shape[0]
     d = j1 - j0
     pi, pf, pg, p1 = _parts(k_i), _parts(k_f), _parts(k_g), _parts(gf)
@@ -195,20 +197,25 @@ def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one,
     sig_f = np.empty(d, dtype=np.int64)
     lbv, hl = lb[j0:j1], h_last[j0:j1]
     c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = np.int64(0)
+    d0 = d1 = d2 = np.int64(0)
     hl[:] = h0[j0:j1]
     for t in range(T):
         ai, af, ag = acc_i[t, j0:j1], acc_f[t, j0:j1], acc_g[t, j0:j1]
         fo, hst, vo = f_out[t, j0:j1], hs[t, j0:j1], v_out[t, j0:j1]
-        for j in range(d):  # pre-activations and their sigmoid indices
-            a = _sh(ai[j] * m_i, pi)
+        for j in range(d):  # dendrites, pre-activations and their sigmoid indices
+            wi, wf, wg = np.int64(ai[j]), np.int64(af[j]), np.int64(ag[j])
+            d0 += _out(wi, lo, hi)
+            d1 += _out(wf, lo, hi)
+            d2 += _out(wg, lo, hi)
+            a = _sh(_clamp(wi, lo, hi) * m_i, pi)
             c0 += _out(a, lo, hi)
             a = _clamp(a, lo, hi)
             x_i[j] = a
             idx_i[j] = _clamp(_sh(a, psi) + half, 0, top)
-            b = _sh(af[j] * m_f, pf)
+            b = _sh(_clamp(wf, lo, hi) * m_f, pf)
             c1 += _out(b, lo, hi)
             idx_f[j] = _clamp(_sh(_clamp(b, lo, hi), psf) + half, 0, top)
-            g = _sh(ag[j] * m_g, pg)
+            g = _sh(_clamp(wg, lo, hi) * m_g, pg)
             c2 += _out(g, lo, hi)
             x_g[j] = _clamp(g, lo, hi)
         for j in range(d):
@@ -237,23 +244,27 @@ def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one,
             c7 += _out(o, lo, hi)
             vo[j] = _clamp(o, lo, hi)
     _count(cnt, (c0, c1, c2, c3, c4, c5, c6, c7))
+    _count(cnt_acc, (d0, d1, d2))
 
 
 @njit(cache=True)
-def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shift, y_out, cnt, j0, j1):
-    """GoldenModel.glu over acc [T, 2I], channels j0..j1 of the I; counters: u, v, silu_u, y."""
+def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shift, y_out, cnt, cnt_acc, j0, j1):
+    """GoldenModel.glu over acc [T, 2I], channels j0..j1 of the I; counters: u, v, silu_u, y; the accumulators
+    saturated into the dendrite's register here (both halves counted in cnt_acc[0], as _k_mlgru)."""
     T = acc.shape[0]
     pu, pv, ps, p1, py = _parts(k_u), _parts(k_v), _parts(s_u), _parts(gf), _parts(y_shift)
     n = j1 - j0
     u = np.empty(n, dtype=np.int64)
     idx = np.empty(n, dtype=np.int64)
-    cu = cv = cs = cy = np.int64(0)
+    cu = cv = cs = cy = cd = np.int64(0)
     for t in range(T):
         u_acc = acc[t, j0:j1]
         v_acc = acc[t, n_i + j0:n_i + j1]  # slices, not acc[t, n_i + j]: an index LLVM cannot prove >= 0 stops
         y_row = y_out[t, j0:j1]             # vectorising
         for j in range(n):
-            a = _sh(u_acc[j] * m_u, pu)
+            w = np.int64(u_acc[j])
+            cd += _out(w, lo, hi)
+            a = _sh(_clamp(w, lo, hi) * m_u, pu)
             cu += _out(a, lo, hi)
             a = _clamp(a, lo, hi)
             u[j] = a
@@ -261,7 +272,9 @@ def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shif
         for j in range(n):
             idx[j] = lut[idx[j]]  # now the sigmoid of u
         for j in range(n):
-            b = _sh(v_acc[j] * m_v, pv)
+            w = np.int64(v_acc[j])
+            cd += _out(w, lo, hi)
+            b = _sh(_clamp(w, lo, hi) * m_v, pv)
             cv += _out(b, lo, hi)
             s = _sh(u[j] * idx[j], p1)
             cs += _out(s, lo, hi)
@@ -269,22 +282,27 @@ def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shif
             cy += _out(y, lo, hi)
             y_row[j] = _clamp(y, lo, hi)
     _count(cnt, (cu, cv, cs, cy))
+    cnt_acc[0] += cd
 
 
 @njit(cache=True)
-def _k_residual(x, acc, m, k, lo, hi, out, cnt, e0, e1):
-    """out = sat(x + sat(acc m >> k)) elementwise over elements e0..e1 (flat arrays); both saturations counted in
-    cnt[0]."""
+def _k_residual(x, acc, m, k, lo, hi, out, cnt, cnt_acc, e0, e1):
+    """out = sat(x + sat(sat(acc) m >> k)) elementwise over elements e0..e1 (flat arrays); both saturations of the
+    residual counted in cnt[0], the dendrite's (acc into [lo, hi], as _k_mlgru) in cnt_acc[0]."""
     p = _parts(k)
     c = np.int64(0)
+    cd = np.int64(0)
     xv, av, ov = x[e0:e1], acc[e0:e1], out[e0:e1]
     for e in range(e1 - e0):
-        o = _sh(av[e] * m, p)
+        w = np.int64(av[e])
+        cd += _out(w, lo, hi)
+        o = _sh(_clamp(w, lo, hi) * m, p)
         c += _out(o, lo, hi)
         y = xv[e] + _clamp(o, lo, hi)
         c += _out(y, lo, hi)
         ov[e] = _clamp(y, lo, hi)
     cnt[0] += c
+    cnt_acc[0] += cd
 
 
 # ---- preconditions: the arrays and shifts a kernel takes --------------------------------------------------

@@ -2,7 +2,8 @@
 
 One call runs every layer and the head for T tokens (no Python between the 145 matrices of a 370M token): the
 fused stage kernels (golden_kernels.py), the packed synapse kernel (ternary_kernels.host_rows) and the dendrite's
-saturate-and-count, on the arrays model_plan.ModelPlan gathers (their layout: the constants below). On one thread,
+saturate-and-count (for int8 spikes inside the neuron kernels that read the accumulators; a pass of its own only
+where int16 spikes' bytes are recombined, and for the LM head), on the arrays model_plan.ModelPlan gathers (their layout: the constants below). On one thread,
 or on a team of numba's threads in one parallel region (thread_team.py): each thread takes its rows of every
 matrix and the channels they feed, and the team meets at a spin barrier where a stage reads another thread's
 channels (docs/performance.md, "One region per token").
@@ -221,10 +222,11 @@ def _k_model_thread(tid, n, bar, x, h, arrays, scalars, logits, bufs):
         barrier(bar, n)
         for k, slot in ((0, S_ACC_I), (1, S_ACC_F), (2, S_ACC_G)):
             _k_team_rows(c_ifgo[4 * l + k], xp[k], xs_part[k], xs, out[k], tid, n)
-            _k_dendrite(both[k], wide, rs_ifgo[4 * l + k], lo, hi, acc[k], c, slot, jd0, jd1)
+            if wide:
+                _k_dendrite(both[k], wide, rs_ifgo[4 * l + k], lo, hi, acc[k], c, slot, jd0, jd1)
         _k_mlgru(acc[0], acc[1], acc[2], p[P_MI], p[P_KI], p[P_MF], p[P_KF], p[P_MG], p[P_KG], lo, hi,
                  chans_d[l, CH_LB], np.int64(1) << gf, gf, lut, half, top, p[P_SI], p[P_SF], p[P_SH], p[P_ISH],
-                 p[P_GZ], h[l], f, hs, gz, h_new, c[S_MLGRU:S_MLGRU + 8], jd0, jd1)
+                 p[P_GZ], h[l], f, hs, gz, h_new, c[S_MLGRU:S_MLGRU + 8], c[S_ACC_I:S_ACC_G + 1], jd0, jd1)
         h[l, jd0:jd1] = h_new[jd0:jd1]
         _k_norm(gz, params, chans_d, l, 1, CH_GATE_M, CH_GATE_O, CH_GATE_O, CH_GATE_O, 1, sq_lo, sq_hi, lo, hi,
                 seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + (3 + MAX_CONSUMERS), part, tid, n,
@@ -232,30 +234,33 @@ def _k_model_thread(tid, n, bar, x, h, arrays, scalars, logits, bufs):
         _k_spikes_into(a_i, jd0, jd1, wide, xp[0], xs_part[0, tid])
         barrier(bar, n)
         _k_team_rows(c_ifgo[4 * l + 3], xp[0], xs_part[0], xs, out[0], tid, n)     # o
-        _k_dendrite(both[0], wide, rs_ifgo[4 * l + 3], lo, hi, acc[0], c, S_ACC_O, jd0, jd1)
+        if wide:
+            _k_dendrite(both[0], wide, rs_ifgo[4 * l + 3], lo, hi, acc[0], c, S_ACC_O, jd0, jd1)
         for t in range(T):
             _k_residual(x.reshape(-1), acc[0].reshape(-1), p[P_MO], p[P_KO], lo, hi, r.reshape(-1),
-                        c[S_RESID:S_RESID + 1], t * d + jd0, t * d + jd1)
+                        c[S_RESID:S_RESID + 1], c[S_ACC_O:S_ACC_O + 1], t * d + jd0, t * d + jd1)
         _k_norm(r, params, chans_d, l, 2, CH_MLP_M, CH_MLP_GATE, CH_MLP_GATE, CH_MLP_GATE, 1, sq_lo, sq_hi, lo,
                 hi, seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i, c, S_NORM + 2 * (3 + MAX_CONSUMERS), part,
                 tid, n, bar)
         _k_spikes_into(a_i, jd0, jd1, wide, xp[0], xs_part[0, tid])
         barrier(bar, n)
         _k_team_rows(c_gate[l], xp[0], xs_part[0], xs, out_uv, tid, n)              # gate and up
-        _k_dendrite(both_uv, wide, rs_gate[l], lo, hi, acc_uv, c, S_ACC_GATE, ju0, ju1)
+        if wide:
+            _k_dendrite(both_uv, wide, rs_gate[l], lo, hi, acc_uv, c, S_ACC_GATE, ju0, ju1)
         barrier(bar, n)                                                            # u and v of a channel
         _k_glu(acc_uv, n_i, p[P_MU], p[P_KU], p[P_MV], p[P_KV], lo, hi, lut, half, top, p[P_SU], gf, p[P_YSH], y,
-               c[S_GLU:S_GLU + 4], ji0, ji1)
+               c[S_GLU:S_GLU + 4], c[S_ACC_GATE:S_ACC_GATE + 1], ji0, ji1)
         _k_norm(y, params, chans_i, l, 3, CH_DOWN_M, CH_DOWN_D, CH_DOWN_D, CH_DOWN_D, 1, sq_lo, sq_hi, lo, hi,
                 seed, seed_bits, newton, a_lo, a_hi, a_n, a_n, a_n, c, S_NORM + 3 * (3 + MAX_CONSUMERS), part, tid,
                 n, bar)
         _k_spikes_into(a_n, ji0, ji1, wide, xp_n, xs_part[3, tid])
         barrier(bar, n)
         _k_team_rows(c_down[l], xp_n, xs_part[3], xs, out[0], tid, n)                # down
-        _k_dendrite(both[0], wide, rs_down[l], lo, hi, acc[0], c, S_ACC_DOWN, jd0, jd1)
+        if wide:
+            _k_dendrite(both[0], wide, rs_down[l], lo, hi, acc[0], c, S_ACC_DOWN, jd0, jd1)
         for t in range(T):
             _k_residual(r.reshape(-1), acc[0].reshape(-1), p[P_MD], p[P_KD], lo, hi, x.reshape(-1),
-                        c[S_RESID:S_RESID + 1], t * d + jd0, t * d + jd1)
+                        c[S_RESID:S_RESID + 1], c[S_ACC_DOWN:S_ACC_DOWN + 1], t * d + jd0, t * d + jd1)
     _k_norm_team(x, head_m, head_k[0], head_k[1], head_g, head_k[2], head_g, head_k[2], head_g, head_k[2], 1, sq_lo,
                  sq_hi, lo, hi, seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i,
                  cnt_head[H_NORM:H_NORM + 3 + MAX_CONSUMERS], part, tid, n, bar)
