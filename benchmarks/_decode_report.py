@@ -238,7 +238,8 @@ def render_table(res: dict) -> str:
         for name, key in (("golden", "golden"), ("golden-2t", "golden_2t")):
             lines.append(f"  whole {name} token: ms {_mb(rows[name]['decode_stats'], '.2f')}: "
                          f"{_bound_fractions(bound, key)}")
-        ramps = [(n, r["decode_ramp_ms"]) for n, r in rows.items() if n.startswith("golden") and r.get("decode_ramp_ms")]
+        ramps = [(n, r["decode_ramp_ms"]) for n, r in rows.items()
+                 if n.startswith("golden") and r.get("decode_ramp_ms")]
         if ramps:
             lines.append("  the untimed decode steps before the timed ones (ms each, median over the repeats; the "
                          "cache's ramp after the prefill):")

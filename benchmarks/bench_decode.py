@@ -24,30 +24,30 @@ Rows, all measured in this run:
 ``sim-fused``   the Lava process graph (``Loihi2SimCfg``, one fused process per block), and ``sim-stack`` (every
                 layer in one process), run by a worker process on the same compiled network, see below.
 
-Read bound: in every repeat, after STEADY_PASSES untimed ones, three passes one after another of ``membw.Reader`` (``membw_read.c`` compiled at run
-time: AVX2 loads, 8 accumulators, 1 and 2 threads, over a buffer of exactly the packed weights' size, so that the
-cache keeps for the reader what it keeps for the kernel, all of it where the last-level cache holds them; numpy's
-sum where no C compiler works) and three of the synapses alone (every packed matrix of a token once, one numba call,
-1 and 2 threads, also after STEADY_PASSES untimed ones) are timed next to the rows. The N-thread bound is the best read pass, unless a kernel read its
-weights faster (then the kernel's best rate is the bound, and the table says so); bound ms = packed weight bytes per
-token / bound GB/s, and the kernel's and the whole golden token's fractions of it (bound ms / their best ms; their
-medians beside) are reported. Memory: ``--golden-worker`` loads the saved network in a fresh process, packs its
-weights, runs, and reports its PSS and the bytes the model holds; the Lava worker reports the PSS of its processes
-(parent and every child).
+Read bound: in every repeat, after STEADY_PASSES untimed ones, three passes one after another of ``membw.Reader``
+(``membw_read.c`` compiled at run time: AVX2 loads, 8 accumulators, 1 and 2 threads, over a buffer of exactly the
+packed weights' size, so that the cache keeps for the reader what it keeps for the kernel, all of it where the
+last-level cache holds them; numpy's sum where no C compiler works) and three of the synapses alone (every packed
+matrix of a token once, one numba call, 1 and 2 threads, also after STEADY_PASSES untimed ones) are timed next to
+the rows. The N-thread bound is the best read pass, unless a kernel read its weights faster (then the kernel's best
+rate is the bound, and the table says so); bound ms = packed weight bytes per token / bound GB/s, and the kernel's
+and the whole golden token's fractions of it (bound ms / their best ms; their medians beside) are reported. Memory:
+``--golden-worker`` loads the saved network in a fresh process, packs its weights, runs, and reports its PSS and the
+bytes the model holds; the Lava worker reports the PSS of its processes (parent and every child).
 
-numpy / torch rows: prefill = one call on a ``--prompt``-token prompt from the zero state (logits of every
-prompt token); decode = ``--decode`` single-token calls (fixed tokens, state carried) after a 4-token
-prefix and ``--decode-ramp`` untimed decode steps, per-token time = wall time / tokens. The untimed steps and
-passes bring each figure to the steady state the bound is measured in: on a host whose last-level cache is shared
-with other machines (the Intel Xeon of docs/performance.md), a token's weights leave that cache while the process
-reads other data or idles, and come back over about ten tokens (golden-2t: ~5.3 ms for the first token after a
-pause, ~2.7 ms from the tenth on); each untimed step's time is kept (``decode_ramp_ms``) and the table prints it. Every repeat runs every row (in rotating order, so machine
-noise hits all rows alike). Every figure is given as median and best of its ``--repeats`` repeats (Lava:
-``--lava-repeats``), and one whose repeats spread more than 2x (max/min) is marked **noisy** in the table with
-the highest load average seen over them (``load_per_repeat``). Memory per row: the bytes the
-model holds (every array / tensor it references, plus the packed ternary kernels it uses; the float and
-golden models share their int8 ternary arrays) and the transient peak above that while it runs (the process
-high-water mark ``VmHWM``, reset through ``/proc/self/clear_refs`` before each row).
+numpy / torch rows: prefill = one call on a ``--prompt``-token prompt from the zero state (logits of every prompt
+token); decode = ``--decode`` single-token calls (fixed tokens, state carried) after a 4-token prefix and
+``--decode-ramp`` untimed decode steps, per-token time = wall time / tokens. The untimed steps and passes bring each
+figure to the steady state the bound is measured in: on a host whose last-level cache is shared with other machines
+(the Intel Xeon of docs/performance.md), a token's weights leave that cache while the process reads other data or
+idles, and come back over about ten tokens (golden-2t: ~5.3 ms for the first token after a pause, ~2.7 ms from the
+tenth on); each untimed step's time is kept (``decode_ramp_ms``) and the table prints it. Every repeat runs every
+row (in rotating order, so machine noise hits all rows alike). Every figure is given as median and best of its
+``--repeats`` repeats (Lava: ``--lava-repeats``), and one whose repeats spread more than 2x (max/min) is marked
+**noisy** in the table with the highest load average seen over them (``load_per_repeat``). Memory per row: the bytes
+the model holds (every array / tensor it references, plus the packed ternary kernels it uses; the float and golden
+models share their int8 ternary arrays) and the transient peak above that while it runs (the process high-water mark
+``VmHWM``, reset through ``/proc/self/clear_refs`` before each row).
 
 sim-fused (worker subprocess; the network file is written here, read there): one Lava run per repeat with a
 ``--lava-prompt``-token prompt and ``--lava-tokens`` new tokens, run in four chunks of time steps: the first
@@ -273,7 +273,8 @@ def main(argv=None) -> int:
                   "vocab": cfg.vocab_size},
         "calibration": {"sequences": args.calib_sequences, "length": args.calib_length},
         "protocol": {"prompt_tokens": args.prompt, "decode_prefix": DECODE_PREFIX, "decode_tokens": args.decode,
-                     "decode_ramp_steps": args.decode_ramp, "steady_passes": STEADY_PASSES, "repeats": args.repeats, "lava_repeats": args.lava_repeats, "torch_threads": torch_threads,
+                     "decode_ramp_steps": args.decode_ramp, "steady_passes": STEADY_PASSES, "repeats": args.repeats,
+                     "lava_repeats": args.lava_repeats, "torch_threads": torch_threads,
                      "statistic": "median and best of the repeats; noisy: max/min > 2"},
         "torch_skipped": torch_skipped,
         "load_start": load_start, "load_after_numpy_rows": load_mid, "load_end": load_end, "load_per_repeat": loads,

@@ -1,12 +1,12 @@
 """The whole-model kernel of the fast golden model (golden_fast.py): every layer and the head in one numba call.
 
-One call runs every layer and the head for T tokens (no Python between the 145 matrices of a 370M token): the
-fused stage kernels (golden_kernels.py), the packed synapse kernel (ternary_kernels.host_rows) and the dendrite's
+One call runs every layer and the head for T tokens (no Python between the 145 matrices of a 370M token): the fused
+stage kernels (golden_kernels.py), the packed synapse kernel (ternary_kernels.host_rows) and the dendrite's
 saturate-and-count (for int8 spikes inside the neuron kernels that read the accumulators; a pass of its own only
-where int16 spikes' bytes are recombined, and for the LM head), on the arrays model_plan.ModelPlan gathers (their layout: the constants below). On one thread,
-or on a team of numba's threads in one parallel region (thread_team.py): each thread takes its rows of every
-matrix and the channels they feed, and the team meets at a spin barrier where a stage reads another thread's
-channels (docs/performance.md, "One region per token").
+where int16 spikes' bytes are recombined, and for the LM head), on the arrays model_plan.ModelPlan gathers (their
+layout: the constants below). On one thread, or on a team of numba's threads in one parallel region
+(thread_team.py): each thread takes its rows of every matrix and the channels they feed, and the team meets at a
+spin barrier where a stage reads another thread's channels (docs/performance.md, "One region per token").
 
 numba caches each kernel by the stamp of its own source file, and the cached whole-model kernel holds the
 machine code of the stage kernels and of the synapse kernel it calls: after editing golden_kernels.py,
