@@ -40,8 +40,9 @@ token); decode = ``--decode`` single-token calls (fixed tokens, state carried) a
 ``--decode-ramp`` untimed decode steps, per-token time = wall time / tokens. The untimed steps and passes bring each
 figure to the steady state the bound is measured in: on a host whose last-level cache is shared with other machines
 (the Intel Xeon of docs/performance.md), a token's weights leave that cache while the process reads other data or
-idles, and come back over about ten tokens (golden-2t: ~5.3 ms for the first token after a pause, ~2.7 ms from the
-tenth on); each untimed step's time is kept (``decode_ramp_ms``) and the table prints it. Every repeat runs every
+idles, and come back over tens of tokens (a run with 12 untimed steps: golden-2t 5.2 ms at the first, 2.7 ms at the
+twelfth, 2.5-2.6 ms after 12 more; golden on one thread still falling at the twelfth, 9.0 to 8.1 ms), hence 48 by
+default; each untimed step's time is kept (``decode_ramp_ms``) and the table prints it. Every repeat runs every
 row (in rotating order, so machine noise hits all rows alike). Every figure is given as median and best of its
 ``--repeats`` repeats (Lava: ``--lava-repeats``), and one whose repeats spread more than 2x (max/min) is marked
 **noisy** in the table with the highest load average seen over them (``load_per_repeat``). Memory per row: the bytes
@@ -112,8 +113,8 @@ def parse_args(argv=None):
     p.add_argument("--calib-length", type=int, default=8)
     p.add_argument("--prompt", type=int, default=128, help="prompt tokens of the timed prefill (default 128)")
     p.add_argument("--decode", type=int, default=16, help="decode steps timed per repeat (default 16)")
-    p.add_argument("--decode-ramp", type=int, default=12,
-                   help="untimed decode steps before the timed ones, each one's time reported (default 12)")
+    p.add_argument("--decode-ramp", type=int, default=48,
+                   help="untimed decode steps before the timed ones, each one's time reported (default 48)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-torch-plain", action="store_true", help="skip the torch row without activation quant")
     p.add_argument("--no-lava", action="store_true", help="skip the Lava backends")

@@ -381,3 +381,53 @@ def test_bench_lava_cuts_on_tiny(tmp_path):
     res = json.loads(out.read_text())
     assert set(res["sim_fused_over_sim_stack"]) == {"fused head", "Lava's channels"}
     assert all(r["tokens_per_s"] > 0 for r in res["rows"].values())
+
+
+def test_ab_whole_model_refuses_what_is_not_a_kernel(tmp_path, capsys):
+    """ab_whole_model's B must be a whole_model.py that imports: each failure is one clear line, nothing built."""
+    ab = load_bench("ab_whole_model")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    for path, says in ((tmp_path / "missing.py", "no such file"), (broken, "cannot be imported (SyntaxError"),
+                       (BENCH / "_harness.py", "lacks _k_model_serial")):
+        assert ab.main([str(path), "--config", "tiny", "--out", str(tmp_path / "ab.json")]) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "ab.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ab_whole_model_times_a_copy_and_refuses_a_different_kernel(tmp_path, capsys):
+    """A copy of the kernel gives its integers and is timed against it; a kernel whose state update is off by one
+    is caught (state h) and nothing is timed."""
+    ab = load_bench("ab_whole_model")
+    src = (BENCH.parent / "lava_matmulfree" / "model" / "whole_model.py").read_text()
+    same, off = tmp_path / "same.py", tmp_path / "off.py"
+    same.write_text(src)
+    update = "h[l, jd0:jd1] = h_new[jd0:jd1]"
+    assert src.count(update) == 1
+    off.write_text(src.replace(update, update + " + 1"))
+    out = tmp_path / "ab.json"
+    flags = ["--config", "tiny", "--rounds", "2", "--warm", "1", "--steps", "2", "--out", str(out)]
+    assert ab.main([str(same), *flags]) == 0
+    res = json.loads(out.read_text())
+    t = res["threads"]["2"]
+    assert t["A_ms"]["n"] == t["B_ms"]["n"] == 2 and t["A_ms"]["best"] > 0 and t["B_over_A_median"] > 0
+    out.unlink()
+    assert ab.main([str(off), *flags]) == 1
+    assert "state h" in capsys.readouterr().err and not out.exists()
+
+
+def test_bench_gaps_runs_on_tiny(tmp_path):
+    """bench_gaps times the plain synapse pass, the gaps alone and the pass with them, per spin and prefetch."""
+    bg = load_bench("bench_gaps")
+    out = tmp_path / "gaps.json"
+    assert bg.main(["--config", "tiny", "--repeats", "2", "--warm", "1", "--spins", "0", "50", "--prefetch", "0",
+                    "512", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["gaps_per_token"] == 4 * 3 and res["plain_pass_ms"]["best"] > 0
+    assert [(r["spin"], r["prefetch_bytes"]) for r in res["rows"]] == [(0, 0), (0, 512), (50, 0), (50, 512)]
+    for r in res["rows"]:
+        assert r["with_gaps_ms"]["median"] > 0
+    assert res["rows"][0]["gap_us"] == res["rows"][0]["gaps_alone_ms"] == 0   # spin 0: no gap to take away
+    assert res["rows"][0]["pass_ms"] == res["rows"][0]["with_gaps_ms"]["median"]
