@@ -14,7 +14,9 @@ the state of a 9-token prefill and three decode steps on one thread and on the t
 
 B is imported as a module of its own (its imports are absolute, so it calls this checkout's stage and synapse
 kernels): the A/B covers what whole_model.py itself does (order of stages, barriers, buffers, fusions). To compare
-changes to golden_kernels.py or ternary_kernels.py, make B's whole_model import a renamed copy of them.
+changes to golden_kernels.py or ternary_kernels.py, make B's whole_model import a renamed copy of them. Where B
+defines ``plan_arrays(arrays, scalars) -> (arrays, scalars)``, B runs on what it returns for the plan's (built
+once: another layout of the plan, model_plan.py, with the kernel that reads it).
 """
 from __future__ import annotations
 
@@ -57,9 +59,11 @@ def load_other(path: Path):
     name = "lava_matmulfree.model._whole_model_b"
     spec = importlib.util.spec_from_file_location(name, path, loader=SourceFileLoader(name, str(path)))
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod          # numba's disk cache finds a kernel's module by name when it loads it again
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:  # noqa: BLE001  (any error of the file: say which file, and what)
+        del sys.modules[name]
         raise ValueError(f"{path}: cannot be imported ({type(exc).__name__}: {exc})") from exc
     missing = [k for k in KERNELS if not hasattr(mod, k)]
     if missing:
@@ -72,6 +76,9 @@ class Kernel:
 
     def __init__(self, mod, plan, embed):
         self.mod, self.plan, self.embed = mod, plan, embed
+        self.arrays, self.scalars = plan.arrays, plan.scalars
+        if hasattr(mod, "plan_arrays"):
+            self.arrays, self.scalars = mod.plan_arrays(plan.arrays, plan.scalars)
 
     def __call__(self, tokens, h, n):
         """(logits int32 [T, V], layer counts, head counts, residual stream x) of ``tokens``; h updated."""
@@ -81,9 +88,9 @@ class Kernel:
         cnt_head = np.zeros(m.N_HEAD_SLOTS, dtype=np.int64)
         logits = np.empty((len(tokens), plan.V), dtype=np.int32)
         if n == 1:
-            m._k_model_serial(x, h, plan.arrays, plan.scalars, cnt, cnt_head, logits)
+            m._k_model_serial(x, h, self.arrays, self.scalars, cnt, cnt_head, logits)
         else:
-            m._k_model_parallel(x, h, plan.arrays, plan.scalars, cnt, cnt_head, logits, n)
+            m._k_model_parallel(x, h, self.arrays, self.scalars, cnt, cnt_head, logits, n)
         return logits, cnt, cnt_head, x
 
     def steady_ms(self, h0, n, warm, steps, rng):
@@ -152,8 +159,8 @@ def main(argv=None) -> int:
             if not args.time_different:
                 return 1
     if "differences" not in res:
-        print(f"B gives A's integers (prefill of {CHECK_PREFILL}, {CHECK_STEPS} steps; 1 and "
-              f"{', '.join(map(str, args.threads))} thread(s))")
+        print(f"B gives A's integers (prefill of {CHECK_PREFILL}, {CHECK_STEPS} steps; on "
+              f"{' and '.join(map(str, sorted(set([1] + args.threads))))} thread(s))")
     for n in args.threads:
         times = {"A": [], "B": []}
         with use_threads(n):

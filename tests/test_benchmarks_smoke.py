@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -410,12 +411,28 @@ def test_ab_whole_model_times_a_copy_and_refuses_a_different_kernel(tmp_path, ca
     out = tmp_path / "ab.json"
     flags = ["--config", "tiny", "--rounds", "2", "--warm", "1", "--steps", "2", "--out", str(out)]
     assert ab.main([str(same), *flags]) == 0
+    # a second process loads B's kernels from numba's disk cache, which imports B's module by its name
+    again = subprocess.run([sys.executable, str(BENCH / "ab_whole_model.py"), str(same), *flags],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
     res = json.loads(out.read_text())
     t = res["threads"]["2"]
     assert t["A_ms"]["n"] == t["B_ms"]["n"] == 2 and t["A_ms"]["best"] > 0 and t["B_over_A_median"] > 0
     out.unlink()
     assert ab.main([str(off), *flags]) == 1
     assert "state h" in capsys.readouterr().err and not out.exists()
+    # B may lay the plan's arrays out its own way: the channel vectors as int32 give the same integers
+    narrow = tmp_path / "narrow.py"
+    narrow.write_text(src + "\n\ndef plan_arrays(arrays, scalars):\n"
+                      "    return (arrays[0], arrays[1].astype(np.int32), arrays[2].astype(np.int32), *arrays[3:]), "
+                      "scalars\n")
+    assert ab.main([str(narrow), *flags]) == 0
+    assert "B gives A's integers" in capsys.readouterr().out
+    # ... and the kernel runs on them: channel vectors of zeros change the integers
+    zeroed = tmp_path / "zeroed.py"
+    zeroed.write_text(src + "\n\ndef plan_arrays(arrays, scalars):\n"
+                      "    return (arrays[0], np.zeros_like(arrays[1]), *arrays[2:]), scalars\n")
+    assert ab.main([str(zeroed), *flags]) == 1
 
 
 def test_bench_gaps_runs_on_tiny(tmp_path):
