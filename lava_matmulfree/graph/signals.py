@@ -194,16 +194,19 @@ def _prctl():
 
 def _after_fork_in_child() -> None:
     """Runs in every forked child (``os.register_at_fork``); guards those forked while a run starts."""
-    _state["forking"] = False
-    deferred, _state["deferred"] = _state["deferred"], []  # signals that reached this child during the fork
     _state["hook_pid"] = None
     parent = _state["guard"]
+    if parent is not None:
+        _state["guard"] = None  # the child's own forks are not ours to guard
+        # still "forking" until the defaults are in place: a SIGTERM now (the watchdog stopping a start-up) is
+        # only noted by the inherited handler, not raised inside this hook
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for s in TERMINATION_SIGNALS + (signal.SIGUSR1,):
+            signal.signal(s, signal.SIG_DFL)
+    _state["forking"] = False
+    deferred, _state["deferred"] = _state["deferred"], []  # signals that reached this child during the fork
     if parent is None:
         return
-    _state["guard"] = None  # the child's own forks are not ours to guard
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for s in TERMINATION_SIGNALS + (signal.SIGUSR1,):
-        signal.signal(s, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         _prctl()(PR_SET_PDEATHSIG, int(WORKER_DEATH_SIGNAL), 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the death signal was armed
