@@ -127,6 +127,24 @@ def proc_pss_bytes(pid: int) -> int:
     return smaps_kib(pid).get("Pss", 0) * KIB
 
 
+# =================================================================================== the kernel benchmarks' model
+def packed_golden(config: str, seed: int = 0):
+    """(the network with its weights packed, a FastGoldenModel on a thread team, its whole-model plan) of ``config``
+    with random weights and a short calibration: what ab_whole_model.py and bench_gaps.py measure. ValueError
+    where the config has no whole-model plan (a stage kernel's precondition fails)."""
+    import numpy as np
+
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
+    from lava_matmulfree.model.golden_fast import FastGoldenModel
+
+    net = build_evaluation(config, seed=seed, num_calib=2, calib_length=8, dtype=np.float32).net.pack_weights()
+    golden = FastGoldenModel(net, parallel=True)
+    plan = golden.model_plan()
+    if plan is None:
+        raise ValueError(f"config {config!r} has no whole-model plan (a stage kernel's precondition fails)")
+    return net, golden, plan
+
+
 # =========================================================================================== workers and results
 def run_worker(script: Path, flags, out: Path, timeout: float, check: bool = False):
     """Run ``script`` in a fresh interpreter with ``flags`` and ``--worker-out OUT`` (a process of its own, so its

@@ -21,7 +21,6 @@ once: another layout of the plan, model_plan.py, with the kernel that reads it).
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import sys
 import time
@@ -29,7 +28,7 @@ from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import numpy as np
-from _harness import MS, OUT_DIR, loadavg, robust, write_json
+from _harness import MS, OUT_DIR, loadavg, packed_golden, robust, write_json
 
 DEFAULT_OUT = OUT_DIR / "ab_whole_model.json"
 CHECK_PREFILL = 9          # tokens of the exactness check's prefill (not a power of two), then CHECK_STEPS steps
@@ -124,24 +123,15 @@ def differences(a: Kernel, b: Kernel, h0, n, rng) -> list[str]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import lava_matmulfree.model.whole_model as this
-    from lava_matmulfree.evaluation.accuracy import build_evaluation
-    from lava_matmulfree.model.golden_fast import FastGoldenModel
     from lava_matmulfree.model.thread_team import check_threads, use_threads
 
     for n in args.threads:
         check_threads(n)
     try:
         other = load_other(args.other)
+        net, g, plan = packed_golden(args.config, args.seed)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    setup = build_evaluation(args.config, seed=args.seed, num_calib=2, calib_length=8, dtype=np.float32)
-    net = copy.deepcopy(setup.net).pack_weights()
-    g = FastGoldenModel(net, parallel=True)
-    plan = g.model_plan()
-    if plan is None:
-        print(f"error: config {args.config!r} has no whole-model plan (a stage kernel's precondition fails)",
-              file=sys.stderr)
         return 2
     a, b = Kernel(this, plan, net.embed), Kernel(other, plan, net.embed)
     h0 = g.init_state().h

@@ -15,13 +15,12 @@ Figures and what they say: docs/performance.md, "Gaps between the matrices".
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _harness import MS, OUT_DIR, loadavg, robust, write_json
+from _harness import MS, OUT_DIR, loadavg, packed_golden, robust, write_json
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -53,6 +52,14 @@ def _prefetch_l2(typingctx, arr, byte_offset):
 
 
 @njit(inline="always")
+def _spin(steps, s):
+    """``steps`` steps of compute that touch no memory."""
+    for _ in range(steps):
+        s = (s * LCG_MUL + LCG_ADD) >> 1
+    return s
+
+
+@njit(inline="always")
 def _gap(spin, prefetch_bytes, next_codes, tid, n, s):
     """Before the next matrix: prefetch its first bytes of this thread's rows, then ``spin`` steps of compute."""
     if prefetch_bytes:
@@ -60,9 +67,7 @@ def _gap(spin, prefetch_bytes, next_codes, tid, n, s):
         start = r_lo * next_codes.shape[1]
         for off in range(start, min(r_hi * next_codes.shape[1], start + prefetch_bytes), CACHE_LINE_BYTES):
             _prefetch_l2(next_codes, off)
-    for _ in range(spin):
-        s = (s * LCG_MUL + LCG_ADD) >> 1
-    return s
+    return _spin(spin, s)
 
 
 @njit(inline="always")
@@ -100,8 +105,7 @@ def _gaps_alone(L, n, spin, out):
     for tid in prange(n):
         s = np.int64(tid + 1)
         for _ in range(L * GAPS_PER_LAYER):
-            for _ in range(spin):
-                s = (s * LCG_MUL + LCG_ADD) >> 1
+            s = _spin(spin, s)
         out[tid] = s
 
 
@@ -122,15 +126,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from lava_matmulfree.evaluation.accuracy import build_evaluation
-    from lava_matmulfree.model.golden_fast import FastGoldenModel
     from lava_matmulfree.model.thread_team import use_threads
 
-    setup = build_evaluation(args.config, seed=args.seed, num_calib=2, calib_length=8, dtype=np.float32)
-    net = copy.deepcopy(setup.net).pack_weights()
-    plan = FastGoldenModel(net, parallel=True).model_plan()
-    if plan is None:
-        print(f"error: config {args.config!r} has no whole-model plan", file=sys.stderr)
+    try:
+        _, _, plan = packed_golden(args.config, args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     c_ifgo, c_gate, c_down, c_head = (plan.arrays[k] for k in (3, 4, 5, 12))
     rng = np.random.default_rng(args.seed)
