@@ -41,7 +41,8 @@ from lava_matmulfree.config import MIN_TIMEOUT_S
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.signals import (EXIT_SIGNAL_BASE, PR_SET_PDEATHSIG, STOP_GRACE_S,  # noqa: F401  (API)
                                            TERMINATION_SIGNALS, WORKER_DEATH_SIGNAL, Terminated, guard_forks,
-                                           leave_signals_to_the_main_thread, stop_children, termination_signals)
+                                           leave_signals_to_the_main_thread, running_child, stop_children,
+                                           termination_signals)
 
 SHM_DIR = "/dev/shm"  # where POSIX shared memory lives on Linux (Lava's channels)
 
@@ -132,10 +133,15 @@ def actors(proc) -> list:
 
 
 def _alive(actor) -> bool:
-    try:
-        return actor.is_alive()
-    except (ValueError, AssertionError, OSError):  # closed, or not this process's child
+    """Whether a worker still runs, read from /proc: never by collecting its exit status (``is_alive`` calls
+    ``os.waitpid``), which its joiner collects. The watchdog and the stop timer call this from their threads
+    while the main thread may be joining the same worker, and of two threads waiting on one child the second
+    gets ECHILD, which multiprocessing takes for a child still running: Lava's join then raised "Cannot close a
+    process while it is still running" (docs/reliability.md)."""
+    popen = getattr(actor, "_popen", None)
+    if popen is None or popen.returncode is not None:
         return False
+    return running_child(popen.pid, os.getpid())
 
 
 def kill(procs, grace: float = STOP_GRACE_S) -> None:

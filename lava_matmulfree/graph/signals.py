@@ -245,7 +245,7 @@ def guard_forks(forked: set | None = None):
             forked.update(child_pids() - before)
 
 
-def _running(pid: int, parent: int) -> bool:
+def running_child(pid: int, parent: int) -> bool:
     """Whether ``pid`` is still a live child of ``parent`` (not a zombie; not a reused pid)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -260,7 +260,7 @@ def stop_children(pids, grace: float = STOP_GRACE_S) -> list[int]:
     unlink what is left) is spared."""
     me = os.getpid()
     spare = _resource_tracker_pid()
-    alive = [p for p in pids if p != spare and _running(p, me)]
+    alive = [p for p in pids if p != spare and running_child(p, me)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for p in alive:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -268,7 +268,7 @@ def stop_children(pids, grace: float = STOP_GRACE_S) -> list[int]:
         deadline = time.monotonic() + grace
         while alive and time.monotonic() < deadline:
             time.sleep(STOP_POLL_S)
-            alive = [p for p in alive if _running(p, me)]
+            alive = [p for p in alive if running_child(p, me)]
         if not alive:
             break
     return [p for p in pids if p != spare]
