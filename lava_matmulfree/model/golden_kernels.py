@@ -16,6 +16,7 @@ from numba import njit
 
 from lava_matmulfree.model.fixed_point import (INT, INVSQRT_NORM_LO_BITS, INVSQRT_OUT_FRAC, INVSQRT_P_FRAC,
                                                INVSQRT_Q_FRAC, INVSQRT_Y_FRAC)
+from lava_matmulfree.model.thread_team import barrier, share
 
 # All arithmetic in int64 (products wrap exactly as numpy's do).
 # rshift_round(x, k) is written ((x << left) + rnd) >> right with loop-invariant parts (_parts), so LLVM
@@ -149,30 +150,53 @@ def _norm_spikes(v_row, r, pt, lo, hi, tv, g0, k0, g1, k1, g2, k2, n_cons, a_lo,
 
 
 @njit(cache=True)
-def _k_norm_stage(v, m, k, sq_lo, sq_hi, lo, hi, seed_lut, seed_bits, newton_steps, t_k,
-                  g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, S_out, r_out, a0, a1, a2, cnt):
-    """One norm round over v [T, n]: u = sat(v m >> k) (cnt 0), S = sat(sum u^2) (cnt 1), r = inv_sqrt(S),
-    t = sat(v r >> t_k) (cnt 2), spikes a_p = sat_act(t g_p >> k_p) (cnt 3 + p) for p < n_cons."""
-    T, n = v.shape
-    pm = _parts(k)
-    pt = _parts(t_k)
-    tv = np.empty(n, dtype=np.int64)
+def _k_norm_team(v, m, k, t_k, g0, k0, g1, k1, g2, k2, n_cons, sq_lo, sq_hi, lo, hi, seed, seed_bits, newton,
+                 a_lo, a_hi, a0, a1, a2, cnt, part, tid, n, bar, S_out, r_out):
+    """One norm round over v [T, n_ch] (:func:`_k_norm_stage`) on thread ``tid`` of a team of ``n``
+    (thread_team.py): each thread sums u^2 over its channels into ``part`` [n, T], the team meets, then each
+    thread adds the parts (exact: integer sums) and writes t and the spikes of its channels. cnt: this thread's
+    slots (u, sum_sq, t, a_0..); the sum's saturation is counted by thread 0 only, which also records S and r
+    into S_out and r_out [T, 1] where they have rows."""
+    T, n_ch = v.shape
+    j0, j1 = share(n_ch, tid, n)
+    pm, pt = _parts(k), _parts(t_k)
+    tv = np.empty(n_ch, dtype=np.int64)
     cu = cs = ct = ca0 = ca1 = ca2 = np.int64(0)
     for t in range(T):
-        s, c = _norm_sum_sq(v[t], m, pm, sq_lo, sq_hi, 0, n)
+        s, c = _norm_sum_sq(v[t], m, pm, sq_lo, sq_hi, j0, j1)
+        part[tid, t] = s
         cu += c
-        cs += _out(s, lo, hi)
+    barrier(bar, n)
+    record = tid == 0 and S_out.shape[0] > 0
+    for t in range(T):
+        s = np.int64(0)
+        for q in range(n):
+            s += part[q, t]
+        if tid == 0:
+            cs += _out(s, lo, hi)
         s = _clamp(s, lo, hi)
-        S_out[t, 0] = s
-        r = _inv_sqrt1(s, seed_lut, seed_bits, newton_steps)
-        r_out[t, 0] = r
+        r = _inv_sqrt1(s, seed, seed_bits, newton)
+        if record:
+            S_out[t, 0] = s
+            r_out[t, 0] = r
         c_t, c0, c1, c2 = _norm_spikes(v[t], r, pt, lo, hi, tv, g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, a0[t],
-                                       a1[t], a2[t], 0, n)
+                                       a1[t], a2[t], j0, j1)
         ct += c_t
         ca0 += c0
         ca1 += c1
         ca2 += c2
     _count(cnt, (cu, cs, ct, ca0, ca1, ca2))
+
+
+@njit(cache=True)
+def _k_norm_stage(v, m, k, sq_lo, sq_hi, lo, hi, seed_lut, seed_bits, newton_steps, t_k,
+                  g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, S_out, r_out, a0, a1, a2, cnt):
+    """One norm round over v [T, n]: u = sat(v m >> k) (cnt 0), S = sat(sum u^2) (cnt 1), r = inv_sqrt(S),
+    t = sat(v r >> t_k) (cnt 2), spikes a_p = sat_act(t g_p >> k_p) (cnt 3 + p) for p < n_cons; S and r recorded
+    into S_out, r_out [T, 1]. :func:`_k_norm_team` on a team of one (every barrier a no-op)."""
+    _k_norm_team(v, m, k, t_k, g0, k0, g1, k1, g2, k2, n_cons, sq_lo, sq_hi, lo, hi, seed_lut, seed_bits,
+                 newton_steps, a_lo, a_hi, a0, a1, a2, cnt, np.zeros((1, v.shape[0]), dtype=np.int64), 0, 1,
+                 np.zeros(2, dtype=np.int64), S_out, r_out)
 
 
 @njit(cache=True)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from lava_matmulfree.model.golden_kernels import (MAX_CONSUMERS, _clamp, _count, _inv_sqrt1, _k_glu, _k_mlgru,
-                                                  _k_residual, _norm_spikes, _norm_sum_sq, _out, _parts)
+from lava_matmulfree.model.golden_kernels import (MAX_CONSUMERS, _clamp, _k_glu, _k_mlgru, _k_norm_team,
+                                                  _k_residual, _out)
 from lava_matmulfree.model.ternary_kernels import FIELDS_PER_BYTE
 from lava_matmulfree.model.thread_team import barrier, share, team_rows
 
@@ -110,38 +110,6 @@ def _k_dendrite(both, wide, row_sums, lo, hi, acc, cnt, slot, r0, r1):
     cnt[slot] += c
 
 
-@njit(cache=True)
-def _k_norm_team(v, m, k, t_k, g0, k0, g1, k1, g2, k2, n_cons, sq_lo, sq_hi, lo, hi, seed, seed_bits, newton,
-                 a_lo, a_hi, a0, a1, a2, cnt, part, tid, n, bar):
-    """golden_kernels._k_norm_stage on a team: each thread sums u^2 over its channels into ``part`` [n, T], the
-    team meets, then each thread adds the parts (exact: integer sums) and writes t and the spikes of its channels.
-    cnt: this thread's slots (u, sum_sq, t, a_0..); the sum's saturation is counted by thread 0 only."""
-    T, n_ch = v.shape
-    j0, j1 = share(n_ch, tid, n)
-    pm, pt = _parts(k), _parts(t_k)
-    tv = np.empty(n_ch, dtype=np.int64)
-    cu = cs = ct = ca0 = ca1 = ca2 = np.int64(0)
-    for t in range(T):
-        s, c = _norm_sum_sq(v[t], m, pm, sq_lo, sq_hi, j0, j1)
-        part[tid, t] = s
-        cu += c
-    barrier(bar, n)
-    for t in range(T):
-        s = np.int64(0)
-        for q in range(n):
-            s += part[q, t]
-        if tid == 0:
-            cs += _out(s, lo, hi)
-        r = _inv_sqrt1(_clamp(s, lo, hi), seed, seed_bits, newton)
-        c_t, c0, c1, c2 = _norm_spikes(v[t], r, pt, lo, hi, tv, g0, k0, g1, k1, g2, k2, n_cons, a_lo, a_hi, a0[t],
-                                       a1[t], a2[t], j0, j1)
-        ct += c_t
-        ca0 += c0
-        ca1 += c1
-        ca2 += c2
-    _count(cnt, (cu, cs, ct, ca0, ca1, ca2))
-
-
 @njit(inline="always")
 def _k_norm(v, params, chans, l, stage, ci_m, ci_g0, ci_g1, ci_g2, n_cons, sq_lo, sq_hi, lo, hi, seed, seed_bits,
             newton, a_lo, a_hi, a0, a1, a2, cnt, slot, part, tid, n, bar):
@@ -150,7 +118,7 @@ def _k_norm(v, params, chans, l, stage, ci_m, ci_g0, ci_g1, ci_g2, n_cons, sq_lo
     _k_norm_team(v, chans[l, ci_m], params[l, b], params[l, b + 1], chans[l, ci_g0], params[l, b + 2],
                  chans[l, ci_g1], params[l, b + 3], chans[l, ci_g2], params[l, b + 4], n_cons, sq_lo, sq_hi, lo, hi,
                  seed, seed_bits, newton, a_lo, a_hi, a0, a1, a2, cnt[slot:slot + 3 + MAX_CONSUMERS], part, tid, n,
-                 bar)
+                 bar, part[:0], part[:0])                                  # no S, r records
 
 
 @njit(inline="always")
@@ -263,7 +231,7 @@ def _k_model_thread(tid, n, bar, x, h, arrays, scalars, logits, bufs):
                         c[S_RESID:S_RESID + 1], c[S_ACC_DOWN:S_ACC_DOWN + 1], t * d + jd0, t * d + jd1)
     _k_norm_team(x, head_m, head_k[0], head_k[1], head_g, head_k[2], head_g, head_k[2], head_g, head_k[2], 1, sq_lo,
                  sq_hi, lo, hi, seed, seed_bits, newton, a_lo, a_hi, a_i, a_i, a_i,
-                 cnt_head[H_NORM:H_NORM + 3 + MAX_CONSUMERS], part, tid, n, bar)
+                 cnt_head[H_NORM:H_NORM + 3 + MAX_CONSUMERS], part, tid, n, bar, part[:0], part[:0])
     _k_spikes_into(a_i, jd0, jd1, wide, xp[0], xs_part[0, tid])
     barrier(bar, n)
     _k_team_rows(c_head, xp[0], xs_part[0], xs, out_head, tid, n)
