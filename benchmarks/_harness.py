@@ -145,6 +145,16 @@ def packed_golden(config: str, seed: int = 0):
     return net, golden, plan
 
 
+def packed_plan(config: str, seed: int = 0):
+    """The whole-model plan of :func:`packed_golden`, or None after one ``error:`` line on stderr (a config without
+    a plan: the benchmark then exits with 2)."""
+    try:
+        return packed_golden(config, seed)[2]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 # =========================================================================================== workers and results
 def run_worker(script: Path, flags, out: Path, timeout: float, check: bool = False):
     """Run ``script`` in a fresh interpreter with ``flags`` and ``--worker-out OUT`` (a process of its own, so its

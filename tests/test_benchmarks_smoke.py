@@ -448,3 +448,15 @@ def test_bench_gaps_runs_on_tiny(tmp_path):
         assert r["with_gaps_ms"]["median"] > 0
     assert res["rows"][0]["gap_us"] == res["rows"][0]["gaps_alone_ms"] == 0   # spin 0: no gap to take away
     assert res["rows"][0]["pass_ms"] == res["rows"][0]["with_gaps_ms"]["median"]
+
+
+def test_kernel_vs_reader_runs_on_tiny(tmp_path):
+    """kernel_vs_reader times the synapse pass and the reader on 1 and 2 threads and gives their ratio."""
+    kv = load_bench("kernel_vs_reader")
+    out = tmp_path / "kv.json"
+    assert kv.main(["--config", "tiny", "--rounds", "2", "--warm", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for th in ("1", "2"):
+        fig = res["threads"][th]
+        assert fig["reader_gb_s"]["n"] == fig["kernel_gb_s"]["n"] == 2 * kv.PASSES
+        assert fig["kernel_over_reader_best"] == fig["kernel_gb_s"]["best"] / fig["reader_gb_s"]["best"] > 0

@@ -25,7 +25,9 @@ host the hardware prefetchers alone kept a core at 7.6 GB/s from memory and 11.3
 L3 to 23-25 GB/s on one thread and 46-49 on two (a token's synapses; the kernel-1t / kernel-2t rows of
 ``benchmarks/bench_decode.py``).
 On an AMD EPYC host the hardware alone came within 15 % of the reader and one L1 distance from 256 B to 16 KiB
-gave no gain.
+gave no gain. On an EPYC without AVX-512 (Zen 3) the avx2 dot itself runs at the rate memory delivers (22 GB/s on
+one core, its vpmaddubsw and shifts the limit), so there the prefetch distances change little (docs/performance.md,
+"An AVX2 host").
 
 The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode
 and batch are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
