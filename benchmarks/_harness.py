@@ -130,7 +130,7 @@ def proc_pss_bytes(pid: int) -> int:
 # =================================================================================== the kernel benchmarks' model
 def packed_golden(config: str, seed: int = 0):
     """(the network with its weights packed, a FastGoldenModel on a thread team, its whole-model plan) of ``config``
-    with random weights and a short calibration: what ab_whole_model.py and bench_gaps.py measure. ValueError
+    with random weights and a short calibration: what the kernel benchmarks measure. ValueError
     where the config has no whole-model plan (a stage kernel's precondition fails)."""
     import numpy as np
 
@@ -174,3 +174,12 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
+
+
+def finish(res: dict, out: Path) -> int:
+    """The end of a benchmark that keeps its load average from the start in ``res["load_start"]``: the load now
+    into ``res["load_end"]``, ``res`` written to ``out``, one line saying both; exit status 0."""
+    res["load_end"] = loadavg()
+    write_json(out, res)
+    print(f"load {res['load_start']} -> {res['load_end']}; wrote {out}")
+    return 0

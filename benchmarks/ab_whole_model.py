@@ -28,7 +28,7 @@ from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import numpy as np
-from _harness import MS, OUT_DIR, loadavg, packed_golden, robust, write_json
+from _harness import MS, OUT_DIR, finish, loadavg, packed_golden, robust
 
 DEFAULT_OUT = OUT_DIR / "ab_whole_model.json"
 CHECK_PREFILL = 9          # tokens of the exactness check's prefill (not a power of two), then CHECK_STEPS steps
@@ -166,10 +166,7 @@ def main(argv=None) -> int:
         print(f"{n} thread(s): A {sa['median']:.3f} / {sa['best']:.3f} ms per token (median / best of "
               f"{args.rounds}), B {sb['median']:.3f} / {sb['best']:.3f}; B/A {sb['median'] / sa['median']:.3f} "
               f"(medians), {sb['best'] / sa['best']:.3f} (best)")
-    res["load_end"] = loadavg()
-    write_json(args.out, res)
-    print(f"load {res['load_start']} -> {res['load_end']}; wrote {args.out}")
-    return 0
+    return finish(res, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _harness import MS, OUT_DIR, loadavg, packed_plan, robust, write_json
+from _harness import MS, OUT_DIR, finish, loadavg, packed_plan, robust
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -175,10 +175,7 @@ def main(argv=None) -> int:
                                     "gaps_alone_ms": gaps_ms, "pass_ms": pass_ms, "extra_per_gap_us": extra})
                 print(f"| {spin} | {pf} | {gap_us:.2f} | {both['median']:.3f} / {both['best']:.3f} | "
                       f"{gaps_ms:.3f} | {pass_ms:.3f} | {extra:.2f} |")
-    res["load_end"] = loadavg()
-    write_json(args.out, res)
-    print(f"load {res['load_start']} -> {res['load_end']}; wrote {args.out}")
-    return 0
+    return finish(res, args.out)
 
 
 if __name__ == "__main__":

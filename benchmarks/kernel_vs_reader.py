@@ -18,7 +18,7 @@ import sys
 import time
 
 import membw
-from _harness import OUT_DIR, loadavg, packed_plan, robust, write_json
+from _harness import OUT_DIR, finish, loadavg, packed_plan, robust
 
 DEFAULT_OUT = OUT_DIR / "kernel_vs_reader.json"
 PASSES = 3                                      # timed passes of each per round
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                 f()
                 kern[th].append(nbytes / (time.perf_counter() - t0) / 1e9)
     res = {"config": args.config, "weight_bytes": nbytes, "reader": reader.method, "load_start": load_start,
-           "load_end": loadavg(), "threads": {}}
+           "threads": {}}
     print(f"{args.config}: {nbytes / 1e6:.1f} MB of weights per token; GB/s median / best of {args.rounds} rounds "
           f"x {PASSES} passes; reader {reader.method}")
     for th in kernels:
@@ -68,9 +68,7 @@ def main(argv=None) -> int:
         print(f"{th} thread(s): reader {r['median']:.1f} / {r['best']:.1f}, kernel {k['median']:.1f} / "
               f"{k['best']:.1f}: kernel / reader {k['best'] / r['best']:.3f} (best), "
               f"{k['median'] / r['median']:.3f} (medians)")
-    write_json(args.out, res)
-    print(f"load {res['load_start']} -> {res['load_end']}; wrote {args.out}")
-    return 0
+    return finish(res, args.out)
 
 
 if __name__ == "__main__":
