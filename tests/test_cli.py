@@ -5,6 +5,7 @@ import dataclasses
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from lava_matmulfree.model.float_model import FloatModel
 from lava_matmulfree.io.params import random_params
 from lava_matmulfree.model.sampling import Sampler
 from conftest import float_generation
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +39,27 @@ def test_default_model_is_the_shipped_demo(capsys):
     assert "demo_model" in out.err
     words = re.findall(r"[a-z]{3,}", out.out[len("A class definition"):])
     assert len(words) >= 4  # the trained byte-level model writes words, not noise
+
+
+def _block_after(path, marker):
+    """The first fenced block after the line of ``path`` that contains ``marker``."""
+    text = path.read_text(encoding="utf-8")
+    rest = text[text.index(marker):]
+    return re.search(r"```\n(.*?)\n```", rest, re.S).group(1)
+
+
+@pytest.mark.uses_demo
+@pytest.mark.lava
+@pytest.mark.timeout(180)
+def test_the_readme_shows_what_the_demo_prints(capsys):
+    """`./run demo` is `lava-matmulfree generate` with no arguments: the front page and the training page show
+    exactly the text it prints."""
+    assert main(["generate"]) == 0
+    res = capsys.readouterr()
+    assert "backend sim-fused" in res.err  # "through the Lava simulator (sim-fused)", both pages say
+    out = res.out.rstrip("\n")
+    assert _block_after(ROOT / "README.md", "`./run demo` runs the shipped") == out
+    assert _block_after(ROOT / "docs" / "training.md", "`./run demo` prints") == out
 
 BOS, EOS, BYTE_OFFSET = 1, 2, 3  # the byte tokenizer's ids, restated from its specification
 KEEP = "\t\n"
