@@ -120,6 +120,30 @@ def test_generate_random_model_by_default(capsys, tiny_cfg):
     assert "tiny" in err and "tokens/s" in err
 
 
+RATES = re.compile(r"(\d+) new tokens? in ([\d.]+) s: the first after ([\d.]+) s \(start-up and the prompt\), "
+                   r"then ([\d.]+) tokens/s")
+
+
+@pytest.mark.parametrize("backend", ["reference", "float"])
+def test_the_first_token_and_the_decode_rate_are_given_apart(capsys, backend):
+    """One rate over a short run is mostly start-up (numba's kernels loaded, the prompt); the line gives the first
+    token's wait and the rate after it, and the three figures agree with each other."""
+    assert main(["generate", "--max-new-tokens", "7", "--prompt", "abc", "--backend", backend]) == 0
+    m = RATES.search(capsys.readouterr().err)
+    assert m, "no first-token time and decode rate in the summary line"
+    n, total, first, decode = int(m[1]), float(m[2]), float(m[3]), float(m[4])
+    assert n == 7 and 0 < first <= total
+    # both times are printed to 1 ms, the rate to 3 digits: the rate lies within what the rounded times allow
+    rest_lo, rest_hi = max(total - first - 0.001, 1e-9), total - first + 0.001
+    assert (n - 1) / rest_hi * 0.99 <= decode <= (n - 1) / rest_lo * 1.01
+
+
+def test_one_new_token_has_no_decode_rate(capsys):
+    assert main(["generate", "--max-new-tokens", "1", "--prompt", "abc", "--backend", "reference"]) == 0
+    err = capsys.readouterr().err
+    assert "1 new token in" in err and "tokens/s)" in err and "the first after" not in err
+
+
 def test_zero_new_tokens(capsys, tiny_checkpoint):
     assert main(["generate", "--checkpoint", str(tiny_checkpoint), "--prompt", "xy", "--max-new-tokens", "0"]) == 0
     assert capsys.readouterr().out == "xy\n"

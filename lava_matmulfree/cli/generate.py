@@ -89,9 +89,19 @@ def cmd_generate(args, out=None, err=None) -> int:
         return 0
     prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token)
     stream.close()
-    print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s "
-          f"({rate(gen.tokens_per_second)} tokens/s){_lava_stats(gen)}", file=err)
+    print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new token{'s' * (len(gen.tokens) != 1)} in {gen.seconds:.3f} s"
+          f"{_rates(gen)}{_lava_stats(gen)}", file=err)
     return 0
+
+
+def _rates(gen) -> str:
+    """The first token's wait (start-up and prompt) apart from the rate of the tokens after it, where both are
+    known: on a small model the start-up is most of a short run, and one rate over both hides the decoding."""
+    decode = gen.decode_tokens_per_second
+    if decode is None:
+        return f" ({rate(gen.tokens_per_second)} tokens/s)"
+    return (f": the first after {gen.first_token_seconds:.3f} s (start-up and the prompt), then "
+            f"{rate(decode)} tokens/s")
 
 
 def cmd_chat(args, inp=None, out=None, err=None) -> int:

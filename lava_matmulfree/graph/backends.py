@@ -45,12 +45,23 @@ class Generation:
     steps: int | None = None  # Lava time steps run
     steps_per_layer: float | None = None  # time steps a token spends in each block (0 on fused blocks)
     leaf_processes: int | None = None
-    first_token_seconds: float | None = None  # request -> first token handed to on_token (streaming Lava runs)
+    first_token_seconds: float | None = None  # request -> first token handed to on_token (reference, float and
+    #                                           streaming Lava runs)
     activity: object = None  # generate(activity=True): an ActivityRecorder (docs/graph.md, "Activity counters")
 
     @property
     def tokens_per_second(self) -> float:
         return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def decode_tokens_per_second(self) -> float | None:
+        """The new tokens after the first, per second after it: the rate of decoding alone, without the start-up
+        (numba's kernels loaded, a Lava runtime started) and the prompt that the first token waits for. None where
+        the first token's time is unknown or there is no second token."""
+        if self.first_token_seconds is None or len(self.tokens) < 2:
+            return None
+        rest = self.seconds - self.first_token_seconds
+        return (len(self.tokens) - 1) / rest if rest > 0 else float("inf")
 
 
 #: The backends that count activity (generate(..., activity=True), Session(..., activity=True)).
@@ -164,20 +175,22 @@ def _check_request(backend, prompt, max_new_tokens, vocab_size):
         raise ValueError(f"token id {bad[0]} is outside the model's vocabulary [0, {vocab_size})")
 
 
-def _sample_and_step(model, logits, state, max_new_tokens: int, sample, on_token):
+def _sample_and_step(model, logits, state, max_new_tokens: int, sample, on_token, t0: float):
     """The host's decode loop: sample a token from the last logits, hand it to ``on_token``, step the model on it
     (not after the last one: nothing reads its logits). Returns (logits of every token that entered, the new
-    tokens, the state after the last step)."""
-    rows, tokens, last = [logits], [], logits[-1]
+    tokens, the state after the last step, seconds from ``t0`` (a perf_counter) to the first token)."""
+    rows, tokens, last, first_s = [logits], [], logits[-1], None
     for n in range(max_new_tokens):
         tok = sample(last)
         tokens.append(tok)
+        if first_s is None:
+            first_s = time.perf_counter() - t0
         if on_token is not None:
             on_token(tok)
         if n + 1 < max_new_tokens:
             last, state = model.step(tok, state)
             rows.append(last[None])
-    return np.concatenate(rows), tokens, state
+    return np.concatenate(rows), tokens, state, first_s
 
 
 def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampler: Sampler, probes=(),
@@ -195,8 +208,9 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
             g.probes = {}
         t0 = time.perf_counter()
         logits, state = g.prefill(prompt)
-        logits, tokens, state = _sample_and_step(
-            g, logits, state, max_new_tokens, lambda last: sampler(last.astype(np.float64) * net.logit_scale), on_token)
+        logits, tokens, state, first_s = _sample_and_step(
+            g, logits, state, max_new_tokens, lambda last: sampler(last.astype(np.float64) * net.logit_scale), on_token,
+            t0)
         out = {}
         for name in probes:
             rec = g.probes.get(golden_probe_name(name, net.cfg.num_layers))
@@ -205,14 +219,15 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
             out[name] = np.concatenate(rec)
         final = {f"l{l}.h": state.h[l].copy() for l in range(net.cfg.num_layers)}
         return Generation("reference", list(prompt), tokens, logits, out, time.perf_counter() - t0,
-                          final_state=final, activity=g.activity)
+                          final_state=final, first_token_seconds=first_s, activity=g.activity)
 
 
 def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_token=None) -> Generation:
     t0 = time.perf_counter()
     logits, state = model.prefill(prompt)
-    logits, tokens, _ = _sample_and_step(model, logits, state, max_new_tokens, sampler, on_token)
-    return Generation("float", list(prompt), tokens, logits, {}, time.perf_counter() - t0)
+    logits, tokens, _, first_s = _sample_and_step(model, logits, state, max_new_tokens, sampler, on_token, t0)
+    return Generation("float", list(prompt), tokens, logits, {}, time.perf_counter() - t0,
+                      first_token_seconds=first_s)
 
 
 def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens: int, temperature: float = 0.0,
