@@ -102,6 +102,7 @@ def test_chat_cli_streams_answers_in_one_runtime(capsys):
     assert answers[0] == answers[2] and len(answers) == 4 and answers[3] == ""
     log = err.getvalue()
     assert log.count("new tokens") == 3 and "[state reset]" in log
+    assert log.count(" tokens/s]") == 3  # each answer's rate after its first token
     from lava_matmulfree.cli import main
 
     capsys.readouterr()

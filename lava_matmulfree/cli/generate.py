@@ -142,6 +142,8 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
             gen = chat.ask(prompt, args.max_new_tokens, on_token=stream.on_token, reset=reset or args.reset_each)
             stream.close()
             first = "" if gen.first_token_seconds is None else f", first token after {gen.first_token_seconds:.3f} s"
+            if gen.decode_tokens_per_second is not None:
+                first += f", then {rate(gen.decode_tokens_per_second)} tokens/s"
             print(f"[{len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s{first}]",
                   file=err)
             reset = False
