@@ -2,7 +2,7 @@
 another copy of that file (B), on the same network and the same plan arrays.
 
 Why one process: two bench_decode runs of the same code differ by up to 10% on the project's shared host (the
-second core comes and goes, a token's weights leave the shared L3 between rows, docs/performance.md), more than
+second core comes and goes, a token's weights leave the shared L3 between rows, docs/cpu_tuning.md), more than
 most kernel changes are worth. Here both kernels run in the same process on the same arrays, in alternating order
 (A B B A A B ...), each timed in steady state (``--warm`` untimed decode steps, then ``--steps`` timed ones), so the
 host's noise hits both alike. B must give A's integers: the logits, the overflow counts, the residual stream and

@@ -10,7 +10,7 @@ each gap: the restart's usual remedy.
 
     .venv/bin/python benchmarks/bench_gaps.py --config 370m
 
-Figures and what they say: docs/performance.md, "Gaps between the matrices".
+Figures and what they say: docs/cpu_tuning.md, "Gaps between the matrices".
 """
 from __future__ import annotations
 

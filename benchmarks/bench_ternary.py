@@ -7,7 +7,7 @@
 ``--cache`` times the decode kernel (T = 1) of each shape on one matrix called again and again (its codes stay
 in the last-level cache) and, interleaved, on distinct matrices of the same shape adding up to at least 4x that
 cache (codes from memory): GB/s of packed codes, best of ``--repeats``. Tells the kernel's arithmetic apart from
-its memory stream (docs/performance.md).
+its memory stream (docs/cpu_tuning.md).
 
 ``--wide`` times only the packed kernel on int16 spikes (act_bits 9..16: both bytes through the int8
 kernel as one batch, ternary.py) against the same kernel on int8 spikes, same matrices, interleaved

@@ -9,7 +9,7 @@ running this before and after it, in the same hour.
 
     .venv/bin/python benchmarks/kernel_vs_reader.py --config 370m [--rounds 6]
 
-Figures and what they say: docs/performance.md, "An AVX2 host".
+Figures and what they say: docs/cpu_tuning.md, "An AVX2 host".
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ run time with the system's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``;
 temporary folder: AVX2 loads, 8 independent accumulators, 1 or N threads each reading a contiguous share,
 every pass timed from one barrier to the next, each pass the better of a plain read and one prefetching in software
 as the ternary kernels do (on an Intel Xeon whose L3 held the weights the kernel with that prefetch read faster than
-the plain reader; docs/performance.md). Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
+the plain reader; docs/cpu_tuning.md). Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
 numpy's vectorised sum over each thread's share of a uint64 view, on Python threads (numpy releases the GIL
 there); ``Reader.method`` says which ran. (The plain numba summing loop used before is not vectorised: 4-5 GB/s
 where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``): for a token's bound exactly the
@@ -64,7 +64,7 @@ def buffer_bytes(weight_bytes: int = 0) -> int:
     weights' own size, read pass after pass as the kernel reads them token after token, so that the cache keeps for
     the reader what it keeps for the kernel: on a host whose last-level cache holds the weights, that is the cache's
     bandwidth, as it is for the kernel (a bigger buffer gives a lower "bound" that a kernel can beat;
-    docs/performance.md). Without: the machine's memory bandwidth, >= 4x the last-level cache and >= 256 MiB."""
+    docs/cpu_tuning.md). Without: the machine's memory bandwidth, >= 4x the last-level cache and >= 256 MiB."""
     if weight_bytes:
         n = int(weight_bytes)
     else:

@@ -124,9 +124,9 @@ class LavaGraph:
                               int(self.token_tap is not None), self.head_kind)
 
     def probe_target(self, name: str):
-        """What a probe name records (docs/graph.md, "Probes"): ``("var", Var, latency, row)``, the Var read
-        ``latency`` steps after a token enters the graph (``row``: the layer of the stack's [L, n] Vars, else
-        None), or ``("port", OutPort)``, the port's messages that carry a token."""
+        """What a probe name records (docs/graph.md, "Streaming, sessions and probes"): ``("var", Var, latency,
+        row)``, the Var read ``latency`` steps after a token enters the graph (``row``: the layer of the stack's
+        [L, n] Vars, else None), or ``("port", OutPort)``, the port's messages that carry a token."""
         from lava_matmulfree.processes.block.process import BLOCK_VARS
         from lava_matmulfree.processes.layer_stack.process import STACK_VARS
 

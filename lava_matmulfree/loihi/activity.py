@@ -3,7 +3,7 @@ non-zero graded spike, per connection type and layer, as ``lava-matmulfree profi
 
 :func:`load_activity` reads and validates a profile file (every error one line naming the file and the key);
 :meth:`ActivityProfile.density` is what :mod:`.cost_model` multiplies a connection's messages and synaptic
-operations by, instead of the one scalar ``MappingOptions.activation_density`` (docs/cost_model.md, "Activity").
+operations by, instead of the one scalar ``MappingOptions.activation_density`` (docs/activity.md, "How they map").
 :func:`default_activity` says which profile stands in for a config: a shipped model's own measured profile
 when the config has its shape; otherwise (the 370M, which has no trained weights) the deep model's per-type
 averages, shown beside the dense assumption but not used for the headline figures.

@@ -1,4 +1,4 @@
-"""Loihi 2 against the GPUs (docs/gpu_baselines.md, "Verdict"): every Loihi 2 deployment (the paper's measured
+"""Loihi 2 against the GPUs (docs/gpu_baselines.md, "The verdict"): every Loihi 2 deployment (the paper's measured
 figures, the chosen preset, the variants) against every GPU x runtime x model, and which of the paper's
 claims hold against which baseline.
 

@@ -18,7 +18,7 @@ reductions across lanes), and the kernels differ only in the group dot product:
                 across a group's rows.
 
 Every SIMD kernel prefetches its codes in software, one prefetch per cache line of a block at two distances:
-PREFETCH_BYTES ahead into L1 and PREFETCH_L2_BYTES ahead into L2 (docs/performance.md, "Software prefetch"). One
+PREFETCH_BYTES ahead into L1 and PREFETCH_L2_BYTES ahead into L2 (docs/cpu_tuning.md, "Software prefetch"). One
 group is one sequential stream of bytes, and the stacked matrices of a token one long stream, yet on an Intel Xeon
 host the hardware prefetchers alone kept a core at 7.6 GB/s from memory and 11.3 GB/s from its L3, against 11.1 and
 24.5 for the plain reader. 512 B ahead into L1 brought memory to 10.5-11.5; adding 8-64 KiB ahead into L2 brought the
@@ -26,7 +26,7 @@ L3 to 23-25 GB/s on one thread and 46-49 on two (a token's synapses; the kernel-
 ``benchmarks/bench_decode.py``).
 On an AMD EPYC host the hardware alone came within 15 % of the reader and one L1 distance from 256 B to 16 KiB
 gave no gain. On an EPYC without AVX-512 (Zen 3) the avx2 dot itself runs at the rate memory delivers (22 GB/s on
-one core, its vpmaddubsw and shifts the limit), so there the prefetch distances change little (docs/performance.md,
+one core, its vpmaddubsw and shifts the limit), so there the prefetch distances change little (docs/cpu_tuning.md,
 "An AVX2 host").
 
 The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode

@@ -5,7 +5,7 @@ whole row groups) of every matrix's rows (:func:`team_rows`) and of the channels
 are shared out too; the threads meet at a spin barrier (:func:`barrier`) only where one reads what another wrote.
 One parallel region per call, not one per matrix: a numba parallel region costs its launch, its scheduling and a
 restart of every thread's memory stream, about 4 us per matrix on the project's 2-core machine, where a 1024-row
-matrix takes 5 us per thread (docs/performance.md, "One region per token").
+matrix takes 5 us per thread (docs/cpu_tuning.md, "One region per token").
 
 The team needs every one of its ``n`` threads running at once (a barrier waits for all of them): numba's ``omp``
 and ``workqueue`` layers give each thread one chunk of ``prange(n)`` when ``n`` is the thread count; a

@@ -6,7 +6,7 @@ saturate-and-count (for int8 spikes inside the neuron kernels that read the accu
 where int16 spikes' bytes are recombined, and for the LM head), on the arrays model_plan.ModelPlan gathers (their
 layout: the constants below). On one thread, or on a team of numba's threads in one parallel region
 (thread_team.py): each thread takes its rows of every matrix and the channels they feed, and the team meets at a
-spin barrier where a stage reads another thread's channels (docs/performance.md, "One region per token").
+spin barrier where a stage reads another thread's channels (docs/cpu_tuning.md, "One region per token").
 
 numba caches each kernel by the stamp of its own source file, and the cached whole-model kernel holds the
 machine code of the stage kernels and of the synapse kernel it calls: after editing golden_kernels.py,

@@ -1,1 +1,1 @@
-"""Probes that record a value once per token (docs/graph.md, "Probes")."""
+"""Probes that record a value once per token (docs/graph.md, "Streaming, sessions and probes")."""

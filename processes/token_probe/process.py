@@ -1,4 +1,4 @@
-"""Probes that record once per token, not every step (docs/graph.md, "Probes")."""
+"""Probes that record once per token, not every step (docs/graph.md, "Streaming, sessions and probes")."""
 from __future__ import annotations
 
 import numpy as np
