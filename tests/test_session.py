@@ -4,6 +4,7 @@ Every test that starts a Lava runtime has a hard timeout."""
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -109,6 +110,22 @@ def test_chat_cli_streams_answers_in_one_runtime(capsys):
     main(["generate", "--config", "tiny", "--prompt", "ab", "--max-new-tokens", "5", "--temperature", "0",
           "--backend", "reference"])
     assert capsys.readouterr().out == "ab" + answers[0] + "\n"
+
+
+@pytest.mark.timeout(300)
+def test_chat_refuses_a_line_that_is_not_utf8_and_goes_on():
+    """A line of stdin that is not UTF-8 gets one error line naming the byte; the lines after it are answered."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "lava_matmulfree", "chat", "--config", "tiny", "--max-new-tokens", "3",
+           "--temperature", "0"]
+    r = subprocess.run(cmd, input=b"caf\xe9\nab\n", capture_output=True, timeout=240,
+                       env={**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": ""})
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert "error: the line is not UTF-8 text (byte e9 at character 3); not sent" in err
+    assert err.count("new tokens in") == 1  # "ab" was answered
 
 
 @pytest.mark.timeout(300)

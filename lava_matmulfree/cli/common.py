@@ -267,13 +267,21 @@ def _lava_stats(gen) -> str:
             f"{gen.leaf_processes} leaf processes")
 
 
-def _prompt_text(args) -> str:
-    """--prompt, which must be text: a command line's bytes that are not UTF-8 arrive as lone surrogates."""
+def not_utf8(text: str) -> str | None:
+    """Where ``text`` is not UTF-8 ("byte e9 at character 3"), else None: bytes of a command line or of stdin that
+    are not UTF-8 arrive as lone surrogates."""
     try:
-        args.prompt.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raw = args.prompt[e.start:e.end].encode("utf-8", "surrogateescape")
-        raise ValueError(f"--prompt is not UTF-8 text (byte {raw[:1].hex()} at character {e.start})") from None
+        return f"byte {text[e.start:e.end].encode('utf-8', 'surrogateescape')[:1].hex()} at character {e.start}"
+    return None
+
+
+def _prompt_text(args) -> str:
+    """--prompt, which must be text."""
+    where = not_utf8(args.prompt)
+    if where:
+        raise ValueError(f"--prompt is not UTF-8 text ({where})")
     return args.prompt
 
 

@@ -7,7 +7,7 @@ import sys
 from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, DEFAULT_MAX_NEW_TOKENS,
                                         LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
                                         _add_model_command, _add_sampling_args, _lava_stats, _load_model, _positive_int,
-                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation)
+                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation, not_utf8)
 from lava_matmulfree.utils.limits import check_tokens
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -109,6 +109,8 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     from lava_matmulfree.graph.session import Session
 
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
+    if inp is sys.stdin and hasattr(inp, "reconfigure"):
+        inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
     run = RunConfig(backend=args.backend)
     _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens)
     m = _load_model(args, args.backend)
@@ -130,6 +132,10 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
             if text.strip() == CHAT_RESET:
                 reset = True
                 print("[state reset]", file=err)
+                continue
+            where = not_utf8(text)
+            if where:
+                print(f"error: the line is not UTF-8 text ({where}); not sent", file=err)
                 continue
             prompt = m.tokenizer.encode(text, add_bos=reset)
             if not prompt:
