@@ -40,15 +40,15 @@ token); decode = ``--decode`` single-token calls (fixed tokens, state carried) a
 ``--decode-ramp`` untimed decode steps, per-token time = wall time / tokens. The untimed steps and passes bring each
 figure to the steady state the bound is measured in: on a host whose last-level cache is shared with other machines
 (the Intel Xeon of docs/cpu_tuning.md, "Steady state"), a token's weights leave that cache while the process reads
-other data or idles, and come back over tens of tokens (a run with 12 untimed steps: golden-2t 5.2 ms at the
-first, 2.7 ms at the twelfth, 2.5-2.6 ms after 12 more; golden on one thread still falling at the twelfth, 9.0 to
-8.1 ms), hence 48 by default; each untimed step's time is kept (``decode_ramp_ms``) and the table prints it. Every repeat runs every
-row (in rotating order, so machine noise hits all rows alike). Every figure is given as median and best of its
-``--repeats`` repeats (Lava: ``--lava-repeats``), and one whose repeats spread more than 2x (max/min) is marked
-**noisy** in the table with the highest load average seen over them (``load_per_repeat``). Memory per row: the bytes
-the model holds (every array / tensor it references, plus the packed ternary kernels it uses; the float and golden
-models share their int8 ternary arrays) and the transient peak above that while it runs (the process high-water mark
-``VmHWM``, reset through ``/proc/self/clear_refs`` before each row).
+other data or idles, and come back over tens of tokens (a run with 12 untimed steps: golden-2t 5.2 ms at the first,
+2.7 ms at the twelfth, 2.5-2.6 ms after 12 more; golden on one thread still falling at the twelfth, 9.0 to 8.1 ms),
+hence 48 by default; each untimed step's time is kept (``decode_ramp_ms``) and the table prints it. Every repeat
+runs every row (in rotating order, so machine noise hits all rows alike). Every figure is given as median and best
+of its ``--repeats`` repeats (Lava: ``--lava-repeats``), and one whose repeats spread more than 2x (max/min) is
+marked **noisy** in the table with the highest load average seen over them (``load_per_repeat``). Memory per row:
+the bytes the model holds (every array / tensor it references, plus the packed ternary kernels it uses; the float
+and golden models share their int8 ternary arrays) and the transient peak above that while it runs (the process
+high-water mark ``VmHWM``, reset through ``/proc/self/clear_refs`` before each row).
 
 sim-fused (worker subprocess; the network file is written here, read there): one Lava run per repeat with a
 ``--lava-prompt``-token prompt and ``--lava-tokens`` new tokens, run in four chunks of time steps: the first

@@ -2,6 +2,7 @@
 docs cite by name (``docs/graph.md, "Memory"``) is a heading of that page, and every page of docs/ is listed on the
 front page and in docs/architecture.md."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -11,9 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 BOOK = [REPO / "README.md", *PAGES]
-SOURCES = sorted(
-    p for part in ("lava_matmulfree", "processes", "microcode", "benchmarks", "tests") for p in (REPO / part).rglob("*.py")
-)
+SOURCES = sorted(p for part in ("lava_matmulfree", "processes", "microcode", "benchmarks", "tests")
+                 for p in (REPO / part).rglob("*.py"))
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 # a page cited with a section: `docs/NAME.md, "Section"` in code, `[NAME.md](NAME.md), "Section"` in the docs
@@ -21,16 +21,21 @@ CITED_IN_CODE = re.compile(r'docs/([a-z_0-9]+\.md)[,;]?\s*"([^"\n]+)"')
 CITED_IN_DOCS = re.compile(r'\]\(([a-z_0-9]+\.md)\),?\s*"([^"\n]+)"')
 
 
+@functools.lru_cache(maxsize=None)
+def _prose(page: Path) -> str:
+    """The page without its fenced code blocks (a ``# comment`` inside one is not a heading)."""
+    return re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.M | re.S)
+
+
 def _headings(page: Path) -> list[str]:
-    return [line.lstrip("#").strip() for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
+    return [line.lstrip("#").strip() for line in _prose(page).splitlines() if line.startswith("#")]
 
 
 def _sections(page: Path) -> list[str]:
     """What a citation may name: a heading without its number ("2. Power" is "Power"), or a paragraph that opens
     with its name in bold (``**Tags.** Every ...``), as the pages' smaller sections do."""
-    text = page.read_text(encoding="utf-8")
     heads = [re.sub(r"^\d+\.\s+", "", h) for h in _headings(page)]
-    return heads + re.findall(r"^\*\*([^*]+?)\.?\*\*", text, flags=re.M)
+    return heads + re.findall(r"^\*\*([^*]+?)\.?\*\*", _prose(page), flags=re.M)
 
 
 def _slug(heading: str) -> str:

@@ -1,6 +1,7 @@
 """Probes of any documented name (docs/graph.md, "Streaming, sessions and probes"): Vars of leaves inside
 hierarchical blocks (through their aliases), OutPorts of any process (the messages that carry a token), recorded
-once per token by probe processes, equal to the golden model's records. Every test that starts a Lava runtime has a hard timeout."""
+once per token by probe processes, equal to the golden model's records. Every test that starts a Lava runtime has
+a hard timeout."""
 from __future__ import annotations
 
 import numpy as np
