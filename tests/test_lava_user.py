@@ -109,16 +109,18 @@ def test_a_request_is_one_thing_in_a_hand_wired_and_a_built_graph(nets):
     assert want1 != generate("reference", net, p1, n1).tokens  # the sampler is really in use
 
     source, blocks, sink = hand_wired(net, 10, p1, n1, **SAMPLING)
-    graph = LavaGraph.of(source, kind="fused")
-    assert graph.sink is sink and graph.blocks == blocks and graph.steps_needed(5, 4) == 5 + 4 * 3
+    graph = LavaGraph.of(source)
+    assert graph.sink is sink and graph.blocks == blocks and graph.kind == "decomposed"  # LavaGraph.of's default
+    assert graph.steps_needed(5, 4, run_cfg=FIXED) == 5 + 4 * 3 and graph.kind == "fused"  # the config's models
     try:
-        source.run(condition=RunSteps(num_steps=graph.steps_needed(len(p1), n1)), run_cfg=FIXED)
-        assert int(sink.generated.get()[0]) == n1 and tokens_of(sink, n1) == want1
+        source.run(condition=RunSteps(num_steps=graph.steps_needed(len(p1), n1, run_cfg=FIXED)), run_cfg=FIXED)
+        assert int(sink.generated.get()[0]) == n1 and graph.tokens() == tokens_of(sink, n1) == want1
+        assert all(type(t) is int for t in graph.tokens())
         graph.set_request(p2, n2, temperature=0.0)  # the runtime runs: Var.set on the source and the sink
         for block in blocks:
             block.h.set(np.zeros(net.cfg.hidden_size))  # a fresh conversation
         source.run(condition=RunSteps(num_steps=graph.steps_needed(len(p2), n2)), run_cfg=FIXED)
-        assert int(sink.generated.get()[0]) == n2 and tokens_of(sink, n2) == want2
+        assert int(sink.generated.get()[0]) == n2 and graph.tokens() == want2
     finally:
         source.stop()
 
@@ -134,6 +136,36 @@ def test_a_request_is_one_thing_in_a_hand_wired_and_a_built_graph(nets):
     with GraphRunner(LavaGraph.of(source), lava_run_config("sim-fused"), timeout=200) as runner:
         assert runner.graph.kind == "fused"  # from the run config, not from LavaGraph.of's default
         assert runner.generate(p1, n1).tokens == want1
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(400)
+def test_the_steps_follow_the_run_config_and_a_short_run_is_named(nets):
+    """A graph built fused, run by hand with a config that selects the mixers: the steps counted for the build
+    leave the sink short, and graph.tokens() says so (not a row of -1); counted with the config, the run ends with
+    the reference's tokens; a config that would select other models after Lava compiled the graph is refused."""
+    net = nets[1]
+    prompt, n = prompt_for(4, 4, net.cfg.vocab_size), 3
+    want = generate("reference", net, prompt, n).tokens
+    graph = build_graph(net, "fused", capacity=8)
+    graph.set_request(prompt, n)
+    cfg = lava_run_config("sim-mixers")
+    short = graph.steps_needed(len(prompt), n)  # the fused blocks' count: 1 step a token
+    assert short == len(prompt) + n
+    try:
+        graph.source.run(condition=RunSteps(num_steps=short), run_cfg=cfg)
+        assert np.asarray(graph.sink.tokens.get())[0] == -1  # what a plain read of the sink shows
+        with pytest.raises(BackendError, match=r"chosen 0 of the request's 3 tokens: the steps were counted for "
+                           r"fused block models \(1 step a token\), but Lava selected mixers ones \(21 steps"):
+            graph.tokens()
+        full = graph.steps_needed(len(prompt), n, run_cfg=cfg)
+        assert graph.kind == "mixers" and full == len(prompt) + n * (3 * 6 + 3)
+        graph.source.run(condition=RunSteps(num_steps=full - short), run_cfg=cfg)
+        assert graph.tokens() == want
+        with pytest.raises(BackendError, match="already compiled this graph with mixers ones"):
+            graph.steps_needed(1, 1, run_cfg=FIXED)
+    finally:
+        graph.source.stop()
 
 
 def test_requests_are_checked_where_they_enter(nets):

@@ -75,6 +75,10 @@ def loop_depth(kind: str, num_layers: int, head: str | None = None) -> int:
     return num_layers * BLOCK_TIMING[kind][0] + HEAD_TIMING[head or HEAD_KIND[kind]][0]
 
 
+def _steps(n: int) -> str:
+    return f"{n} step" + ("" if n == 1 else "s")
+
+
 class SessionClosedError(BackendError):
     """A request to a runner or Session whose runtime was closed, or torn down after a failure."""
 
@@ -167,10 +171,50 @@ class LavaGraph:
         kind = "stack" if found["stack"] is not None else kind
         return cls(kind=kind, head_kind=HEAD_KIND[kind] if found.get("head") is not None else "decomposed", **found)
 
-    def steps_needed(self, prompt_len: int, max_new_tokens: int) -> int:
+    def follow(self, run_cfg):
+        """Check ``run_cfg`` (graph.wiring.check_run_config: a mixed selection is refused with one line) and take
+        the block and head models it selects as the graph's kinds, so that steps and probe read-out follow the
+        models Lava will build, whatever the graph was built for. Returns the selection."""
+        from lava_matmulfree.graph import wiring
+
+        selection = wiring.check_run_config(self.source, run_cfg)
+        kind = wiring.predicted_kind(self.blocks, self.stack, selection)
+        compiled = wiring.selected_kind(self.blocks, self.stack) if self.stack is None else None
+        if compiled is not None and compiled != kind:  # Lava compiles a process once
+            raise BackendError(f"{wiring.config_name(run_cfg)} selects {kind} block models, but Lava already "
+                               f"compiled this graph with {compiled} ones; build a new graph for it")
+        self.kind, self.head_kind = kind, wiring.predicted_head_kind(self.head, selection)
+        return selection
+
+    def steps_needed(self, prompt_len: int, max_new_tokens: int, run_cfg=None) -> int:
         """Steps a request needs until the sink chose its last token: the prompt back to back, then a loop depth per
-        new token (``sink.generated`` then equals ``max_new_tokens``)."""
+        new token (``sink.generated`` then equals ``max_new_tokens``). The loop depth is that of the block models
+        ``run_cfg`` selects (:meth:`follow`); without one, that of the graph's kind (as built or last followed)."""
+        if run_cfg is not None:
+            self.follow(run_cfg)
         return int(prompt_len) + int(max_new_tokens) * self.loop_depth
+
+    def tokens(self) -> list:
+        """The tokens the sink chose for the current request, as ints (a running or just-run graph); one clear
+        error where it has not chosen all of them yet (the run ended too early: fewer steps than
+        ``steps_needed(..., run_cfg=...)``), instead of the -1 of the places still empty."""
+        sink = self.sink
+        wanted = int(np.asarray(sink.max_new_tokens.get()).reshape(-1)[0])
+        chosen = int(np.asarray(sink.generated.get()).reshape(-1)[0])
+        if chosen < wanted:
+            from lava_matmulfree.graph.wiring import selected_head_kind, selected_kind
+
+            compiled = (selected_kind(self.blocks, self.stack) or self.kind,
+                        selected_head_kind(self.head) or self.head_kind)
+            why = "the run stopped before the sink was done"
+            if compiled != (self.kind, self.head_kind):
+                why = (f"the steps were counted for {self.kind} block models ({_steps(self.loop_depth)} a token), "
+                       f"but Lava selected {compiled[0]} ones "
+                       f"({_steps(loop_depth(compiled[0], self.num_layers, compiled[1]))} a token)")
+            raise BackendError(f"the sink has chosen {chosen} of the request's {wanted} tokens: {why}; count the "
+                               "steps with graph.steps_needed(prompt_len, max_new_tokens, run_cfg=<the run config>), "
+                               "or run the graph with GraphRunner, which runs until the sink is done")
+        return [int(round(float(t))) for t in np.asarray(sink.tokens.get()).reshape(-1)[:wanted]]
 
     def token_rows(self, name: str, rows, lane) -> np.ndarray:
         """A Monitor's per-step ``rows`` of the Var a probe ``name`` records, as one row per token: ``lane`` is a
@@ -290,15 +334,11 @@ class GraphRunner:
     ``STEP_BUDGET_FACTOR`` times the expected steps."""
 
     def __init__(self, graph: LavaGraph, run_cfg, timeout: float | None = 600.0, probes=()):
-        from lava_matmulfree.graph import wiring
-
         check_timeout(timeout)
         if getattr(graph, "counts_activity", False):  # count_activity(graph): the counting models (graph/activity.py)
             from lava_matmulfree.processes.activity import counting_run_config
             run_cfg = counting_run_config(run_cfg)
-        selection = wiring.check_run_config(graph.source, run_cfg)  # a mixed selection: one line naming the config
-        graph.kind = wiring.predicted_kind(graph.blocks, graph.stack, selection)  # the block models it selects
-        graph.head_kind = wiring.predicted_head_kind(graph.head, selection)  # and the head's
+        graph.follow(run_cfg)  # a mixed selection: one line naming the config; else its models' timing
         self.graph, self.run_cfg, self.timeout = graph, run_cfg, timeout
         self.probes: dict = {}
         self._add_probes(probe_names(probes))
@@ -459,7 +499,7 @@ class GraphRunner:
     def _collect(self, prompt, max_new_tokens, probes, first_step, seconds) -> RunResult:
         g = self.graph
         n_in = len(prompt) + max_new_tokens - 1
-        tokens = [int(round(t)) for t in np.asarray(g.sink.tokens.get()).reshape(-1)[:max_new_tokens]]
+        tokens = g.tokens()
         logits = None
         if g.sink.proc_params["record_logits"]:
             logits = np.asarray(g.sink.logits.get())[:n_in]
