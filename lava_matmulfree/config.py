@@ -161,6 +161,8 @@ def _out_of_range(obj, limits) -> list[tuple[str, str]]:
 BACKEND_NAMES = ("float", "reference", "sim", "sim-mixers", "sim-fused", "sim-stack", "sim-float",
                  "sim-float-decomposed", "loihi2")
 LAVA_BACKEND_NAMES = tuple(b for b in BACKEND_NAMES if b.startswith("sim") or b == "loihi2")
+#: The Lava backends of the floating_pt models: they run the float model's weights, not the compiled network's.
+FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")
 #: Python models of Lava's Dense on the fixed-point simulator backends (processes/connections.py).
 DENSE_MODEL_NAMES = ("packed", "lava")
 #: The shortest time limit of a Lava run. The limit counts from the run's start, and forking the runtime's

@@ -272,6 +272,45 @@ def test_compile_and_generate_from_the_compiled_file(capsys, tmp_path, tiny_chec
     assert "compiled network" in in_folder.err and in_folder.out == from_file.out
 
 
+@pytest.mark.lava
+@pytest.mark.timeout(300)
+def test_sim_float_runs_a_folder_that_holds_its_compiled_network(capsys, tmp_path, tiny_checkpoint):
+    """A Hugging Face folder with its compiled.safetensors (as the shipped models are): sim-float loads the
+    compiled network and the folder's float weights, and gives the tokens it gives from the folder alone (and the
+    float backend in float64); the compiled file alone is refused before the prompt is echoed."""
+    argv = ["--checkpoint", str(tiny_checkpoint), "--temperature", "0", "--float-dtype", "float64"]
+    alone = greedy(argv + ["--backend", "sim-float"], capsys, n=5)
+    want = greedy(argv + ["--backend", "float"], capsys, n=5)
+    assert alone.out == want.out
+    text = tmp_path / "calib.txt"
+    text.write_text("Loihi 2 spikes. " * 20)
+    compiled = tiny_checkpoint / cli.COMPILED_FILE
+    assert main(["compile", "--checkpoint", str(tiny_checkpoint), "--out", str(compiled), "--calib-text", str(text),
+                 "--calib-length", "16"]) == 0
+    capsys.readouterr()
+    both = greedy(argv + ["--backend", "sim-float"], capsys, n=5)
+    assert f"compiled network {compiled} and the float weights of {tiny_checkpoint}" in both.err
+    assert both.out == want.out
+    with pytest.raises(SystemExit):
+        main(["generate", "--checkpoint", str(compiled), "--backend", "sim-float-decomposed"])
+    out = capsys.readouterr()
+    assert out.out == "" and f"error: {compiled} is a compiled (fixed-point) network: the sim-float-decomposed " \
+                             "backend runs the float model" in out.err
+
+
+def test_an_error_after_the_prompt_ends_its_line(capsys, monkeypatch):
+    from lava_matmulfree.cli import generate as generate_cli
+
+    def fail(*a, **k):
+        raise ValueError("the run was refused")
+
+    monkeypatch.setattr(generate_cli, "_run_generation", fail)
+    with pytest.raises(SystemExit):
+        main(["generate", "--backend", "reference", "--prompt", "Lo"])
+    out = capsys.readouterr()
+    assert out.out == "Lo\n" and "error: the run was refused" in out.err
+
+
 def test_compile_random_model(capsys, tmp_path):
     out = tmp_path / "sub" / "tiny.safetensors"
     assert main(["compile", "--config", "tiny", "--seed", "2", "--out", str(out), "--set", "act_bits=6"]) == 0

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lava_matmulfree.config import BACKEND_NAMES, LAVA_BACKEND_NAMES
+from lava_matmulfree.config import BACKEND_NAMES, FLOAT_LAVA_BACKENDS, LAVA_BACKEND_NAMES
 from lava_matmulfree.errors import LmfError
 from lava_matmulfree.io.packaged import (COMPILED_FILE, DEEP_MODEL_DIR, DEMO_MODEL_DIR, PACKAGED_MODELS, is_installed,
                                          packaged_model)
@@ -129,11 +129,16 @@ def _check_vocab(tok, cfg):
     return tok
 
 
-def _float_model(args, ckpt: Path | None) -> _Model:
-    """The float model of --checkpoint (its float weights) or of --config / --seed (random weights)."""
-    if ckpt is not None and ckpt.is_file():
-        raise ValueError(f"{ckpt} is a compiled (fixed-point) network: the float backend needs the float "
-                         "weights of a Hugging Face folder; use --backend reference, sim or sim-fused")
+def _float_model(args, ckpt: Path | None, backend: str = "float", dtype=None) -> _Model:
+    """The float model of --checkpoint (its float weights) or of --config / --seed (random weights); ``dtype``
+    None: --float-dtype."""
+    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE
+
+    if ckpt is not None and (ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE))):
+        what = "is a compiled (fixed-point) network" if ckpt.is_file() else f"holds no float weights ({WEIGHTS_FILE})"
+        raise ValueError(f"{ckpt} {what}: the {backend} backend runs the float model, from the float weights of a "
+                         "Hugging Face folder or a --config's random weights; use --backend reference, sim or "
+                         "sim-fused for a compiled network")
     import numpy as np
 
     from lava_matmulfree.model.float_model import FloatModel
@@ -151,7 +156,7 @@ def _float_model(args, ckpt: Path | None) -> _Model:
         params = random_params(cfg, seed=args.seed)
         what = f"random weights of config {cfg.name!r} (seed {args.seed})"
     tok = _check_vocab(_tokenizer(ckpt), cfg)
-    dtype = np.dtype(getattr(args, "float_dtype", DEFAULT_FLOAT_DTYPE)).type
+    dtype = dtype or np.dtype(getattr(args, "float_dtype", DEFAULT_FLOAT_DTYPE)).type
     return _Model(cfg, None, FloatModel(cfg, params, dtype=dtype), tok, what)
 
 
@@ -173,7 +178,14 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
             net.pack_weights()  # no float model shares the int8 arrays here: the weights then live once, packed
         if _compiled_from(net, compiled, ckpt):
             tok = _check_vocab(_tokenizer(ckpt), net.cfg)
-            return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
+            if backend not in FLOAT_LAVA_BACKENDS:
+                return _Model(net.cfg, net, None, tok, f"compiled network {compiled}")
+            # the floating_pt models run the float weights next to it (float64, as a calibrated build holds them)
+            import numpy as np
+
+            _model_cfg(args, ckpt, FLOAT_BYTES_PER_PARAM)
+            fm = _float_model(args, ckpt, backend, np.float64).float_model
+            return _Model(net.cfg, net, fm, tok, f"compiled network {compiled} and the float weights of {ckpt}")
     from lava_matmulfree.evaluation.accuracy import build_evaluation
 
     _model_cfg(args, ckpt)  # a model too large for this machine is refused before any allocation

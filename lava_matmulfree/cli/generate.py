@@ -87,7 +87,12 @@ def cmd_generate(args, out=None, err=None) -> int:
     if args.max_new_tokens == 0:
         out.write("\n")
         return 0
-    prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token)
+    try:
+        prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token)
+    except BaseException:
+        out.write("\n")  # the echoed prompt's line ends before the error line
+        out.flush()
+        raise
     stream.close()
     print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new token{'s' * (len(gen.tokens) != 1)} in {gen.seconds:.3f} s"
           f"{_rates(gen)}{_lava_stats(gen)}", file=err)

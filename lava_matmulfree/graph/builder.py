@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lava_matmulfree import events
+from lava_matmulfree.config import FLOAT_LAVA_BACKENDS  # noqa: F401  (re-exported: the floating_pt models' backends)
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.utils.limits import token_ids
 from lava_matmulfree.model.quantise import QuantisedNetwork
@@ -40,7 +41,6 @@ BLOCK_TIMING = {
 #: The block models each Lava backend selects (BLOCK_TIMING keys).
 GRAPH_KIND = {"sim": "decomposed", "sim-mixers": "mixers", "sim-fused": "fused", "sim-stack": "stack",
               "sim-float": "fused", "sim-float-decomposed": "decomposed", "loihi2": "decomposed"}
-FLOAT_LAVA_BACKENDS = ("sim-float", "sim-float-decomposed")  # the floating_pt models, need the float model
 #: Head models (processes/lm_head): name -> (steps from x entering the head to its logits reaching the sink,
 #: probe point -> steps after x enters the head). Decomposed: final norm -> fan-in -> aggregator -> broadcast ->
 #: final norm -> LM head connection -> sink (3 connection hops); fused: one process whose output end is the LM head
