@@ -113,6 +113,29 @@ def test_chat_cli_streams_answers_in_one_runtime(capsys):
 
 
 @pytest.mark.timeout(300)
+def test_chat_commands_empty_lines_and_windows_line_ends(capsys):
+    """'/help' lists the commands, an unknown '/word' gets one error line, an empty line sends nothing, '//x' sends
+    '/x', '/quit' ends the session before the lines after it; "ab\r\n" is the prompt "ab" (the answer generate
+    gives for "ab")."""
+    from lava_matmulfree.cli import build_parser, cmd_chat, main
+
+    args = build_parser().parse_args(["chat", "--config", "tiny", "--max-new-tokens", "5", "--temperature", "0"])
+    out, err = io.StringIO(), io.StringIO()
+    assert cmd_chat(args, inp=io.StringIO("ab\r\n/help\n\n  \n/nope\n//x\n/quit\nxyz\n"), out=out, err=err) == 0
+    answers, log = out.getvalue().split("\n"), err.getvalue()
+    assert len(answers) == 3 and answers[2] == "" and log.count("new tokens in") == 2, log
+    assert "[3 prompt tokens," in log and "[2 prompt tokens," in log  # "<s>ab", then "/x" (no <s>: no reset)
+    assert all(f"  {c}" in log for c in ("/reset", "/help", "/quit"))
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert errors == ["error: unknown command /nope (commands: /reset, /help, /quit; '//' sends a line that starts "
+                      "with '/'); not sent"]
+    capsys.readouterr()
+    main(["generate", "--config", "tiny", "--prompt", "ab", "--max-new-tokens", "5", "--temperature", "0",
+          "--backend", "reference"])
+    assert capsys.readouterr().out == "ab" + answers[0] + "\n"
+
+
+@pytest.mark.timeout(300)
 def test_chat_refuses_a_line_that_is_not_utf8_and_goes_on():
     """A line of stdin that is not UTF-8 gets one error line naming the byte; the lines after it are answered."""
     import subprocess

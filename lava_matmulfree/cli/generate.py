@@ -12,7 +12,10 @@ from lava_matmulfree.utils.limits import check_tokens
 
 FLOAT_DTYPES = ("float32", "float64")
 DEFAULT_CHAT_PROMPT_TOKENS = 256
-CHAT_RESET = "/reset"  # a chat line that starts a new conversation
+#: A chat line that is one of these words is a command, not a prompt; '//' sends a line that starts with '/'.
+CHAT_COMMANDS = {"/reset": "start a new conversation (the MLGRU state h back to zero)",
+                 "/help": "list the commands",
+                 "/quit": "end the session (as EOF does)"}
 
 
 def add_parser(sub):
@@ -32,7 +35,7 @@ def add_chat_parser(sub):
                                         "the graph chooses its tokens. One compiled graph and one Lava runtime serve "
                                         "every prompt; the MLGRU state h carries over from one prompt to the next (a "
                                         "conversation) unless --reset-each, or a line '/reset'. End with EOF "
-                                        "(Ctrl-D).")
+                                        "(Ctrl-D) or '/quit'; '/help' lists the commands.")
     ch.add_argument("--backend", choices=LAVA_BACKENDS, default=DEFAULT_BACKEND,
                     help=f"a Lava backend (default: {DEFAULT_BACKEND})")
     ch.add_argument("--max-new-tokens", type=_positive_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
@@ -109,6 +112,23 @@ def _rates(gen) -> str:
             f"{rate(decode)} tokens/s")
 
 
+def _chat_command(text: str, err) -> str | None:
+    """The command a chat line is (help printed here; an unknown one refused with one error line: '' then), or None
+    for a prompt."""
+    word = text.strip()
+    if not word.startswith("/") or word.startswith("//") or " " in word:
+        return None
+    if word == "/help":
+        for name, what in CHAT_COMMANDS.items():
+            print(f"  {name:7} {what}", file=err)
+        print("  a line that starts with '//' is sent as a prompt that starts with '/'", file=err)
+    elif word not in CHAT_COMMANDS:
+        print(f"error: unknown command {word} (commands: {', '.join(CHAT_COMMANDS)}; '//' sends a line that starts "
+              "with '/'); not sent", file=err)
+        return ""
+    return word
+
+
 def cmd_chat(args, inp=None, out=None, err=None) -> int:
     from lava_matmulfree.config import RunConfig
     from lava_matmulfree.graph.session import Session
@@ -121,8 +141,8 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     m = _load_model(args, args.backend)
     check_tokens(m.cfg, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
     interactive = inp.isatty()
-    print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, EOF ends]",
-          file=err)
+    print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, '/help' lists "
+          "the commands, EOF or '/quit' ends]", file=err)
     with Session(args.backend, m.net, capacity=args.max_prompt_tokens + args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, seed=args.seed, float_model=m.float_model) as chat:
         reset = True
@@ -133,11 +153,19 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
             line = inp.readline()
             if not line:
                 break
-            text = line.rstrip("\n")
-            if text.strip() == CHAT_RESET:
+            text = line.rstrip("\r\n")  # a Windows line end is no part of the prompt
+            command = _chat_command(text, err)
+            if command == "/quit":
+                break
+            if command == "/reset":
                 reset = True
                 print("[state reset]", file=err)
+            if command is not None:
                 continue
+            if text.startswith("//"):
+                text = text[1:]
+            if not text.strip():
+                continue  # an empty line is no prompt
             where = not_utf8(text)
             if where:
                 print(f"error: the line is not UTF-8 text ({where}); not sent", file=err)
