@@ -147,6 +147,9 @@ def _assert_quiet_exit(proc, sig):
     assert proc.returncode == 128 + sig
     text = _stderr(proc)
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    assert f"stopped by {signal.Signals(sig).name}" in text, text[-3000:]
+    # the segments unlinked by the teardown are not reported "leaked" by Python's resource tracker
+    assert "resource_tracker" not in text and "leaked" not in text, text[-3000:]
 
 
 @pytest.mark.timeout(180)
@@ -161,6 +164,14 @@ def test_ctrl_c_to_the_whole_group_prints_no_child_traceback(tmp_path):
     # a terminal's Ctrl-C reaches every process of the foreground group
     proc = _run_and_stop(tmp_path, lambda p: os.killpg(p.pid, signal.SIGINT))
     _assert_quiet_exit(proc, signal.SIGINT)
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_to_the_whole_group_stops_quietly(tmp_path):
+    # `kill -TERM -PGID`, a container's stop: the manager of Lava's shared memory dies with the workers, so the
+    # teardown unlinks the segments itself
+    proc = _run_and_stop(tmp_path, lambda p: os.killpg(p.pid, signal.SIGTERM))
+    _assert_quiet_exit(proc, signal.SIGTERM)
 
 
 @pytest.mark.timeout(180)

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     except MemoryError:
         _fail("out of memory: the request is too large for this machine")
     except KeyboardInterrupt:
-        print("", file=sys.stderr)
+        print("\nstopped by SIGINT", file=sys.stderr)  # on a line of its own after the terminal's ^C
         raise SystemExit(EXIT_INTERRUPTED)
     except Terminated as e:
         print(f"stopped by {e.name}", file=sys.stderr)

@@ -212,8 +212,23 @@ def unlink_segments(names) -> None:
     """Unlink those of ``names`` still in /dev/shm: a manager stopped mid-shutdown (a signal, a kill during the
     start-up) leaves them behind, and nothing else would ever free them (docs/reliability.md)."""
     for name in names:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(os.path.join(SHM_DIR, name.lstrip("/")))
+        except OSError:
+            continue
+        forget_segment(name)
+
+
+def forget_segment(name: str) -> None:
+    """Tell Python's resource tracker that a segment it tracks was unlinked here (os.unlink does not), or it would
+    report it "leaked" when it exits and fail to unlink it again: one false warning per segment."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if getattr(tracker, "_fd", None) is None:
+        return  # no tracker of this process: none to tell (and none to start now)
+    with contextlib.suppress(Exception):
+        resource_tracker.unregister("/" + name.lstrip("/"), "shared_memory")
 
 
 @contextlib.contextmanager
