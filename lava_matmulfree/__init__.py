@@ -23,8 +23,8 @@ API = {
     "Sampler": _M + "model.sampling",
     "build_evaluation": _M + "evaluation.accuracy", "evaluate": _M + "evaluation.accuracy",
     # the Lava graph and its runtime
-    "build_graph": _M + "graph.builder", "LavaGraph": _M + "graph.builder", "GraphRunner": _M + "graph.builder",
-    "run_graph": _M + "graph.builder", "Session": _M + "graph.session", "generate": _M + "graph.backends",
+    "build_graph": _M + "graph.builder", "LavaGraph": _M + "graph.builder", "GraphRunner": _M + "graph.runner",
+    "run_graph": _M + "graph.runner", "Session": _M + "graph.session", "generate": _M + "graph.backends",
     "Generation": _M + "graph.backends", "lava_run_config": _M + "graph.backends",
     "loihi2_run_config": _M + "graph.backends",
     # the Loihi 2 mapping and cost model

@@ -252,7 +252,8 @@ def _build(cls, raw: Mapping[str, Any], source: str, section: str):
     return obj
 
 
-def resolve_config_path(name_or_path: str | Path) -> Path:
+def resolve_config_path(name_or_path: str | Path, require: str | None = None) -> Path:
+    """The file of a config name or path; ``require`` (a section) names only configs of that kind when none fits."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         if not p.exists():
@@ -262,9 +263,22 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return p
     cand = CONFIG_DIR / f"{name_or_path}.toml"
     if not cand.exists():
-        names = sorted(q.stem for q in CONFIG_DIR.glob("*.toml"))
-        raise ConfigError(f"no config named {name_or_path!r} (have: {', '.join(names)}; or give a .toml path)")
+        kind = {"model": "model config", "run": "run config"}.get(require, "config")
+        raise ConfigError(f"no {kind} named {name_or_path!r} (have: {', '.join(config_names(require))}; or give a "
+                          ".toml path)")
     return cand
+
+
+def config_names(section: str | None = None) -> list[str]:
+    """The names of the shipped configs (configs/*.toml), those with a ``[section]`` where one is given."""
+    names = []
+    for q in sorted(CONFIG_DIR.glob("*.toml"), key=lambda q: q.stem):
+        try:
+            if section is None or section in tomli.loads(q.read_text(encoding="utf-8")):
+                names.append(q.stem)
+        except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError):
+            continue
+    return names
 
 
 # what each kind of config is for, in the message when its section is missing
@@ -275,7 +289,7 @@ SECTION_USE = {"model": "a model config (tiny, 370m, ... or a TOML with [model])
 def load_config(name_or_path: str | Path, require: str | None = None) -> Config:
     """Read a config by name (``tiny``, ``370m`` ...) or path; every section is validated. With ``require``
     (a section name), a file without that section is an error rather than silently the defaults."""
-    path = resolve_config_path(name_or_path)
+    path = resolve_config_path(name_or_path, require)
     try:
         raw = tomli.loads(path.read_text(encoding="utf-8"))
     except tomli.TOMLDecodeError as e:

@@ -98,7 +98,8 @@ def test_counting_changes_no_integer_and_fast_counts_the_same(net):
 def lava_counts(net, backend, prompt, n_new, explicit_config=False):
     from lava_matmulfree.graph.activity import count_activity, counting_run_config, read_activity
     from lava_matmulfree.graph.backends import GRAPH_KIND, lava_run_config
-    from lava_matmulfree.graph.builder import GraphRunner, build_graph
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.graph.runner import GraphRunner
 
     graph = build_graph(net, GRAPH_KIND[backend], capacity=32)
     count_activity(graph)

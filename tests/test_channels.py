@@ -118,7 +118,8 @@ def test_workers_run_on_direct_ports_and_choose_the_same_tokens():
     ports; the tokens are those of Lava's own ports."""
     from lava_matmulfree.evaluation.accuracy import build_evaluation
     from lava_matmulfree.graph.backends import GRAPH_KIND, lava_run_config
-    from lava_matmulfree.graph.builder import GraphRunner, build_graph
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.graph.runner import GraphRunner
     from lava_matmulfree.graph.runtime import actors
 
     net = build_evaluation("tiny", seed=0).net

@@ -250,6 +250,25 @@ def test_loihi2_without_lava_loihi(capsys):
     run_error(capsys, ["generate", "--run-config", "loihi2"], "lava-loihi")
 
 
+def test_timeout_sets_the_time_limit_of_the_run(capsys, tmp_path):
+    from lava_matmulfree.cli import build_parser
+    from lava_matmulfree.cli.common import _run_choice
+
+    run_toml = tmp_path / "r.toml"
+    run_toml.write_text('[run]\nbackend = "sim"\ntimeout_s = 50\n')
+    cases = ((["--backend", "sim"], 900.0), (["--backend", "sim", "--timeout", "33.5"], 33.5),
+             (["--run-config", str(run_toml)], 50.0), (["--run-config", str(run_toml), "--timeout", "7"], 7.0))
+    for argv, want in cases:
+        backend, run = _run_choice(build_parser().parse_args(["generate", *argv]))
+        assert backend == "sim" and run.timeout_s == want, argv
+    chat = build_parser().parse_args(["chat", "--timeout", "12"])
+    assert chat.timeout == 12.0
+    for bad in ("0.5", "inf", "nan", "x"):
+        with pytest.raises(SystemExit):
+            main(["generate", "--timeout", bad])
+        assert "--timeout" in capsys.readouterr().err
+
+
 def test_backend_and_run_config_exclusive(capsys):
     run_error(capsys, ["generate", "--backend", "sim", "--run-config", "sim"], "--run-config")
 
@@ -309,6 +328,39 @@ def test_an_error_after_the_prompt_ends_its_line(capsys, monkeypatch):
         main(["generate", "--backend", "reference", "--prompt", "Lo"])
     out = capsys.readouterr()
     assert out.out == "Lo\n" and "error: the run was refused" in out.err
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_a_long_prompt_on_lava_shows_its_progress_then_the_text(capsys):
+    """A prompt of PROMPT_PROGRESS_TOKENS or more on a Lava backend: a progress bar on stderr while it enters the
+    graph, then the prompt and the new text on stdout, as the reference backend prints them; a short one has none."""
+    from lava_matmulfree.cli.generate import PROMPT_PROGRESS_TOKENS
+
+    text = "ab" * (PROMPT_PROGRESS_TOKENS // 2 + 7)  # bytes + <s>
+    argv = ["--config", "tiny", "--prompt", text, "--max-new-tokens", "3", "--temperature", "0"]
+    assert main(["generate", *argv, "--backend", "sim-fused"]) == 0
+    lava = capsys.readouterr()
+    assert main(["generate", *argv, "--backend", "reference"]) == 0
+    ref = capsys.readouterr()
+    assert lava.out == ref.out and lava.out.startswith(text)
+    assert "prompt:" in lava.err and f"/{len(text) + 1} " in lava.err and "prompt:" not in ref.err
+    assert main(["generate", "--config", "tiny", "--prompt", "ab", "--max-new-tokens", "2"]) == 0
+    assert "prompt:" not in capsys.readouterr().err
+
+
+def test_the_prompt_progress_closes_before_the_echo():
+    import io
+    from lava_matmulfree.cli.generate import _PromptProgress
+
+    err, seen = io.StringIO(), []
+    bar = _PromptProgress(10, err, lambda: seen.append(err.getvalue()))
+    for n in (3, 6, 9):
+        bar.update(n)
+    assert not seen
+    bar.update(10)
+    bar.update(10)
+    assert len(seen) == 1 and seen[0].startswith("\r") and bar.bar is None
 
 
 def test_compile_random_model(capsys, tmp_path):

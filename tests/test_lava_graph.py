@@ -13,7 +13,8 @@ from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.graph.backends import generate
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.model.float_model import silu
-from lava_matmulfree.graph.builder import LavaRunError, build_graph, run_graph
+from lava_matmulfree.graph.builder import build_graph
+from lava_matmulfree.graph.runner import LavaRunError, run_graph
 
 PROBES = ("l0.h", "l1.h", "l2.h", "l0.x", "l2.r", "l1.y", "l1.attn_sum_sq", "l2.down_sum_sq", "head.x")
 N_PROMPT, N_NEW = 8, 8

@@ -32,7 +32,8 @@ from conftest import stub_lava_loihi
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.graph.backends import generate, lava_run_config, loihi2_run_config
-from lava_matmulfree.graph.builder import GraphRunner, LavaGraph, build_graph
+from lava_matmulfree.graph.builder import LavaGraph, build_graph
+from lava_matmulfree.graph.runner import GraphRunner
 from lava_matmulfree.graph.runtime import LavaRunError, run_steps, stop
 from lava_matmulfree.graph.wiring import built_leaves, check_run_config, token_rows
 from lava_matmulfree.processes import build, connections

@@ -15,7 +15,8 @@ from lava.proc.io.source import RingBuffer as Source
 from lava_matmulfree.config import FixedPointConfig, load_config
 from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.graph.backends import generate, lava_run_config
-from lava_matmulfree.graph.builder import (HEAD_TIMING, GraphRunner, build_graph, leaf_processes, loop_depth)
+from lava_matmulfree.graph.builder import HEAD_TIMING, build_graph, leaf_processes, loop_depth
+from lava_matmulfree.graph.runner import GraphRunner
 from lava_matmulfree.io.params import random_params
 from lava_matmulfree.model.calibration import calibrate, random_calibration_sequences
 from lava_matmulfree.model.float_model import FloatModel

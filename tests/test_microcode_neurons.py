@@ -472,7 +472,8 @@ def test_decomposed_graph_equals_golden(tiny_net):
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.models import PyDenseModelBitAcc
 
-    from lava_matmulfree.graph.builder import GraphRunner, build_graph
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.graph.runner import GraphRunner
 
     graph = build_graph(tiny_net, "decomposed", capacity=len(PROMPT) + NEW_TOKENS)
     probes = ["l0.h", "l2.h", "l1.x", "l1.r", "l2.y", "l0.gate_sum_sq", "head.x"]

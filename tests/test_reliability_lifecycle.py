@@ -291,11 +291,12 @@ def test_the_shortest_time_limit_stops_a_run_cleanly_every_time(tmp_path):
     """timeout_s at its minimum on sim-fused and sim: the watchdog fires during start-up or the run, never hangs,
     prints no worker traceback, says the limit as given, and leaves nothing (issue 27: 1 in 5 hung, 3 in 5
     printed tracebacks)."""
-    for backend in ("sim-fused", "sim", "sim-fused"):
+    for backend, option in (("sim-fused", "toml"), ("sim", "toml"), ("sim-fused", "--timeout")):
         run = tmp_path / f"{backend}.toml"
         run.write_text(f'[run]\nbackend = "{backend}"\ntimeout_s = {MIN_TIMEOUT_S:g}\n')
-        rc, _, err, seconds = _run_cli(["generate", "--config", "tiny", "--run-config", run, "--max-new-tokens",
-                                        "2000"], 60, in_start_up=True)  # the limit may strike the start-up
+        how = ["--run-config", run] if option == "toml" else ["--backend", backend, "--timeout", f"{MIN_TIMEOUT_S:g}"]
+        rc, _, err, seconds = _run_cli(["generate", "--config", "tiny", *how, "--max-new-tokens", "2000"], 60,
+                                       in_start_up=True)  # the limit may strike the start-up
         assert rc == 2, err[-3000:]
         assert f"did not finish within {MIN_TIMEOUT_S:g} s" in err, err[-3000:]
         assert "Traceback" not in err and seconds < 30, (seconds, err[-3000:])

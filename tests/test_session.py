@@ -12,7 +12,8 @@ import pytest
 from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.graph.backends import generate, lava_run_config
 from lava_matmulfree.model.golden import GoldenModel
-from lava_matmulfree.graph.builder import GraphRunner, build_graph
+from lava_matmulfree.graph.builder import build_graph
+from lava_matmulfree.graph.runner import GraphRunner
 from lava_matmulfree.graph.session import Session
 
 pytestmark = pytest.mark.lava

@@ -246,6 +246,8 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     threads = getattr(args, "threads", None)
     if threads is not None:
         run = replace(run, threads=threads)
+    if getattr(args, "timeout", None) is not None:
+        run = replace(run, timeout_s=args.timeout)
     if run.threads != 1:
         from lava_matmulfree.model.thread_team import check_threads
 
@@ -297,14 +299,20 @@ def _prompt_text(args) -> str:
     return args.prompt
 
 
-def _run_generation(args, backend, run, m, probes=(), on_token=None):
-    from lava_matmulfree.graph.backends import generate
-
+def _prompt_ids(args, m) -> list:
     prompt = m.tokenizer.encode(_prompt_text(args), add_bos=True)
     if not prompt:
         raise ValueError("the prompt is empty and the tokenizer has no begin-of-sequence token")
+    return prompt
+
+
+def _run_generation(args, backend, run, m, probes=(), on_token=None, on_prompt=None):
+    from lava_matmulfree.graph.backends import generate
+
+    prompt = _prompt_ids(args, m)
     return prompt, generate(backend, m.net, prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed,
-                            probes=probes, run=run, float_model=m.float_model, on_token=on_token)
+                            probes=probes, run=run, float_model=m.float_model, on_token=on_token,
+                            on_prompt=on_prompt)
 
 
 # ----------------------------------------------------------------------------------------- parsing
@@ -345,6 +353,27 @@ def _non_negative_float(text: str) -> float:
 _non_negative_float.__name__ = "non-negative number"  # argparse names the type in its messages
 
 
+def _time_limit(text: str) -> float:
+    from lava_matmulfree.config import MIN_TIMEOUT_S
+
+    v = float(text)
+    if not (v >= MIN_TIMEOUT_S and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= {MIN_TIMEOUT_S:g}, got {text}")
+    return v
+
+
+_time_limit.__name__ = "time limit"
+
+
+def _add_timeout_arg(p):
+    from lava_matmulfree.config import RunConfig
+
+    p.add_argument("--timeout", type=_time_limit, default=None, metavar="SECONDS",
+                   help="time limit of a Lava run, after which its processes are stopped (default: the run config's "
+                        f"timeout_s, {RunConfig.timeout_s:g}); a run expected to take longer is announced with its "
+                        "estimate before it starts")
+
+
 def _token_count(text: str) -> int:
     v = _non_negative_int(text)
     if v > MAX_NEW_TOKENS:
@@ -367,36 +396,41 @@ def _add_model_command(sub, name: str, func, seed_help: str = "seed of the rando
     src.add_argument("--model", choices=sorted(PACKAGED_MODELS), default=None,
                      help="a packaged trained model: demo (3 layers, the default) or deep (12 layers)")
     src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
-                     help=f"model config (tiny, 370m, ... or a TOML path) of seeded random weights (default: "
-                          f"{DEFAULT_CONFIG})")
+                     help="model config (tiny, 370m, ... or a TOML path): seeded random weights of that size "
+                          f"(with none of --checkpoint, --model and --config: the demo model, else {DEFAULT_CONFIG})")
     p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
     return p
 
 
-def _add_sampling_args(p, temperature_help=None, top_k_help=None):
-    """--temperature and --top-k (generate and probe say what they mean; chat leaves them plain)."""
+def _add_sampling_args(p):
+    """--temperature and --top-k."""
     p.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
-                   help=temperature_help)
-    p.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K", help=top_k_help)
+                   help=f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})")
+    p.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K",
+                   help=f"sample among the K most likely tokens, 0 = all (default: {DEFAULT_TOP_K})")
 
 
 def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
     p.add_argument("--max-new-tokens", type=_token_count, default=max_new_tokens, metavar="N",
                    help=f"tokens to generate (default: {max_new_tokens})")
-    _add_sampling_args(p, f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})",
-                       f"sample among the K most likely tokens, 0 = all (default: {DEFAULT_TOP_K})")
+    _add_sampling_args(p)
     run = p.add_mutually_exclusive_group()
     run.add_argument("--backend", choices=backends, default=None,
-                     help=f"float = float reference, reference = golden fixed-point model (numpy), sim = Lava CPU "
-                          f"simulator with decomposed blocks (22 leaf processes each), sim-fused = one process per "
-                          f"block, loihi2 = a real chip (needs lava-loihi) (default: {default_backend})")
+                     help="float = float reference, reference = golden fixed-point model (numpy); on Lava's CPU "
+                          "simulator: sim = decomposed blocks (22 leaf processes each), sim-mixers = fused mixers, "
+                          "sim-fused = one process per block, sim-stack = every layer in one process, sim-float* = "
+                          "the floating_pt models; loihi2 = a real chip (needs lava-loihi) "
+                          f"(default: {default_backend})")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="threads of the reference backend: the golden model's kernel on a team of N (same integers; "
                         "default: the run config's, 1)")
+    from lava_matmulfree.config import config_names
+
     run.add_argument("--run-config", metavar="NAME_OR_TOML",
-                     help="a run config with a [run] section (backend, timeout_s, record_logits, threads): sim, "
-                          "sim-fused, reference, loihi2 or a TOML path")
+                     help="a run config with a [run] section (backend, timeout_s, record_logits, threads): "
+                          f"{', '.join(config_names('run'))} or a TOML path")
+    _add_timeout_arg(p)
 
 
 def _add_overrides_arg(p, text, metavar="KNOB=VALUE"):

@@ -6,12 +6,16 @@ import sys
 
 from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, DEFAULT_MAX_NEW_TOKENS,
                                         LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
-                                        _add_model_command, _add_sampling_args, _lava_stats, _load_model, _positive_int,
-                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation, not_utf8)
+                                        _add_model_command, _add_sampling_args, _add_timeout_arg, _lava_stats,
+                                        _load_model, _positive_int, _prompt_ids, _prompt_text, _refuse_lava_run,
+                                        _run_choice, _run_generation, not_utf8)
 from lava_matmulfree.utils.limits import check_tokens
 
 FLOAT_DTYPES = ("float32", "float64")
 DEFAULT_CHAT_PROMPT_TOKENS = 256
+#: A prompt this long on a Lava backend gets a progress bar while it enters the graph, one token a step (4000
+#: tokens: 15 s on the demo model's sim-fused graph, 106 s on sim, before the first new token; docs/cli.md).
+PROMPT_PROGRESS_TOKENS = 256
 #: A chat line that is one of these words is a command, not a prompt; '//' sends a line that starts with '/'.
 CHAT_COMMANDS = {"/reset": "start a new conversation (the MLGRU state h back to zero)",
                  "/help": "list the commands",
@@ -43,6 +47,7 @@ def add_chat_parser(sub):
     ch.add_argument("--max-prompt-tokens", type=_positive_int, default=DEFAULT_CHAT_PROMPT_TOKENS, metavar="N",
                     help=f"longest prompt in tokens (default: {DEFAULT_CHAT_PROMPT_TOKENS})")
     _add_sampling_args(ch)
+    _add_timeout_arg(ch)
     ch.add_argument("--reset-each", action="store_true", help="start every prompt from the zero state")
 
 
@@ -85,21 +90,67 @@ def cmd_generate(args, out=None, err=None) -> int:
     eos = m.cfg.eos_token_id if m.cfg.eos_token_id >= 0 else m.tokenizer.eos_token_id  # the model's config first
     stream = _TextStream(m.tokenizer, out, eos)
     print(f"[{m.what}, backend {backend}]", file=err)
-    out.write(args.prompt.translate(PRINTABLE))
-    out.flush()
+    echo = _PromptEcho(args.prompt, out)
     if args.max_new_tokens == 0:
+        echo.write()
         out.write("\n")
         return 0
+    bar = None
+    if backend in LAVA_BACKENDS and len(_prompt_ids(args, m)) >= PROMPT_PROGRESS_TOKENS:
+        bar = _PromptProgress(len(_prompt_ids(args, m)), err, echo.write)  # the echo waits for the bar's end
+    else:
+        echo.write()
     try:
-        prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token)
+        prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token,
+                                      on_prompt=bar.update if bar else None)
     except BaseException:
-        out.write("\n")  # the echoed prompt's line ends before the error line
-        out.flush()
+        if bar is not None:
+            bar.close()
+        if echo.written:
+            out.write("\n")  # the echoed prompt's line ends before the error line
+            out.flush()
         raise
     stream.close()
     print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new token{'s' * (len(gen.tokens) != 1)} in {gen.seconds:.3f} s"
           f"{_rates(gen)}{_lava_stats(gen)}", file=err)
     return 0
+
+
+class _PromptEcho:
+    """The prompt on stdout, once."""
+
+    def __init__(self, text: str, out):
+        self.text, self.out, self.written = text, out, False
+
+    def write(self):
+        if not self.written:
+            self.written = True
+            self.out.write(self.text.translate(PRINTABLE))
+            self.out.flush()
+
+
+class _PromptProgress:
+    """A progress bar on stderr while a long prompt enters the Lava graph; when it is in, the bar goes and
+    ``then()`` runs (the prompt's echo: on a terminal the bar would otherwise overwrite its line)."""
+
+    def __init__(self, total: int, err, then):
+        from lava_matmulfree.utils.progress import progress
+
+        self.bar = progress(total=total, desc="prompt", unit="tok", file=err, leave=False)
+        self.then = then
+
+    def update(self, entered: int):
+        if self.bar is None:
+            return
+        self.bar.update(entered - self.bar.n)
+        if entered >= self.bar.total:
+            self.close()
+            self.then()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _rates(gen) -> str:
@@ -136,7 +187,7 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
     if inp is sys.stdin and hasattr(inp, "reconfigure"):
         inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
-    run = RunConfig(backend=args.backend)
+    run = RunConfig(backend=args.backend, **({} if args.timeout is None else {"timeout_s": args.timeout}))
     _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens)
     m = _load_model(args, args.backend)
     check_tokens(m.cfg, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")

@@ -232,11 +232,12 @@ def generate_float(model, prompt, max_new_tokens: int, sampler: Sampler, on_toke
 
 def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens: int, temperature: float = 0.0,
              top_k: int = 0, seed: int = 0, probes=(), run: RunConfig | None = None, float_model=None,
-             on_token=None, activity: bool = False) -> Generation:
+             on_token=None, activity: bool = False, on_prompt=None) -> Generation:
     """Generate ``max_new_tokens`` after ``prompt`` (token ids) on ``backend``; ``probes`` names variables to
     record per token (``l<layer>.h``, ``l<layer>.x``, ``l<layer>.attn_sum_sq``, ``head.x`` ...). ``activity``: count
     spikes, SynOps and updates of the tokens that entered the model (``Generation.activity``; on
-    ``ACTIVITY_BACKENDS``: docs/graph.md, "Activity counters")."""
+    ``ACTIVITY_BACKENDS``: docs/graph.md, "Activity counters"). ``on_prompt(entered)``: on the Lava backends,
+    called as the prompt's tokens enter the graph, one a step (a progress bar for a long prompt)."""
     from lava_matmulfree.graph.builder import probe_names
 
     run = run or RunConfig(backend=backend)
@@ -261,7 +262,8 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS)}, not on {backend}")
     if backend == "reference":
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token, activity, run.threads)
-    from lava_matmulfree.graph.builder import build_graph, run_graph
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.graph.runner import run_graph
     from lava_matmulfree.graph.plan import check_run
 
     run_cfg = lava_run_config(backend, run.dense_model)  # checks lava-loihi first
@@ -269,17 +271,17 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     if floating and float_model is None:
         raise BackendError(f"the {backend} backend needs the float model (a Hugging Face checkpoint or a config, "
                            "not a compiled network)")
+    stream = on_token is not None or on_prompt is not None  # the token tap: the host follows the run step by step
     if backend != "loihi2":  # processes, memory and time, before the runtime is created (graph/plan.py)
-        check_run(backend, cfg, len(prompt), max_new_tokens, run.record_logits, len(probes), on_token is not None,
-                  run.timeout_s)
+        check_run(backend, cfg, len(prompt), max_new_tokens, run.record_logits, len(probes), stream, run.timeout_s)
     graph = build_graph(net, GRAPH_KIND[backend], capacity=len(prompt) + max_new_tokens, temperature=temperature,
                         top_k=top_k, seed=seed, record_logits=run.record_logits,
-                        float_model=float_model if floating else None, stream=on_token is not None)
+                        float_model=float_model if floating else None, stream=stream)
     if activity:
         from lava_matmulfree.graph.activity import count_activity
         count_activity(graph)
     res = run_graph(graph, run_cfg, prompt, max_new_tokens, probes=probes, timeout=run.timeout_s,
-                    on_token=on_token)
+                    on_token=on_token, on_prompt=on_prompt)
     per_layer = graph.block_hops if graph.stack is None else 0.0
     return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
                       res.steps, per_layer, res.leaf_processes, res.first_token_seconds, res.activity)

@@ -139,7 +139,8 @@ def check_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits
     if warn and plan.seconds > SLOW_RUN_S:
         over = ""
         if timeout is not None and plan.seconds > timeout:
-            over = f"; more than its time limit of {timeout:g} s (timeout_s), which would stop it"
+            over = (f"; more than its time limit of {timeout:g} s (timeout_s; --timeout on the command line), which "
+                    "would stop it if the estimate holds")
         faster = _faster(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, plan)
         log.warning("backend %s: %s will take long: %s%s%s", backend, what, plan.describe(), over, faster)
     return plan

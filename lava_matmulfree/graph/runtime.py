@@ -370,8 +370,9 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
             if errs:
                 raise LavaRunError("a process model failed: " + "; ".join(errs)) from None
             if isinstance(e, WatchdogInterrupt) and dog is not None and dog.reason == "timeout":
-                raise LavaRunError(f"the Lava run did not finish within {timeout:g} s (timeout_s; a deadlock, or a "
-                                   "run too large for it); its processes were stopped") from None
+                raise LavaRunError(f"the Lava run did not finish within {timeout:g} s (timeout_s; --timeout on the "
+                                   "command line; a deadlock, or a run too large for it); its processes were "
+                                   "stopped") from None
             raise LavaRunError(f"the Lava runtime failed: {e}") from None
         except BaseException:
             if dog is not None:

@@ -21,7 +21,7 @@ from lava_matmulfree.config import LAVA_BACKEND_NAMES, RunConfig
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.backends import (ACTIVITY_BACKENDS, FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation,
                                             lava_run_config)
-from lava_matmulfree.graph.builder import SessionClosedError  # noqa: F401  (raised by ask after close)
+from lava_matmulfree.graph.runner import SessionClosedError  # noqa: F401  (raised by ask after close)
 from lava_matmulfree.graph.plan import check_run
 from lava_matmulfree.model.quantise import QuantisedNetwork
 from lava_matmulfree.utils.limits import check_generation
@@ -52,7 +52,8 @@ class Session:
 
     def __init__(self, backend: str, net, *, capacity: int, temperature: float = 0.0, top_k: int = 0,
                  seed: int = 0, float_model=None, run: RunConfig | None = None, activity: bool = False):
-        from lava_matmulfree.graph.builder import GraphRunner, build_graph
+        from lava_matmulfree.graph.builder import build_graph
+        from lava_matmulfree.graph.runner import GraphRunner
 
         if backend not in LAVA_BACKEND_NAMES:
             raise BackendError(f"a session keeps a Lava runtime: use a Lava backend "
