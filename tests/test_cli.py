@@ -269,6 +269,18 @@ def test_timeout_sets_the_time_limit_of_the_run(capsys, tmp_path):
         assert "--timeout" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["generate", "probe"])
+def test_every_backend_choice_is_explained_in_the_help(capsys, command):
+    from lava_matmulfree.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]
+    (backend,) = [a for a in sub._actions if "--backend" in a.option_strings]
+    assert backend.choices and all(f"{b} = " in backend.help for b in backend.choices), backend.help
+    named = set(re.findall(r"(?:^|; )([a-z0-9-]+) = ", backend.help))
+    assert named == set(backend.choices), named ^ set(backend.choices)  # none it does not take
+
+
 def test_backend_and_run_config_exclusive(capsys):
     run_error(capsys, ["generate", "--backend", "sim", "--run-config", "sim"], "--run-config")
 

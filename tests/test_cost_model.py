@@ -380,3 +380,14 @@ def test_wider_spikes_cost_host_bytes_and_messages_past_the_payload():
     assert spike_messages(16, dataclasses.replace(LOIHI2, graded_payload_bits=8)) == 2
     with pytest.raises(CostModelError, match="act_bits"):
         MappingOptions(act_bits=17).check()
+
+
+@pytest.mark.parametrize("config", ["tiny", "370m"])
+def test_the_paper_presets_header_counts_the_chips_of_the_model_costed(config):
+    """The header said '24 chips' (the paper's 370M) above a 3-layer model's totals of 3 chips."""
+    from lava_matmulfree.loihi.report import build_report
+
+    r = build_report(config, (16,), preset="paper")
+    layers = r["model"]["num_layers"]
+    assert f"one block per chip ({layers} chips for {layers} layers" in r["preset_description"]
+    assert r["loihi"]["chips"] == layers

@@ -33,6 +33,12 @@ PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 BACKEND_CHOICES = BACKEND_NAMES
 LAVA_BACKENDS = LAVA_BACKEND_NAMES
 DEFAULT_BACKEND = "sim-fused"
+BACKEND_HELP = {"float": "the float model", "reference": "the golden fixed-point model (numpy, no Lava)",
+                "sim": "Lava's CPU simulator, decomposed blocks (22 leaf processes each)",
+                "sim-mixers": "fused mixers", "sim-fused": "one process per block",
+                "sim-stack": "every layer in one process", "sim-float": "the floating_pt models, fused blocks",
+                "sim-float-decomposed": "the floating_pt models, decomposed",
+                "loihi2": "a real Loihi 2 (needs Intel's lava-loihi)"}
 #: backends whose models read the ternary weights only through the packed kernel (QuantisedNetwork.pack_weights)
 PACKED_WEIGHT_BACKENDS = ("reference", "sim-fused", "sim-stack")
 COMPILED_SUFFIX = ".safetensors"
@@ -417,11 +423,7 @@ def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MA
     _add_sampling_args(p)
     run = p.add_mutually_exclusive_group()
     run.add_argument("--backend", choices=backends, default=None,
-                     help="float = float reference, reference = golden fixed-point model (numpy); on Lava's CPU "
-                          "simulator: sim = decomposed blocks (22 leaf processes each), sim-mixers = fused mixers, "
-                          "sim-fused = one process per block, sim-stack = every layer in one process, sim-float* = "
-                          "the floating_pt models; loihi2 = a real chip (needs lava-loihi) "
-                          f"(default: {default_backend})")
+                     help="; ".join(f"{b} = {BACKEND_HELP[b]}" for b in backends) + f" (default: {default_backend})")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="threads of the reference backend: the golden model's kernel on a team of N (same integers; "
                         "default: the run config's, 1)")

@@ -30,7 +30,7 @@ from lava_matmulfree.model.sampling import Sampler
 
 LAVA_LOIHI_MISSING = ("the loihi2 backend runs on a real Loihi 2 through Intel's lava-loihi package, which is not "
                       "installed here (it is available to members of Intel's Neuromorphic Research Community); "
-                      "use --backend sim or sim-fused for Lava's CPU simulator")
+                      "the sim and sim-fused backends run the same graph on Lava's CPU simulator")
 
 
 @dataclass

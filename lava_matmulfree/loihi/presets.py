@@ -50,8 +50,9 @@ FULL_SYSTEM = -2  # the whole system's cores shared by the blocks
 # deployments: overrides of Loihi2Spec ("loihi2"), MappingOptions ("options") and the GPUs
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
-        "description": "the paper's deployment: 8-bit dense weights (W8A16), one block per chip on 24 chips of a "
-                       "32-chip system, embedding and LM head on the host",
+        "description": "the paper's deployment: 8-bit dense weights (W8A16), one block per chip ({layers} chips "
+                       "for {layers} layers; the paper's 370M: 24) of a 32-chip system, embedding and LM head on the "
+                       "host",
         "loihi2": {"dense_weight_bits": 8},
         "options": {"encoding": "dense", "cores_per_block": ONE_CHIP, "head_on_chip": False,
                     "system_chips": PAPER.loihi_system_chips, "act_bits": 16},

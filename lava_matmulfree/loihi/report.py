@@ -194,7 +194,8 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     options = dataclasses.asdict(resolve_options(m.options, m.hw, cfg))
     options["activity"] = headline.label if headline else "dense"
     return {
-        "config": config_name, "preset": preset, "preset_description": chosen["description"],
+        "config": config_name, "preset": preset,
+        "preset_description": chosen["description"].format(layers=cfg.num_layers),
         "prompt_tokens": T,
         "model": dataclasses.asdict(cfg),
         "options": options,
