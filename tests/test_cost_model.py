@@ -391,3 +391,17 @@ def test_the_paper_presets_header_counts_the_chips_of_the_model_costed(config):
     layers = r["model"]["num_layers"]
     assert f"one block per chip ({layers} chips for {layers} layers" in r["preset_description"]
     assert r["loihi"]["chips"] == layers
+
+
+def test_estimate_takes_a_config_name_and_an_unknown_one_lists_model_configs():
+    from lava_matmulfree.config import load_model_config
+    from lava_matmulfree.errors import LmfError
+    from lava_matmulfree.loihi import estimate
+    from lava_matmulfree.loihi.report import build_report
+
+    by_name = estimate("370m").summary(500)
+    assert by_name == estimate(load_model_config("370m")).summary(500)
+    with pytest.raises(LmfError) as e:
+        build_report("nosuch", (16,))
+    assert "no model config named 'nosuch'" in str(e.value) and "370m" in str(e.value)
+    assert "sim-fused" not in str(e.value) and "loihi2_hw" not in str(e.value)

@@ -122,6 +122,7 @@ def test_a_request_is_one_thing_in_a_hand_wired_and_a_built_graph(nets):
             block.h.set(np.zeros(net.cfg.hidden_size))  # a fresh conversation
         source.run(condition=RunSteps(num_steps=graph.steps_needed(len(p2), n2)), run_cfg=FIXED)
         assert int(sink.generated.get()[0]) == n2 and graph.tokens() == want2
+        assert (np.asarray(sink.tokens.get())[n2:] == -1).all()  # none of the first request's 4 tokens stays
     finally:
         source.stop()
 
@@ -167,6 +168,42 @@ def test_the_steps_follow_the_run_config_and_a_short_run_is_named(nets):
             graph.steps_needed(1, 1, run_cfg=FIXED)
     finally:
         graph.source.stop()
+
+
+def test_a_run_config_of_the_other_precision_is_refused_before_compiling(nets):
+    """floating_pt models for a graph built without the float model, and fixed-point ones for a float graph: one
+    line each, before Lava compiles anything (they failed in every block's worker)."""
+    net = nets[0]
+    setup = build_evaluation("tiny", seed=0)
+    with pytest.raises(BackendError, match="selects the floating_pt models, but the graph was built without the "
+                                           "float model"):
+        GraphRunner(build_graph(net, "fused", capacity=6), lava_run_config("sim-float"))
+    source, _, _ = hand_wired(net, 6)
+    with pytest.raises(BackendError, match="floating_pt models"):
+        LavaGraph.of(source).steps_needed(2, 2, run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    floating = build_graph(setup.net, "decomposed", capacity=6, float_model=setup.float_model)
+    with pytest.raises(BackendError, match="selects the fixed-point models, but the graph was built for the float"):
+        floating.follow(lava_run_config("sim"))
+    assert floating.follow(lava_run_config("sim-float-decomposed")) is not None and floating.kind == "decomposed"
+
+
+def test_a_graph_that_has_not_run_and_bad_step_counts_are_named(nets):
+    graph = build_graph(nets[0], "fused", capacity=6)
+    with pytest.raises(BackendError, match="the graph has not run yet"):
+        graph.tokens()
+    for args, name in (((0, 2), "prompt_len"), ((-3, 4), "prompt_len"), ((2, -1), "max_new_tokens"),
+                       ((2.5, 1), "prompt_len"), ((2, True), "max_new_tokens")):
+        with pytest.raises(ValueError, match=f"{name} must be an integer"):
+            graph.steps_needed(*args)
+    assert graph.steps_needed(2, 0) == 2
+
+
+def test_the_float_backend_says_what_it_needs():
+    setup = build_evaluation("tiny", seed=0)
+    with pytest.raises(BackendError, match="the float backend runs the float model: pass float_model="):
+        generate("float", setup.net, [5, 17, 99], 3)
+    with pytest.raises(BackendError, match="activity is counted on .*not on float"):
+        generate("float", setup.net, [5, 17, 99], 3, float_model=setup.float_model, activity=True)
 
 
 def test_requests_are_checked_where_they_enter(nets):

@@ -279,6 +279,11 @@ def _refuse_lava_run(args, backend: str, run, new_tokens: int, prompt_tokens: in
     check_run(backend, cfg, prompt_tokens, new_tokens, run.record_logits, probes, stream, run.timeout_s, warn=False)
 
 
+def count(n: int, noun: str) -> str:
+    """'1 probe', '3 probes'."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _lava_stats(gen) -> str:
     if gen.steps is None:
         return ""

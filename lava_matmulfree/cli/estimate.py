@@ -19,7 +19,8 @@ def add_parser(sub):
     s.add_argument("--out", default=DEFAULT_ESTIMATE_DIR, metavar="DIR",
                    help=f"output folder (default: {DEFAULT_ESTIMATE_DIR})")
     s.add_argument("--preset", default="paper", choices=("paper", "project"),
-                   help="deployment: the paper's (8-bit, one block per chip, 32-chip system) or this project's")
+                   help="deployment: the paper's (8-bit, one block per chip, 32-chip system) or this project's "
+                        "(2-bit, blocks packed) (default: paper)")
     s.add_argument("--json", metavar="FILE", help="write the JSON report here (default: in --out)")
     s.add_argument("--activity", default="auto", metavar="PROFILE.json",
                    help="measured activity profile (written by `lava-matmulfree profile`): its density per "

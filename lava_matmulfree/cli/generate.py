@@ -8,7 +8,7 @@ from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAUL
                                         LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
                                         _add_model_command, _add_sampling_args, _add_timeout_arg, _lava_stats,
                                         _load_model, _positive_int, _prompt_ids, _prompt_text, _refuse_lava_run,
-                                        _run_choice, _run_generation, not_utf8)
+                                        _run_choice, _run_generation, count, not_utf8)
 from lava_matmulfree.utils.limits import check_tokens
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -111,8 +111,8 @@ def cmd_generate(args, out=None, err=None) -> int:
             out.flush()
         raise
     stream.close()
-    print(f"backend {backend}: {len(prompt)} prompt tokens, {len(gen.tokens)} new token{'s' * (len(gen.tokens) != 1)} in {gen.seconds:.3f} s"
-          f"{_rates(gen)}{_lava_stats(gen)}", file=err)
+    print(f"backend {backend}: {count(len(prompt), 'prompt token')}, {count(len(gen.tokens), 'new token')} in "
+          f"{gen.seconds:.3f} s{_rates(gen)}{_lava_stats(gen)}", file=err)
     return 0
 
 
@@ -234,7 +234,8 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
             first = "" if gen.first_token_seconds is None else f", first token after {gen.first_token_seconds:.3f} s"
             if gen.decode_tokens_per_second is not None:
                 first += f", then {rate(gen.decode_tokens_per_second)} tokens/s"
-            print(f"[{len(prompt)} prompt tokens, {len(gen.tokens)} new tokens in {gen.seconds:.3f} s{first}]",
+            print(f"[{count(len(prompt), 'prompt token')}, {count(len(gen.tokens), 'new token')} in "
+                  f"{gen.seconds:.3f} s{first}]",
                   file=err)
             reset = False
     return 0

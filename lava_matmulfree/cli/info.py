@@ -118,5 +118,6 @@ def cmd_info(args) -> int:
     except (ValueError, LmfError) as e:  # a shape the cost model does not model (e.g. an aggregator's fan-in)
         print(f"Loihi 2 mapping: not modelled ({e})")
         return 0
-    print(f"Loihi 2 mapping (cost model): {mp.cores} cores on {mp.chips} chip(s)")
+    print(f"Loihi 2 mapping (cost model, this project's mapping: `estimate --preset project`): {mp.cores} cores on "
+          f"{mp.chips} chip(s)")
     return 0

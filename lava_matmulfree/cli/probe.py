@@ -10,7 +10,7 @@ from pathlib import Path
 from lava_matmulfree.cli.common import (DEFAULT_BACKEND, LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP,
                                         _add_generation_args, _add_model_command, _checkpoint_arg, _lava_stats,
                                         _load_model, _model_cfg, _output_file, _prompt_text, _refuse_lava_run,
-                                        _run_choice, _run_generation)
+                                        _run_choice, _run_generation, count)
 from lava_matmulfree.utils.atomic import atomic_outputs
 
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
@@ -131,6 +131,6 @@ def cmd_probe(args, err=None) -> int:
                      **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
         _plot_probes(png_tmp, {name: real[name] for name in names}, len(prompt), title)
     print(tokens and m.tokenizer.decode(tokens).translate(PRINTABLE))
-    print(f"backend {backend}: {len(names)} probes over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
+    print(f"backend {backend}: {count(len(names), 'probe')} over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
           f"wrote {npz} and {png}", file=err)
     return 0

@@ -254,12 +254,15 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     sampler = Sampler(temperature, top_k, seed)
     if (why := threads_problem(run.threads, backend)) is not None:
         raise BackendError(why)
+    if activity and backend not in ACTIVITY_BACKENDS:
+        raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS)}, not on {backend}")
     if backend == "float":
         if probes:
             raise ValueError("probes are recorded on the fixed-point backends (reference, sim, sim-fused)")
+        if float_model is None:
+            raise BackendError("the float backend runs the float model: pass float_model= (e.g. "
+                               "build_evaluation(...).float_model); net is the compiled network of the other backends")
         return generate_float(float_model, prompt, max_new_tokens, sampler, on_token)
-    if activity and backend not in ACTIVITY_BACKENDS:
-        raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS)}, not on {backend}")
     if backend == "reference":
         return generate_reference(net, prompt, max_new_tokens, sampler, probes, on_token, activity, run.threads)
     from lava_matmulfree.graph.builder import build_graph
@@ -282,6 +285,6 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
         count_activity(graph)
     res = run_graph(graph, run_cfg, prompt, max_new_tokens, probes=probes, timeout=run.timeout_s,
                     on_token=on_token, on_prompt=on_prompt)
-    per_layer = graph.block_hops if graph.stack is None else 0.0
+    per_layer = graph.block_hops if graph.stack is None else 0
     return Generation(backend, prompt, res.tokens, res.logits, res.probes, res.seconds, res.final_state,
                       res.steps, per_layer, res.leaf_processes, res.first_token_seconds, res.activity)

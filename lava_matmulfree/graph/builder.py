@@ -10,6 +10,7 @@ requests (graph/runner.py keeps the runtime alive between them).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,6 +167,7 @@ class LavaGraph:
         from lava_matmulfree.graph import wiring
 
         selection = wiring.check_run_config(self.source, run_cfg)
+        wiring.check_precision(self, selection)
         kind = wiring.predicted_kind(self.blocks, self.stack, selection)
         compiled = wiring.selected_kind(self.blocks, self.stack) if self.stack is None else None
         if compiled is not None and compiled != kind:  # Lava compiles a process once
@@ -178,6 +180,9 @@ class LavaGraph:
         """Steps a request needs until the sink chose its last token: the prompt back to back, then a loop depth per
         new token (``sink.generated`` then equals ``max_new_tokens``). The loop depth is that of the block models
         ``run_cfg`` selects (:meth:`follow`); without one, that of the graph's kind (as built or last followed)."""
+        for name, value, low in (("prompt_len", prompt_len, 1), ("max_new_tokens", max_new_tokens, 0)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if run_cfg is not None:
             self.follow(run_cfg)
         return int(prompt_len) + int(max_new_tokens) * self.loop_depth
@@ -187,6 +192,9 @@ class LavaGraph:
         error where it has not chosen all of them yet (the run ended too early: fewer steps than
         ``steps_needed(..., run_cfg=...)``), instead of the -1 of the places still empty."""
         sink = self.sink
+        if sink.runtime is None:
+            raise BackendError("the graph has not run yet: run it for graph.steps_needed(prompt_len, max_new_tokens, "
+                               "run_cfg=<the run config>) steps first, or with GraphRunner")
         wanted = int(np.asarray(sink.max_new_tokens.get()).reshape(-1)[0])
         chosen = int(np.asarray(sink.generated.get()).reshape(-1)[0])
         if chosen < wanted:
@@ -230,6 +238,8 @@ class LavaGraph:
         values = [(self.source.prompt, padded), (self.source.prompt_len, [P]), (self.source.max_new_tokens,
                   [max_new_tokens]), (self.source.count, [0]), (self.sink.prompt_len, [P]),
                   (self.sink.max_new_tokens, [max_new_tokens]), (self.sink.seen, [0]), (self.sink.generated, [0])]
+        if not started:  # on a running graph the sink empties its tokens itself when the request's first logits come
+            values.append((self.sink.tokens, np.full(self.capacity, -1)))
         sampling = {"temperature": temperature, "top_k": top_k, "seed": seed}
         check_sampling(0.0 if temperature is None else temperature, 0 if top_k is None else top_k, "request")
         values += [(getattr(self.sink, k), [v]) for k, v in sampling.items() if v is not None]

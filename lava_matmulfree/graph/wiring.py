@@ -315,5 +315,23 @@ def check_sink(sink, net, floating: bool) -> None:
     for name, value in want.items():
         have = np.asarray(getattr(sink, name).init).reshape(-1)[0]
         if have != value:
-            raise BackendError(f"sink {sink.name}: {name} {have:g} differs from the network's {value:g}: the tokens "
-                               "would be others; build it with LmHeadSink(net=net, ...)")
+            fix = ("LmHeadSink(vocab_size=net.cfg.vocab_size, logit_scale=1.0, accumulator_bits=0, ...) for the float "
+                   "blocks' logits" if floating else "LmHeadSink(net=net, ...)")
+            raise BackendError(f"sink {sink.name}: {name} {have:g} differs from the "
+                               f"{'float graph' if floating else 'network'}'s {value:g}: the tokens would be others; "
+                               f"build it with {fix}")
+
+
+def check_precision(graph, selection: Selection) -> None:
+    """A run config that selects the floating_pt models for a graph built without the float model (or the
+    fixed-point ones for a float graph) is refused before compilation: else each block's model fails in its
+    worker."""
+    procs = [*graph.blocks, graph.stack, graph.head, graph.sink]
+    chosen = {precision(selection.model(p)) for p in procs if p is not None} - {None}
+    if "float" in chosen and not graph.floating:
+        raise BackendError(f"{config_name(selection.run_cfg)} selects the floating_pt models, but the graph was built "
+                           "without the float model; build it with build_graph(..., float_model=fm) (the sim-float "
+                           "backends), or run it with a fixed_pt config")
+    if "fixed" in chosen and graph.floating:
+        raise BackendError(f"{config_name(selection.run_cfg)} selects the fixed-point models, but the graph was "
+                           "built for the float model; run it with lava_run_config('sim-float')")

@@ -174,7 +174,7 @@ def model_config(name_or_path, data_dir: Path | None = None):
         if not conf.is_file():
             raise CostModelError(f"{conf}: the shipped {name_or_path} model is not installed")
         return ModelConfig.from_hf(json.loads(conf.read_text(encoding="utf-8")), str(conf))
-    return load_config(name_or_path).model
+    return load_config(name_or_path, require="model").model
 
 
 def shipped_profile_path(name: str, data_dir: Path | None = None) -> Path:

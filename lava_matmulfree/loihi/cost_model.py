@@ -441,7 +441,14 @@ class LoihiCostModel:
         }
 
 
-def estimate(cfg: ModelConfig, instructions: Mapping[str, int] | None = None, *, hw: Loihi2Spec = LOIHI2,
+def estimate(cfg: ModelConfig | str, instructions: Mapping[str, int] | None = None, *, hw: Loihi2Spec = LOIHI2,
              options: MappingOptions = MappingOptions()) -> LoihiCostModel:
-    """Map ``cfg`` onto Loihi 2 and cost it (instruction counts: see :func:`resolve_instruction_counts`)."""
+    """Map ``cfg`` (a ModelConfig, or a name as ``estimate --config`` takes it: ``370m``, ``demo``, a TOML path)
+    onto Loihi 2 with ``options`` (default: this project's mapping) and the constants of ``hw`` as given (not
+    fitted; ``report.build_report`` fits them and predicts a preset, as the ``estimate`` command prints), and cost
+    it (instruction counts: see :func:`resolve_instruction_counts`)."""
+    if not isinstance(cfg, ModelConfig):
+        from lava_matmulfree.loihi.activity import model_config
+
+        cfg = model_config(cfg)
     return LoihiCostModel(build_mapping(cfg, hw, options), instructions)

@@ -36,8 +36,9 @@ class AbstractPyLmHeadSink(PyLoihiProcessModel):
         bits = int(self.accumulator_bits[0])
         if bits:
             logits = np.clip(logits, -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-        if k == 0:  # a new request: the sampler restarts from its seed
+        if k == 0:  # a new request: the sampler restarts from its seed, and no token of the last one stays
             self.sampler = Sampler(float(self.temperature[0]), int(self.top_k[0]), int(self.seed[0]))
+            self.tokens[:] = -1
         if self.proc_params["record_logits"]:
             self.logits[k] = logits
         self.seen[0] = k + 1

@@ -37,6 +37,7 @@ class LmHeadSink(AbstractProcess):
 
         logits = sat(logits_in)     the LM head neurons' dendrites: accumulator_bits wide, saturating (golden.dendrite)
         k = seen ; logits[k] = logits (when recorded) ; seen += 1
+        if k == 0: tokens = -1         a new request: the sampler restarts from its seed, the last tokens go
         if k >= prompt_len - 1 and generated < max_new_tokens:
             token = argmax(logits_in)  or a seeded sample of softmax(logit_scale * logits_in / temperature)
             tokens[generated] = token ; generated += 1 ; token_out = [token, lane 1]
