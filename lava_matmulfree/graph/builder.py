@@ -17,6 +17,8 @@ import numpy as np
 
 from lava_matmulfree.config import FLOAT_LAVA_BACKENDS  # noqa: F401  (re-exported: the floating_pt models' backends)
 from lava_matmulfree.errors import BackendError
+from lava_matmulfree.graph import runtime  # noqa: F401  (its fork hooks: Lava's workers of any graph built here,
+#                                           run by hand too, share the parent's pages; docs/graph.md, "Memory")
 from lava_matmulfree.model.quantise import QuantisedNetwork
 
 HEAD_VARS = ("x",)  # the final norm's input: head.x
