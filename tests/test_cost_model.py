@@ -352,6 +352,10 @@ def test_report_and_files(tmp_path, capsys):
         build_report("tiny", instructions=INS, no_such_knob=1)
     with pytest.raises(CostModelError, match="jetson.NAME"):
         build_report("tiny", instructions=INS, prefill_efficiency=0.5)
+    with pytest.raises(CostModelError, match=r"no section 'mapping' \(sections: options, loihi2.*options.NAME or NAME"):
+        build_report("tiny", instructions=INS, **{"mapping.encoding": "sparse"})
+    with pytest.raises(CostModelError, match=r"no field 'nope' in 'loihi2' \(its fields: .*cores_per_chip"):
+        build_report("tiny", instructions=INS, **{"loihi2.nope": 1})
 
 
 @pytest.mark.parametrize("name, value, match", [

@@ -44,9 +44,12 @@ def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for k, v in overrides.items():
         section, _, name = k.rpartition(".")
         if section:
-            if section not in targets or name not in targets[section]:
+            if section not in targets:
+                raise CostModelError(f"unknown override {k!r}: no section {section!r} (sections: "
+                                     f"{', '.join(targets)}; a mapping option is options.NAME or NAME)")
+            if name not in targets[section]:
                 raise CostModelError(f"unknown override {k!r}: no field {name!r} in {section!r} "
-                                     f"(sections: {', '.join(targets)})")
+                                     f"(its fields: {', '.join(sorted(targets[section]))})")
             out[section][name] = v
             continue
         where = [t for t in ("options", "loihi2") if k in targets[t]]
