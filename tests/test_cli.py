@@ -281,6 +281,16 @@ def test_every_backend_choice_is_explained_in_the_help(capsys, command):
     assert named == set(backend.choices), named ^ set(backend.choices)  # none it does not take
 
 
+def test_an_option_the_command_does_not_take_is_named_with_the_command(capsys):
+    for argv in (["info", "--seed", "3"], ["generate", "--calibrate", "random"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        err = capsys.readouterr().err
+        command = "info" if "info" in argv else "generate"
+        assert f"error: lava-matmulfree {command}: unrecognized arguments: " in err, err
+        assert f"(see lava-matmulfree {command} --help)" in err
+
+
 def test_backend_and_run_config_exclusive(capsys):
     run_error(capsys, ["generate", "--backend", "sim", "--run-config", "sim"], "--run-config")
 

@@ -86,7 +86,11 @@ def main(argv=None) -> int:
         with termination_signals():  # SIGTERM / SIGHUP unwind like Ctrl-C: the Lava runtime is always stopped
             if argv[:1] == ["train"]:  # every option belongs to the trainer's own parser (cli/train.py)
                 return train.cmd_train(argparse.Namespace(train_args=argv[1:]))
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            args, extra = parser.parse_known_args(argv)
+            if extra:  # argparse would name the program, not the subcommand whose options these are not
+                prog = f"{parser.prog} {args.command}"
+                raise _UsageError(f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)")
             return args.func(args)
     except (_UsageError, LmfError, ValueError) as e:
         _fail(str(e))

@@ -392,9 +392,11 @@ def _token_count(text: str) -> int:
     return v
 
 
-def _add_model_command(sub, name: str, func, seed_help: str = "seed of the random weights", **parser_kwargs):
+def _add_model_command(sub, name: str, func, seed_help: str | None = "seed of the random weights",
+                       **parser_kwargs):
     """The parser of a subcommand that runs a model (``parser_kwargs``: help, description): the model arguments
-    come first, the caller adds the command's own; ``func`` runs the command."""
+    come first, the caller adds the command's own; ``func`` runs the command. ``seed_help`` None: no --seed (a
+    command that makes no weights)."""
     p = sub.add_parser(name, **parser_kwargs)
     p.set_defaults(func=func)
     src = p.add_mutually_exclusive_group()
@@ -409,7 +411,9 @@ def _add_model_command(sub, name: str, func, seed_help: str = "seed of the rando
     src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
                      help="model config (tiny, 370m, ... or a TOML path): seeded random weights of that size "
                           f"(with none of --checkpoint, --model and --config: the demo model, else {DEFAULT_CONFIG})")
-    p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED, help=f"{seed_help} (default: {DEFAULT_SEED})")
+    if seed_help is not None:
+        p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED,
+                       help=f"{seed_help} (default: {DEFAULT_SEED})")
     return p
 
 

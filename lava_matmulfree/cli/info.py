@@ -18,7 +18,7 @@ MAPPING_MAX_LAYERS = 512  # the Loihi 2 mapping of more layers would take info m
 
 
 def add_parser(sub):
-    _add_model_command(sub, "info", cmd_info, help="the Lava process graph of a model",
+    _add_model_command(sub, "info", cmd_info, None, help="the Lava process graph of a model",
                        description="Print a model's processes, a block's ports and variables, time steps per token "
                                    "per layer and the decode loop depth on each CPU backend, and the Loihi 2 mapping. "
                                    "Nothing runs, and no weights are built: this reads only the model's config.")
