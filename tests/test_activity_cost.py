@@ -293,3 +293,14 @@ def test_estimate_takes_a_shipped_model_name(tmp_path, monkeypatch):
     assert main(["estimate", "--config", "deep", "--out", str(tmp_path)]) == 0 and calls == ["deep"]
     cfg = act.model_config("deep")
     assert (cfg.hidden_size, cfg.num_layers) == (128, 12)
+
+
+def test_a_profile_of_another_depth_says_its_averages_apply():
+    """A 3-layer profile given for the 24-layer 370M: the report says that its per-type averages apply, where the
+    same profile on a 3-layer model applies per layer and says nothing of it."""
+    from lava_matmulfree.loihi.report import build_report
+
+    deep = build_report("370m", (16,), activity=str(EXAMPLE))["activity"]["why"]
+    assert "measured on 3 layers, this model has 24: its per-type averages over layers apply" in deep
+    same = build_report("tiny", (16,), activity=str(EXAMPLE))["activity"]["why"]
+    assert "measured on" not in same

@@ -243,7 +243,11 @@ def _choose_activity(arg, cfg) -> tuple[ActivityProfile | None, ActivityProfile 
         return None, prof, ("dense assumption (--activity dense); beside it: " if arg.lower() != "auto" else
                             "headline on the dense assumption; beside it: ") + why
     prof = resolve_activity(arg)
-    return prof, None, f"given: {prof.label}"
+    why = f"given: {prof.label}"
+    if prof.layers and not prof.per_layer(cfg.num_layers):
+        why += (f"; measured on {len(prof.layers)} layers, this model has {cfg.num_layers}: its per-type averages "
+                "over layers apply, not its per-layer densities")
+    return prof, None, why
 
 
 def _densities(cm: LoihiCostModel, prof: ActivityProfile, name: str) -> dict[str, Any]:
