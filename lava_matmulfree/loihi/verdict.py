@@ -129,14 +129,16 @@ def format_verdict(v: dict[str, Any]) -> str:
                  "the GPU x model x runtime baselines it beats (energy, tokens/s)")
     short = {"transformer++": "T++", "qwen2.5-0.5b": "Qwen", "matmulfree": "MMF", "cuda-graph": "graph"}
     heads = [f"{g.split('-')[0]} {short.get(m, m)} {short.get(r, r)}" for g, m, r in SUMMARY_BASELINES]
-    lines.append(f"{'deployment':<48}" + "".join(f"{h:>19}" for h in heads) + f"{'wins (energy, tok/s)':>23}")
-    for label in dict.fromkeys(p["loihi"] for p in v["pairs"]):
+    labels = list(dict.fromkeys(p["loihi"] for p in v["pairs"]))
+    width = max([48] + [len(label) + 1 for label in labels])  # a deployment's whole name
+    lines.append(f"{'deployment':<{width}}" + "".join(f"{h:>19}" for h in heads) + f"{'wins (energy, tok/s)':>23}")
+    for label in labels:
         mine = {(p["gpu"], p["model"], p["runtime"]): p for p in v["pairs"] if p["loihi"] == label}
         cells = [f"{mine[k]['decode_throughput_ratio']:.2f} / {mine[k]['decode_energy_ratio']:.2f}"
                  for k in SUMMARY_BASELINES if k in mine]
         wins = (f"{sum(p['decode_energy_ratio'] > 1 for p in mine.values())}, "
                 f"{sum(p['decode_throughput_ratio'] > 1 for p in mine.values())} of {len(mine)}")
-        lines.append(f"{label[:47]:<48}" + "".join(f"{c:>19}" for c in cells) + f"{wins:>23}")
+        lines.append(f"{label:<{width}}" + "".join(f"{c:>19}" for c in cells) + f"{wins:>23}")
     lines.append("")
     lines.append(f"== Loihi 2 ({v['preset_label']}) with several sequences in flight (each at its own hop; "
                  f"generation)")
