@@ -202,7 +202,41 @@ def test_tokenizer_larger_than_the_model(capsys, tmp_path, tiny_cfg, tiny_params
     cfg = dataclasses.replace(tiny_cfg, vocab_size=4, bos_token_id=1, eos_token_id=2)
     save_checkpoint(tmp_path, cfg, random_params(cfg))
     Tokenizer(models.WordLevel({f"w{i}": i for i in range(9)}, unk_token="w0")).save(str(tmp_path / "tokenizer.json"))
-    run_error(capsys, ["generate", "--checkpoint", str(tmp_path)], "9", "4")
+    # every path names the file and both sizes (the calibrating ones tripped over an id of the calibration text)
+    for argv in (["generate"], ["generate", "--backend", "float"], ["compile", "--out", str(tmp_path / "n.st")],
+                 ["eval"], ["profile"]):
+        run_error(capsys, [*argv, "--checkpoint", str(tmp_path)], tmp_path / "tokenizer.json", "9 tokens",
+                  "only 4")
+
+
+def test_a_compiled_file_carries_its_checkpoints_tokenizer(capsys, tmp_path, tiny_cfg, tiny_params):
+    """compile writes the checkpoint's tokenizer into the file's header: the file alone, in another folder,
+    encodes the prompt as the folder does (it fell back to bytes without a word)."""
+    from tokenizers import pre_tokenizers
+
+    ckpt = tmp_path / "ckpt"
+    save_checkpoint(ckpt, tiny_cfg, tiny_params)
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2, "Lo": 3, "hi": 4, "there": 5},
+                                     unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(ckpt / "tokenizer.json"))
+    argv = ["--backend", "reference", "--prompt", "Lo hi there", "--max-new-tokens", "4", "--temperature", "0"]
+    assert main(["generate", "--checkpoint", str(ckpt), *argv]) == 0
+    folder = capsys.readouterr()
+    assert "4 prompt tokens" in folder.err  # <s> Lo hi there
+    out = tmp_path / "elsewhere" / "net.safetensors"
+    out.parent.mkdir()
+    assert main(["compile", "--checkpoint", str(ckpt), "--out", str(out), "--calib-length", "16"]) == 0
+    assert "with its tokenizer (6 tokens)" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(out), *argv]) == 0
+    alone = capsys.readouterr()
+    assert "4 prompt tokens" in alone.err and alone.out == folder.out
+    # a file compiled from random weights carries none: bytes, as before
+    plain = tmp_path / "plain.safetensors"
+    assert main(["compile", "--config", "tiny", "--out", str(plain)]) == 0
+    assert "tokenizer" not in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(plain), *argv]) == 0
+    assert "12 prompt tokens" in capsys.readouterr().err  # <s> and 11 bytes
 
 
 # ------------------------------------------------------------------------------------- backends, run configs

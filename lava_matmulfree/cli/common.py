@@ -119,11 +119,15 @@ def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
 
 
 def _tokenizer(ckpt: Path | None):
-    from lava_matmulfree.io.tokenizer import ByteTokenizer, load_tokenizer
+    """The tokenizer of a checkpoint folder; of a compiled file, the one it carries (`compile` writes the
+    checkpoint's into it), else a tokenizer.json beside it, else bytes."""
+    from lava_matmulfree.io.tokenizer import ByteTokenizer, compiled_file_tokenizer, load_tokenizer
 
     if ckpt is None:
         return ByteTokenizer()
-    return load_tokenizer(ckpt.parent if ckpt.is_file() else ckpt)
+    if ckpt.is_file():
+        return compiled_file_tokenizer(ckpt) or load_tokenizer(ckpt.parent)
+    return load_tokenizer(ckpt)
 
 
 def _check_vocab(tok, cfg):
@@ -194,8 +198,10 @@ def _load_model(args, backend: str, use_compiled: bool = True, **build_kwargs) -
             return _Model(net.cfg, net, fm, tok, f"compiled network {compiled} and the float weights of {ckpt}")
     from lava_matmulfree.evaluation.accuracy import build_evaluation
 
-    _model_cfg(args, ckpt)  # a model too large for this machine is refused before any allocation
+    cfg = _model_cfg(args, ckpt)  # a model too large for this machine is refused before any allocation
     tok = _tokenizer(ckpt)  # before calibrating: a bad tokenizer is a quick error
+    if cfg is not None:
+        _check_vocab(tok, cfg)  # one larger than the model's vocabulary too (calibration would trip over its ids)
     setup = build_evaluation(args.config, args.seed, ckpt, progress=True, **build_kwargs)
     _check_vocab(tok, setup.cfg)
     return _Model(setup.cfg, setup.net, setup.float_model, tok, setup.source)

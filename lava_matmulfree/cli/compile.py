@@ -56,7 +56,11 @@ def cmd_compile(args) -> int:
         length = args.calib_length or DEFAULT_CALIB_LENGTH
         check_tokens(cfg, DEFAULT_CALIB_SEQUENCES * length, f"--calib-length {length}")
     m = _load_model(args, "reference", use_compiled=False, overrides=overrides, **kwargs)
+    from lava_matmulfree.io.tokenizer import TOKENIZER_META_KEY, tokenizer_record
+
+    record = tokenizer_record(m.tokenizer)  # the file alone then encodes prompts as the checkpoint does
     with atomic_outputs(out) as (tmp,):
-        m.net.save(tmp)
-    print(f"compiled {m.what} (calibrated on {m.net.calibration.source}) -> {out}", file=sys.stderr)
+        m.net.save(tmp, None if record is None else {TOKENIZER_META_KEY: record})
+    carried = f", with its tokenizer ({m.tokenizer.vocab_size} tokens)" if record is not None else ""
+    print(f"compiled {m.what} (calibrated on {m.net.calibration.source}){carried} -> {out}", file=sys.stderr)
     return 0

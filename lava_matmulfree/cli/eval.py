@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from lava_matmulfree.cli.common import (_add_calibrate_arg, _add_model_command, _add_overrides_arg, _float_checkpoint,
-                                        _model_cfg, _output_file, _positive_int, _read_text, _tokenizer)
+from lava_matmulfree.cli.common import (_add_calibrate_arg, _add_model_command, _add_overrides_arg, _check_vocab,
+                                        _float_checkpoint, _model_cfg, _output_file, _positive_int, _read_text,
+                                        _tokenizer)
 from lava_matmulfree.config import parse_fixed_point_overrides
 from lava_matmulfree.utils.atomic import write_text
 from lava_matmulfree.utils.limits import check_tokens
@@ -41,7 +42,10 @@ def cmd_eval(args) -> int:
     if args.json is not None:
         _output_file(args.json, "--json")
     num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
-    check_tokens(_model_cfg(args, ckpt), num * length, f"--sequences {num} x --length {length}")
+    cfg = _model_cfg(args, ckpt)
+    check_tokens(cfg, num * length, f"--sequences {num} x --length {length}")
+    if ckpt is not None:
+        _check_vocab(_tokenizer(ckpt), cfg)  # before calibrating on text through it
     report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
                          text=text, progress=True, calibration=args.calibrate)
     print(report.table())

@@ -164,6 +164,47 @@ def _token_id(tok, named: str | None, candidates: tuple[str, ...]) -> int:
     return NO_TOKEN
 
 
+#: The compiled file's header key that carries the tokenizer of the checkpoint it was compiled from, so that the
+#: file alone encodes prompts as the checkpoint does (docs/cli.md, "`compile`").
+TOKENIZER_META_KEY = "tokenizer"
+
+
+def tokenizer_record(tok) -> str | None:
+    """``tok`` as one JSON string (its tokenizer.json, bos and eos ids) for a compiled file's header; None for the
+    byte tokenizer, which needs no record."""
+    if not isinstance(tok, HFTokenizer):
+        return None
+    return json.dumps({"tokenizer_json": tok.tok.to_str(), "bos_token_id": tok.bos_token_id,
+                       "eos_token_id": tok.eos_token_id, "source": tok.path})
+
+
+def tokenizer_from_record(record: str, where: str) -> "HFTokenizer":
+    """The tokenizer a compiled file ``where`` carries (:func:`tokenizer_record`); one clear error if broken."""
+    from tokenizers import Tokenizer as _HFTokenizer
+
+    try:
+        rec = json.loads(record)
+        tok = _HFTokenizer.from_str(rec["tokenizer_json"])
+        bos, eos = int(rec["bos_token_id"]), int(rec["eos_token_id"])
+    except Exception as e:  # the library raises bare Exception subclasses for malformed files
+        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{where}: its header's tokenizer is not readable: {first_line}") from None
+    return HFTokenizer(tok, f"{where} (the tokenizer of {rec.get('source', 'its checkpoint')})", bos, eos)
+
+
+def compiled_file_tokenizer(path: str | Path):
+    """The tokenizer a compiled network file carries in its header, or None where it carries none (compiled
+    from random weights, a byte tokenizer, or by an older version)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            record = (fh.metadata() or {}).get(TOKENIZER_META_KEY)
+    except Exception:  # an unreadable file is QuantisedNetwork.load's to name
+        return None
+    return None if record is None else tokenizer_from_record(record, str(path))
+
+
 def load_tokenizer(folder: str | Path | None = None):
     """``folder/tokenizer.json`` through the ``tokenizers`` library when present, else :class:`ByteTokenizer`.
 

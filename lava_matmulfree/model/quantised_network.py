@@ -118,10 +118,13 @@ class QuantisedNetwork:
         return self
 
     # ------------------------------------------------------------------ save / load (one safetensors file)
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, extra_header: dict[str, str] | None = None) -> None:
+        """One safetensors file; ``extra_header``: more string entries of its header (e.g. the tokenizer the CLI's
+        compile carries along, io/tokenizer.py), which ``load`` leaves alone."""
         tensors, meta = {}, {}
         _flatten(self, "", tensors, meta)
-        header = {"format_version": str(FORMAT_VERSION), "meta": json.dumps(meta, sort_keys=True)}
+        header = {**(extra_header or {}), "format_version": str(FORMAT_VERSION),
+                  "meta": json.dumps(meta, sort_keys=True)}
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
         make_readable(path)
 
