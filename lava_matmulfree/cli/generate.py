@@ -9,7 +9,7 @@ from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAUL
                                         _add_model_command, _add_sampling_args, _add_timeout_arg, _lava_stats,
                                         _load_model, _positive_int, _prompt_ids, _prompt_text, _refuse_lava_run,
                                         _run_choice, _run_generation, count, not_utf8)
-from lava_matmulfree.utils.limits import check_tokens
+from lava_matmulfree.utils.limits import check_generation, check_tokens
 
 FLOAT_DTYPES = ("float32", "float64")
 DEFAULT_CHAT_PROMPT_TOKENS = 256
@@ -89,6 +89,7 @@ def cmd_generate(args, out=None, err=None) -> int:
     m = _load_model(args, backend)
     eos = m.cfg.eos_token_id if m.cfg.eos_token_id >= 0 else m.tokenizer.eos_token_id  # the model's config first
     stream = _TextStream(m.tokenizer, out, eos)
+    check_generation(m.cfg, len(_prompt_ids(args, m)), args.max_new_tokens, "--max-new-tokens")  # before the echo
     print(f"[{m.what}, backend {backend}]", file=err)
     echo = _PromptEcho(args.prompt, out)
     if args.max_new_tokens == 0:
