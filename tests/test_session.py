@@ -136,6 +136,23 @@ def test_chat_commands_empty_lines_and_windows_line_ends(capsys):
     assert capsys.readouterr().out == "ab" + answers[0] + "\n"
 
 
+def test_chat_names_no_backend_it_does_not_take(capsys, monkeypatch):
+    """A chat no Lava backend can hold is refused without the advice to use reference (chat refuses it); its token
+    counts have generate's cap."""
+    from lava_matmulfree.cli import main
+    from lava_matmulfree.graph import plan
+
+    monkeypatch.setattr(plan, "available_memory", lambda: 2 ** 20)
+    with pytest.raises(SystemExit):
+        main(["chat", "--config", "tiny"])
+    err = capsys.readouterr().err
+    assert "no Lava backend fits" in err and "reference" not in err, err
+    for option in ("--max-new-tokens", "--max-prompt-tokens"):
+        with pytest.raises(SystemExit):
+            main(["chat", option, str(2 ** 40)])
+        assert "at most 1048576 tokens" in capsys.readouterr().err
+
+
 @pytest.mark.timeout(300)
 def test_chat_refuses_a_line_that_is_not_utf8_and_goes_on():
     """A line of stdin that is not UTF-8 gets one error line naming the byte; the lines after it are answered."""

@@ -272,7 +272,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
 
 
 def _refuse_lava_run(args, backend: str, run, new_tokens: int, prompt_tokens: int, probes: int = 0,
-                     stream: bool = True) -> None:
+                     stream: bool = True, reference: bool = True) -> None:
     """Before the model is built: a Lava run this machine cannot hold (processes, memory) is refused, naming a
     backend that fits (graph/plan.py; generate() checks again, and warns about a slow run, before the runtime)."""
     if backend not in LAVA_BACKENDS or backend == "loihi2":
@@ -282,7 +282,8 @@ def _refuse_lava_run(args, backend: str, run, new_tokens: int, prompt_tokens: in
         return
     from lava_matmulfree.graph.plan import check_run
 
-    check_run(backend, cfg, prompt_tokens, new_tokens, run.record_logits, probes, stream, run.timeout_s, warn=False)
+    check_run(backend, cfg, prompt_tokens, new_tokens, run.record_logits, probes, stream, run.timeout_s, warn=False,
+              reference=reference)
 
 
 def count(n: int, noun: str) -> str:
@@ -391,11 +392,18 @@ def _add_timeout_arg(p):
                         "estimate before it starts")
 
 
-def _token_count(text: str) -> int:
-    v = _non_negative_int(text)
+def _token_count(text: str, low: int = 0) -> int:
+    v = _bounded_int(low, "token count")(text)
     if v > MAX_NEW_TOKENS:
         raise argparse.ArgumentTypeError(f"at most {MAX_NEW_TOKENS} tokens per generation, got {v}")
     return v
+
+
+def _positive_token_count(text: str) -> int:
+    return _token_count(text, 1)
+
+
+_positive_token_count.__name__ = "positive token count"
 
 
 def _add_model_command(sub, name: str, func, seed_help: str | None = "seed of the random weights",

@@ -7,9 +7,9 @@ import sys
 from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, DEFAULT_MAX_NEW_TOKENS,
                                         LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
                                         _add_model_command, _add_sampling_args, _add_timeout_arg, _lava_stats,
-                                        _load_model, _positive_int, _prompt_ids, _prompt_text, _refuse_lava_run,
-                                        _run_choice, _run_generation, count, not_utf8)
-from lava_matmulfree.utils.limits import check_generation, check_tokens
+                                        _load_model, _positive_token_count, _prompt_ids, _prompt_text,
+                                        _refuse_lava_run, _run_choice, _run_generation, count, not_utf8)
+from lava_matmulfree.utils.limits import check_generation
 
 FLOAT_DTYPES = ("float32", "float64")
 DEFAULT_CHAT_PROMPT_TOKENS = 256
@@ -42,9 +42,10 @@ def add_chat_parser(sub):
                                         "(Ctrl-D) or '/quit'; '/help' lists the commands.")
     ch.add_argument("--backend", choices=LAVA_BACKENDS, default=DEFAULT_BACKEND,
                     help=f"a Lava backend (default: {DEFAULT_BACKEND})")
-    ch.add_argument("--max-new-tokens", type=_positive_int, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
+    ch.add_argument("--max-new-tokens", type=_positive_token_count, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
                     help=f"tokens per answer (default: {DEFAULT_MAX_NEW_TOKENS})")
-    ch.add_argument("--max-prompt-tokens", type=_positive_int, default=DEFAULT_CHAT_PROMPT_TOKENS, metavar="N",
+    ch.add_argument("--max-prompt-tokens", type=_positive_token_count, default=DEFAULT_CHAT_PROMPT_TOKENS,
+                    metavar="N",
                     help=f"longest prompt in tokens (default: {DEFAULT_CHAT_PROMPT_TOKENS})")
     _add_sampling_args(ch)
     _add_timeout_arg(ch)
@@ -189,9 +190,9 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     if inp is sys.stdin and hasattr(inp, "reconfigure"):
         inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
     run = RunConfig(backend=args.backend, **({} if args.timeout is None else {"timeout_s": args.timeout}))
-    _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens)
+    _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens, reference=False)
     m = _load_model(args, args.backend)
-    check_tokens(m.cfg, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
+    check_generation(m.cfg, 0, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
     interactive = inp.isatty()
     print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, '/help' lists "
           "the commands, EOF or '/quit' ends]", file=err)

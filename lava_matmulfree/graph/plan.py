@@ -123,10 +123,11 @@ def process_limit_problem(leaves: int) -> str | None:
 
 
 def check_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits: bool = True, probes: int = 0,
-              stream: bool = False, timeout: float | None = None, what: str = "the run", warn: bool = True) -> RunPlan:
-    """Refuse (SizeError) a Lava run this machine cannot hold, naming a backend that fits; with ``warn``, log a
-    warning with the cost of a slow one (and whether ``timeout`` would stop it) before it starts. Returns the
-    plan."""
+              stream: bool = False, timeout: float | None = None, what: str = "the run", warn: bool = True,
+              reference: bool = True) -> RunPlan:
+    """Refuse (SizeError) a Lava run this machine cannot hold, naming a backend that fits (``reference``: the
+    caller can run the reference backend too); with ``warn``, log a warning with the cost of a slow one (and
+    whether ``timeout`` would stop it) before it starts. Returns the plan."""
     plan = plan_run(backend, cfg, prompt_len, new_tokens, record_logits, probes, stream)
     have = available_memory()
     problem = process_limit_problem(plan.leaf_processes)
@@ -135,7 +136,8 @@ def check_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits
                    f"{plan.leaf_processes} leaf processes, more than the {describe_bytes(have)} available")
     if problem is not None:
         raise SizeError(f"backend {backend}: {what} cannot fit this machine: {problem}; "
-                        f"{_fitting(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, backend)}")
+                        + _fitting(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, backend,
+                                   reference))
     if warn and plan.seconds > SLOW_RUN_S:
         over = ""
         if timeout is not None and plan.seconds > timeout:
@@ -153,10 +155,13 @@ def _alternatives(cfg, prompt_len, new_tokens, record_logits, probes, stream, ha
             yield p
 
 
-def _fitting(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, backend) -> str:
+def _fitting(cfg, prompt_len, new_tokens, record_logits, probes, stream, have, backend, reference=True) -> str:
     for p in _alternatives(cfg, prompt_len, new_tokens, record_logits, probes, stream, have):
         if p.backend != backend:
-            return f"backend {p.backend} fits ({p.describe()}), and so does reference (no Lava processes)"
+            return f"backend {p.backend} fits ({p.describe()})" + (", and so does reference (no Lava processes)"
+                                                                    if reference else "")
+    if not reference:
+        return "no Lava backend fits: ask for fewer tokens"
     return "backend reference (the golden model, no Lava processes) is the one that fits"
 
 
