@@ -23,6 +23,10 @@ def glu_intermediate_size(hidden_size: int) -> int:
     return 256 * math.ceil(int(hidden_size * 4 * 2 / 3) / 256)
 
 
+#: The keys of a Hugging Face config.json that fix the model's shape: required, not defaulted.
+HF_SHAPE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape and float hyper-parameters of an HGRN-Bit model (docs/model.md)."""
@@ -66,6 +70,13 @@ class ModelConfig:
         for k, want in (("num_heads", 1), ("expand_ratio", 1), ("use_short_conv", False)):
             if k in hf and hf[k] not in (want, None):
                 raise ConfigError(f"{source}: {k}={hf[k]!r} is not supported (the released models use {want!r})")
+        missing = [k for k in HF_SHAPE_KEYS if k not in hf]
+        if missing:  # Hugging Face's class defaults (a 1.3B's shape) would stand in, and the weights then mismatch
+            raise ConfigError(f"{source}: missing key{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))} (a "
+                              f"model's config.json names its shape: {', '.join(HF_SHAPE_KEYS)})")
+        if hf.get("hidden_act") not in (None, "swish", "silu"):
+            raise ConfigError(f"{source}: hidden_act={hf['hidden_act']!r} is not supported (the GLU is the "
+                              "released models' swish)")
         if hf.get("tie_word_embeddings", False):
             raise ConfigError(f"{source}: tie_word_embeddings=true is not supported (the head is ternary, "
                               "the embedding full precision)")
@@ -83,7 +94,10 @@ class ModelConfig:
         if hf.get("hidden_ratio") not in (None, 4) and not hf.get("intermediate_size"):
             h = hf["hidden_ratio"]
             raw["intermediate_size"] = 256 * math.ceil(int(raw["hidden_size"] * h * 2 / 3) / 256)
-        return _build(cls, raw, source, "config.json")
+        try:
+            return _build(cls, raw, source, "config.json")
+        except ConfigError as e:  # named as the file names it
+            raise ConfigError(str(e).replace("] num_layers ", "] num_hidden_layers ")) from None
 
     def to_hf(self) -> dict:
         """The Hugging Face config.json of this model (what the released checkpoints carry)."""

@@ -184,8 +184,9 @@ def test_hf_round_trip(cfg):
     ({"use_short_conv": True}, "use_short_conv"),
     ({"tie_word_embeddings": True}, "tie_word_embeddings"),
     ({"hidden_size": "1024"}, "hidden_size"),
-    ({"num_hidden_layers": 0}, "num_layers"),
+    ({"num_hidden_layers": 0}, "] num_hidden_layers must be"),
     ({"rms_norm_eps": -1.0}, "rms_norm_eps"),
+    ({"hidden_act": "gelu"}, "hidden_act='gelu' is not supported"),
 ])
 def test_from_hf_errors_name_key_and_source(change, key):
     hf = json.loads(RELEASED_370M_CONFIG_JSON)
@@ -193,6 +194,16 @@ def test_from_hf_errors_name_key_and_source(change, key):
     with pytest.raises(ConfigError) as ei:
         ModelConfig.from_hf(hf, source="/some/ckpt/config.json")
     assert key in str(ei.value) and "/some/ckpt/config.json" in str(ei.value), str(ei.value)
+
+
+@pytest.mark.parametrize("key", ["vocab_size", "hidden_size", "num_hidden_layers"])
+def test_from_hf_refuses_a_config_json_without_its_shape(key):
+    """A misspelt or missing shape key took Hugging Face's default (a 24-layer, 2048-wide model) and the error then
+    blamed model.safetensors for the tensors that shape needs."""
+    hf = json.loads(RELEASED_370M_CONFIG_JSON)
+    del hf[key]
+    with pytest.raises(ConfigError, match=f"/c/config.json: missing key '{key}'"):
+        ModelConfig.from_hf(hf, source="/c/config.json")
 
 
 @pytest.mark.parametrize("run, why", [
