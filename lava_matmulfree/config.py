@@ -318,6 +318,19 @@ def load_config(name_or_path: str | Path, require: str | None = None) -> Config:
     return config_from_dict(raw, str(path))
 
 
+def load_run_config(name_or_path: str | Path) -> "RunConfig":
+    """The [run] section of a run config, which must have one and nothing else: a [model] or [fixed_point] there
+    would be read by nothing (the model comes from its own options), so it is refused rather than ignored."""
+    path = resolve_config_path(name_or_path, "run")
+    cfg = load_config(path, require="run")
+    others = [k for k in tomli.loads(path.read_text(encoding="utf-8")) if k != "run"]
+    if others:
+        raise ConfigError(f"{path}: a run config holds only [run]; {', '.join(f'[{k}]' for k in others)} would be "
+                          "ignored (the model and its fixed-point knobs come from --checkpoint / --model / --config "
+                          "and compile --set)")
+    return cfg.run
+
+
 def load_model_config(name_or_path: str | Path) -> ModelConfig:
     """The [model] section of a config, which must have one."""
     return load_config(name_or_path, require="model").model

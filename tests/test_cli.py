@@ -279,6 +279,20 @@ def test_reference_on_a_team_of_threads_gives_the_same_tokens(capsys):
     run_error(capsys, ["generate", "--backend", "sim-fused", "--threads", "2"], "threads", "reference", "sim-fused")
 
 
+def test_a_run_config_names_itself_in_its_errors(capsys, tmp_path):
+    """A run config with a section nothing reads is refused (a [fixed_point] there was silently ignored), and a
+    threads count numba cannot run names the file."""
+    import numba
+
+    extra = tmp_path / "extra.toml"
+    extra.write_text('[run]\nbackend = "reference"\n\n[fixed_point]\nact_bits = 6\n')
+    run_error(capsys, ["generate", "--run-config", str(extra)], extra, "holds only [run]", "[fixed_point]")
+    many = tmp_path / "many.toml"
+    have = numba.config.NUMBA_NUM_THREADS
+    many.write_text(f'[run]\nbackend = "reference"\nthreads = {have + 2}\n')
+    run_error(capsys, ["generate", "--run-config", str(many)], f"--run-config {many}: threads = {have + 2}")
+
+
 def test_loihi2_without_lava_loihi(capsys):
     run_error(capsys, ["generate", "--backend", "loihi2"], "lava-loihi")
     run_error(capsys, ["generate", "--run-config", "loihi2"], "lava-loihi")

@@ -249,10 +249,10 @@ def _read_text(path) -> str:
 # ----------------------------------------------------------------------------------------- generation
 def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
-    from lava_matmulfree.config import RunConfig, load_config, replace
+    from lava_matmulfree.config import RunConfig, load_run_config, replace
 
     if args.run_config is not None:
-        run = load_config(args.run_config, require="run").run
+        run = load_run_config(args.run_config)
     else:
         run = RunConfig(backend=args.backend or default_backend)
     threads = getattr(args, "threads", None)
@@ -263,7 +263,11 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     if run.threads != 1:
         from lava_matmulfree.model.thread_team import check_threads
 
-        check_threads(run.threads)
+        try:
+            check_threads(run.threads)
+        except ValueError as e:
+            where = "--threads" if threads is not None else f"--run-config {args.run_config}"
+            raise ValueError(f"{where}: {e}") from None
     if run.backend == "loihi2":
         from lava_matmulfree.graph.backends import lava_run_config
 
