@@ -419,6 +419,21 @@ def test_a_long_prompt_on_lava_shows_its_progress_then_the_text(capsys):
     assert "prompt:" not in capsys.readouterr().err
 
 
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_a_slow_run_warning_comes_before_the_echoed_prompt():
+    """On a terminal stdout and stderr share the screen: the warning of a slow Lava run is printed before the prompt
+    is echoed (they shared one line: 'A class definitionwarning: ...')."""
+    code = ("import lava_matmulfree.graph.plan as plan; plan.SLOW_RUN_S = 0.0; from lava_matmulfree.cli import main; "
+            "main(['generate', '--config', 'tiny', '--backend', 'sim-fused', '--prompt', 'Lo', '--max-new-tokens', "
+            "'3'])")
+    r = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=200,
+                       text=True)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "\nwarning: backend sim-fused: the run will take long" in r.stdout, r.stdout
+    assert r.stdout.index("warning: backend sim-fused") < r.stdout.index("\nLo")
+
+
 def test_the_prompt_progress_closes_before_the_echo():
     import io
     from lava_matmulfree.cli.generate import _PromptProgress

@@ -97,14 +97,17 @@ def cmd_generate(args, out=None, err=None) -> int:
         echo.write()
         out.write("\n")
         return 0
-    bar = None
-    if backend in LAVA_BACKENDS and len(_prompt_ids(args, m)) >= PROMPT_PROGRESS_TOKENS:
-        bar = _PromptProgress(len(_prompt_ids(args, m)), err, echo.write)  # the echo waits for the bar's end
-    else:
+    bar, on_prompt = None, None
+    if backend not in LAVA_BACKENDS:
         echo.write()
+    elif len(_prompt_ids(args, m)) >= PROMPT_PROGRESS_TOKENS:
+        bar = _PromptProgress(len(_prompt_ids(args, m)), err, echo.write)  # the echo waits for the bar's end
+        on_prompt = bar.update
+    else:  # the echo waits for the run's first step: a warning of a slow run comes before it, on its own line
+        on_prompt = lambda entered: echo.write()  # noqa: E731
     try:
-        prompt, gen = _run_generation(args, backend, run, m, on_token=stream.on_token,
-                                      on_prompt=bar.update if bar else None)
+        prompt, gen = _run_generation(args, backend, run, m, on_token=lambda t: (echo.write(), stream.on_token(t)),
+                                      on_prompt=on_prompt)
     except BaseException:
         if bar is not None:
             bar.close()

@@ -138,11 +138,17 @@ class QuantisedNetwork:
         try:
             with safe_open(str(path), framework="numpy") as fh:
                 header = fh.metadata() or {}
-            tensors = load_file(str(path))
         except Exception as e:  # the safetensors parser's own error types
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
         if header.get("format_version") != str(FORMAT_VERSION) or "meta" not in header:
-            raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (format {FORMAT_VERSION})")
+            hint = ""
+            if (path.parent / "config.json").is_file():  # a checkpoint's float weights: its folder is the checkpoint
+                hint = f"; {path.parent} holds a config.json: give the folder as the checkpoint"
+            raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (format {FORMAT_VERSION}){hint}")
+        try:
+            tensors = load_file(str(path))  # only once the header says it is one: a float checkpoint can be GBs
+        except Exception as e:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
         try:
             meta = json.loads(header["meta"])
         except ValueError as e:
