@@ -367,9 +367,11 @@ def test_sim_float_runs_a_folder_that_holds_its_compiled_network(capsys, tmp_pat
     """A Hugging Face folder with its compiled.safetensors (as the shipped models are): sim-float loads the
     compiled network and the folder's float weights, and gives the tokens it gives from the folder alone (and the
     float backend in float64); the compiled file alone is refused before the prompt is echoed."""
-    argv = ["--checkpoint", str(tiny_checkpoint), "--temperature", "0", "--float-dtype", "float64"]
+    argv = ["--checkpoint", str(tiny_checkpoint), "--temperature", "0"]
     alone = greedy(argv + ["--backend", "sim-float"], capsys, n=5)
-    want = greedy(argv + ["--backend", "float"], capsys, n=5)
+    want = greedy(argv + ["--backend", "float", "--float-dtype", "float64"], capsys, n=5)
+    run_error(capsys, ["generate", *argv, "--backend", "sim-float", "--float-dtype", "float32"], "--float-dtype",
+              "backend sim-float does not read it")
     assert alone.out == want.out
     text = tmp_path / "calib.txt"
     text.write_text("Loihi 2 spikes. " * 20)

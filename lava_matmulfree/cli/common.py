@@ -166,7 +166,7 @@ def _float_model(args, ckpt: Path | None, backend: str = "float", dtype=None) ->
         params = random_params(cfg, seed=args.seed)
         what = f"random weights of config {cfg.name!r} (seed {args.seed})"
     tok = _check_vocab(_tokenizer(ckpt), cfg)
-    dtype = dtype or np.dtype(getattr(args, "float_dtype", DEFAULT_FLOAT_DTYPE)).type
+    dtype = dtype or np.dtype(getattr(args, "float_dtype", None) or DEFAULT_FLOAT_DTYPE).type
     return _Model(cfg, None, FloatModel(cfg, params, dtype=dtype), tok, what)
 
 

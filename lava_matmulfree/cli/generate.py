@@ -28,8 +28,9 @@ def add_parser(sub):
                                        "text streams as the graph chooses each token); backend, tokens/s and for "
                                        "Lava the time steps and processes go to stderr.")
     _add_generation_args(g, BACKEND_CHOICES, DEFAULT_BACKEND)
-    g.add_argument("--float-dtype", choices=FLOAT_DTYPES, default=DEFAULT_FLOAT_DTYPE,
-                   help=f"arithmetic of the float backend (default: {DEFAULT_FLOAT_DTYPE})")
+    g.add_argument("--float-dtype", choices=FLOAT_DTYPES, default=None,
+                   help=f"arithmetic of the float backend (default: {DEFAULT_FLOAT_DTYPE}; the sim-float backends "
+                        "run float64)")
 
 
 def add_chat_parser(sub):
@@ -85,6 +86,8 @@ def cmd_generate(args, out=None, err=None) -> int:
     err = err or sys.stderr
     _prompt_text(args)  # before any work
     backend, run = _run_choice(args)
+    if args.float_dtype is not None and backend != "float":
+        raise ValueError(f"--float-dtype is the float backend's arithmetic; backend {backend} does not read it")
     # at most one token per byte, and <s>: what the run is sized for
     _refuse_lava_run(args, backend, run, args.max_new_tokens, len(args.prompt.encode("utf-8")) + 1)
     m = _load_model(args, backend)
