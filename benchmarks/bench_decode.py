@@ -123,7 +123,9 @@ def parse_args(argv=None):
     p.add_argument("--lava-tokens", type=int, default=17, help="new tokens of each Lava run (default 17)")
     p.add_argument("--lava-repeats", type=int, default=3)
     p.add_argument("--lava-timeout", type=float, default=1800.0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the JSON report (default {DEFAULT_OUT})")
+    p.add_argument("--table", type=Path, metavar="JSON",
+                   help="print the table of a report this script wrote (e.g. --table out/bench_decode.json) and stop")
     p.add_argument("--lava-worker", help=argparse.SUPPRESS)
     p.add_argument("--golden-worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
@@ -132,6 +134,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.table is not None:
+        try:
+            print(render_table(json.loads(args.table.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--table {args.table}: {getattr(e, 'strerror', None) or e}") from None
+        return 0
     if args.lava_worker:
         return lava_worker(args)
     if args.golden_worker:
@@ -294,7 +302,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--table"]:
-        print(render_table(json.loads(Path(sys.argv[2]).read_text())))
-        sys.exit(0)
     sys.exit(main())

@@ -185,8 +185,7 @@ def main_wide(args) -> int:
             print(f"{r['shape']:<10}{r['out']:>7}x{r['in']:<5}{r['count']:>4}{r['int8_ms']:>10.3f}"
                   f"{r['int16_ms']:>10.3f}{r['ratio']:>8.2f}")
         print(f"whole model per token: int8 {t8 / T:.2f} ms, int16 {t16 / T:.2f} ms, ratio {t16 / t8:.2f}")
-    out = Path(args.out if args.out != str(ROOT / "out" / "bench_ternary.json") else
-               ROOT / "out" / "bench_ternary_wide.json")
+    out = Path(args.out or ROOT / "out" / "bench_ternary_wide.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
@@ -230,7 +229,7 @@ def main_cache(args) -> int:
         del mats
     report["load_avg"].append(list(os.getloadavg()))
     print(f"load average {report['load_avg'][0][0]:.1f} -> {report['load_avg'][1][0]:.1f}")
-    out = ROOT / "out" / "bench_ternary_cache.json"
+    out = Path(args.out or ROOT / "out" / "bench_ternary_cache.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
@@ -266,7 +265,9 @@ def main(argv=None) -> int:
     ap.add_argument("--parallel", action="store_true", help="also time the multi-threaded kernels")
     ap.add_argument("--wide", action="store_true", help="int16 against int8 spikes on the packed kernel only")
     ap.add_argument("--cache", action="store_true", help="the decode kernel with its codes in cache / from memory")
-    ap.add_argument("--out", default=str(ROOT / "out" / "bench_ternary.json"))
+    ap.add_argument("--out", default=None,
+                    help="the JSON report (default: out/bench_ternary.json, out/bench_ternary_wide.json with --wide, "
+                         "out/bench_ternary_cache.json with --cache)")
     args = ap.parse_args(argv)
     if args.wide:
         return main_wide(args)
@@ -312,7 +313,7 @@ def main(argv=None) -> int:
           f"{j['cold']['first_call_s']:.2f} s / {j['cold']['second_call_s'] * MS:.3f} ms; "
           f"warm cache {j['warm']['import_s']:.2f} s / {j['warm']['first_call_s']:.2f} s / "
           f"{j['warm']['second_call_s'] * MS:.3f} ms")
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "out" / "bench_ternary.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")

@@ -239,6 +239,10 @@ def test_bench_decode_runs_on_tiny(tmp_path):
     ramp = res["rows"]["golden-2t"]["decode_ramp_ms"]
     assert len(ramp) == 4 and all(x > 0 for x in ramp) and res["protocol"]["decode_ramp_steps"] == 4
     assert "golden-2t: " + " ".join(f"{x:.2f}" for x in ramp) in bd.render_table(res)
+    # --table prints a written report again (it was parsed outside argparse, and a missing file was a traceback)
+    assert bd.main(["--table", str(out)]) == 0
+    with pytest.raises(SystemExit, match="--table .*nope.json: No such file"):
+        bd.main(["--table", str(tmp_path / "nope.json")])
 
 
 @pytest.mark.timeout(300)
@@ -460,3 +464,13 @@ def test_kernel_vs_reader_runs_on_tiny(tmp_path):
         fig = res["threads"][th]
         assert fig["reader_gb_s"]["n"] == fig["kernel_gb_s"]["n"] == 2 * kv.PASSES
         assert fig["kernel_over_reader_best"] == fig["kernel_gb_s"]["best"] / fig["reader_gb_s"]["best"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["--cache"], ["--wide"]])
+def test_bench_ternary_writes_where_out_says_in_every_mode(tmp_path, mode):
+    """--cache wrote into the checkout's out/ whatever --out said."""
+    out = tmp_path / "t.json"
+    argv = ["--model", "tiny", "--repeats", "1", "--tokens", "1", "--ref-repeats", "1", "--out", str(out), *mode]
+    assert load_bench("bench_ternary").main(argv) == 0
+    assert json.loads(out.read_text())
