@@ -39,6 +39,19 @@ def net():
 
 
 # ------------------------------------------------------------------------------------- item 6: train --out
+@pytest.mark.parametrize("held", ["config.json", "model.safetensors"])
+def test_train_keeps_a_model_its_out_folder_holds(held, capsys, tmp_path):
+    """`train --out` into a folder holding a trained model replaced it without a word; now only with --overwrite
+    (checked before training, without the train extra)."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / held).write_text("a trained model")
+    fails(["train", "--steps", "1", "--out", "m"], capsys, "--out m holds a model already", held, "--overwrite")
+    assert (tmp_path / "m" / held).read_text() == "a trained model"
+    from lava_matmulfree.cli.train import _check_out
+
+    _check_out(tmp_path / "m", overwrite=True)  # asked for: no refusal
+
+
 @pytest.mark.parametrize("out, culprit", [("afile", "is a file"), ("/proc/model", "cannot write there"),
                                           ("afile/model", "not a folder")])
 def test_train_checks_its_output_folder_before_training(out, culprit, capsys, tmp_path):

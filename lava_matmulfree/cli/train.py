@@ -14,21 +14,28 @@ def add_parser(sub):
     t.set_defaults(func=cmd_train)
 
 
-def _check_out(out) -> None:
+def _check_out(out, overwrite: bool = False) -> None:
+    from pathlib import Path
+
     from lava_matmulfree.errors import OutputError
+    from lava_matmulfree.io.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from lava_matmulfree.utils.atomic import check_output_dir
 
     try:
         check_output_dir(out)
     except OutputError as e:
         raise OutputError(f"--out {e}") from None
+    held = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if (Path(out) / f).exists()]
+    if held and not overwrite:  # a trained model is minutes to hours of work: replaced only when asked
+        raise OutputError(f"--out {out} holds a model already ({', '.join(held)}): give another folder, or "
+                          "--overwrite to replace it")
 
 
 def cmd_train(args) -> int:
     from lava_matmulfree.train.options import parse
 
     parsed = parse(args.train_args, parser_class=_Parser)  # --help and bad options need no torch
-    _check_out(parsed[0].out)  # before the training (15 minutes at the defaults), not after it
+    _check_out(parsed[0].out, parsed[0].overwrite)  # before the training (15 minutes at the defaults)
     try:
         from lava_matmulfree.train.trainer import main as train_main
     except ImportError as e:

@@ -69,6 +69,27 @@ UNIT_RANGES = {"min_lr_ratio": (0.0, 1.0), "beta1": (0.0, 0.999999), "beta2": (0
 POSITIVE_REALS = ("lr", "adam_eps", "grad_clip", "init_std")
 
 
+#: What each option means, for ``train --help`` (its default is added).
+OPTION_HELP = {
+    "hidden_size": "model width d", "num_layers": "layers (blocks)",
+    "intermediate_size": "GLU width; 0: the released rule 256*ceil(int(8d/3)/256)",
+    "steps": "optimizer steps", "batch_size": "sequences per step", "lr": "peak learning rate",
+    "min_lr_ratio": "the cosine decay ends at lr x this", "warmup_steps": "linear warm-up steps",
+    "weight_decay": "AdamW decay of the ternary matrices (projections, head) only",
+    "beta1": "AdamW beta1", "beta2": "AdamW beta2", "adam_eps": "AdamW epsilon",
+    "grad_clip": "gradient norm clip", "init_std": "standard deviation of the initial weights",
+    "seed": "seed of the initial weights and the batches",
+    "eval_every": "steps between validation evaluations; 0: only the final one",
+    "eval_windows": "validation windows of each periodic evaluation; 0: all of them",
+    "threads": "torch threads", "save_dtype": "dtype of the saved weights",
+    "save_every": "also write the checkpoint every this many steps, so that a stopped run keeps its progress; 0: "
+                  "only at the end",
+    "name": "the model's name in its config.json",
+    "seq_len": "tokens per training sequence", "block_tokens": "tokens per block of the corpus split",
+    "val_every": "every this many blocks goes to the validation split",
+}
+
+
 def option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -78,15 +99,19 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
                       description="Quantisation-aware training of a small byte-level MMfreeLM on CPython's own "
                                   "documentation (pydoc_data.topics), written as a Hugging Face checkpoint folder. "
                                   "Needs the train extra: pip install 'lava-matmulfree[train]'.")
-    ap.add_argument("--out", default="demo_model", help="output folder (default: %(default)s)")
+    ap.add_argument("--out", default="demo_model",
+                    help="output folder, relative to the current one (default: %(default)s)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the model an existing --out folder holds")
     defaults = TrainConfig()
     choices = {"save_dtype": SAVE_DTYPES}
     for f in fields(TrainConfig):
         ap.add_argument(option(f.name), type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name),
-                        choices=choices.get(f.name), help=f"default: {getattr(defaults, f.name)}")
+                        choices=choices.get(f.name),
+                        help=f"{OPTION_HELP[f.name]} (default: {getattr(defaults, f.name)})")
     sd = SplitConfig()
     for f in fields(SplitConfig):
-        ap.add_argument(option(f.name), type=int, default=getattr(sd, f.name), help=f"default: {getattr(sd, f.name)}")
+        ap.add_argument(option(f.name), type=int, default=getattr(sd, f.name),
+                        help=f"{OPTION_HELP[f.name]} (default: {getattr(sd, f.name)})")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
