@@ -142,6 +142,10 @@ class _Assembler:
         if name in self.program.labels:
             first = self.program.labels[name][2]
             raise self.src.error(number, f"duplicate label '{name}' (first defined at line {first})")
+        declared = self.program.declarations.get(name)
+        if declared is not None:  # ISA.md: one namespace per program
+            raise self.src.error(number, f"label '{name}': the name is declared at line {declared.line} as "
+                                         f"{_KIND_WORDS[declared.kind]} (one namespace per program)")
         entry = self._open_entry()
         self.program.labels[name] = (entry, len(self.program.entries[entry]), number)
 
@@ -183,6 +187,9 @@ class _Assembler:
     def _declare(self, decl: Declaration) -> None:
         if _NAME_RE.match(decl.name) is None:
             raise self.src.error(decl.line, f"bad name {_show(decl.name)} (letters, digits and '_', not first digit)")
+        if decl.name in self.program.labels:  # ISA.md: one namespace per program
+            raise self.src.error(decl.line, f"'{decl.name}' is the name of the label at line "
+                                            f"{self.program.labels[decl.name][2]} (one namespace per program)")
         previous = self.program.declarations.get(decl.name)
         if previous is not None:
             raise self.src.error(

@@ -77,6 +77,8 @@ ERROR_CASES = [
     ("jmp 12\n", 9, r"branch target must be a label, got '12'"),
     (".entry update\njmp later\n.entry other\nlater:\n", 10, r"label 'later' \(line 12\) is in entry 'other'"),
     ("x:\nx:\n", 10, r"duplicate label 'x' \(first defined at line 9\)"),
+    ("a:\n", 9, r"label 'a': the name is declared at line 8 as a scratch register \(one namespace per program\)"),
+    ("zz:\n.scratch zz\n", 10, r"'zz' is the name of the label at line 9 \(one namespace per program\)"),
     (".scratch a\n", 9, r"duplicate declaration of 'a' \(already declared at line 8 as a scratch register\)"),
     (".param h\n", 9, r"duplicate declaration of 'h' \(already declared at line 7 as a persistent state"),
     (".lut gain 2\n", 9, r"duplicate declaration of 'gain'"),
