@@ -160,9 +160,12 @@ class _Assembler:
         tokens = [t.strip() for t in rest.split(",")] if rest else []
         signature = isa.OPCODES[op]
         if len(tokens) != len(signature):
+            hint = ("; operands are separated by commas" if len(rest.replace(",", " ").split()) == len(signature)
+                    else "")
             raise self.src.error(
                 number,
-                f"'{op}' takes {len(signature)} operand(s) ({', '.join(signature) or 'none'}), got {len(tokens)}",
+                f"'{op}' takes {len(signature)} operand(s) ({', '.join(signature) or 'none'}), got {len(tokens)}"
+                f"{hint}",
             )
         for token in tokens:
             if not token:

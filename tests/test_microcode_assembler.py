@@ -76,6 +76,7 @@ ERROR_CASES = [
     ("self: jmp self\n", 9, r"backward jump to label 'self'"),
     ("jmp 12\n", 9, r"branch target must be a label, got '12'"),
     (".entry update\njmp later\n.entry other\nlater:\n", 10, r"label 'later' \(line 12\) is in entry 'other'"),
+    ("add a a 1\n", 9, r"'add' takes 3 operand\(s\) \(dst, src, src\), got 1; operands are separated by commas"),
     ("x:\nx:\n", 10, r"duplicate label 'x' \(first defined at line 9\)"),
     ("a:\n", 9, r"label 'a': the name is declared at line 8 as a scratch register \(one namespace per program\)"),
     ("zz:\n.scratch zz\n", 10, r"'zz' is the name of the label at line 9 \(one namespace per program\)"),
