@@ -178,8 +178,8 @@ class GraphRunner:
             extra = 0
             while self._generated(streamed) < max_new_tokens:
                 if extra >= STEP_BUDGET_FACTOR * expected:
-                    raise LavaRunError(f"the sink chose fewer than {max_new_tokens} tokens in {self.steps - first_step} "
-                                       "steps: a token was lost in the graph")
+                    raise LavaRunError(f"the sink chose fewer than {max_new_tokens} tokens in "
+                                       f"{self.steps - first_step} steps: a token was lost in the graph")
                 self._run(g.loop_depth, streamed, on_token)
                 extra += g.loop_depth
             seconds = time.perf_counter() - t0
