@@ -157,11 +157,11 @@ def test_a_slow_run_says_what_it_will_cost_before_it_starts(caplog):
 
     cfg = load_model_config("370m")
     with caplog.at_level(logging.WARNING, logger="lava_matmulfree.graph.plan"):
-        plan = check_run("sim-mixers", cfg, 5, 48, stream=True, timeout=900.0)
+        plan = check_run("sim-mixers", cfg, 5, 48, stream=True, timeout=300.0)
     assert plan.leaf_processes == 224 and plan.seconds > SLOW_RUN_S
     text = caplog.text
     assert "backend sim-mixers: the run will take long: 224 leaf processes" in text
-    assert "per new token" in text and "time limit of 900 s" in text and "backend sim-stack would take" in text
+    assert "per new token" in text and "time limit of 300 s" in text and "backend sim-stack would take" in text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="lava_matmulfree.graph.plan"):
         check_run("sim-fused", load_model_config("tiny"), 5, 8, stream=True)

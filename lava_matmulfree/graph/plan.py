@@ -40,10 +40,12 @@ LOGIT_BYTES = 8
 
 #: Time, measured on 2 cores: forking and starting one leaf (0.085-0.13 s per leaf, tiny to d = 512)
 START_S_PER_LEAF = 0.12
-#: One time step: a fixed cost and one per leaf taking part in its barrier (tiny sim 26.7 ms at 74 leaves,
-#: sim-fused 7.4 ms at 11; docs/performance.md: 21.4 ms at 80 trivial leaves)
-STEP_S = 3e-3
-STEP_S_PER_LEAF = 0.35e-3
+#: One time step: a fixed cost and one per leaf taking part in its barrier. Refit 2026-12-06 after the workers'
+#: channel ports (graph/channels.py) made steps cheaper (the old 3 ms + 0.35 ms per leaf predicted 28.9 ms at 74
+#: leaves): tiny sim 15.6 ms at 74 leaves, sim-mixers 9.8 ms at 35 (load 4.4); the demo model's sim 14.4 ms at 74
+#: (load 2.9)
+STEP_S = 4.6e-3
+STEP_S_PER_LEAF = 0.15e-3
 #: The arithmetic of one token per layer parameter: the packed kernel of fused blocks (370M sim-fused: ~60 ms per
 #: token) against the stage-by-stage models of the decomposed graphs (2-2.3e-8 s measured at d = 512)
 COMPUTE_S_PER_PARAM = {"fused": 2e-10, "stack": 2e-10, "mixers": 2.5e-8, "decomposed": 2.5e-8}
