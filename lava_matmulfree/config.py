@@ -300,9 +300,10 @@ SECTION_USE = {"model": "a model config (tiny, 370m, ... or a TOML with [model])
                "run": "a run config (sim, sim-fused, reference, ... or a TOML with [run])"}
 
 
-def load_config(name_or_path: str | Path, require: str | None = None) -> Config:
+def load_config(name_or_path: str | Path, require: str | None = None, only: bool = False) -> Config:
     """Read a config by name (``tiny``, ``370m`` ...) or path; every section is validated. With ``require``
-    (a section name), a file without that section is an error rather than silently the defaults."""
+    (a section name), a file without that section is an error rather than silently the defaults; with ``only``
+    too, a file with any other section (which its reader would ignore)."""
     path = resolve_config_path(name_or_path, require)
     try:
         raw = tomli.loads(path.read_text(encoding="utf-8"))
@@ -315,20 +316,19 @@ def load_config(name_or_path: str | Path, require: str | None = None) -> Config:
     if require is not None and require not in raw:
         have = ", ".join(f"[{k}]" for k in raw) or "no section"
         raise ConfigError(f"{path}: has no [{require}] section ({have}); expected {SECTION_USE[require]}")
-    return config_from_dict(raw, str(path))
+    cfg = config_from_dict(raw, str(path))
+    others = [k for k in raw if k != require] if only else []
+    if others:
+        raise ConfigError(f"{path}: a {require} config holds only [{require}]; {', '.join(f'[{k}]' for k in others)} "
+                          "would be ignored (the model and its fixed-point knobs come from --checkpoint / --model / "
+                          "--config and compile --set)")
+    return cfg
 
 
 def load_run_config(name_or_path: str | Path) -> "RunConfig":
     """The [run] section of a run config, which must have one and nothing else: a [model] or [fixed_point] there
     would be read by nothing (the model comes from its own options), so it is refused rather than ignored."""
-    path = resolve_config_path(name_or_path, "run")
-    cfg = load_config(path, require="run")
-    others = [k for k in tomli.loads(path.read_text(encoding="utf-8")) if k != "run"]
-    if others:
-        raise ConfigError(f"{path}: a run config holds only [run]; {', '.join(f'[{k}]' for k in others)} would be "
-                          "ignored (the model and its fixed-point knobs come from --checkpoint / --model / --config "
-                          "and compile --set)")
-    return cfg.run
+    return load_config(name_or_path, require="run", only=True).run
 
 
 def load_model_config(name_or_path: str | Path) -> ModelConfig:

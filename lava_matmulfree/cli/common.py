@@ -101,12 +101,19 @@ def _compiled_file(ckpt: Path | None):
     return inside if present(inside) else None  # a folder or a broken link there is an error, not "none"
 
 
+def _has_float_weights(ckpt: Path) -> bool:
+    """Whether ``ckpt`` is a folder with float weights (model.safetensors, or its shards' index)."""
+    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE
+
+    return ckpt.is_dir() and any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE))
+
+
 def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
     """Whether a compiled network found inside a checkpoint folder was compiled from that folder's weights
     (its fingerprint); if not, say so: the caller recompiles from the weights."""
-    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE, fingerprint, load_checkpoint
+    from lava_matmulfree.io.checkpoint import fingerprint, load_checkpoint
 
-    if ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE)):
+    if not _has_float_weights(ckpt):
         return True  # a compiled file named directly, or a folder without float weights: nothing to compare
     cfg, params = load_checkpoint(ckpt)
     if net.fingerprint == fingerprint(cfg, params):
@@ -142,9 +149,9 @@ def _check_vocab(tok, cfg):
 def _float_model(args, ckpt: Path | None, backend: str = "float", dtype=None) -> _Model:
     """The float model of --checkpoint (its float weights) or of --config / --seed (random weights); ``dtype``
     None: --float-dtype."""
-    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE
+    from lava_matmulfree.io.checkpoint import WEIGHTS_FILE
 
-    if ckpt is not None and (ckpt.is_file() or not any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE))):
+    if ckpt is not None and not _has_float_weights(ckpt):
         what = "is a compiled (fixed-point) network" if ckpt.is_file() else f"holds no float weights ({WEIGHTS_FILE})"
         raise ValueError(f"{ckpt} {what}: the {backend} backend runs the float model, from the float weights of a "
                          "Hugging Face folder or a --config's random weights; use --backend reference, sim or "
@@ -258,8 +265,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     threads = getattr(args, "threads", None)
     if threads is not None:
         run = replace(run, threads=threads)
-    if getattr(args, "timeout", None) is not None:
-        run = replace(run, timeout_s=args.timeout)
+    run = _with_timeout(run, args)
     if run.threads != 1:
         from lava_matmulfree.model.thread_team import check_threads
 
@@ -273,6 +279,13 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
 
         lava_run_config("loihi2")
     return run.backend, run
+
+
+def _with_timeout(run, args):
+    """``run`` with --timeout's limit, where it was given."""
+    from lava_matmulfree.config import replace
+
+    return run if getattr(args, "timeout", None) is None else replace(run, timeout_s=args.timeout)
 
 
 def _refuse_lava_run(args, backend: str, run, new_tokens: int, prompt_tokens: int, probes: int = 0,
@@ -328,10 +341,11 @@ def _prompt_ids(args, m) -> list:
     return prompt
 
 
-def _run_generation(args, backend, run, m, probes=(), on_token=None, on_prompt=None):
+def _run_generation(args, backend, run, m, probes=(), on_token=None, on_prompt=None, prompt=None):
+    """(prompt ids, Generation) of --prompt (``prompt``: its ids, where the caller has them already)."""
     from lava_matmulfree.graph.backends import generate
 
-    prompt = _prompt_ids(args, m)
+    prompt = _prompt_ids(args, m) if prompt is None else prompt
     return prompt, generate(backend, m.net, prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed,
                             probes=probes, run=run, float_model=m.float_model, on_token=on_token,
                             on_prompt=on_prompt)
@@ -376,12 +390,14 @@ _non_negative_float.__name__ = "non-negative number"  # argparse names the type 
 
 
 def _time_limit(text: str) -> float:
-    from lava_matmulfree.config import MIN_TIMEOUT_S
+    """A run's time limit as RunConfig's timeout_s takes it (its own check, its own message)."""
+    from lava_matmulfree.config import RunConfig, replace
+    from lava_matmulfree.errors import ConfigError
 
-    v = float(text)
-    if not (v >= MIN_TIMEOUT_S and v != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= {MIN_TIMEOUT_S:g}, got {text}")
-    return v
+    try:
+        return replace(RunConfig(), timeout_s=float(text)).timeout_s
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).split("timeout_s ", 1)[-1]) from None
 
 
 _time_limit.__name__ = "time limit"

@@ -8,7 +8,8 @@ from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAUL
                                         LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
                                         _add_model_command, _add_sampling_args, _add_timeout_arg, _lava_stats,
                                         _load_model, _positive_token_count, _prompt_ids, _prompt_text,
-                                        _refuse_lava_run, _run_choice, _run_generation, count, not_utf8)
+                                        _refuse_lava_run, _run_choice, _run_generation, _with_timeout, count,
+                                        not_utf8)
 from lava_matmulfree.utils.limits import check_generation
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -93,7 +94,8 @@ def cmd_generate(args, out=None, err=None) -> int:
     m = _load_model(args, backend)
     eos = m.cfg.eos_token_id if m.cfg.eos_token_id >= 0 else m.tokenizer.eos_token_id  # the model's config first
     stream = _TextStream(m.tokenizer, out, eos)
-    check_generation(m.cfg, len(_prompt_ids(args, m)), args.max_new_tokens, "--max-new-tokens")  # before the echo
+    prompt = _prompt_ids(args, m)
+    check_generation(m.cfg, len(prompt), args.max_new_tokens, "--max-new-tokens")  # before the echo
     print(f"[{m.what}, backend {backend}]", file=err)
     echo = _PromptEcho(args.prompt, out)
     if args.max_new_tokens == 0:
@@ -103,14 +105,14 @@ def cmd_generate(args, out=None, err=None) -> int:
     bar, on_prompt = None, None
     if backend not in LAVA_BACKENDS:
         echo.write()
-    elif len(_prompt_ids(args, m)) >= PROMPT_PROGRESS_TOKENS:
-        bar = _PromptProgress(len(_prompt_ids(args, m)), err, echo.write)  # the echo waits for the bar's end
+    elif len(prompt) >= PROMPT_PROGRESS_TOKENS:
+        bar = _PromptProgress(len(prompt), err, echo.write)  # the echo waits for the bar's end
         on_prompt = bar.update
     else:  # the echo waits for the run's first step: a warning of a slow run comes before it, on its own line
         on_prompt = lambda entered: echo.write()  # noqa: E731
     try:
-        prompt, gen = _run_generation(args, backend, run, m, on_token=lambda t: (echo.write(), stream.on_token(t)),
-                                      on_prompt=on_prompt)
+        _, gen = _run_generation(args, backend, run, m, on_token=lambda t: (echo.write(), stream.on_token(t)),
+                                 on_prompt=on_prompt, prompt=prompt)
     except BaseException:
         if bar is not None:
             bar.close()
@@ -195,7 +197,7 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
     if inp is sys.stdin and hasattr(inp, "reconfigure"):
         inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
-    run = RunConfig(backend=args.backend, **({} if args.timeout is None else {"timeout_s": args.timeout}))
+    run = _with_timeout(RunConfig(backend=args.backend), args)
     _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens, reference=False)
     m = _load_model(args, args.backend)
     check_generation(m.cfg, 0, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
