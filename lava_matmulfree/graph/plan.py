@@ -42,8 +42,9 @@ LOGIT_BYTES = 8
 START_S_PER_LEAF = 0.12
 #: One time step: a fixed cost and one per leaf taking part in its barrier. Refit 2026-12-06 after the workers'
 #: channel ports (graph/channels.py) made steps cheaper (the old 3 ms + 0.35 ms per leaf predicted 28.9 ms at 74
-#: leaves): tiny sim 15.6 ms at 74 leaves, sim-mixers 9.8 ms at 35 (load 4.4); the demo model's sim 14.4 ms at 74
-#: (load 2.9)
+#: leaves): tiny sim 15.6 ms at 74 leaves, sim-mixers 9.8 ms at 35 (load 4.4; seconds over time steps of
+#: `generate --config tiny --backend B --prompt ab --max-new-tokens 40`); the demo model's sim 14.4 ms at 74
+#: (load 2.9; `generate --backend sim --max-new-tokens 60`)
 STEP_S = 4.6e-3
 STEP_S_PER_LEAF = 0.15e-3
 #: The arithmetic of one token per layer parameter: the packed kernel of fused blocks (370M sim-fused: ~60 ms per
