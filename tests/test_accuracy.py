@@ -230,3 +230,7 @@ def test_evaluate_end_to_end():
     rep, setup = evaluate("tiny", seed=SEED, num_sequences=2, length=10, text="hello neuromorphic world")
     assert rep.num_tokens == 20 and rep.text_tokens == len(ByteTokenizer().encode("hello neuromorphic world")) + 1
     assert rep.model == "tiny" and math.isfinite(rep.ppl_golden)
+    # the header says what the sample is: random ids, not text (the text's figures have their own line)
+    assert rep.table().splitlines()[0].startswith("golden (fixed point) vs float: model tiny, 2 sequences of "
+                                                  "random token ids (seed ")
+    assert AccuracyReport.from_json(rep.to_json()).sampled_from == rep.sampled_from

@@ -151,6 +151,7 @@ class AccuracyReport:
     accumulator_saturations: dict = field(default_factory=dict)  # the NAME.acc part of state_overflows
     dendrites: list = field(default_factory=list)  # per projection: quantise.DendriteFit as a dict
     calibrated_on: str = ""  # the calibration's sample text (Calibration.source)
+    sampled_from: str = ""  # what the sample sequences are (evaluate: random token ids and their seed)
 
     @property
     def num_accumulator_saturations(self) -> int:
@@ -191,7 +192,8 @@ class AccuracyReport:
 
     def table(self) -> str:
         """A printable summary: one row per layer, then the output figures and the overflow counts."""
-        lines = [f"golden (fixed point) vs float: model {self.model}, {self.num_sequences} sequences, "
+        sample = f" of {self.sampled_from}" if self.sampled_from else ""
+        lines = [f"golden (fixed point) vs float: model {self.model}, {self.num_sequences} sequences{sample}, "
                  f"{self.num_tokens} tokens",
                  "knobs: " + ", ".join(f"{k}={v}" for k, v in self.fixed_point.items()),
                  f"calibrated on: {self.calibrated_on or 'unrecorded'}",
@@ -446,4 +448,6 @@ def evaluate(config: str | Path | None = None, seed: int = 0, checkpoint: str | 
             raise ValueError(f"the tokenizer produced id {max(tokens)} but the model has only "
                              f"{setup.cfg.vocab_size} tokens")
     seqs = sample_sequences(setup.cfg.vocab_size, num_sequences, length)
-    return accuracy_report(setup.float_model, setup.net, seqs, tokens), setup
+    report = accuracy_report(setup.float_model, setup.net, seqs, tokens)
+    report.sampled_from = f"random token ids (seed {DEFAULT_EVAL_SEED})"
+    return report, setup
