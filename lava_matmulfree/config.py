@@ -125,6 +125,9 @@ class ModelConfig:
 # 65,536 LUT entries of 16 bits are 128 KB, all the memory of one Loihi 2 neuro core (the cost model's
 # core_memory_bytes, a low-confidence secondary figure): no larger table can be placed on a core.
 SIGMOID_LUT_MAX_SIZE = 1 << 16
+# The aggregator's sum S is a register of state_bits, and the inverse square root normalises sums below 2**24
+# (docs/fixed_point.md): wider state registers would hand it sums it cannot take.
+MAX_STATE_BITS = 25
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class FixedPointConfig:
 
     def _check(self) -> list[tuple[str, str]]:
         s = self.state_bits
-        bad = _out_of_range(self, (("state_bits", 16, 32), ("act_bits", 2, 16), ("headroom_bits", 0, 8),
+        bad = _out_of_range(self, (("state_bits", 16, MAX_STATE_BITS), ("act_bits", 2, 16), ("headroom_bits", 0, 8),
                                    ("mantissa_bits", 4, s - 1, "state_bits-1"),
                                    ("gate_frac_bits", 4, s - 2, "state_bits-2")))
         n, r = self.sigmoid_lut_size, self.sigmoid_lut_range

@@ -219,3 +219,11 @@ def test_run_threads_checked(run, why):
 def test_run_threads_of_the_reference_backend():
     assert config_from_dict({"run": {"backend": "reference", "threads": 2}}).run.threads == 2
     assert load_config("reference").run.threads == 1
+
+
+def test_state_registers_no_wider_than_the_inverse_sqrt_takes(tmp_path):
+    """state_bits 26 made the aggregator's sum reach 2**25, past the inverse square root's domain: an IndexError
+    deep in the golden model (eval --set state_bits=28). Refused at the config, naming the range."""
+    msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 26\n"), "state_bits")
+    assert "[16, 25]" in msg
+    load_config(write_toml(tmp_path, "[fixed_point]\nstate_bits = 25\n"))

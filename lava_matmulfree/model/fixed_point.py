@@ -12,6 +12,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from lava_matmulfree.config import MAX_STATE_BITS
+
 INT = np.int64
 
 
@@ -104,6 +106,8 @@ def sigmoid_index(v, v_frac: int, size: int, in_range: float) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------- inverse sqrt
 INVSQRT_NORM_LO_BITS = 20  # the normalised argument n lies in [2**20, 2**22)
+# inv_sqrt takes every S < 2**(INVSQRT_NORM_LO_BITS + 4): the widest sum register the config allows
+assert MAX_STATE_BITS - 1 <= INVSQRT_NORM_LO_BITS + 4
 INVSQRT_Y_FRAC = 31  # seed and iterate y ~ 2**31 / sqrt(n), in (2**20, 2**21]
 INVSQRT_OUT_FRAC = 22  # result r ~ 2**22 / sqrt(S): at most 2**22 (S = 1), fits 24 bits
 INVSQRT_P_FRAC = 42  # y^2 in Q42: p = y^2 * 2**42 in (2**20, 2**22]
