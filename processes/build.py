@@ -48,6 +48,9 @@ def norm(net, n: int, stage: str, eps_const: float = 0.0, floating: bool = False
     return fan, agg, bc
 
 
-def projection(w, name: str, float_proj=None):
-    """A ternary projection as Lava's Dense (floating_pt: the float BitLinear's 1/s applied)."""
-    return connections.ternary_connection(w, scale=None if float_proj is None else 1.0 / float_proj.s, name=name)
+def projection(w, name: str, float_proj=None, act_bits: int = connections.SPIKE_MESSAGE_BITS):
+    """A ternary projection as Lava's Dense (floating_pt: the float BitLinear's 1/s applied), its graded
+    messages ``act_bits`` wide: pass the network's ``net.fp.act_bits`` (the activity counters count each spike's
+    bits as the Dense's num_message_bits)."""
+    return connections.ternary_connection(w, scale=None if float_proj is None else 1.0 / float_proj.s,
+                                          message_bits=act_bits, name=name)

@@ -40,8 +40,8 @@ from lava_matmulfree.utils.memory import release_freed_memory
 #: Ternary weights are stored doubled with this weight exponent: exact through Lava's 8-bit weight mantissas.
 TERNARY_WEIGHT_SCALE = 2
 TERNARY_WEIGHT_EXP = -1
-#: Payload bits of the graded messages: spikes into a ternary matrix (act_bits at most 8 here) and the 24-bit
-#: messages of the norms (u^2 and inverse RMS).
+#: Payload bits of the graded messages: spikes into a ternary matrix (the default; a network's projections take
+#: its act_bits, up to 16) and the 24-bit messages of the norms (u^2 and inverse RMS).
 SPIKE_MESSAGE_BITS = 8
 NORM_MESSAGE_BITS = 24
 #: Bits of the weight mantissas of Lava's Dense (its default num_weight_bits).

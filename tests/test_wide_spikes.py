@@ -122,13 +122,18 @@ def test_old_calibration_without_output_maxima_is_refused_only_when_needed():
 @pytest.mark.parametrize("backend", ["sim-fused", "sim"])
 def test_lava_backends_equal_golden_at_16_bits(backend):
     """act_bits 16 through the Lava simulator (fused blocks and decomposed processes): the same logits and
-    tokens as the golden model, bit for bit (greedy, 2 new tokens after a 4-token prompt)."""
+    tokens as the golden model, bit for bit (greedy, 2 new tokens after a 4-token prompt), and the same activity
+    counts: 16 bits a spike (the decomposed graph's Dense connections declared 8-bit messages, so counted half)."""
     from lava_matmulfree.graph.backends import generate
 
     model, cal = tiny_model(1)
     net = compile_network(model, cal, FixedPointConfig(act_bits=16))
     prompt = tokens(1, 4)
-    ref = generate("reference", net, prompt, 2, 0.0, 0, 0)
-    sim = generate(backend, net, prompt, 2, 0.0, 0, 0)
+    ref = generate("reference", net, prompt, 2, 0.0, 0, 0, activity=True)
+    sim = generate(backend, net, prompt, 2, 0.0, 0, 0, activity=True)
     assert sim.tokens == ref.tokens
     np.testing.assert_array_equal(np.asarray(sim.logits), np.asarray(ref.logits))
+    for name in ("l0.i", "l1.down", "head.lm_head"):
+        got = sim.activity.connections[name]
+        assert got["spikes"] > 0 and got["bits"] == 16 * got["spikes"], (name, got)
+    assert sim.activity.counts() == ref.activity.counts()

@@ -26,9 +26,10 @@ class SubChannelMixerModel(AbstractSubProcessModel):
         self.down_fan_in, self.down_aggregator, self.down_broadcast = build.norm(
             net, n, f"l{l}.down", 0.0 if lw is None else lw.down_proj.eps, floating=fm is not None)
         gate = None if lw is None else lw.gate_proj
-        self.gate_u = build.projection(q.gate_w[:n], f"l{l}.gate_proj.u", gate)  # u and v on two dendrites
-        self.gate_v = build.projection(q.gate_w[n:], f"l{l}.gate_proj.v", gate)
-        self.down_proj = build.projection(q.down.w, f"l{l}.down_proj", None if lw is None else lw.down_proj)
+        bits = net.fp.act_bits
+        self.gate_u = build.projection(q.gate_w[:n], f"l{l}.gate_proj.u", gate, bits)  # u and v on two dendrites
+        self.gate_v = build.projection(q.gate_w[n:], f"l{l}.gate_proj.v", gate, bits)
+        self.down_proj = build.projection(q.down.w, f"l{l}.down_proj", None if lw is None else lw.down_proj, bits)
         proc.in_ports.a_gate_in.connect(self.gate_u.s_in)
         proc.in_ports.a_gate_in.connect(self.gate_v.s_in)
         self.gate_u.a_out.connect(self.glu.u_in)

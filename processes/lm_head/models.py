@@ -23,7 +23,8 @@ class SubLmHeadModel(AbstractSubProcessModel):
         self.final_norm = build.final_norm(net, fm)
         self.fan_in, self.aggregator, self.broadcast = build.norm(
             net, net.cfg.hidden_size, "head", 0.0 if fm is None else fm.fold_head.eps_const, floating=fm is not None)
-        self.lm_head = build.projection(net.lm_head, "lm_head", None if fm is None else fm.lm_head)
+        self.lm_head = build.projection(net.lm_head, "lm_head", None if fm is None else fm.lm_head,
+                                        net.fp.act_bits)
         fin = self.final_norm
         proc.in_ports.x_in.connect(fin.x_in)
         fin.sq_out.connect(self.fan_in.s_in)

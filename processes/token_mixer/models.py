@@ -26,7 +26,8 @@ class SubTokenMixerModel(AbstractSubProcessModel):
             net, d, f"l{l}.gate", 0.0 if lw is None else lw.fold_o.eps_const, floating=fm is not None)
         for k in ("i", "f", "g", "o"):  # lava finds the children among the model's attributes
             setattr(self, f"{k}_proj", build.projection(getattr(q, k).w, f"l{l}.{k}_proj",
-                                                        None if lw is None else getattr(lw, f"{k}_proj")))
+                                                        None if lw is None else getattr(lw, f"{k}_proj"),
+                                                        net.fp.act_bits))
         for k in ("i", "f", "g"):
             getattr(proc.in_ports, f"a_{k}_in").connect(getattr(self, f"{k}_proj").s_in)
             getattr(self, f"{k}_proj").a_out.connect(getattr(self.mlgru, f"acc_{k}"))
