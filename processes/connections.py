@@ -35,6 +35,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.dense.process import Dense
 from lava.utils.weightutils import SignMode, determine_sign_mode
 
+from lava_matmulfree.microcode import isa
 from lava_matmulfree.utils.memory import release_freed_memory
 
 #: Ternary weights are stored doubled with this weight exponent: exact through Lava's 8-bit weight mantissas.
@@ -43,7 +44,7 @@ TERNARY_WEIGHT_EXP = -1
 #: Payload bits of the graded messages: spikes into a ternary matrix (the default; a network's projections take
 #: its act_bits, up to 16) and the 24-bit messages of the norms (u^2 and inverse RMS).
 SPIKE_MESSAGE_BITS = 8
-NORM_MESSAGE_BITS = 24
+NORM_MESSAGE_BITS = isa.MAX_PAYLOAD_BITS
 #: Bits of the weight mantissas of Lava's Dense (its default num_weight_bits).
 LAVA_WEIGHT_BITS = 8
 _INT32, _INT16, _INT8 = np.iinfo(np.int32), np.iinfo(np.int16), np.iinfo(np.int8)

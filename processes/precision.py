@@ -10,9 +10,11 @@ import numpy as np
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort, PyRefPort
 from lava.magma.core.model.py.type import LavaPyType
 
+from lava_matmulfree.microcode import isa
+
 I32 = np.int32
-#: Bits of the fixed-point messages and Vars (the 24-bit registers of the neurons).
-FIXED_BITS = 24
+#: Bits of the fixed-point messages and Vars: the neurons' registers.
+FIXED_BITS = isa.REGISTER_BITS
 
 
 def py_types(dtype, precision: int | None = None):

@@ -33,6 +33,8 @@ from lava_matmulfree.errors import NumericalError
 
 TERNARY_SCALE_FLOOR = 1e-5  # s = 1 / max(mean|W|, 1e-5)
 ACT_ABSMAX_FLOOR = 1e-5  # q = 127 / max(max|x|, 1e-5)
+Q8_MAX = 127  # the BitLinear's int8 activations: q = 127 / absmax, values clipped to [-128, 127]
+Q8_MIN = -128
 
 
 # ----------------------------------------------------------------------------------------- primitives
@@ -46,8 +48,8 @@ def ternarize(w: np.ndarray) -> tuple[np.ndarray, float]:
 def act_quant_ints(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, q) of the per-token int8 absmax quantisation: ``n = clip(round(x*q), -128, 127)`` (integer values,
     in x's float dtype) and ``q = 127/max(max|x|, 1e-5)`` over the last axis (keepdims)."""
-    q = 127.0 / np.maximum(np.max(np.abs(x), axis=-1, keepdims=True), ACT_ABSMAX_FLOOR)
-    return np.clip(np.round(x * q), -128, 127), q
+    q = float(Q8_MAX) / np.maximum(np.max(np.abs(x), axis=-1, keepdims=True), ACT_ABSMAX_FLOOR)
+    return np.clip(np.round(x * q), Q8_MIN, Q8_MAX), q
 
 
 def act_quant_q8(x: np.ndarray) -> np.ndarray:

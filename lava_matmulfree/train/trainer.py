@@ -44,13 +44,11 @@ except ImportError as e:  # pragma: no cover - the message is the point
 
 from lava_matmulfree.train.options import TrainConfig, parse  # noqa: F401  (TrainConfig: part of this module's API)
 from lava_matmulfree.config import ModelConfig
-from lava_matmulfree.model.float_model import ACT_ABSMAX_FLOOR, TERNARY_SCALE_FLOOR
+from lava_matmulfree.model.float_model import ACT_ABSMAX_FLOOR, Q8_MAX, Q8_MIN, TERNARY_SCALE_FLOOR
 from lava_matmulfree.io.corpus import (CORPUS_DESCRIPTION, CORPUS_LICENSE, CORPUS_NAME, TRAINING_FILE, SplitConfig,
                                        WindowSampler, eval_windows, load_corpus, split_stream)
 from lava_matmulfree.evaluation.perplexity import float_model_loss
 
-Q8_MAX = 127  # int8 activations: q = 127 / absmax, values clipped to [-128, 127]
-Q8_MIN = -128
 TERNARY_MAX = 1  # ternary weights in {-1, 0, +1}
 QUANT_STEP = 1  # quantise to integers (after scaling)
 LOSS_EMA_DECAY = 0.98  # smoothing of the training loss shown in the progress bar and history
