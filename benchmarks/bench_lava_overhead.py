@@ -12,8 +12,8 @@ with a barrier over all of them, so a step costs time even when no process compu
    process per leaf, build the channels), a first ``run`` of ``steps[0]`` steps (the first steps pay for
    warming up), a second ``run`` of ``steps[1] - steps[0]`` steps (steady state: the cost per step is this
    time divided by its steps), and ``stop``.
-2. **The real tiny graph** (``configs/tiny.toml``, d=72, 3 layers, random weights), as ``sim-fused`` (8 leaf
-   processes, 8 steps per decoded token) and ``sim`` (decomposed, 44 leaves, 44 steps per token), decoding
+2. **The real tiny graph** (``configs/tiny.toml``, d=72, 3 layers, random weights), as ``sim-fused`` (6 leaf
+   processes, 1 step per decoded token) and ``sim`` (decomposed, 73 leaves, 39 steps per token), decoding
    ``--real-tokens`` tokens after a 4-token prompt. The steady decode phase is timed as one chunk of steps,
    and the compute inside it is subtracted: the ``run_spk`` of every process model is wrapped (in the parent,
    before the fork) to add up its CPU time per process. Lava's own cost per step is then counted in CPU

@@ -68,7 +68,7 @@ def hand_wired(net, capacity: int, prompt=(), max_new_tokens: int = 0, head_weig
     final_norm = build.final_norm(net)
     fan_in, _, broadcast = build.norm(net, d, "head")
     if head_weights is None:
-        lm_head = build.projection(net.lm_head, "lm_head")
+        lm_head = build.projection(net.lm_head, "lm_head", act_bits=net.fp.act_bits)
     else:
         lm_head = Dense(weights=head_weights, num_message_bits=8, name="lm_head_W")
     sink = LmHeadSink(net=net, capacity=capacity, prompt=prompt, max_new_tokens=max_new_tokens, name="sink",

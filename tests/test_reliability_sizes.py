@@ -111,7 +111,7 @@ def test_available_memory_sees_the_address_space_limit(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- item 5: Lava runs
-DEEP = dict(num_layers=60, **TINY_WIDTHS)  # 548 leaf processes on sim-mixers, 1328 on sim; 9 on sim-stack
+DEEP = dict(num_layers=60, **TINY_WIDTHS)  # 548 leaf processes on sim-mixers, 1328 on sim; 4 on sim-stack
 
 
 @pytest.mark.parametrize("backend, leaves", [("sim-mixers", 548), ("sim", 1328)])
