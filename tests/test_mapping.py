@@ -26,7 +26,7 @@ def test_gaussian_zero_fraction_matches_sampling():
     assert (t == 0).mean() == pytest.approx(GAUSSIAN_ZERO_FRACTION, abs=0.005)
 
 
-def test_sparse_bits_derived_from_the_papers_7_5x():
+def test_sparse_bits_derived_from_the_7_5x_ratio():
     assert LOIHI2.sparse_bits_per_nonzero == pytest.approx(22.5)  # 7.5 * 2 / (2/3)
     cfg = ModelConfig(name="m", vocab_size=64, hidden_size=1024, num_layers=1, intermediate_size=1024)
     m = build_mapping(cfg, options=MappingOptions(zero_fraction=1 / 3, allocation="packed"))

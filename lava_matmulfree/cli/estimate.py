@@ -28,34 +28,26 @@ def add_parser(sub):
                         "the dense headline; default 'auto': a shipped model's own profile, else dense with the "
                         "deep model's profile beside it (docs/activity.md)")
     _add_overrides_arg(s, "override a cost-model constant (loihi2.NAME, jetson.NAME, h100.NAME, h200.NAME or a "
-                          "mapping option); repeatable", metavar="NAME=VALUE")
+                          "mapping option), parsed by its type (a boolean: true/false, yes/no or 1/0); recorded in "
+                          "the report; repeatable", metavar="NAME=VALUE")
     s.add_argument("--sensitivity", action="store_true",
                    help="also rebuild the estimate with each low-confidence constant halved and doubled (the "
-                        "fitted ones refitted) and table how far every figure moves (~1 min at 370M); "
+                        "fitted ones refitted) and table how far every figure moves (a few minutes at 370M: "
+                        "docs/cost_model.md, section 8); "
                         "sensitivity_<config>.json and .png in --out")
     s.set_defaults(func=cmd_estimate)
 
 
-def _estimate_value(text: str):
-    """A --set value of the cost model: bool, int, float, else the string."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _cost_overrides(items) -> dict:
-    """``NAME=VALUE`` items of --set as {NAME: value}; the cost model itself says which names it knows."""
+    """``NAME=VALUE`` items of --set as {NAME: the VALUE text}: the cost model says which names it knows and
+    parses each value by its field's type (lava_matmulfree.loihi.hardware.coerce: a boolean takes true/false,
+    yes/no or 1/0; an integer no fraction), one ``error:`` line for a bad one (docs/cost_model.md, section 1)."""
     overrides = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name:
+        if not sep or not name.strip():
             raise ValueError(f"--set {item!r}: expected NAME=VALUE")
-        overrides[name.strip()] = _estimate_value(value.strip())
+        overrides[name.strip()] = value.strip()
     return overrides
 
 

@@ -64,9 +64,9 @@ def _text(args) -> tuple[str, str]:
 
 
 def _text_tokens(text: str, what: str, tokenizer, n: int):
-    tokens = tokenizer.encode(text, add_bos=True)[:n]
-    if not tokens:
+    if not tokenizer.encode(text):  # a begin-of-sequence token alone measures nothing of the text
         raise ValueError(f"{what} holds no token")
+    tokens = tokenizer.encode(text, add_bos=True)[:n]
     return tokens, f"{what}, first {len(tokens)} tokens"
 
 
@@ -144,4 +144,9 @@ def cmd_profile(args, out=None, err=None) -> int:
             _plot(tmps[1], prof, synops_by_part(g.activity, n, m.cfg.num_layers),
                   f"{what}: activity over {n} tokens")
     print(f"measured {n} tokens of {source} on {what}; wrote {', '.join(map(str, paths))}", file=err)
+    from lava_matmulfree.loihi.activity import MIN_PROFILE_TOKENS
+
+    if n < MIN_PROFILE_TOKENS:
+        print(f"note: {n} tokens are fewer than the {MIN_PROFILE_TOKENS} `estimate --activity` takes "
+              f"(docs/activity.md, section 4)", file=err)
     return 0

@@ -30,6 +30,11 @@ SHIPPED = {"demo": "demo_model", "deep": "deep_model"}
 STAND_IN = "deep"  # the 370M's stand-in: the deepest trained model's per-type averages
 PROFILE_FILE = "activity.json"
 DENSE = ("", "dense", "none")  # activity values that mean the dense assumption (activation_density)
+#: the fewest tokens a profile the cost model takes was measured over: at 64 tokens every per-layer density of the
+#: shipped deep model is within 6% of its 256-token profile, at 32 within 13% (docs/activity.md, section 4)
+MIN_PROFILE_TOKENS = 64
+# how a profile is labelled where it is used (docs/activity.md, section 4)
+OWN, STAND_IN_LABEL = "measured", "stand-in"
 
 
 class ActivityProfile:
@@ -45,6 +50,8 @@ class ActivityProfile:
         self.act_bits = int(raw["act_bits"])
         self.connections: dict[str, dict] = dict(raw["connections"])
         self.layers: list[dict] = list(raw.get("layers") or [])
+        # the layers it was measured on (kept when averaged() drops the per-layer entries)
+        self.measured_layers = int(raw.get("measured_layers", len(self.layers)))
         head = (raw.get("head") or {}).get("connections", {})
         if HEAD_CONNECTION in head:
             self.connections.setdefault(HEAD_CONNECTION, head[HEAD_CONNECTION])
@@ -53,8 +60,10 @@ class ActivityProfile:
             self.head = self.connections.get(HEAD_CONNECTION)
 
     @property
-    def label(self) -> str:
-        return f"{self.path} (model {self.model}, {self.tokens} tokens of {self.source})"
+    def description(self) -> str:
+        """The file, the model and the text it was measured on, and its spike width."""
+        return (f"{self.path} (model {self.model}, {self.tokens} tokens of {self.source}, {self.act_bits}-bit "
+                f"spikes)")
 
     def per_layer(self, num_layers: int) -> bool:
         """Whether the per-layer densities apply (the profile has exactly the model's layers)."""
@@ -76,8 +85,52 @@ class ActivityProfile:
 
     def averaged(self) -> "ActivityProfile":
         """The same profile with the per-layer entries dropped (what stands in for another model)."""
-        raw = {**self.raw, "layers": []}
+        raw = {**self.raw, "layers": [], "measured_layers": self.measured_layers}
         return ActivityProfile(raw, self.path + " (per-type averages)")
+
+    @property
+    def shape(self) -> tuple[int | None, int, int | None]:
+        """(d, layers, I) of the model it was measured on: d and I are the inputs of i_proj and down_proj (None
+        where the profile does not say)."""
+        def inputs(name):
+            v = self.connections.get(name, {}).get("inputs")
+            return None if v is None else int(v)
+        return inputs("i_proj"), self.measured_layers, inputs("down_proj")
+
+    def of_model(self, cfg) -> bool:
+        """Whether it was measured on a model of ``cfg``'s shape (d, layers, I), rather than standing in."""
+        return self.shape == (cfg.hidden_size, cfg.num_layers, cfg.intermediate_size)
+
+    def caveats(self, cfg, act_bits: int) -> list[str]:
+        """What differs between the profile and a deployment of ``cfg`` with ``act_bits``-bit spikes: another
+        model's shape, another spike width (the share of zero spikes falls as the spikes widen)."""
+        out = []
+        if not self.of_model(cfg):
+            d, layers, i = self.shape
+            out.append(f"measured on another model ({self.model.split(' (')[0]}: d {d}, {layers} layers, I {i})")
+        if self.act_bits != act_bits:
+            out.append(f"{self.act_bits}-bit spikes measured, {act_bits}-bit spikes costed")
+        return out
+
+    def densities(self, name: str, num_layers: int) -> dict[str, Any]:
+        """``name``'s density over a model of ``num_layers`` layers (mean, min, max), whether per layer, and the
+        non-zero fraction of its weights."""
+        L = num_layers
+        per = [self.density(name, l, L) for l in range(L)] if name != HEAD_CONNECTION else [self.density(name, L, L)]
+        return {"mean": sum(per) / len(per), "min": min(per), "max": max(per),
+                "per_layer": self.per_layer(L) and name != HEAD_CONNECTION,
+                "weight_nonzero_fraction": self.weight_nonzero().get(name)}
+
+    def kind(self, cfg) -> str:
+        """'measured' for a profile of ``cfg``'s shape, 'stand-in' for another model's."""
+        return OWN if self.of_model(cfg) else STAND_IN_LABEL
+
+    def label(self, cfg, act_bits: int) -> str:
+        """The label of the profile where it costs a deployment of ``cfg`` with ``act_bits``-bit spikes: its
+        :meth:`kind`, with the :meth:`caveats`: 'stand-in profile (... 8-bit spikes measured, 16-bit spikes
+        costed)'."""
+        caveats = self.caveats(cfg, act_bits)
+        return f"{self.kind(cfg)} profile" + (f" ({'; '.join(caveats)})" if caveats else "")
 
 
 def _number(v, where: str, lo: float = 0.0, hi: float = math.inf) -> None:
@@ -118,6 +171,9 @@ def validate(raw, path: str = "<dict>") -> ActivityProfile:
         v = raw.get(k)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise CostModelError(f"{path}: {k}: must be an integer >= 1, got {v!r}")
+    if raw["tokens"] < MIN_PROFILE_TOKENS:
+        raise CostModelError(f"{path}: tokens: {raw['tokens']} measured, fewer than the {MIN_PROFILE_TOKENS} a "
+                             f"profile needs to stand for the model's activity (docs/activity.md, section 4)")
     _connections(raw.get("connections"), f"{path}: connections", LAYER_CONNECTIONS)
     layers = raw.get("layers", [])
     if not isinstance(layers, list):
@@ -207,3 +263,25 @@ def default_activity(cfg, data_dir: Path | None = None) -> tuple[ActivityProfile
                 f"no trained weights for this config: the {STAND_IN} model's per-type averages stand in "
                 f"({p}); replace with --activity", False)
     return None, f"no profile: the {STAND_IN} model's ({p}) is written by `lava-matmulfree profile`", False
+
+
+def choose_activity(arg, cfg) -> tuple[ActivityProfile | None, ActivityProfile | None, str]:
+    """(headline profile, profile shown beside the dense assumption, why) of ``estimate --activity ARG``: a given
+    profile is the headline; 'auto' takes :func:`default_activity` (a shipped model's own profile is its headline;
+    the 370M's stand-in is only shown beside); 'dense' keeps the headline dense with the default profile beside."""
+    if isinstance(arg, str) and arg.lower() in DENSE + ("auto",):
+        prof, why, is_headline = default_activity(cfg)
+        if arg.lower() == "auto" and is_headline:
+            return prof, None, why
+        return None, prof, ("dense assumption (--activity dense); beside it: " if arg.lower() != "auto" else
+                            "headline on the dense assumption; beside it: ") + why
+    prof = resolve_activity(arg)
+    why = f"given: {prof.description}"
+    if not prof.of_model(cfg):
+        d, layers, i = prof.shape
+        why += (f"; a profile of another model (d {d}, {layers} layers, I {i}; this one d {cfg.hidden_size}, "
+                f"{cfg.num_layers} layers, I {cfg.intermediate_size}): a stand-in")
+    if prof.layers and not prof.per_layer(cfg.num_layers):
+        why += (f"; measured on {len(prof.layers)} layers, this model has {cfg.num_layers}: its per-type averages "
+                "over layers apply, not its per-layer densities")
+    return prof, None, why

@@ -15,7 +15,7 @@ import numpy as np
 
 from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.loihi.activity import resolve_activity
-from lava_matmulfree.loihi.hardware import GAUSSIAN_ZERO_FRACTION, CostModelError, Loihi2Spec
+from lava_matmulfree.loihi.hardware import GAUSSIAN_ZERO_FRACTION, CostModelError, Loihi2Spec, check_types
 
 NEURON_KINDS = ("residual", "mlgru", "glu", "rms_aggregator", "requant")
 ENCODINGS = ("auto", "dense", "sparse")
@@ -40,13 +40,14 @@ class MappingOptions:
     max_synapses_per_core: int = 0  # cap on weights per core (trades cores for step time); 0 = memory only
     cores_per_block: int = 0  # cores given to each block (layer), blocks aligned to it; 0 = packed in a row
     head_on_chip: bool = True  # final norm + ternary LM head on chip; False: the host gets the last residual
-    system_chips: int = 0  # chips of the system (all draw static power); 0 = the chips the mapping uses
+    system_chips: int = 0  # chips of the system (all draw static power), at least the mapping's; 0: the mapping's
     act_bits: int = 8  # graded spikes into ternary synapses (FixedPointConfig.act_bits; the paper's W8A16: 16)
     # a measured activity profile (path, ActivityProfile or None): its density per connection type and layer
     # replaces activation_density on the ternary connections (docs/activity.md); None or 'dense': the scalar
     activity: Any = None
 
     def check(self) -> None:
+        check_types(self)  # a value of the wrong type is one line naming the option, not a TypeError
         if self.encoding not in ENCODINGS:
             raise CostModelError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
         if self.allocation not in ALLOCATIONS:
@@ -187,7 +188,9 @@ class LoihiMapping:
 
     @property
     def system_chips(self) -> int:
-        """Chips of the system, all drawing static power."""
+        """Chips of the system, all drawing static power: ``options.system_chips``, at least the mapping's chips
+        (a preset's system grows with a larger model; ``estimate --set system_chips=N`` below the mapping's chips
+        is refused by :func:`~.report.build_report`)."""
         return max(self.chips, self.options.system_chips)
 
     @property

@@ -396,7 +396,28 @@ class LoihiCostModel:
         return float(sum(c.energy_total_j for c in self.hop_costs))
 
     def prefill_energy_j(self, prompt_tokens: int) -> float:
+        """Energy of a whole prompt of T tokens: T tokens' dynamic energy and the system's static power for the
+        TTFT (pipeline fill and drain, the output and the host's round trip included)."""
         return prompt_tokens * self.dynamic_energy_per_token_j + self.static_power_w * self.ttft_s(prompt_tokens)
+
+    @property
+    def prefill_steady_energy_per_token_j(self) -> float:
+        """Energy per prompt token with the pipeline full (one step of static power per token): flat in T."""
+        return self.dynamic_energy_per_token_j + self.static_power_w * self.prefill_step_s
+
+    def headline(self, prompt_tokens: int) -> dict[str, float]:
+        """The figures a platform is compared by (docs/cost_model.md, section 2). ``prefill_*``: the whole prompt
+        of T tokens, as a GPU's prompt pass is counted: T / TTFT tokens/s, and its energy
+        (:meth:`prefill_energy_j`) / T. ``prefill_steady_*``: the pipeline full, one step per token, flat in T
+        (what the paper's prefill figures are). ``decode_*``: one generated token at batch 1."""
+        T = int(prompt_tokens)
+        ttft = self.ttft_s(T)
+        return {"ttft_s": ttft, "prefill_tokens_per_s": T / ttft,
+                "prefill_mj_per_token": 1e3 * self.prefill_energy_j(T) / T,
+                "prefill_steady_tokens_per_s": 1.0 / self.prefill_step_s,
+                "prefill_steady_mj_per_token": 1e3 * self.prefill_steady_energy_per_token_j,
+                "decode_tokens_per_s": 1.0 / self.decode_token_s,
+                "decode_mj_per_token": 1e3 * self.decode_energy_per_token_j}
 
     @property
     def decode_energy_per_token_j(self) -> float:
@@ -422,20 +443,23 @@ class LoihiCostModel:
         }
 
     def summary(self, prompt_tokens: int) -> dict[str, Any]:
+        """The mapping's size, the schedule and the figures of a prompt of ``prompt_tokens``, named as the report
+        prints them (:meth:`headline`): ``prefill_tokens_per_s`` and ``prefill_energy_per_token_j`` over the whole
+        prompt, ``prefill_steady_*`` with the pipeline full."""
         m = self.mapping
-        ttft = self.ttft_s(prompt_tokens)
+        h = self.headline(prompt_tokens)
         return {
             "cores": m.cores, "min_cores": sum(g.min_cores for g in m.groups), "chips": m.chips,
             "memory_bytes": round(m.memory_bytes),
             "hops_per_layer": m.hops_per_layer, "head_hops": m.head_hops, "pipeline_depth": self.pipeline_depth,
             "prompt_tokens": prompt_tokens, "ttft_steps": prompt_tokens + self.pipeline_depth - 1,
             "prefill_step_s": self.prefill_step_s, "barrier_s": self.barrier_s,
-            "ttft_s": ttft, "prefill_tokens_per_s": 1.0 / self.prefill_step_s,
-            "decode_token_s": self.decode_token_s, "decode_tokens_per_s": 1.0 / self.decode_token_s,
+            "ttft_s": h["ttft_s"], "prefill_tokens_per_s": h["prefill_tokens_per_s"],
+            "prefill_steady_tokens_per_s": h["prefill_steady_tokens_per_s"],
+            "decode_token_s": self.decode_token_s, "decode_tokens_per_s": h["decode_tokens_per_s"],
             "static_power_w": self.static_power_w,
-            "prefill_energy_per_token_j": self.prefill_energy_j(prompt_tokens) / prompt_tokens,
-            "prefill_steady_energy_per_token_j": self.dynamic_energy_per_token_j
-            + self.static_power_w * self.prefill_step_s,
+            "prefill_energy_per_token_j": 1e-3 * h["prefill_mj_per_token"],
+            "prefill_steady_energy_per_token_j": 1e-3 * h["prefill_steady_mj_per_token"],
             "decode_energy_per_token_j": self.decode_energy_per_token_j,
             **self.totals(),
         }

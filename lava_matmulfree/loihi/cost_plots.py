@@ -119,7 +119,8 @@ RUNTIME_LINES = {"eager": ":", "sdpa": "--", "cuda-graph": "-"}
 
 def plot_efficiency(report: dict[str, Any], path: str | Path) -> Path:
     """Tokens/s against mJ/token, log-log, for every platform: left the prompt pass (each GPU x model x runtime
-    over prompt lengths 16..16k, Loihi 2's deployments steady-state), right generation (each GPU x model x
+    over prompt lengths 16..16k, Loihi 2's deployments over the whole prompt of the report's length, as the GPUs';
+    the paper's measured Loihi 2 point is its steady-state prefill), right generation (each GPU x model x
     runtime at the anchors' context over batch 1, 8, 64; Loihi 2's deployments at one sequence, and the chosen
     preset with 1..D sequences in flight). Up and to the left is better: more tokens/s for less energy."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(FIG_SIZE_WIDE[0] * 1.15, FIG_SIZE_WIDE[1] * 1.35))
@@ -146,7 +147,7 @@ def plot_efficiency(report: dict[str, Any], path: str | Path) -> Path:
     anchors = {a["anchor"]: a["paper"] for a in report["calibration"]["anchors"]}
     if report["config"] == report["calibration"]["calibrated_on"]:
         ax1.plot(anchors["Loihi prefill mJ/token"], anchors["Loihi prefill tokens/s"], "X", color="w", markersize=10,
-                 markeredgecolor="k", label="Loihi 2, the paper's measurement")
+                 markeredgecolor="k", label="Loihi 2, the paper's measurement (steady-state prefill)")
         ax2.plot(anchors["Loihi generation mJ/token"], anchors["Loihi generation tokens/s"], "X", color="w",
                  markersize=10, markeredgecolor="k", label="Loihi 2, the paper's measurement")
     flight = report["verdict"]["in_flight"]
@@ -160,7 +161,8 @@ def plot_efficiency(report: dict[str, Any], path: str | Path) -> Path:
     for runtime, line in RUNTIME_LINES.items():
         ax1.plot([], [], line, color="k", label=runtime)
     _finish(ax1, "energy per prompt token (mJ)", "prompt tokens/s",
-            "prompt pass (GPU lines: 16 -> 16k tokens, batch 1; passes that do not fit in memory left out)")
+            f"prompt pass (GPU lines: 16 -> 16k tokens, batch 1, those that fit in memory;\n"
+            f"Loihi 2: a whole {T}-token prompt)")
     _finish(ax2, "energy per generated token (mJ)", "generated tokens/s, all streams",
             f"generation (GPU lines: batch 1 -> 8 -> 64, context {context})")
     ax1.legend(fontsize=6, ncol=2)

@@ -21,7 +21,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import tomli
 
@@ -41,6 +41,8 @@ def short_name(name: str) -> str:
 
 
 CONFIDENCES = ("high", "medium", "low", "fitted")
+USER_SET = "user-set"  # the confidence :func:`provenance` gives a constant the user set (--set, a hardware file)
+USER_SOURCE = "user"  # its source key (sources.py)
 
 
 def const(value, source: str, confidence: str, note: str = ""):
@@ -52,16 +54,22 @@ def const(value, source: str, confidence: str, note: str = ""):
     return field(default=value, metadata={"source": source, "confidence": confidence, "note": note})
 
 
-def provenance(obj, prefix: str | None = None, notes: Mapping[str, tuple[str, str, str]] | None = None
-               ) -> list[dict[str, Any]]:
+def provenance(obj, prefix: str | None = None, notes: Mapping[str, tuple[str, str, str]] | None = None,
+               user_set: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Every field of a hardware dataclass: name, value, source, confidence, note (for reports and docs).
-    ``notes`` replaces (source, confidence, note) of fields whose value differs from the class default's."""
+    ``notes`` replaces (source, confidence, note) of fields whose value differs from the class default's;
+    ``user_set`` names the fields the user set: their source and confidence say so (:data:`USER_SET`), their
+    note keeps what the default was and where it came from."""
     out = []
+    user_set = set(user_set)
     for f in fields(obj):
         md = f.metadata
         src, conf, note = md.get("source", ""), md.get("confidence", ""), md.get("note", "")
         if notes and f.name in notes:
             src, conf, note = notes[f.name]
+        if f.name in user_set:
+            note = f"replaces the default, {conf} (source {src})" + (f": {note}" if note else "")
+            src, conf = USER_SOURCE, USER_SET
         out.append({"name": f"{prefix or type(obj).__name__}.{f.name}", "value": getattr(obj, f.name),
                     "source": SRC.get(src, src), "confidence": conf, "note": note})
     return out
@@ -116,15 +124,16 @@ class Loihi2Spec:
         2, "assumed", "medium", "bits per weight in the dense encoding: 2 for a packed ternary weight; the "
         "paper's deployment stores 8-bit weights (W8A16), the 'paper' preset sets 8")
     sparse_reference_dense_bits: int = const(
-        2, "design", "medium", "the dense encoding (2-bit ternary) the 7.5x sparse/dense ratio refers to")
+        2, "sparse_design", "medium", "the dense encoding (2-bit ternary) the sparse/dense ratio is taken against")
     dense_axon_overhead_bits: int = const(
         32, "assumed", "low", "dense encoding: one synapse-map entry per input axon per core (pointer + length)")
     sparse_to_dense_ratio: float = const(
-        7.5, "design", "medium",
-        "paper (see docs/graph.md): a 1024x1024 ternary matrix in the sparse encoding takes ~7.5x the memory of "
-        "the dense one; sparse_bits_per_nonzero is derived from it")
+        7.5, "sparse_design", "low", "a 1024-input ternary matrix with 1/3 zeros takes 7.5x the 2-bit dense "
+        "encoding's memory in the sparse one: 22.5 bits per non-zero (10-bit input index, 8-bit weight, ~4.5 bits "
+        "of list bookkeeping: assumed) x 2/3 / 2 bits; sparse_bits_per_nonzero is derived from it")
     sparse_reference_zero_fraction: float = const(
-        1.0 / 3.0, "design", "medium", "the '~1/3 zeros' at which the 7.5x was quoted")
+        1.0 / 3.0, "sparse_design", "medium", "the 1/3 zeros (absmean ternary weights: about 0.31) the ratio is "
+                                              "taken at")
     dense_skips_zero_weights: bool = const(
         True, "paper", "low",
         "a zero weight costs no synaptic op in either encoding ('zero weights save energy by skipping work'); "
@@ -227,7 +236,8 @@ class Loihi2Spec:
         """Bits per non-zero weight of the sparse encoding, derived so that a matrix with the reference zero
         fraction costs sparse_to_dense_ratio times its dense encoding (weight bits only):
         b * (1 - z_ref) = ratio * dense_bits  ->  b = 7.5 * 2 / (2/3) = 22.5 bits
-        (about a 10-bit input index for d=1024, an 8-bit weight field and ~4.5 bits of list bookkeeping)."""
+        (a 10-bit input index for d=1024, an 8-bit weight field and ~4.5 bits of list bookkeeping: the
+        derivation in docs/cost_model.md, section 1, "The sparse encoding")."""
         return (self.sparse_to_dense_ratio * self.sparse_reference_dense_bits
                 / (1.0 - self.sparse_reference_zero_fraction))
 
@@ -246,6 +256,7 @@ class Loihi2Spec:
                 + self.board_sync_s * self.board_levels(chips))
 
     def check(self) -> None:
+        check_types(self)
         numbers = [f.name for f in fields(self) if isinstance(getattr(self, f.name), (int, float))
                    and not isinstance(getattr(self, f.name), bool)]
         _require(self, numbers, lambda v: v >= 0 and math.isfinite(v), "a finite number >= 0")
@@ -336,6 +347,7 @@ class GpuSpec:
         return self.peak_fp16_flops if self.dtype == "fp16" else self.peak_fp32_flops
 
     def check(self) -> None:
+        check_types(self)
         if self.dtype not in ("fp32", "fp16"):
             raise CostModelError(f"GpuSpec.dtype must be 'fp32' or 'fp16', got {self.dtype!r}")
         _require(self, ("prefill_efficiency", "memory_efficiency", "fused_attention_efficiency"),
@@ -373,9 +385,9 @@ H200_NOTES = {
     "memory_bandwidth_bps": ("h200", "high", "HBM3e 4.8 TB/s"),
     "memory_capacity_bytes": ("h200", "high", "141 GB HBM3e"),
     "idle_power_w": ("h200_measured", "high", "idle board power measured 116-123 W"),
-    "host_op_overhead_s": ("fitted", "fitted", "host time per dispatched op. FITTED on the measured prompt "
-                           "passes of 16, 128 and 512 tokens (eager and sdpa: host-bound), tokens/s"),
-    "kernel_floor_s": ("fitted", "fitted", "GPU time of a kernel beyond its roofline work. FITTED on the "
+    "host_op_overhead_s": ("fitted_h200", "fitted", "host time per dispatched op. FITTED on the measured "
+                           "prompt passes of 16, 128 and 512 tokens (eager and sdpa: host-bound), tokens/s"),
+    "kernel_floor_s": ("fitted_h200", "fitted", "GPU time of a kernel beyond its roofline work. FITTED on the "
                        "measured CUDA-graph decode (contexts 500 and 2,048), tokens/s"),
 }
 H100_SXM = dataclasses.replace(
@@ -413,30 +425,59 @@ HW_SECTIONS = {k: type(v) for k, v in DEFAULT_SPECS.items()}
 GPU_SECTIONS = tuple(k for k, v in DEFAULT_SPECS.items() if isinstance(v, GpuSpec))
 
 
+# the words a boolean constant or option accepts from text (estimate --set NAME=VALUE), case-insensitive
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+# per declared type: what a value must be, and the test of a Python value
+_KINDS = {"bool": ("true or false (or yes/no, 1/0)", lambda x: isinstance(x, bool)),
+          "int": ("an integer", lambda x: isinstance(x, int) and not isinstance(x, bool)),
+          "float": ("a finite number", lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+                    and math.isfinite(x)),
+          "str": ("a string", lambda x: isinstance(x, str))}
+
+
+def _kind(f, obj) -> str | None:
+    """A dataclass field's declared type ('bool', 'int', 'float', 'str'; else its value's); None: not checked."""
+    return next((t for t in (f.type, type(getattr(obj, f.name)).__name__) if t in _KINDS), None)
+
+
+def coerce(kind: str | None, v: Any, what: str) -> Any:
+    """``v`` as a value of ``kind`` (:func:`_kind`): a Python value of that type as is (an int for a float), or
+    text (``--set NAME=VALUE``) parsed as one; else a CostModelError naming ``what``. Booleans take the words of
+    :data:`BOOL_WORDS` only, integers no fraction, numbers nothing infinite or NaN."""
+    if kind is None:
+        return v
+    if isinstance(v, str) and kind != "str":
+        text = v.strip()
+        try:
+            v = BOOL_WORDS[text.lower()] if kind == "bool" else int(text) if kind == "int" else float(text)
+        except (KeyError, ValueError):
+            raise CostModelError(f"{what} must be {_KINDS[kind][0]}, got {text!r}") from None
+    if not _KINDS[kind][1](v):
+        raise CostModelError(f"{what} must be {_KINDS[kind][0]}, got {v!r}")
+    return float(v) if kind == "float" else v
+
+
+def check_types(obj) -> None:
+    """A CostModelError naming the first field of a dataclass whose value is not of its declared type."""
+    for f in fields(obj):
+        coerce(_kind(f, obj), getattr(obj, f.name), f"{type(obj).__name__}.{f.name}")
+
+
 def with_overrides(obj, values: Mapping[str, Any], source: str = "<overrides>"):
-    """``dataclasses.replace`` with type checks and a clear error for unknown names."""
+    """``dataclasses.replace`` with each value checked against its field's type (text parsed: :func:`coerce`),
+    the result's own :meth:`check`, and a clear error for unknown names."""
     known = {f.name: f for f in fields(obj)}
     changes = {}
     for k, v in values.items():
         if k not in known:
             raise CostModelError(f"{source}: unknown {type(obj).__name__} field {k!r} "
                                  f"(known: {', '.join(sorted(known))})")
-        cur = getattr(obj, k)
-        if isinstance(cur, bool):
-            ok = isinstance(v, bool)
-        elif isinstance(cur, int):
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif isinstance(cur, float):
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-            v = float(v) if ok else v
-        else:
-            ok = isinstance(v, type(cur))
-        if not ok:
-            raise CostModelError(f"{source}: {type(obj).__name__}.{k} must be of type {type(cur).__name__}, "
-                                 f"got {v!r}")
-        changes[k] = v
+        changes[k] = coerce(_kind(known[k], obj), v, f"{source}: {type(obj).__name__}.{k}")
     new = dataclasses.replace(obj, **changes)
-    new.check()
+    try:
+        new.check()
+    except CostModelError as e:
+        raise CostModelError(f"{source}: {e}") from None
     return new
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.loihi.core_groups import MappingOptions
 from lava_matmulfree.loihi.cost_model import LoihiCostModel
-from lava_matmulfree.loihi.hardware import CostModelError, Loihi2Spec, const
+from lava_matmulfree.loihi.hardware import CostModelError, Loihi2Spec, const, with_overrides
 from lava_matmulfree.loihi.mapping import build_mapping
 
 
@@ -50,9 +50,9 @@ FULL_SYSTEM = -2  # the whole system's cores shared by the blocks
 # deployments: overrides of Loihi2Spec ("loihi2"), MappingOptions ("options") and the GPUs
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
-        "description": "the paper's deployment: 8-bit dense weights (W8A16), one block per chip ({layers} chips "
-                       "for {layers} layers; the paper's 370M: 24) of a 32-chip system, embedding and LM head on the "
-                       "host",
+        "description": "the paper's deployment: 8-bit dense weights and 16-bit spikes (W8A16), each block on chips "
+                       "of its own ({chips} chips for {layers} layers; the paper's 370M: 24 for 24) of a "
+                       "{system_chips}-chip system (the paper's: 32), embedding and LM head on the host",
         "loihi2": {"dense_weight_bits": 8},
         "options": {"encoding": "dense", "cores_per_block": ONE_CHIP, "head_on_chip": False,
                     "system_chips": PAPER.loihi_system_chips, "act_bits": 16},
@@ -102,6 +102,18 @@ def preset_change(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise CostModelError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name]
+
+
+def preset_changed(chosen: Mapping[str, Any], hw: Loihi2Spec, cfg: ModelConfig, options: Mapping[str, Any],
+                   loihi2: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The settings of the preset ``chosen`` that a user's mapping ``options`` and Loihi 2 overrides replaced:
+    name -> {"preset": its value, "set": the user's}."""
+    h, o = apply(hw, MappingOptions(), chosen)
+    o = resolve_options(o, h, cfg)
+    out = {f"options.{k}": {"preset": getattr(o, k), "set": v} for k, v in options.items() if getattr(o, k) != v}
+    out.update({f"loihi2.{k}": {"preset": getattr(h, k), "set": getattr(with_overrides(h, {k: v}), k)}
+                for k, v in loihi2.items() if k in chosen["loihi2"]})
+    return out
 
 
 def preset(name: str, hw: Loihi2Spec, opts: MappingOptions = MappingOptions()

@@ -16,22 +16,26 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lava_matmulfree.config import load_config
-from lava_matmulfree.loihi.activity import DENSE, ActivityProfile, default_activity, model_config, resolve_activity
-from lava_matmulfree.loihi.calibration import anchor_table, calibrate
+from lava_matmulfree.loihi.activity import (HEAD_CONNECTION, LAYER_CONNECTIONS, ActivityProfile, choose_activity,
+                                            model_config)
+from lava_matmulfree.loihi.calibration import FITTED_CONSTANTS, JETSON_EFFICIENCY, anchor_table, calibrate
 from lava_matmulfree.loihi.core_groups import MappingOptions
 from lava_matmulfree.loihi.cost_model import HopCost, LoihiCostModel, resolve_instruction_counts
-from lava_matmulfree.loihi.gpu_baseline import BASELINES, baselines_for, model_axis
+from lava_matmulfree.loihi.gpu_baseline import BASELINES, baselines_for, is_paper_model, model_axis
 from lava_matmulfree.loihi.gpu_runtimes import gpu_estimate, gpu_rows
-from lava_matmulfree.loihi.hardware import (GAUSSIAN_ZERO_FRACTION, GPU_NOTES, GPU_SECTIONS, HW_SECTIONS,
-                                            CostModelError, GpuSpec, load_hardware, provenance, short_name,
-                                            with_overrides)
+from lava_matmulfree.loihi.hardware import (DEFAULT_SPECS, GAUSSIAN_ZERO_FRACTION, GPU_NOTES, GPU_SECTIONS,
+                                            HW_SECTIONS, CostModelError, GpuSpec, coerce,
+                                            load_hardware, provenance, short_name, with_overrides)
 from lava_matmulfree.loihi.presets import (PAPER, PRESETS, VARIANTS, apply, loihi_model, preset_change,
-                                           resolve_options)
+                                           preset_changed, resolve_options)
 from lava_matmulfree.loihi.traffic import figures, slowest_vs_mean, traffic
-from lava_matmulfree.loihi.verdict import format_verdict, verdict
+from lava_matmulfree.loihi.verdict import DENSE_ACTIVITY, fmt_sig, format_verdict, notes, verdict
 
 DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
 PAPER_MEASURED = "paper's measurement, 24 chips"  # the verdict's row of the paper's own Loihi 2 figures
+
+
+OVERRIDE_SOURCE = "override (--set)"  # how an error in a user's override names where the value came from
 
 
 def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -60,20 +64,36 @@ def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _typed_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's mapping options, each checked against its type and range (text parsed as ``--set`` gives it:
+    :func:`~.hardware.coerce`) on the default options: one clear line for a bad one. The presets' placeholders
+    (a negative cores_per_block) are not the user's to set."""
+    opts = with_overrides(MappingOptions(), values, OVERRIDE_SOURCE)
+    return {k: getattr(opts, k) for k in values}
+
+
+def _anchor_tokens(value) -> int:
+    t = coerce("int", value, f"{OVERRIDE_SOURCE}: anchor_tokens")
+    if t < 1:
+        raise CostModelError(f"{OVERRIDE_SOURCE}: anchor_tokens must be >= 1, got {t}")
+    return t
+
+
 def loihi_platform(cm: LoihiCostModel, T: int) -> dict[str, Any]:
-    """The per-platform figures of the JSON report (steady-state prefill: flat in T, as the paper measured)."""
-    return {"ttft_s": cm.ttft_s(T), "prefill_tokens_per_s": 1.0 / cm.prefill_step_s,
-            "decode_tokens_per_s": 1.0 / cm.decode_token_s,
-            "prefill_mj_per_token": 1e3 * (cm.dynamic_energy_per_token_j + cm.static_power_w * cm.prefill_step_s),
-            "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
+    """The per-platform figures of the JSON report (:meth:`~.cost_model.LoihiCostModel.headline`: ``prefill_*``
+    over the whole T-token prompt, as the GPUs'; ``prefill_steady_*`` with the pipeline full, as the paper
+    measured), the mapping's size, and where its LM head runs."""
+    return {**cm.headline(T),
             "chips": cm.mapping.chips, "system_chips": cm.mapping.system_chips, "cores": cm.mapping.cores,
             "boards": cm.hw.boards(cm.mapping.chips), "barrier_s": cm.barrier_s,
             "pipeline_depth": cm.pipeline_depth, "static_power_w": cm.static_power_w,
-            "dynamic_mj_per_token": 1e3 * cm.dynamic_energy_per_token_j}
+            "dynamic_mj_per_token": 1e3 * cm.dynamic_energy_per_token_j,
+            "act_bits": cm.mapping.options.act_bits, "head_on_chip": cm.mapping.options.head_on_chip}
 
 
 def gpu_platform(shape, T: int, gpu: GpuSpec, runtime: str = "eager") -> dict[str, Any]:
-    """A GPU baseline at batch 1 (eager PyTorch, as the paper's), its energy from the board power model."""
+    """A GPU baseline at batch 1 (eager PyTorch, as the paper's), its energy from the board power model; its
+    prefill figures are its prompt pass's (T / TTFT, energy / T)."""
     e = gpu_estimate(shape, T, gpu, runtime)
     return {"ttft_s": e["ttft_s"], "prefill_tokens_per_s": e["prefill_tokens_per_s"],
             "decode_tokens_per_s": e["decode_tokens_per_s"],
@@ -85,6 +105,11 @@ def gpu_platform(shape, T: int, gpu: GpuSpec, runtime: str = "eager") -> dict[st
             "peak_bytes": e["peak_bytes"], "prefill_bound": e["prefill_bound"], "decode_bound": e["decode_bound"]}
 
 
+def _activity_of(prof: ActivityProfile | None, cfg, act_bits: int) -> str:
+    """How a deployment's activity is labelled wherever it is used (docs/activity.md, section 4)."""
+    return DENSE_ACTIVITY if prof is None else prof.label(cfg, act_bits)
+
+
 def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
                  **overrides) -> dict[str, Any]:
     """Everything ``estimate_main`` prints and saves, as a JSON-ready dict.
@@ -92,42 +117,51 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     The three fitted constants are fitted on the paper preset (:mod:`.calibration`), with the overrides applied
     to everything else; an override of a fitted constant keeps it as given. Then ``preset`` is predicted.
     Overrides: ``instructions`` (mapping or file), ``hw_file`` (TOML with [loihi2]/[jetson]/[h100]/[h200]),
-    ``anchor_tokens``, ``activity`` (a profile file, 'dense', or 'auto': :func:`_choose_activity`; the
+    ``anchor_tokens``, ``activity`` (a profile file, 'dense', or 'auto': :func:`~.activity.choose_activity`; the
     calibration and its anchors stay dense, docs/activity.md), and any field of MappingOptions, Loihi2Spec
-    (plain or ``loihi2.NAME``) or a GPU (``jetson.NAME``, ``h100.NAME``, ``h200.NAME``)."""
+    (plain or ``loihi2.NAME``) or a GPU (``jetson.NAME``, ``h100.NAME``, ``h200.NAME``). A value may be text, as
+    ``estimate --set NAME=VALUE`` gives it: it is parsed by its field's type (:func:`~.hardware.coerce`). The
+    report records the overrides (``overrides``), and every constant they set reads as user-set."""
     overrides = dict(overrides)
     activity_arg = overrides.pop("activity", overrides.pop("options.activity", "auto"))
     instructions, instr_source = resolve_instruction_counts(overrides.pop("instructions", None))
     if "instructions_source" in overrides:
         instr_source = overrides.pop("instructions_source")
-    specs = load_hardware(overrides.pop("hw_file", None))
-    T = int(overrides.pop("anchor_tokens", PAPER.prompt_tokens))
+    hw_file = overrides.pop("hw_file", None)
+    specs = load_hardware(hw_file)
+    from_file = {k: {f.name for f in fields(specs[k]) if getattr(specs[k], f.name) != getattr(DEFAULT_SPECS[k], f.name)}
+                 for k in HW_SECTIONS}  # what the hardware file set
+    T = _anchor_tokens(overrides.pop("anchor_tokens", PAPER.prompt_tokens))
     parts = _split_overrides(overrides)
-    hw = with_overrides(specs["loihi2"], parts["loihi2"], "overrides")
-    gpus = {k: with_overrides(specs[k], parts[k], "overrides") for k in GPU_SECTIONS}
+    hw = with_overrides(specs["loihi2"], parts["loihi2"], OVERRIDE_SOURCE)
+    gpus = {k: with_overrides(specs[k], parts[k], OVERRIDE_SOURCE) for k in GPU_SECTIONS}
+    user_options = _typed_options(parts["options"])
+    user_set = {k: set(parts[k]) | from_file[k] for k in HW_SECTIONS}
+    recorded = {**{f"options.{k}": v for k, v in user_options.items()},
+                **{f"{k}.{n}": getattr(hw if k == "loihi2" else gpus[k], n) for k in HW_SECTIONS for n in parts[k]}}
     chosen = preset_change(preset)
     cfg = model_config(config_name)  # a shipped model's name too (docs/activity.md)
-    is_paper_model = cfg.hidden_size == 1024 and cfg.num_layers == 24 and cfg.vocab_size == 32000
-    headline, beside, activity_why = _choose_activity(activity_arg, cfg)
+    paper_model = is_paper_model(cfg)
+    headline, beside, activity_why = choose_activity(activity_arg, cfg)
 
     # 1. calibration: on the paper preset of the 370M model (the anchors are its figures)
-    fixed = set(parts["loihi2"]) | {f"jetson.{k}" for k in parts["jetson"]}
-    cal_cfg = cfg if is_paper_model else load_config("370m").model
+    fixed = user_set["loihi2"] | {f"jetson.{k}" for k in user_set["jetson"]}
+    cal_cfg = cfg if paper_model else load_config("370m").model
     hw, gpus["jetson"], fitted = calibrate(cal_cfg, hw, gpus["jetson"], instructions, fixed)
 
     def model(change, cfg_=cfg, activity=headline):
         h, o = apply(hw, MappingOptions(), change)
-        h = with_overrides(h, parts["loihi2"], "overrides")
-        o = dataclasses.replace(o, **parts["options"], activity=activity)
+        h = with_overrides(h, parts["loihi2"], OVERRIDE_SOURCE)
+        o = dataclasses.replace(o, **user_options, activity=activity)
         return loihi_model(cfg_, h, o, instructions)
 
     # 2. the anchors: the paper preset's predictions next to the paper's figures (on the dense assumption, as
-    # the calibration: docs/activity.md, "Which profile")
+    # the calibration: docs/activity.md, "Which profile"); the paper's prefill figures are steady-state
     paper_cm = model(PRESETS["paper"], cal_cfg, None)
     gpu_at_anchor = {f"{g}/{k}": gpu_platform(shape, PAPER.prompt_tokens, gpus[g])
                      for g in GPU_SECTIONS for k, shape in BASELINES.items()}
     fitted_on = {a for r in fitted for a in r["anchors"]}
-    if any(r["constant"] == "jetson.prefill_efficiency" for r in fitted):
+    if any(r["constant"] == JETSON_EFFICIENCY for r in fitted):
         # the Llama baseline's prefill rate and energy follow from its fitted TTFT (T / TTFT, power x TTFT / T)
         name = short_name(BASELINES["llama370m"].name)
         fitted_on |= {f"Jetson prefill tokens/s ({name})", f"Jetson prefill mJ/token ({name})"}
@@ -136,7 +170,11 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     # 3. the chosen preset
     cm = model(chosen)
     m = cm.mapping
-    platforms = {"loihi2": loihi_platform(cm, T)}
+    if 0 < user_options.get("system_chips", 0) < m.chips:
+        raise CostModelError(f"{OVERRIDE_SOURCE}: system_chips={user_options['system_chips']}: preset '{preset}' "
+                             f"maps {config_name} onto {m.chips} chips, and a system holds at least the chips it "
+                             f"runs on (0: as many as the mapping takes)")
+    platforms = {"loihi2": {**loihi_platform(cm, T), "activity": _activity_of(headline, cfg, m.options.act_bits)}}
     compared = baselines_for(cfg)
     for g in GPU_SECTIONS:
         for k, shape in compared.items():
@@ -164,42 +202,56 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
             variants.append({"variant": label, "error": str(e), "reason": why})
             continue
         variants.append({"variant": label, "reason": why, **loihi_platform(v, T),
+                         "activity": _activity_of(headline, cfg, v.mapping.options.act_bits),
                          "by_length": [{"prompt_tokens": t, "ttft_s": v.ttft_s(t),
                                         "decode_mj_per_token": 1e3 * v.decode_energy_per_token_j}
                                        for t in lengths]})
     preset_label = f"preset '{preset}'"
     deployments = {}
-    if is_paper_model:
+    if paper_model and T == PAPER.prompt_tokens:
+        # the paper's Loihi 2 over the same whole prompt: its TTFT gives T / TTFT; its prefill energy is
+        # steady-state only (no whole-prompt figure published), so it has no prefill energy ratio
         deployments[PAPER_MEASURED] = {
-            "ttft_s": PAPER.loihi_ttft_s, "prefill_tokens_per_s": PAPER.loihi_prefill_tokens_per_s,
+            "ttft_s": PAPER.loihi_ttft_s, "prefill_tokens_per_s": PAPER.prompt_tokens / PAPER.loihi_ttft_s,
+            "prefill_mj_per_token": None,
+            "prefill_steady_tokens_per_s": PAPER.loihi_prefill_tokens_per_s,
+            "prefill_steady_mj_per_token": PAPER.loihi_prefill_mj_per_token,
             "decode_tokens_per_s": PAPER.loihi_decode_tokens_per_s,
-            "prefill_mj_per_token": PAPER.loihi_prefill_mj_per_token,
-            "decode_mj_per_token": PAPER.loihi_decode_mj_per_token}
+            "decode_mj_per_token": PAPER.loihi_decode_mj_per_token, "head_on_chip": False, "activity": None}
     deployments[preset_label] = platforms["loihi2"]
     same = VARIANTS[0][0] if preset == "paper" else None  # the paper deployment is the preset itself
     deployments.update({f"variant: {v['variant']}": v for v in variants if "error" not in v and v["variant"] != same})
     the_verdict = verdict(deployments, model_axis(cfg), gpus, T, cm, preset_label,
-                          shown=tuple(k for k in (PAPER_MEASURED, preset_label) if k in deployments))
+                          shown=tuple(k for k in (PAPER_MEASURED, preset_label) if k in deployments),
+                          paper_claims=paper_model)
     layers = [{"layer": l, "rows": m.layer_table(l), "totals": m.layer_totals(l)}
               for l in range(-1, cfg.num_layers + 1)]
     measured = headline or beside
-    activity = {"headline": "measured" if headline else "dense", "why": activity_why,
-                "profile": measured.label if measured else None, "rows": []}
+    activity = {"headline": "dense" if headline is None else headline.kind(cfg),
+                "headline_label": platforms["loihi2"]["activity"], "why": activity_why,
+                "profile": measured.description if measured else None,
+                "profile_act_bits": measured.act_bits if measured else None,
+                "of_this_model": measured.of_model(cfg) if measured else None, "rows": []}
     if measured is not None:
-        # a profile of another model standing in (the 370M's) is labelled so, a model's own one 'measured'
-        own = headline is not None or measured.per_layer(cfg.num_layers)
         for p in PRESETS:
-            for label, prof in (("dense", None), ("measured" if own else "stand-in", measured)):
-                activity["rows"].append({"preset": p, "activity": label, **figures(model(PRESETS[p], cfg, prof), T)})
-        activity["densities"] = {k: _densities(cm, measured, k) for k in
-                                 ("i_proj", "f_proj", "g_proj", "o_proj", "gate_proj", "down_proj", "lm_head")
+            dense_cm, prof_cm = model(PRESETS[p], cfg, None), model(PRESETS[p], cfg, measured)
+            bits = prof_cm.mapping.options.act_bits
+            activity["rows"].append({"preset": p, "activity": "dense", "act_bits": bits, "caveats": [],
+                                     **figures(dense_cm, T)})
+            activity["rows"].append({"preset": p, "activity": measured.kind(cfg),
+                                     "act_bits": bits, "caveats": measured.caveats(cfg, bits),
+                                     **figures(prof_cm, T)})
+        activity["densities"] = {k: measured.densities(k, cfg.num_layers) for k in (*LAYER_CONNECTIONS, HEAD_CONNECTION)
                                  if k in measured.connections}
     options = dataclasses.asdict(resolve_options(m.options, m.hw, cfg))
-    options["activity"] = headline.label if headline else "dense"
+    options["activity"] = headline.description if headline else "dense"
     return {
         "config": config_name, "preset": preset,
-        "preset_description": chosen["description"].format(layers=cfg.num_layers),
+        "preset_description": chosen["description"].format(layers=cfg.num_layers, chips=m.chips,
+                                                           system_chips=m.system_chips),
         "prompt_tokens": T,
+        "overrides": recorded, "hw_file": str(hw_file) if hw_file is not None else None,
+        "preset_changed": preset_changed(chosen, hw, cfg, user_options, parts["loihi2"]),
         "model": dataclasses.asdict(cfg),
         "options": options,
         "activity": activity,
@@ -226,36 +278,11 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
         },
         "gpu_rows": gpu_rows(model_axis(cfg), gpus),
         "verdict": the_verdict,
-        "constants": (provenance(hw, "loihi2")
-                      + [row for g in GPU_SECTIONS for row in provenance(gpus[g], g, GPU_NOTES.get(g))]
+        "constants": (provenance(hw, "loihi2", user_set=user_set["loihi2"])
+                      + [row for g in GPU_SECTIONS
+                         for row in provenance(gpus[g], g, GPU_NOTES.get(g), user_set=user_set[g])]
                       + provenance(PAPER, "paper")),
     }
-
-
-def _choose_activity(arg, cfg) -> tuple[ActivityProfile | None, ActivityProfile | None, str]:
-    """(headline profile, profile shown beside the dense assumption, why): a given profile is the headline;
-    'auto' takes :func:`~.activity.default_activity` (a shipped model's own profile is its headline; the 370M's
-    stand-in is only shown beside); 'dense' keeps the headline dense with the default profile beside."""
-    if isinstance(arg, str) and arg.lower() in DENSE + ("auto",):
-        prof, why, is_headline = default_activity(cfg)
-        if arg.lower() == "auto" and is_headline:
-            return prof, None, why
-        return None, prof, ("dense assumption (--activity dense); beside it: " if arg.lower() != "auto" else
-                            "headline on the dense assumption; beside it: ") + why
-    prof = resolve_activity(arg)
-    why = f"given: {prof.label}"
-    if prof.layers and not prof.per_layer(cfg.num_layers):
-        why += (f"; measured on {len(prof.layers)} layers, this model has {cfg.num_layers}: its per-type averages "
-                "over layers apply, not its per-layer densities")
-    return prof, None, why
-
-
-def _densities(cm: LoihiCostModel, prof: ActivityProfile, name: str) -> dict[str, Any]:
-    L = cm.mapping.cfg.num_layers
-    per = [prof.density(name, l, L) for l in range(L)] if name != "lm_head" else [prof.density(name, L, L)]
-    return {"mean": float(np.mean(per)), "min": float(min(per)), "max": float(max(per)),
-            "per_layer": prof.per_layer(L) and name != "lm_head",
-            "weight_nonzero_fraction": prof.weight_nonzero().get(name)}
 
 
 def _hop_row(c: HopCost) -> dict[str, Any]:
@@ -283,8 +310,58 @@ def _fmt_t(s: float) -> str:
 
 def _fmt_paper(v, unit: str) -> str:
     def one(x):
-        return _fmt_t(x) if unit == "s" else f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+        return _fmt_t(x) if unit == "s" else fmt_sig(x)
     return f"{one(v[0])}-{one(v[1])}" if isinstance(v, tuple) else one(v)
+
+
+def _fmt_count(x: float) -> str:
+    return f"{x:.3g}"
+
+
+# the columns of every table of Loihi 2 (and GPU) figures: heading, key, format; prefill over the whole prompt,
+# steady-state (docs/cost_model.md, section 2)
+FIGURE_COLUMNS = (("TTFT", "ttft_s", _fmt_t), ("prefill tok/s", "prefill_tokens_per_s", fmt_sig),
+                  ("prefill mJ/tok", "prefill_mj_per_token", fmt_sig),
+                  ("steady tok/s", "prefill_steady_tokens_per_s", fmt_sig),
+                  ("steady mJ/tok", "prefill_steady_mj_per_token", fmt_sig),
+                  ("gen tok/s", "decode_tokens_per_s", fmt_sig), ("gen mJ/tok", "decode_mj_per_token", fmt_sig))
+ACTIVITY_COLUMNS = (*FIGURE_COLUMNS[:3], *FIGURE_COLUMNS[5:], ("SynOps/token", "synops_per_token", _fmt_count),
+                    ("messages/token", "messages_per_token", _fmt_count))
+COLUMN_WIDTH = 15
+
+
+def _figure_cells(p: Mapping[str, Any], columns=FIGURE_COLUMNS) -> str:
+    return "".join(f"{'-' if p.get(k) is None else fmt(p[k]):>{COLUMN_WIDTH}}" for _, k, fmt in columns)
+
+
+def _figure_heads(columns=FIGURE_COLUMNS) -> str:
+    return "".join(f"{h:>{COLUMN_WIDTH}}" for h, _, _ in columns)
+
+
+def prefill_legend(T: int) -> str:
+    """What the prefill columns mean (docs/cost_model.md, section 2)."""
+    return (f"  (prefill: the whole {T}-token prompt on every platform, T / TTFT tokens/s and its energy / T, Loihi "
+            f"2's pipeline fill and host round trip included; steady: Loihi 2 with its pipeline full, one step a "
+            f"token, flat in T, as the paper measured its prefill; gen: a generated token at batch 1)")
+
+
+def _user_lines(r: dict[str, Any]) -> list[str]:
+    """The overrides the user set, and the preset's settings they replaced."""
+    if not r.get("overrides") and not r.get("hw_file"):
+        return []
+    changed = r.get("preset_changed", {})
+    fitted = {f["constant"] for f in r["calibration"]["fitted"]}
+    items = []
+    for k, v in r["overrides"].items():
+        note = []
+        if k in changed:
+            note.append(f"preset '{r['preset']}': {changed[k]['preset']}")
+        if k in FITTED_CONSTANTS and k not in fitted:
+            note.append("fitted by default, kept as given")
+        items.append(f"{k}={v}" + (f" ({'; '.join(note)})" if note else ""))
+    if r.get("hw_file"):
+        items.append(f"hardware file {r['hw_file']}")
+    return [f"   set by the user (--set; user-set in the constants): {', '.join(items)}"]
 
 
 def format_report(r: dict[str, Any]) -> str:
@@ -294,9 +371,11 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append(f"== Loihi 2 mapping: {r['config']} (L={mc['num_layers']}, d={mc['hidden_size']}, "
                  f"I={mc['intermediate_size']}, V={mc['vocab_size']}), preset '{r['preset']}': "
                  f"{r['preset_description']}")
-    lines.append(f"   {r['loihi']['dense_weight_bits']}-bit dense weights, encoding={o['encoding']}, "
-                 f"cores_per_block={o['cores_per_block'] or 'packed'}, head_on_chip={o['head_on_chip']}, "
-                 f"fold={o['fold_norms']}, zero fraction {o['zero_fraction']:.3f}")
+    lines.append(f"   {r['loihi']['dense_weight_bits']}-bit dense weights, {o['act_bits']}-bit spikes, "
+                 f"encoding={o['encoding']}, cores_per_block={o['cores_per_block'] or 'packed'}, "
+                 f"head_on_chip={o['head_on_chip']}, fold_norms={o['fold_norms']}, zero fraction "
+                 f"{o['zero_fraction']:.3f}")
+    lines += _user_lines(r)
     lines.append(f"{'group':<14}{'content':<58}{'neurons':>8}{'synapses':>11}{'enc':>7}{'cores':>6}"
                  f"{'memory':>11}")
     for lay in r["layers"]:
@@ -313,21 +392,22 @@ def format_report(r: dict[str, Any]) -> str:
     lines.append(f"totals: {s['cores']} cores on {lp['chips']} chips ({lp['boards']} board(s)) of a "
                  f"{lp['system_chips']}-chip system, {_fmt_bytes(s['memory_bytes'])} on chip; {s['hops_per_layer']} "
                  f"hops/layer, pipeline depth {s['pipeline_depth']}; barrier {_fmt_t(lp['barrier_s'])} per step; "
-                 f"static {lp['static_power_w']:.1f} W")
+                 f"static {fmt_sig(lp['static_power_w'])} W")
     for why in sorted({mm["reason"] for mm in r["matrices"]})[:3]:
         lines.append(f"  encoding: {why}")
     lines.append("")
     T = r["prompt_tokens"]
-    lines.append(f"== Platforms, batch 1, {T}-token prompt (prefill figures steady-state on Loihi 2; the GPUs in "
-                 f"eager PyTorch; every runtime, model and batch: the verdict below)")
-    lines.append(f"{'platform':<52}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
-                 f"{'prefill mJ/tok':>16}{'gen mJ/tok':>12}")
+    lines.append(f"== Platforms, batch 1, {T}-token prompt (the GPUs in eager PyTorch; every runtime, model and "
+                 f"batch: the verdict below)")
+    labels = {name: (f"Loihi 2, preset '{r['preset']}'" if name == "loihi2" else
+                     f"{short_name(p['gpu'])}, {short_name(p['model'])} ({p['dtype']}, {p['runtime']})")
+              for name, p in r["platforms"].items()}
+    width = max(len(label) for label in labels.values()) + 2
+    lines.append(f"{'platform':<{width}}{'chips':>6}" + _figure_heads())
     for name, p in r["platforms"].items():
-        label = ("Loihi 2" if name == "loihi2" else
-                 f"{short_name(p['gpu'])}, {short_name(p['model'])} ({p['dtype']}, {p['runtime']})")
-        lines.append(f"{label:<52}{p['chips'] if p['chips'] else '-':>6}{_fmt_t(p['ttft_s']):>10}"
-                     f"{p['prefill_tokens_per_s']:>15,.0f}{p['decode_tokens_per_s']:>11.1f}"
-                     f"{p['prefill_mj_per_token']:>16.2f}{p['decode_mj_per_token']:>12.1f}")
+        lines.append(f"{labels[name]:<{width}}{p['chips'] if p['chips'] else '-':>6}" + _figure_cells(p))
+    lines.append(prefill_legend(T))
+    lines += [f"  Loihi 2: {n}" for n in notes(lp)]
     cal = r["calibration"]
     lines.append("")
     lines.append(f"== Calibration (paper preset, {cal['calibrated_on']}): fitted constants")
@@ -338,18 +418,18 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"{a['anchor'][:69]:<70}{_fmt_paper(a['paper'], a['unit']):>14}"
                      f"{_fmt_paper(a['model'], a['unit']):>12}"
                      f"{100 * a['error']:>+8.0f}%  {a['status']}")
-    lines.append("(error: model/paper - 1; for a range, 0 inside it, else the distance to the nearest bound)")
+    lines.append("(error: model/paper - 1; for a range, 0 inside it, else the distance to the nearest bound; the "
+                 "paper's Loihi 2 prefill figures are steady-state, its Jetson's a whole prompt's)")
     lines.append("")
     lines.append(f"== Beyond the paper: variants of the paper deployment, same constants ({T}-token prompt)")
-    lines.append(f"{'variant':<48}{'chips':>6}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
-                 f"{'prefill mJ':>12}{'gen mJ':>9}")
+    vwidth = max([10] + [len(v["variant"]) + 2 for v in r["variants"]])
+    lines.append(f"{'variant':<{vwidth}}{'chips':>6}" + _figure_heads())
     for v in r["variants"]:
         if "error" in v:
-            lines.append(f"{v['variant']:<48}  does not map: {v['error']}")
+            lines.append(f"{v['variant']:<{vwidth}}  does not map: {v['error']}")
             continue
-        lines.append(f"{v['variant'][:47]:<48}{v['chips']:>6}{_fmt_t(v['ttft_s']):>10}"
-                     f"{v['prefill_tokens_per_s']:>15,.0f}{v['decode_tokens_per_s']:>11.1f}"
-                     f"{v['prefill_mj_per_token']:>12.2f}{v['decode_mj_per_token']:>9.1f}")
+        lines.append(f"{v['variant']:<{vwidth}}{v['chips']:>6}" + _figure_cells(v))
+    lines.append(prefill_legend(T))
     lines += _format_activity(r)
     if "verdict" in r:
         lines += ["", format_verdict(r["verdict"])]
@@ -363,13 +443,18 @@ def _format_activity(r: dict[str, Any]) -> list[str]:
     if a is not None:
         lines += ["", f"== Activity ({r['prompt_tokens']}-token prompt): {a['why']}"]
         if a["rows"]:
-            lines.append(f"{'preset':<9}{'activity':<10}{'TTFT':>10}{'prefill tok/s':>15}{'gen tok/s':>11}"
-                         f"{'prefill mJ':>12}{'gen mJ':>9}{'SynOps/token':>15}{'messages/token':>16}")
+            lines.append(f"{'preset':<9}{'activity':<10}{'spikes':>7}{'profile':>8}" + _figure_heads(ACTIVITY_COLUMNS))
             for row in a["rows"]:
-                lines.append(f"{row['preset']:<9}{row['activity']:<10}{_fmt_t(row['ttft_s']):>10}"
-                             f"{row['prefill_tokens_per_s']:>15,.0f}{row['decode_tokens_per_s']:>11.1f}"
-                             f"{row['prefill_mj_per_token']:>12.2f}{row['decode_mj_per_token']:>9.1f}"
-                             f"{row['synops_per_token']:>15.3g}{row['messages_per_token']:>16.3g}")
+                prof_bits = "-" if row["activity"] == "dense" else f"{a['profile_act_bits']}"
+                mark = "!" if row["activity"] != "dense" and a["profile_act_bits"] != row["act_bits"] else ""
+                lines.append(f"{row['preset']:<9}{row['activity']:<10}{row['act_bits']:>6}b{prof_bits + mark:>8}"
+                             + _figure_cells(row, ACTIVITY_COLUMNS))
+            lines.append(prefill_legend(r["prompt_tokens"]))
+            lines.append("  (spikes: the width each preset sends; profile: the width the profile was measured at, "
+                         "'!' where they differ: the densities of one width do not hold at another)")
+            for row in a["rows"]:
+                if row["caveats"]:
+                    lines.append(f"  {row['preset']} {row['activity']}: {'; '.join(row['caveats'])}")
             dens = ", ".join(f"{k} {v['mean']:.2f}" for k, v in a.get("densities", {}).items())
             lines.append(f"  measured input density per connection: {dens}")
     if tr is not None:
@@ -387,7 +472,7 @@ def _format_activity(r: dict[str, Any]) -> list[str]:
             c = tr[key]["change"]
             lines.append(f"   step set by the slowest core, not the average ({label}): gen tok/s "
                          f"{100 * c['decode_tokens_per_s']:+.2f}%, prefill tok/s "
-                         f"{100 * c['prefill_tokens_per_s']:+.2f}%, gen mJ {100 * c['decode_mj_per_token']:+.2f}%")
+                         f"{100 * c['prefill_tokens_per_s']:+.2f}%, gen mJ/tok {100 * c['decode_mj_per_token']:+.2f}%")
     return lines
 
 

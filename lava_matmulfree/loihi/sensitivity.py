@@ -15,6 +15,7 @@ from lava_matmulfree.loihi.gpu_baseline import LLAMA_370M, QWEN25_05B
 from lava_matmulfree.loihi.hardware import CostModelError, short_name
 from lava_matmulfree.loihi.presets import PAPER
 from lava_matmulfree.loihi.report import build_report
+from lava_matmulfree.loihi.verdict import fmt_sig
 
 FACTORS = (0.5, 2.0)
 PROMPT_TOKENS = PAPER.prompt_tokens  # every report is read at the anchors' prompt length
@@ -31,20 +32,23 @@ def _project(key: str) -> Callable[[dict], float]:
     return lambda report: report["platforms"]["loihi2"][key]
 
 
-# (label, column heading, status, how to read it from a report built with preset="project")
-QUANTITIES: tuple[tuple[str, str, str, Callable[[dict], float]], ...] = (
-    ("paper: Loihi TTFT", "TTFT", "predicted", _anchor("Loihi TTFT, 500 tokens")),
-    ("paper: Loihi prefill mJ/token", "prefill mJ", "predicted", _anchor("Loihi prefill mJ/token")),
-    ("paper: Loihi generation tokens/s", "gen tok/s", "fitted", _anchor("Loihi generation tokens/s")),
-    ("paper: Jetson generation tokens/s", "Jetson gen", "predicted",
-     _anchor(f"Jetson generation tokens/s ({short_name(LLAMA_370M.name)})")),
-    ("paper: Jetson Qwen prefill mJ/token", "Qwen pref mJ", "predicted",
-     _anchor(f"Jetson prefill mJ/token ({short_name(QWEN25_05B.name)})")),
-    ("project: Loihi TTFT", "TTFT", "predicted", _project("ttft_s")),
-    ("project: Loihi generation tokens/s", "gen tok/s", "predicted", _project("decode_tokens_per_s")),
-    ("project: Loihi generation mJ/token", "gen mJ", "predicted", _project("decode_mj_per_token")),
+# (label, column heading with its unit, status, how to read it from a report built with preset="project", the
+# factor from the report's unit to the heading's); the paper's Loihi prefill cell is its steady-state figure
+MS_PER_S = 1e3
+QUANTITIES: tuple[tuple[str, str, str, Callable[[dict], float], float], ...] = (
+    ("paper: Loihi TTFT", "TTFT ms", "predicted", _anchor("Loihi TTFT, 500 tokens"), MS_PER_S),
+    ("paper: Loihi prefill mJ/token", "steady mJ/tok", "predicted", _anchor("Loihi prefill mJ/token"), 1.0),
+    ("paper: Loihi generation tokens/s", "gen tok/s", "fitted", _anchor("Loihi generation tokens/s"), 1.0),
+    ("paper: Jetson generation tokens/s", "Jetson tok/s", "predicted",
+     _anchor(f"Jetson generation tokens/s ({short_name(LLAMA_370M.name)})"), 1.0),
+    ("paper: Jetson Qwen prefill mJ/token", "Qwen pre mJ/tok", "predicted",
+     _anchor(f"Jetson prefill mJ/token ({short_name(QWEN25_05B.name)})"), 1.0),
+    ("project: Loihi TTFT", "TTFT ms", "predicted", _project("ttft_s"), MS_PER_S),
+    ("project: Loihi generation tokens/s", "gen tok/s", "predicted", _project("decode_tokens_per_s"), 1.0),
+    ("project: Loihi generation mJ/token", "gen mJ/tok", "predicted", _project("decode_mj_per_token"), 1.0),
 )
-HEADINGS = {label: heading for label, heading, _, _ in QUANTITIES}
+HEADINGS = {label: heading for label, heading, _, _, _ in QUANTITIES}
+SCALES = {label: scale for label, _, _, _, scale in QUANTITIES}
 
 
 def varied_constants(report: dict, sections: Sequence[str] = SECTIONS) -> list[str]:
@@ -77,7 +81,7 @@ def to_vary(base: dict, names: Iterable[str] | None, overrides: Mapping[str, Any
 
 
 def quantities(report: dict) -> dict[str, float]:
-    return {label: get(report) for label, _, _, get in QUANTITIES}
+    return {label: get(report) for label, _, _, get, _ in QUANTITIES}
 
 
 def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factors: Sequence[float] = FACTORS,
@@ -115,7 +119,7 @@ def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factor
                 on_step(name)
         rows.append(row)
     return {"config": config, "factors": list(factors), "overrides": overrides, "base": base_q,
-            "status": {label: status for label, _, status, _ in QUANTITIES}, "rows": rows}
+            "status": {label: status for label, _, status, _, _ in QUANTITIES}, "rows": rows}
 
 
 def largest_change(row: dict) -> float:
@@ -135,11 +139,12 @@ def format_sensitivity(s: dict) -> str:
     labels = list(s["base"])
     f = " / ".join(f"x{x:g}" for x in s["factors"])
     width = 16
-    lines = [f"== Sensitivity ({s['config']}, {PROMPT_TOKENS}-token prompt): change of each figure with a low-confidence "
-             f"constant {f}, the fitted constants refitted each time (paper preset's cells; project preset)",
+    lines = [f"== Sensitivity ({s['config']}, {PROMPT_TOKENS}-token prompt): change of each figure with a "
+             f"low-confidence constant {f}, the fitted constants refitted each time (paper preset's cells; project "
+             f"preset)",
              f"{'':<40}" + "".join(f"{k.split(':')[0] + ' (' + s['status'][k][:4] + '.)':>{width}}" for k in labels),
              f"{'constant':<40}" + "".join(f"{HEADINGS[k]:>{width}}" for k in labels),
-             f"{'base':<40}" + "".join(f"{v:>{width}.4g}" for v in s["base"].values())]
+             f"{'base':<40}" + "".join(f"{fmt_sig(v * SCALES[k]):>{width}}" for k, v in s["base"].items())]
     for row in sorted(s["rows"], key=largest_change, reverse=True):
         cells = []
         for k in labels:

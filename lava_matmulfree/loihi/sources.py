@@ -48,11 +48,18 @@ SRC = {
            "of each MMfreeLM size has the same d, L, I and V",
     "lava": "lava-nc 0.10.0, lava/proc/graded (graded-spike processes with 24-bit payloads, precision=24) and "
             "lava/proc/dense (num_message_bits)",
-    "design": "docs/cost_model.md (project documentation, quoting the paper)",
+    "sparse_design": "this project's estimate of Loihi 2's sparse synapse encoding, derived in docs/cost_model.md, "
+                     "section 1 ('The sparse encoding'), from assumed field widths (Intel has not published the "
+                     "format)",
     "derived": "derived in this module from the fields named in the note",
     "assumed": "modelling assumption of this project (no public figure found)",
     "fitted": "fitted on the paper's anchors by lava_matmulfree.loihi.calibration (docs/cost_model.md); the "
               "default is the result of that fit, the report re-fits it",
+    "fitted_h200": "fitted on named cells of the H200 measurement (see h200_measured) by "
+                   "lava_matmulfree.loihi.calibration.fit_h200 (docs/gpu_baselines.md, section 5); the default is "
+                   "the result of that fit, which tests/test_gpu_baselines.py repeats (the report does not re-fit it)",
+    "user": "set by the user (estimate --set NAME=VALUE, a hardware file or an override of build_report): the "
+            "value is not the default's, nor fitted",
     "h200": "NVIDIA H200 Tensor Core GPU datasheet (H200 SXM: 141 GB HBM3e at 4.8 TB/s, up to 700 W, FP16 tensor "
             "1,979 TFLOPS with sparsity = 989 dense; the same GH100 die as the H100)",
     "h200_measured": "measured: Transformer++ 370M on one NVIDIA H200 (2026-12-04, driver 580, CUDA 13, torch 2.11, "

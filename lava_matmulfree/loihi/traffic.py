@@ -58,11 +58,7 @@ def mean_core_model(cm: LoihiCostModel) -> LoihiCostModel:
 def figures(cm: LoihiCostModel, prompt_tokens: int) -> dict[str, float]:
     """The headline figures of one cost model (the report's platform columns, SynOps and messages)."""
     t = cm.totals()
-    return {"ttft_s": cm.ttft_s(prompt_tokens), "prefill_tokens_per_s": 1.0 / cm.prefill_step_s,
-            "decode_tokens_per_s": 1.0 / cm.decode_token_s,
-            "prefill_mj_per_token": 1e3 * (cm.dynamic_energy_per_token_j + cm.static_power_w * cm.prefill_step_s),
-            "decode_mj_per_token": 1e3 * cm.decode_energy_per_token_j,
-            "dynamic_mj_per_token": 1e3 * cm.dynamic_energy_per_token_j,
+    return {**cm.headline(prompt_tokens), "dynamic_mj_per_token": 1e3 * cm.dynamic_energy_per_token_j,
             "synops_per_token": t["synops_per_token"], "ternary_synops_per_token": t["ternary_synops_per_token"],
             "messages_per_token": t["messages_per_token"]}
 
