@@ -167,11 +167,38 @@ def test_ctrl_c_to_the_whole_group_prints_no_child_traceback(tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_sigterm_to_the_whole_group_stops_quietly(tmp_path):
-    # `kill -TERM -PGID`, a container's stop: the manager of Lava's shared memory dies with the workers, so the
-    # teardown unlinks the segments itself
-    proc = _run_and_stop(tmp_path, lambda p: os.killpg(p.pid, signal.SIGTERM))
-    _assert_quiet_exit(proc, signal.SIGTERM)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_termination_of_the_whole_group_stops_quietly(sig, tmp_path):
+    # `kill -TERM -PGID`, a container's stop; SIGHUP, a closed terminal: the manager of Lava's shared memory dies
+    # with the workers, so the teardown unlinks the segments itself; Python's resource tracker must survive a
+    # hangup (it ignores SIGTERM on its own), or the tracker started anew reports every segment as a traceback
+    proc = _run_and_stop(tmp_path, lambda p: os.killpg(p.pid, sig))
+    _assert_quiet_exit(proc, sig)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_left_running_does_not_hold_the_exit(tmp_path):
+    """multiprocessing joins every child at interpreter exit: a worker a teardown left running (one that
+    ignores SIGTERM here) must be stopped first, or the command never exits (graph/runtime.py)."""
+    script = tmp_path / "leftover.py"
+    script.write_text("import multiprocessing, signal, time\n"
+                      "import lava_matmulfree.graph.runtime  # noqa: F401\n"
+                      "def stubborn():\n"
+                      "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                      "    time.sleep(600)\n"
+                      "if __name__ == '__main__':\n"
+                      "    p = multiprocessing.Process(target=stubborn)\n"
+                      "    p.start()\n"
+                      "    time.sleep(0.5)\n"
+                      "    print(p.pid, flush=True)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=45)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[0])
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        state = "gone"
+    assert state in ("gone", "Z"), f"the worker {pid} outlived the command ({state})"
 
 
 @pytest.mark.timeout(180)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import NoReturn
 
@@ -72,6 +73,22 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+def _stopped_by_a_noted_signal() -> None:
+    """A SIGTERM or SIGHUP to the whole process group during a runtime's start-up kills Lava's shared-memory
+    manager while this process's handler waits for a fork to end: the error that follows (a reset connection)
+    is the signal's doing. Report the signal, with its exit status."""
+    from lava_matmulfree.graph.signals import TERMINATION_SIGNALS, Terminated, noted_signal
+
+    signum = noted_signal()
+    if signum in TERMINATION_SIGNALS:
+        e = Terminated(signum)
+        print(f"stopped by {e.name}", file=sys.stderr)
+        raise SystemExit(e.exit_status)
+    if signum == signal.SIGINT:
+        print("\nstopped by SIGINT", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED)
+
+
 def main(argv=None) -> int:
     """Console entry point; returns 0 on success, raises SystemExit(2) after one ``error:`` line otherwise."""
     _show_warnings()
@@ -79,6 +96,9 @@ def main(argv=None) -> int:
     if reconfigure is not None:  # never die on a character the terminal's encoding lacks
         reconfigure(errors="backslashreplace")
     from lava_matmulfree.graph.runtime import Terminated, termination_signals
+    from lava_matmulfree.graph.signals import noted_signal
+
+    noted_signal(forget=True)
 
     program = argv is None  # the command line itself, not a call from Python (tests, notebooks)
     try:
@@ -93,6 +113,7 @@ def main(argv=None) -> int:
                 raise _UsageError(f"{prog}: unrecognized arguments: {' '.join(extra)} (see {prog} --help)")
             return args.func(args)
     except (_UsageError, LmfError, ValueError) as e:
+        _stopped_by_a_noted_signal()
         _fail(str(e))
     except MemoryError:
         _fail("out of memory: the request is too large for this machine")
@@ -109,6 +130,7 @@ def main(argv=None) -> int:
             pass
         raise SystemExit(0)
     except OSError as e:  # a file the code above did not check itself: still one line naming it
+        _stopped_by_a_noted_signal()
         _fail(f"{e.filename}: {e.strerror}" if e.filename is not None else str(e))
     finally:
         if program:  # no descendant outlives the command line: Python's resource tracker finishes first

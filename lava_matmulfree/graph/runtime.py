@@ -28,8 +28,11 @@ it, 64 MiB) through networkx's input test (:class:`_NoPandasProbe`). Both: docs/
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
+import multiprocessing
+import multiprocessing.util  # noqa: F401  (its exit handler is registered before this module's, so runs after it)
 import os
 import resource
 import signal
@@ -160,6 +163,37 @@ def kill(procs, grace: float = STOP_GRACE_S) -> None:
     for a in procs:
         with contextlib.suppress(ValueError, OSError, AttributeError):
             a.kill()
+
+
+_EXIT_HANDLER_PID = os.getpid()  # the process that registers it: a forked child's exit is not its to clean
+
+
+def _stop_leftover_workers() -> None:
+    """At interpreter exit, before multiprocessing's own exit handler joins every child it started: a Lava worker
+    that a teardown cut short by a signal left running would hold that join for ever (Ctrl-C during a prompt on
+    sim-fused, about 1 run in 40: the message "stopped by SIGINT", then no exit). Stop such workers first."""
+    if os.getpid() == _EXIT_HANDLER_PID:
+        kill(multiprocessing.active_children())
+
+
+atexit.register(_stop_leftover_workers)
+
+
+def start_resource_tracker() -> None:
+    """Start Python's resource tracker, if it is not running, with SIGHUP blocked: it ignores SIGINT and SIGTERM
+    itself, but a hangup to the whole process group (a closed terminal or SSH session) killed it, and every
+    shared-memory segment the teardown then released came back as a KeyError traceback from the tracker started
+    anew. A hangup that comes meanwhile reaches this process once the tracker has started."""
+    from multiprocessing import resource_tracker
+
+    if threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGHUP,))
+    try:
+        resource_tracker.ensure_running()  # the tracker inherits the mask, and keeps it across its exec
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 class StopInterrupted(Exception):
@@ -338,6 +372,7 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
 
     check_timeout(timeout)
     channels.install()  # the workers' channel ports without Lava's helper threads (graph/channels.py)
+    start_resource_tracker()
     raise_fd_limit()
     in_main = threading.current_thread() is threading.main_thread()
 

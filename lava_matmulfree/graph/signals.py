@@ -65,7 +65,7 @@ class Terminated(BaseException):
 
 
 # ------------------------------------------------------------------------------- delivery
-_state = {"forking": False, "deferred": [], "guard": None, "terminating": False, "hook_pid": None}
+_state = {"forking": False, "deferred": [], "guard": None, "terminating": False, "hook_pid": None, "noted": None}
 
 
 def leave_signals_to_the_main_thread() -> None:
@@ -100,12 +100,24 @@ def deferring(handler):
     def on_signal(signum, frame):
         if _state["forking"]:
             _state["deferred"].append(signum)
+            _state["noted"] = signum
             return None
+        _state["noted"] = None
         return handler(signum, frame)
 
     on_signal.defers = True
     on_signal.wrapped = handler
     return on_signal
+
+
+def noted_signal(forget: bool = False) -> int | None:
+    """A signal noted during a fork whose handler has not run yet: the error it caused meanwhile (a manager
+    process it killed, a connection it reset) is that signal's doing, and is reported as it. ``forget``: clear
+    it (a command starting anew in this process)."""
+    signum = _state["noted"]
+    if forget:
+        _state["noted"] = None
+    return signum
 
 
 def _before_fork() -> None:
