@@ -310,3 +310,26 @@ def test_no_descendant_outlives_the_command_line():
     rc, _, err, _ = _run_cli(["generate", "--config", "tiny", "--backend", "sim-fused", "--max-new-tokens", "4"],
                              100, grace=0.0)
     assert rc == 0, err[-2000:]
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(240)
+def test_a_reader_that_goes_away_stops_the_run():
+    """`generate ... | head -c 5`: once the reader has gone, the run stops quietly, and no worker is left. Before,
+    the request ran to its end (102 s for 100 tokens on the demo model's sim graph): here 100,000 tokens, some
+    minutes of steps, which the wait below does not allow (a liveness bound, not a measurement)."""
+    cmd = [sys.executable, "-m", "lava_matmulfree", "generate", "--config", "tiny", "--backend", "sim-fused",
+           "--prompt", "ab", "--max-new-tokens", "100000", "--temperature", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc.stdout.read(5)  # the echoed prompt and the first tokens
+        proc.stdout.close()
+        rc = proc.wait(timeout=120)  # its stderr holds a few lines: the pipe cannot fill and block it
+        err = proc.stderr.read().decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert rc == 0, err
+    assert "Traceback" not in err, err
+    assert "new tokens in" not in err, err  # the summary of a finished request: it did not run to its end
+    assert not session_members(proc.pid), "a worker outlived the command"

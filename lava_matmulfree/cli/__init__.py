@@ -30,7 +30,7 @@ from typing import NoReturn
 
 from lava_matmulfree.cli import compile, estimate, eval, info, probe, profile, train
 from lava_matmulfree.cli.common import _Parser, _UsageError
-from lava_matmulfree.cli.generate import add_chat_parser, cmd_chat, cmd_generate
+from lava_matmulfree.cli.generate import OutputClosed, add_chat_parser, cmd_chat, cmd_generate
 from lava_matmulfree.cli.generate import add_parser as add_generate_parser
 from lava_matmulfree.errors import LmfError
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     except Terminated as e:
         print(f"stopped by {e.name}", file=sys.stderr)
         raise SystemExit(e.exit_status)
-    except BrokenPipeError:  # e.g. piped into `head`: stop quietly (and keep the interpreter's final flush quiet)
+    except (BrokenPipeError, OutputClosed):  # piped into `head`: stop quietly (and keep the final flush quiet)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError, AttributeError):

@@ -59,6 +59,19 @@ def rate(x: float) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
 
 
+class OutputClosed(BaseException):
+    """The reader of the generated text went away (``generate ... | head``): a BaseException, so the run stops
+    at once instead of finishing a request no one reads (a callback's Exception lets it run to its end)."""
+
+
+def _write_out(out, text: str) -> None:
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+
+
 class _TextStream:
     """The new tokens' text on ``out`` as the graph chooses them: decoded as soon as a token completes a
     character, terminal control characters replaced; nothing after the token ``eos``."""
@@ -78,8 +91,7 @@ class _TextStream:
         self._write(self.decoder.flush() + "\n")
 
     def _write(self, text: str):
-        self.out.write(text.translate(PRINTABLE))
-        self.out.flush()
+        _write_out(self.out, text.translate(PRINTABLE))
 
 
 def cmd_generate(args, out=None, err=None) -> int:
@@ -113,10 +125,10 @@ def cmd_generate(args, out=None, err=None) -> int:
     try:
         _, gen = _run_generation(args, backend, run, m, on_token=lambda t: (echo.write(), stream.on_token(t)),
                                  on_prompt=on_prompt, prompt=prompt)
-    except BaseException:
+    except BaseException as e:
         if bar is not None:
             bar.close()
-        if echo.written:
+        if echo.written and not isinstance(e, OutputClosed):
             out.write("\n")  # the echoed prompt's line ends before the error line
             out.flush()
         raise
@@ -135,8 +147,7 @@ class _PromptEcho:
     def write(self):
         if not self.written:
             self.written = True
-            self.out.write(self.text.translate(PRINTABLE))
-            self.out.flush()
+            _write_out(self.out, self.text.translate(PRINTABLE))
 
 
 class _PromptProgress:
