@@ -187,6 +187,22 @@ def test_session_and_generate_refuse_what_generate_refuses(net):
         generate("reference", net, [5, 6], 2, probes=(5,))
     with pytest.raises(BackendError, match="compiled network"):
         generate("reference", None, [5, 6], 2)
+    # the request's numbers: one line naming each (numpy's own errors, or a sample of NaNs, before)
+    for kw, name in ((dict(temperature=float("nan")), "temperature"), (dict(temperature="hot"), "temperature"),
+                     (dict(seed=-1), "seed"), (dict(top_k=1.5), "top_k"), (dict(max_new_tokens=2.5), "max_new_tokens"),
+                     (dict(max_new_tokens="4"), "max_new_tokens")):
+        args = {"max_new_tokens": 2, **kw}
+        with pytest.raises(ValueError, match=f"^{name} must be"):
+            generate("reference", net, [5, 6], **args)
+    assert len(generate("reference", net, [5, 6], np.int64(2), np.float32(0.5), seed=np.int64(3)).tokens) == 2
+    from lava_matmulfree.graph.builder import build_graph
+
+    with pytest.raises(BackendError, match="compiled network"):
+        build_graph(None, "fused", 8)
+    with pytest.raises(ValueError, match="capacity must be an integer >= 2"):
+        build_graph(net, "fused", 0)
+    with pytest.raises(Exception, match="capacity 1000000000000"):  # not a MemoryError for 7 TiB of buffers
+        build_graph(net, "fused", 10 ** 12)
 
 
 def test_a_compiled_file_in_a_checkpoint_folder_that_is_a_folder_is_an_error(capsys, tmp_path, tiny_cfg, tiny_params):

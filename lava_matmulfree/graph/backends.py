@@ -23,7 +23,7 @@ import numpy as np
 from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig, threads_problem
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND  # noqa: F401  (part of this module's API)
-from lava_matmulfree.utils.limits import check_generation, token_ids
+from lava_matmulfree.utils.limits import check_generation, token_ids, whole_number
 from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC
 from lava_matmulfree.model.quantise import QuantisedNetwork
 from lava_matmulfree.model.sampling import Sampler
@@ -168,8 +168,7 @@ def _check_request(backend, prompt, max_new_tokens, vocab_size):
         raise BackendError(f"unknown backend {backend!r} (known: {', '.join(BACKEND_NAMES)})")
     if not prompt:
         raise ValueError("the prompt must hold at least one token")
-    if max_new_tokens < 1:
-        raise ValueError("max_new_tokens must be >= 1")
+    whole_number(max_new_tokens, "max_new_tokens", least=1)
     bad = [t for t in prompt if not 0 <= int(t) < vocab_size]
     if bad:
         raise ValueError(f"token id {bad[0]} is outside the model's vocabulary [0, {vocab_size})")

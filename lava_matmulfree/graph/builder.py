@@ -10,7 +10,6 @@ requests (graph/runner.py keeps the runtime alive between them).
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,12 +181,13 @@ class LavaGraph:
         """Steps a request needs until the sink chose its last token: the prompt back to back, then a loop depth per
         new token (``sink.generated`` then equals ``max_new_tokens``). The loop depth is that of the block models
         ``run_cfg`` selects (:meth:`follow`); without one, that of the graph's kind (as built or last followed)."""
-        for name, value, low in (("prompt_len", prompt_len, 1), ("max_new_tokens", max_new_tokens, 0)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        from lava_matmulfree.utils.limits import whole_number
+
+        prompt_len = whole_number(prompt_len, "prompt_len", 1)
+        max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 0)
         if run_cfg is not None:
             self.follow(run_cfg)
-        return int(prompt_len) + int(max_new_tokens) * self.loop_depth
+        return prompt_len + max_new_tokens * self.loop_depth
 
     def tokens(self) -> list:
         """The tokens the sink chose for the current request, as ints (a running or just-run graph); one clear
@@ -268,8 +268,14 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
     from lava_matmulfree.processes.lm_head.process import LmHead
     from lava_matmulfree.processes.lm_head_sink.process import LmHeadSink
 
+    from lava_matmulfree.utils.limits import check_generation, whole_number
+
+    if not isinstance(net, QuantisedNetwork):
+        raise BackendError(f"build_graph needs the compiled network (a QuantisedNetwork), got {type(net).__name__}")
     if kind not in BLOCK_TIMING:
         raise ValueError(f"unknown graph kind {kind!r} (known: {', '.join(BLOCK_TIMING)})")
+    capacity = whole_number(capacity, "capacity", least=2)  # a prompt token and a new one at least
+    check_generation(net.cfg, 0, capacity, "capacity")  # before its buffers are allocated
     if head_kind is not None and head_kind not in HEAD_TIMING:
         raise ValueError(f"unknown head kind {head_kind!r} (known: {', '.join(HEAD_TIMING)})")
     fm = None if float_model is None else (float_model if float_model.folded else float_model.fold_dual_rmsnorm())

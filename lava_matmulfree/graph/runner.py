@@ -4,7 +4,6 @@ Ctrl-C (graph/runtime.py; docs/graph.md, "Streaming, sessions and probes").
 """
 from __future__ import annotations
 
-import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ from lava_matmulfree import events
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.builder import LavaGraph, probe_names
 from lava_matmulfree.graph.runtime import LavaRunError, check_timeout, run_steps, stop  # noqa: F401  (LavaRunError)
-from lava_matmulfree.utils.limits import token_ids
+from lava_matmulfree.utils.limits import token_ids, whole_number
 
 
 #: A request that has not finished after this many times its expected steps lost a token.
@@ -153,9 +152,7 @@ class GraphRunner:
         prompt = token_ids(prompt, g.sink.proc_params["vocab_size"])  # refuses floats and strings
         if not prompt:
             raise ValueError("the prompt must hold at least one token")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be an integer >= 1 on the Lava backends, got {max_new_tokens!r}")
-        max_new_tokens = int(max_new_tokens)
+        max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
         probes = probe_names(probes)
         if set(probes) - set(self.probes) and self.started:
             raise ValueError("probes join a graph before its runtime starts: name them in its first request or "

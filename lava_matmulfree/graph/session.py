@@ -15,7 +15,6 @@ not close it: the request runs to its end, the exception is raised, and the next
 """
 from __future__ import annotations
 
-import numbers
 
 from lava_matmulfree.config import LAVA_BACKEND_NAMES, RunConfig
 from lava_matmulfree.errors import BackendError
@@ -24,7 +23,7 @@ from lava_matmulfree.graph.backends import (ACTIVITY_BACKENDS, FLOAT_LAVA_BACKEN
 from lava_matmulfree.graph.runner import SessionClosedError  # noqa: F401  (raised by ask after close)
 from lava_matmulfree.graph.plan import check_run
 from lava_matmulfree.model.quantise import QuantisedNetwork
-from lava_matmulfree.utils.limits import check_generation
+from lava_matmulfree.utils.limits import check_generation, whole_number
 
 MIN_CAPACITY = 2  # one prompt token and one new token
 
@@ -61,10 +60,8 @@ class Session:
         if not isinstance(net, QuantisedNetwork):
             raise BackendError(f"a Session needs the compiled network (a QuantisedNetwork) as net, got "
                                f"{type(net).__name__}")
-        if isinstance(capacity, bool) or not isinstance(capacity, numbers.Integral) or capacity < MIN_CAPACITY:
-            raise ValueError(f"capacity must be an integer >= {MIN_CAPACITY} (a prompt token and a new one), got "
-                             f"{capacity!r}")
-        check_generation(net.cfg, 0, int(capacity), option="capacity")  # before any allocation
+        capacity = whole_number(capacity, "capacity", MIN_CAPACITY, "a prompt token and a new one")
+        check_generation(net.cfg, 0, capacity, option="capacity")  # before any allocation
         run = run or RunConfig(backend=backend)
         floating = backend in FLOAT_LAVA_BACKENDS
         if activity and backend not in ACTIVITY_BACKENDS:

@@ -1,7 +1,11 @@
 """Next-token choice shared by every backend: greedy, or temperature / top-k sampling with a seed."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from lava_matmulfree.utils.limits import whole_number
 
 
 class Sampler:
@@ -9,12 +13,12 @@ class Sampler:
     ``top_k`` largest logits (all when 0), drawn from a numpy Generator seeded once."""
 
     def __init__(self, temperature: float = 0.0, top_k: int = 0, seed: int = 0):
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {top_k}")
-        self.temperature, self.top_k = float(temperature), int(top_k)
-        self.rng = np.random.default_rng(seed)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.top_k = whole_number(top_k, "top_k")
+        self.rng = np.random.default_rng(whole_number(seed, "seed"))
 
     def __call__(self, logits: np.ndarray) -> int:
         logits = np.asarray(logits, dtype=np.float64).reshape(-1)

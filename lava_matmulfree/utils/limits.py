@@ -130,6 +130,14 @@ def check_tokens(cfg, num_tokens: int, what: str) -> None:
     require_memory(num_tokens * bytes_per_token(cfg), what)
 
 
+def whole_number(value, name: str, least: int = 0, why: str = "") -> int:
+    """``value`` as an int when it is an integer >= ``least`` (not a bool, a float or a string), else one
+    ValueError naming ``name`` (and ``why``, in parentheses after the bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}{f' ({why})' if why else ''}, got {value!r}")
+    return int(value)
+
+
 def token_ids(prompt, vocab_size: int) -> list[int]:
     """The prompt as a list of int token ids; floats, strings and booleans are refused, not converted."""
     try:
