@@ -240,6 +240,36 @@ def test_wrong_model_type(tmp_path, tiny_cfg, tiny_params):
     expect_error(tmp_path, ConfigError, CONFIG_FILE, "model_type", "llama")
 
 
+def test_a_misspelled_optional_key_is_named_with_the_key_it_resembles(tmp_path, tiny_cfg, tiny_params, caplog):
+    """rms_norm_epsilon (for rms_norm_eps) was ignored silently: the default eps stood in."""
+    hf = tiny_cfg.to_hf()
+    hf["rms_norm_epsilon"] = hf.pop("rms_norm_eps")
+    write_raw(tmp_path, tiny_cfg, tiny_params, config=hf)
+    with caplog.at_level("WARNING", logger="lava_matmulfree"):
+        load_checkpoint(tmp_path)
+        load_checkpoint(tmp_path)  # read again by the same command: one warning
+    warned = [r.getMessage() for r in caplog.records if "rms_norm_epsilon" in r.getMessage()]
+    assert len(warned) == 1 and CONFIG_FILE in warned[0] and "'rms_norm_eps'" in warned[0], caplog.text
+
+
+def test_a_misspelled_shape_key_is_an_error_naming_both(tmp_path, tiny_cfg, tiny_params):
+    hf = tiny_cfg.to_hf()
+    hf["hidden_sise"] = hf.pop("hidden_size")
+    write_raw(tmp_path, tiny_cfg, tiny_params, config=hf)
+    expect_error(tmp_path, ConfigError, CONFIG_FILE, "'hidden_sise'", "'hidden_size'")
+
+
+def test_hugging_faces_own_extra_keys_pass_silently(tmp_path, tiny_cfg, tiny_params, caplog):
+    """config.json files carry many keys this package does not read (and some resemble those it does)."""
+    extra = {"pad_token_id": 0, "layer_norm_eps": 1e-5, "use_cache": True, "torch_dtype": "float32",
+             "transformers_version": "4.40.0", "max_position_embeddings": 2048, "fuse_cross_entropy": True,
+             "initializer_range": 0.02, "some_tool_of_its_own": 1, "rms_norm_epsilon": 1e-5}  # eps is there too
+    write_raw(tmp_path, tiny_cfg, tiny_params, config={**tiny_cfg.to_hf(), **extra})
+    with caplog.at_level("WARNING", logger="lava_matmulfree"):
+        load_checkpoint(tmp_path)
+    assert caplog.text == ""
+
+
 def test_config_and_weights_disagree(tmp_path, tiny_cfg, tiny_params):
     write_raw(tmp_path, tiny_cfg, tiny_params, config={**tiny_cfg.to_hf(), "hidden_size": 64})
     expect_error(tmp_path, CheckpointError, "model.embeddings.weight", "(259, 72)", "(259, 64)")

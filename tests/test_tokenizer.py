@@ -143,6 +143,24 @@ def test_bad_tokenizer_json(tmp_path):
         load_tokenizer(tmp_path)
 
 
+@pytest.mark.parametrize("kind, says", [("folder", "is a folder"), ("dangling", "does not exist"),
+                                        ("loop", "cannot be read")])
+@pytest.mark.parametrize("name", ["tokenizer.json", "tokenizer_config.json"])
+def test_a_tokenizer_file_that_cannot_be_read_is_an_error_naming_it(tmp_path, kind, says, name):
+    """A tokenizer.json that is a folder, a dangling link or a symlink loop was taken for none: the byte
+    tokenizer stood in silently, with ids that do not match the model's vocabulary."""
+    if name != "tokenizer.json":
+        make_wordlevel(tmp_path)
+    path = tmp_path / name
+    if kind == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to("nowhere" if kind == "dangling" else name)
+    with pytest.raises(CheckpointError) as e:
+        load_tokenizer(tmp_path)
+    assert str(e.value).startswith(f"{path}: ") and says in str(e.value), str(e.value)
+
+
 def test_missing_folder(tmp_path):
     with pytest.raises(CheckpointError, match="nope"):
         load_tokenizer(tmp_path / "nope")

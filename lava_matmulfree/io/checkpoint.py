@@ -29,7 +29,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.config import HF_SHAPE_KEYS, ModelConfig
 from lava_matmulfree.errors import CheckpointError, ConfigError
 from lava_matmulfree.io.params import WEIGHT_BYTES_PER_PARAM, check_model_memory, expected_tensors
 
@@ -125,7 +125,58 @@ def read_config_json(folder: str | Path) -> ModelConfig:
         raise ConfigError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(hf, dict):
         raise ConfigError(f"{path}: must hold a JSON object, got {type(hf).__name__}")
+    if hf.get("model_type") == "hgrn_bit":  # another model's config is refused by from_hf, whatever its keys
+        _check_key_spelling(hf, path)
     return ModelConfig.from_hf(hf, source=str(path))
+
+
+# The config.json keys ModelConfig.from_hf reads (config.py): a typo in one of them was silently ignored and its
+# default used. HF_SHAPE_KEYS are required; the rest have defaults.
+READ_HF_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "hidden_ratio",
+                "rms_norm_eps", "use_lower_bound", "bos_token_id", "eos_token_id", "num_heads", "expand_ratio",
+                "use_short_conv", "hidden_act", "tie_word_embeddings", HF_NAME_KEY)
+# Keys Hugging Face config.json files carry that this package does not read: never taken for typos. Any other
+# unknown key is left alone too, unless it resembles a key of READ_HF_KEYS that the file lacks.
+OTHER_HF_KEYS = frozenset((
+    "architectures", "attn_mode", "auto_map", "conv_size", "share_conv_kernel", "max_position_embeddings",
+    "use_cache", "pad_token_id", "sep_token_id", "decoder_start_token_id", "initializer_range", "fuse_cross_entropy",
+    "torch_dtype", "transformers_version", "rope_theta", "rope_scaling", "num_attention_heads", "num_key_value_heads",
+    "head_dim", "layer_norm_eps", "attention_bias", "attention_dropout", "hidden_dropout", "tokenizer_class",
+    "quantization_config", "is_encoder_decoder", "output_attentions", "output_hidden_states", "return_dict",
+    "id2label", "label2id", "problem_type", "max_length", "hidden_activation"))
+# the names this package's own TOML configs use for a config.json key
+HF_KEY_ALIASES = {"num_layers": "num_hidden_layers"}
+KEY_MATCH_CUTOFF = 0.75  # difflib similarity above which an unknown key is taken for a misspelled known one
+_warned_keys: set[tuple[str, str]] = set()  # (file, key): a file read several times by one command warns once
+
+
+def _resembles(key: str, candidates) -> str | None:
+    import difflib
+
+    if key in HF_KEY_ALIASES:
+        return HF_KEY_ALIASES[key] if HF_KEY_ALIASES[key] in candidates else None
+    found = difflib.get_close_matches(key.lower(), candidates, n=1, cutoff=KEY_MATCH_CUTOFF)
+    return found[0] if found else None
+
+
+def _check_key_spelling(hf: dict, path: Path) -> None:
+    """An unknown config.json key that resembles a key the model reads and the file lacks: a misspelled required
+    (shape) key is an error naming both; a misspelled optional key a warning naming both (its default is used).
+    Other unknown keys are Hugging Face's own business and pass silently."""
+    absent = [k for k in READ_HF_KEYS if k not in hf]
+    for key in hf:
+        if key in READ_HF_KEYS or key in OTHER_HF_KEYS or not isinstance(key, str):
+            continue
+        known = _resembles(key, absent)
+        if known is None:
+            continue
+        if known in HF_SHAPE_KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}, and {known!r} is missing: did you mean {known!r}? (a "
+                              f"model's config.json names its shape: {', '.join(HF_SHAPE_KEYS)})")
+        if (str(path), key) not in _warned_keys:
+            _warned_keys.add((str(path), key))
+            log.warning("%s: unknown key %r is ignored: did you mean %r? (without it the default is used)", path,
+                        key, known)
 
 
 def _read_index(folder: Path) -> dict[str, str]:
@@ -261,7 +312,8 @@ def load_checkpoint(folder: str | Path) -> tuple[ModelConfig, dict[str, np.ndarr
     ck = read_checkpoint(folder)
     if ck.unexpected:
         shown = ", ".join(repr(n) for n in ck.unexpected[:MAX_NAMES_IN_MESSAGE])
-        more = f" and {len(ck.unexpected) - MAX_NAMES_IN_MESSAGE} more" if len(ck.unexpected) > MAX_NAMES_IN_MESSAGE else ""
+        extra = len(ck.unexpected) - MAX_NAMES_IN_MESSAGE
+        more = f" and {extra} more" if extra > 0 else ""
         where = ck.files[0] if len(ck.files) == 1 else INDEX_FILE
         raise CheckpointError(f"{Path(folder) / where}: {len(ck.unexpected)} tensor(s) that an HGRN-Bit model of "
                               f"{_describe(ck.config)} does not have: {shown}{more} (another architecture or "

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 from lava_matmulfree.errors import CheckpointError
+from lava_matmulfree.io.checkpoint import present
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def _special_token_names(folder: Path) -> dict[str, str]:
     names: dict[str, str] = {}
     for fname in TOKENIZER_CONFIG_FILES:
         path = folder / fname
-        if not path.is_file():
+        if not present(path):  # a folder, a dangling link or a loop there is an error naming it, not "none"
             continue
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -206,7 +207,9 @@ def compiled_file_tokenizer(path: str | Path):
 
 
 def load_tokenizer(folder: str | Path | None = None):
-    """``folder/tokenizer.json`` through the ``tokenizers`` library when present, else :class:`ByteTokenizer`.
+    """``folder/tokenizer.json`` through the ``tokenizers`` library when present, else :class:`ByteTokenizer`; a
+    ``tokenizer.json`` that is there but is no readable file (a folder, a dangling link, a symlink loop) is a
+    CheckpointError naming it, not the byte tokenizer's silent stand-in.
 
     bos / eos come from ``tokenizer_config.json`` or ``special_tokens_map.json`` when they name them, else
     from the usual token strings (``<s>``, ``</s>`` ...), else -1."""
@@ -216,7 +219,7 @@ def load_tokenizer(folder: str | Path | None = None):
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such tokenizer folder")
     path = folder / TOKENIZER_FILE
-    if not path.is_file():
+    if not present(path):  # a folder, a dangling link or a symlink loop is an error naming it, not the byte tokenizer
         others = [n for n in OTHER_TOKENIZER_FILES if (folder / n).is_file()]
         if others:
             log.warning("%s: has %s but no %s; using the byte tokenizer, whose ids will not match the model's "

@@ -34,6 +34,7 @@ import numpy as np
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.model.calibration import (HEAD_PROJECTION, LOGITS_STAT, Calibration, TOKEN_MIXER_INPUTS,
                                                norm_stages, projection_output_stats)
+from lava_matmulfree.model.compiled_formats import check_calibration_finite, check_compiled_network
 from lava_matmulfree.model.fixed_point import (INVSQRT_OUT_FRAC, INT, frac_bits_for, invsqrt_seed_lut,
                                                quantize_multiplier, sigmoid_lut)
 from lava_matmulfree.model.float_model import FloatModel
@@ -154,9 +155,12 @@ def dendrite_fits(net: "QuantisedNetwork") -> list[DendriteFit]:
 
 
 def compile_network(model: FloatModel, cal: Calibration, fp: FixedPointConfig) -> QuantisedNetwork:
-    """Quantise an (unfused) float model with a calibration; the dual RMSNorm fold is built in."""
+    """Quantise an (unfused) float model with a calibration; the dual RMSNorm fold is built in. A network whose
+    formats its arithmetic cannot take (weights far from a trained model's scale) is refused with a
+    CheckpointError naming the calibrated range or weight tensor that set them (compiled_formats.py)."""
     if model.folded:
         raise ValueError("compile the unfused float model; the fold is applied here")
+    check_calibration_finite(cal, getattr(model, "peak_weight", None))  # an inf would read as an empty range
     cfg = model.cfg
     sb, hb, gf = fp.state_bits, fp.headroom_bits, fp.gate_frac_bits
     x_frac = frac_bits_for(cal["resid"], sb, hb)
@@ -197,8 +201,12 @@ def compile_network(model: FloatModel, cal: Calibration, fp: FixedPointConfig) -
     head = qnorm("head", x_frac, {"lm_head": (model.lm_head, (LOGITS_STAT,))})
     lo, hi = -(1 << (sb - 1)), (1 << (sb - 1)) - 1
     embed = np.clip(np.round(np.asarray(model.embeddings, np.float64) * 2.0 ** x_frac), lo, hi).astype(np.int32)
-    return QuantisedNetwork(
+    net = QuantisedNetwork(
         cfg=cfg, fp=fp, x_frac=x_frac, embed=embed, layers=layers, head=head, lm_head=model.lm_head.wt,
         logit_scale=head.clip["lm_head"] / (act_qmax(fp) * model.lm_head.s),
         sigmoid_lut=sigmoid_lut(fp.sigmoid_lut_size, fp.sigmoid_lut_range, gf),
         invsqrt_lut=invsqrt_seed_lut(fp.invsqrt_seed_bits), calibration=cal)
+    # what the loader checks of a file, checked of every network compiled (the CLI's and the API's): weights far
+    # from a trained model's scale calibrate to formats no int64 shift can take, which ran as garbage
+    check_compiled_network(net, getattr(model, "peak_weight", None))
+    return net
