@@ -42,9 +42,9 @@ BACKEND_HELP = {"float": "the float model", "reference": "the golden fixed-point
 #: backends whose models read the ternary weights only through the packed kernel (QuantisedNetwork.pack_weights)
 PACKED_WEIGHT_BACKENDS = ("reference", "sim-fused", "sim-stack")
 COMPILED_SUFFIX = ".safetensors"
-CALIBRATION_CHOICES = ("text", "random")
+CALIBRATION_CHOICES = ("text", "random")  # calibration.CALIBRATION_SOURCES (not imported: keeps start-up light)
 FLOAT_BYTES_PER_PARAM = 12  # the float backend: float32 weights, the float model's own copy, one float64 tensor
-COMPILED_LOAD_FACTOR = 3  # loading a compiled network: its tensors, their checks and the packed weights  # calibration.CALIBRATION_SOURCES (not imported here: keeps start-up light)
+COMPILED_LOAD_FACTOR = 3  # loading a compiled network: its tensors, their checks and the packed weights
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -235,15 +235,26 @@ def _model_cfg(args, ckpt, per_param: int | None = None):
     return cfg
 
 
-def _output_file(path, option: str) -> Path:
-    """``path`` checked as an output file before any work; the error names the option too."""
-    from lava_matmulfree.errors import OutputError
-    from lava_matmulfree.utils.atomic import check_output_file
+def _inputs(args, compiled: bool = True) -> list:
+    """(option, value, file) of each file the command of ``args`` reads, which no output may be (check_output_file):
+    the checkpoint's (a folder's config, weights, tokenizer, training record, if ``compiled`` compiled file; a compiled
+    file and the tokenizer beside it), the --config / --run-config TOML, --calib-text and --text."""
+    from lava_matmulfree.config import CONFIG_DIR
+    from lava_matmulfree.io import checkpoint as ck, corpus, tokenizer as tk
 
-    try:
-        return check_output_file(path)
-    except OutputError as e:
-        raise OutputError(f"{option} {e}") from None
+    named = [(o, getattr(args, o[2:].replace("-", "_"), None)) for o in ("--config", "--run-config", "--calib-text",
+                                                                          "--text")]
+    found = [(o, v, f) for o, v in named if v is not None
+             for f in (Path(v),) + ((CONFIG_DIR / f"{v}.toml",) if o.endswith("config") else ())]
+    ckpt = _checkpoint_arg(args) if hasattr(args, "checkpoint") else None
+    if ckpt is not None:
+        where = ("--checkpoint", args.checkpoint) if args.checkpoint is not None else ("--model", args.model or "demo")
+        names = [tk.TOKENIZER_FILE, *tk.TOKENIZER_CONFIG_FILES] + ([] if ckpt.is_file() else [
+            ck.CONFIG_FILE, ck.WEIGHTS_FILE, ck.INDEX_FILE, corpus.TRAINING_FILE] + [COMPILED_FILE] * compiled)
+        folder = ckpt if ckpt.is_dir() else ckpt.parent
+        files = [f for f in folder.iterdir() if ck.SHARD_PATTERN.match(f.name)] if ckpt.is_dir() else [ckpt]
+        found += [(*where, f) for f in files + [folder / n for n in names]]
+    return found
 
 
 def _read_text(path) -> str:

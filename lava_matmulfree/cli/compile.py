@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from lava_matmulfree.cli.common import (COMPILED_SUFFIX, _add_calibrate_arg, _add_model_command, _add_overrides_arg,
-                                        _float_checkpoint, _load_model, _model_cfg, _output_file, _positive_int,
+                                        _float_checkpoint, _inputs, _load_model, _model_cfg, _positive_int,
                                         _read_text, _tokenizer)
 from lava_matmulfree.config import parse_fixed_point_overrides
-from lava_matmulfree.utils.atomic import atomic_outputs
+from lava_matmulfree.utils.atomic import atomic_outputs, check_output_file
 from lava_matmulfree.utils.limits import check_tokens
 
 
@@ -42,7 +42,7 @@ def cmd_compile(args) -> int:
 
     ckpt = _float_checkpoint(args, "compile")
     overrides = parse_fixed_point_overrides(args.overrides)
-    out = _output_file(args.out, "--out")
+    out = check_output_file(args.out, "--out", _inputs(args, compiled=False))  # not the checkpoint's own files
     cfg = _model_cfg(args, ckpt)  # a model too large for this machine: refused before any work
     kwargs = {"calib_length": args.calib_length, "calibration": args.calibrate}
     if args.calib_text is not None:

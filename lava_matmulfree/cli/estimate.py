@@ -2,7 +2,9 @@
 verdict against the GPU baselines (docs/gpu_baselines.md)."""
 from __future__ import annotations
 
-from lava_matmulfree.cli.common import _add_overrides_arg
+from pathlib import Path
+
+from lava_matmulfree.cli.common import _add_overrides_arg, _inputs
 from lava_matmulfree.utils.atomic import check_output_dir, check_output_file
 
 DEFAULT_ESTIMATE_CONFIG = "370m"
@@ -51,6 +53,25 @@ def _cost_overrides(items) -> dict:
     return overrides
 
 
+def _estimate_inputs(args, overrides: dict) -> list:
+    """The files estimate reads, which no output may be (cli/common.py, _inputs): the --config TOML or shipped
+    model's config.json, and the activity profile (with 'auto' or 'dense', the shipped models' configs and
+    profiles)."""
+    from lava_matmulfree.loihi.activity import DATA_DIR, DENSE, PROFILE_FILE, SHIPPED
+
+    found = _inputs(args)
+    activity = str(overrides.get("activity", overrides.get("options.activity", "auto")))
+    option = "--activity" if activity == args.activity else "--set activity"
+    if activity.lower() not in DENSE + ("auto",):
+        found.append((option, activity, Path(activity)))
+    for name, folder in SHIPPED.items():
+        if args.config == name:
+            found.append(("--config", name, DATA_DIR / folder / "config.json"))
+        if activity.lower() in DENSE + ("auto",):
+            found += [(option, activity, DATA_DIR / folder / f) for f in ("config.json", PROFILE_FILE)]
+    return found
+
+
 def cmd_estimate(args) -> int:
     from lava_matmulfree.config import load_model_config
 
@@ -65,8 +86,16 @@ def cmd_estimate(args) -> int:
     overrides = _cost_overrides(args.overrides)
     if args.activity != "auto":
         overrides.setdefault("activity", args.activity)
-    json_path = check_output_file(args.json) if args.json else None
+    inputs = _estimate_inputs(args, overrides)
+    json_path = check_output_file(args.json, "--json", inputs) if args.json else None
     out = check_output_dir(args.out)
+    from lava_matmulfree.loihi.outputs import estimate_files, sensitivity_files
+
+    files = estimate_files(args.config, out, args.preset, json_path)  # every output, checked before any work
+    for key, path in files.items():
+        check_output_file(path, "--json" if key == "json" and json_path else "--out", inputs)
+    for path in sensitivity_files(args.config, out) if args.sensitivity else ():
+        check_output_file(path, "--out", inputs)
     estimate_main(args.config, out, preset=args.preset, json_path=json_path, **overrides)
     if args.sensitivity:
         from lava_matmulfree.loihi.outputs import sensitivity_main

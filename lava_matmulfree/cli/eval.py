@@ -4,10 +4,10 @@ from __future__ import annotations
 import sys
 
 from lava_matmulfree.cli.common import (_add_calibrate_arg, _add_model_command, _add_overrides_arg, _check_vocab,
-                                        _float_checkpoint, _model_cfg, _output_file, _positive_int, _read_text,
+                                        _float_checkpoint, _inputs, _model_cfg, _positive_int, _read_text,
                                         _tokenizer)
 from lava_matmulfree.config import parse_fixed_point_overrides
-from lava_matmulfree.utils.atomic import write_text
+from lava_matmulfree.utils.atomic import check_output_file, write_text
 from lava_matmulfree.utils.limits import check_tokens
 
 MIN_TEXT_TOKENS = 2  # a perplexity predicts each token from the ones before it
@@ -40,7 +40,7 @@ def cmd_eval(args) -> int:
             raise ValueError(f"--text {args.text}: holds no text to measure a perplexity on (it needs at least "
                              f"{MIN_TEXT_TOKENS} tokens)")
     if args.json is not None:
-        _output_file(args.json, "--json")
+        check_output_file(args.json, "--json", _inputs(args, compiled=False))  # nor --text, nor a checkpoint file
     num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
     cfg = _model_cfg(args, ckpt)
     check_tokens(cfg, num * length, f"--sequences {num} x --length {length}")

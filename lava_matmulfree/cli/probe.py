@@ -2,6 +2,7 @@
 (docs/graph.md, 'Probes') into PREFIX.npz and a plot PREFIX.png."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
@@ -9,9 +10,9 @@ from pathlib import Path
 
 from lava_matmulfree.cli.common import (DEFAULT_BACKEND, LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP,
                                         _add_generation_args, _add_model_command, _checkpoint_arg, _lava_stats,
-                                        _load_model, _model_cfg, _output_file, _prompt_text, _refuse_lava_run,
+                                        _inputs, _load_model, _model_cfg, _prompt_text, _refuse_lava_run,
                                         _run_choice, _run_generation, count)
-from lava_matmulfree.utils.atomic import atomic_outputs
+from lava_matmulfree.utils.atomic import atomic_outputs, check_output_file, writing
 
 PROBE_BACKENDS = ("reference",) + LAVA_BACKENDS
 FLOAT_BACKENDS = ("float", "sim-float", "sim-float-decomposed")  # their probes are real values already
@@ -103,8 +104,9 @@ def cmd_probe(args, err=None) -> int:
         raise ValueError(f"--out {args.out}: is a folder; --out takes a prefix of file names (PREFIX.npz and "
                          "PREFIX.png), e.g. --out out/probe")
     npz, png = Path(f"{args.out}.npz"), Path(f"{args.out}.png")
-    for path in (npz, png):  # a bad output path is found before the run, not after it
-        _output_file(path, "--out")
+    inputs = _inputs(args)
+    for path in (npz, png):  # a bad output path (or one the run reads) is found before the run, not after it
+        check_output_file(path, "--out", inputs)
     probes = len(args.vars.split(",")) if args.vars else None
     cfg = _model_cfg(args, _checkpoint_arg(args))
     if cfg is not None:
@@ -124,12 +126,18 @@ def cmd_probe(args, err=None) -> int:
              if name not in ("head.spikes", "head.logits")} if fixed else {}
     title = (f"{m.what}, backend {backend}: first {PLOT_CHANNELS} channels per token "
              f"({len(prompt)} prompt + {len(gen.tokens)} new tokens)")
+    # the archive is built in memory, then written: a full disk is then one error, not also a ZipFile left
+    # half-open that complains when collected
+    archive = io.BytesIO()
+    np.savez(archive, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
+             **{name: np.asarray(gen.probes[name]) for name in names},
+             **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
     with atomic_outputs(npz, png) as (npz_tmp, png_tmp):  # both files or neither
-        with open(npz_tmp, "wb") as f:
-            np.savez(f, tokens=np.asarray(tokens), token_index=np.arange(n), prompt_length=np.asarray(len(prompt)),
-                     **{name: np.asarray(gen.probes[name]) for name in names},
-                     **{f"{name}.real": np.asarray(real[name]) for name in names}, **extra)
-        _plot_probes(png_tmp, {name: real[name] for name in names}, len(prompt), title)
+        with writing(npz_tmp):
+            npz_tmp.write_bytes(archive.getbuffer())
+        del archive
+        with writing(png_tmp):
+            _plot_probes(png_tmp, {name: real[name] for name in names}, len(prompt), title)
     print(tokens and m.tokenizer.decode(tokens).translate(PRINTABLE))
     print(f"backend {backend}: {count(len(names), 'probe')} over {n} tokens in {gen.seconds:.3f} s{_lava_stats(gen)}; "
           f"wrote {npz} and {png}", file=err)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lava_matmulfree.cli.common import (_add_model_command, _checkpoint_arg, _load_model, _output_file,
-                                        _positive_int, _prompt_text, _read_text)
-from lava_matmulfree.utils.atomic import atomic_outputs
+from lava_matmulfree.cli.common import (_add_model_command, _checkpoint_arg, _inputs, _load_model, _positive_int,
+                                        _prompt_text, _read_text)
+from lava_matmulfree.utils.atomic import atomic_outputs, check_output_file, writing
 
 DEFAULT_PROFILE_TOKENS = 256
 DEFAULT_PROFILE_OUT = "activity"
@@ -120,8 +120,9 @@ def cmd_profile(args, out=None, err=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     text = None if args.prompt is None and args.text is None else _text(args)  # before any work
     json_path, png_path = Path(f"{args.out}.json"), Path(f"{args.out}.png")
+    inputs = _inputs(args)
     for path in (json_path,) if args.no_plot else (json_path, png_path):
-        _output_file(path, "--out")
+        check_output_file(path, "--out", inputs)
     m = _load_model(args, "reference")
     if text is None:
         tokens, source = _corpus_tokens(args, m.tokenizer, args.tokens)
@@ -139,10 +140,12 @@ def cmd_profile(args, out=None, err=None) -> int:
     print(table(prof), file=out)
     paths = [json_path] if args.no_plot else [json_path, png_path]
     with atomic_outputs(*paths) as tmps:
-        tmps[0].write_text(json.dumps(prof, indent=1) + "\n", encoding="utf-8")
+        with writing(tmps[0]):
+            tmps[0].write_text(json.dumps(prof, indent=1) + "\n", encoding="utf-8")
         if not args.no_plot:
-            _plot(tmps[1], prof, synops_by_part(g.activity, n, m.cfg.num_layers),
-                  f"{what}: activity over {n} tokens")
+            with writing(tmps[1]):
+                _plot(tmps[1], prof, synops_by_part(g.activity, n, m.cfg.num_layers),
+                      f"{what}: activity over {n} tokens")
     print(f"measured {n} tokens of {source} on {what}; wrote {', '.join(map(str, paths))}", file=err)
     from lava_matmulfree.loihi.activity import MIN_PROFILE_TOKENS
 

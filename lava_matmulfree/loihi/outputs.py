@@ -18,6 +18,30 @@ def config_label(config: str | Path) -> str:
     return Path(config).stem if str(config).endswith(".toml") else str(config)
 
 
+PLOTS = {"ttft_png": "ttft", "energy_png": "energy", "efficiency_png": "efficiency"}  # report["files"] key: name
+
+
+def estimate_files(config_name: str, out_dir: Path | None = None, preset: str = "paper",
+                   json_path: Path | None = None) -> dict[str, str]:
+    """The files :func:`estimate_main` writes, by kind ('json' and the :data:`PLOTS` keys): checked by the CLI before
+    any work (a bad path, or one of the command's inputs, costs nothing)."""
+    name = config_label(config_name)
+    files = {}
+    if out_dir is not None:
+        out = Path(out_dir)
+        files = {"json": str(out / f"cost_{name}_{preset}.json"),
+                 **{key: str(out / f"{plot}_{name}_{preset}.png") for key, plot in PLOTS.items()}}
+    if json_path is not None:
+        files["json"] = str(json_path)
+    return files
+
+
+def sensitivity_files(config: str, out_dir: Path) -> tuple[Path, Path]:
+    """The JSON and the map :func:`sensitivity_main` writes in ``out_dir``."""
+    name = config_label(config)
+    return Path(out_dir) / f"sensitivity_{name}.json", Path(out_dir) / f"sensitivity_{name}.png"
+
+
 def estimate_main(config_name: str, out_dir: Path | None = None,
                   prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
                   json_path: Path | None = None, plots: bool = True, **overrides) -> dict[str, Any]:
@@ -25,43 +49,39 @@ def estimate_main(config_name: str, out_dir: Path | None = None,
     (``json_path``, else ``<out_dir>/cost_<name>_<preset>.json``) and, with ``out_dir``, the plots
     ``ttft_<name>_<preset>.png``, ``energy_<name>_<preset>.png`` and ``efficiency_<name>_<preset>.png`` (tokens/s
     against mJ/token for every platform: docs/gpu_baselines.md); return the report. The files are written
-    only once everything is computed (nothing partial on an error).
+    only once everything is computed, each to a temporary file renamed over its name once all are written: all of
+    them or none, an older one kept whole on an error (a full disk: an OutputError naming the file).
 
     ``overrides``: see :func:`~.report.build_report`."""
+    from lava_matmulfree.utils.atomic import atomic_outputs, writing
+
     report = build_report(config_name, prompt_lengths, preset=preset, **overrides)
-    name = config_label(config_name)
-    files = {}
-    if out_dir is not None:
-        out = Path(out_dir)
-        files = {"json": str(out / f"cost_{name}_{preset}.json"),
-                 "ttft_png": str(out / f"ttft_{name}_{preset}.png"),
-                 "energy_png": str(out / f"energy_{name}_{preset}.png"),
-                 "efficiency_png": str(out / f"efficiency_{name}_{preset}.png")}
-    if json_path is not None:
-        files["json"] = str(json_path)
+    files = estimate_files(config_name, out_dir, preset, json_path)
     report["files"] = files
     text = report_json(report)
-    if out_dir is not None and plots:
-        from lava_matmulfree.loihi.cost_plots import plot_efficiency, plot_energy, plot_ttft
+    keys = [k for k in files if k == "json" or plots]  # without plots: the JSON alone
+    if keys:
+        with atomic_outputs(*(files[k] for k in keys)) as tmps:
+            for key, tmp in zip(keys, tmps):
+                with writing(tmp):
+                    if key == "json":
+                        tmp.write_text(text, encoding="utf-8")
+                    else:
+                        from lava_matmulfree.loihi import cost_plots  # matplotlib: only when a plot is drawn
 
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        plot_ttft(report, files["ttft_png"])
-        plot_energy(report, files["energy_png"])
-        plot_efficiency(report, files["efficiency_png"])
-    if "json" in files:
-        Path(files["json"]).parent.mkdir(parents=True, exist_ok=True)
-        Path(files["json"]).write_text(text)
+                        getattr(cost_plots, f"plot_{PLOTS[key]}")(report, tmp)
     print(format_report(report))
     if files:
-        print(f"\nwrote {', '.join(files.values())}")
+        print(f"\nwrote {', '.join(files[k] for k in keys)}")
     return report
 
 
 def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[str] | None = None,
                      factors: Sequence[float] = FACTORS, **overrides) -> dict[str, Any]:
     """``estimate --sensitivity``: run :func:`~.sensitivity.sensitivity` with a progress bar, print the table
-    and, with ``out_dir``, write ``sensitivity_<name>.json`` and ``.png`` there (whole or not at all)."""
-    from lava_matmulfree.utils.atomic import atomic_outputs
+    and, with ``out_dir``, write ``sensitivity_<name>.json`` and ``.png`` there (whole or not at all: both are
+    renamed into place once both are written)."""
+    from lava_matmulfree.utils.atomic import atomic_outputs, writing
     from lava_matmulfree.utils.progress import progress
 
     todo = to_vary(base_report(config, overrides), names, overrides)
@@ -74,12 +94,11 @@ def sensitivity_main(config: str, out_dir: Path | None = None, names: Iterable[s
     if out_dir is not None:
         from lava_matmulfree.loihi.cost_plots import plot_sensitivity
 
-        name = config_label(config)
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = (out / f"sensitivity_{name}.json", out / f"sensitivity_{name}.png")
+        paths = sensitivity_files(config, out_dir)
         with atomic_outputs(*paths) as (tmp_json, tmp_png):
-            tmp_json.write_text(report_json(s))
-            plot_sensitivity(s, tmp_png)
+            with writing(tmp_json):
+                tmp_json.write_text(report_json(s), encoding="utf-8")
+            with writing(tmp_png):
+                plot_sensitivity(s, tmp_png)
         print(f"\nwrote {paths[0]}, {paths[1]}")
     return s

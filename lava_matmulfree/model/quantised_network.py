@@ -18,7 +18,10 @@ from safetensors.numpy import load_file, save_file
 from lava_matmulfree.config import FixedPointConfig, ModelConfig
 from lava_matmulfree.errors import CheckpointError
 from lava_matmulfree.io.checkpoint import _describe, make_readable
-from lava_matmulfree.model.calibration import TOKEN_MIXER_INPUTS, Calibration
+from lava_matmulfree.model.calibration import Calibration
+from lava_matmulfree.model.compiled_formats import (LAYER_NORM_CONSUMERS, HEAD_CONSUMERS, MetaError,
+                                                    check_compiled_formats, dict_value, meta_calibration,
+                                                    meta_config, meta_consumers, meta_int, meta_number, meta_str)
 from lava_matmulfree.model.fixed_point import invsqrt_seed_lut, sigmoid_lut
 
 FORMAT_VERSION = 1
@@ -125,7 +128,16 @@ class QuantisedNetwork:
         _flatten(self, "", tensors, meta)
         header = {**(extra_header or {}), "format_version": str(FORMAT_VERSION),
                   "meta": json.dumps(meta, sort_keys=True)}
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
+        try:
+            save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
+        except Exception as e:  # the writer's own error type: a failed write (a full disk) is an OSError naming path
+            import os
+            import re
+
+            code = re.search(r"\(os error (\d+)\)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
         make_readable(path)
 
     @classmethod
@@ -140,11 +152,7 @@ class QuantisedNetwork:
                 header = fh.metadata() or {}
         except Exception as e:  # the safetensors parser's own error types
             raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
-        if header.get("format_version") != str(FORMAT_VERSION) or "meta" not in header:
-            hint = ""
-            if (path.parent / "config.json").is_file():  # a checkpoint's float weights: its folder is the checkpoint
-                hint = f"; {path.parent} holds a config.json: give the folder as the checkpoint"
-            raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (format {FORMAT_VERSION}){hint}")
+        _check_header(path, header)
         try:
             tensors = load_file(str(path))  # only once the header says it is one: a float checkpoint can be GBs
         except Exception as e:
@@ -155,20 +163,45 @@ class QuantisedNetwork:
             raise CheckpointError(f"{path}: its meta header is not valid JSON ({e})") from None
         if not isinstance(meta, dict):
             raise CheckpointError(f"{path}: its meta header is not a JSON object")
-        try:
+        try:  # each key's type and structure as it is read (compiled_formats.py): a MetaError names the key
             cfg = _unflatten_value("ModelConfig", "cfg.", tensors, meta)
             fp = _unflatten_value("FixedPointConfig", "fp.", tensors, meta)
             validate_tensors(path, cfg, fp, tensors)  # before the structure: a tensor error names the tensor
+            layers = meta_int("layers.#len", _meta(meta, "layers.#len"))
+            if layers != cfg.num_layers:
+                raise CheckpointError(f"{path}: meta lists {layers} layers, its cfg.num_layers says "
+                                      f"{cfg.num_layers}")
             net = _unflatten(cls, "", tensors, meta)
-        except _Missing as e:
+        except (_Missing, MetaError) as e:
             raise CheckpointError(f"{path}: {e}") from None
         except (TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{path}: malformed meta header ({e})") from None
         validate_meta(path, net)
-        from lava_matmulfree.model.compiled_formats import check_compiled_formats
-
-        check_compiled_formats(net, path)  # values no compiler writes (validate_meta checks their types)
+        check_compiled_formats(net, path)  # values no compiler writes (their types were checked as they were read)
         return net
+
+
+def _check_header(path: Path, header: dict) -> None:
+    """The safetensors header of a compiled file: this format's version and a meta; else an error saying what was
+    found."""
+    version, has_meta = header.get("format_version"), "meta" in header
+    if version == str(FORMAT_VERSION) and has_meta:
+        return
+    if version is None and not has_meta:
+        hint = ""
+        if (path.parent / "config.json").is_file():  # a checkpoint's float weights: its folder is the checkpoint
+            hint = f"; {path.parent} holds a config.json: give the folder as the checkpoint"
+        raise CheckpointError(f"{path}: not a lava-matmulfree compiled model (its safetensors header has no "
+                              f"format_version and no meta){hint}")
+    if version is None:
+        raise CheckpointError(f"{path}: its header has a meta but no format_version (this version reads compiled "
+                              f"format {FORMAT_VERSION})")
+    if version != str(FORMAT_VERSION):
+        newer = version.isdigit() and int(version) > FORMAT_VERSION
+        why = "written by a newer lava-matmulfree? upgrade, or " if newer else ""
+        raise CheckpointError(f"{path}: compiled format_version {version!r}, but this lava-matmulfree reads format "
+                              f"{FORMAT_VERSION} only ({why}recompile it from its checkpoint)")
+    raise CheckpointError(f"{path}: its header has format_version {version!r} but no meta")
 
 
 def release_freed_memory() -> None:
@@ -194,11 +227,12 @@ def expected_compiled_tensors(cfg: ModelConfig) -> dict[str, tuple[tuple[int, ..
     the residual format, ``gate`` forget-gate lower bounds in [0, 1], ``lut`` tables rebuilt from the knobs."""
     d, I, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
     want = {"embed": ((V, d), "state"), "lm_head": ((V, d), "ternary"), "head.inner_m": ((d,), "mantissa"),
-            "head.gain_m.lm_head": ((d,), "mantissa"), "sigmoid_lut": ((), "lut"), "invsqrt_lut": ((), "lut")}
+            "sigmoid_lut": ((), "lut"), "invsqrt_lut": ((), "lut")}
+    want.update({f"head.gain_m.{c}": ((d,), "mantissa") for c in HEAD_CONSUMERS})
     for l in range(cfg.num_layers):
         p = f"layers.{l}."
-        for stage, n, consumers in (("attn", d, TOKEN_MIXER_INPUTS), ("gate", d, ("o",)), ("mlp", d, ("gate",)),
-                                    ("down_norm", I, ("down",))):
+        for stage, consumers in LAYER_NORM_CONSUMERS.items():
+            n = I if stage == "down_norm" else d
             want[f"{p}{stage}.inner_m"] = ((n,), "mantissa")
             for c in consumers:
                 want[f"{p}{stage}.gain_m.{c}"] = ((n,), "mantissa")
@@ -322,26 +356,30 @@ _TYPES = {"QNorm": QNorm, "QProj": QProj, "QLayer": QLayer}
 
 
 def _unflatten_value(typ, prefix, tensors, meta):
+    """The field of type ``typ`` stored at ``prefix``, each meta value checked for its type (compiled_formats.py)."""
     name = prefix[:-1]
     if typ in ("ModelConfig", "FixedPointConfig"):
-        known = {f.name for f in fields(ModelConfig if typ == "ModelConfig" else FixedPointConfig)}
-        raw = _meta(meta, name)
-        unknown = sorted(set(raw) - known) if isinstance(raw, dict) else []
-        if unknown:
-            raise ValueError(f"unknown key {name}.{unknown[0]}")
-        return (ModelConfig if typ == "ModelConfig" else FixedPointConfig)(**raw)
+        return meta_config(ModelConfig if typ == "ModelConfig" else FixedPointConfig, name, _meta(meta, name))
     if typ == "Calibration":
-        return Calibration.from_json(json.dumps(_meta(meta, name)))
+        return meta_calibration(name, _meta(meta, name))
     if typ in _TYPES:
         return _unflatten(_TYPES[typ], prefix, tensors, meta)
     if typ == "np.ndarray":
         return _tensor(tensors, name)
-    if typ == "list":  # the layers
-        return [_unflatten(QLayer, f"{prefix}{i}.", tensors, meta) for i in range(_meta(meta, prefix + "#len"))]
+    if typ == "list":  # the layers (their count checked against the config first)
+        count = meta_int(prefix + "#len", _meta(meta, prefix + "#len"))
+        return [_unflatten(QLayer, f"{prefix}{i}.", tensors, meta) for i in range(count)]
     if typ == "dict":
         out = {}
-        for k in _meta(meta, prefix + "#keys"):
+        for k in meta_consumers(name, _meta(meta, prefix + "#keys")):
             key = f"{prefix}{k}"
-            out[k] = tensors[key] if key in tensors else _meta(meta, key)
+            out[k] = tensors[key] if key in tensors else dict_value(name, key, _meta(meta, key))
         return out
-    return _meta(meta, name)
+    value = _meta(meta, name)
+    if typ == "int":
+        return meta_int(name, value)
+    if typ == "float":
+        return meta_number(name, value)
+    if typ == "str":
+        return meta_str(name, value)
+    return value

@@ -36,16 +36,40 @@ def _why(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def check_output_file(path: str | Path) -> Path:
-    """Fail early, naming the path, when ``path`` cannot become a regular file: it is a directory, its
-    folder is a file, or the folder is not writable."""
+def check_output_file(path: str | Path, option: str | None = None, inputs=()) -> Path:
+    """Fail early, naming the path (after ``option``, the command-line option that gave it, where given), when
+    ``path`` cannot become a regular file: it is a directory, its folder is a file, or the folder is not writable;
+    or it is one of the command's ``inputs`` (:func:`check_not_input`)."""
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory, not a file to write")
-    if path.exists() and not path.is_file():
-        raise OutputError(f"{path}: is not a regular file")
-    _check_writable_ancestor(path, path.parent, "cannot write there")
+    try:
+        if path.is_dir():
+            raise OutputError(f"{path}: is a directory, not a file to write")
+        if path.exists() and not path.is_file():
+            raise OutputError(f"{path}: is not a regular file")
+        check_not_input(path, inputs)
+        _check_writable_ancestor(path, path.parent, "cannot write there")
+    except OutputError as e:
+        raise (OutputError(f"{option} {e}") if option else e) from None
     return path
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (symbolic and hard links followed); False where either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_not_input(path: str | Path, inputs) -> None:
+    """An OutputError naming both options when the output ``path`` is one of the command's input files:
+    ``inputs`` holds (option, value, file) for each file it reads (``--checkpoint``, ``DIR``, ``DIR/config.json``).
+    Writing it would replace what the command reads (a checkpoint's trained weights, a calibration text)."""
+    for option, value, file in inputs:
+        if same_file(path, file):
+            what = (f"the input file of {option} {value}" if same_file(file, value)
+                    else f"{file}, an input file of {option} {value}")
+            raise OutputError(f"{path}: is {what}; writing it would overwrite that input: give another path")
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -82,8 +106,11 @@ def atomic_outputs(*paths: str | Path):
     over its output, else remove them all. Every path is checked first; errors name the path."""
     targets = [check_output_file(p) for p in paths]
     temps = [temp_path(t) for t in targets]
+    made = []  # the folders made here: removed again (when still empty) if the outputs are not all written
+    done = False
     try:
         for t in targets:
+            made += [d for d in reversed((t.parent, *t.parent.parents)) if not d.exists() and d not in made]
             try:
                 t.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
@@ -109,13 +136,30 @@ def atomic_outputs(*paths: str | Path):
                 os.replace(tmp, t)
             except OSError as e:
                 raise OutputError(f"{t}: cannot write ({_why(e)})") from None
+        done = True
     finally:
         for tmp in temps:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+        for d in reversed(made) if not done else ():
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+@contextlib.contextmanager
+def writing(tmp: Path):
+    """Tag the errors of the writes of ``tmp`` in the block with its name where they carry none (a full disk
+    seen by a writer that opened the file itself, or on close), so that :func:`atomic_outputs` names its
+    output alone rather than every file of the set."""
+    try:
+        yield tmp
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, _why(e), str(tmp)) from None
+        raise
 
 
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_outputs(path) as (tmp,):
+    with atomic_outputs(path) as (tmp,), writing(tmp):
         tmp.write_text(text, encoding="utf-8")
