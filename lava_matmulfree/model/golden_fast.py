@@ -37,7 +37,7 @@ from lava_matmulfree.model.golden import GoldenModel, GoldenState, synapses
 # the compiled kernels of this module by name
 from lava_matmulfree.model.golden_kernels import (  # noqa: F401
     INT8_ACT_BITS, INT16_ACT_BITS, MAX_CONSUMERS, MAX_SHIFT, SEED_INDEX_SAFE_BITS, _acc, _channels, _i64,
-    _int_array, _k_glu, _k_inv_sqrt, _k_mlgru, _k_norm_stage, _k_residual, _shifts_ok, fit_int32, gates_fit)
+    _int_array, _k_glu, _k_inv_sqrt, _k_mlgru, _k_norm_stage, _k_residual, _shifts_ok)
 from lava_matmulfree.model.model_plan import ModelPlan
 from lava_matmulfree.model.quantise import QLayer, QNorm, QuantisedNetwork
 
@@ -83,7 +83,7 @@ class FastGoldenModel(GoldenModel):
         if self.whole_model and self.probes is None and self.activity is None and tok.ndim == 1 and tok.size:
             plan = self.model_plan()
             st = self.init_state() if state is None else state.copy()
-            if plan is not None and st.h.dtype == INT and st.h.flags.c_contiguous and fit_int32(st.h):
+            if plan is not None and st.h.dtype == INT and st.h.flags.c_contiguous:
                 x = np.ascontiguousarray(self.net.embed[tok], dtype=INT)
                 return plan.run(self, x, st.h), st
         return super().prefill(tokens, state)
@@ -108,10 +108,8 @@ class FastGoldenModel(GoldenModel):
         if c is not None and c[0] is fp and c[1] is sig and c[2] is seed:
             return c[3]
         lo, hi = int_range(fp.state_bits)
-        regs_ok = fit_int32(lo, hi)  # a validated config's registers have at most 32 bits
-        sig_ok = (regs_ok and _int_array(sig) and sig.shape == (fp.sigmoid_lut_size,)
-                  and gates_fit(fp.gate_frac_bits, sig))
-        seed_ok = regs_ok and _int_array(seed) and seed.shape == (3 << (fp.invsqrt_seed_bits - 2),)
+        sig_ok = _int_array(sig) and sig.shape == (fp.sigmoid_lut_size,)
+        seed_ok = _int_array(seed) and seed.shape == (3 << (fp.invsqrt_seed_bits - 2),)
         sig64 = _i64(sig) if sig_ok else None
         seed64 = _i64(seed) if seed_ok else None
         norm_ok = (seed_ok and fp.act_bits <= INT16_ACT_BITS and fp.state_bits - 1 <= SEED_INDEX_SAFE_BITS)
@@ -134,8 +132,7 @@ class FastGoldenModel(GoldenModel):
         inner = _channels(q.inner_m, n)
         gains = [_channels(gain_m[p], n) for p in cons]
         ks = [gain_k[p] for p in cons]
-        if (inner is None or any(g is None for g in gains) or not _shifts_ok(q.inner_k, q.t_k, *ks)
-                or not fit_int32(v, inner, *gains)):
+        if inner is None or any(g is None for g in gains) or not _shifts_ok(q.inner_k, q.t_k, *ks):
             return None
         fp = self.fp
         spike_dtype = np.int8 if fp.act_bits <= INT8_ACT_BITS else np.int16
@@ -167,8 +164,7 @@ class FastGoldenModel(GoldenModel):
         T, d = acc_i.shape
         lo, hi, lut, half, top, lfb, _, _ = self._kernel_consts()
         lb = _channels(q.lb, d)
-        if (lut is None or lb is None or h0.shape != (d,) or not gates_fit(self.fp.gate_frac_bits, lb)
-                or not fit_int32(h0, q.i.out_m, q.f.out_m, q.g.out_m)):
+        if lut is None or lb is None or h0.shape != (d,):
             return None
         pf, gf = q.pre_frac, self.fp.gate_frac_bits
         i_shift = gf + pf["i"] - q.h_frac
@@ -200,7 +196,7 @@ class FastGoldenModel(GoldenModel):
         if not _int_array(acc_uv) or acc_uv.ndim != 2 or acc_uv.shape[1] != 2 * I:
             return None
         lo, hi, lut, half, top, lfb, _, _ = self._kernel_consts()
-        if lut is None or not fit_int32(q.u_m, q.v_m):
+        if lut is None:
             return None
         gf = self.fp.gate_frac_bits
         y_shift = q.u_frac + q.v_frac - q.y_frac
@@ -243,9 +239,9 @@ class FastGoldenModel(GoldenModel):
     def residual(self, x, acc, proj, name: str) -> np.ndarray:
         """x + W a rescaled into the residual format Q(x_frac). The rescaled term is a register of its own
         (saturated before the add), as on the 24-bit neuron (microcode/residual.ucode)."""
-        lo, hi = self._kernel_consts()[:2]
         if (_int_array(x) and _int_array(acc) and x.shape == acc.shape and x.size
-                and _shifts_ok(proj.out_k) and fit_int32(lo, hi, proj.out_m)):
+                and _shifts_ok(proj.out_k)):
+            lo, hi = self._kernel_consts()[:2]
             out = np.empty(x.shape, dtype=INT)
             cnt = np.zeros(1, dtype=INT)
             _k_residual(_i64(x).reshape(-1), _acc(acc).reshape(-1), int(proj.out_m), int(proj.out_k), lo, hi,

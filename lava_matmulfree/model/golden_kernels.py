@@ -18,11 +18,7 @@ from lava_matmulfree.model.fixed_point import (INT, INVSQRT_NORM_LO_BITS, INVSQR
                                                INVSQRT_Q_FRAC, INVSQRT_Y_FRAC)
 from lava_matmulfree.model.thread_team import barrier, share
 
-# All arithmetic in int64 (products wrap exactly as numpy's do). A product's two operands lie in int32 wherever
-# the preconditions at the end of this module hold (registers of at most 32 bits, |multipliers| < 2**31, gate
-# values in [0, 2**gate_frac_bits]); they are written _i32(a) * _i32(b): the same int64 product, which LLVM then
-# forms with one vpmuldq per 4 lanes. AVX2 has no 64 x 64-bit multiply, and emulating one (three vpmuludq, shifts
-# and adds) took half the time of a multiply-heavy neuron loop (docs/cpu_tuning.md, "Neuron products in int32").
+# All arithmetic in int64 (products wrap exactly as numpy's do).
 # rshift_round(x, k) is written ((x << left) + rnd) >> right with loop-invariant parts (_parts), so LLVM
 # vectorises the loops (AVX-512 here); each LUT look-up is a loop of its own. Saturation counts are sums of
 # comparisons. Shifts are checked to lie in [-MAX_SHIFT, MAX_SHIFT] before a kernel runs: numpy defines
@@ -32,8 +28,6 @@ MAX_CONSUMERS = 3  # spike outputs of one norm-stage kernel (the attn norm feeds
 INT8_ACT_BITS = 8  # spikes of at most this many bits are written as int8 (the synapse kernel's input) ...
 INT16_ACT_BITS = 16  # ... wider ones up to this as int16 (its wide-spike path)
 SEED_INDEX_SAFE_BITS = INVSQRT_NORM_LO_BITS + 4  # S < 2**24: the normalised n stays in the seed table
-INT32_MIN, INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
-MAX_GATE_FRAC_BITS = 30  # one = 2**gf and the gate values in [0, one] lie in int32
 
 
 @njit(cache=True, inline="always")
@@ -53,12 +47,6 @@ def _sh(x, p):
 def _out(x, lo, hi):
     """1 where saturating x to [lo, hi] changes it, else 0."""
     return np.int64(x < lo) + np.int64(x > hi)
-
-
-@njit(cache=True, inline="always")
-def _i32(x):
-    """x, which lies in int32 (the kernels' preconditions), as an int64 sign-extended from int32 (above)."""
-    return np.int64(np.int32(x))
 
 
 @njit(cache=True, inline="always")
@@ -124,7 +112,7 @@ def _k_spikes(t_row, g, k, a_lo, a_hi, out_row, j0, j1):
     c = np.int64(0)
     tv, gv, ov = t_row[j0:j1], g[j0:j1], out_row[j0:j1]
     for j in range(j1 - j0):
-        a = _sh(_i32(tv[j]) * _i32(gv[j]), p)
+        a = _sh(tv[j] * gv[j], p)
         c += _out(a, a_lo, a_hi)
         ov[j] = _clamp(a, a_lo, a_hi)
     return c
@@ -137,9 +125,9 @@ def _norm_sum_sq(v_row, m, pm, sq_lo, sq_hi, j0, j1):
     cu = np.int64(0)
     vv, mv = v_row[j0:j1], m[j0:j1]
     for j in range(j1 - j0):
-        u = _sh(_i32(vv[j]) * _i32(mv[j]), pm)
+        u = _sh(vv[j] * mv[j], pm)
         cu += _out(u, sq_lo, sq_hi)
-        u = _i32(_clamp(u, sq_lo, sq_hi))
+        u = _clamp(u, sq_lo, sq_hi)
         s += u * u
     return s, cu
 
@@ -152,7 +140,7 @@ def _norm_spikes(v_row, r, pt, lo, hi, tv, g0, k0, g1, k1, g2, k2, n_cons, a_lo,
     ct = np.int64(0)
     vv, tvv = v_row[j0:j1], tv[j0:j1]
     for j in range(j1 - j0):
-        x = _sh(vv[j] * r, pt)  # an int64 product: r, from the seed LUT's Newton steps, has no int32 bound
+        x = _sh(vv[j] * r, pt)
         ct += _out(x, lo, hi)
         tvv[j] = _clamp(x, lo, hi)
     ca0 = _k_spikes(tv, g0, k0, a_lo, a_hi, a0_row, j0, j1)
@@ -243,15 +231,15 @@ def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one,
             d0 += _out(wi, lo, hi)
             d1 += _out(wf, lo, hi)
             d2 += _out(wg, lo, hi)
-            a = _sh(_i32(_clamp(wi, lo, hi)) * _i32(m_i), pi)
+            a = _sh(_clamp(wi, lo, hi) * m_i, pi)
             c0 += _out(a, lo, hi)
             a = _clamp(a, lo, hi)
             x_i[j] = a
             idx_i[j] = _clamp(_sh(a, psi) + half, 0, top)
-            b = _sh(_i32(_clamp(wf, lo, hi)) * _i32(m_f), pf)
+            b = _sh(_clamp(wf, lo, hi) * m_f, pf)
             c1 += _out(b, lo, hi)
             idx_f[j] = _clamp(_sh(_clamp(b, lo, hi), psf) + half, 0, top)
-            g = _sh(_i32(_clamp(wg, lo, hi)) * _i32(m_g), pg)
+            g = _sh(_clamp(wg, lo, hi) * m_g, pg)
             c2 += _out(g, lo, hi)
             x_g[j] = _clamp(g, lo, hi)
         for j in range(d):
@@ -259,13 +247,13 @@ def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one,
             sig_f[j] = lut[idx_f[j]]
         for j in range(d):  # gates and the recurrence h_t = f h_{t-1} + i
             b = lbv[j]
-            f = b + _sh(_i32(one - b) * _i32(sig_f[j]), p1)
+            f = b + _sh((one - b) * sig_f[j], p1)
             fo[j] = f
-            si = _sh(_i32(x_i[j]) * _i32(sig_i[j]), p1)
+            si = _sh(x_i[j] * sig_i[j], p1)
             c3 += _out(si, lo, hi)
-            i = _sh(_i32(_clamp(si, lo, hi)) * _i32(one - f), pis)
+            i = _sh(_clamp(si, lo, hi) * (one - f), pis)
             c4 += _out(i, lo, hi)
-            h = _sh(_i32(f) * _i32(hl[j]), p1) + _clamp(i, lo, hi)
+            h = _sh(f * hl[j], p1) + _clamp(i, lo, hi)
             c5 += _out(h, lo, hi)
             h = _clamp(h, lo, hi)
             hl[j] = h
@@ -274,9 +262,9 @@ def _k_mlgru(acc_i, acc_f, acc_g, m_i, k_i, m_f, k_f, m_g, k_g, lo, hi, lb, one,
         for j in range(d):
             sig_i[j] = lut[idx_i[j]]
         for j in range(d):  # g SiLU(h)
-            z = _sh(_i32(hst[j]) * _i32(sig_i[j]), p1)
+            z = _sh(hst[j] * sig_i[j], p1)
             c6 += _out(z, lo, hi)
-            o = _sh(_i32(x_g[j]) * _i32(_clamp(z, lo, hi)), pgz)
+            o = _sh(x_g[j] * _clamp(z, lo, hi), pgz)
             c7 += _out(o, lo, hi)
             vo[j] = _clamp(o, lo, hi)
     _count(cnt, (c0, c1, c2, c3, c4, c5, c6, c7))
@@ -300,7 +288,7 @@ def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shif
         for j in range(n):
             w = np.int64(u_acc[j])
             cd += _out(w, lo, hi)
-            a = _sh(_i32(_clamp(w, lo, hi)) * _i32(m_u), pu)
+            a = _sh(_clamp(w, lo, hi) * m_u, pu)
             cu += _out(a, lo, hi)
             a = _clamp(a, lo, hi)
             u[j] = a
@@ -310,11 +298,11 @@ def _k_glu(acc, n_i, m_u, k_u, m_v, k_v, lo, hi, lut, half, top, s_u, gf, y_shif
         for j in range(n):
             w = np.int64(v_acc[j])
             cd += _out(w, lo, hi)
-            b = _sh(_i32(_clamp(w, lo, hi)) * _i32(m_v), pv)
+            b = _sh(_clamp(w, lo, hi) * m_v, pv)
             cv += _out(b, lo, hi)
-            s = _sh(_i32(u[j]) * _i32(idx[j]), p1)
+            s = _sh(u[j] * idx[j], p1)
             cs += _out(s, lo, hi)
-            y = _sh(_i32(_clamp(s, lo, hi)) * _i32(_clamp(b, lo, hi)), py)
+            y = _sh(_clamp(s, lo, hi) * _clamp(b, lo, hi), py)
             cy += _out(y, lo, hi)
             y_row[j] = _clamp(y, lo, hi)
     _count(cnt, (cu, cv, cs, cy))
@@ -332,7 +320,7 @@ def _k_residual(x, acc, m, k, lo, hi, out, cnt, cnt_acc, e0, e1):
     for e in range(e1 - e0):
         w = np.int64(av[e])
         cd += _out(w, lo, hi)
-        o = _sh(_i32(_clamp(w, lo, hi)) * _i32(m), p)
+        o = _sh(_clamp(w, lo, hi) * m, p)
         c += _out(o, lo, hi)
         y = xv[e] + _clamp(o, lo, hi)
         c += _out(y, lo, hi)
@@ -346,28 +334,6 @@ def _shifts_ok(*shifts) -> bool:
     """Every shift within [-MAX_SHIFT, MAX_SHIFT] (numpy defines larger shifts, LLVM does not)."""
     for k in shifts:
         if not -MAX_SHIFT <= k <= MAX_SHIFT:
-            return False
-    return True
-
-
-def fit_int32(*values) -> bool:
-    """Every value (an int or an integer array) within int32: the operands the kernels multiply (_i32)."""
-    for v in values:
-        a = np.asarray(v)
-        if a.size and (int(a.min()) < INT32_MIN or int(a.max()) > INT32_MAX):
-            return False
-    return True
-
-
-def gates_fit(gf: int, *values) -> bool:
-    """Gate values (the sigmoid LUT, the forget gates' lower bounds) within [0, 2**gf], gf <= MAX_GATE_FRAC_BITS:
-    then f = lb + (1 - lb) sigma and 1 - f stay in [0, 2**gf] as well, and every gate product's operands in
-    int32."""
-    if not 0 <= gf <= MAX_GATE_FRAC_BITS:
-        return False
-    for v in values:
-        a = np.asarray(v)
-        if a.size and (int(a.min()) < 0 or int(a.max()) > 1 << gf):
             return False
     return True
 

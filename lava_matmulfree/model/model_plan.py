@@ -12,8 +12,7 @@ import numpy as np
 
 from lava_matmulfree.model.fixed_point import INT
 from lava_matmulfree.model.float_model import ternary_matrix
-from lava_matmulfree.model.golden_kernels import (INT8_ACT_BITS, MAX_CONSUMERS, _channels, _shifts_ok, fit_int32,
-                                                  gates_fit)
+from lava_matmulfree.model.golden_kernels import INT8_ACT_BITS, MAX_CONSUMERS, _channels, _shifts_ok
 from lava_matmulfree.model.quantised_network import QuantisedNetwork, release_freed_memory
 from lava_matmulfree.model.ternary import MAX_IN_WIDE
 from lava_matmulfree.model.ternary_kernels import FIELDS_PER_BYTE
@@ -126,10 +125,6 @@ class ModelPlan:
             return None
         head_m, head_g = _channels(hq.inner_m, d), _channels(hq.gain_m["lm_head"], d)
         if head_m is None or head_g is None or not _shifts_ok(*shifts, hq.inner_k, hq.t_k, hq.gain_k["lm_head"]):
-            return None
-        # the operands of the stage kernels' products (golden_kernels.py): the embedding rows are the first
-        # layer's norm input, every later one a saturated register
-        if not (fit_int32(params, chans_d, chans_i, head_m, head_g, net.embed) and gates_fit(gf, chans_d[:, CH_LB])):
             return None
         plan = cls()
         a_hi = (1 << (fp.act_bits - 1)) - 1
