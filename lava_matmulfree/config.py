@@ -168,10 +168,14 @@ def _out_of_range(obj, limits) -> list[tuple[str, str]]:
     """(field, why) for each field of ``obj`` outside its closed range, in the order given. ``limits``: tuples
     (field, low, high[, how the high end reads in the message when another field sets it])."""
     bad = []
+    defaults = {f.name: f.default for f in fields(obj)} if dataclasses.is_dataclass(obj) else {}
     for name, lo, hi, *says in limits:
         v = getattr(obj, name)
         if not lo <= v <= hi:
-            bad.append((name, f"must be in [{lo}, {says[0] if says else hi}], got {v}"))
+            why = f"must be in [{lo}, {f'{says[0]} = {hi}' if says else hi}], got {v}"
+            if says and v == defaults.get(name):  # another field moved the bound: the user never set this one
+                why += f" (its default: set it too, e.g. {name}={min(max(v, lo), hi)})"
+            bad.append((name, why))
     return bad
 
 

@@ -227,3 +227,13 @@ def test_state_registers_no_wider_than_the_inverse_sqrt_takes(tmp_path):
     msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 26\n"), "state_bits")
     assert "[16, 25]" in msg
     load_config(write_toml(tmp_path, "[fixed_point]\nstate_bits = 25\n"))
+
+
+def test_a_bound_moved_by_another_field_says_so_for_a_default(tmp_path):
+    """state_bits 16 makes the default gate_frac_bits (16) too wide: the error gives the bound's value and says
+    the field was never set (it blamed gate_frac_bits as if the user had written it)."""
+    msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 16\n"), "gate_frac_bits")
+    assert "state_bits-2 = 14" in msg and "its default" in msg and "gate_frac_bits=14" in msg
+    msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 20\ngate_frac_bits = 19\n"),
+                              "gate_frac_bits")
+    assert "state_bits-2 = 18" in msg and "default" not in msg
