@@ -401,7 +401,7 @@ def assemble(text: Union[str, bytes], filename: str = "<string>") -> Program:
             raise MicrocodeError(f"{filename}:{line}: not valid UTF-8 text") from None
     if not isinstance(text, str):
         raise MicrocodeError(f"{filename}: program text must be str or bytes, got {type(text).__name__}")
-    return _Assembler(text, filename).run()
+    return _Assembler(text.removeprefix("\ufeff"), filename).run()  # a byte-order mark some editors write first
 
 
 def assemble_file(path) -> Program:

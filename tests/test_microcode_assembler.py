@@ -144,6 +144,17 @@ def test_invalid_utf8_bytes_report_their_line():
         assemble(b".scratch a\nmov a, 1\nmov a, \xff\n", "bytes.ucode")
 
 
+def test_a_byte_order_mark_before_the_first_line_is_not_an_instruction(tmp_path):
+    """Editors on Windows write a UTF-8 BOM first: it read as part of a malformed instruction ('\\ufeff.scratch a')."""
+    body = ".scratch a\nmov a, 3\n"
+    path = tmp_path / "bom.ucode"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    for program in (assemble_file(path), assemble("\ufeff" + body, "bom.ucode")):
+        assert int(program.bind(1).run().scratch["a"][0]) == 3
+    with pytest.raises(MicrocodeError, match=r"^mid\.ucode:2: "):  # one elsewhere is still malformed
+        assemble(".scratch a\n\ufeffmov a, 3\n", "mid.ucode")
+
+
 def test_non_text_input():
     with pytest.raises(MicrocodeError, match=r"^x\.ucode: program text must be str or bytes"):
         assemble(12, "x.ucode")
