@@ -164,6 +164,14 @@ class FixedPointConfig:
                                           ("act_clip_percentile", 50, 100)))
 
 
+def check_values(obj, what: str) -> None:
+    """A ModelConfig or FixedPointConfig made in Python (not read from a file) checked as a file's would be:
+    ConfigError naming ``what`` and the first field out of its range."""
+    bad = obj._check()
+    if bad:
+        raise ConfigError(f"{what}: {bad[0][0]} {bad[0][1]}")
+
+
 def _out_of_range(obj, limits) -> list[tuple[str, str]]:
     """(field, why) for each field of ``obj`` outside its closed range, in the order given. ``limits``: tuples
     (field, low, high[, how the high end reads in the message when another field sets it])."""

@@ -237,3 +237,18 @@ def test_a_bound_moved_by_another_field_says_so_for_a_default(tmp_path):
     msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 20\ngate_frac_bits = 19\n"),
                               "gate_frac_bits")
     assert "state_bits-2 = 18" in msg and "default" not in msg
+
+
+def test_configs_made_in_python_are_checked_where_they_are_used():
+    """A FixedPointConfig or ModelConfig built in Python skips the file's checks: compile_network and
+    random_params check them (act_bits 99 compiled without a word; hidden_size -5 met numpy's own error)."""
+    from lava_matmulfree.config import FixedPointConfig, ModelConfig
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
+    from lava_matmulfree.io.params import random_params
+    from lava_matmulfree.model.quantise import compile_network
+
+    setup = build_evaluation("tiny", seed=0)
+    with pytest.raises(ConfigError, match=r"FixedPointConfig: act_bits must be in \[2, 16\], got 99"):
+        compile_network(setup.float_model, setup.calibration, FixedPointConfig(act_bits=99))
+    with pytest.raises(ConfigError, match="hidden_size must be positive, got -5"):
+        random_params(ModelConfig(hidden_size=-5))

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from lava_matmulfree.config import ModelConfig, glu_intermediate_size
+from lava_matmulfree.config import ModelConfig, check_values, glu_intermediate_size
 
 LAYER_NORMS = ("attn_norm", "attn.g_norm", "mlp_norm")
 ATTN_PROJS = ("i_proj", "f_proj", "g_proj", "o_proj")
@@ -42,6 +42,7 @@ def random_params(cfg: ModelConfig, seed: int = 0, dtype=np.float32, std: float 
 
     Norm gains are 1 + 0.1 N(0,1) (not all ones, so every gain matters in tests); projections N(0, std). A model
     too large for the memory available is refused first (:func:`check_model_memory`)."""
+    check_values(cfg, f"model config {cfg.name!r}")
     check_model_memory(cfg, f"model config {cfg.name!r}", "for its random weights",
                        per_param=2 * np.dtype(dtype).itemsize)  # and the float64 draw of one tensor
     rng = np.random.default_rng(seed)

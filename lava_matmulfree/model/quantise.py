@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lava_matmulfree.config import FixedPointConfig
+from lava_matmulfree.config import FixedPointConfig, check_values
 from lava_matmulfree.model.calibration import (HEAD_PROJECTION, LOGITS_STAT, Calibration, TOKEN_MIXER_INPUTS,
                                                norm_stages, projection_output_stats)
 from lava_matmulfree.model.compiled_formats import check_calibration_finite, check_compiled_network
@@ -160,6 +160,7 @@ def compile_network(model: FloatModel, cal: Calibration, fp: FixedPointConfig) -
     CheckpointError naming the calibrated range or weight tensor that set them (compiled_formats.py)."""
     if model.folded:
         raise ValueError("compile the unfused float model; the fold is applied here")
+    check_values(fp, "compile_network's FixedPointConfig")
     check_calibration_finite(cal, getattr(model, "peak_weight", None))  # an inf would read as an empty range
     cfg = model.cfg
     sb, hb, gf = fp.state_bits, fp.headroom_bits, fp.gate_frac_bits
