@@ -73,20 +73,27 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
+def _stopped_by(signum: int) -> NoReturn:
+    """The run ended by a signal: say so, and exit with the shell's status for it (128 + the signal)."""
+    if signum == signal.SIGINT:
+        print("\nstopped by SIGINT", file=sys.stderr)  # on a line of its own after the terminal's ^C
+        raise SystemExit(EXIT_INTERRUPTED)
+    from lava_matmulfree.graph.signals import Terminated
+
+    stop = Terminated(signum)
+    print(f"stopped by {stop.name}", file=sys.stderr)
+    raise SystemExit(stop.exit_status)
+
+
 def _stopped_by_a_noted_signal() -> None:
     """A SIGTERM or SIGHUP to the whole process group during a runtime's start-up kills Lava's shared-memory
     manager while this process's handler waits for a fork to end: the error that follows (a reset connection)
     is the signal's doing. Report the signal, with its exit status."""
-    from lava_matmulfree.graph.signals import TERMINATION_SIGNALS, Terminated, noted_signal
+    from lava_matmulfree.graph.signals import TERMINATION_SIGNALS, noted_signal
 
     signum = noted_signal()
-    if signum in TERMINATION_SIGNALS:
-        e = Terminated(signum)
-        print(f"stopped by {e.name}", file=sys.stderr)
-        raise SystemExit(e.exit_status)
-    if signum == signal.SIGINT:
-        print("\nstopped by SIGINT", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED)
+    if signum in TERMINATION_SIGNALS + (signal.SIGINT,):
+        _stopped_by(signum)
 
 
 def main(argv=None) -> int:
@@ -118,11 +125,9 @@ def main(argv=None) -> int:
     except MemoryError:
         _fail("out of memory: the request is too large for this machine")
     except KeyboardInterrupt:
-        print("\nstopped by SIGINT", file=sys.stderr)  # on a line of its own after the terminal's ^C
-        raise SystemExit(EXIT_INTERRUPTED)
+        _stopped_by(signal.SIGINT)
     except Terminated as e:
-        print(f"stopped by {e.name}", file=sys.stderr)
-        raise SystemExit(e.exit_status)
+        _stopped_by(e.signum)
     except (BrokenPipeError, OutputClosed):  # piped into `head`: stop quietly (and keep the final flush quiet)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

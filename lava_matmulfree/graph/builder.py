@@ -49,6 +49,7 @@ HEAD_KIND = {"decomposed": "decomposed", "mixers": "decomposed", "fused": "fused
 #: gate fan-in, aggregator, broadcast; channel mixer: gate_u, gate_v, GLU, down fan-in, aggregator, broadcast, down.
 LEAVES_PER_BLOCK = {"decomposed": 1 + 6 + 8 + 7, "mixers": 1 + 6 + 2, "fused": 1}
 HOST_LEAVES = 2  # source, sink
+MIN_CAPACITY, CAPACITY_WHY = 2, "a prompt token and a new one"  # the tokens a graph's buffers hold at least
 #: Leaf processes of the head: final norm, fan-in, aggregator, broadcast, LM head; or the fused head.
 HEAD_LEAVES = {"decomposed": 5, "fused": 1}
 #: Messages the token tap (Lava's Extractor, one per step) holds before the graph waits for the host to read.
@@ -274,7 +275,7 @@ def build_graph(net: QuantisedNetwork, kind: str, capacity: int, temperature: fl
         raise BackendError(f"build_graph needs the compiled network (a QuantisedNetwork), got {type(net).__name__}")
     if kind not in BLOCK_TIMING:
         raise ValueError(f"unknown graph kind {kind!r} (known: {', '.join(BLOCK_TIMING)})")
-    capacity = whole_number(capacity, "capacity", least=2)  # a prompt token and a new one at least
+    capacity = whole_number(capacity, "capacity", MIN_CAPACITY, CAPACITY_WHY)
     check_generation(net.cfg, 0, capacity, "capacity")  # before its buffers are allocated
     if head_kind is not None and head_kind not in HEAD_TIMING:
         raise ValueError(f"unknown head kind {head_kind!r} (known: {', '.join(HEAD_TIMING)})")

@@ -372,7 +372,6 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
 
     check_timeout(timeout)
     channels.install()  # the workers' channel ports without Lava's helper threads (graph/channels.py)
-    start_resource_tracker()
     raise_fd_limit()
     in_main = threading.current_thread() is threading.main_thread()
 
@@ -383,6 +382,8 @@ def run_steps(proc, run_cfg, steps: int, timeout: float | None = None, consume=N
     dog = Watchdog(proc, timeout) if in_main else None
     previous = signal.signal(signal.SIGUSR1, on_watchdog) if in_main else None
     starting = getattr(proc, "runtime", None) is None
+    if starting:  # before Lava's shared memory registers with it
+        start_resource_tracker()
     forked: set = set()
     try:
         if dog is not None:

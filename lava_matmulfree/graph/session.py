@@ -25,7 +25,6 @@ from lava_matmulfree.graph.plan import check_run
 from lava_matmulfree.model.quantise import QuantisedNetwork
 from lava_matmulfree.utils.limits import check_generation, whole_number
 
-MIN_CAPACITY = 2  # one prompt token and one new token
 
 
 class Session:
@@ -51,7 +50,7 @@ class Session:
 
     def __init__(self, backend: str, net, *, capacity: int, temperature: float = 0.0, top_k: int = 0,
                  seed: int = 0, float_model=None, run: RunConfig | None = None, activity: bool = False):
-        from lava_matmulfree.graph.builder import build_graph
+        from lava_matmulfree.graph.builder import CAPACITY_WHY, MIN_CAPACITY, build_graph
         from lava_matmulfree.graph.runner import GraphRunner
 
         if backend not in LAVA_BACKEND_NAMES:
@@ -60,7 +59,7 @@ class Session:
         if not isinstance(net, QuantisedNetwork):
             raise BackendError(f"a Session needs the compiled network (a QuantisedNetwork) as net, got "
                                f"{type(net).__name__}")
-        capacity = whole_number(capacity, "capacity", MIN_CAPACITY, "a prompt token and a new one")
+        capacity = whole_number(capacity, "capacity", MIN_CAPACITY, CAPACITY_WHY)  # build_graph's, before check_run
         check_generation(net.cfg, 0, capacity, option="capacity")  # before any allocation
         run = run or RunConfig(backend=backend)
         floating = backend in FLOAT_LAVA_BACKENDS

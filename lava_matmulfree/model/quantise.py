@@ -41,7 +41,7 @@ from lava_matmulfree.model.float_model import FloatModel
 # The compiled network's types and file live in quantised_network.py; they are imported from here.
 from lava_matmulfree.model.quantised_network import (  # noqa: F401
     FORMAT_VERSION, QLayer, QNorm, QProj, QuantisedNetwork, expected_compiled_tensors, release_freed_memory,
-    validate_meta, validate_tensors)
+    validate_tensors)
 
 
 # ----------------------------------------------------------------------------------- compile

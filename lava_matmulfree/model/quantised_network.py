@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -131,9 +133,6 @@ class QuantisedNetwork:
         try:
             save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=header)
         except Exception as e:  # the writer's own error type: a failed write (a full disk) is an OSError naming path
-            import os
-            import re
-
             code = re.search(r"\(os error (\d+)\)", str(e))
             if code is None:
                 raise
@@ -176,7 +175,6 @@ class QuantisedNetwork:
             raise CheckpointError(f"{path}: {e}") from None
         except (TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(f"{path}: malformed meta header ({e})") from None
-        validate_meta(path, net)
         check_compiled_formats(net, path)  # values no compiler writes (their types were checked as they were read)
         return net
 
@@ -280,24 +278,6 @@ def validate_tensors(path, cfg: ModelConfig, fp: FixedPointConfig, tensors: dict
             why = ("differs from the table its [fixed_point] knobs give" if kind == "lut"
                    else f"holds values in [{lo}, {hi}], outside the range of a {kind} tensor")
             raise CheckpointError(f"{path}: tensor {name!r} {why}")
-
-
-def validate_meta(path, net: "QuantisedNetwork") -> None:
-    """The meta's formats, multipliers and shifts are integers, its layer count matches the config."""
-    if len(net.layers) != net.cfg.num_layers:
-        raise CheckpointError(f"{path}: meta lists {len(net.layers)} layers, its cfg.num_layers says "
-                              f"{net.cfg.num_layers}")
-    keys = [("x_frac", net.x_frac)]
-    for l, q in enumerate(net.layers):
-        keys += [(f"layers.{l}.{k}", getattr(q, k))
-                 for k in ("h_frac", "gz_frac", "u_frac", "v_frac", "y_frac", "u_m", "u_k", "v_m", "v_k")]
-        keys += [(f"layers.{l}.{proj}.{k}", getattr(getattr(q, proj), k))
-                 for proj in ("i", "f", "g", "o", "down") for k in ("out_m", "out_k")]
-    for key, v in keys:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise CheckpointError(f"{path}: meta key {key!r} must be an integer, got {v!r}")
-    if not isinstance(net.fingerprint, str):
-        raise CheckpointError(f"{path}: meta key 'fingerprint' must be a string")
 
 
 class _Missing(Exception):
