@@ -109,6 +109,30 @@ def test_estimate_writes_its_set_of_files_all_or_none(capsys, tmp_path, monkeypa
                              (("cost", "json"), ("ttft", "png"), ("energy", "png"), ("efficiency", "png"))}
 
 
+def test_a_plot_that_cannot_be_saved_leaves_no_figure_open(capsys, tmp_path, monkeypatch):
+    """The real plotter failing in savefig (a full disk) closed nothing: each failed estimate left its figures open
+    in a process that went on (the Python API, a notebook)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, NO_SPACE)
+
+    plt.close("all")
+    with monkeypatch.context() as m:
+        m.setattr(Figure, "savefig", full_disk)
+        with pytest.raises(SystemExit):
+            main(["estimate", "--config", "tiny", "--out", "est"])
+    capsys.readouterr()
+    assert plt.get_fignums() == []
+
+
+def test_estimate_out_that_is_a_file_names_the_option(capsys, tmp_path):
+    (tmp_path / "est").write_text("a file")
+    only_error_line(["estimate", "--config", "tiny", "--out", "est"], capsys,
+                    "--out est: is a file, not an output folder")
+
+
 # ------------------------------------------------------------------------------- finding 3: full disk, one line
 def test_compile_on_a_full_disk_is_one_line_and_keeps_the_old_file(capsys, tmp_path, monkeypatch):
     """The safetensors writer's own error (`SafetensorError: ... I/O error`) came out as a traceback."""

@@ -88,7 +88,7 @@ def cmd_estimate(args) -> int:
         overrides.setdefault("activity", args.activity)
     inputs = _estimate_inputs(args, overrides)
     json_path = check_output_file(args.json, "--json", inputs) if args.json else None
-    out = check_output_dir(args.out)
+    out = check_output_dir(args.out, "--out")
     from lava_matmulfree.loihi.outputs import estimate_files, sensitivity_files
 
     files = estimate_files(args.config, out, args.preset, json_path)  # every output, checked before any work

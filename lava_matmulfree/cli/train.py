@@ -21,10 +21,7 @@ def _check_out(out, overwrite: bool = False) -> None:
     from lava_matmulfree.io.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from lava_matmulfree.utils.atomic import check_output_dir
 
-    try:
-        check_output_dir(out)
-    except OutputError as e:
-        raise OutputError(f"--out {e}") from None
+    check_output_dir(out, "--out")
     held = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if (Path(out) / f).exists()]
     if held and not overwrite:  # a trained model is minutes to hours of work: replaced only when asked
         raise OutputError(f"--out {out} holds a model already ({', '.join(held)}): give another folder, or "

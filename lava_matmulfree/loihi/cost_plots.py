@@ -47,10 +47,12 @@ def _gpu_lines(ax, report, key, scale):
 
 
 def _save(fig, path: str | Path) -> Path:
-    fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=DPI)
-    plt.close(fig)
+    try:  # closed also when saving fails (a full disk), so a caller that goes on holds no figure
+        fig.tight_layout()
+        fig.savefig(out, dpi=DPI)
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -41,16 +41,23 @@ def check_output_file(path: str | Path, option: str | None = None, inputs=()) ->
     ``path`` cannot become a regular file: it is a directory, its folder is a file, or the folder is not writable;
     or it is one of the command's ``inputs`` (:func:`check_not_input`)."""
     path = Path(path)
-    try:
+    with _naming(option):
         if path.is_dir():
             raise OutputError(f"{path}: is a directory, not a file to write")
         if path.exists() and not path.is_file():
             raise OutputError(f"{path}: is not a regular file")
         check_not_input(path, inputs)
         _check_writable_ancestor(path, path.parent, "cannot write there")
+    return path
+
+
+@contextlib.contextmanager
+def _naming(option: str | None):
+    """An OutputError raised inside starts with ``option`` (the command-line option that gave the path)."""
+    try:
+        yield
     except OutputError as e:
         raise (OutputError(f"{option} {e}") if option else e) from None
-    return path
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
@@ -72,12 +79,14 @@ def check_not_input(path: str | Path, inputs) -> None:
             raise OutputError(f"{path}: is {what}; writing it would overwrite that input: give another path")
 
 
-def check_output_dir(path: str | Path) -> Path:
-    """Fail early, naming the path, when ``path`` cannot be (or become) a writable folder."""
+def check_output_dir(path: str | Path, option: str | None = None) -> Path:
+    """Fail early, naming the path (after ``option``, the command-line option that gave it, where given), when
+    ``path`` cannot be (or become) a writable folder."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: is a file, not an output folder")
-    _check_writable_ancestor(path, path, "cannot create the folder")
+    with _naming(option):
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: is a file, not an output folder")
+        _check_writable_ancestor(path, path, "cannot create the folder")
     return path
 
 
