@@ -252,6 +252,13 @@ def test_lava_profiler_interface_on_the_simulator():
     assert profiler.energy == pytest.approx(cm.prefill_energy_j(4) + 2 * cm.decode_energy_per_token_j
                                             + 10 * cm.barrier_s * cm.static_power_w)
     assert cm.activity is not None and cm.activity.per_layer(3)
+    # the activity it rests on is labelled as the estimate labels it
+    profiler.activity_probe()
+    assert profiler.activity["profile"] == "measured profile"
+    profiler.workload("370m", activity=str(EXAMPLE))
+    assert profiler.activity["profile"].startswith("stand-in profile (measured on another model")
+    profiler.workload("370m", activity="dense")
+    assert profiler.activity["profile"] == "dense assumption"
 
 
 def test_default_keeps_the_370m_headline_dense(reports):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from lava_matmulfree.config import ModelConfig, load_config
-from lava_matmulfree.loihi.activity import default_activity, resolve_activity
+from lava_matmulfree.loihi.activity import activity_label, default_activity, resolve_activity
 from lava_matmulfree.loihi.calibration import calibrate
 from lava_matmulfree.loihi.cost_model import LoihiCostModel, resolve_instruction_counts
 from lava_matmulfree.loihi.hardware import load_hardware
@@ -77,6 +77,7 @@ class Loihi2SimProfiler:
     def __init__(self, run_cfg):
         self.run_cfg = run_cfg
         self.cost_model: LoihiCostModel | None = None
+        self.activity_label: str | None = None  # what the estimate's activity rests on (set by workload)
         self.request = (1, 1)
         self._window: tuple[int, int, int] | None = None
         self._energy_steps: int | None = None
@@ -101,6 +102,7 @@ class Loihi2SimProfiler:
         hw, opts = preset(preset_name, hw)
         opts = dataclasses.replace(opts, activity=resolve_activity(activity), **options)
         self.cost_model = loihi_model(cfg, hw, opts, ins)
+        self.activity_label = activity_label(opts.activity, cfg, opts.act_bits)
         self.request = (int(prompt_tokens), int(new_tokens))
         return self
 
@@ -153,14 +155,17 @@ class Loihi2SimProfiler:
 
     @property
     def activity(self) -> dict[str, Any]:
-        """Per-token SynOps, neuron updates and messages, and the traffic's busiest core and link."""
+        """Per-token SynOps, neuron updates and messages, the traffic's busiest core and link, and what the
+        activity rests on (``profile``: 'dense assumption', or a 'measured' / 'stand-in' profile with its caveats,
+        as the estimate labels it)."""
         from lava_matmulfree.loihi.traffic import traffic
 
         cm = self.cost_model if self._activity else None
         if cm is None:
             raise RuntimeError("call activity_probe() and workload(...) before asking for activity")
         t = traffic(cm)
-        return {**cm.totals(), "busiest_core": t["busiest_core"], "busiest_link": t["busiest_link"]}
+        return {**cm.totals(), "busiest_core": t["busiest_core"], "busiest_link": t["busiest_link"],
+                "profile": self.activity_label}
 
     @property
     def memory(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from lava_matmulfree.config import load_config
-from lava_matmulfree.loihi.activity import (HEAD_CONNECTION, LAYER_CONNECTIONS, ActivityProfile, choose_activity,
+from lava_matmulfree.loihi.activity import (HEAD_CONNECTION, LAYER_CONNECTIONS, activity_label, choose_activity,
                                             model_config)
 from lava_matmulfree.loihi.calibration import FITTED_CONSTANTS, JETSON_EFFICIENCY, anchor_table, calibrate
 from lava_matmulfree.loihi.core_groups import MappingOptions
@@ -29,7 +29,7 @@ from lava_matmulfree.loihi.hardware import (DEFAULT_SPECS, GAUSSIAN_ZERO_FRACTIO
 from lava_matmulfree.loihi.presets import (PAPER, PRESETS, VARIANTS, apply, loihi_model, preset_change,
                                            preset_changed, resolve_options)
 from lava_matmulfree.loihi.traffic import figures, slowest_vs_mean, traffic
-from lava_matmulfree.loihi.verdict import DENSE_ACTIVITY, fmt_sig, format_verdict, notes, verdict
+from lava_matmulfree.loihi.verdict import fmt_sig, format_verdict, notes, verdict
 
 DEFAULT_PROMPT_LENGTHS = (16, 64, 256, 500, 1024, 2048, 4096, 8192, 16384)
 PAPER_MEASURED = "paper's measurement, 24 chips"  # the verdict's row of the paper's own Loihi 2 figures
@@ -105,11 +105,6 @@ def gpu_platform(shape, T: int, gpu: GpuSpec, runtime: str = "eager") -> dict[st
             "peak_bytes": e["peak_bytes"], "prefill_bound": e["prefill_bound"], "decode_bound": e["decode_bound"]}
 
 
-def _activity_of(prof: ActivityProfile | None, cfg, act_bits: int) -> str:
-    """How a deployment's activity is labelled wherever it is used (docs/activity.md, section 4)."""
-    return DENSE_ACTIVITY if prof is None else prof.label(cfg, act_bits)
-
-
 def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMPT_LENGTHS, preset: str = "paper",
                  **overrides) -> dict[str, Any]:
     """Everything ``estimate_main`` prints and saves, as a JSON-ready dict.
@@ -174,7 +169,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
         raise CostModelError(f"{OVERRIDE_SOURCE}: system_chips={user_options['system_chips']}: preset '{preset}' "
                              f"maps {config_name} onto {m.chips} chips, and a system holds at least the chips it "
                              f"runs on (0: as many as the mapping takes)")
-    platforms = {"loihi2": {**loihi_platform(cm, T), "activity": _activity_of(headline, cfg, m.options.act_bits)}}
+    platforms = {"loihi2": {**loihi_platform(cm, T), "activity": activity_label(headline, cfg, m.options.act_bits)}}
     compared = baselines_for(cfg)
     for g in GPU_SECTIONS:
         for k, shape in compared.items():
@@ -202,7 +197,7 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
             variants.append({"variant": label, "error": str(e), "reason": why})
             continue
         variants.append({"variant": label, "reason": why, **loihi_platform(v, T),
-                         "activity": _activity_of(headline, cfg, v.mapping.options.act_bits),
+                         "activity": activity_label(headline, cfg, v.mapping.options.act_bits),
                          "by_length": [{"prompt_tokens": t, "ttft_s": v.ttft_s(t),
                                         "decode_mj_per_token": 1e3 * v.decode_energy_per_token_j}
                                        for t in lengths]})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from lava_matmulfree.loihi.activity import DENSE_ACTIVITY
 from lava_matmulfree.loihi.gpu_baseline import RUNTIMES
 from lava_matmulfree.loihi.gpu_runtimes import BATCHES, GPU_IDS, cell
 from lava_matmulfree.loihi.hardware import GpuSpec, short_name
@@ -128,7 +129,6 @@ def flight(r: dict) -> str:
     return _batch(r["gpu_overtakes_in_flight_at"]) if r["loihi_in_flight_known"] else "-"
 
 
-DENSE_ACTIVITY = "dense assumption"  # a deployment's activity label without a profile
 HOST_MARK = " *"  # marks a deployment whose LM head is on the host in the summary table
 HEAD_ON_HOST = ("final norm and LM head on the host, costed at the host link and round trip only (no host compute "
                 "or energy), while every GPU baseline computes its LM head")
