@@ -195,6 +195,21 @@ def test_session_and_generate_refuse_what_generate_refuses(net):
         with pytest.raises(ValueError, match=f"^{name} must be"):
             generate("reference", net, [5, 6], **args)
     assert len(generate("reference", net, [5, 6], np.int64(2), np.float32(0.5), seed=np.int64(3)).tokens) == 2
+    # a run config made in Python: checked as a file's would be, and for the backend it is passed with (a run
+    # config of sim ran on reference without a word, backend='nope' and a timeout of -1 s were taken)
+    from lava_matmulfree.config import ConfigError, RunConfig
+
+    with pytest.raises(BackendError, match="backend 'reference' but run.backend 'sim'"):
+        generate("reference", net, [5, 6], 2, run=RunConfig(backend="sim"))
+    with pytest.raises(BackendError, match="backend 'sim-fused' but run.backend 'sim'"):
+        Session("sim-fused", net, capacity=8, run=RunConfig(backend="sim"))
+    for bad, field in ((dict(backend="nope"), "backend"), (dict(backend="reference", timeout_s=-1), "timeout_s"),
+                       (dict(backend="reference", dense_model="fast"), "dense_model")):
+        with pytest.raises(ConfigError, match=f"^run: {field} must be"):
+            generate("reference", net, [5, 6], 2, run=RunConfig(**bad))
+    with pytest.raises(BackendError, match="run must be a RunConfig"):
+        generate("reference", net, [5, 6], 2, run={"backend": "reference"})
+    assert len(generate("reference", net, [5, 6], 2, run=RunConfig(backend="reference", threads=1)).tokens) == 2
     from lava_matmulfree.graph.builder import build_graph
 
     with pytest.raises(BackendError, match="compiled network"):

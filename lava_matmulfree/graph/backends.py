@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig, threads_problem
+from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig, check_values
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND  # noqa: F401  (part of this module's API)
 from lava_matmulfree.utils.limits import check_generation, token_ids, whole_number
@@ -163,6 +163,21 @@ def dequantise_probes(net: QuantisedNetwork, probes: dict) -> dict:
     return out
 
 
+def run_config_for(backend: str, run: RunConfig | None) -> RunConfig:
+    """The run config of a request on ``backend``: ``run`` checked as a run config file's would be (a RunConfig made
+    in Python is not checked when made), and for this backend (its ``backend`` field must agree: a run config of
+    another backend was silently run on ``backend``); a default one where ``run`` is None."""
+    if run is None:
+        return RunConfig(backend=backend)
+    if not isinstance(run, RunConfig):
+        raise BackendError(f"run must be a RunConfig (lava_matmulfree.config), got {type(run).__name__}")
+    check_values(run, "run")
+    if run.backend != backend:
+        raise BackendError(f"backend {backend!r} but run.backend {run.backend!r}: pass the run config's backend, "
+                           f"or dataclasses.replace(run, backend={backend!r})")
+    return run
+
+
 def _check_request(backend, prompt, max_new_tokens, vocab_size):
     if backend not in BACKEND_NAMES:
         raise BackendError(f"unknown backend {backend!r} (known: {', '.join(BACKEND_NAMES)})")
@@ -239,7 +254,6 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     called as the prompt's tokens enter the graph, one a step (a progress bar for a long prompt)."""
     from lava_matmulfree.graph.builder import probe_names
 
-    run = run or RunConfig(backend=backend)
     if net is None and float_model is None:
         raise BackendError("generate needs the compiled network (net) or, for the float backend, the float model")
     if backend != "float" and not isinstance(net, QuantisedNetwork):
@@ -249,10 +263,9 @@ def generate(backend: str, net: QuantisedNetwork | None, prompt, max_new_tokens:
     cfg = net.cfg if net is not None else float_model.cfg
     prompt = token_ids(prompt, cfg.vocab_size)  # refuses float and string ids instead of converting them
     _check_request(backend, prompt, max_new_tokens, cfg.vocab_size)
+    run = run_config_for(backend, run)
     check_generation(cfg, len(prompt), max_new_tokens)
     sampler = Sampler(temperature, top_k, seed)
-    if (why := threads_problem(run.threads, backend)) is not None:
-        raise BackendError(why)
     if activity and backend not in ACTIVITY_BACKENDS:
         raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS)}, not on {backend}")
     if backend == "float":

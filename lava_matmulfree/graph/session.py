@@ -19,7 +19,7 @@ from __future__ import annotations
 from lava_matmulfree.config import LAVA_BACKEND_NAMES, RunConfig
 from lava_matmulfree.errors import BackendError
 from lava_matmulfree.graph.backends import (ACTIVITY_BACKENDS, FLOAT_LAVA_BACKENDS, GRAPH_KIND, Generation,
-                                            lava_run_config)
+                                            lava_run_config, run_config_for)
 from lava_matmulfree.graph.runner import SessionClosedError  # noqa: F401  (raised by ask after close)
 from lava_matmulfree.graph.plan import check_run
 from lava_matmulfree.model.quantise import QuantisedNetwork
@@ -42,7 +42,7 @@ class Session:
     float_model : FloatModel, optional
         For the floating_pt backends.
     run : RunConfig, optional
-        Timeout and Dense model of the run config.
+        Timeout and Dense model of the run config (its backend must be ``backend``).
     activity : bool
         Count activity (backends sim, sim-fused, sim-mixers, sim-stack): each answer's ``Generation.activity``
         holds the counts of the tokens its request put into the graph (an ActivityRecorder); off by default.
@@ -61,7 +61,7 @@ class Session:
                                f"{type(net).__name__}")
         capacity = whole_number(capacity, "capacity", MIN_CAPACITY, CAPACITY_WHY)  # build_graph's, before check_run
         check_generation(net.cfg, 0, capacity, option="capacity")  # before any allocation
-        run = run or RunConfig(backend=backend)
+        run = run_config_for(backend, run)
         floating = backend in FLOAT_LAVA_BACKENDS
         if activity and backend not in ACTIVITY_BACKENDS:
             raise BackendError(f"activity is counted on {', '.join(ACTIVITY_BACKENDS[1:])}, not on {backend}")
