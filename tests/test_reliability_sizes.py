@@ -168,6 +168,22 @@ def test_a_slow_run_says_what_it_will_cost_before_it_starts(caplog):
     assert not caplog.text  # a quick run is not announced
 
 
+def test_a_slow_read_back_of_the_logits_is_named_as_paid_per_request(caplog):
+    """A session of capacity 304 at a vocabulary of 32000 was announced as '6.18 ms per new token and 2.15 min for
+    the 263 new tokens': the 2.1 min were the logits read back after each request, said nowhere."""
+    from lava_matmulfree.config import replace
+    from lava_matmulfree.graph.plan import check_run
+
+    cfg = replace(load_model_config("tiny"), vocab_size=32000)
+    with caplog.at_level(logging.WARNING, logger="lava_matmulfree.graph.plan"):
+        check_run("sim-fused", cfg, 1, 303, stream=True)
+    assert "of it reading the recorded logits back after each request" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lava_matmulfree.graph.plan"):
+        plan = check_run("sim-fused", cfg, 1, 303, record_logits=False, stream=True)
+    assert not caplog.text and plan.read_back_seconds == 0
+
+
 @pytest.mark.lava
 @pytest.mark.timeout(200)
 def test_the_cli_announces_a_slow_run_before_it_ends(tmp_path):

@@ -192,3 +192,32 @@ def test_cli_prints_text_as_the_graph_chooses_it():
     new = [t for t, c in chunks if c not in (b"ab",)]
     assert len(new) >= 3, "the text came in one piece: nothing was streamed"
     assert new[-1] - new[0] > 0.05  # 120 tokens at 3 steps each: the first arrived well before the last
+
+
+def test_chat_and_generate_keep_no_logits_and_chat_takes_its_time_limit(monkeypatch, tmp_path):
+    """The commands show no logits, yet the graph kept them and read them back after the last token, one element
+    per message (at a vocabulary of 32000: 38 s of a generation reported as 0.6 s, 2.4 min per chat answer); and
+    chat's --timeout never reached its session (the default 900 s ruled every answer)."""
+    from lava_matmulfree.cli import build_parser, cmd_chat
+    from lava_matmulfree.cli.common import _run_choice
+    from lava_matmulfree.graph import session as session_mod
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, backend, net, **kw):
+            seen.update(kw)
+            raise RuntimeError("recorded")
+
+    monkeypatch.setattr(session_mod, "Session", Recorder)
+    args = build_parser().parse_args(["chat", "--config", "tiny", "--timeout", "77"])
+    with pytest.raises(RuntimeError, match="recorded"):
+        cmd_chat(args, inp=io.StringIO("ab\n"), out=io.StringIO(), err=io.StringIO())
+    assert seen["run"].timeout_s == 77 and seen["run"].record_logits is False
+    toml = tmp_path / "run.toml"
+    toml.write_text('[run]\nbackend = "sim"\nrecord_logits = true\n')
+    for argv in (["generate", "--config", "tiny", "--backend", "sim"],
+                 ["generate", "--config", "tiny", "--run-config", str(toml)],
+                 ["probe", "--config", "tiny", "--backend", "sim-fused", "--vars", "l0.h"]):
+        backend, run = _run_choice(build_parser().parse_args(argv))
+        assert run.backend == backend and run.record_logits is False, argv

@@ -265,8 +265,15 @@ def _read_text(path) -> str:
 
 
 # ----------------------------------------------------------------------------------------- generation
+#: why the commands keep no logits in the graph, whatever a run config says: they print text or probes, and a Lava
+#: run's recorded logits are read back one element per message after the last token (about 15 us each: 27 s for
+#: the 1.8 M logits of 57 tokens at a vocabulary of 32000; 38 s of a 0.6 s generation, 2.4 min per chat answer)
+NO_LOGITS_WHY = "the command shows no logits; reading them back from the graph would cost capacity x vocab x 15 us"
+
+
 def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
-    """(backend, RunConfig) from --backend or --run-config; loihi2 without lava-loihi fails here, early."""
+    """(backend, RunConfig) from --backend or --run-config, without recorded logits (:data:`NO_LOGITS_WHY`);
+    loihi2 without lava-loihi fails here, early."""
     from lava_matmulfree.config import RunConfig, load_run_config, replace
 
     if args.run_config is not None:
@@ -276,7 +283,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     threads = getattr(args, "threads", None)
     if threads is not None:
         run = replace(run, threads=threads)
-    run = _with_timeout(run, args)
+    run = replace(_with_timeout(run, args), record_logits=False)  # NO_LOGITS_WHY
     if run.threads != 1:
         from lava_matmulfree.model.thread_team import check_threads
 
@@ -484,7 +491,8 @@ def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MA
     from lava_matmulfree.config import config_names
 
     run.add_argument("--run-config", metavar="NAME_OR_TOML",
-                     help="a run config with a [run] section (backend, timeout_s, record_logits, threads): "
+                     help="a run config with a [run] section (backend, timeout_s, dense_model, threads; its "
+                          "record_logits is for the Python API: the commands keep no logits): "
                           f"{', '.join(config_names('run'))} or a TOML path")
     _add_timeout_arg(p)
 

@@ -208,7 +208,7 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
     if inp is sys.stdin and hasattr(inp, "reconfigure"):
         inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
-    run = _with_timeout(RunConfig(backend=args.backend), args)
+    run = _with_timeout(RunConfig(backend=args.backend, record_logits=False), args)  # cli.common.NO_LOGITS_WHY
     _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens, reference=False)
     m = _load_model(args, args.backend)
     check_generation(m.cfg, 0, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
@@ -216,7 +216,8 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, '/help' lists "
           "the commands, EOF or '/quit' ends]", file=err)
     with Session(args.backend, m.net, capacity=args.max_prompt_tokens + args.max_new_tokens,
-                 temperature=args.temperature, top_k=args.top_k, seed=args.seed, float_model=m.float_model) as chat:
+                 temperature=args.temperature, top_k=args.top_k, seed=args.seed, float_model=m.float_model,
+                 run=run) as chat:
         reset = True
         while True:
             if interactive:

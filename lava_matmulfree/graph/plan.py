@@ -55,6 +55,7 @@ VAR_GET_S_PER_ELEMENT = 15e-6
 REFERENCE_CPUS = 2  # the machine the times above were measured on
 #: A run estimated to take longer than this is announced (a warning with its cost) before it starts
 SLOW_RUN_S = 60.0
+READ_BACK_SHOWN_S = 1.0  # a logits read-back this long is named in the announcement
 FDS_PER_LEAF = 10  # descriptors each leaf process holds in the parent (runtime.raise_fd_limit)
 #: The backends suggested instead of one that does not fit, fastest and smallest first
 ALTERNATIVES = ("sim-stack", "sim-fused", "sim-mixers", "sim")
@@ -69,11 +70,16 @@ class RunPlan:
     seconds_per_token: float
     seconds: float  # the whole run, start-up included
     new_tokens: int
+    read_back_seconds: float = 0.0  # of ``seconds``: the recorded logits read back after the run, per request
 
     def describe(self) -> str:
+        read_back = ""
+        if self.read_back_seconds >= READ_BACK_SHOWN_S:
+            read_back = (f", {_duration(self.read_back_seconds)} of it reading the recorded logits back after "
+                         "each request (RunConfig(record_logits=False) keeps none)")
         return (f"{self.leaf_processes} leaf processes, about {describe_bytes(self.memory_bytes)} of memory, about "
                 f"{_duration(self.seconds_per_token)} per new token and {_duration(self.seconds)} for the "
-                f"{self.new_tokens} new tokens, start-up included")
+                f"{self.new_tokens} new tokens, start-up included{read_back}")
 
 
 def _duration(s: float) -> str:
@@ -110,7 +116,7 @@ def plan_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits:
     start = START_S_PER_LEAF * leaves * slower
     read_back = (capacity * V * VAR_GET_S_PER_ELEMENT) if record_logits else 0.0
     seconds = start + prompt_len * (step + compute) + new_tokens * per_token + read_back
-    return RunPlan(backend, leaves, memory, start, per_token, seconds, new_tokens)
+    return RunPlan(backend, leaves, memory, start, per_token, seconds, new_tokens, read_back)
 
 
 def process_limit_problem(leaves: int) -> str | None:
