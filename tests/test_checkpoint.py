@@ -174,6 +174,28 @@ def test_missing_tensor(tmp_path, tiny_cfg, tiny_params):
     expect_error(tmp_path, CheckpointError, L1_I_PROJ, WEIGHTS_FILE)
 
 
+def test_missing_tensor_names_what_it_resembles(tmp_path, tiny_cfg, tiny_params):
+    """A misspelled name, or every name without the causal LM's 'model.' prefix, was reported only as missing."""
+    tiny_params[L1_I_PROJ + "_"] = tiny_params.pop(L1_I_PROJ)
+    write_raw(tmp_path / "typo", tiny_cfg, tiny_params)
+    expect_error(tmp_path / "typo", CheckpointError, L1_I_PROJ, f"it holds '{L1_I_PROJ}_': a misspelling?")
+    tiny_params[L1_I_PROJ] = tiny_params.pop(L1_I_PROJ + "_")
+    bare = {k.removeprefix("model."): v for k, v in tiny_params.items()}
+    write_raw(tmp_path / "bare", tiny_cfg, bare)
+    expect_error(tmp_path / "bare", CheckpointError, "'model.embeddings.weight' (and ",
+                 "without the 'model.' prefix ('embeddings.weight')")
+    del tiny_params["model.layers.0.attn.i_proj.weight"]  # another layer's tensor is no misspelling of it
+    write_raw(tmp_path / "gone", tiny_cfg, tiny_params)
+    assert "misspelling" not in expect_error(tmp_path / "gone", CheckpointError, "model.layers.0.attn.i_proj.weight")
+
+
+def test_pickled_weights_are_named_with_what_to_do(tmp_path, tiny_cfg, tiny_params):
+    write_raw(tmp_path, tiny_cfg, tiny_params)
+    (tmp_path / WEIGHTS_FILE).rename(tmp_path / "pytorch_model.bin")  # the name is what the message goes by
+    expect_error(tmp_path, CheckpointError, "holds neither", "it holds pytorch_model.bin, PyTorch's pickle format",
+                 "save_file(")
+
+
 def test_missing_lower_bounds_only_when_used(tmp_path, tiny_cfg, tiny_params):
     del tiny_params["model.lower_bounds"]
     write_raw(tmp_path, tiny_cfg, tiny_params)

@@ -182,3 +182,24 @@ def test_stream_decode_with_a_sentencepiece_style_decoder(tmp_path):
     assert lt.decode(ids) == text
     pieces, whole = stream(lt, ids)
     assert whole == text
+
+
+def test_a_checkpoint_without_its_tokenizer_is_named_when_the_bytes_cannot_be_its_vocabulary(capsys, tmp_path,
+                                                                                            tiny_cfg):
+    """A 32000-token checkpoint without tokenizer.json was fed byte ids without a word (its text, and the text it
+    was calibrated on, meaningless); a byte-vocabulary model without one is the byte tokenizer's own case."""
+    from lava_matmulfree.cli import main
+    from lava_matmulfree.config import replace
+    from lava_matmulfree.io.checkpoint import save_checkpoint
+    from lava_matmulfree.io.params import random_params
+
+    for vocab, warned in ((300, True), (tiny_cfg.vocab_size, False)):
+        cfg = replace(tiny_cfg, vocab_size=vocab)
+        folder = tmp_path / f"ckpt{vocab}"
+        save_checkpoint(folder, cfg, random_params(cfg, seed=1))
+        assert not (folder / "tokenizer.json").exists()
+        assert main(["generate", "--checkpoint", str(folder), "--backend", "reference", "--prompt", "ab",
+                     "--max-new-tokens", "2"]) == 0
+        err = capsys.readouterr().err
+        assert err.count("no tokenizer.json; the byte tokenizer stands in, whose 259 ids are not this model's "
+                         f"vocabulary of {vocab}") == int(warned), err

@@ -132,17 +132,25 @@ def _tokenizer(ckpt: Path | None):
 
     if ckpt is None:
         return ByteTokenizer()
-    if ckpt.is_file():
-        return compiled_file_tokenizer(ckpt) or load_tokenizer(ckpt.parent)
-    return load_tokenizer(ckpt)
+    tok = (compiled_file_tokenizer(ckpt) or load_tokenizer(ckpt.parent)) if ckpt.is_file() else load_tokenizer(ckpt)
+    if isinstance(tok, ByteTokenizer):
+        tok.stands_in_for = ckpt  # _check_vocab says so where the model's vocabulary is not the bytes'
+    return tok
 
 
 def _check_vocab(tok, cfg):
-    """``tok``, which must not name tokens beyond the model's vocabulary."""
+    """``tok``, which must not name tokens beyond the model's vocabulary; a byte tokenizer standing in for a
+    checkpoint's missing one, with another vocabulary, is named once (the text in and out would be meaningless)."""
     if tok.vocab_size > cfg.vocab_size:
         which = getattr(tok, "path", None) or "the byte tokenizer"
         raise ValueError(f"{which}: the tokenizer has {tok.vocab_size} tokens but the model only "
                          f"{cfg.vocab_size} (vocab_size)")
+    ckpt = getattr(tok, "stands_in_for", None)
+    if ckpt is not None and tok.vocab_size != cfg.vocab_size:
+        print(f"warning: {ckpt}: no tokenizer.json; the byte tokenizer stands in, whose {tok.vocab_size} ids are not "
+              f"this model's vocabulary of {cfg.vocab_size}: text in and out (and text calibration) will be "
+              "meaningless; put the model's tokenizer.json beside its weights", file=sys.stderr)
+        tok.stands_in_for = None
     return tok
 
 

@@ -147,6 +147,9 @@ OTHER_HF_KEYS = frozenset((
 # the names this package's own TOML configs use for a config.json key
 HF_KEY_ALIASES = {"num_layers": "num_hidden_layers"}
 KEY_MATCH_CUTOFF = 0.75  # difflib similarity above which an unknown key is taken for a misspelled known one
+TENSOR_MATCH_CUTOFF = 0.9  # and an unread stored tensor name for a misspelled missing one
+PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+MODEL_PREFIX = "model."  # HGRNBitForCausalLM's names of the base model's tensors
 _warned_keys: set[tuple[str, str]] = set()  # (file, key): a file read several times by one command warns once
 
 
@@ -177,6 +180,39 @@ def _check_key_spelling(hf: dict, path: Path) -> None:
             _warned_keys.add((str(path), key))
             log.warning("%s: unknown key %r is ignored: did you mean %r? (without it the default is used)", path,
                         key, known)
+
+
+def _pickle_hint(folder: Path) -> str:
+    """What to do with a folder that holds PyTorch's pickled weights only ('' where it holds none)."""
+    found = [n for n in PICKLE_WEIGHT_FILES if (folder / n).exists()]
+    if not found:
+        return ""
+    how = ("convert it once, e.g. with torch and safetensors: save_file({k: v.contiguous() for k, v in "
+           f"torch.load('{found[0]}', map_location='cpu').items()}}, '{WEIGHTS_FILE}')")
+    if found[0] != PICKLE_WEIGHT_FILES[0]:  # sharded
+        how = ("convert each shard it names the same way, or re-save the model with transformers' "
+               "save_pretrained(folder, safe_serialization=True)")
+    return (f"; it holds {found[0]}, PyTorch's pickle format, which is not read here (loading a pickle can run "
+            f"code): {how}")
+
+
+def _name_hint(name: str, stored: list) -> str:
+    """A name among ``stored`` (those the model does not read) that ``name`` (missing) resembles: the same name
+    without the causal LM's 'model.' prefix (weights saved from the base model), or a close spelling ('' where
+    none is close)."""
+    bare = name.removeprefix(MODEL_PREFIX)
+    if bare != name and bare in stored:
+        return (f"; the file names its tensors without the '{MODEL_PREFIX}' prefix ({bare!r}): weights saved "
+                "from the base model, not the causal LM that holds the head")
+    found = _resembles_name(name, stored)
+    return f"; it holds {found!r}: a misspelling?" if found else ""
+
+
+def _resembles_name(name: str, candidates) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=TENSOR_MATCH_CUTOFF)
+    return found[0] if found else None
 
 
 def _read_index(folder: Path) -> dict[str, str]:
@@ -251,13 +287,13 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
                 raise CheckpointError(f"{folder / shard}: shard named in {INDEX_FILE} is missing")
         listing = folder / INDEX_FILE
     else:
-        raise CheckpointError(f"{folder}: holds neither {WEIGHTS_FILE} nor {INDEX_FILE}")
+        raise CheckpointError(f"{folder}: holds neither {WEIGHTS_FILE} nor {INDEX_FILE}{_pickle_hint(folder)}")
 
     missing = [n for n in want if n not in location]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise CheckpointError(f"{listing}: missing tensor {missing[0]!r}{more}, needed by a model of "
-                              f"{_describe(cfg)}")
+                              f"{_describe(cfg)}{_name_hint(missing[0], [n for n in location if n not in want])}")
     unexpected = sorted(n for n in location if n not in want)
 
     # headers first (dtype, shape), so a bad tensor is reported before any large read
