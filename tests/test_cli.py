@@ -14,7 +14,7 @@ from tokenizers import Tokenizer, models
 from lava_matmulfree.io.checkpoint import save_checkpoint
 from lava_matmulfree.cli import common as cli
 from lava_matmulfree.cli import main
-from lava_matmulfree.cli.common import DEFAULT_TEMPERATURE, DEFAULT_TOP_K
+from lava_matmulfree.cli.arguments import DEFAULT_TEMPERATURE, DEFAULT_TOP_K
 from lava_matmulfree.model.float_model import FloatModel
 from lava_matmulfree.io.params import random_params
 from lava_matmulfree.model.sampling import Sampler

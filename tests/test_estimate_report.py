@@ -320,3 +320,27 @@ def test_the_sensitivity_table_gives_its_units():
     text = format_sensitivity(s)
     headings, base_line = text.splitlines()[2], text.splitlines()[3]
     assert "TTFT ms" in headings and "98.3" in base_line.split() and "0.0983" not in base_line
+
+
+def test_estimate_costs_a_checkpoint_folder(capsys, tmp_path, monkeypatch, tiny_cfg):
+    """`estimate --config <checkpoint folder>` was 'is a folder, not a config file', and its config.json 'not valid
+    TOML'; an HF config naming its repo ('org/name') broke the plots. Now both cost the folder's model."""
+    from lava_matmulfree.config import replace
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "my-ckpt"
+    folder.mkdir()
+    hf = replace(tiny_cfg, name="someone/MMfreeLM-tiny").to_hf()
+    (folder / "config.json").write_text(json.dumps(hf))
+    for given in ("my-ckpt", "my-ckpt/config.json"):
+        assert main(["estimate", "--config", given, "--out", "est"]) == 0
+        out = capsys.readouterr().out
+        assert f"== Loihi 2 mapping: {given} (L=3, d=72, I=200, V=259)" in out
+        report = json.loads((tmp_path / "est" / "cost_my-ckpt_paper.json").read_text())
+        assert report["model"]["hidden_size"] == tiny_cfg.hidden_size
+        assert {p.split("/", 1)[0] for p in report["platforms"]} == {"loihi2", "jetson", "h100", "h200"}
+    assert "config.json" in one_error_line(capsys, ["estimate", "--config", "my-ckpt", "--json",
+                                                    "my-ckpt/config.json"])
+    (folder / "config.json").write_text("{not json")
+    assert "my-ckpt/config.json: not a readable JSON config" in one_error_line(
+        capsys, ["estimate", "--config", "my-ckpt", "--out", "est"])

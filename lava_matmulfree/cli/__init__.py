@@ -29,7 +29,7 @@ import sys
 from typing import NoReturn
 
 from lava_matmulfree.cli import compile, estimate, eval, info, probe, profile, train
-from lava_matmulfree.cli.common import _Parser, _UsageError
+from lava_matmulfree.cli.arguments import _Parser, _UsageError
 from lava_matmulfree.cli.generate import OutputClosed, add_chat_parser, cmd_chat, cmd_generate
 from lava_matmulfree.cli.generate import add_parser as add_generate_parser
 from lava_matmulfree.errors import LmfError

@@ -1,27 +1,19 @@
-"""What the subcommands share: the model of ``--checkpoint`` / ``--model`` / ``--config``, the argument parser
-and argument types, and the generation run of ``generate`` and ``probe``.
+"""What the subcommands share: the model of ``--checkpoint`` / ``--model`` / ``--config``, the files a command
+reads, and the generation run of ``generate`` and ``probe`` (the argument parser and types: arguments.py).
 
 Light to import (no numpy, safetensors or lava at module level): ``lava-matmulfree --help`` and a user error
 cost no heavy import. Names with a leading underscore are private to the ``cli`` package.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from lava_matmulfree.config import BACKEND_NAMES, FLOAT_LAVA_BACKENDS, LAVA_BACKEND_NAMES
 from lava_matmulfree.errors import LmfError
-from lava_matmulfree.io.packaged import (COMPILED_FILE, DEEP_MODEL_DIR, DEMO_MODEL_DIR, PACKAGED_MODELS, is_installed,
-                                         packaged_model)
-from lava_matmulfree.utils.limits import MAX_NEW_TOKENS
+from lava_matmulfree.io.packaged import COMPILED_FILE, DEEP_MODEL_DIR, DEMO_MODEL_DIR, is_installed, packaged_model
 
 DEFAULT_CONFIG = "tiny"
-DEFAULT_PROMPT = "A class definition"  # in the demo model's domain: the Python Language Reference
-DEFAULT_MAX_NEW_TOKENS = 48
-DEFAULT_TEMPERATURE = 0.8
-DEFAULT_TOP_K = 40
-DEFAULT_SEED = 0
 SAMPLER_SEED_HELP = "seed of the sampler and of the random weights"  # --seed of the commands that sample
 DEFAULT_FLOAT_DTYPE = "float32"
 # Terminal control characters (C0 except tab and newline, DEL, C1) that a random or badly trained model may
@@ -33,16 +25,9 @@ PRINTABLE = str.maketrans({c: "\ufffd" for c in CONTROL_CHARS})
 BACKEND_CHOICES = BACKEND_NAMES
 LAVA_BACKENDS = LAVA_BACKEND_NAMES
 DEFAULT_BACKEND = "sim-fused"
-BACKEND_HELP = {"float": "the float model", "reference": "the golden fixed-point model (numpy, no Lava)",
-                "sim": "Lava's CPU simulator, decomposed blocks (22 leaf processes each)",
-                "sim-mixers": "fused mixers", "sim-fused": "one process per block",
-                "sim-stack": "every layer in one process", "sim-float": "the floating_pt models, fused blocks",
-                "sim-float-decomposed": "the floating_pt models, decomposed",
-                "loihi2": "a real Loihi 2 (needs Intel's lava-loihi)"}
 #: backends whose models read the ternary weights only through the packed kernel (QuantisedNetwork.pack_weights)
 PACKED_WEIGHT_BACKENDS = ("reference", "sim-fused", "sim-stack")
 COMPILED_SUFFIX = ".safetensors"
-CALIBRATION_CHOICES = ("text", "random")  # calibration.CALIBRATION_SOURCES (not imported: keeps start-up light)
 FLOAT_BYTES_PER_PARAM = 12  # the float backend: float32 weights, the float model's own copy, one float64 tensor
 COMPILED_LOAD_FACTOR = 3  # loading a compiled network: its tensors, their checks and the packed weights
 
@@ -273,15 +258,10 @@ def _read_text(path) -> str:
 
 
 # ----------------------------------------------------------------------------------------- generation
-#: why the commands keep no logits in the graph, whatever a run config says: they print text or probes, and a Lava
-#: run's recorded logits are read back one element per message after the last token (about 15 us each: 27 s for
-#: the 1.8 M logits of 57 tokens at a vocabulary of 32000; 38 s of a 0.6 s generation, 2.4 min per chat answer)
-NO_LOGITS_WHY = "the command shows no logits; reading them back from the graph would cost capacity x vocab x 15 us"
-
-
 def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
-    """(backend, RunConfig) from --backend or --run-config, without recorded logits (:data:`NO_LOGITS_WHY`);
-    loihi2 without lava-loihi fails here, early."""
+    """(backend, RunConfig) from --backend or --run-config, keeping no logits whatever the run config says (the
+    commands show none, and a Lava graph's are read back one element per message after the last token: 38 s of a
+    0.6 s generation at a vocabulary of 32000); loihi2 without lava-loihi fails here, early."""
     from lava_matmulfree.config import RunConfig, load_run_config, replace
 
     if args.run_config is not None:
@@ -291,7 +271,7 @@ def _run_choice(args, default_backend: str = DEFAULT_BACKEND):
     threads = getattr(args, "threads", None)
     if threads is not None:
         run = replace(run, threads=threads)
-    run = replace(_with_timeout(run, args), record_logits=False)  # NO_LOGITS_WHY
+    run = replace(_with_timeout(run, args), record_logits=False)
     if run.threads != 1:
         from lava_matmulfree.model.thread_team import check_threads
 
@@ -375,140 +355,3 @@ def _run_generation(args, backend, run, m, probes=(), on_token=None, on_prompt=N
     return prompt, generate(backend, m.net, prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed,
                             probes=probes, run=run, float_model=m.float_model, on_token=on_token,
                             on_prompt=on_prompt)
-
-
-# ----------------------------------------------------------------------------------------- parsing
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one ``error:`` line and status 2, like every other error."""
-
-    def error(self, message):
-        raise _UsageError(f"{self.prog}: {message} (see --help)")
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _bounded_int(low: int, name: str):
-    """An argparse type: an integer >= ``low``; ``name`` is what argparse calls the type in its messages."""
-    def parse(text: str) -> int:
-        v = int(text)
-        if v < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {v}")
-        return v
-
-    parse.__name__ = name
-    return parse
-
-
-_non_negative_int = _bounded_int(0, "non-negative integer")
-_positive_int = _bounded_int(1, "positive integer")
-
-
-def _non_negative_float(text: str) -> float:
-    v = float(text)
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
-_non_negative_float.__name__ = "non-negative number"  # argparse names the type in its messages
-
-
-def _time_limit(text: str) -> float:
-    """A run's time limit as RunConfig's timeout_s takes it (its own check, its own message)."""
-    from lava_matmulfree.config import RunConfig, replace
-    from lava_matmulfree.errors import ConfigError
-
-    try:
-        return replace(RunConfig(), timeout_s=float(text)).timeout_s
-    except ConfigError as e:
-        raise argparse.ArgumentTypeError(str(e).split("timeout_s ", 1)[-1]) from None
-
-
-_time_limit.__name__ = "time limit"
-
-
-def _add_timeout_arg(p):
-    from lava_matmulfree.config import RunConfig
-
-    p.add_argument("--timeout", type=_time_limit, default=None, metavar="SECONDS",
-                   help="time limit of a Lava run, after which its processes are stopped (default: the run config's "
-                        f"timeout_s, {RunConfig.timeout_s:g}); a run expected to take longer is announced with its "
-                        "estimate before it starts")
-
-
-def _token_count(text: str, low: int = 0) -> int:
-    v = _bounded_int(low, "token count")(text)
-    if v > MAX_NEW_TOKENS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_NEW_TOKENS} tokens per generation, got {v}")
-    return v
-
-
-def _positive_token_count(text: str) -> int:
-    return _token_count(text, 1)
-
-
-_positive_token_count.__name__ = "positive token count"
-
-
-def _add_model_command(sub, name: str, func, seed_help: str | None = "seed of the random weights",
-                       **parser_kwargs):
-    """The parser of a subcommand that runs a model (``parser_kwargs``: help, description): the model arguments
-    come first, the caller adds the command's own; ``func`` runs the command. ``seed_help`` None: no --seed (a
-    command that makes no weights)."""
-    p = sub.add_parser(name, **parser_kwargs)
-    p.set_defaults(func=func)
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="PATH_OR_REPO_ID",
-                     help="a Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any; "
-                          f"its {COMPILED_FILE} if present, else calibrated on real text and compiled), a "
-                          "Hugging Face repo id such as ridger/MMfreeLM-370M found in the local Hugging Face cache "
-                          f"(offline), or a compiled {COMPILED_SUFFIX} file (see `compile`). Default: the demo "
-                          "model in lava_matmulfree/data/demo_model when installed, else random weights of --config")
-    src.add_argument("--model", choices=sorted(PACKAGED_MODELS), default=None,
-                     help="a packaged trained model: demo (3 layers, the default) or deep (12 layers)")
-    src.add_argument("--config", metavar="NAME_OR_TOML", default=None,
-                     help="model config (tiny, 370m, ... or a TOML path): seeded random weights of that size "
-                          f"(with none of --checkpoint, --model and --config: the demo model, else {DEFAULT_CONFIG})")
-    if seed_help is not None:
-        p.add_argument("--seed", type=_non_negative_int, default=DEFAULT_SEED,
-                       help=f"{seed_help} (default: {DEFAULT_SEED})")
-    return p
-
-
-def _add_sampling_args(p):
-    """--temperature and --top-k."""
-    p.add_argument("--temperature", type=_non_negative_float, default=DEFAULT_TEMPERATURE, metavar="T",
-                   help=f"sampling temperature, 0 = greedy (default: {DEFAULT_TEMPERATURE})")
-    p.add_argument("--top-k", type=_non_negative_int, default=DEFAULT_TOP_K, metavar="K",
-                   help=f"sample among the K most likely tokens, 0 = all (default: {DEFAULT_TOP_K})")
-
-
-def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MAX_NEW_TOKENS):
-    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default: {DEFAULT_PROMPT!r})")
-    p.add_argument("--max-new-tokens", type=_token_count, default=max_new_tokens, metavar="N",
-                   help=f"tokens to generate (default: {max_new_tokens})")
-    _add_sampling_args(p)
-    run = p.add_mutually_exclusive_group()
-    run.add_argument("--backend", choices=backends, default=None,
-                     help="; ".join(f"{b} = {BACKEND_HELP[b]}" for b in backends) + f" (default: {default_backend})")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="threads of the reference backend: the golden model's kernel on a team of N (same integers; "
-                        "default: the run config's, 1)")
-    from lava_matmulfree.config import config_names
-
-    run.add_argument("--run-config", metavar="NAME_OR_TOML",
-                     help="a run config with a [run] section (backend, timeout_s, dense_model, threads; its "
-                          "record_logits is for the Python API: the commands keep no logits): "
-                          f"{', '.join(config_names('run'))} or a TOML path")
-    _add_timeout_arg(p)
-
-
-def _add_overrides_arg(p, text, metavar="KNOB=VALUE"):
-    """--set, repeatable, collected in ``args.overrides``."""
-    p.add_argument("--set", action="append", default=[], metavar=metavar, dest="overrides", help=text)
-
-
-def _add_calibrate_arg(p, text):
-    p.add_argument("--calibrate", choices=CALIBRATION_CHOICES, default=None, help=text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lava_matmulfree.cli.common import (COMPILED_SUFFIX, _add_calibrate_arg, _add_model_command, _add_overrides_arg,
-                                        _float_checkpoint, _inputs, _load_model, _model_cfg, _positive_int,
+from lava_matmulfree.cli.arguments import _add_calibrate_arg, _add_model_command, _add_overrides_arg, _positive_int
+from lava_matmulfree.cli.common import (COMPILED_SUFFIX, _float_checkpoint, _inputs, _load_model, _model_cfg,
                                         _read_text, _tokenizer)
 from lava_matmulfree.config import parse_fixed_point_overrides
 from lava_matmulfree.utils.atomic import atomic_outputs, check_output_file

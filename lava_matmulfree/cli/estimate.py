@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lava_matmulfree.cli.common import _add_overrides_arg, _inputs
+from lava_matmulfree.cli.arguments import _add_overrides_arg
+from lava_matmulfree.cli.common import _inputs
 from lava_matmulfree.utils.atomic import check_output_dir, check_output_file
 
 DEFAULT_ESTIMATE_CONFIG = "370m"
@@ -16,8 +17,8 @@ def add_parser(sub):
                        description="Run the cost model (lava_matmulfree.loihi.outputs.estimate_main): tables and "
                                    "the verdict against the GPUs on stdout, JSON and plots in --out.")
     s.add_argument("--config", default=DEFAULT_ESTIMATE_CONFIG, metavar="NAME_OR_TOML",
-                   help=f"model config, or a shipped model (demo, deep; its measured activity by default) "
-                        f"(default: {DEFAULT_ESTIMATE_CONFIG})")
+                   help=f"model config, a checkpoint folder (or its config.json), or a shipped model (demo, deep; "
+                        f"its measured activity by default) (default: {DEFAULT_ESTIMATE_CONFIG})")
     s.add_argument("--out", default=DEFAULT_ESTIMATE_DIR, metavar="DIR",
                    help=f"output folder (default: {DEFAULT_ESTIMATE_DIR})")
     s.add_argument("--preset", default="paper", choices=("paper", "project"),
@@ -59,7 +60,11 @@ def _estimate_inputs(args, overrides: dict) -> list:
     profiles)."""
     from lava_matmulfree.loihi.activity import DATA_DIR, DENSE, PROFILE_FILE, SHIPPED
 
+    from lava_matmulfree.loihi.activity import hf_config_file
+
     found = _inputs(args)
+    if (conf := hf_config_file(args.config)) is not None:
+        found.append(("--config", args.config, conf))
     activity = str(overrides.get("activity", overrides.get("options.activity", "auto")))
     option = "--activity" if activity == args.activity else "--set activity"
     if activity.lower() not in DENSE + ("auto",):
@@ -75,9 +80,10 @@ def _estimate_inputs(args, overrides: dict) -> list:
 def cmd_estimate(args) -> int:
     from lava_matmulfree.config import load_model_config
 
-    from lava_matmulfree.loihi.activity import SHIPPED
+    from lava_matmulfree.loihi.activity import SHIPPED, hf_config_file
 
-    if args.config not in SHIPPED:  # a shipped model ('demo', 'deep') is costed from its config.json
+    # a shipped model ('demo', 'deep') and a checkpoint folder (or its config.json) are costed from their config.json
+    if args.config not in SHIPPED and hf_config_file(args.config) is None:
         load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
     try:
         from lava_matmulfree.loihi.outputs import estimate_main

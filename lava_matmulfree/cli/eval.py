@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from lava_matmulfree.cli.common import (_add_calibrate_arg, _add_model_command, _add_overrides_arg, _check_vocab,
-                                        _float_checkpoint, _inputs, _model_cfg, _positive_int, _read_text,
-                                        _tokenizer)
+from lava_matmulfree.cli.arguments import _add_calibrate_arg, _add_model_command, _add_overrides_arg, _positive_int
+from lava_matmulfree.cli.common import _check_vocab, _float_checkpoint, _inputs, _model_cfg, _read_text, _tokenizer
 from lava_matmulfree.config import parse_fixed_point_overrides
 from lava_matmulfree.utils.atomic import check_output_file, write_text
 from lava_matmulfree.utils.limits import check_tokens

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, DEFAULT_MAX_NEW_TOKENS,
-                                        LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _add_generation_args,
-                                        _add_model_command, _add_sampling_args, _add_timeout_arg, _lava_stats,
-                                        _load_model, _positive_token_count, _prompt_ids, _prompt_text,
-                                        _refuse_lava_run, _run_choice, _run_generation, _with_timeout, count,
-                                        not_utf8)
+from lava_matmulfree.cli.arguments import (DEFAULT_MAX_NEW_TOKENS, _add_generation_args, _add_model_command,
+                                           _add_sampling_args, _add_timeout_arg, _positive_token_count)
+from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, LAVA_BACKENDS,
+                                        PRINTABLE, SAMPLER_SEED_HELP, _lava_stats, _load_model, _prompt_ids,
+                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation, _with_timeout,
+                                        count, not_utf8)
 from lava_matmulfree.utils.limits import check_generation
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -208,7 +208,7 @@ def cmd_chat(args, inp=None, out=None, err=None) -> int:
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
     if inp is sys.stdin and hasattr(inp, "reconfigure"):
         inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
-    run = _with_timeout(RunConfig(backend=args.backend, record_logits=False), args)  # cli.common.NO_LOGITS_WHY
+    run = _with_timeout(RunConfig(backend=args.backend, record_logits=False), args)  # as _run_choice
     _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens, reference=False)
     m = _load_model(args, args.backend)
     check_generation(m.cfg, 0, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from lava_matmulfree.cli.common import DEFAULT_CONFIG, _add_model_command, _checkpoint_arg
+from lava_matmulfree.cli.arguments import _add_model_command
+from lava_matmulfree.cli.common import DEFAULT_CONFIG, _checkpoint_arg
 
 INFO_CALIB_SEQUENCES = 1  # the stand-in only needs a network of the right widths, not good formats
 INFO_CALIB_LENGTH = 4

@@ -8,9 +8,9 @@ import re
 import sys
 from pathlib import Path
 
-from lava_matmulfree.cli.common import (DEFAULT_BACKEND, LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP,
-                                        _add_generation_args, _add_model_command, _checkpoint_arg, _lava_stats,
-                                        _inputs, _load_model, _model_cfg, _prompt_text, _refuse_lava_run,
+from lava_matmulfree.cli.arguments import _add_generation_args, _add_model_command
+from lava_matmulfree.cli.common import (DEFAULT_BACKEND, LAVA_BACKENDS, PRINTABLE, SAMPLER_SEED_HELP, _checkpoint_arg,
+                                        _lava_stats, _inputs, _load_model, _model_cfg, _prompt_text, _refuse_lava_run,
                                         _run_choice, _run_generation, count)
 from lava_matmulfree.utils.atomic import atomic_outputs, check_output_file, writing
 

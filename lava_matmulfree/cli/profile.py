@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lava_matmulfree.cli.common import (_add_model_command, _checkpoint_arg, _inputs, _load_model, _positive_int,
-                                        _prompt_text, _read_text)
+from lava_matmulfree.cli.arguments import _add_model_command, _positive_int
+from lava_matmulfree.cli.common import _checkpoint_arg, _inputs, _load_model, _prompt_text, _read_text
 from lava_matmulfree.utils.atomic import atomic_outputs, check_output_file, writing
 
 DEFAULT_PROFILE_TOKENS = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lava_matmulfree.cli.common import _Parser
+from lava_matmulfree.cli.arguments import _Parser
 
 
 def add_parser(sub):

@@ -29,6 +29,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED = {"demo": "demo_model", "deep": "deep_model"}
 STAND_IN = "deep"  # the 370M's stand-in: the deepest trained model's per-type averages
 PROFILE_FILE = "activity.json"
+HF_CONFIG_FILE = "config.json"  # a Hugging Face checkpoint folder's (a shipped model's too)
 DENSE = ("", "dense", "none")  # activity values that mean the dense assumption (activation_density)
 #: the fewest tokens a profile the cost model takes was measured over: at 64 tokens every per-layer density of the
 #: shipped deep model is within 6% of its 256-token profile, at 32 within 13% (docs/activity.md, section 4)
@@ -229,15 +230,34 @@ def resolve_activity(activity) -> ActivityProfile | None:
 
 def model_config(name_or_path, data_dir: Path | None = None):
     """The model config of ``estimate --config``: a shipped model's name ('demo', 'deep': its config.json, so
-    its measured profile is the default), else a config name or TOML (``config.load_config``)."""
+    its measured profile is the default), a checkpoint folder or its config.json (:func:`hf_config_file`), else
+    a config name or TOML (``config.load_config``)."""
     from lava_matmulfree.config import ModelConfig, load_config
 
     if str(name_or_path) in SHIPPED:
-        conf = (data_dir or DATA_DIR) / SHIPPED[str(name_or_path)] / "config.json"
+        conf = (data_dir or DATA_DIR) / SHIPPED[str(name_or_path)] / HF_CONFIG_FILE
         if not conf.is_file():
             raise CostModelError(f"{conf}: the shipped {name_or_path} model is not installed")
         return ModelConfig.from_hf(json.loads(conf.read_text(encoding="utf-8")), str(conf))
+    conf = hf_config_file(name_or_path)
+    if conf is not None:
+        try:
+            hf = json.loads(conf.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CostModelError(f"{conf}: not a readable JSON config: {e}") from None
+        if not isinstance(hf, dict):
+            raise CostModelError(f"{conf}: must hold a JSON object, got {type(hf).__name__}")
+        return ModelConfig.from_hf(hf, str(conf))
     return load_config(name_or_path, require="model").model
+
+
+def hf_config_file(name_or_path) -> Path | None:
+    """The Hugging Face config.json ``estimate --config`` was given: a checkpoint folder's, or the file itself
+    (None for a config name or TOML)."""
+    p = Path(name_or_path)
+    if p.is_dir() and (p / HF_CONFIG_FILE).is_file():
+        return p / HF_CONFIG_FILE
+    return p if p.suffix == ".json" and p.is_file() else None
 
 
 def shipped_profile_path(name: str, data_dir: Path | None = None) -> Path:
@@ -258,7 +278,7 @@ def default_activity(cfg, data_dir: Path | None = None) -> tuple[ActivityProfile
     (None, why, False) when no profile file exists yet."""
     shape = (cfg.hidden_size, cfg.num_layers, cfg.intermediate_size, cfg.vocab_size)
     for name, folder in SHIPPED.items():
-        conf = (data_dir or DATA_DIR) / folder / "config.json"
+        conf = (data_dir or DATA_DIR) / folder / HF_CONFIG_FILE
         if conf.is_file() and _shape(json.loads(conf.read_text(encoding="utf-8"))) == shape:
             p = shipped_profile_path(name, data_dir)
             if p.is_file():

@@ -34,7 +34,7 @@ def _gpu_lines(ax, report, key, scale):
     for name in report["platforms"]:
         if name == "loihi2":
             continue
-        gpu, model = name.split("/")
+        gpu, model = name.split("/", 1)  # a model name may hold a slash (an HF repo id)
         color, marker = GPU_STYLE[gpu]
         p = report["platforms"][name]
         y = [row[name][key] * scale for row in report["sweep"]]

@@ -9,12 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from lava_matmulfree.loihi.activity import hf_config_file
 from lava_matmulfree.loihi.report import DEFAULT_PROMPT_LENGTHS, build_report, format_report, report_json
 from lava_matmulfree.loihi.sensitivity import FACTORS, base_report, format_sensitivity, sensitivity, to_vary
 
 
 def config_label(config: str | Path) -> str:
-    """The name a config's files carry: a TOML file's stem, else the config's name ('370m')."""
+    """The name a config's files carry: a TOML file's stem, a checkpoint folder's name (of its config.json: the
+    folder's), else the config's name ('370m')."""
+    conf = hf_config_file(config)
+    if conf is not None:
+        return conf.parent.resolve().name
     return Path(config).stem if str(config).endswith(".toml") else str(config)
 
 
