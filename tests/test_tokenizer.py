@@ -61,6 +61,23 @@ def test_byte_stream_holds_split_characters():
     assert dec.push(euro[0]) == "" and dec.flush() == "\ufffd"  # incomplete at the end: replacement char
 
 
+def test_byte_stream_holds_no_more_than_a_character():
+    """Bytes that never complete a character (a random model's 0x80-0xBF run) were held to the end of the run, and
+    all text after them; now at most the four bytes of the longest character are held."""
+    tok = ByteTokenizer()
+    cont = 3 + 0x80  # a continuation byte with no lead byte
+    ids = [3 + 97, 3 + 0xF0, cont, cont, cont] + [cont] * 6 + [3 + 98]
+    pieces, text = stream(tok, ids)
+    assert text == tok.decode(ids)
+    assert max(len(p) for p in pieces) <= 4 and pieces[-1].endswith("b")
+    held = 0
+    for p in pieces:
+        held = held + 1 if p == "" else 0
+        assert held < 4
+    emoji = [3 + b for b in "🙂".encode()]  # a whole four-byte character still comes out whole
+    assert stream(tok, emoji)[0] == ["", "", "", "🙂"]
+
+
 # ------------------------------------------------------------------------------------- tokenizer.json
 def make_bpe(folder, special_config=True):
     """A small byte-level BPE trained here with the tokenizers library, saved as tokenizer.json."""

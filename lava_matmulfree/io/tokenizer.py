@@ -25,6 +25,7 @@ BOS_CANDIDATES = ("<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>")
 EOS_CANDIDATES = ("</s>", "<|end_of_text|>", "<eos>", "<|endoftext|>")
 NO_TOKEN = -1
 REPLACEMENT_CHAR = "\ufffd"
+UTF8_MAX_BYTES = 4  # bytes of the longest UTF-8 character
 
 
 class Tokenizer(Protocol):
@@ -45,7 +46,9 @@ class StreamDecoder:
     Decodes a short window of recent ids (the last emitted token plus the new ones) and holds text back while
     it ends in U+FFFD, i.e. while the last token ends inside a multi-byte UTF-8 character. The window starts
     at an already emitted token so that decoders which drop a word's leading space at the start of a
-    sequence (SentencePiece-style) do not drop it again mid-stream."""
+    sequence (SentencePiece-style) do not drop it again mid-stream. Text is held back for at most
+    UTF8_MAX_BYTES tokens (each holds a byte at least, and a character has at most that many): a U+FFFD that
+    long is the text itself (an id that decodes to no character), and holding it back held the whole stream."""
 
     def __init__(self, decode):
         self._decode = decode
@@ -57,7 +60,8 @@ class StreamDecoder:
         self._ids.append(int(token_id))
         prefix_text = self._decode(self._ids[self._prefix:self._read])
         text = self._decode(self._ids[self._prefix:])
-        if len(text) > len(prefix_text) and not text.endswith(REPLACEMENT_CHAR):
+        held = len(self._ids) - self._read
+        if len(text) > len(prefix_text) and (not text.endswith(REPLACEMENT_CHAR) or held >= UTF8_MAX_BYTES):
             self._prefix, self._read = self._read, len(self._ids)
             return text[len(prefix_text):]
         return ""
