@@ -50,6 +50,11 @@ STEP_S_PER_LEAF = 0.15e-3
 #: The arithmetic of one token per layer parameter: the packed kernel of fused blocks (370M sim-fused: ~60 ms per
 #: token) against the stage-by-stage models of the decomposed graphs (2-2.3e-8 s measured at d = 512)
 COMPUTE_S_PER_PARAM = {"fused": 2e-10, "stack": 2e-10, "mixers": 2.5e-8, "decomposed": 2.5e-8}
+#: PREFILL_FIT: a prompt token's step and compute shared by the cores, against the steady prefill measured on 2
+#: cores (2026-12-07, the demo model, a 1500-token prompt timed between generate()'s on_prompt calls from its
+#: tenth to its last token, load 0.1-0.4; ms per prompt token, estimate / measured): sim-fused 2.97 / 3.56,
+#: sim-stack 2.82 / 3.02, sim-mixers 22.8 / 18.6, sim 25.7 / 26.5 (a 4000-token prompt, docs/cli.md); the step
+#: and compute in full per prompt token had estimated 1.7-2.5x the measured time
 #: Reading a Var back from a running graph moves one element per message (~15 us): the recorded logits
 VAR_GET_S_PER_ELEMENT = 15e-6
 REFERENCE_CPUS = 2  # the machine the times above were measured on
@@ -113,9 +118,12 @@ def plan_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits:
     step = (STEP_S + STEP_S_PER_LEAF * leaves) * slower
     compute = COMPUTE_S_PER_PARAM[kind] * (layer_params + 2 * V * d) * slower
     per_token = loop_depth(kind, L) * step + compute
+    # a steady prompt keeps every leaf busy in every step (a token per block), so the machine's cores share the
+    # step's work, as a generated token crossing the blocks one after another does not (PREFILL_FIT)
+    prompt_token = (step + compute) / max(1, min(cpus, leaves))
     start = START_S_PER_LEAF * leaves * slower
     read_back = (capacity * V * VAR_GET_S_PER_ELEMENT) if record_logits else 0.0
-    seconds = start + prompt_len * (step + compute) + new_tokens * per_token + read_back
+    seconds = start + prompt_len * prompt_token + new_tokens * per_token + read_back
     return RunPlan(backend, leaves, memory, start, per_token, seconds, new_tokens, read_back)
 
 
