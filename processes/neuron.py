@@ -52,7 +52,9 @@ def program_vars(program) -> dict:
 class MicrocodedNeurons(AbstractProcess):
     """Base of the processes whose neurons run a program of microcode/ (see the module docstring).
 
-    Subclasses set ``PROGRAM`` (the program's name) and ``PROBES`` (probe Var -> scratch register), pass their own
+    Subclasses set ``PROGRAM`` (the program's name) and ``PROBES`` (probe Var -> (the scratch register it shows,
+    the input port whose token defines it): the Var takes the register's value in a step that token arrives and
+    holds it until the next, as a fused model's Var holds its token's value), pass their own
     parameters and the program's ``values`` to this ``__init__`` (which declares the program's Vars) and declare
     their ports after it with ``in_port()`` / ``out_port()`` (Lava's convention: the interface is visible in
     process.py). A test checks that the declared ports are the program's.
@@ -182,8 +184,9 @@ class PyMicrocodedFixedModel(PyLoihiProcessModel):
         res = self._machine.step(inputs)
         for s in self._state_names:
             getattr(self, s)[:] = res.state[s]
-        for var, reg in self._probes.items():
-            getattr(self, var)[:] = res.scratch[reg]
+        for var, (reg, port) in self._probes.items():  # MicrocodedNeurons.PROBES
+            if lanes[port]:
+                getattr(self, var)[:] = res.scratch[reg]
         for s in self._fifo_counts:
             if not 0 <= res.state[s].min() <= res.state[s].max() <= events.MIXER_QUEUE_DEPTH:
                 raise BackendError(f"{self.PROCESS.__name__}: queue {s} out of range "

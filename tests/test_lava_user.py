@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+from lava.proc.dense.models import PyDenseModelFloat
 from lava.proc.dense.process import Dense
 from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
@@ -432,6 +433,12 @@ def test_a_hardware_config_that_selects_a_mixed_graph_is_refused(nets, monkeypat
     with pytest.raises(BackendError, match="needs Intel's lava-loihi, which is not installed") as err:
         GraphRunner(graph, Loihi2HwCfg())  # without lava-loihi Lava's own selection fails with a NameError
     assert "\n" not in str(err.value) and not graph.source.is_compiled
+    # the refusal names the config as written, its exception map too; a stream graph's tap needs its model named
+    with pytest.raises(BackendError, match=r"exception_proc_model_map=\{Dense: PyDenseModelFloat\}\) selects a mixed"):
+        GraphRunner(graph, Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True,
+                                        exception_proc_model_map={Dense: PyDenseModelFloat}))
+    with pytest.raises(BackendError, match=r"\(Extractor\): .*\{Extractor: PyLoihiExtractorModel\}.*stream=False"):
+        GraphRunner(build_graph(nets[0], "fused", capacity=4, stream=True), Loihi2SimCfg(select_tag="fixed_pt"))
 
 
 # ------------------------------------------------------------------------------------ 6. Monitor rows per token

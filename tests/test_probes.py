@@ -49,3 +49,59 @@ def test_unknown_probe_names_list_the_known_ones(net):
     with pytest.raises(ValueError, match=r"head\.inv_rms.*embedding\.x_out"):
         g.probe_target("head.nope")
     assert g.probe_target("l0.x_out")[0] == "port" and g.probe_target("l0.h")[0] == "var"
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+def test_runner_probes_and_block_vars_between_runs_do_not_depend_on_the_models(net):
+    """A GraphRunner's own probes come back without being named again (they came back as {}); after a run a block's
+    probe Vars hold the last token's values whichever models ran it (decomposed: 0, the value of a step with no
+    token; fused: the token's)."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.graph.runner import GraphRunner
+
+    prompt = [7, 200, 13]
+    names = ("l0.h", "l1.attn_inv_rms")
+    ref = generate("reference", net, prompt, 2, probes=names)
+    after = {}
+    for kind, cfg in (("fused", Loihi2SimCfg(select_tag="fixed_pt")),
+                      ("decomposed", Loihi2SimCfg(select_tag="fixed_pt", select_sub_proc_model=True))):
+        graph = build_graph(net, "fused", capacity=8)
+        with GraphRunner(graph, cfg, timeout=500, probes=names) as runner:
+            res = runner.generate(prompt, 2)
+            assert graph.kind == kind and set(res.probes) == set(names)
+            for name in names:
+                np.testing.assert_array_equal(res.probes[name], ref.probes[name], err_msg=f"{kind} {name}")
+            after[kind] = {v: np.asarray(getattr(graph.blocks[1], v).get()) for v in ("attn_inv_rms", "y", "x")}
+    for v, value in after["fused"].items():
+        assert value.any(), v
+        np.testing.assert_array_equal(after["decomposed"][v], value, err_msg=v)
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(300)
+def test_a_run_config_that_maps_one_block_alone_is_refused_before_the_run(net):
+    """exception_proc_model_map keyed by one block (an instance, which Lava's compiler honours) decomposed that block
+    alone: the graph ran at the fused timing and its probes came back shifted, without a word."""
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    from lava_matmulfree.errors import BackendError
+    from lava_matmulfree.graph.builder import build_graph
+    from lava_matmulfree.graph.runner import GraphRunner
+    from lava_matmulfree.processes.block.models import SubBlockModel
+
+    for which in (0, 1):
+        graph = build_graph(net, "fused", capacity=8)
+        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={graph.blocks[which]: SubBlockModel})
+        with pytest.raises(BackendError, match="different models for the blocks"):
+            GraphRunner(graph, cfg, timeout=200)
+        assert graph.source.runtime is None  # refused before any runtime was made
+    graph = build_graph(net, "fused", capacity=8)  # every block alike by its class: fused mixers inside
+    cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={type(graph.blocks[0]): SubBlockModel})
+    ref = generate("reference", net, [7, 200, 13], 2, probes=("l1.h",))
+    with GraphRunner(graph, cfg, timeout=500, probes=("l1.h",)) as runner:
+        res = runner.generate([7, 200, 13], 2)
+    assert graph.kind == "mixers" and res.tokens == ref.tokens
+    np.testing.assert_array_equal(res.probes["l1.h"], ref.probes["l1.h"])

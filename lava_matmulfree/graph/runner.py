@@ -133,10 +133,11 @@ class GraphRunner:
             if head is not None and head != self.graph.head_kind:
                 raise BackendError(f"Lava selected a {head} head, the run was planned for a {self.graph.head_kind} one")
 
-    def generate(self, prompt, max_new_tokens: int, probes=(), reset_state: bool = False,
+    def generate(self, prompt, max_new_tokens: int, probes=None, reset_state: bool = False,
                  on_token=None, on_prompt=None) -> RunResult:
         """One request on the running graph: the recurrent state persists from the previous request unless
-        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_target``) are recorded once per token.
+        ``reset_state``. ``probes`` (names as ``LavaGraph.probe_target``) are recorded once per token and returned;
+        None (the default): every probe the runner has (those it was made with, and any a request added).
         ``on_token(t)`` is called with each new token as the sink chooses it, while the graph runs (a graph built with
         ``stream=True``; otherwise after the run). If ``on_token`` raises, the request still runs to its end, then
         its exception is raised; the runtime stays up for the next request. ``on_prompt(entered)`` is called as the
@@ -153,7 +154,7 @@ class GraphRunner:
         if not prompt:
             raise ValueError("the prompt must hold at least one token")
         max_new_tokens = whole_number(max_new_tokens, "max_new_tokens", 1)
-        probes = probe_names(probes)
+        probes = tuple(self.probes) if probes is None else probe_names(probes)
         if set(probes) - set(self.probes) and self.started:
             raise ValueError("probes join a graph before its runtime starts: name them in its first request or "
                              "when the runner is made")

@@ -19,9 +19,13 @@ LISTED = 3  # names listed per kind of problem in a refusal
 
 
 # ------------------------------------------------------------------------------------ model selection
+HOST_IO_MODULE = "lava.proc.io."  # Lava's Extractor and Injector: untagged models
+
+
 class Selection:
-    """The models a run config selects, process by process, as Lava's compiler selects them (cached per class:
-    Lava's selection depends on the process's class only)."""
+    """The models a run config selects, process by process, as Lava's compiler selects them: a process named in
+    the config's ``exception_proc_model_map`` (an instance key) gets its model, every other the one its class
+    selects (cached per class)."""
 
     def __init__(self, run_cfg):
         self.run_cfg = run_cfg
@@ -39,6 +43,9 @@ class Selection:
 
     def model(self, proc):
         """The model the run config selects for ``proc``; Lava's refusal as one BackendError line."""
+        exceptions = getattr(self.run_cfg, "exception_proc_model_map", None) or {}
+        if proc in exceptions:  # Lava's compiler looks up the instance first (ProcGroupDiGraphs._map_proc_to_model)
+            return exceptions[proc]
         cls = type(proc)
         if cls not in self._chosen:
             try:
@@ -48,15 +55,29 @@ class Selection:
                                    "needs Intel's lava-loihi, which is not installed; on the CPU simulator run it "
                                    f"with {SIM_CONFIG}") from None
             except (AssertionError, NotImplementedError) as e:
+                hint = ""
+                if cls.__module__.startswith(HOST_IO_MODULE):  # the stream's tap (graph.builder, stream=True)
+                    hint = (f"; Lava's host I/O models carry no tag: name one in exception_proc_model_map (e.g. "
+                            f"{{{cls.__name__}: PyLoihi{cls.__name__}Model}}, as graph.backends.lava_run_config "
+                            "does), or build the graph with stream=False")
                 raise BackendError(f"{config_name(self.run_cfg)} selects no model for {proc.name} "
-                                   f"({cls.__name__}): {' '.join(str(e).split())}") from None
+                                   f"({cls.__name__}): {' '.join(str(e).split())}{hint}") from None
         return self._chosen[cls]
 
 
 def config_name(run_cfg) -> str:
+    """The run config as a user would write it, its exception map included (process classes or instances)."""
     tag = getattr(run_cfg, "select_tag", None)
     sub = getattr(run_cfg, "select_sub_proc_model", False)
-    return f"{type(run_cfg).__name__}(select_tag={tag!r}, select_sub_proc_model={sub})"
+    exceptions = getattr(run_cfg, "exception_proc_model_map", None) or {}
+    mapped = ", ".join(f"{_key_name(k)}: {getattr(m, '__name__', m)}" for k, m in exceptions.items())
+    return (f"{type(run_cfg).__name__}(select_tag={tag!r}, select_sub_proc_model={sub}"
+            + (f", exception_proc_model_map={{{mapped}}}" if mapped else "") + ")")
+
+
+def _key_name(key) -> str:
+    """An exception map's key: a process class by its name, one process by its name and class."""
+    return key.__name__ if isinstance(key, type) else f"{key.name} ({type(key).__name__})"
 
 
 def is_sub_model(model) -> bool:
@@ -136,8 +157,9 @@ def check_run_config(process, run_cfg) -> Selection:
         stack = [p for p in chosen if isinstance(p, MMFreeStack)]
         if stack:
             problems.append(f"the layer stack {_names(stack)} (it has no chip mapping: build MMFreeBlock layers)")
-        mapped = [c.__name__ for c, m in (getattr(run_cfg, "exception_proc_model_map", None) or {}).items()
-                  if issubclass(c, _neuron_classes()) and isinstance(m, type) and issubclass(m, AbstractPyProcessModel)]
+        mapped = [_key_name(c) for c, m in (getattr(run_cfg, "exception_proc_model_map", None) or {}).items()
+                  if issubclass(c if isinstance(c, type) else type(c), _neuron_classes()) and isinstance(m, type)
+                  and issubclass(m, AbstractPyProcessModel)]
         if mapped:
             problems.append(f"an exception map that puts {', '.join(mapped)} on Python models")
     if problems:
@@ -179,14 +201,16 @@ def predicted_kind(blocks, stack, selection: Selection) -> str:
     from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
     from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
-    b = blocks[0]
-    block_model = selection.model(b)
-    if not is_sub_model(block_model):
-        return "fused"
-    p = b.proc_params
-    mixers = [cls(net=p["net"], layer=p["layer"], float_model=p.get("float_model"), name=f"{b.name}.{what}")
-              for cls, what in ((TokenMixer, "token_mixer"), (ChannelMixer, "channel_mixer"))]
-    return kind_from_models(block_model, [selection.model(m) for m in mixers])
+    def kind(b):
+        block_model = selection.model(b)
+        if not is_sub_model(block_model):
+            return "fused"
+        p = b.proc_params
+        mixers = [cls(net=p["net"], layer=p["layer"], float_model=p.get("float_model"), name=f"{b.name}.{what}")
+                  for cls, what in ((TokenMixer, "token_mixer"), (ChannelMixer, "channel_mixer"))]
+        return kind_from_models(block_model, [selection.model(m) for m in mixers])
+
+    return _one_kind(blocks, [kind(b) for b in blocks], "will select")
 
 
 def selected_kind(blocks, stack) -> str | None:
@@ -196,11 +220,22 @@ def selected_kind(blocks, stack) -> str | None:
 
     if stack is not None:
         return "stack"
-    b = blocks[0]
-    if b.model_class is None:
+    if any(b.model_class is None for b in blocks):
         return None
-    mixers = [p.model_class for p in b.procs if isinstance(p, (TokenMixer, ChannelMixer))]
-    return kind_from_models(b.model_class, mixers)
+    return _one_kind(blocks, [kind_from_models(b.model_class, [p.model_class for p in b.procs
+                                                              if isinstance(p, (TokenMixer, ChannelMixer))])
+                              for b in blocks], "selected")
+
+
+def _one_kind(blocks, kinds: list, verb: str) -> str:
+    """The block models' kind, which must be every block's: the graph's step schedule (how long a token takes to
+    cross a block, hence when the sink and every probe reads it) is one kind's."""
+    if len(set(kinds)) > 1:
+        named = ", ".join(f"{b.name}: {k}" for b, k in zip(blocks, kinds))
+        raise BackendError(f"the run config {verb} different models for the blocks ({named}); a graph's timing is "
+                           "one kind's: map every block alike (exception_proc_model_map keyed by the MMFreeBlock "
+                           "class, not by one block)")
+    return kinds[0]
 
 
 def predicted_head_kind(head, selection: Selection) -> str:

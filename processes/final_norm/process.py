@@ -29,7 +29,7 @@ class FinalNorm(MicrocodedNeurons):
     """
 
     PROGRAM = bindings.FINAL_NORM
-    PROBES = {"x": "x"}
+    PROBES = {"x": ("x", "x_in")}
 
     def __init__(self, *, shape, consts: dict, float_model=None, name: str | None = None, **values):
         super().__init__(shape=shape, consts=consts, values=values, float_model=float_model, name=name)

@@ -32,7 +32,7 @@ class Glu(MicrocodedNeurons):
     """
 
     PROGRAM = bindings.GLU
-    PROBES = {"y": "y"}
+    PROBES = {"y": ("y", "u_in")}
 
     def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,
                  **values):

@@ -33,7 +33,7 @@ class Residual(MicrocodedNeurons):
     """
 
     PROGRAM = bindings.RESIDUAL
-    PROBES = {"x": "x", "r": "r"}
+    PROBES = {"x": ("x", "x_in"), "r": ("r", "o_in")}
     QUEUE_COUNTS = ("xn", "rn")  # x waiting for o, r waiting for down
 
     def __init__(self, *, shape, consts: dict, layer: int = 0, float_model=None, name: str | None = None,

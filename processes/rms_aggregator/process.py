@@ -33,7 +33,7 @@ class RmsAggregator(MicrocodedNeurons):
     """
 
     PROGRAM = bindings.RMS_AGGREGATOR
-    PROBES = {"sum_sq": "s", "inv_rms": "r"}
+    PROBES = {"sum_sq": ("s", "sq_in"), "inv_rms": ("r", "sq_in")}
 
     def __init__(self, *, consts: dict, n: int, eps_const: float = 0.0, name: str | None = None, **values):
         super().__init__(shape=(1,), consts=consts, values=values, n=n, eps_const=eps_const, name=name)
