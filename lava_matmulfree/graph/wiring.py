@@ -43,7 +43,7 @@ class Selection:
 
     def model(self, proc):
         """The model the run config selects for ``proc``; Lava's refusal as one BackendError line."""
-        exceptions = getattr(self.run_cfg, "exception_proc_model_map", None) or {}
+        exceptions = exception_map(self.run_cfg)
         if proc in exceptions:  # Lava's compiler looks up the instance first (ProcGroupDiGraphs._map_proc_to_model)
             return exceptions[proc]
         cls = type(proc)
@@ -69,10 +69,15 @@ def config_name(run_cfg) -> str:
     """The run config as a user would write it, its exception map included (process classes or instances)."""
     tag = getattr(run_cfg, "select_tag", None)
     sub = getattr(run_cfg, "select_sub_proc_model", False)
-    exceptions = getattr(run_cfg, "exception_proc_model_map", None) or {}
+    exceptions = exception_map(run_cfg)
     mapped = ", ".join(f"{_key_name(k)}: {getattr(m, '__name__', m)}" for k, m in exceptions.items())
     return (f"{type(run_cfg).__name__}(select_tag={tag!r}, select_sub_proc_model={sub}"
             + (f", exception_proc_model_map={{{mapped}}}" if mapped else "") + ")")
+
+
+def exception_map(run_cfg) -> dict:
+    """A run config's exception_proc_model_map ({} where it has none)."""
+    return getattr(run_cfg, "exception_proc_model_map", None) or {}
 
 
 def _key_name(key) -> str:
@@ -157,7 +162,7 @@ def check_run_config(process, run_cfg) -> Selection:
         stack = [p for p in chosen if isinstance(p, MMFreeStack)]
         if stack:
             problems.append(f"the layer stack {_names(stack)} (it has no chip mapping: build MMFreeBlock layers)")
-        mapped = [_key_name(c) for c, m in (getattr(run_cfg, "exception_proc_model_map", None) or {}).items()
+        mapped = [_key_name(c) for c, m in exception_map(run_cfg).items()
                   if issubclass(c if isinstance(c, type) else type(c), _neuron_classes()) and isinstance(m, type)
                   and issubclass(m, AbstractPyProcessModel)]
         if mapped:

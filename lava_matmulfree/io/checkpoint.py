@@ -154,11 +154,16 @@ _warned_keys: set[tuple[str, str]] = set()  # (file, key): a file read several t
 
 
 def _resembles(key: str, candidates) -> str | None:
-    import difflib
-
     if key in HF_KEY_ALIASES:
         return HF_KEY_ALIASES[key] if HF_KEY_ALIASES[key] in candidates else None
-    found = difflib.get_close_matches(key.lower(), candidates, n=1, cutoff=KEY_MATCH_CUTOFF)
+    return _closest(key.lower(), candidates, KEY_MATCH_CUTOFF)
+
+
+def _closest(text: str, candidates, cutoff: float) -> str | None:
+    """The candidate most like ``text`` by difflib's similarity, if it reaches ``cutoff``."""
+    import difflib
+
+    found = difflib.get_close_matches(text, candidates, n=1, cutoff=cutoff)
     return found[0] if found else None
 
 
@@ -204,15 +209,8 @@ def _name_hint(name: str, stored: list) -> str:
     if bare != name and bare in stored:
         return (f"; the file names its tensors without the '{MODEL_PREFIX}' prefix ({bare!r}): weights saved "
                 "from the base model, not the causal LM that holds the head")
-    found = _resembles_name(name, stored)
+    found = _closest(name, stored, TENSOR_MATCH_CUTOFF)
     return f"; it holds {found!r}: a misspelling?" if found else ""
-
-
-def _resembles_name(name: str, candidates) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(name, candidates, n=1, cutoff=TENSOR_MATCH_CUTOFF)
-    return found[0] if found else None
 
 
 def _read_index(folder: Path) -> dict[str, str]:
