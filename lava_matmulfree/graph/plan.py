@@ -54,7 +54,7 @@ COMPUTE_S_PER_PARAM = {"fused": 2e-10, "stack": 2e-10, "mixers": 2.5e-8, "decomp
 #: cores (2026-12-07, the demo model, a 1500-token prompt timed between generate()'s on_prompt calls from its
 #: tenth to its last token, load 0.1-0.4; ms per prompt token, estimate / measured): sim-fused 2.97 / 3.56,
 #: sim-stack 2.82 / 3.02, sim-mixers 22.8 / 18.6, sim 25.7 / 25.9 (load 0.8, 13 at its end; 34.9 in a run at
-#: load 8); the step and compute in full per prompt token had estimated 1.5-2.5x the measured time
+#: load 8); the step and compute in full per prompt token had estimated 1.7-2.5x the measured time
 #: Reading a Var back from a running graph moves one element per message (~15 us): the recorded logits
 VAR_GET_S_PER_ELEMENT = 15e-6
 REFERENCE_CPUS = 2  # the machine the times above were measured on
