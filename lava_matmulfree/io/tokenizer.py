@@ -83,6 +83,7 @@ class ByteTokenizer:
     SPECIALS = ("<pad>", "<s>", "</s>")
 
     vocab_size = BYTE_OFFSET + NUM_BYTES
+    stands_in_for = None  # the checkpoint whose missing tokenizer.json it stands in for (named once by the CLI)
     bos_token_id = BOS
     eos_token_id = EOS
     pad_token_id = PAD
