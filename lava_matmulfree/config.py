@@ -77,10 +77,6 @@ class ModelConfig:
         if hf.get("hidden_act") not in (None, "swish", "silu"):
             raise ConfigError(f"{source}: hidden_act={hf['hidden_act']!r} is not supported (the GLU is the "
                               "released models' swish)")
-        if hf.get("tie_word_embeddings", False):
-            raise ConfigError(f"{source}: tie_word_embeddings=true is not read here; a tied head is the LM head's "
-                              "BitLinear over the embedding matrix: store model.embeddings.weight as lm_head.weight "
-                              "and set tie_word_embeddings to false")
         raw = {
             "name": hf.get("_name_or_path") or "hf",
             "vocab_size": hf.get("vocab_size", 32000),

@@ -174,6 +174,31 @@ def test_missing_tensor(tmp_path, tiny_cfg, tiny_params):
     expect_error(tmp_path, CheckpointError, L1_I_PROJ, WEIGHTS_FILE)
 
 
+def test_a_tied_checkpoint_reads_its_head_from_the_embedding(tmp_path, tiny_cfg, tiny_params):
+    """tie_word_embeddings=true was refused; HGRNBitForCausalLM ties its head's BitLinear to the embedding matrix,
+    so the head reads it (a stored lm_head.weight is not the model's, as transformers' tying overrides it)."""
+    hf = {**tiny_cfg.to_hf(), "tie_word_embeddings": True}
+    head_free = {k: v for k, v in tiny_params.items() if k != "lm_head.weight"}
+    write_raw(tmp_path / "tied", tiny_cfg, head_free, config=hf)
+    write_raw(tmp_path / "stored", tiny_cfg, tiny_params, config=hf)  # a head of its own, which tying overrides
+    explicit = {**tiny_params, "lm_head.weight": tiny_params["model.embeddings.weight"]}
+    write_raw(tmp_path / "untied", tiny_cfg, explicit)
+    cfg, untied = load_checkpoint(tmp_path / "untied")
+    for name in ("tied", "stored"):
+        cfg2, params = load_checkpoint(tmp_path / name)
+        assert cfg2 == cfg and list(params) == list(untied)
+        for k in params:
+            np.testing.assert_array_equal(params[k], untied[k], err_msg=f"{name} {k}")
+    assert read_checkpoint(tmp_path / "stored").unexpected == []
+    ids = [5, 17, 99]
+    tied_logits, _ = FloatModel(cfg, load_checkpoint(tmp_path / "tied")[1]).prefill(ids)
+    untied_logits, _ = FloatModel(cfg, untied).prefill(ids)
+    np.testing.assert_array_equal(tied_logits, untied_logits)
+    del head_free["model.embeddings.weight"]  # the embedding is still needed, and named
+    write_raw(tmp_path / "none", tiny_cfg, head_free, config=hf)
+    expect_error(tmp_path / "none", CheckpointError, "missing tensor 'model.embeddings.weight'")
+
+
 def test_missing_tensor_names_what_it_resembles(tmp_path, tiny_cfg, tiny_params):
     """A misspelled name, or every name without the causal LM's 'model.' prefix, was reported only as missing."""
     tiny_params[L1_I_PROJ + "_"] = tiny_params.pop(L1_I_PROJ)

@@ -182,7 +182,6 @@ def test_hf_round_trip(cfg):
     ({"model_type": "llama"}, "model_type"),
     ({"num_heads": 4}, "num_heads"),
     ({"use_short_conv": True}, "use_short_conv"),
-    ({"tie_word_embeddings": True}, "tie_word_embeddings"),
     ({"hidden_size": "1024"}, "hidden_size"),
     ({"num_hidden_layers": 0}, "] num_hidden_layers must be"),
     ({"rms_norm_eps": -1.0}, "rms_norm_eps"),

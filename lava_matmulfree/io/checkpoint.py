@@ -13,6 +13,8 @@ Every tensor of :func:`lava_matmulfree.io.params.expected_tensors` must be prese
 dtype and finite values, else :class:`CheckpointError` names the tensor and the file. A tensor the model does
 not use is refused by :func:`load_checkpoint` (naming it and the file); :func:`read_checkpoint` returns their
 names. A config.json whose model could not fit the memory available is refused before any tensor is read.
+With ``tie_word_embeddings`` true the LM head's BitLinear reads the embedding matrix (``lm_head.weight`` is not
+needed, and a stored one is not the model's), as ``HGRNBitForCausalLM`` ties them.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ import numpy as np
 
 from lava_matmulfree.config import HF_SHAPE_KEYS, ModelConfig
 from lava_matmulfree.errors import CheckpointError, ConfigError
-from lava_matmulfree.io.params import WEIGHT_BYTES_PER_PARAM, check_model_memory, expected_tensors
+from lava_matmulfree.io.params import (EMBED_WEIGHT, HEAD_WEIGHT, WEIGHT_BYTES_PER_PARAM, check_model_memory,
+                                       expected_tensors)
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +273,9 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     check_model_memory(cfg, str(folder / CONFIG_FILE), "to read its weights", per_param=WEIGHT_BYTES_PER_PARAM,
                        hf=True)
     want = expected_tensors(cfg)
+    tied = bool(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("tie_word_embeddings"))
+    if tied:  # HGRNBitForCausalLM ties its head's BitLinear to the embedding matrix: read that once
+        del want[HEAD_WEIGHT]
 
     # where each stored tensor lives
     if present(folder / WEIGHTS_FILE):
@@ -332,7 +338,10 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
                 raise CheckpointError(f"{path}: tensor {n!r} holds {int(bad.sum())} non-finite value(s) "
                                       f"(NaN or Inf), the first at index {first}")
 
-    params = {n: params[n] for n in want}  # the canonical order
+    if tied:  # a stored head weight is not the model's, as transformers' tying overrides it
+        params[HEAD_WEIGHT], dtypes[HEAD_WEIGHT] = params[EMBED_WEIGHT].copy(), dtypes[EMBED_WEIGHT]
+        unexpected = [n for n in unexpected if n != HEAD_WEIGHT]
+    params = {n: params[n] for n in expected_tensors(cfg)}  # the canonical order
     return LoadedCheckpoint(cfg, params, unexpected, files, dtypes)
 
 

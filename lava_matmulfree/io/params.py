@@ -14,10 +14,14 @@ LAYER_NORMS = ("attn_norm", "attn.g_norm", "mlp_norm")
 ATTN_PROJS = ("i_proj", "f_proj", "g_proj", "o_proj")
 
 
+EMBED_WEIGHT = "model.embeddings.weight"
+HEAD_WEIGHT = "lm_head.weight"  # the LM head's BitLinear (over EMBED_WEIGHT in a tied checkpoint)
+
+
 def expected_tensors(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor a checkpoint of this config must hold, with its shape."""
     d, I, V, L = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_layers
-    t: dict[str, tuple[int, ...]] = {"model.embeddings.weight": (V, d)}
+    t: dict[str, tuple[int, ...]] = {EMBED_WEIGHT: (V, d)}
     if cfg.use_lower_bound:
         t["model.lower_bounds"] = (L, d)
     for l in range(L):
@@ -32,7 +36,7 @@ def expected_tensors(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         t[p + "mlp.down_proj.weight"] = (d, I)
         t[p + "mlp.down_proj.norm.weight"] = (I,)
     t["model.norm.weight"] = (d,)
-    t["lm_head.weight"] = (V, d)
+    t[HEAD_WEIGHT] = (V, d)
     t["lm_head.norm.weight"] = (d,)
     return t
 
@@ -52,7 +56,7 @@ def random_params(cfg: ModelConfig, seed: int = 0, dtype=np.float32, std: float 
             a = 1.0 + 0.1 * rng.standard_normal(shape)
         elif name == "model.lower_bounds":
             a = rng.standard_normal(shape)
-        elif name == "model.embeddings.weight":
+        elif name == EMBED_WEIGHT:
             a = rng.standard_normal(shape)
         else:
             a = std * rng.standard_normal(shape)
