@@ -67,6 +67,9 @@ class ModelConfig:
         mt = hf.get("model_type")
         if mt != "hgrn_bit":
             raise ConfigError(f"{source}: model_type must be 'hgrn_bit', got {mt!r}")
+        if not isinstance(hf.get("tie_word_embeddings", False), bool):  # io.checkpoint reads the head by it
+            raise ConfigError(f"{source}: tie_word_embeddings must be true or false, got "
+                              f"{hf['tie_word_embeddings']!r}")
         for k, want in (("num_heads", 1), ("expand_ratio", 1), ("use_short_conv", False)):
             if k in hf and hf[k] not in (want, None):
                 raise ConfigError(f"{source}: {k}={hf[k]!r} is not supported (the released models use {want!r})")
@@ -162,8 +165,8 @@ class FixedPointConfig:
 
 
 def check_values(obj, what: str) -> None:
-    """A ModelConfig or FixedPointConfig made in Python (not read from a file) checked as a file's would be:
-    ConfigError naming ``what`` and the first field out of its range."""
+    """A ModelConfig, FixedPointConfig or RunConfig made in Python (not read from a file) checked as a file's
+    would be: ConfigError naming ``what`` and the first field out of its range."""
     bad = obj._check()
     if bad:
         raise ConfigError(f"{what}: {bad[0][0]} {bad[0][1]}")

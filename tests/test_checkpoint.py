@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import struct
 
 import numpy as np
@@ -176,13 +177,17 @@ def test_missing_tensor(tmp_path, tiny_cfg, tiny_params):
 
 def test_a_tied_checkpoint_reads_its_head_from_the_embedding(tmp_path, tiny_cfg, tiny_params):
     """tie_word_embeddings=true was refused; HGRNBitForCausalLM ties its head's BitLinear to the embedding matrix,
-    so the head reads it (a stored lm_head.weight is not the model's, as transformers' tying overrides it)."""
+    so the head reads it (a stored copy must be the same matrix)."""
     hf = {**tiny_cfg.to_hf(), "tie_word_embeddings": True}
     head_free = {k: v for k, v in tiny_params.items() if k != "lm_head.weight"}
     write_raw(tmp_path / "tied", tiny_cfg, head_free, config=hf)
-    write_raw(tmp_path / "stored", tiny_cfg, tiny_params, config=hf)  # a head of its own, which tying overrides
     explicit = {**tiny_params, "lm_head.weight": tiny_params["model.embeddings.weight"]}
+    write_raw(tmp_path / "stored", tiny_cfg, explicit, config=hf)  # both stored, equal
     write_raw(tmp_path / "untied", tiny_cfg, explicit)
+    write_raw(tmp_path / "other", tiny_cfg, tiny_params, config=hf)  # a head of its own: which one is the model's?
+    expect_error(tmp_path / "other", CheckpointError, "'lm_head.weight' differs from 'model.embeddings.weight'")
+    write_raw(tmp_path / "text", tiny_cfg, head_free, config={**hf, "tie_word_embeddings": "true"})
+    expect_error(tmp_path / "text", ConfigError, "tie_word_embeddings")
     cfg, untied = load_checkpoint(tmp_path / "untied")
     for name in ("tied", "stored"):
         cfg2, params = load_checkpoint(tmp_path / name)
@@ -209,9 +214,12 @@ def test_missing_tensor_names_what_it_resembles(tmp_path, tiny_cfg, tiny_params)
     write_raw(tmp_path / "bare", tiny_cfg, bare)
     expect_error(tmp_path / "bare", CheckpointError, "'model.embeddings.weight' (and ",
                  "without the 'model.' prefix ('embeddings.weight')")
-    del tiny_params["model.layers.0.attn.i_proj.weight"]  # another layer's tensor is no misspelling of it
-    write_raw(tmp_path / "gone", tiny_cfg, tiny_params)
-    assert "misspelling" not in expect_error(tmp_path / "gone", CheckpointError, "model.layers.0.attn.i_proj.weight")
+    # layers exported one off (1..3 for a 3-layer config): another layer's number, not a misspelling
+    shifted = {re.sub(r"layers\.(\d+)", lambda m: f"layers.{int(m.group(1)) + 1}", k): v for k, v in tiny_params.items()}
+    write_raw(tmp_path / "shifted", tiny_cfg, shifted)
+    msg = expect_error(tmp_path / "shifted", CheckpointError, "missing tensor 'model.layers.0.",
+                       "a layer the config does not have")
+    assert "misspelling" not in msg
 
 
 def test_pickled_weights_are_named_with_what_to_do(tmp_path, tiny_cfg, tiny_params):

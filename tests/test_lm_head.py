@@ -96,7 +96,7 @@ def test_fused_head_equals_the_decomposed_head(shape, seed):
     a = g.norm_spikes(net.head, x[:-1, lanes].T, "head")["lm_head"]
     np.testing.assert_array_equal(rows["f"][:-1].T, g.synapses(net.lm_head, a))
     np.testing.assert_array_equal(spikes["f"][:-1].T, a)
-    # the fused head's Vars keep the last token's values (the leaves' are read at the token's step: test_probes.py)
+    # the fused head's Vars keep the last token's values, as the leaves' do (test_probes.py)
     last = {"x": x[:-1, lanes[-1]], "sum_sq": g.probes["head.sum_sq"][0][-1],
             "inv_rms": g.probes["head.inv_rms"][0][-1]}
     for v, want in last.items():

@@ -55,8 +55,8 @@ def test_unknown_probe_names_list_the_known_ones(net):
 @pytest.mark.timeout(600)
 def test_runner_probes_and_block_vars_between_runs_do_not_depend_on_the_models(net):
     """A GraphRunner's own probes come back without being named again (they came back as {}); after a run a block's
-    probe Vars hold the last token's values whichever models ran it (decomposed: 0, the value of a step with no
-    token; fused: the token's)."""
+    probe Vars hold the last token's values whichever models ran it (the decomposed ones read 0 before: each neuron
+    wrote them in every step, also the steps with no token for them)."""
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     from lava_matmulfree.graph.builder import build_graph

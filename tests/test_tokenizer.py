@@ -76,6 +76,9 @@ def test_byte_stream_holds_no_more_than_a_character():
         assert held < 4
     emoji = [3 + b for b in "🙂".encode()]  # a whole four-byte character still comes out whole
     assert stream(tok, emoji)[0] == ["", "", "", "🙂"]
+    for before in range(1, 8):  # after stray bytes, a character that starts among the held ones is kept whole
+        ids = [cont] * before + emoji + [3 + b for b in "é日".encode()] + [3 + 98]
+        assert stream(tok, ids)[1] == tok.decode(ids), before
 
 
 # ------------------------------------------------------------------------------------- tokenizer.json

@@ -118,7 +118,7 @@ def _tokenizer(ckpt: Path | None):
     if ckpt is None:
         return ByteTokenizer()
     tok = (compiled_file_tokenizer(ckpt) or load_tokenizer(ckpt.parent)) if ckpt.is_file() else load_tokenizer(ckpt)
-    if isinstance(tok, ByteTokenizer):
+    if isinstance(tok, ByteTokenizer) and ckpt.is_dir():  # a compiled file of random weights carries none, rightly
         tok.stands_in_for = ckpt  # _check_vocab says so where the model's vocabulary is not the bytes'
     return tok
 

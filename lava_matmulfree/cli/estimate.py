@@ -55,12 +55,10 @@ def _cost_overrides(items) -> dict:
 
 
 def _estimate_inputs(args, overrides: dict) -> list:
-    """The files estimate reads, which no output may be (cli/common.py, _inputs): the --config TOML or shipped
-    model's config.json, and the activity profile (with 'auto' or 'dense', the shipped models' configs and
+    """The files estimate reads, which no output may be (cli/common.py, _inputs): the --config TOML, checkpoint's or
+    shipped model's config.json, and the activity profile (with 'auto' or 'dense', the shipped models' configs and
     profiles)."""
-    from lava_matmulfree.loihi.activity import DATA_DIR, DENSE, PROFILE_FILE, SHIPPED
-
-    from lava_matmulfree.loihi.activity import hf_config_file
+    from lava_matmulfree.loihi.activity import DATA_DIR, DENSE, PROFILE_FILE, SHIPPED, hf_config_file
 
     found = _inputs(args)
     if (conf := hf_config_file(args.config)) is not None:

@@ -50,11 +50,11 @@ STEP_S_PER_LEAF = 0.15e-3
 #: The arithmetic of one token per layer parameter: the packed kernel of fused blocks (370M sim-fused: ~60 ms per
 #: token) against the stage-by-stage models of the decomposed graphs (2-2.3e-8 s measured at d = 512)
 COMPUTE_S_PER_PARAM = {"fused": 2e-10, "stack": 2e-10, "mixers": 2.5e-8, "decomposed": 2.5e-8}
-#: PREFILL_FIT: a prompt token's step and compute shared by the cores, against the steady prefill measured on 2
-#: cores (2026-12-07, the demo model, a 1500-token prompt timed between generate()'s on_prompt calls from its
-#: tenth to its last token, load 0.1-0.4; ms per prompt token, estimate / measured): sim-fused 2.97 / 3.56,
-#: sim-stack 2.82 / 3.02, sim-mixers 22.8 / 18.6, sim 25.7 / 25.9 (load 0.8, 13 at its end; 34.9 in a run at
-#: load 8); the step and compute in full per prompt token had estimated 1.7-2.5x the measured time
+# PREFILL_FIT: a prompt token's step and compute shared by the cores, against the steady prefill measured on 2
+# cores (2026-12-07, the demo model, a 1500-token prompt timed between generate()'s on_prompt calls from its
+# tenth to its last token, load 0.1-0.4; ms per prompt token, estimate / measured): sim-fused 2.97 / 3.56,
+# sim-stack 2.82 / 3.02, sim-mixers 22.8 / 18.6, sim 25.7 / 25.9 (load 0.8, 13 at its end; 34.9 in a run at
+# load 8); the step and compute in full per prompt token had estimated 1.7-2.5x the measured time
 #: Reading a Var back from a running graph moves one element per message (~15 us): the recorded logits
 VAR_GET_S_PER_ELEMENT = 15e-6
 REFERENCE_CPUS = 2  # the machine the times above were measured on
@@ -81,7 +81,7 @@ class RunPlan:
         read_back = ""
         if self.read_back_seconds >= READ_BACK_SHOWN_S:
             read_back = (f", {_duration(self.read_back_seconds)} of it reading the recorded logits back after "
-                         "each request (RunConfig(record_logits=False) keeps none)")
+                         f"each request (RunConfig(backend={self.backend!r}, record_logits=False) keeps none)")
         return (f"{self.leaf_processes} leaf processes, about {describe_bytes(self.memory_bytes)} of memory, about "
                 f"{_duration(self.seconds_per_token)} per new token and {_duration(self.seconds)} for the "
                 f"{self.new_tokens} new tokens, start-up included{read_back}")
@@ -120,7 +120,7 @@ def plan_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits:
     per_token = loop_depth(kind, L) * step + compute
     # a steady prompt keeps every leaf busy in every step (a token per block), so the machine's cores share the
     # step's work, as a generated token crossing the blocks one after another does not (PREFILL_FIT)
-    prompt_token = (step + compute) / max(1, min(cpus, leaves))
+    prompt_token = (step + compute) / REFERENCE_CPUS  # step and compute are scaled to this machine's cores already
     start = START_S_PER_LEAF * leaves * slower
     read_back = (capacity * V * VAR_GET_S_PER_ELEMENT) if record_logits else 0.0
     seconds = start + prompt_len * prompt_token + new_tokens * per_token + read_back

@@ -19,7 +19,7 @@ LISTED = 3  # names listed per kind of problem in a refusal
 
 
 # ------------------------------------------------------------------------------------ model selection
-HOST_IO_MODULE = "lava.proc.io."  # Lava's Extractor and Injector: untagged models
+UNTAGGED_HOST_IO = ("lava.proc.io.extractor.Extractor", "lava.proc.io.injector.Injector")  # their models: no tag
 
 
 class Selection:
@@ -56,7 +56,7 @@ class Selection:
                                    f"with {SIM_CONFIG}") from None
             except (AssertionError, NotImplementedError) as e:
                 hint = ""
-                if cls.__module__.startswith(HOST_IO_MODULE):  # the stream's tap (graph.builder, stream=True)
+                if f"{cls.__module__}.{cls.__name__}" in UNTAGGED_HOST_IO:  # a stream's tap (graph.builder)
                     hint = (f"; Lava's host I/O models carry no tag: name one in exception_proc_model_map (e.g. "
                             f"{{{cls.__name__}: PyLoihi{cls.__name__}Model}}, as graph.backends.lava_run_config "
                             "does), or build the graph with stream=False")

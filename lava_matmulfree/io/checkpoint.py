@@ -13,15 +13,14 @@ Every tensor of :func:`lava_matmulfree.io.params.expected_tensors` must be prese
 dtype and finite values, else :class:`CheckpointError` names the tensor and the file. A tensor the model does
 not use is refused by :func:`load_checkpoint` (naming it and the file); :func:`read_checkpoint` returns their
 names. A config.json whose model could not fit the memory available is refused before any tensor is read.
-With ``tie_word_embeddings`` true the LM head's BitLinear reads the embedding matrix (``lm_head.weight`` is not
-needed, and a stored one is not the model's), as ``HGRNBitForCausalLM`` ties them.
+With ``tie_word_embeddings`` true the LM head's BitLinear reads the embedding matrix (``lm_head.weight`` need not
+be stored; a stored one must equal it), as ``HGRNBitForCausalLM`` ties them.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import logging
 import os
 import re
 import stat
@@ -31,21 +30,15 @@ from typing import Mapping
 
 import numpy as np
 
-from lava_matmulfree.config import HF_SHAPE_KEYS, ModelConfig
+from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.errors import CheckpointError, ConfigError
+from lava_matmulfree.io.hf_layout import (CONFIG_FILE, HF_NAME_KEY, INDEX_FILE, SHARD_NAME, SHARD_PATTERN,  # noqa: F401
+                                          WEIGHTS_FILE, check_key_spelling, name_hint, pickle_hint)
 from lava_matmulfree.io.params import (EMBED_WEIGHT, HEAD_WEIGHT, WEIGHT_BYTES_PER_PARAM, check_model_memory,
                                        expected_tensors)
 
-log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-INDEX_FILE = "model.safetensors.index.json"
-SHARD_NAME = "model-{index:05d}-of-{count:05d}.safetensors"
-SHARD_PATTERN = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 # The header metadata transformers expects of a PyTorch-layout safetensors file.
 HEADER_METADATA = {"format": "pt"}
-HF_NAME_KEY = "_name_or_path"
 
 # safetensors dtype code -> numpy dtype, for the codes numpy reads natively
 NUMPY_FLOAT_CODES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2")}
@@ -129,91 +122,8 @@ def read_config_json(folder: str | Path) -> ModelConfig:
     if not isinstance(hf, dict):
         raise ConfigError(f"{path}: must hold a JSON object, got {type(hf).__name__}")
     if hf.get("model_type") == "hgrn_bit":  # another model's config is refused by from_hf, whatever its keys
-        _check_key_spelling(hf, path)
+        check_key_spelling(hf, path)
     return ModelConfig.from_hf(hf, source=str(path))
-
-
-# The config.json keys ModelConfig.from_hf reads (config.py): a typo in one of them was silently ignored and its
-# default used. HF_SHAPE_KEYS are required; the rest have defaults.
-READ_HF_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "hidden_ratio",
-                "rms_norm_eps", "use_lower_bound", "bos_token_id", "eos_token_id", "num_heads", "expand_ratio",
-                "use_short_conv", "hidden_act", "tie_word_embeddings", HF_NAME_KEY)
-# Keys Hugging Face config.json files carry that this package does not read: never taken for typos. Any other
-# unknown key is left alone too, unless it resembles a key of READ_HF_KEYS that the file lacks.
-OTHER_HF_KEYS = frozenset((
-    "architectures", "attn_mode", "auto_map", "conv_size", "share_conv_kernel", "max_position_embeddings",
-    "use_cache", "pad_token_id", "sep_token_id", "decoder_start_token_id", "initializer_range", "fuse_cross_entropy",
-    "torch_dtype", "transformers_version", "rope_theta", "rope_scaling", "num_attention_heads", "num_key_value_heads",
-    "head_dim", "layer_norm_eps", "attention_bias", "attention_dropout", "hidden_dropout", "tokenizer_class",
-    "quantization_config", "is_encoder_decoder", "output_attentions", "output_hidden_states", "return_dict",
-    "id2label", "label2id", "problem_type", "max_length", "hidden_activation"))
-# the names this package's own TOML configs use for a config.json key
-HF_KEY_ALIASES = {"num_layers": "num_hidden_layers"}
-KEY_MATCH_CUTOFF = 0.75  # difflib similarity above which an unknown key is taken for a misspelled known one
-TENSOR_MATCH_CUTOFF = 0.9  # and an unread stored tensor name for a misspelled missing one
-PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-MODEL_PREFIX = "model."  # HGRNBitForCausalLM's names of the base model's tensors
-_warned_keys: set[tuple[str, str]] = set()  # (file, key): a file read several times by one command warns once
-
-
-def _resembles(key: str, candidates) -> str | None:
-    if key in HF_KEY_ALIASES:
-        return HF_KEY_ALIASES[key] if HF_KEY_ALIASES[key] in candidates else None
-    return _closest(key.lower(), candidates, KEY_MATCH_CUTOFF)
-
-
-def _closest(text: str, candidates, cutoff: float) -> str | None:
-    """The candidate most like ``text`` by difflib's similarity, if it reaches ``cutoff``."""
-    import difflib
-
-    found = difflib.get_close_matches(text, candidates, n=1, cutoff=cutoff)
-    return found[0] if found else None
-
-
-def _check_key_spelling(hf: dict, path: Path) -> None:
-    """An unknown config.json key that resembles a key the model reads and the file lacks: a misspelled required
-    (shape) key is an error naming both; a misspelled optional key a warning naming both (its default is used).
-    Other unknown keys are Hugging Face's own business and pass silently."""
-    absent = [k for k in READ_HF_KEYS if k not in hf]
-    for key in hf:
-        if key in READ_HF_KEYS or key in OTHER_HF_KEYS or not isinstance(key, str):
-            continue
-        known = _resembles(key, absent)
-        if known is None:
-            continue
-        if known in HF_SHAPE_KEYS:
-            raise ConfigError(f"{path}: unknown key {key!r}, and {known!r} is missing: did you mean {known!r}? (a "
-                              f"model's config.json names its shape: {', '.join(HF_SHAPE_KEYS)})")
-        if (str(path), key) not in _warned_keys:
-            _warned_keys.add((str(path), key))
-            log.warning("%s: unknown key %r is ignored: did you mean %r? (without it the default is used)", path,
-                        key, known)
-
-
-def _pickle_hint(folder: Path) -> str:
-    """What to do with a folder that holds PyTorch's pickled weights only ('' where it holds none)."""
-    found = [n for n in PICKLE_WEIGHT_FILES if (folder / n).exists()]
-    if not found:
-        return ""
-    how = ("convert it once, e.g. with torch and safetensors: save_file({k: v.contiguous() for k, v in "
-           f"torch.load('{found[0]}', map_location='cpu').items()}}, '{WEIGHTS_FILE}')")
-    if found[0] != PICKLE_WEIGHT_FILES[0]:  # sharded
-        how = ("convert each shard it names the same way, or re-save the model with transformers' "
-               "save_pretrained(folder, safe_serialization=True)")
-    return (f"; it holds {found[0]}, PyTorch's pickle format, which is not read here (loading a pickle can run "
-            f"code): {how}")
-
-
-def _name_hint(name: str, stored: list) -> str:
-    """A name among ``stored`` (those the model does not read) that ``name`` (missing) resembles: the same name
-    without the causal LM's 'model.' prefix (weights saved from the base model), or a close spelling ('' where
-    none is close)."""
-    bare = name.removeprefix(MODEL_PREFIX)
-    if bare != name and bare in stored:
-        return (f"; the file names its tensors without the '{MODEL_PREFIX}' prefix ({bare!r}): weights saved "
-                "from the base model, not the causal LM that holds the head")
-    found = _closest(name, stored, TENSOR_MATCH_CUTOFF)
-    return f"; it holds {found!r}: a misspelling?" if found else ""
 
 
 def _read_index(folder: Path) -> dict[str, str]:
@@ -273,9 +183,8 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     check_model_memory(cfg, str(folder / CONFIG_FILE), "to read its weights", per_param=WEIGHT_BYTES_PER_PARAM,
                        hf=True)
     want = expected_tensors(cfg)
-    tied = bool(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("tie_word_embeddings"))
-    if tied:  # HGRNBitForCausalLM ties its head's BitLinear to the embedding matrix: read that once
-        del want[HEAD_WEIGHT]
+    # HGRNBitForCausalLM ties its head's BitLinear to the embedding matrix: a stored copy must be the same
+    tied = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("tie_word_embeddings") is True
 
     # where each stored tensor lives
     if present(folder / WEIGHTS_FILE):
@@ -291,13 +200,15 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
                 raise CheckpointError(f"{folder / shard}: shard named in {INDEX_FILE} is missing")
         listing = folder / INDEX_FILE
     else:
-        raise CheckpointError(f"{folder}: holds neither {WEIGHTS_FILE} nor {INDEX_FILE}{_pickle_hint(folder)}")
+        raise CheckpointError(f"{folder}: holds neither {WEIGHTS_FILE} nor {INDEX_FILE}{pickle_hint(folder)}")
+    if tied and HEAD_WEIGHT not in location:
+        del want[HEAD_WEIGHT]
 
     missing = [n for n in want if n not in location]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise CheckpointError(f"{listing}: missing tensor {missing[0]!r}{more}, needed by a model of "
-                              f"{_describe(cfg)}{_name_hint(missing[0], [n for n in location if n not in want])}")
+                              f"{_describe(cfg)}{name_hint(missing[0], [n for n in location if n not in want])}")
     unexpected = sorted(n for n in location if n not in want)
 
     # headers first (dtype, shape), so a bad tensor is reported before any large read
@@ -338,9 +249,10 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
                 raise CheckpointError(f"{path}: tensor {n!r} holds {int(bad.sum())} non-finite value(s) "
                                       f"(NaN or Inf), the first at index {first}")
 
-    if tied:  # a stored head weight is not the model's, as transformers' tying overrides it
-        params[HEAD_WEIGHT], dtypes[HEAD_WEIGHT] = params[EMBED_WEIGHT].copy(), dtypes[EMBED_WEIGHT]
-        unexpected = [n for n in unexpected if n != HEAD_WEIGHT]
+    if tied and not np.array_equal(params.setdefault(HEAD_WEIGHT, params[EMBED_WEIGHT].copy()), params[EMBED_WEIGHT]):
+        raise CheckpointError(f"{listing}: {HEAD_WEIGHT!r} differs from {EMBED_WEIGHT!r}, which config.json ties it "
+                              "to (tie_word_embeddings=true): store one, or set tie_word_embeddings to false")
+    dtypes.setdefault(HEAD_WEIGHT, dtypes[EMBED_WEIGHT])
     params = {n: params[n] for n in expected_tensors(cfg)}  # the canonical order
     return LoadedCheckpoint(cfg, params, unexpected, files, dtypes)
 

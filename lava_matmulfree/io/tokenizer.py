@@ -46,9 +46,10 @@ class StreamDecoder:
     Decodes a short window of recent ids (the last emitted token plus the new ones) and holds text back while
     it ends in U+FFFD, i.e. while the last token ends inside a multi-byte UTF-8 character. The window starts
     at an already emitted token so that decoders which drop a word's leading space at the start of a
-    sequence (SentencePiece-style) do not drop it again mid-stream. Text is held back for at most
-    UTF8_MAX_BYTES tokens (each holds a byte at least, and a character has at most that many): a U+FFFD that
-    long is the text itself (an id that decodes to no character), and holding it back held the whole stream."""
+    sequence (SentencePiece-style) do not drop it again mid-stream. At most UTF8_MAX_BYTES - 1 tokens stay held:
+    a character has at most UTF8_MAX_BYTES bytes, so a token held longer starts none, and its U+FFFD is the text
+    itself (ids that decode to no character held the whole stream); the newer tokens stay held, as they may
+    still complete one."""
 
     def __init__(self, decode):
         self._decode = decode
@@ -60,10 +61,14 @@ class StreamDecoder:
         self._ids.append(int(token_id))
         prefix_text = self._decode(self._ids[self._prefix:self._read])
         text = self._decode(self._ids[self._prefix:])
-        held = len(self._ids) - self._read
-        if len(text) > len(prefix_text) and (not text.endswith(REPLACEMENT_CHAR) or held >= UTF8_MAX_BYTES):
+        if len(text) > len(prefix_text) and not text.endswith(REPLACEMENT_CHAR):
             self._prefix, self._read = self._read, len(self._ids)
             return text[len(prefix_text):]
+        if len(self._ids) - self._read >= UTF8_MAX_BYTES:  # the oldest held token is no start of a character
+            keep = len(self._ids) - (UTF8_MAX_BYTES - 1)  # the newest may still be: they stay held
+            done = self._decode(self._ids[self._prefix:keep])
+            self._prefix, self._read = self._read, keep
+            return done[len(prefix_text):]
         return ""
 
     def flush(self) -> str:

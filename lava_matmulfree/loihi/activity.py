@@ -135,11 +135,11 @@ class ActivityProfile:
         return f"{self.kind(cfg)} profile" + (f" ({'; '.join(caveats)})" if caveats else "")
 
 
-
 def activity_label(prof: ActivityProfile | None, cfg, act_bits: int) -> str:
     """How a deployment's activity is labelled wherever it is used (the report, the verdict, Lava's profiler;
     docs/activity.md, section 4): the dense assumption, or the profile's :meth:`ActivityProfile.label`."""
     return DENSE_ACTIVITY if prof is None else prof.label(cfg, act_bits)
+
 
 def _number(v, where: str, lo: float = 0.0, hi: float = math.inf) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi or v != v:
