@@ -30,6 +30,7 @@ import numpy as np
 
 from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.errors import NumericalError
+from lava_matmulfree.io.params import EMBED_WEIGHT
 
 TERNARY_SCALE_FLOOR = 1e-5  # s = 1 / max(mean|W|, 1e-5)
 ACT_ABSMAX_FLOOR = 1e-5  # q = 127 / max(max|x|, 1e-5)
@@ -252,7 +253,7 @@ class FloatModel:
             lb = lower_bounds(P["model.lower_bounds"])
         else:
             lb = np.zeros((L, d), dtype=dtype)
-        self.embeddings = P["model.embeddings.weight"]
+        self.embeddings = P[EMBED_WEIGHT]
         self.layers = []
         for l in range(L):
             p = f"model.layers.{l}."

@@ -47,6 +47,7 @@ from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.model.float_model import ACT_ABSMAX_FLOOR, Q8_MAX, Q8_MIN, TERNARY_SCALE_FLOOR
 from lava_matmulfree.io.corpus import (CORPUS_DESCRIPTION, CORPUS_LICENSE, CORPUS_NAME, TRAINING_FILE, SplitConfig,
                                        WindowSampler, eval_windows, load_corpus, split_stream)
+from lava_matmulfree.io.params import HEAD_WEIGHT
 from lava_matmulfree.evaluation.perplexity import float_model_loss
 
 TERNARY_MAX = 1  # ternary weights in {-1, 0, +1}
@@ -307,7 +308,7 @@ def torch_loss(model: HGRNBitForCausalLM, windows, batch_size: int) -> float:
 def make_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        is_matrix = name.endswith("proj.weight") or name == "lm_head.weight"
+        is_matrix = name.endswith("proj.weight") or name == HEAD_WEIGHT
         (decay if is_matrix else no_decay).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
