@@ -206,14 +206,19 @@ def predicted_kind(blocks, stack, selection: Selection) -> str:
     from lava_matmulfree.processes.channel_mixer.process import ChannelMixer
     from lava_matmulfree.processes.token_mixer.process import TokenMixer
 
+    mixer_models = None
+
     def kind(b):
+        nonlocal mixer_models
         block_model = selection.model(b)
         if not is_sub_model(block_model):
             return "fused"
-        p = b.proc_params
-        mixers = [cls(net=p["net"], layer=p["layer"], float_model=p.get("float_model"), name=f"{b.name}.{what}")
-                  for cls, what in ((TokenMixer, "token_mixer"), (ChannelMixer, "channel_mixer"))]
-        return kind_from_models(block_model, [selection.model(m) for m in mixers])
+        if mixer_models is None:  # selected by their class (a stand-in is no map's key): one pair serves every block
+            p = b.proc_params
+            mixer_models = [selection.model(cls(net=p["net"], layer=p["layer"], float_model=p.get("float_model"),
+                                                 name=f"{b.name}.{what}"))
+                            for cls, what in ((TokenMixer, "token_mixer"), (ChannelMixer, "channel_mixer"))]
+        return kind_from_models(block_model, mixer_models)
 
     return _one_kind(blocks, [kind(b) for b in blocks], "will select")
 

@@ -112,6 +112,11 @@ def present(path: Path) -> bool:
 
 def read_config_json(folder: str | Path) -> ModelConfig:
     """The :class:`ModelConfig` of a checkpoint folder's ``config.json``."""
+    return _config_json(folder)[0]
+
+
+def _config_json(folder: str | Path) -> tuple[ModelConfig, dict]:
+    """(:func:`read_config_json`'s config, the file's JSON object: the keys the config does not keep)."""
     path = Path(folder) / CONFIG_FILE
     if not present(path):
         raise CheckpointError(f"{path}: not found (a Hugging Face checkpoint folder needs {CONFIG_FILE})")
@@ -123,7 +128,7 @@ def read_config_json(folder: str | Path) -> ModelConfig:
         raise ConfigError(f"{path}: must hold a JSON object, got {type(hf).__name__}")
     if hf.get("model_type") == "hgrn_bit":  # another model's config is refused by from_hf, whatever its keys
         check_key_spelling(hf, path)
-    return ModelConfig.from_hf(hf, source=str(path))
+    return ModelConfig.from_hf(hf, source=str(path)), hf
 
 
 def _read_index(folder: Path) -> dict[str, str]:
@@ -179,12 +184,12 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder")
-    cfg = read_config_json(folder)
+    cfg, hf = _config_json(folder)
     check_model_memory(cfg, str(folder / CONFIG_FILE), "to read its weights", per_param=WEIGHT_BYTES_PER_PARAM,
                        hf=True)
     want = expected_tensors(cfg)
     # HGRNBitForCausalLM ties its head's BitLinear to the embedding matrix: a stored copy must be the same
-    tied = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")).get("tie_word_embeddings") is True
+    tied = hf.get("tie_word_embeddings", False)  # a bool: ModelConfig.from_hf checked it
 
     # where each stored tensor lives
     if present(folder / WEIGHTS_FILE):
@@ -249,10 +254,11 @@ def read_checkpoint(folder: str | Path) -> LoadedCheckpoint:
                 raise CheckpointError(f"{path}: tensor {n!r} holds {int(bad.sum())} non-finite value(s) "
                                       f"(NaN or Inf), the first at index {first}")
 
-    if tied and not np.array_equal(params.setdefault(HEAD_WEIGHT, params[EMBED_WEIGHT].copy()), params[EMBED_WEIGHT]):
+    if tied and HEAD_WEIGHT not in params:
+        params[HEAD_WEIGHT], dtypes[HEAD_WEIGHT] = params[EMBED_WEIGHT].copy(), dtypes[EMBED_WEIGHT]
+    elif tied and not np.array_equal(params[HEAD_WEIGHT], params[EMBED_WEIGHT]):
         raise CheckpointError(f"{listing}: {HEAD_WEIGHT!r} differs from {EMBED_WEIGHT!r}, which config.json ties it "
                               "to (tie_word_embeddings=true): store one, or set tie_word_embeddings to false")
-    dtypes.setdefault(HEAD_WEIGHT, dtypes[EMBED_WEIGHT])
     params = {n: params[n] for n in expected_tensors(cfg)}  # the canonical order
     return LoadedCheckpoint(cfg, params, unexpected, files, dtypes)
 
