@@ -478,3 +478,18 @@ def test_bench_ternary_writes_where_out_says_in_every_mode(tmp_path, mode):
     argv = ["--model", "tiny", "--repeats", "1", "--tokens", "1", "--ref-repeats", "1", "--out", str(out), *mode]
     assert load_bench("bench_ternary").main(argv) == 0
     assert json.loads(out.read_text())
+
+
+@pytest.mark.lava
+@pytest.mark.timeout(600)
+def test_plan_fit_on_tiny(tmp_path):
+    """plan_fit times a prompt's steady prefill and the decode of one backend and sets the plan's estimate beside
+    each."""
+    pf = load_bench("plan_fit")
+    out = tmp_path / "fit.json"
+    assert pf.main(["--config", "tiny", "--prompt", "30", "--new", "3", "--backends", "sim-fused",
+                    "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["backends"]["sim-fused"]
+    assert r["prefill_ms"] > 0 and r["decode_ms"] > 0
+    assert r["prefill_estimate_over_measured"] == pytest.approx(r["prefill_estimate_ms"] / r["prefill_ms"])
+    assert pf.main(["--config", "tiny", "--new", "1", "--out", str(out)]) == 2

@@ -51,10 +51,10 @@ STEP_S_PER_LEAF = 0.15e-3
 #: token) against the stage-by-stage models of the decomposed graphs (2-2.3e-8 s measured at d = 512)
 COMPUTE_S_PER_PARAM = {"fused": 2e-10, "stack": 2e-10, "mixers": 2.5e-8, "decomposed": 2.5e-8}
 # PREFILL_FIT: a prompt token's step and compute shared by the cores, against the steady prefill measured on 2
-# cores (2026-12-07, the demo model, a 1500-token prompt timed between generate()'s on_prompt calls from its
-# tenth to its last token, load 0.1-0.4; ms per prompt token, estimate / measured): sim-fused 2.97 / 3.56,
-# sim-stack 2.82 / 3.02, sim-mixers 22.8 / 18.6, sim 25.7 / 25.9 (load 0.8, 13 at its end; 34.9 in a run at
-# load 8); the step and compute in full per prompt token had estimated 1.7-2.5x the measured time
+# cores (`benchmarks/plan_fit.py`: the demo model, a 1500-token prompt; ms per prompt token, estimate / measured).
+# 2026-12-07 at load 0.1-0.4: sim-fused 2.97 / 3.56, sim-stack 2.82 / 3.02, sim-mixers 22.8 / 18.6, sim 25.7 /
+# 25.9 (load 0.8, 13 at its end); the same day at load 5-17: 5.46, 4.38, 25.9, 38.6 measured (0.54-0.88x). The
+# step and compute in full per prompt token had estimated 1.7-2.5x the quiet measurements
 #: Reading a Var back from a running graph moves one element per message (~15 us): the recorded logits
 VAR_GET_S_PER_ELEMENT = 15e-6
 REFERENCE_CPUS = 2  # the machine the times above were measured on
