@@ -53,24 +53,40 @@ def write_toml(tmp_path, body: str):
     return path
 
 
-def assert_config_error(path, key: str):
+def assert_config_error(path, key: str, line: int | None = None):
+    """The error names the key and the file, and where ``line`` is given, starts with file:line (0: no line)."""
     with pytest.raises(ConfigError) as ei:
         load_config(path)
     msg = str(ei.value)
-    assert key in msg, msg
-    assert str(path) in msg, msg
+    assert key in msg and str(path) in msg, msg
+    if line is not None:
+        assert msg.startswith(f"{path}:{line}: " if line else f"{path}: "), msg
     return msg
 
 
 # ------------------------------------------------------------------------------------- TOML errors
-def test_unknown_key_names_key_and_file(tmp_path):
+def test_unknown_key_names_key_file_and_line(tmp_path):
     path = write_toml(tmp_path, "[model]\nhidden_size = 64\nnum_layerz = 3\n")
-    assert_config_error(path, "num_layerz")
+    assert_config_error(path, "num_layerz", line=3)
 
 
-def test_unknown_section_names_section_and_file(tmp_path):
-    path = write_toml(tmp_path, "[modle]\nhidden_size = 64\n")
-    assert_config_error(path, "modle")
+def test_unknown_section_names_section_file_and_line(tmp_path):
+    path = write_toml(tmp_path, "# a comment\n\n[modle]\nhidden_size = 64\n")
+    assert_config_error(path, "modle", line=3)
+
+
+@pytest.mark.parametrize("body, key, line", [
+    ("[model]\nhidden_size = 64\n\n[run]\n# the backend\n  backend = 3\n", "backend", 6),
+    ('[run]\nbackend = "sim"\n[model]\n"hidden_size" = -1\n', "hidden_size", 4),
+    ("[fixed_point]\nact_bits = 8\n[model]\nhidden_size = 64\n[fixed_point]\n", "fixed_point", None),  # TOML's
+    ("[model]\nvocab_size = 259 # bytes\n [ fixed_point ]\nact_bits=99\n", "act_bits", 4),
+    ("[run]\nthreads = 1\n[fixed_point]\nthreads = 2\n", "threads", 4),  # the key of the error's section
+])
+def test_a_key_error_names_the_keys_line(tmp_path, body, key, line):
+    """A wrong key, type or value is named by file:line, as a TOML syntax error is (it was file and key only)."""
+    msg = assert_config_error(write_toml(tmp_path, body), key, line)
+    if line is None:
+        assert "not valid TOML" in msg  # a section given twice: tomli's own error, with its line
 
 
 @pytest.mark.parametrize("key, value", [
@@ -83,7 +99,7 @@ def test_unknown_section_names_section_and_file(tmp_path):
 ])
 def test_wrong_type_names_key_and_file(tmp_path, key, value):
     path = write_toml(tmp_path, f"[model]\n{key} = {value}\n")
-    assert_config_error(path, key)
+    assert_config_error(path, key, line=2)
 
 
 @pytest.mark.parametrize("key, value", [
@@ -100,7 +116,7 @@ def test_wrong_type_names_key_and_file(tmp_path, key, value):
 def test_impossible_value_names_key_and_file(tmp_path, key, value):
     body = "[model]\nvocab_size = 259\n" if key != "vocab_size" else "[model]\n"
     path = write_toml(tmp_path, body + f"{key} = {value}\n")
-    assert_config_error(path, key)
+    assert_config_error(path, key, line=body.count("\n") + 1)
 
 
 def test_invalid_toml_names_file(tmp_path):
@@ -230,11 +246,11 @@ def test_state_registers_no_wider_than_the_inverse_sqrt_takes(tmp_path):
 
 def test_a_bound_moved_by_another_field_says_so_for_a_default(tmp_path):
     """state_bits 16 makes the default gate_frac_bits (16) too wide: the error gives the bound's value and says
-    the field was never set (it blamed gate_frac_bits as if the user had written it)."""
-    msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 16\n"), "gate_frac_bits")
+    the field was never set (it blamed gate_frac_bits as if the user had written it), and names no line."""
+    msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 16\n"), "gate_frac_bits", line=0)
     assert "state_bits-2 = 14" in msg and "its default" in msg and "gate_frac_bits=14" in msg
     msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 20\ngate_frac_bits = 19\n"),
-                              "gate_frac_bits")
+                              "gate_frac_bits", line=3)
     assert "state_bits-2 = 18" in msg and "default" not in msg
 
 

@@ -342,5 +342,24 @@ def test_estimate_costs_a_checkpoint_folder(capsys, tmp_path, monkeypatch, tiny_
     assert "config.json" in one_error_line(capsys, ["estimate", "--config", "my-ckpt", "--json",
                                                     "my-ckpt/config.json"])
     (folder / "config.json").write_text("{not json")
-    assert "my-ckpt/config.json: not a readable JSON config" in one_error_line(
+    assert "my-ckpt/config.json: not valid JSON" in one_error_line(
         capsys, ["estimate", "--config", "my-ckpt", "--out", "est"])
+
+
+def test_estimate_names_a_misspelled_config_json_key_as_loading_the_checkpoint_does(capsys, tmp_path, monkeypatch,
+                                                                                   tiny_cfg):
+    """`estimate --config <folder>` read config.json itself: a misspelled optional key was defaulted without a word
+    (the checkpoint loader warns), a misspelled shape key said only that the key was missing."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "my-ckpt"
+    folder.mkdir()
+    hf = tiny_cfg.to_hf()
+    hf["rms_norm_epsilon"] = hf.pop("rms_norm_eps")
+    (folder / "config.json").write_text(json.dumps(hf))
+    assert main(["estimate", "--config", "my-ckpt", "--out", "est"]) == 0
+    err = capsys.readouterr().err
+    assert "unknown key 'rms_norm_epsilon' is ignored: did you mean 'rms_norm_eps'?" in err, err
+    hf["hidden_sise"] = hf.pop("hidden_size")
+    (folder / "config.json").write_text(json.dumps(hf))
+    line = one_error_line(capsys, ["estimate", "--config", "my-ckpt/config.json", "--out", "est"])
+    assert "'hidden_sise'" in line and "did you mean 'hidden_size'" in line, line

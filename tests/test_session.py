@@ -151,6 +151,11 @@ def test_chat_names_no_backend_it_does_not_take(capsys, monkeypatch):
         with pytest.raises(SystemExit):
             main(["chat", option, str(2 ** 40)])
         assert "at most 1048576 tokens" in capsys.readouterr().err
+    monkeypatch.undo()
+    with pytest.raises(SystemExit):  # a run config of a backend chat does not run
+        main(["chat", "--config", "tiny", "--run-config", "reference"])
+    err = capsys.readouterr().err
+    assert "--run-config reference: names backend 'reference'; chat runs a Lava backend" in err, err
 
 
 @pytest.mark.timeout(300)
@@ -215,7 +220,12 @@ def test_chat_and_generate_keep_no_logits_and_chat_takes_its_time_limit(monkeypa
         cmd_chat(args, inp=io.StringIO("ab\n"), out=io.StringIO(), err=io.StringIO())
     assert seen["run"].timeout_s == 77 and seen["run"].record_logits is False
     toml = tmp_path / "run.toml"
-    toml.write_text('[run]\nbackend = "sim"\nrecord_logits = true\n')
+    toml.write_text('[run]\nbackend = "sim"\nrecord_logits = true\ntimeout_s = 55\n')
+    seen.clear()
+    args = build_parser().parse_args(["chat", "--config", "tiny", "--run-config", str(toml)])  # as generate takes
+    with pytest.raises(RuntimeError, match="recorded"):
+        cmd_chat(args, inp=io.StringIO("ab\n"), out=io.StringIO(), err=io.StringIO())
+    assert (seen["run"].backend, seen["run"].timeout_s, seen["run"].record_logits) == ("sim", 55, False)
     for argv in (["generate", "--config", "tiny", "--backend", "sim"],
                  ["generate", "--config", "tiny", "--run-config", str(toml)],
                  ["probe", "--config", "tiny", "--backend", "sim-fused", "--vars", "l0.h"]):

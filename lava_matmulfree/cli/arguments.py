@@ -137,18 +137,24 @@ def _add_generation_args(p, backends, default_backend, max_new_tokens=DEFAULT_MA
     p.add_argument("--max-new-tokens", type=_token_count, default=max_new_tokens, metavar="N",
                    help=f"tokens to generate (default: {max_new_tokens})")
     _add_sampling_args(p)
-    run = p.add_mutually_exclusive_group()
-    run.add_argument("--backend", choices=backends, default=None,
-                     help="; ".join(f"{b} = {BACKEND_HELP[b]}" for b in backends) + f" (default: {default_backend})")
+    _add_run_choice_args(p, backends, default_backend)
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="threads of the reference backend: the golden model's kernel on a team of N (same integers; "
                         "default: the run config's, 1)")
+
+
+def _add_run_choice_args(p, backends, default_backend):
+    """--backend or --run-config (one of them; common._run_choice reads them), and --timeout."""
     from lava_matmulfree.config import config_names
 
+    run = p.add_mutually_exclusive_group()
+    run.add_argument("--backend", choices=backends, default=None,
+                     help="; ".join(f"{b} = {BACKEND_HELP[b]}" for b in backends) + f" (default: {default_backend})")
+    names = [n for n in config_names("run") if n in backends]  # those naming one of this command's backends
     run.add_argument("--run-config", metavar="NAME_OR_TOML",
                      help="a run config with a [run] section (backend, timeout_s, dense_model, threads; its "
                           "record_logits is for the Python API: the commands keep no logits): "
-                          f"{', '.join(config_names('run'))} or a TOML path")
+                          f"{', '.join(names)} or a TOML path")
     _add_timeout_arg(p)
 
 

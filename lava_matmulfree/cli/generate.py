@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 from lava_matmulfree.cli.arguments import (DEFAULT_MAX_NEW_TOKENS, _add_generation_args, _add_model_command,
-                                           _add_sampling_args, _add_timeout_arg, _positive_token_count)
+                                           _add_run_choice_args, _add_sampling_args, _positive_token_count)
 from lava_matmulfree.cli.common import (BACKEND_CHOICES, DEFAULT_BACKEND, DEFAULT_FLOAT_DTYPE, LAVA_BACKENDS,
                                         PRINTABLE, SAMPLER_SEED_HELP, _lava_stats, _load_model, _prompt_ids,
-                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation, _with_timeout,
-                                        count, not_utf8)
+                                        _prompt_text, _refuse_lava_run, _run_choice, _run_generation, count,
+                                        not_utf8)
+from lava_matmulfree.errors import ConfigError
 from lava_matmulfree.utils.limits import check_generation
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -42,15 +43,13 @@ def add_chat_parser(sub):
                                         "every prompt; the MLGRU state h carries over from one prompt to the next (a "
                                         "conversation) unless --reset-each, or a line '/reset'. End with EOF "
                                         "(Ctrl-D) or '/quit'; '/help' lists the commands.")
-    ch.add_argument("--backend", choices=LAVA_BACKENDS, default=DEFAULT_BACKEND,
-                    help=f"a Lava backend (default: {DEFAULT_BACKEND})")
     ch.add_argument("--max-new-tokens", type=_positive_token_count, default=DEFAULT_MAX_NEW_TOKENS, metavar="N",
                     help=f"tokens per answer (default: {DEFAULT_MAX_NEW_TOKENS})")
     ch.add_argument("--max-prompt-tokens", type=_positive_token_count, default=DEFAULT_CHAT_PROMPT_TOKENS,
                     metavar="N",
                     help=f"longest prompt in tokens (default: {DEFAULT_CHAT_PROMPT_TOKENS})")
     _add_sampling_args(ch)
-    _add_timeout_arg(ch)
+    _add_run_choice_args(ch, LAVA_BACKENDS, DEFAULT_BACKEND)
     ch.add_argument("--reset-each", action="store_true", help="start every prompt from the zero state")
 
 
@@ -202,20 +201,22 @@ def _chat_command(text: str, err) -> str | None:
 
 
 def cmd_chat(args, inp=None, out=None, err=None) -> int:
-    from lava_matmulfree.config import RunConfig
     from lava_matmulfree.graph.session import Session
 
     inp, out, err = inp or sys.stdin, out or sys.stdout, err or sys.stderr
     if inp is sys.stdin and hasattr(inp, "reconfigure"):
         inp.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is refused alone, not the session
-    run = _with_timeout(RunConfig(backend=args.backend, record_logits=False), args)  # as _run_choice
-    _refuse_lava_run(args, args.backend, run, args.max_new_tokens, args.max_prompt_tokens, reference=False)
-    m = _load_model(args, args.backend)
+    backend, run = _run_choice(args)
+    if backend not in LAVA_BACKENDS:
+        raise ConfigError(f"--run-config {args.run_config}: names backend {backend!r}; chat runs a Lava backend "
+                          f"({', '.join(LAVA_BACKENDS)})")
+    _refuse_lava_run(args, backend, run, args.max_new_tokens, args.max_prompt_tokens, reference=False)
+    m = _load_model(args, backend)
     check_generation(m.cfg, 0, args.max_prompt_tokens + args.max_new_tokens, "--max-prompt-tokens + --max-new-tokens")
     interactive = inp.isatty()
-    print(f"[{m.what}, backend {args.backend}; one runtime for every prompt; '/reset' starts over, '/help' lists "
+    print(f"[{m.what}, backend {backend}; one runtime for every prompt; '/reset' starts over, '/help' lists "
           "the commands, EOF or '/quit' ends]", file=err)
-    with Session(args.backend, m.net, capacity=args.max_prompt_tokens + args.max_new_tokens,
+    with Session(backend, m.net, capacity=args.max_prompt_tokens + args.max_new_tokens,
                  temperature=args.temperature, top_k=args.top_k, seed=args.seed, float_model=m.float_model,
                  run=run) as chat:
         reset = True

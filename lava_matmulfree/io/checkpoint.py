@@ -30,10 +30,10 @@ from typing import Mapping
 
 import numpy as np
 
-from lava_matmulfree.config import ModelConfig
+from lava_matmulfree.config import HF_NAME_KEY, ModelConfig, read_hf_config
 from lava_matmulfree.errors import CheckpointError, ConfigError
-from lava_matmulfree.io.hf_layout import (CONFIG_FILE, HF_NAME_KEY, INDEX_FILE, SHARD_NAME, SHARD_PATTERN,  # noqa: F401
-                                          WEIGHTS_FILE, check_key_spelling, name_hint, pickle_hint)
+from lava_matmulfree.io.hf_layout import (CONFIG_FILE, INDEX_FILE, SHARD_NAME, SHARD_PATTERN,  # noqa: F401
+                                          WEIGHTS_FILE, name_hint, pickle_hint)
 from lava_matmulfree.io.params import (EMBED_WEIGHT, HEAD_WEIGHT, WEIGHT_BYTES_PER_PARAM, check_model_memory,
                                        expected_tensors)
 
@@ -120,15 +120,7 @@ def _config_json(folder: str | Path) -> tuple[ModelConfig, dict]:
     path = Path(folder) / CONFIG_FILE
     if not present(path):
         raise CheckpointError(f"{path}: not found (a Hugging Face checkpoint folder needs {CONFIG_FILE})")
-    try:
-        hf = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(hf, dict):
-        raise ConfigError(f"{path}: must hold a JSON object, got {type(hf).__name__}")
-    if hf.get("model_type") == "hgrn_bit":  # another model's config is refused by from_hf, whatever its keys
-        check_key_spelling(hf, path)
-    return ModelConfig.from_hf(hf, source=str(path)), hf
+    return read_hf_config(path)
 
 
 def _read_index(folder: Path) -> dict[str, str]:

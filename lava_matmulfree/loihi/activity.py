@@ -232,22 +232,16 @@ def model_config(name_or_path, data_dir: Path | None = None):
     """The model config of ``estimate --config``: a shipped model's name ('demo', 'deep': its config.json, so
     its measured profile is the default), a checkpoint folder or its config.json (:func:`hf_config_file`), else
     a config name or TOML (``config.load_config``)."""
-    from lava_matmulfree.config import ModelConfig, load_config
+    from lava_matmulfree.config import load_config, read_hf_config
 
     if str(name_or_path) in SHIPPED:
         conf = (data_dir or DATA_DIR) / SHIPPED[str(name_or_path)] / HF_CONFIG_FILE
         if not conf.is_file():
             raise CostModelError(f"{conf}: the shipped {name_or_path} model is not installed")
-        return ModelConfig.from_hf(json.loads(conf.read_text(encoding="utf-8")), str(conf))
+        return read_hf_config(conf)[0]
     conf = hf_config_file(name_or_path)
     if conf is not None:
-        try:
-            hf = json.loads(conf.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CostModelError(f"{conf}: not a readable JSON config: {e}") from None
-        if not isinstance(hf, dict):
-            raise CostModelError(f"{conf}: must hold a JSON object, got {type(hf).__name__}")
-        return ModelConfig.from_hf(hf, str(conf))
+        return read_hf_config(conf)[0]
     return load_config(name_or_path, require="model").model
 
 
