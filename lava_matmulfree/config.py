@@ -1,4 +1,4 @@
-"""Typed configs read from TOML (``configs/*.toml``) or from a Hugging Face ``config.json``.
+"""Typed configs read from TOML (the shipped ``configs/*.toml`` or a path) or from a Hugging Face ``config.json``.
 
 Every value the model, the fixed-point contract or a backend uses is a field here, defined once.
 Unknown keys, wrong types and impossible values raise :class:`ConfigError` naming the key and the file.
@@ -18,7 +18,11 @@ import tomli
 
 from lava_matmulfree.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# the package's own files, installed with it (pyproject's package-data)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the shipped configs, read by name
+DATA_DIR = Path(__file__).resolve().parent / "data"  # the shipped models, a Hugging Face folder each
+SHIPPED_MODELS = {"demo": "demo_model", "deep": "deep_model"}  # name -> folder in DATA_DIR
+HF_CONFIG_FILE = "config.json"  # a Hugging Face checkpoint folder's config (a shipped model's too)
 log = logging.getLogger("lava_matmulfree.config")
 
 
@@ -83,7 +87,7 @@ class ModelConfig:
         return bad
 
     @classmethod
-    def from_hf(cls, hf: Mapping[str, Any], source: str = "config.json") -> "ModelConfig":
+    def from_hf(cls, hf: Mapping[str, Any], source: str = HF_CONFIG_FILE) -> "ModelConfig":
         """Map a Hugging Face ``hgrn_bit`` config.json onto this config."""
         mt = hf.get("model_type")
         if mt != "hgrn_bit":

@@ -30,8 +30,8 @@ def message(data, present: bool, dtype=np.int32) -> np.ndarray:
     """One message: ``data`` (n channels) and the token lane."""
     out = np.zeros(np.shape(data)[-1] + 1, dtype=dtype)
     if present:
-        out[:-1] = data
-        out[-1] = 1
+        out[:LANE] = data
+        out[LANE] = 1
     return out
 
 
@@ -43,4 +43,4 @@ def silence(n: int, dtype=np.int32) -> np.ndarray:
 def split(msg) -> tuple[np.ndarray, bool]:
     """(channel payloads, token present) of a received message."""
     msg = np.asarray(msg)
-    return msg[:-1], bool(msg[-1] != 0)
+    return msg[:LANE], bool(msg[LANE] != 0)

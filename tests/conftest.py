@@ -15,7 +15,7 @@ PARAMS_SEED = 1234
 
 @pytest.fixture(scope="session")
 def tiny_cfg() -> ModelConfig:
-    """configs/tiny.toml: 3 layers, d=72, I=200, the 259-token byte vocabulary."""
+    """lava_matmulfree/configs/tiny.toml: 3 layers, d=72, I=200, the 259-token byte vocabulary."""
     return load_config("tiny").model
 
 

@@ -7,6 +7,7 @@ import that closes a circle counts as much as one at the top of a file.
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,36 @@ def test_architecture_page_draws_the_same_table():
         if len(parts) == 2 and parts[0].startswith("`") and parts[0].strip("`") in ALLOWED:
             rows[parts[0].strip("`")] = set() if parts[1] == "nothing" else {p.strip() for p in parts[1].split(",")}
     assert rows == ALLOWED
+
+
+def test_a_second_checkout_on_pythonpath_is_refused_not_mixed(tmp_path):
+    """A checkout put first on PYTHONPATH imported its own lava_matmulfree but the installed checkout's processes
+    and microcode (pyproject's package-dir maps them), without a word."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / PKG, tmp_path / PKG, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    run = subprocess.run([sys.executable, "-c", "import lava_matmulfree"], cwd=tmp_path, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
+    assert run.returncode != 0, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert (f"ImportError: lava_matmulfree comes from {tmp_path / PKG}, but lava_matmulfree.processes from "
+            f"{REPO / 'processes'}") in last, last
+
+
+def test_the_package_installs_the_files_it_reads():
+    """The shipped configs lay beside the package, outside what `pip install .` installs: an installed package had
+    no `--config tiny`. Every file under the folders it reads lies in the package and matches its package-data."""
+    import fnmatch
+
+    import tomli
+
+    from lava_matmulfree.config import CONFIG_DIR, DATA_DIR
+
+    globs = tomli.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][PKG]
+    for folder in (CONFIG_DIR, DATA_DIR):
+        assert folder.is_relative_to(REPO / PKG), folder
+        files = [p.relative_to(REPO / PKG).as_posix() for p in folder.rglob("*") if p.is_file()]
+        assert files and not [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)], files
+

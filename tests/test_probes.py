@@ -51,6 +51,22 @@ def test_unknown_probe_names_list_the_known_ones(net):
     assert g.probe_target("l0.x_out")[0] == "port" and g.probe_target("l0.h")[0] == "var"
 
 
+def test_the_reference_and_the_probe_command_refuse_a_name_before_running(net, monkeypatch, capsys):
+    """The reference backend generated every token and then said "unknown probe 'l0.nope'" with no list; `probe
+    --backend sim-stack --vars l0.y` passed the command's own check (a fused block's names) and failed in the
+    builder. One check, before the run, naming what the graph records."""
+    from lava_matmulfree.cli import main
+    from lava_matmulfree.model import golden_fast
+
+    monkeypatch.setattr(golden_fast.FastGoldenModel, "prefill", lambda *a: pytest.fail("ran before the check"))
+    with pytest.raises(ValueError, match=r"unknown probe 'l0\.nope' \(known: l<layer>\.x, .*head\.logits"):
+        generate("reference", net, [7, 200], 3, probes=["l0.h", "l0.nope"])
+    with pytest.raises(SystemExit):
+        main(["probe", "--config", "tiny", "--backend", "sim-stack", "--vars", "l0.h,l0.y", "--out", "p"])
+    err = capsys.readouterr().err
+    assert "--vars: unknown probe 'l0.y' (known: l<layer>.x, l<layer>.r, l<layer>.h, head.x" in err, err
+
+
 @pytest.mark.lava
 @pytest.mark.timeout(600)
 def test_runner_probes_and_block_vars_between_runs_do_not_depend_on_the_models(net):

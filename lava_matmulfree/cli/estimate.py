@@ -58,7 +58,8 @@ def _estimate_inputs(args, overrides: dict) -> list:
     """The files estimate reads, which no output may be (cli/common.py, _inputs): the --config TOML, checkpoint's or
     shipped model's config.json, and the activity profile (with 'auto' or 'dense', the shipped models' configs and
     profiles)."""
-    from lava_matmulfree.loihi.activity import DATA_DIR, DENSE, PROFILE_FILE, SHIPPED, hf_config_file
+    from lava_matmulfree.config import DATA_DIR, HF_CONFIG_FILE
+    from lava_matmulfree.loihi.activity import DENSE, PROFILE_FILE, SHIPPED, hf_config_file
 
     found = _inputs(args)
     if (conf := hf_config_file(args.config)) is not None:
@@ -69,9 +70,9 @@ def _estimate_inputs(args, overrides: dict) -> list:
         found.append((option, activity, Path(activity)))
     for name, folder in SHIPPED.items():
         if args.config == name:
-            found.append(("--config", name, DATA_DIR / folder / "config.json"))
+            found.append(("--config", name, DATA_DIR / folder / HF_CONFIG_FILE))
         if activity.lower() in DENSE + ("auto",):
-            found += [(option, activity, DATA_DIR / folder / f) for f in ("config.json", PROFILE_FILE)]
+            found += [(option, activity, DATA_DIR / folder / f) for f in (HF_CONFIG_FILE, PROFILE_FILE)]
     return found
 
 

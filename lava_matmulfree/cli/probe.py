@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -40,26 +39,19 @@ def add_parser(sub):
                     help=f"output prefix: PREFIX.npz and PREFIX.png (default: {DEFAULT_PROBE_OUT})")
 
 
-def _probe_names(text, num_layers: int) -> list:
-    from lava_matmulfree.graph.builder import HEAD_AGGREGATOR_VARS, HEAD_PORTS, HEAD_VARS
-    from lava_matmulfree.processes.block.process import BLOCK_VARS
-
-    block = tuple(BLOCK_VARS) + ("x_out",)
-    head = HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS
+def _probe_names(text, num_layers: int, backend: str) -> list:
+    """--vars's names, checked for ``backend``'s graph before any run (a stack keeps fewer)."""
+    from lava_matmulfree.graph.builder import GRAPH_KIND, check_probe_names
 
     if text is None:
         return [f"l{l}.h" for l in range(num_layers)]
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError("--vars names no probe")
-    for n in names:
-        where, _, var = n.partition(".")
-        layer = re.fullmatch(r"l(\d+)", where)
-        ok = (where == "head" and var in head) or n == "embedding.x_out" or (
-            layer is not None and int(layer.group(1)) < num_layers and var in block)
-        if not ok:
-            raise ValueError(f"unknown probe {n!r} in --vars (known: l<layer>.{{{','.join(block)}}} with layer "
-                             f"0..{num_layers - 1}, head.{{{','.join(head)}}}, embedding.x_out)")
+    try:
+        check_probe_names(names, num_layers, stack=GRAPH_KIND.get(backend) == "stack")
+    except ValueError as e:
+        raise ValueError(f"--vars: {e}") from None
     return names
 
 
@@ -113,7 +105,7 @@ def cmd_probe(args, err=None) -> int:
         _refuse_lava_run(args, backend, run, args.max_new_tokens, len(args.prompt.encode("utf-8")) + 1,
                          probes if probes is not None else cfg.num_layers, stream=False)
     m = _load_model(args, backend)
-    names = _probe_names(args.vars, m.cfg.num_layers)
+    names = _probe_names(args.vars, m.cfg.num_layers, backend)
     prompt, gen = _run_generation(args, backend, run, m, probes=names)
     tokens = list(prompt) + list(gen.tokens)
     n = len(tokens) - 1  # every token but the last enters the graph

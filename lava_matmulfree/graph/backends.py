@@ -22,7 +22,7 @@ import numpy as np
 
 from lava_matmulfree.config import BACKEND_NAMES, DENSE_MODEL_NAMES, RunConfig, check_values
 from lava_matmulfree.errors import BackendError
-from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND  # noqa: F401  (part of this module's API)
+from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND, check_probe_names  # noqa: F401  (API)
 from lava_matmulfree.utils.limits import check_generation, token_ids, whole_number
 from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC
 from lava_matmulfree.model.quantise import QuantisedNetwork
@@ -215,6 +215,7 @@ def generate_reference(net: QuantisedNetwork, prompt, max_new_tokens: int, sampl
     from lava_matmulfree.model.golden_fast import FastGoldenModel
     from lava_matmulfree.model.thread_team import use_threads
 
+    check_probe_names(probes, net.cfg.num_layers)  # before the run, not after it
     with use_threads(threads):
         g = FastGoldenModel(net, parallel=threads > 1)
         g.activity = ActivityRecorder() if activity else None

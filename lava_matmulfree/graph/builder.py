@@ -88,6 +88,26 @@ def probe_names(probes) -> tuple:
     return names
 
 
+
+def check_probe_names(names, num_layers: int, stack: bool = False) -> None:
+    """A ValueError naming the first of ``names`` that no graph of this kind records (every kind's but the
+    stack's, which keeps no per-block ports and fewer Vars: ``stack``), with the names it knows; checked before a
+    run (the reference backend, the probe command) as a built graph checks them."""
+    from lava_matmulfree.processes.block.process import BLOCK_VARS
+    from lava_matmulfree.processes.layer_stack.process import STACK_VARS
+
+    layer_vars = STACK_VARS if stack else (*BLOCK_VARS, "x_out")
+    head = HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS
+    for name in names:
+        where, _, var = name.partition(".")
+        layer = int(where[1:]) if where.startswith("l") and where[1:].isdigit() else -1
+        if (where == "head" and var in head) or name == "embedding.x_out" or (
+                0 <= layer < num_layers and var in layer_vars):
+            continue
+        known = [f"l<layer>.{v}" for v in layer_vars] + [f"head.{v}" for v in head] + ["embedding.x_out"]
+        raise ValueError(f"unknown probe {name!r} (known: {', '.join(known)}; layers 0..{num_layers - 1})")
+
+
 @dataclass
 class LavaGraph:
     source: object
@@ -122,9 +142,6 @@ class LavaGraph:
         """What a probe name records (docs/graph.md, "Streaming, sessions and probes"): ``("var", Var, latency,
         row)``, the Var read ``latency`` steps after a token enters the graph (``row``: the layer of the stack's
         [L, n] Vars, else None), or ``("port", OutPort)``, the port's messages that carry a token."""
-        from lava_matmulfree.processes.block.process import BLOCK_VARS
-        from lava_matmulfree.processes.layer_stack.process import STACK_VARS
-
         where, _, var = name.partition(".")
         B, offsets = BLOCK_TIMING[self.kind]
         L = self.num_layers
@@ -139,17 +156,13 @@ class LavaGraph:
             return "port", {"spikes": self.final_norm.a_out, "logits": self.lm_head.a_out}[var]
         if name == "embedding.x_out":
             return "port", self.source.x_out
-        layer = int(where[1:]) if where.startswith("l") and where[1:].isdigit() else -1
-        known = STACK_VARS if self.stack is not None else tuple(BLOCK_VARS)
-        if 0 <= layer < L and var == "x_out" and self.stack is None:
+        check_probe_names([name], L, stack=self.stack is not None)
+        layer = int(where[1:])
+        if var == "x_out":
             return "port", self.blocks[layer].x_out
-        if 0 <= layer < L and var in known:
-            if self.stack is not None:
-                return "var", getattr(self.stack.vars, var), 0, layer
-            return "var", getattr(self.blocks[layer].vars, var), layer * B + offsets[var], None
-        names = [f"l<layer>.{v}" for v in known] + ([] if self.stack is not None else ["l<layer>.x_out"])
-        names += [f"head.{v}" for v in HEAD_VARS + HEAD_AGGREGATOR_VARS + HEAD_PORTS] + ["embedding.x_out"]
-        raise ValueError(f"unknown probe {name!r} (known: {', '.join(names)}; layers 0..{L - 1})")
+        if self.stack is not None:
+            return "var", getattr(self.stack.vars, var), 0, layer
+        return "var", getattr(self.blocks[layer].vars, var), layer * B + offsets[var], None
 
     @classmethod
     def of(cls, process, kind: str = "decomposed") -> "LavaGraph":

@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-CONFIG_FILE = "config.json"
+from lava_matmulfree.config import HF_CONFIG_FILE
+
+CONFIG_FILE = HF_CONFIG_FILE
 WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 SHARD_NAME = "model-{index:05d}-of-{count:05d}.safetensors"

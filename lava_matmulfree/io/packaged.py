@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-DEMO_MODEL_DIR = DATA_DIR / "demo_model"  # 3 layers: the default model of the command line
-DEEP_MODEL_DIR = DATA_DIR / "deep_model"  # 12 layers
-PACKAGED_MODELS = {"demo": DEMO_MODEL_DIR, "deep": DEEP_MODEL_DIR}
-MODEL_FILES = ("config.json", "model.safetensors")  # a packaged model is installed when its folder holds these
+from lava_matmulfree.config import DATA_DIR, HF_CONFIG_FILE, SHIPPED_MODELS
+from lava_matmulfree.io.hf_layout import WEIGHTS_FILE
+
+PACKAGED_MODELS = {name: DATA_DIR / folder for name, folder in SHIPPED_MODELS.items()}
+DEMO_MODEL_DIR = PACKAGED_MODELS["demo"]  # 3 layers: the default model of the command line
+DEEP_MODEL_DIR = PACKAGED_MODELS["deep"]  # 12 layers
+MODEL_FILES = (HF_CONFIG_FILE, WEIGHTS_FILE)  # a packaged model is installed when its folder holds these
 COMPILED_FILE = "compiled.safetensors"  # a compiled network inside a checkpoint folder is used as is
 
 

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from lava_matmulfree.config import DATA_DIR, HF_CONFIG_FILE, SHIPPED_MODELS, load_config, read_hf_config
 from lava_matmulfree.loihi.hardware import CostModelError
 
 FORMAT = "lava-matmulfree activity profile 1"
@@ -24,12 +25,10 @@ HEAD_CONNECTION = "lm_head"
 CONNECTION_KEYS = ("density", "spikes_per_token", "bits_per_token", "synops_per_token", "inputs",
                    "weight_nonzero_fraction")
 FRACTIONS = ("density", "weight_nonzero_fraction")
-#: the shipped models (lava_matmulfree/data/<name>/); their profiles are written by the profile command
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-SHIPPED = {"demo": "demo_model", "deep": "deep_model"}
+#: the shipped models (config.SHIPPED_MODELS, in config.DATA_DIR); their profiles are written by the profile command
+SHIPPED = SHIPPED_MODELS
 STAND_IN = "deep"  # the 370M's stand-in: the deepest trained model's per-type averages
 PROFILE_FILE = "activity.json"
-HF_CONFIG_FILE = "config.json"  # a Hugging Face checkpoint folder's (a shipped model's too)
 DENSE = ("", "dense", "none")  # activity values that mean the dense assumption (activation_density)
 #: the fewest tokens a profile the cost model takes was measured over: at 64 tokens every per-layer density of the
 #: shipped deep model is within 6% of its 256-token profile, at 32 within 13% (docs/activity.md, section 4)
@@ -232,8 +231,6 @@ def model_config(name_or_path, data_dir: Path | None = None):
     """The model config of ``estimate --config``: a shipped model's name ('demo', 'deep': its config.json, so
     its measured profile is the default), a checkpoint folder or its config.json (:func:`hf_config_file`), else
     a config name or TOML (``config.load_config``)."""
-    from lava_matmulfree.config import load_config, read_hf_config
-
     if str(name_or_path) in SHIPPED:
         conf = (data_dir or DATA_DIR) / SHIPPED[str(name_or_path)] / HF_CONFIG_FILE
         if not conf.is_file():
