@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from lava_matmulfree.microcode import bindings, isa, load_program
-from lava_matmulfree.processes.neuron import binding_of, program_ports
+from lava_matmulfree.processes.neuron import binding_of, program_ports, program_vars
 
 
 @lru_cache(maxsize=None)
@@ -44,8 +44,9 @@ def nc_base(nc):
 
 def nc_types(nc, process_cls, state: tuple = ()):
     """Class decorator: the LavaNcType of every port of ``process_cls``'s program (inputs at register width,
-    outputs at their payload width, the default config's; allocate() uses the network's), of its probe Vars and
-    of the state registers ``state`` the model keeps in Vars."""
+    outputs at their payload width, the default config's; allocate() uses the network's) and of every Var the
+    process declares: the program's (allocate() binds them) and the probes'. ``state``: the state registers whose
+    current values go to the chip."""
 
     def decorate(model_cls):
         program = load_program(process_cls.PROGRAM)
@@ -54,7 +55,7 @@ def nc_types(nc, process_cls, state: tuple = ()):
             setattr(model_cls, p, nc.LavaNcType(nc.NcInPort, np.int32, precision=isa.REGISTER_BITS))
         for p in outs:
             setattr(model_cls, p, nc.LavaNcType(nc.NcOutPort, np.int32, precision=program.out_ports[p].bits))
-        for v in (*process_cls.PROBES, *state):
+        for v in (*program_vars(program), *process_cls.PROBES):
             setattr(model_cls, v, nc.LavaNcType(nc.NcVar, np.int32, precision=isa.REGISTER_BITS))
         model_cls.PROCESS, model_cls.IN_PORTS, model_cls.OUT_PORTS = process_cls, ins, outs
         model_cls.STATE = tuple(state)

@@ -223,7 +223,8 @@ def test_loihi2_run_config_selects_the_nc_models_and_lavas_dense(tiny_net, monke
 @pytest.mark.parametrize("name", NAMES)
 def test_process_program_and_nc_model_declare_the_same_ports(name, tiny_net, monkeypatch):
     """The Process's ports are the program's inputs (without the token lanes) and outputs; the NC model
-    declares the same ports and the program's lanes are one per input port."""
+    declares the same ports and a type for every Var of the Process (it typed the probes' and the state it sends
+    only, so the program's parameters allocate() binds had none); the program's lanes are one per input port."""
     from lava_matmulfree.processes.neuron import LANE_SUFFIX, program_ports
 
     program = load_program(name)
@@ -240,6 +241,8 @@ def test_process_program_and_nc_model_declare_the_same_ports(name, tiny_net, mon
                   and v is not _FakeNcModel]
         declared = {k for k, v in vars(cls).items() if k in set(ins) | set(outs) or k.endswith(("_in", "_out"))}
         assert declared == set(ins) | set(outs), (declared, ins, outs)
+        untyped = {v.name for v in proc.vars.members} - set(vars(cls))
+        assert not untyped, untyped
     finally:
         monkeypatch.undo()
         importlib.reload(ncmodule(name))

@@ -51,6 +51,16 @@ def test_unknown_probe_names_list_the_known_ones(net):
     assert g.probe_target("l0.x_out")[0] == "port" and g.probe_target("l0.h")[0] == "var"
 
 
+def test_every_block_kind_times_every_probe_its_block_declares():
+    """A Var added to a block's probes (BLOCK_VARS) but not to one kind's timing was a KeyError at probe time on
+    that kind's backend only."""
+    from lava_matmulfree.graph.builder import BLOCK_TIMING, GRAPH_KIND
+    from lava_matmulfree.processes.block.process import BLOCK_VARS
+    from lava_matmulfree.processes.layer_stack.process import STACK_VARS
+
+    assert set(BLOCK_TIMING) == set(GRAPH_KIND.values())
+    for kind, (_, offsets) in BLOCK_TIMING.items():
+        assert set(offsets) == set(STACK_VARS if kind == "stack" else BLOCK_VARS), kind
 def test_the_reference_and_the_probe_command_refuse_a_name_before_running(net, monkeypatch, capsys):
     """The reference backend generated every token and then said "unknown probe 'l0.nope'" with no list; `probe
     --backend sim-stack --vars l0.y` passed the command's own check (a fused block's names) and failed in the
