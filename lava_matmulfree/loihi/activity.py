@@ -283,12 +283,19 @@ def default_activity(cfg, data_dir: Path | None = None) -> tuple[ActivityProfile
     return None, f"no profile: the {STAND_IN} model's ({p}) is written by `lava-matmulfree profile`", False
 
 
-def choose_activity(arg, cfg) -> tuple[ActivityProfile | None, ActivityProfile | None, str]:
+def choose_activity(arg, cfg, act_bits: int | None = None) -> tuple[ActivityProfile | None, ActivityProfile | None,
+                                                                   str]:
     """(headline profile, profile shown beside the dense assumption, why) of ``estimate --activity ARG``: a given
-    profile is the headline; 'auto' takes :func:`default_activity` (a shipped model's own profile is its headline;
-    the 370M's stand-in is only shown beside); 'dense' keeps the headline dense with the default profile beside."""
+    profile is the headline; 'auto' takes :func:`default_activity` (a shipped model's own profile is its headline
+    where the deployment sends spikes of the profile's width, ``act_bits``: wider spikes are nearly all non-zero,
+    docs/activity.md, section 5; the 370M's stand-in is only shown beside); 'dense' keeps the headline dense with
+    the default profile beside."""
     if isinstance(arg, str) and arg.lower() in DENSE + ("auto",):
         prof, why, is_headline = default_activity(cfg)
+        if arg.lower() == "auto" and is_headline and act_bits not in (None, prof.act_bits):
+            return None, prof, (f"headline on the dense assumption: the preset sends {act_bits}-bit spikes, and "
+                                f"densities measured at {prof.act_bits} bits do not hold for them (docs/activity.md, "
+                                f"section 5); beside it: {why}")
         if arg.lower() == "auto" and is_headline:
             return prof, None, why
         return None, prof, ("dense assumption (--activity dense); beside it: " if arg.lower() != "auto" else

@@ -137,7 +137,9 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     chosen = preset_change(preset)
     cfg = model_config(config_name)  # a shipped model's name too (docs/activity.md)
     paper_model = is_paper_model(cfg)
-    headline, beside, activity_why = choose_activity(activity_arg, cfg)
+    deploy_bits = dataclasses.replace(apply(hw, MappingOptions(), chosen)[1], **user_options).act_bits
+    headline, beside, activity_why = choose_activity(activity_arg, cfg, deploy_bits)
+    auto_activity = str(activity_arg).lower() == "auto"
 
     # 1. calibration: on the paper preset of the 370M model (the anchors are its figures)
     fixed = user_set["loihi2"] | {f"jetson.{k}" for k in user_set["jetson"]}
@@ -193,11 +195,15 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
                   "options": {**PRESETS["paper"]["options"], **change.get("options", {})}}
         try:
             v = model(merged)
+            v_activity = headline
+            if auto_activity and headline is not None and v.mapping.options.act_bits != headline.act_bits:
+                v_activity = None  # as the headline's choice: another width's densities are not spent by default
+                v = model(merged, activity=None)
         except CostModelError as e:
             variants.append({"variant": label, "error": str(e), "reason": why})
             continue
         variants.append({"variant": label, "reason": why, **loihi_platform(v, T),
-                         "activity": activity_label(headline, cfg, v.mapping.options.act_bits),
+                         "activity": activity_label(v_activity, cfg, v.mapping.options.act_bits),
                          "by_length": [{"prompt_tokens": t, "ttft_s": v.ttft_s(t),
                                         "decode_mj_per_token": 1e3 * v.decode_energy_per_token_j}
                                        for t in lengths]})
