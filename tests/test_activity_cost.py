@@ -189,7 +189,8 @@ def test_profile_leaves_the_calibration_on_the_dense_assumption(reports):
 
 
 def test_report_prints_activity_and_traffic(reports):
-    from lava_matmulfree.loihi.report import format_report, report_json
+    from lava_matmulfree.loihi.report import report_json
+    from lava_matmulfree.loihi.report_text import format_report
 
     text = format_report(reports[1])
     assert "== Activity" in text and "measured" in text and "busiest core" in text and "busiest chip link" in text

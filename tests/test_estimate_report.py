@@ -15,7 +15,8 @@ from lava_matmulfree.cli import main
 from lava_matmulfree.loihi.activity import MIN_PROFILE_TOKENS, shipped_profile_path
 from lava_matmulfree.loihi.hardware import LOIHI2, CostModelError, coerce
 from lava_matmulfree.loihi.presets import PAPER
-from lava_matmulfree.loihi.report import build_report, format_report
+from lava_matmulfree.loihi.report import build_report
+from lava_matmulfree.loihi.report_text import format_report
 from lava_matmulfree.loihi.verdict import HEAD_ON_HOST, fmt_sig, format_verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,3 +364,25 @@ def test_estimate_names_a_misspelled_config_json_key_as_loading_the_checkpoint_d
     (folder / "config.json").write_text(json.dumps(hf))
     line = one_error_line(capsys, ["estimate", "--config", "my-ckpt/config.json", "--out", "est"])
     assert "'hidden_sise'" in line and "did you mean 'hidden_size'" in line, line
+
+
+def test_the_mapping_table_names_the_layers_laid_out_as_each_shown_layer():
+    """The table printed "(layers 1..23 as layer 0)" where layer 0 shares its block's cores with the input neurons
+    (370M paper: 26 cores for i, f, g against 28 in the other layers; the project preset has three layouts)."""
+    from lava_matmulfree.loihi.report_text import _layer_layouts, _ranges
+
+    assert _ranges([1, 2, 3, 5, 7, 8]) == "1..3, 5, 7..8" and _ranges([4]) == "4"
+    for preset in ("paper", "project"):
+        r = build_report("370m", (500,), preset=preset)
+        layouts = _layer_layouts(r["layers"], 24)
+        assert sorted(l for first, same in layouts.items() for l in (first, *same)) == list(range(24))
+        cores = {lay["layer"]: [row["cores"] for row in lay["rows"]] for lay in r["layers"]}
+        for first, same in layouts.items():
+            assert all(l > first and cores[l] == cores[first] for l in same)
+        firsts = sorted(layouts)
+        text = format_report(r)
+        for first in firsts:
+            assert f"L{first}.ifg " in text, (preset, first)
+        if preset == "paper":
+            assert cores[0] != cores[1] and "(layers 2..23 as layer 1)" in text, text
+

@@ -40,7 +40,7 @@ API = {
     "PAPER": _M + "presets", "PRESETS": _M + "presets", "calibrate": _M + "calibration",
     "fit_h200": _M + "calibration", "verdict": _M + "verdict",
     # the report and what the estimate command writes
-    "build_report": _M + "report", "format_report": _M + "report", "estimate_main": _M + "outputs",
+    "build_report": _M + "report", "format_report": _M + "report_text", "estimate_main": _M + "outputs",
     "sensitivity_main": _M + "outputs",
 }
 __all__ = list(API)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from lava_matmulfree.loihi.activity import hf_config_file
-from lava_matmulfree.loihi.report import DEFAULT_PROMPT_LENGTHS, build_report, format_report, report_json
+from lava_matmulfree.loihi.report import DEFAULT_PROMPT_LENGTHS, build_report, report_json
+from lava_matmulfree.loihi.report_text import format_report
 from lava_matmulfree.loihi.sensitivity import FACTORS, base_report, format_sensitivity, sensitivity, to_vary
 
 
