@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.loihi.gpu_baseline import BASELINES, LLAMA_370M
@@ -41,6 +41,11 @@ BOARD_SYNC, STATIC_POWER, JETSON_EFFICIENCY = FITTED_CONSTANTS = (
 FIT_CHECK_RTOL = 1e-6  # a fit whose check evaluation misses its target by more than this is an error
 SECANT_STEPS = 30
 
+# An anchor's status in the calibration table (docs/cost_model.md, section 5)
+FIT_TARGET = "fitted"  # a constant fitted on this anchor alone reproduces it
+FIT_JOINT = "fitted jointly"  # one constant fitted on two anchors: their product is reproduced, not each
+FIT_FOLLOWS = "follows from a fit"  # computed from a fitted anchor (the Jetson's prefill rate and energy: its TTFT)
+PREDICTED = "predicted"
 
 def _affine_solve(f: Callable[[float], float], target: float, x0: float, x1: float) -> float:
     """x with f(x) = target for an f that is affine in x piecewise (a max() can switch pieces): secant steps,
@@ -141,15 +146,16 @@ def relative_error(model: float, paper) -> float:
     return model / paper - 1
 
 
-def anchor_table(loihi: dict[str, Any], gpus: dict[str, dict[str, Any]], fitted_on: set[str],
+def anchor_table(loihi: dict[str, Any], gpus: dict[str, dict[str, Any]], fitted_on: Mapping[str, str],
                  anchors: PaperAnchors = PAPER) -> list[dict[str, Any]]:
-    """Anchor, paper value, model value, error, fitted or predicted: one row per cell of the paper's table."""
+    """Anchor, paper value, model value, error and status, one row per cell of the paper's table: the status its
+    anchor has in ``fitted_on`` (FIT_TARGET, FIT_JOINT, FIT_FOLLOWS), else PREDICTED."""
     rows = []
 
     def row(name, paper, model, unit):
         rows.append({"anchor": name, "paper": paper, "model": model, "unit": unit,
                      "error": relative_error(model, paper),
-                     "status": "fitted" if name in fitted_on else "predicted"})
+                     "status": fitted_on.get(name, PREDICTED)})
 
     row("Loihi generation tokens/s", anchors.loihi_decode_tokens_per_s, loihi["decode_tokens_per_s"], "tokens/s")
     row("Loihi generation mJ/token", anchors.loihi_decode_mj_per_token, loihi["decode_mj_per_token"], "mJ")

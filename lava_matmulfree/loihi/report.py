@@ -18,7 +18,8 @@ import numpy as np
 from lava_matmulfree.config import load_config
 from lava_matmulfree.loihi.activity import (HEAD_CONNECTION, LAYER_CONNECTIONS, activity_label, choose_activity,
                                             model_config)
-from lava_matmulfree.loihi.calibration import JETSON_EFFICIENCY, anchor_table, calibrate
+from lava_matmulfree.loihi.calibration import (FIT_FOLLOWS, FIT_JOINT, FIT_TARGET, JETSON_EFFICIENCY, anchor_table,
+                                               calibrate)
 from lava_matmulfree.loihi.core_groups import MappingOptions
 from lava_matmulfree.loihi.cost_model import HopCost, LoihiCostModel, resolve_instruction_counts
 from lava_matmulfree.loihi.gpu_baseline import BASELINES, baselines_for, is_paper_model, model_axis
@@ -157,11 +158,13 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
     paper_cm = model(PRESETS["paper"], cal_cfg, None)
     gpu_at_anchor = {f"{g}/{k}": gpu_platform(shape, PAPER.prompt_tokens, gpus[g])
                      for g in GPU_SECTIONS for k, shape in BASELINES.items()}
-    fitted_on = {a for r in fitted for a in r["anchors"]}
+    # what each anchor is to the fit: one constant on one anchor reproduces it; one on two reproduces their product
+    # only (each cell misses by the factor it cannot close); a cell computed from a fitted one follows from it
+    fitted_on = {a: FIT_TARGET if len(r["anchors"]) == 1 else FIT_JOINT for r in fitted for a in r["anchors"]}
     if any(r["constant"] == JETSON_EFFICIENCY for r in fitted):
         # the Llama baseline's prefill rate and energy follow from its fitted TTFT (T / TTFT, power x TTFT / T)
         name = short_name(BASELINES["llama370m"].name)
-        fitted_on |= {f"Jetson prefill tokens/s ({name})", f"Jetson prefill mJ/token ({name})"}
+        fitted_on |= {f"Jetson prefill {q} ({name})": FIT_FOLLOWS for q in ("tokens/s", "mJ/token")}
     anchors = anchor_table(loihi_platform(paper_cm, PAPER.prompt_tokens), gpu_at_anchor, fitted_on)
 
     # 3. the chosen preset
