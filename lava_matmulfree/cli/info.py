@@ -77,7 +77,7 @@ def _stand_in(cfg):
 
 def cmd_info(args) -> int:
     from lava_matmulfree.graph.backends import GRAPH_KIND
-    from lava_matmulfree.graph.builder import BLOCK_TIMING, build_graph, leaf_processes, loop_depth
+    from lava_matmulfree.graph.builder import BLOCK_TIMING, STREAM_TAPS, build_graph, leaf_processes, loop_depth
 
     from lava_matmulfree.errors import LmfError
     from lava_matmulfree.utils.limits import SizeError
@@ -89,8 +89,10 @@ def cmd_info(args) -> int:
     print(f"{'backend':<11}{'leaf processes':>16}{'steps/token/layer':>19}{'decode loop depth':>19}")
     for backend in INFO_BACKENDS:
         kind = GRAPH_KIND[backend]
-        print(f"{backend:<11}{leaf_processes(kind, c.num_layers):>16}{BLOCK_TIMING[kind][0]:>19}"
+        print(f"{backend:<11}{leaf_processes(kind, c.num_layers, extra=STREAM_TAPS):>16}{BLOCK_TIMING[kind][0]:>19}"
               f"{loop_depth(kind, c.num_layers):>19}")
+    print(f"(leaf processes as generate and chat run them, with the {STREAM_TAPS} token tap that streams their "
+          "tokens; probe adds one per probe instead)")
     try:
         net = _stand_in(c)
     except SizeError as e:  # a layer too wide to build here: the table above is what info can tell

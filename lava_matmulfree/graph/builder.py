@@ -56,6 +56,9 @@ HEAD_LEAVES = {"decomposed": 5, "fused": 1}
 TAP_BUFFER = 64
 
 
+STREAM_TAPS = 1  # the leaves a stream graph adds: Lava's Extractor of the sampled tokens (LavaGraph.token_tap)
+
+
 def leaf_processes(kind: str, num_layers: int, extra: int = 0, head: str | None = None) -> int:
     """Leaf processes (OS processes on the CPU backends) of a graph of block models ``kind`` with ``num_layers``
     layers and head models ``head`` (None: those of ``HEAD_KIND``), plus ``extra`` (a token tap, probes); known
@@ -136,7 +139,7 @@ class LavaGraph:
 
     def leaf_process_count(self) -> int:
         return leaf_processes("stack" if self.stack is not None else self.kind, self.num_layers,
-                              int(self.token_tap is not None), self.head_kind)
+                              STREAM_TAPS * (self.token_tap is not None), self.head_kind)
 
     def probe_target(self, name: str):
         """What a probe name records (docs/graph.md, "Streaming, sessions and probes"): ``("var", Var, latency,
