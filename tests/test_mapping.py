@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pytest
@@ -126,6 +127,21 @@ def test_dense_sparse_choice_flips_at_the_break_even_zero_fraction():
     # forced encodings are obeyed and say so
     m = build_mapping(cfg, options=MappingOptions(encoding="sparse"))
     assert all(mm.encoding == "sparse" and "forced" in mm.reason for _, mm in m.matrices())
+
+
+def test_each_encoding_reason_names_its_matrix_and_a_real_trade():
+    """The reasons said "sparse would take 1 cores for the group instead of 1 ...: memory (chips) binds first" and
+    named no matrix: now each names its matrix, and where the cores are equal, what else sparse would cost."""
+    from lava_matmulfree.loihi.presets import PRESETS, apply
+
+    for cfg in (load_config("370m").model, load_config("tiny").model):
+        hw, opts = apply(LOIHI2, MappingOptions(), PRESETS["project"])
+        for g in build_mapping(cfg, hw, opts).groups:
+            for m in g.matrices:
+                assert f"for {m.name} " in m.reason or m.reason.startswith("sparse"), m.reason
+                for sparse, dense in re.findall(r"take (\d+) cores instead of (\d+)", m.reason):
+                    assert int(sparse) > int(dense), m.reason
+                assert "binds first" not in m.reason
 
 
 def test_sparse_encoding_needs_about_7_5x_the_cores():

@@ -71,15 +71,16 @@ def _text_tokens(text: str, what: str, tokenizer, n: int):
 
 
 def table(prof: dict) -> str:
-    """The per-layer table: spike density, messages (graded spikes) and SynOps per token by connection type."""
-    rows = [f"{'layer':>5}  {'connection':<10} {'inputs':>6} {'density':>8} {'msgs/token':>11} "
+    """The per-layer table: spike density, spikes (non-zero graded messages) and SynOps per token by connection
+    type (the names of docs/activity.md, section 1)."""
+    rows = [f"{'layer':>5}  {'connection':<10} {'inputs':>6} {'density':>8} {'spikes/token':>12} "
             f"{'SynOps/token':>13} {'bits/token':>11}"]
     entries = [(str(layer["layer"]), layer["connections"]) for layer in prof["layers"]]
     entries += [("head", prof["head"]["connections"]), ("mean", prof["connections"])]
     for where, conns in entries:
         for name, c in conns.items():
             rows.append(f"{where:>5}  {name:<10} {c['inputs']:>6d} {c['density']:>8.3f} "
-                        f"{c['spikes_per_token']:>11.1f} {c['synops_per_token']:>13.1f} {c['bits_per_token']:>11.1f}")
+                        f"{c['spikes_per_token']:>12.1f} {c['synops_per_token']:>13.1f} {c['bits_per_token']:>11.1f}")
     return "\n".join(rows)
 
 

@@ -87,10 +87,11 @@ def _choose_encodings(g: CoreGroup, hw: Loihi2Spec, opts: MappingOptions) -> Non
             m.reason = (f"sparse: {stats}; needs {c_sparse} cores for the group vs {c_dense} dense{saves}")
         else:
             m.encoding = "dense"
-            why = (f"to skip {100 * m.zero_fraction:.0f}% of the synaptic ops" if not hw.dense_skips_zero_weights
-                   else "and would save no synaptic op (zero weights are skipped in both encodings)")
-            m.reason = (f"dense: {stats}; sparse would take {c_sparse} cores for the group instead of {c_dense} "
-                        f"{why}: memory (chips) binds first")
+            gain = (f"to skip {100 * m.zero_fraction:.0f}% of the synaptic ops" if not hw.dense_skips_zero_weights
+                    else "and save no synaptic op (zero weights are skipped in both encodings)")
+            cost = (f"{c_sparse} cores instead of {c_dense}" if c_sparse > c_dense else
+                    f"as many cores ({c_dense}) and {ratio:.2f}x the weight memory")
+            m.reason = f"dense: {stats}; for {m.name} sparse would take {cost} {gain}"
 
 
 # ------------------------------------------------------------------------------------------- graph
