@@ -362,8 +362,10 @@ def test_report_and_files(tmp_path, capsys):
     # a user-set fitted constant is kept, not fitted
     r2 = build_report("tiny", (8,), preset="project", instructions=INS, board_sync_s=1e-5)
     assert "loihi2.board_sync_s" not in {f["constant"] for f in r2["calibration"]["fitted"]}
-    with pytest.raises(CostModelError, match="unknown override"):
+    with pytest.raises(CostModelError, match="unknown override.*SECTION.NAME.*anchor_tokens and activity"):
         build_report("tiny", instructions=INS, no_such_knob=1)
+    with pytest.raises(CostModelError, match=r"did you mean static_power_per_chip_w\?"):  # a misspelling
+        build_report("tiny", instructions=INS, static_power_per_chp_w=1)
     with pytest.raises(CostModelError, match="jetson.NAME"):
         build_report("tiny", instructions=INS, prefill_efficiency=0.5)
     with pytest.raises(CostModelError, match=r"no section 'mapping' \(sections: options, loihi2.*options.NAME or NAME"):

@@ -386,3 +386,9 @@ def test_the_mapping_table_names_the_layers_laid_out_as_each_shown_layer():
         if preset == "paper":
             assert cores[0] != cores[1] and "(layers 2..23 as layer 1)" in text, text
 
+
+def test_an_unknown_config_names_what_estimate_takes_besides_the_toml_configs(capsys):
+    """`estimate --config 999m` listed the TOML configs only, though estimate takes the shipped models too."""
+    line = one_error_line(capsys, ["estimate", "--config", "999m"])
+    assert "no model config named '999m'" in line and "estimate also takes demo, deep" in line, line
+

@@ -78,12 +78,19 @@ def _estimate_inputs(args, overrides: dict) -> list:
 
 def cmd_estimate(args) -> int:
     from lava_matmulfree.config import load_model_config
+    from lava_matmulfree.errors import ConfigError
 
     from lava_matmulfree.loihi.activity import SHIPPED, hf_config_file
 
     # a shipped model ('demo', 'deep') and a checkpoint folder (or its config.json) are costed from their config.json
     if args.config not in SHIPPED and hf_config_file(args.config) is None:
-        load_model_config(args.config)  # a run config or a TOML without [model] is an error, not the 370M defaults
+        try:  # a run config or a TOML without [model] is an error, not the 370M defaults
+            load_model_config(args.config)
+        except ConfigError as e:
+            if not str(e).startswith("no model config named"):
+                raise
+            raise ConfigError(f"{e}; estimate also takes {', '.join(SHIPPED)} (the shipped models) or a checkpoint "
+                              "folder") from None
     try:
         from lava_matmulfree.loihi.outputs import estimate_main
     except ImportError as e:

@@ -59,8 +59,17 @@ def _split_overrides(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         where = [t for t in ("options", "loihi2") if k in targets[t]]
         if not where:
-            hint = " (GPU fields need jetson.NAME, h100.NAME or h200.NAME)" if k in targets["jetson"] else ""
-            raise CostModelError(f"unknown override {k!r}: not a MappingOptions or Loihi2Spec field{hint}")
+            if k in targets["jetson"]:
+                hint = "; a GPU's field needs its name: jetson.NAME, h100.NAME or h200.NAME"
+            else:
+                import difflib
+
+                near = difflib.get_close_matches(k, [f"{s}.{n}" if s not in ("options", "loihi2") else n
+                                                     for s, names in targets.items() for n in names], n=1)
+                hint = (f" (did you mean {near[0]}?)" if near else "") + (
+                    "; a field is named NAME or SECTION.NAME (loihi2, options; jetson, h100, h200), besides "
+                    "anchor_tokens and activity; the JSON report's `constants` lists every hardware field")
+            raise CostModelError(f"unknown override {k!r}: not a mapping option or Loihi 2 field{hint}")
         out[where[0]][k] = v
     return out
 
