@@ -263,9 +263,21 @@ def test_verdict_ratios_and_claims(report):
     assert jet["decode_energy_ratio"] == pytest.approx(jet["gpu_decode_mj_per_token"] / lp["decode_mj_per_token"])
     # against the paper's own baseline (the Jetson, eager) the model's TTFT claim holds
     assert jet["ttft_ratio"] >= 6.6
+    from lava_matmulfree.loihi.verdict import CLAIMS
+
+    ratio = {key: r for key, _, r, _ in CLAIMS}
     for c in v["claims"]:
         assert len(c["holds_against"]) + len(c["fails_against"]) == 27
         assert not set(c["holds_against"]) & set(c["fails_against"])
+        # the nearest miss is named with its ratio (3x failed against a Jetson at 2.99x, without a word why)
+        mine = {f"{p['gpu']}/{p['model']}/{p['runtime']}": p[ratio[c["claim"]]] for p in v["pairs"]
+                if p["loihi"] == c["loihi"]}
+        miss = c["nearest_miss"]
+        assert (miss is None) == (not c["fails_against"]), c
+        if miss is not None:
+            assert miss["ratio"] == max(mine[b] for b in c["fails_against"]) == mine[miss["baseline"]]
+        assert max([mine[b] for b in c["fails_against"]] or [-math.inf]) < c["factor"] <= min(
+            [mine[b] for b in c["holds_against"]] or [math.inf])
     # a tuned runtime on the H200 generates faster than Loihi 2 at batch 1
     h200 = next(p for p in pairs if (p["gpu"], p["model"], p["runtime"]) == ("h200", "transformer++", "cuda-graph"))
     assert h200["decode_throughput_ratio"] < 1 and h200["gpu_overtakes_at_batch"] in BATCHES
