@@ -105,11 +105,16 @@ def _plot(path, prof: dict, by_part: dict, title: str) -> None:
         bottom += np.asarray(values)
     ax2.set_xlabel("layer")
     ax2.set_ylabel("SynOps per token")
-    ax2.legend(fontsize="small", title="layer part")
+    ax2.set_ylim(0, 1.3 * max(bottom.max(), 1))  # headroom above the bars for the legend
+    ax2.legend(fontsize="small", title="layer part", ncol=3, loc="upper center")
+    for ax in (ax1, ax2):
+        ax.set_xticks(layers)  # whole layers (matplotlib put ticks at 0.25, 0.5 for a 3-layer model)
     fig.suptitle(title, fontsize="medium")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
 
 
 def cmd_profile(args, out=None, err=None) -> int:
