@@ -392,3 +392,15 @@ def test_an_unknown_config_names_what_estimate_takes_besides_the_toml_configs(ca
     line = one_error_line(capsys, ["estimate", "--config", "999m"])
     assert "no model config named '999m'" in line and "estimate also takes demo, deep" in line, line
 
+
+def test_the_constants_list_gives_the_values_the_preset_ran_with():
+    """The paper preset ran with 8-bit weights, and the report's constants said 2 (the default)."""
+    for preset, bits, source in (("paper", 8, "preset 'paper'"), ("project", 2, None)):
+        r = build_report("370m", (500,), preset=preset)
+        c = next(c for c in r["constants"] if c["name"] == "loihi2.dense_weight_bits")
+        assert c["value"] == bits == r["loihi"]["dense_weight_bits"], c
+        assert (c["source"] == source) if source else "preset" not in c["source"], c
+    r = build_report("370m", (500,), preset="paper", **{"loihi2.dense_weight_bits": 4})  # a user's value says so
+    c = next(c for c in r["constants"] if c["name"] == "loihi2.dense_weight_bits")
+    assert c["value"] == 4 and "preset" not in c["source"], c
+

@@ -291,11 +291,25 @@ def build_report(config_name: str, prompt_lengths: Sequence[int] = DEFAULT_PROMP
         },
         "gpu_rows": gpu_rows(model_axis(cfg), gpus),
         "verdict": the_verdict,
-        "constants": (provenance(hw, "loihi2", user_set=user_set["loihi2"])
+        # the Loihi 2 constants as the chosen preset ran them (the paper's 8-bit weights, not the default 2)
+        "constants": (provenance(m.hw, "loihi2", _preset_notes(hw, m.hw, preset, user_set["loihi2"]),
+                                 user_set=user_set["loihi2"])
                       + [row for g in GPU_SECTIONS
                          for row in provenance(gpus[g], g, GPU_NOTES.get(g), user_set=user_set[g])]
                       + provenance(PAPER, "paper")),
     }
+
+
+def _preset_notes(default: Any, used: Any, preset: str, user_set: set) -> dict[str, tuple[str, str, str]]:
+    """provenance() notes of the fields the preset set (a user's --set of one says so itself)."""
+    out = {}
+    for f in fields(used):
+        if f.name in user_set or getattr(used, f.name) == getattr(default, f.name):
+            continue
+        md = f.metadata
+        out[f.name] = (f"preset '{preset}'", md.get("confidence", ""),
+                       f"the preset's; default {getattr(default, f.name)} (source {md.get('source', '')})")
+    return out
 
 
 def _hop_row(c: HopCost) -> dict[str, Any]:
