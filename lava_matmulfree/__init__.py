@@ -3,7 +3,9 @@
 The names a user imports are re-exported here (docs/api.md); each is loaded on first use, so importing the
 package costs nothing. The parts of the package and which uses which: docs/architecture.md.
 """
+import importlib.machinery
 import importlib.util
+import sys
 from pathlib import Path
 
 from lava_matmulfree.utils.lazy import lazy_exports
@@ -11,21 +13,27 @@ from lava_matmulfree.utils.lazy import lazy_exports
 __version__ = "0.1.0"
 
 
-def _check_one_tree() -> None:
+def _one_tree() -> None:
     """``processes/`` and ``microcode/`` become subpackages through the install (pyproject's package-dir), not
     through this folder: a second checkout put first on PYTHONPATH brought its own ``lava_matmulfree/`` and the
-    installed checkout's processes and microcode, mixed without a word (docs/architecture.md, "The repository")."""
+    installed checkout's processes and microcode, mixed without a word. A source checkout takes its own folders
+    (loaded here, so that their modules are found in them); anything else is refused (docs/architecture.md, "The
+    repository")."""
     here = Path(__file__).resolve().parent
     for sub in ("processes", "microcode"):
         spec = importlib.util.find_spec(f"{__name__}.{sub}")
         found = Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
-        if found is None or found.parent not in (here, here.parent):  # in the package, or a checkout's top level
-            raise ImportError(f"{__name__} comes from {here}, but {__name__}.{sub} from {found}: another "
-                              "checkout is installed; install this one (`./run setup` in it makes its own .venv) "
-                              "rather than putting it on PYTHONPATH")
+        if found is not None and found.parent in (here, here.parent):  # in the package, or its checkout's top level
+            continue
+        own = importlib.machinery.PathFinder.find_spec(f"{__name__}.{sub}", [str(here.parent)])
+        if own is None or not (here.parent / "pyproject.toml").is_file():
+            raise ImportError(f"{__name__} comes from {here}, but {__name__}.{sub} from {found}, and this "
+                              "folder is no checkout that holds its own: install one of them")
+        sys.modules[own.name] = module = importlib.util.module_from_spec(own)
+        own.loader.exec_module(module)
 
 
-_check_one_tree()
+_one_tree()
 
 _M = "lava_matmulfree."
 API = {

@@ -176,20 +176,35 @@ def test_architecture_page_draws_the_same_table():
     assert rows == ALLOWED
 
 
-def test_a_second_checkout_on_pythonpath_is_refused_not_mixed(tmp_path):
+def test_a_second_checkout_on_pythonpath_runs_as_itself_not_mixed(tmp_path):
     """A checkout put first on PYTHONPATH imported its own lava_matmulfree but the installed checkout's processes
-    and microcode (pyproject's package-dir maps them), without a word."""
+    and microcode (pyproject's package-dir maps them), without a word: now it takes its own; a package folder with
+    no checkout around it is refused, naming both."""
     import shutil
     import subprocess
     import sys
 
-    shutil.copytree(REPO / PKG, tmp_path / PKG, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    run = subprocess.run([sys.executable, "-c", "import lava_matmulfree"], cwd=tmp_path, capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120)
-    assert run.returncode != 0, run.stderr
-    last = run.stderr.strip().splitlines()[-1]
-    assert (f"ImportError: lava_matmulfree comes from {tmp_path / PKG}, but lava_matmulfree.processes from "
-            f"{REPO / 'processes'}") in last, last
+    def run(root):
+        code = ("import lava_matmulfree.processes.block.process as b, lava_matmulfree.microcode as m; "
+                "print(b.__file__); print(m.__file__)")
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)}, timeout=120)
+
+    ignore = shutil.ignore_patterns("data", "__pycache__")
+    shutil.copytree(REPO / PKG, tmp_path / "bare" / PKG, ignore=ignore)
+    bare = run(tmp_path / "bare")
+    assert bare.returncode != 0, bare.stdout
+    last = bare.stderr.strip().splitlines()[-1]
+    assert (f"ImportError: lava_matmulfree comes from {tmp_path / 'bare' / PKG}, but lava_matmulfree.processes "
+            f"from {REPO / 'processes'}") in last, last
+    for part in (PKG, "processes", "microcode"):
+        shutil.copytree(REPO / part, tmp_path / "checkout" / part, ignore=ignore)
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "checkout")
+    checkout = run(tmp_path / "checkout")
+    assert checkout.returncode == 0, checkout.stderr[-2000:]
+    block, microcode = checkout.stdout.split()
+    assert block == str(tmp_path / "checkout" / "processes" / "block" / "process.py")
+    assert microcode == str(tmp_path / "checkout" / "microcode" / "__init__.py")
 
 
 def test_the_package_installs_the_files_it_reads():
