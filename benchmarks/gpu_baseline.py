@@ -4,7 +4,7 @@
         [--runtimes eager sdpa cuda-graph] [--prefill 16 128 512 2048 8192 16384] [--contexts 128 500 2048 16384]
         [--batches 1 8 64] [--min-seconds 1.5] [--warmup 2]
 
-The protocol of the H200 measurement (tests/data/gpu_h200.json): fp16, random weights, ``model.eval()`` under
+The protocol of the H200 measurement (lava_matmulfree/data/gpu_h200.json): fp16, random weights, ``model.eval()`` under
 ``torch.inference_mode()``; ``eager`` and ``sdpa`` are Hugging Face's LlamaForCausalLM / Qwen2ForCausalLM with
 ``attn_implementation`` set so; ``cuda-graph`` is the same architecture written as one step function (fp16
 matmuls, SDPA over a static KV cache, greedy argmax on the GPU) captured once with ``torch.cuda.CUDAGraph`` and

@@ -14,7 +14,7 @@ Each model quantity is affine in the constant being fitted (or in its inverse), 
 model at two values, solves exactly and checks the solution by a third evaluation.
 
 The H200 (:func:`fit_h200`, not re-run by the report: the stored defaults of ``hardware.H200_SXM`` are its
-result, and tests/test_gpu_baselines.py re-fits them from tests/data/gpu_h200.json):
+result, and tests/test_gpu_baselines.py re-fits them from lava_matmulfree/data/gpu_h200.json):
 
 4. ``h200.host_op_overhead_s`` on the measured prompt passes of 16, 128 and 512 tokens, eager and sdpa
    (:data:`HOST_FIT_CELLS`: host-bound, their time is the host's dispatch), tokens/s;

@@ -12,7 +12,7 @@ with ``busy`` the sum of the ops' roofline times (:mod:`.gpu_runtimes`). Where t
 is inside the measured power (``host_on_board``: a Jetson's module rail holds its CPU), the host's dispatch time
 counts as busy too. No constant here is fitted: idle and limit are the spec's (the H200's idle is measured).
 
-Against the H200 measurement (tests/data/gpu_h200.json): a batch-1 eager decode waits on its host for ~21 ms
+Against the H200 measurement (lava_matmulfree/data/gpu_h200.json): a batch-1 eager decode waits on its host for ~21 ms
 per token and streams its weights for 0.2 ms of it: the model says 125-130 W, the board drew 130-170 W; a
 CUDA-graph decode: 184-196 W against 185-189 W measured; a 16k-token eager prompt pass runs memory-bound passes
 back to back: the model says ~700 W, the board drew 658 W.

@@ -64,7 +64,7 @@ SRC = {
             "1,979 TFLOPS with sparsity = 989 dense; the same GH100 die as the H100)",
     "h200_measured": "measured: Transformer++ 370M on one NVIDIA H200 (2026-12-04, driver 580, CUDA 13, torch 2.11, "
                      "transformers 5.17; NVML board energy, idle board power 116-123 W), copied into "
-                     "tests/data/gpu_h200.json; docs/gpu_baselines.md",
+                     "lava_matmulfree/data/gpu_h200.json; docs/gpu_baselines.md",
     "hopper_wp": "NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022): 50 MB of L2 cache on the H100 SXM5",
     "fa2": "Dao 2023, 'FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning', "
            "arXiv:2307.08691: optimized GEMM reaches up to 80-90% of the theoretical maximum device throughput; "

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 from lava_matmulfree.loihi.activity import DENSE_ACTIVITY
 from lava_matmulfree.loihi.gpu_baseline import RUNTIMES
+from lava_matmulfree.loihi.gpu_measured import MEASURED_FILE, measured_cell, measured_h200
 from lava_matmulfree.loihi.gpu_runtimes import BATCHES, GPU_IDS, cell
 from lava_matmulfree.loihi.hardware import GpuSpec, short_name
 from lava_matmulfree.loihi.presets import PAPER
@@ -125,6 +126,48 @@ def claims(rows: list[dict], label: str) -> list[dict[str, Any]]:
     return out
 
 
+def against_measured(deployments: Mapping[str, dict], tokens: int) -> list[dict[str, Any]]:
+    """Each deployment against the measured H200 (Transformer++ 370M, batch 1; :mod:`.gpu_measured`), not the
+    modelled one: generation at the measured context nearest ``tokens``, the prompt pass nearest it."""
+    rows = []
+    for runtime in RUNTIMES:
+        dec, pre = measured_cell("decode", runtime, tokens), measured_cell("prefill", runtime, tokens)
+        if dec is None:
+            continue
+        for label, d in deployments.items():
+            pre_loihi = d.get("prefill_mj_per_token")
+            rows.append({"loihi": label, "runtime": runtime, "context": dec["context"],
+                         "gpu_decode_tokens_per_s": dec["tokens_per_s"], "gpu_decode_mj_per_token": dec["mj_per_token"],
+                         "decode_throughput_ratio": d["decode_tokens_per_s"] / dec["tokens_per_s"],
+                         "decode_energy_ratio": dec["mj_per_token"] / d["decode_mj_per_token"],
+                         "prompt_tokens": pre["tokens"] if pre else None,
+                         "gpu_prefill_mj_per_token": pre["mj_per_token"] if pre else None,
+                         "prefill_energy_ratio": pre["mj_per_token"] / pre_loihi if pre and pre_loihi else None})
+    return rows
+
+
+def _format_measured(v: dict[str, Any]) -> list[str]:
+    rows = v["against_measured_h200"]
+    if not rows:
+        return []
+    labels = list(dict.fromkeys(r["loihi"] for r in rows if r["loihi"] in v["shown"]))
+    src = measured_h200()["source"]
+    lines = [f"== Against the measured H200 ({src['gpu']}; Transformer++ 370M, batch 1, NVML board energy, "
+             f"{src['date']}; {MEASURED_FILE.name}): generation at context {rows[0]['context']}, the GPU's own "
+             "figures, not its model; ratio > 1: Loihi 2 ahead",
+             f"{'runtime':<12}{'GPU gen tok/s':>14}{'GPU gen mJ/tok':>15}"
+             + "".join(f"{'tok/s x / energy x: ' + label:>52}" for label in labels)]
+    for runtime in dict.fromkeys(r["runtime"] for r in rows):
+        mine = {r["loihi"]: r for r in rows if r["runtime"] == runtime}
+        first = next(iter(mine.values()))
+        lines.append(f"{runtime:<12}{fmt_sig(first['gpu_decode_tokens_per_s']):>14}"
+                     f"{fmt_sig(first['gpu_decode_mj_per_token']):>15}" + "".join(
+                         f"{fmt_sig(mine[label]['decode_throughput_ratio']) + ' / ':>46}"
+                         f"{fmt_sig(mine[label]['decode_energy_ratio']):<6}" for label in labels))
+    lines.append("")
+    return lines
+
+
 def _batch(b) -> str:
     return "never" if b is None else f"{b}"
 
@@ -183,6 +226,7 @@ def format_verdict(v: dict[str, Any]) -> str:
                              f"; nearest miss {miss['baseline']} at {miss['ratio']:.3g}x (a claim holds where the "
                              f"ratio reaches {c['factor']:g}x)" if miss else ""))
         lines.append("")
+    lines += _format_measured(v)
     lines.append("== Every Loihi 2 deployment: generation tokens/s x / energy x against some baselines, and how many "
                  "of the GPU x model x runtime baselines it beats (energy, tokens/s)")
     short = {"transformer++": "T++", "qwen2.5-0.5b": "Qwen", "matmulfree": "MMF", "cuda-graph": "graph"}
@@ -221,14 +265,16 @@ def format_verdict(v: dict[str, Any]) -> str:
 
 def verdict(deployments: Mapping[str, dict], models: Mapping[str, Any], gpus: Mapping[str, GpuSpec], tokens: int,
             cm, preset_label: str, shown: tuple[str, ...], paper_claims: bool = True) -> dict[str, Any]:
-    """The verdict of the report: :func:`pairs` for every deployment, :func:`claims` for each (when
-    ``paper_claims``: the model is the paper's 370M), Loihi 2 (the cost model ``cm`` of the chosen preset) with
-    sequences in flight. ``shown``: the deployments printed."""
+    """The verdict of the report: :func:`pairs` for every deployment, :func:`claims` for each and
+    :func:`against_measured` (when ``paper_claims``: the model is the paper's 370M, as the claims' and the
+    measured GPU's), Loihi 2 (the cost model ``cm`` of the chosen preset) with sequences in flight. ``shown``:
+    the deployments printed."""
     streams = in_flight(cm)
     rows = pairs(deployments, models, gpus, tokens, {preset_label: streams})
     return {"tokens": tokens, "preset_label": preset_label, "shown": list(shown), "pairs": rows,
             "claims": [c for label in deployments for c in claims(rows, label)] if paper_claims else [],
             "paper_claims": paper_claims, "in_flight": streams,
+            "against_measured_h200": against_measured(deployments, tokens) if paper_claims else [],
             "deployments": {label: {k: d.get(k) for k in ("head_on_chip", "activity", "ttft_s", "prefill_tokens_per_s",
                                                           "prefill_mj_per_token", "prefill_steady_tokens_per_s",
                                                           "prefill_steady_mj_per_token", "decode_tokens_per_s",
