@@ -324,7 +324,7 @@ def _type_ok(value, typ) -> bool:
     return True
 
 
-class _KeyError(ConfigError):
+class _ConfigKeyError(ConfigError):
     """A ConfigError about one key of one section: load_config adds the key's line in the file to it."""
 
     def __init__(self, source: str, section: str, key: str | None, what: str):
@@ -336,12 +336,12 @@ def _build(cls, raw: Mapping[str, Any], source: str, section: str):
     known = {f.name: f for f in fields(cls)}
     for k in raw:
         if k not in known:
-            raise _KeyError(source, section, k, f"unknown key {k!r} (known: {', '.join(sorted(known))})")
+            raise _ConfigKeyError(source, section, k, f"unknown key {k!r} (known: {', '.join(sorted(known))})")
     kwargs = {}
     for k, v in raw.items():
         t = known[k].type
         if not _type_ok(v, t):
-            raise _KeyError(source, section, k, f"{k} must be of type {t}, got {v!r}")
+            raise _ConfigKeyError(source, section, k, f"{k} must be of type {t}, got {v!r}")
         kwargs[k] = float(v) if t in ("float", float) else v
     obj = cls(**kwargs)
     check = getattr(obj, "_check", None)
@@ -349,7 +349,7 @@ def _build(cls, raw: Mapping[str, Any], source: str, section: str):
         bad = check()
         if bad:
             k, why = bad[0]
-            raise _KeyError(source, section, k, f"{k} {why}")
+            raise _ConfigKeyError(source, section, k, f"{k} {why}")
     return obj
 
 
@@ -420,7 +420,7 @@ def load_config(name_or_path: str | Path, require: str | None = None, only: bool
         raise ConfigError(f"{path}: has no [{require}] section ({have}); expected {SECTION_USE[require]}")
     try:
         cfg = config_from_dict(raw, str(path))
-    except _KeyError as e:  # named by its line too, as a TOML syntax error is
+    except _ConfigKeyError as e:  # named by its line too, as a TOML syntax error is
         line = _line_of(path.read_text(encoding="utf-8"), e.section, e.key)
         if line is None:
             raise
@@ -447,7 +447,7 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
 def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
     for sec in raw:
         if sec not in SECTIONS:
-            raise _KeyError(source, sec, None, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
+            raise _ConfigKeyError(source, sec, None, f"unknown section (known: {', '.join(sorted(SECTIONS))})")
         if not isinstance(raw[sec], Mapping):
             raise ConfigError(f"{source}: {sec} must be a [section] table")
     built = {sec: _build(cls, raw.get(sec, {}), source, sec) for sec, cls in SECTIONS.items()}
