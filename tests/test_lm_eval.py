@@ -104,3 +104,26 @@ def test_corpus_tasks_and_model_arguments(tmp_path):
         MatMulFreeLM("demo", "fixed", nope="1")
     lm = MatMulFreeLM("demo", "fixed", act_bits="12", batch_size=1, device="cpu")
     assert lm.net.fp.act_bits == 12 and lm.net.calibration.source.startswith("text:")
+
+
+def test_a_compiled_network_of_other_weights_is_not_scored(tmp_path, capsys):
+    """A folder's compiled.safetensors left from other weights (`train --overwrite` keeps it) was scored by the
+    adapter in place of the folder's weights, without a word; `generate` already refused it."""
+    from lava_matmulfree.config import load_model_config
+    from lava_matmulfree.evaluation.accuracy import build_evaluation
+    from lava_matmulfree.io.checkpoint import save_checkpoint
+    from lava_matmulfree.io.packaged import COMPILED_FILE
+    from lava_matmulfree.io.params import random_params
+
+    cfg = load_model_config("tiny")
+    save_checkpoint(tmp_path, cfg, random_params(cfg, seed=1))
+    build_evaluation(checkpoint=tmp_path, calibration="random").net.save(tmp_path / COMPILED_FILE)
+    lm = MatMulFreeLM(str(tmp_path), "fixed")
+    assert "warning" not in capsys.readouterr().err  # its own weights' network is taken as it is
+    assert lm.net.calibration.source.startswith("random")
+    save_checkpoint(tmp_path, cfg, random_params(cfg, seed=2))  # new weights beside the old compiled file
+    lm = MatMulFreeLM(str(tmp_path), "fixed")
+    err = capsys.readouterr().err
+    assert f"{tmp_path / COMPILED_FILE} was compiled from other weights than those in {tmp_path}" in err, err
+    assert not lm.net.calibration.source.startswith("random")  # compiled from the folder's weights now
+

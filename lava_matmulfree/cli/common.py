@@ -86,25 +86,14 @@ def _compiled_file(ckpt: Path | None):
     return inside if present(inside) else None  # a folder or a broken link there is an error, not "none"
 
 
-def _has_float_weights(ckpt: Path) -> bool:
-    """Whether ``ckpt`` is a folder with float weights (model.safetensors, or its shards' index)."""
-    from lava_matmulfree.io.checkpoint import INDEX_FILE, WEIGHTS_FILE
-
-    return ckpt.is_dir() and any((ckpt / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE))
-
-
 def _compiled_from(net, compiled: Path, ckpt: Path) -> bool:
     """Whether a compiled network found inside a checkpoint folder was compiled from that folder's weights
     (its fingerprint); if not, say so: the caller recompiles from the weights."""
-    from lava_matmulfree.io.checkpoint import fingerprint, load_checkpoint
+    from lava_matmulfree.io.checkpoint import compiled_mismatch
 
-    if not _has_float_weights(ckpt):
-        return True  # a compiled file named directly, or a folder without float weights: nothing to compare
-    cfg, params = load_checkpoint(ckpt)
-    if net.fingerprint == fingerprint(cfg, params):
+    why = compiled_mismatch(net.fingerprint, ckpt) if ckpt.is_dir() else None  # a compiled file named directly
+    if why is None:
         return True
-    why = ("carries no fingerprint of the weights it was compiled from" if not net.fingerprint
-           else f"was compiled from other weights than those in {ckpt}")
     print(f"warning: {compiled} {why}; ignoring it and compiling the checkpoint "
           f"(`lava-matmulfree compile --checkpoint {ckpt} --out {compiled}` makes a matching one)", file=sys.stderr)
     return False
@@ -142,9 +131,9 @@ def _check_vocab(tok, cfg):
 def _float_model(args, ckpt: Path | None, backend: str = "float", dtype=None) -> _Model:
     """The float model of --checkpoint (its float weights) or of --config / --seed (random weights); ``dtype``
     None: --float-dtype."""
-    from lava_matmulfree.io.checkpoint import WEIGHTS_FILE
+    from lava_matmulfree.io.checkpoint import WEIGHTS_FILE, has_float_weights
 
-    if ckpt is not None and not _has_float_weights(ckpt):
+    if ckpt is not None and not has_float_weights(ckpt):
         what = "is a compiled (fixed-point) network" if ckpt.is_file() else f"holds no float weights ({WEIGHTS_FILE})"
         raise ValueError(f"{ckpt} {what}: the {backend} backend runs the float model, from the float weights of a "
                          "Hugging Face folder or a --config's random weights; use --backend reference, sim or "

@@ -100,8 +100,14 @@ class MatMulFreeLM(TemplateLM):
 
             compiled = self.folder / COMPILED_FILE
             if compiled.is_file() and not overrides:
+                from lava_matmulfree.io.checkpoint import compiled_mismatch
+
                 self.net = QuantisedNetwork.load(compiled)
-            else:
+                why = compiled_mismatch(self.net.fingerprint, self.folder)
+                if why is not None:  # scored the old weights without a word (after `train --overwrite`)
+                    print(f"warning: {compiled} {why}; ignoring it and compiling the checkpoint", file=sys.stderr)
+                    self.net = None
+            if self.net is None:
                 from lava_matmulfree.evaluation.accuracy import build_evaluation
 
                 self.net = build_evaluation(checkpoint=self.folder, overrides=overrides).net

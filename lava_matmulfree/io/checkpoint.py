@@ -288,6 +288,24 @@ def fingerprint(cfg: ModelConfig, params: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def has_float_weights(folder: str | Path) -> bool:
+    """Whether ``folder`` is a checkpoint folder with float weights (model.safetensors, or its shards' index)."""
+    folder = Path(folder)
+    return folder.is_dir() and any((folder / f).is_file() for f in (WEIGHTS_FILE, INDEX_FILE))
+
+
+def compiled_mismatch(compiled_fingerprint: str | None, folder: str | Path) -> str | None:
+    """Why a compiled network found in the checkpoint ``folder`` is not that folder's (None where it is, or where
+    the folder holds no float weights to compare): one left from other weights (`train --overwrite`, a copy)
+    would otherwise be run or scored in their place."""
+    if not has_float_weights(folder):
+        return None
+    if compiled_fingerprint and compiled_fingerprint == fingerprint(*load_checkpoint(folder)):
+        return None
+    return ("carries no fingerprint of the weights it was compiled from" if not compiled_fingerprint
+            else f"was compiled from other weights than those in {folder}")
+
+
 # ------------------------------------------------------------------------------------- writing
 def _encode(name: str, value, dtype: str) -> np.ndarray:
     a = np.asarray(value)
