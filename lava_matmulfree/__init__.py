@@ -29,8 +29,21 @@ def _one_tree() -> None:
         if own is None or not (here.parent / "pyproject.toml").is_file():
             raise ImportError(f"{__name__} comes from {here}, but {__name__}.{sub} from {found}, and this "
                               "folder is no checkout that holds its own: install one of them")
-        sys.modules[own.name] = module = importlib.util.module_from_spec(own)
-        own.loader.exec_module(module)
+        _CheckoutFolders.names[own.name] = str(here.parent)
+    if _CheckoutFolders.names and _CheckoutFolders not in sys.meta_path:
+        sys.meta_path.insert(0, _CheckoutFolders)  # imported when first used, as the installed ones are
+
+
+class _CheckoutFolders:
+    """Finds the subpackages :func:`_one_tree` named in this checkout's top-level folders (before the installed
+    checkout's finder, which would map them to its own)."""
+
+    names: dict[str, str] = {}
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        root = cls.names.get(name)
+        return None if root is None else importlib.machinery.PathFinder.find_spec(name, [root])
 
 
 _one_tree()

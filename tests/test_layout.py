@@ -196,7 +196,7 @@ def test_a_second_checkout_on_pythonpath_runs_as_itself_not_mixed(tmp_path):
     assert bare.returncode != 0, bare.stdout
     last = bare.stderr.strip().splitlines()[-1]
     assert (f"ImportError: lava_matmulfree comes from {tmp_path / 'bare' / PKG}, but lava_matmulfree.processes "
-            f"from {REPO / 'processes'}") in last, last
+            "from ") in last and "no checkout that holds its own" in last, last  # from the installed checkout
     for part in (PKG, "processes", "microcode"):
         shutil.copytree(REPO / part, tmp_path / "checkout" / part, ignore=ignore)
     shutil.copy(REPO / "pyproject.toml", tmp_path / "checkout")

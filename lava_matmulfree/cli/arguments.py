@@ -100,19 +100,22 @@ _positive_token_count.__name__ = "positive token count"
 
 
 def _add_model_command(sub, name: str, func, seed_help: str | None = "seed of the random weights",
-                       **parser_kwargs):
+                       float_weights: bool = False, **parser_kwargs):
     """The parser of a subcommand that runs a model (``parser_kwargs``: help, description): the model arguments
     come first, the caller adds the command's own; ``func`` runs the command. ``seed_help`` None: no --seed (a
-    command that makes no weights)."""
+    command that makes no weights); ``float_weights``: a command that calibrates and compiles the float weights
+    itself (eval, compile), whatever compiled network the folder holds."""
     p = sub.add_parser(name, **parser_kwargs)
     p.set_defaults(func=func)
     src = p.add_mutually_exclusive_group()
+    network = (f"calibrated on real text and compiled afresh: a {COMPILED_FILE} there is not read" if float_weights
+               else f"its {COMPILED_FILE} if present, else calibrated on real text and compiled")
+    compiled = "" if float_weights else f", or a compiled {COMPILED_SUFFIX} file (see `compile`)"
     src.add_argument("--checkpoint", metavar="PATH_OR_REPO_ID",
-                     help="a Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any; "
-                          f"its {COMPILED_FILE} if present, else calibrated on real text and compiled), a "
-                          "Hugging Face repo id such as ridger/MMfreeLM-370M found in the local Hugging Face cache "
-                          f"(offline), or a compiled {COMPILED_SUFFIX} file (see `compile`). Default: the demo "
-                          "model in lava_matmulfree/data/demo_model when installed, else random weights of --config")
+                     help=f"a Hugging Face HGRN-Bit folder (config.json, model.safetensors, tokenizer.json if any; "
+                          f"{network}), or a Hugging Face repo id such as ridger/MMfreeLM-370M found in the local "
+                          f"Hugging Face cache (offline){compiled}. Default: the demo model in "
+                          "lava_matmulfree/data/demo_model when installed, else random weights of --config")
     src.add_argument("--model", choices=sorted(PACKAGED_MODELS), default=None,
                      help="a packaged trained model: demo (3 layers, the default) or deep (12 layers)")
     src.add_argument("--config", metavar="NAME_OR_TOML", default=None,

@@ -14,7 +14,7 @@ from lava_matmulfree.utils.limits import check_tokens
 
 
 def add_parser(sub):
-    c = _add_model_command(sub, "compile", cmd_compile,
+    c = _add_model_command(sub, "compile", cmd_compile, float_weights=True,
                            help="calibrate and compile a model into one .safetensors file",
                            description="Calibrate the float model (a checkpoint on real text: the shipped corpus "
                                        "through its tokenizer; random weights on random token ids; or the tokens of "

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from lava_matmulfree.cli.arguments import _add_calibrate_arg, _add_model_command, _add_overrides_arg, _positive_int
-from lava_matmulfree.cli.common import _check_vocab, _float_checkpoint, _inputs, _model_cfg, _read_text, _tokenizer
+from lava_matmulfree.cli.common import (_check_vocab, _compiled_file, _float_checkpoint, _inputs, _model_cfg, _read_text,
+                                        _tokenizer)
 from lava_matmulfree.config import parse_fixed_point_overrides
 from lava_matmulfree.utils.atomic import check_output_file, write_text
 from lava_matmulfree.utils.limits import check_tokens
@@ -13,14 +14,17 @@ MIN_TEXT_TOKENS = 2  # a perplexity predicts each token from the ones before it
 
 
 def add_parser(sub):
-    e = _add_model_command(sub, "eval", cmd_eval, help="accuracy of the fixed-point model against the float model",
+    e = _add_model_command(sub, "eval", cmd_eval, float_weights=True,
+                           help="accuracy of the fixed-point model against the float model",
                            description="Calibrate, compile and compare the golden fixed-point model with the float "
                                        "model: per-layer relative errors, logits, top-1 agreement, KL, clipping and "
                                        "overflows; with --text also the perplexity of both models on that text.")
     e.add_argument("--text", metavar="FILE", help="a text file for perplexity (tokenised by the checkpoint's "
                                                   "tokenizer, bytes for random weights)")
     _add_overrides_arg(e, "override a fixed-point knob (a [fixed_point] field such as act_bits=6); repeatable")
-    e.add_argument("--sequences", type=_positive_int, default=None, metavar="N", help="random sample sequences")
+    e.add_argument("--sequences", type=_positive_int, default=None, metavar="N",
+                   help="sample sequences: windows of held-out text for a checkpoint, random token ids for random "
+                        "weights")
     e.add_argument("--length", type=_positive_int, default=None, metavar="N", help="tokens per sample sequence")
     e.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     _add_calibrate_arg(e, "calibration sample: text = the shipped corpus through the checkpoint's tokenizer (default "
@@ -45,6 +49,10 @@ def cmd_eval(args) -> int:
     check_tokens(cfg, num * length, f"--sequences {num} x --length {length}")
     if ckpt is not None:
         _check_vocab(_tokenizer(ckpt), cfg)  # before calibrating on text through it
+        compiled = _compiled_file(ckpt)
+        if compiled is not None:  # what generate runs is not what eval measures: say so (it said nothing)
+            print(f"note: eval calibrates and compiles {ckpt}'s weights itself; {compiled}, the network generate "
+                  "runs, is not the one measured here", file=sys.stderr)
     report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
                          text=text, progress=True, calibration=args.calibrate)
     print(report.table())

@@ -162,14 +162,16 @@ def random_calibration_sequences(vocab_size: int, num: int = 8, length: int = 32
     return [rng.integers(0, vocab_size, size=length).tolist() for _ in range(num)]
 
 
-def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length: int = 128) -> list[list[int]]:
+def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length: int = 128,
+                               held_out: bool = False) -> list[list[int]]:
     """``num`` windows of ``length`` tokens of real text, evenly spaced over the training part of the shipped
     corpus (CPython's ``pydoc_data.topics``, see train_data.py) tokenised by ``tokenizer``: the statistics a
     checkpoint shows on text, which random token ids do not reproduce. The held-out validation blocks are
-    left out, so a perplexity measured on them stays out of sample."""
+    left out, so a perplexity measured on them stays out of sample; ``held_out``: windows of those blocks
+    instead (what ``eval`` measures a checkpoint on)."""
     from lava_matmulfree.io.corpus import SplitConfig, load_corpus, split_stream
 
-    stream = np.concatenate(split_stream(load_corpus(tokenizer).tokens, SplitConfig())[0])
+    stream = np.concatenate(split_stream(load_corpus(tokenizer).tokens, SplitConfig())[1 if held_out else 0])
     top = int(stream.max())
     if top >= vocab_size:
         raise ValueError(f"the tokenizer produced id {top} on the calibration text but the model has only "
