@@ -278,3 +278,14 @@ def test_snapshots_of_a_long_run_are_complete_checkpoints(T, tmp_path, monkeypat
     final = json.loads((out / TRAINING_FILE).read_text())
     assert "snapshot_step" not in final and final["train"]["save_every"] == 3
     assert not np.array_equal(load_checkpoint(out)[1]["lm_head.weight"], seen[0][2][1]["lm_head.weight"])
+
+
+def test_a_trained_model_is_named_after_its_folder_not_the_demo():
+    """Every model trained without --name was called lava-matmulfree-demo, and `eval` reported a user's model
+    as the shipped demo model."""
+    from lava_matmulfree.train.options import parse
+
+    assert parse(["--out", "runs/my_run"])[1].name == "lava-matmulfree-my_run"
+    assert parse([])[1].name == "lava-matmulfree-demo"  # the shipped demo's own folder, demo_model
+    assert parse(["--out", "x", "--name", "mine"])[1].name == "mine"
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from dataclasses import dataclass, fields
 
 from lava_matmulfree.io.checkpoint import SAVE_DTYPES
@@ -34,7 +35,7 @@ class TrainConfig:
     threads: int = 2
     save_dtype: str = "float16"
     save_every: int = 0  # >0: also write the checkpoint every this many steps (a long run keeps its progress)
-    name: str = "lava-matmulfree-demo"  # the model's name in config.json
+    name: str = ""  # the model's name in config.json; "": lava-matmulfree-<the --out folder's name>
 
     def __post_init__(self):
         bad = self.problems()
@@ -84,7 +85,8 @@ OPTION_HELP = {
     "threads": "torch threads", "save_dtype": "dtype of the saved weights",
     "save_every": "also write the checkpoint every this many steps, so that a stopped run keeps its progress; 0: "
                   "only at the end",
-    "name": "the model's name in its config.json",
+    "name": "the model's name in its config.json (empty: lava-matmulfree-<the --out folder's name>, so a model of "
+            "one's own is not labelled as another)",
     "seq_len": "tokens per training sequence", "block_tokens": "tokens per block of the corpus split",
     "val_every": "every this many blocks goes to the validation split",
 }
@@ -116,12 +118,19 @@ def build_parser(parser_class=argparse.ArgumentParser) -> argparse.ArgumentParse
     return ap
 
 
+def model_name(name: str, out) -> str:
+    """``name``, or where it is empty, the name of a model trained into the folder ``out``: every model trained here
+    was called lava-matmulfree-demo, so a user's was reported as the shipped demo model."""
+    return name or f"lava-matmulfree-{Path(out or 'model').resolve().name.removesuffix('_model')}"
+
+
 def parse(argv, parser_class=argparse.ArgumentParser):
     """(args, TrainConfig, SplitConfig) of a command line; an impossible value is a parser error naming the
     option."""
     ap = build_parser(parser_class)
     args = ap.parse_args(argv)
     raw = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    raw["name"] = model_name(raw["name"], args.out)
     bad = TrainConfig.problems(_Unchecked(**raw))
     if bad:
         ap.error(f"{option(bad[0][0])} {bad[0][1]}")

@@ -29,7 +29,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ except ImportError as e:  # pragma: no cover - the message is the point
     raise ImportError("lava_matmulfree.train.trainer needs PyTorch: pip install 'lava-matmulfree[train]' "
                       "(installs lava-dl 0.6.0 and torch)") from e
 
-from lava_matmulfree.train.options import TrainConfig, parse  # noqa: F401  (TrainConfig: part of this module's API)
+from lava_matmulfree.train.options import TrainConfig, model_name, parse  # noqa: F401  (TrainConfig: API)
 from lava_matmulfree.config import ModelConfig
 from lava_matmulfree.model.float_model import ACT_ABSMAX_FLOOR, Q8_MAX, Q8_MIN, TERNARY_SCALE_FLOOR
 from lava_matmulfree.io.corpus import (CORPUS_DESCRIPTION, CORPUS_LICENSE, CORPUS_NAME, TRAINING_FILE, SplitConfig,
@@ -368,7 +368,7 @@ def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitCon
     train_eval = eval_windows([np.concatenate(train_segs)[:len(val_blocks) * split.block_tokens]],
                               split.seq_len)
 
-    cfg = model_config(tc, tok)
+    cfg = model_config(replace(tc, name=model_name(tc.name, out)), tok)
     model = HGRNBitForCausalLM(cfg)
     model.init_weights(tc.init_std, gen)
     opt = make_optimizer(model, tc)
