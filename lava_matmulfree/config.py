@@ -455,7 +455,18 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Config:
 
 
 def replace(obj, **changes):
-    """dataclasses.replace that re-validates."""
+    """dataclasses.replace that re-validates: the names and types of the changes too (``overrides={"act_bits":
+    "16"}`` was a TypeError deep in a check, ``{"actbits": 16}`` dataclasses' own)."""
+    import numbers
+
+    known = {f.name: str(getattr(f.type, "__name__", f.type)) for f in fields(obj)}
+    kinds = {"int": numbers.Integral, "float": numbers.Real, "bool": bool, "str": str}
+    for k, v in changes.items():
+        if k not in known:
+            raise ConfigError(f"{type(obj).__name__}: unknown field {k!r} (known: {', '.join(known)})")
+        kind = kinds.get(known[k])
+        if kind is not None and (not isinstance(v, kind) or (known[k] != "bool" and isinstance(v, bool))):
+            raise ConfigError(f"{type(obj).__name__}: {k} takes a value of type {known[k]}, got {v!r}")
     new = dataclasses.replace(obj, **changes)
     check = getattr(new, "_check", None)
     if check is not None and check():
@@ -467,19 +478,19 @@ def replace(obj, **changes):
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
 
 
-def parse_fixed_point_overrides(items) -> dict:
-    """``KNOB=VALUE`` strings (the command line's ``--set``, the lm-eval adapter's model arguments) as a dict of
-    :class:`FixedPointConfig` fields, each value converted to the field's type; a ValueError names the bad item.
-    The values themselves are checked when the config is built (:func:`replace`)."""
+def parse_fixed_point_overrides(items, option: str = "--set") -> dict:
+    """``KNOB=VALUE`` strings (the command line's ``--set``, the lm-eval adapter's ``--model_args``: ``option``) as
+    a dict of :class:`FixedPointConfig` fields, each value converted to the field's type; a ValueError names the
+    option and the bad item. The values themselves are checked when the config is built (:func:`replace`)."""
     types = {f.name: f.type for f in fields(FixedPointConfig)}
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
         key, text = key.strip(), text.strip()
         if not sep:
-            raise ValueError(f"--set {item!r}: expected KNOB=VALUE")
+            raise ValueError(f"{option} {item!r}: expected KNOB=VALUE")
         if key not in types:
-            raise ValueError(f"--set {item!r}: unknown fixed-point knob {key!r} (known: {', '.join(types)})")
+            raise ValueError(f"{option} {item!r}: unknown fixed-point knob {key!r} (known: {', '.join(types)})")
         typ = str(getattr(types[key], "__name__", types[key]))
         try:
             if typ == "bool":
@@ -489,5 +500,5 @@ def parse_fixed_point_overrides(items) -> dict:
             else:
                 out[key] = {"int": int, "float": float}.get(typ, str)(text)
         except ValueError:
-            raise ValueError(f"--set {item!r}: {key} takes a {typ}") from None
+            raise ValueError(f"{option} {item!r}: {key} takes {'an' if typ[0] in 'aeiou' else 'a'} {typ}") from None
     return out

@@ -252,6 +252,12 @@ def test_overrides_are_applied_and_validated():
     assert s.fp.act_bits == 6 and s.net.fp.invsqrt_newton_steps == 1
     with pytest.raises(ConfigError):
         build_evaluation("tiny", seed=SEED, overrides={"act_bits": 1})
+    # a wrong name or type is a ConfigError naming it (they were TypeErrors from inside the checks)
+    for bad, words in (({"act_bits": "16"}, "act_bits takes a value of type int, got '16'"),
+                       ({"act_bits": 8.7}, "act_bits takes a value of type int, got 8.7"),
+                       ({"actbits": 16}, "unknown field 'actbits'"), ({"pow2_act_scales": 1}, "type bool")):
+        with pytest.raises(ConfigError, match=words):
+            build_evaluation("tiny", seed=SEED, overrides=bad)
 
 
 def test_evaluate_end_to_end():

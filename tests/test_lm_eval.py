@@ -127,3 +127,15 @@ def test_a_compiled_network_of_other_weights_is_not_scored(tmp_path, capsys):
     assert f"{tmp_path / COMPILED_FILE} was compiled from other weights than those in {tmp_path}" in err, err
     assert not lm.net.calibration.source.startswith("random")  # compiled from the folder's weights now
 
+
+def test_a_bad_model_argument_is_one_line_naming_model_args(tmp_path, capsys):
+    """A bad --model_args entry ended in a traceback whose message spoke of --set, which the user never gave."""
+    from lava_matmulfree.evaluation.lm_eval_adapter import main
+
+    write_corpus_tasks(tmp_path, 3)
+    rc = main(["run", "--model", "lava-matmulfree", "--model_args", "pretrained=demo,backend=fixed,bogus=1",
+               "--include_path", str(tmp_path), "--tasks", "lmf_corpus_ppl", "--limit", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "error: --model_args 'bogus=1': unknown fixed-point knob 'bogus'" in err, err
+    assert "Traceback" not in err and "--set" not in err
+

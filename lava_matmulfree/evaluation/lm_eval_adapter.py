@@ -80,7 +80,8 @@ class MatMulFreeLM(TemplateLM):
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         for k in HARNESS_ONLY_ARGS:
             kwargs.pop(k, None)
-        overrides = parse_fixed_point_overrides([f"{k}={v}" for k, v in kwargs.items()])  # fixed-point knobs
+        overrides = parse_fixed_point_overrides([f"{k}={v}" for k, v in kwargs.items()],  # fixed-point knobs
+                                                "--model_args")
         if overrides and backend == "float":
             raise ValueError(f"fixed-point knobs ({', '.join(overrides)}) need backend=fixed")
         self.folder = _model_folder(str(pretrained))
@@ -296,8 +297,14 @@ def main(argv=None) -> int:
         return 0
     from lm_eval.__main__ import cli_evaluate
 
+    from lava_matmulfree.errors import LmfError
+
     sys.argv = ["lm_eval", *argv]
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except (LmfError, ValueError) as e:  # the model's arguments, a checkpoint: one line, as the commands say it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
