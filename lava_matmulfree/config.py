@@ -230,10 +230,16 @@ def check_hf_key_spelling(hf: Mapping[str, Any], path) -> None:
 
 def check_values(obj, what: str) -> None:
     """A ModelConfig, FixedPointConfig or RunConfig made in Python (not read from a file) checked as a file's
-    would be: ConfigError naming ``what`` and the first field out of its range."""
+    would be: ConfigError naming ``what`` and every field out of its range."""
     bad = obj._check()
     if bad:
-        raise ConfigError(f"{what}: {bad[0][0]} {bad[0][1]}")
+        raise ConfigError(f"{what}: {_problems(bad)}")
+
+
+def _problems(bad: list[tuple[str, str]]) -> str:
+    """Every field out of its range, in one line: the limits a change moves were met one error at a time
+    (state_bits=16 was refused for gate_frac_bits, then, once that was set, for norm_square_bits)."""
+    return "; ".join(f"{k} {why}" for k, why in bad)
 
 
 def _out_of_range(obj, limits) -> list[tuple[str, str]]:
@@ -348,8 +354,7 @@ def _build(cls, raw: Mapping[str, Any], source: str, section: str):
     if check is not None:
         bad = check()
         if bad:
-            k, why = bad[0]
-            raise _ConfigKeyError(source, section, k, f"{k} {why}")
+            raise _ConfigKeyError(source, section, bad[0][0], _problems(bad))
     return obj
 
 
@@ -470,8 +475,7 @@ def replace(obj, **changes):
     new = dataclasses.replace(obj, **changes)
     check = getattr(new, "_check", None)
     if check is not None and check():
-        k, why = check()[0]
-        raise ConfigError(f"{k} {why}")
+        raise ConfigError(_problems(check()))
     return new
 
 

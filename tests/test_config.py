@@ -249,6 +249,7 @@ def test_a_bound_moved_by_another_field_says_so_for_a_default(tmp_path):
     the field was never set (it blamed gate_frac_bits as if the user had written it), and names no line."""
     msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 16\n"), "gate_frac_bits", line=0)
     assert "state_bits-2 = 14" in msg and "its default" in msg and "gate_frac_bits=14" in msg
+    assert "norm_square_bits=8" in msg  # every bound the change moved, in one error (they came one at a time)
     msg = assert_config_error(write_toml(tmp_path, "[fixed_point]\nstate_bits = 20\ngate_frac_bits = 19\n"),
                               "gate_frac_bits", line=3)
     assert "state_bits-2 = 18" in msg and "default" not in msg
