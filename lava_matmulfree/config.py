@@ -6,9 +6,6 @@ Unknown keys, wrong types and impossible values raise :class:`ConfigError` namin
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
-import logging
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -23,7 +20,6 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # the shipped configs,
 DATA_DIR = Path(__file__).resolve().parent / "data"  # the shipped models, a Hugging Face folder each
 SHIPPED_MODELS = {"demo": "demo_model", "deep": "deep_model"}  # name -> folder in DATA_DIR
 HF_CONFIG_FILE = "config.json"  # a Hugging Face checkpoint folder's config (a shipped model's too)
-log = logging.getLogger("lava_matmulfree.config")
 
 
 def glu_intermediate_size(hidden_size: int) -> int:
@@ -34,22 +30,6 @@ def glu_intermediate_size(hidden_size: int) -> int:
 #: The keys of a Hugging Face config.json that fix the model's shape: required, not defaulted.
 HF_SHAPE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers")
 HF_NAME_KEY = "_name_or_path"  # read back as the config's name
-# Every config.json key ModelConfig.from_hf reads: a typo in one of them was silently ignored and its default used.
-READ_HF_KEYS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size", "hidden_ratio",
-                "rms_norm_eps", "use_lower_bound", "bos_token_id", "eos_token_id", "num_heads", "expand_ratio",
-                "use_short_conv", "hidden_act", "tie_word_embeddings", HF_NAME_KEY)
-# Keys Hugging Face config.json files carry that this package does not read: never taken for typos. Any other
-# unknown key is left alone too, unless it resembles a key of READ_HF_KEYS that the file lacks.
-OTHER_HF_KEYS = frozenset((
-    "architectures", "attn_mode", "auto_map", "conv_size", "share_conv_kernel", "max_position_embeddings",
-    "use_cache", "pad_token_id", "sep_token_id", "decoder_start_token_id", "initializer_range", "fuse_cross_entropy",
-    "torch_dtype", "transformers_version", "rope_theta", "rope_scaling", "num_attention_heads", "num_key_value_heads",
-    "head_dim", "layer_norm_eps", "attention_bias", "attention_dropout", "hidden_dropout", "tokenizer_class",
-    "quantization_config", "is_encoder_decoder", "output_attentions", "output_hidden_states", "return_dict",
-    "id2label", "label2id", "problem_type", "max_length", "hidden_activation"))
-HF_KEY_ALIASES = {"num_layers": "num_hidden_layers"}  # this package's TOML names for a config.json key
-KEY_MATCH_CUTOFF = 0.75  # difflib similarity above which an unknown key is taken for a misspelled known one
-_warned_keys: set[tuple[str, str]] = set()  # (file, key): a file read several times by one command warns once
 
 
 @dataclass(frozen=True)
@@ -187,45 +167,6 @@ class FixedPointConfig:
         return bad + _out_of_range(self, (("norm_square_bits", 4, (s + 1) // 2, "(state_bits+1)//2"),
                                           ("invsqrt_seed_bits", 2, 12), ("invsqrt_newton_steps", 0, 6),
                                           ("act_clip_percentile", 50, 100)))
-
-
-def read_hf_config(path: str | Path) -> tuple[ModelConfig, dict]:
-    """(the :class:`ModelConfig`, the JSON object) of a Hugging Face ``config.json``: what a checkpoint folder,
-    a shipped model and ``estimate --config`` read, its keys' spelling checked (:func:`check_hf_key_spelling`)."""
-    try:
-        hf = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(hf, dict):
-        raise ConfigError(f"{path}: must hold a JSON object, got {type(hf).__name__}")
-    if hf.get("model_type") == "hgrn_bit":  # another model's config is refused by from_hf, whatever its keys
-        check_hf_key_spelling(hf, path)
-    return ModelConfig.from_hf(hf, source=str(path)), hf
-
-
-def check_hf_key_spelling(hf: Mapping[str, Any], path) -> None:
-    """An unknown config.json key that resembles a key the model reads and the file lacks: a misspelled required
-    (shape) key is an error naming both; a misspelled optional key a warning naming both (its default is used).
-    Other unknown keys are Hugging Face's own business and pass silently."""
-    absent = [k for k in READ_HF_KEYS if k not in hf]
-    for key in hf:
-        if key in READ_HF_KEYS or key in OTHER_HF_KEYS or not isinstance(key, str):
-            continue
-        if key in HF_KEY_ALIASES:
-            known = HF_KEY_ALIASES[key] if HF_KEY_ALIASES[key] in absent else None
-        else:
-            known = next(iter(difflib.get_close_matches(key.lower(), absent, n=1, cutoff=KEY_MATCH_CUTOFF)), None)
-        if known is None:
-            continue
-        if known in HF_SHAPE_KEYS:
-            raise ConfigError(f"{path}: unknown key {key!r}, and {known!r} is missing: did you mean {known!r}? (a "
-                              f"model's config.json names its shape: {', '.join(HF_SHAPE_KEYS)})")
-        if (str(path), key) not in _warned_keys:
-            _warned_keys.add((str(path), key))
-            log.warning("%s: unknown key %r is ignored: did you mean %r? (without it the default is used)", path,
-                        key, known)
 
 
 def check_values(obj, what: str) -> None:

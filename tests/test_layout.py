@@ -29,7 +29,7 @@ ALLOWED = {
     "microcode": {"errors", "events", "model"},
     "processes": {"errors", "config", "events", "utils", "model", "microcode"},
     "graph": {"errors", "config", "events", "utils", "io", "model", "microcode", "processes", "loihi"},
-    "loihi": {"errors", "config", "utils", "microcode"},
+    "loihi": {"errors", "config", "utils", "io", "microcode"},
     "evaluation": {"errors", "config", "utils", "io", "model", "graph"},
     "train": {"errors", "config", "utils", "io", "model", "evaluation"},
     "cli": {"errors", "config", "events", "utils", "io", "model", "microcode", "processes", "graph", "loihi",

@@ -30,7 +30,8 @@ from typing import Mapping
 
 import numpy as np
 
-from lava_matmulfree.config import HF_NAME_KEY, ModelConfig, read_hf_config
+from lava_matmulfree.config import HF_NAME_KEY, ModelConfig
+from lava_matmulfree.io.hf_config import read_hf_config
 from lava_matmulfree.errors import CheckpointError, ConfigError
 from lava_matmulfree.io.hf_layout import (CONFIG_FILE, INDEX_FILE, SHARD_NAME, SHARD_PATTERN,  # noqa: F401
                                           WEIGHTS_FILE, name_hint, pickle_hint)

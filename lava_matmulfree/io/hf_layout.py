@@ -1,7 +1,7 @@
 """A Hugging Face checkpoint folder's layout (its file names) and what a folder's names resemble when they are not
 the ones read: a tensor name misspelled or saved without the causal LM's ``model.`` prefix, pickled weights instead
-of safetensors (io/checkpoint.py reads the folder and words its errors with these; config.py reads config.json and
-checks its keys' spelling)."""
+of safetensors (io/checkpoint.py reads the folder and words its errors with these; io/hf_config.py reads config.json
+and checks its keys' spelling)."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,6 @@ WEIGHTS_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 SHARD_NAME = "model-{index:05d}-of-{count:05d}.safetensors"
 SHARD_PATTERN = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
-HF_NAME_KEY = "_name_or_path"
 
 TENSOR_MATCH_CUTOFF = 0.9  # difflib similarity above which an unread stored tensor name is taken for a missing one
 PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")

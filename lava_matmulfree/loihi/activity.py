@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from lava_matmulfree.config import DATA_DIR, HF_CONFIG_FILE, SHIPPED_MODELS, load_config, read_hf_config
+from lava_matmulfree.config import DATA_DIR, HF_CONFIG_FILE, SHIPPED_MODELS, load_config
+from lava_matmulfree.io.hf_config import read_hf_config
 from lava_matmulfree.loihi.hardware import CostModelError
 
 FORMAT = "lava-matmulfree activity profile 1"
