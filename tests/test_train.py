@@ -289,3 +289,19 @@ def test_a_trained_model_is_named_after_its_folder_not_the_demo():
     assert parse([])[1].name == "lava-matmulfree-demo"  # the shipped demo's own folder, demo_model
     assert parse(["--out", "x", "--name", "mine"])[1].name == "mine"
 
+
+def test_a_warm_up_as_long_as_the_run_is_named(caplog):
+    """``train --steps 50`` under the default 100 warm-up steps trained at most at half the learning rate, with
+    no decay, without a word."""
+    from lava_matmulfree.train.options import parse
+
+    with caplog.at_level("WARNING", logger="lava_matmulfree"):
+        parse(["--steps", "50"])
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "--warmup-steps 100 is not below --steps 50" in said[0] and "lr x 0.50" in said[0], said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lava_matmulfree"):
+        parse(["--steps", "50", "--warmup-steps", "5"])
+        parse(["--steps", "101"])
+    assert not caplog.records, caplog.text
+

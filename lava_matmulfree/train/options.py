@@ -3,12 +3,15 @@ before (and without) the ``train`` extra. :mod:`lava_matmulfree.train.trainer` d
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from pathlib import Path
 from dataclasses import dataclass, fields
 
 from lava_matmulfree.io.checkpoint import SAVE_DTYPES
 from lava_matmulfree.io.corpus import SplitConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,17 @@ def parse(argv, parser_class=argparse.ArgumentParser):
         split = SplitConfig(**{f.name: getattr(args, f.name) for f in fields(SplitConfig)})
     except ValueError as e:
         ap.error(f"{e} (options {', '.join(option(f.name) for f in fields(SplitConfig))})")
+    warn_warmup_past_the_end(raw["warmup_steps"], raw["steps"])
     return args, TrainConfig(**raw), split
+
+
+def warn_warmup_past_the_end(warmup_steps: int, steps: int) -> None:
+    """A warm-up as long as the run (``--steps 50`` under the default 100) leaves the learning rate rising at the
+    last step, never at its peak nor decayed: allowed, but named, as a short trial run did it without a word."""
+    if warmup_steps >= steps > 0:
+        log.warning("%s %d is not below %s %d: the learning rate rises to lr x %.2f at the last step and never "
+                    "decays (set %s below %s, e.g. %d)", option("warmup_steps"), warmup_steps, option("steps"), steps,
+                    steps / warmup_steps, option("warmup_steps"), option("steps"), max(1, steps // 10))
 
 
 class _Unchecked:
