@@ -562,3 +562,27 @@ def test_a_text_file_that_is_not_utf8_is_refused_naming_its_line(capsys, tmp_pat
     bad.write_bytes(b"hello\nwor\xff\xfeld\n")
     run_error(capsys, [*command, "--text", str(bad)], f"{bad}:2: not UTF-8 text (byte 9")
 
+
+
+def test_a_text_file_with_windows_line_endings_reads_as_text_mode_reads_it():
+    """A --text file with CRLF (or CR) line endings fed '\\r' tokens to the model once it was read as bytes: eval
+    of the demo gave perplexity 3.53 on a file whose LF copy gave 2.27."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        lf, crlf, cr = (Path(d) / n for n in ("lf.txt", "crlf.txt", "cr.txt"))
+        lines = ["The chip spikes.", "Zwölf Kerne, ein Netz.", "", "end"]
+        lf.write_bytes("\n".join(lines).encode() + b"\n")
+        crlf.write_bytes("\r\n".join(lines).encode() + b"\r\n")
+        cr.write_bytes("\r".join(lines).encode() + b"\r")
+        assert cli._read_text(crlf) == cli._read_text(cr) == cli._read_text(lf) == lf.read_text(encoding="utf-8")
+
+
+def test_eval_is_not_refused_for_a_compiled_file_it_never_reads(capsys, tmp_path, tiny_cfg, tiny_params):
+    """eval compiles a checkpoint's weights itself; a dangling compiled.safetensors link in the folder made it
+    refuse the checkpoint (its note looked the file up the way generate must)."""
+    ck = tmp_path / "ck"
+    save_checkpoint(ck, tiny_cfg, tiny_params)
+    (ck / cli.COMPILED_FILE).symlink_to(tmp_path / "nowhere.safetensors")
+    assert main(["eval", "--checkpoint", str(ck), "--sequences", "1", "--length", "8"]) == 0
+    assert "golden (fixed point) vs float" in capsys.readouterr().out

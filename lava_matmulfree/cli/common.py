@@ -247,11 +247,12 @@ def _read_text(path) -> str:
     except OSError as e:
         raise ValueError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ValueError(f"{path}:{line}: not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r}); the "
                          "tokenizers read UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as a text-mode read gives
 
 
 # ----------------------------------------------------------------------------------------- generation

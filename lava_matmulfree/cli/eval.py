@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 
 from lava_matmulfree.cli.arguments import _add_calibrate_arg, _add_model_command, _add_overrides_arg, _positive_int
-from lava_matmulfree.cli.common import (_check_vocab, _compiled_file, _float_checkpoint, _inputs, _model_cfg, _read_text,
-                                        _tokenizer)
+from lava_matmulfree.cli.common import _check_vocab, _float_checkpoint, _inputs, _model_cfg, _read_text, _tokenizer
 from lava_matmulfree.config import parse_fixed_point_overrides
+from lava_matmulfree.io.packaged import COMPILED_FILE
 from lava_matmulfree.utils.atomic import check_output_file, write_text
 from lava_matmulfree.utils.limits import check_tokens
 
@@ -49,8 +49,9 @@ def cmd_eval(args) -> int:
     check_tokens(cfg, num * length, f"--sequences {num} x --length {length}")
     if ckpt is not None:
         _check_vocab(_tokenizer(ckpt), cfg)  # before calibrating on text through it
-        compiled = _compiled_file(ckpt)
-        if compiled is not None:  # what generate runs is not what eval measures: say so (it said nothing)
+        compiled = ckpt / COMPILED_FILE
+        if ckpt.is_dir() and compiled.is_file():  # what generate runs is not what eval measures: say so (a broken
+            # file there is not eval's business: it never reads it)
             print(f"note: eval calibrates and compiles {ckpt}'s weights itself; {compiled}, the network generate "
                   "runs, is not the one measured here", file=sys.stderr)
     report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
