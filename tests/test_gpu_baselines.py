@@ -335,3 +335,20 @@ def test_benchmark_imports_without_torch():
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().replace("(", "[").replace(")", "]")) == list(PREFILL_TOKENS)
     assert math.isfinite(H200_SXM.kernel_floor_s)
+
+
+def test_each_measured_row_names_its_own_context():
+    """Where the runtimes' nearest measured contexts differ (cuda-graph was measured at 500 and 2048 only), the
+    table named the first row's context (128) above the cuda-graph row's figures of context 500."""
+    from lava_matmulfree.loihi.report_text import format_report
+
+    short = build_report("370m", (16,), preset="paper", anchor_tokens=16)
+    rows = short["verdict"]["against_measured_h200"]
+    context = {r["runtime"]: r["context"] for r in rows}
+    assert context["eager"] == 128 and context["cuda-graph"] == 500  # the case of the bug
+    text = format_report(short)
+    table = text[text.index("== Against the measured H200"):].split("\n\n")[0].splitlines()
+    assert "at context 128" not in table[0]
+    for runtime, c in context.items():
+        line = next(x for x in table if x.startswith(runtime + " "))
+        assert line.split()[1] == str(c), line

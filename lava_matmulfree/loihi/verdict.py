@@ -153,14 +153,14 @@ def _format_measured(v: dict[str, Any]) -> list[str]:
     labels = list(dict.fromkeys(r["loihi"] for r in rows if r["loihi"] in v["shown"]))
     src = measured_h200()["source"]
     lines = [f"== Against the measured H200 ({src['gpu']}; Transformer++ 370M, batch 1, NVML board energy, "
-             f"{src['date']}; {MEASURED_FILE.name}): generation at context {rows[0]['context']}, the GPU's own "
-             "figures, not its model; ratio > 1: Loihi 2 ahead",
-             f"{'runtime':<12}{'GPU gen tok/s':>14}{'GPU gen mJ/tok':>15}"
+             f"{src['date']}; {MEASURED_FILE.name}): generation at each runtime's measured context nearest the "
+             "estimate's, the GPU's own figures, not its model; ratio > 1: Loihi 2 ahead",
+             f"{'runtime':<12}{'context':>8}{'GPU gen tok/s':>14}{'GPU gen mJ/tok':>15}"
              + "".join(f"{'tok/s x / energy x: ' + label:>52}" for label in labels)]
     for runtime in dict.fromkeys(r["runtime"] for r in rows):
         mine = {r["loihi"]: r for r in rows if r["runtime"] == runtime}
         first = next(iter(mine.values()))
-        lines.append(f"{runtime:<12}{fmt_sig(first['gpu_decode_tokens_per_s']):>14}"
+        lines.append(f"{runtime:<12}{first['context']:>8}{fmt_sig(first['gpu_decode_tokens_per_s']):>14}"
                      f"{fmt_sig(first['gpu_decode_mj_per_token']):>15}" + "".join(
                          f"{fmt_sig(mine[label]['decode_throughput_ratio']) + ' / ':>46}"
                          f"{fmt_sig(mine[label]['decode_energy_ratio']):<6}" for label in labels))
