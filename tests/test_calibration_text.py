@@ -57,6 +57,26 @@ def test_text_sequences_come_from_the_training_split_only():
         text_calibration_sequences(tok, 100)
 
 
+def test_a_sequence_longer_than_the_held_out_text_is_refused_and_overlap_is_named(tiny_folder, capsys, caplog):
+    """eval --length 30000 on a checkpoint cut the length to the 22,528 held-out tokens without a word, and
+    every one of its windows was then the same one."""
+    tok = ByteTokenizer()
+    held = len(np.concatenate(split_stream(load_corpus(tok).tokens, SplitConfig())[1]))
+    with pytest.raises(ValueError, match=f"do not fit in the {held:,} tokens of the corpus's held-out"):
+        text_calibration_sequences(tok, 259, num=2, length=held + 1, held_out=True)
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "--checkpoint", str(tiny_folder), "--sequences", "2", "--length", str(held + 1)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"{held + 1:,} tokens do not fit" in err and "Traceback" not in err, err
+    with caplog.at_level("WARNING", logger="lava_matmulfree"):
+        seqs = text_calibration_sequences(tok, 259, num=3, length=held // 2, held_out=True)
+    assert len({tuple(s) for s in seqs}) == 3 and "overlap" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="lava_matmulfree"):
+        text_calibration_sequences(tok, 259, num=2, length=held // 2, held_out=True)
+    assert caplog.text == ""
+
+
 def test_checkpoint_default_is_real_text_and_differs_from_random(tiny_folder):
     text = build_evaluation(checkpoint=tiny_folder, num_calib=4, calib_length=64)
     rand = build_evaluation(checkpoint=tiny_folder, calibration="random", num_calib=4, calib_length=64)

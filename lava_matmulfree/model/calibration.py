@@ -20,6 +20,7 @@ spikes (``act_bits`` > 8) fit the 24-bit dendritic accumulator (quantise.py, ``d
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from lava_matmulfree.utils.progress import progress as progress_bar
 
 from lava_matmulfree.config import FixedPointConfig
 from lava_matmulfree.model.float_model import FloatModel, silu
+
+log = logging.getLogger(__name__)
 
 TOKEN_MIXER_INPUTS = ("i", "f", "g")
 
@@ -172,11 +175,17 @@ def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length
     from lava_matmulfree.io.corpus import SplitConfig, load_corpus, split_stream
 
     stream = np.concatenate(split_stream(load_corpus(tokenizer).tokens, SplitConfig())[1 if held_out else 0])
+    part, option = ("held-out (validation)", "--length") if held_out else ("training", "--calib-length")
     top = int(stream.max())
     if top >= vocab_size:
-        raise ValueError(f"the tokenizer produced id {top} on the calibration text but the model has only "
+        raise ValueError(f"the tokenizer produced id {top} on the corpus's {part} text but the model has only "
                          f"{vocab_size} tokens")
-    length = min(length, len(stream))
+    if length > len(stream):  # it was cut to the stream, and every window was then the same one
+        raise ValueError(f"sequences of {length:,} tokens do not fit in the {len(stream):,} tokens of the corpus's "
+                         f"{part} text (a shorter {option})")
+    if num * length > len(stream):
+        log.warning("%d sequences of %d tokens overlap in the %s tokens of the corpus's %s text: some tokens count "
+                    "more than once", num, length, f"{len(stream):,}", part)
     starts = np.linspace(0, len(stream) - length, num).round().astype(np.int64)
     return [stream[s:s + length].tolist() for s in starts]
 
