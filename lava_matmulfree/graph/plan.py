@@ -100,12 +100,12 @@ def _duration(s: float) -> str:
 def plan_run(backend: str, cfg, prompt_len: int, new_tokens: int, record_logits: bool = True, probes: int = 0,
              stream: bool = False, cpus: int | None = None) -> RunPlan:
     """The estimate of one request on a fresh runtime of ``backend`` for a model of ``cfg``."""
-    from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND, leaf_processes, loop_depth
+    from lava_matmulfree.graph.builder import FLOAT_LAVA_BACKENDS, GRAPH_KIND, STREAM_TAPS, leaf_processes, loop_depth
 
     kind = GRAPH_KIND[backend]
     floating = backend in FLOAT_LAVA_BACKENDS
     L, d, I, V = cfg.num_layers, cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
-    extra = int(stream) + probes
+    extra = STREAM_TAPS * stream + probes
     leaves = leaf_processes(kind, L, extra)
     layer_params = L * (4 * d * d + 3 * d * I)
     capacity = prompt_len + new_tokens
