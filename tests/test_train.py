@@ -211,6 +211,8 @@ def test_few_steps_lower_the_loss_and_the_saved_checkpoint_runs_the_same(T, tmp_
     assert rec["result"]["float_model_val_loss"] == pytest.approx(final, abs=1e-4)
     saved = json.loads((tmp_path / TRAINING_FILE).read_text())
     assert saved["split"] == {"seq_len": 32, "block_tokens": 1024, "val_every": 200}
+    # a TrainConfig without a name (the Python API): training.json records the name config.json got
+    assert saved["train"]["name"] == cfg.name == f"lava-matmulfree-{tmp_path.name}"
     assert evaluate_checkpoint(tmp_path, progress=False)["val_loss"] == pytest.approx(
         rec["result"]["float_model_val_loss"], abs=1e-9)
 

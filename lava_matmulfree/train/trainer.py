@@ -368,7 +368,8 @@ def train(tc: TrainConfig, out: str | Path | None, split: SplitConfig = SplitCon
     train_eval = eval_windows([np.concatenate(train_segs)[:len(val_blocks) * split.block_tokens]],
                               split.seq_len)
 
-    cfg = model_config(replace(tc, name=model_name(tc.name, out)), tok)
+    tc = replace(tc, name=model_name(tc.name, out))  # training.json records the name config.json carries
+    cfg = model_config(tc, tok)
     model = HGRNBitForCausalLM(cfg)
     model.init_weights(tc.init_std, gen)
     opt = make_optimizer(model, tc)
