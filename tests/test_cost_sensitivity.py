@@ -90,3 +90,14 @@ def test_estimate_cli_sensitivity(tmp_path, capsys):
     saved = json.loads((tmp_path / "sensitivity_tiny.json").read_text())
     assert {r["constant"] for r in saved["rows"]} == set(
         varied_constants(build_report("tiny", (500,), preset="project")))
+
+
+def test_each_figure_has_the_status_of_the_calibration_table():
+    """The sensitivity table called the Loihi generation rate 'fitted' where the calibration table says it was
+    fitted jointly with the prefill rate (one constant, two anchors)."""
+    s = sensitivity("tiny", ["jetson.host_op_overhead_s"], factors=(0.5,))
+    anchors = {a["anchor"]: a["status"] for a in build_report("tiny", (500,), preset="project")["calibration"]["anchors"]}
+    assert s["status"]["paper: Loihi generation tokens/s"] == anchors["Loihi generation tokens/s"] == "fitted jointly"
+    assert s["status"]["paper: Loihi TTFT"] == anchors["Loihi TTFT, 500 tokens"] == "predicted"
+    assert all(s["status"][k] == "predicted" for k in s["status"] if k.startswith("project:"))
+    assert "paper (joint fit)" in format_sensitivity(s)

@@ -11,6 +11,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 
+from lava_matmulfree.loihi.calibration import PREDICTED
 from lava_matmulfree.loihi.gpu_baseline import transformer_pp_key
 from lava_matmulfree.loihi.hardware import short_name
 from lava_matmulfree.loihi.sensitivity import HEADINGS, largest_change
@@ -250,7 +251,7 @@ def plot_sensitivity(s: dict[str, Any], path: str | Path) -> Path:
                         else "-" if run["error"].startswith("unchanged") else "fail")
                 ax.text(k, i, text, ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels([f"{k.split(':')[0]}: {HEADINGS[k]}" + (" (fitted)" if s["status"][k] == "fitted" else "")
+        ax.set_xticklabels([f"{k.split(':')[0]}: {HEADINGS[k]}" + (f" ({s['status'][k]})" if s["status"][k] != PREDICTED else "")
                             for k in labels], rotation=35, ha="right", fontsize=7)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels([r["constant"] for r in rows] if j == 0 else [], fontsize=7)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from lava_matmulfree.loihi.calibration import FIT_FOLLOWS, FIT_JOINT, FIT_TARGET, PREDICTED
 from lava_matmulfree.loihi.gpu_baseline import LLAMA_370M, QWEN25_05B
 from lava_matmulfree.loihi.hardware import CostModelError, short_name
 from lava_matmulfree.loihi.presets import PAPER
@@ -25,6 +26,7 @@ SECTIONS = ("loihi2", "jetson")  # the constants of the calibrated platforms (th
 def _anchor(name: str) -> Callable[[dict], float]:
     def get(report: dict) -> float:
         return next(a["model"] for a in report["calibration"]["anchors"] if a["anchor"] == name)
+    get.anchor = name  # its status (fitted, fitted jointly, predicted ...) is the calibration table's
     return get
 
 
@@ -32,23 +34,33 @@ def _project(key: str) -> Callable[[dict], float]:
     return lambda report: report["platforms"]["loihi2"][key]
 
 
-# (label, column heading with its unit, status, how to read it from a report built with preset="project", the
-# factor from the report's unit to the heading's); the paper's Loihi prefill cell is its steady-state figure
+# (label, column heading with its unit, how to read it from a report built with preset="project", the factor from
+# the report's unit to the heading's); the paper's Loihi prefill cell is its steady-state figure. A paper anchor's
+# status is the report's calibration table's; the project's figures are all predicted
 MS_PER_S = 1e3
-QUANTITIES: tuple[tuple[str, str, str, Callable[[dict], float], float], ...] = (
-    ("paper: Loihi TTFT", "TTFT ms", "predicted", _anchor("Loihi TTFT, 500 tokens"), MS_PER_S),
-    ("paper: Loihi prefill mJ/token", "steady mJ/tok", "predicted", _anchor("Loihi prefill mJ/token"), 1.0),
-    ("paper: Loihi generation tokens/s", "gen tok/s", "fitted", _anchor("Loihi generation tokens/s"), 1.0),
-    ("paper: Jetson generation tokens/s", "Jetson tok/s", "predicted",
+QUANTITIES: tuple[tuple[str, str, Callable[[dict], float], float], ...] = (
+    ("paper: Loihi TTFT", "TTFT ms", _anchor("Loihi TTFT, 500 tokens"), MS_PER_S),
+    ("paper: Loihi prefill mJ/token", "steady mJ/tok", _anchor("Loihi prefill mJ/token"), 1.0),
+    ("paper: Loihi generation tokens/s", "gen tok/s", _anchor("Loihi generation tokens/s"), 1.0),
+    ("paper: Jetson generation tokens/s", "Jetson tok/s",
      _anchor(f"Jetson generation tokens/s ({short_name(LLAMA_370M.name)})"), 1.0),
-    ("paper: Jetson Qwen prefill mJ/token", "Qwen pre mJ/tok", "predicted",
+    ("paper: Jetson Qwen prefill mJ/token", "Qwen pre mJ/tok",
      _anchor(f"Jetson prefill mJ/token ({short_name(QWEN25_05B.name)})"), 1.0),
-    ("project: Loihi TTFT", "TTFT ms", "predicted", _project("ttft_s"), MS_PER_S),
-    ("project: Loihi generation tokens/s", "gen tok/s", "predicted", _project("decode_tokens_per_s"), 1.0),
-    ("project: Loihi generation mJ/token", "gen mJ/tok", "predicted", _project("decode_mj_per_token"), 1.0),
+    ("project: Loihi TTFT", "TTFT ms", _project("ttft_s"), MS_PER_S),
+    ("project: Loihi generation tokens/s", "gen tok/s", _project("decode_tokens_per_s"), 1.0),
+    ("project: Loihi generation mJ/token", "gen mJ/tok", _project("decode_mj_per_token"), 1.0),
 )
-HEADINGS = {label: heading for label, heading, _, _, _ in QUANTITIES}
-SCALES = {label: scale for label, _, _, _, scale in QUANTITIES}
+HEADINGS = {label: heading for label, heading, _, _ in QUANTITIES}
+SCALES = {label: scale for label, _, _, scale in QUANTITIES}
+
+
+STATUS_SHORT = {FIT_TARGET: "fit", FIT_JOINT: "joint fit", FIT_FOLLOWS: "from fit", PREDICTED: "pred."}
+
+
+def statuses(report: dict) -> dict[str, str]:
+    """Each quantity's status: a paper anchor's as the report's calibration table gives it, else predicted."""
+    anchors = {a["anchor"]: a["status"] for a in report["calibration"]["anchors"]}
+    return {label: anchors[get.anchor] if hasattr(get, "anchor") else PREDICTED for label, _, get, _ in QUANTITIES}
 
 
 def varied_constants(report: dict, sections: Sequence[str] = SECTIONS) -> list[str]:
@@ -81,7 +93,7 @@ def to_vary(base: dict, names: Iterable[str] | None, overrides: Mapping[str, Any
 
 
 def quantities(report: dict) -> dict[str, float]:
-    return {label: get(report) for label, _, _, get, _ in QUANTITIES}
+    return {label: get(report) for label, _, get, _ in QUANTITIES}
 
 
 def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factors: Sequence[float] = FACTORS,
@@ -119,7 +131,7 @@ def sensitivity(config: str = "370m", names: Iterable[str] | None = None, factor
                 on_step(name)
         rows.append(row)
     return {"config": config, "factors": list(factors), "overrides": overrides, "base": base_q,
-            "status": {label: status for label, _, status, _, _ in QUANTITIES}, "rows": rows}
+            "status": statuses(base), "rows": rows}
 
 
 def largest_change(row: dict) -> float:
@@ -138,11 +150,12 @@ def format_sensitivity(s: dict) -> str:
     """A table: one row per constant (largest effect first), per quantity the change at each factor."""
     labels = list(s["base"])
     f = " / ".join(f"x{x:g}" for x in s["factors"])
-    width = 16
+    width = 18  # "paper (joint fit)" and a space
     lines = [f"== Sensitivity ({s['config']}, {PROMPT_TOKENS}-token prompt): change of each figure with a "
              f"low-confidence constant {f}, the fitted constants refitted each time (paper preset's cells; project "
              f"preset)",
-             f"{'':<40}" + "".join(f"{k.split(':')[0] + ' (' + s['status'][k][:4] + '.)':>{width}}" for k in labels),
+             f"{'':<40}" + "".join(f"{k.split(':')[0] + ' (' + STATUS_SHORT[s['status'][k]] + ')':>{width}}"
+                                   for k in labels),
              f"{'constant':<40}" + "".join(f"{HEADINGS[k]:>{width}}" for k in labels),
              f"{'base':<40}" + "".join(f"{fmt_sig(v * SCALES[k]):>{width}}" for k, v in s["base"].items())]
     for row in sorted(s["rows"], key=largest_change, reverse=True):
