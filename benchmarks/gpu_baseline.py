@@ -3,6 +3,7 @@
     python benchmarks/gpu_baseline.py --out out/gpu_<name>.json [--models transformer++ qwen2.5-0.5b matmulfree]
         [--runtimes eager sdpa cuda-graph] [--prefill 16 128 512 2048 8192 16384] [--contexts 128 500 2048 16384]
         [--batches 1 8 64] [--min-seconds 1.5] [--warmup 2]
+    python benchmarks/gpu_baseline.py --device cpu --tiny --out out/gpu_smoke.json    # a smoke run, no GPU
 
 The protocol of the H200 measurement (lava_matmulfree/data/gpu_h200.json): fp16, random weights, ``model.eval()`` under
 ``torch.inference_mode()``; ``eager`` and ``sdpa`` are Hugging Face's LlamaForCausalLM / Qwen2ForCausalLM with
@@ -22,6 +23,14 @@ every position), with flash-linear-attention's fused kernels (``fla``: RMSNorm, 
 chunk_hgrn, fused_recurrent_hgrn) where that package is installed, plain PyTorch ops otherwise (more kernels; the
 JSON says which).
 
+Before any cell is timed, each model's code is checked in fp32 against a reference (``checks`` in the JSON): the
+cuda-graph step function, uncaptured and fed CHECK_TOKENS tokens one at a time, against Hugging Face's own forward
+of the same model (logits per position), and the MatMul-free model's prompt pass against its own decode steps.
+
+``--device cpu --tiny`` runs every code path but NVML and the graph capture (the step function runs uncaptured) on
+the CPU, in fp32, with 2-layer models and a small grid: a smoke run for a machine without a GPU, before one is lent
+(no energy figures; its tokens/s say nothing of a GPU).
+
 Without torch, CUDA, transformers or NVML it prints one line and exits with status 2; a cell that fails (out of
 memory, an API this transformers lacks) is recorded with its error and the rest go on. Commit the JSON with the
 machine named (its ``source`` holds the GPU, driver and versions).
@@ -31,6 +40,7 @@ Kept whole: one file that a GPU's owner copies to the machine and runs, importin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import platform
@@ -56,28 +66,79 @@ SHAPES = {
                          tie_word_embeddings=True),
     "matmulfree": dict(vocab_size=32000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=24),
 }
+# --tiny: the same architectures at a size a CPU runs in seconds (odd sizes, grouped queries kept), for a smoke run
+TINY_SHAPES = {
+    "transformer++": dict(family="llama", vocab_size=331, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=False),
+    "qwen2.5-0.5b": dict(family="qwen2", vocab_size=347, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
+    "matmulfree": dict(vocab_size=331, hidden_size=64, intermediate_size=96, num_hidden_layers=2),
+}
+TINY_GRID = {"prefill": [16, 70], "contexts": [20], "batches": [1, 3], "min_seconds": 0.05, "warmup": 1}
+SCAN_CHUNK = 64  # tokens per chunk of the MatMul-free model's prompt scan in PyTorch (fla's chunk size)
+CHECK_TOKENS = 70  # the checks' sequence: past one chunk of that scan
+CHECK_TOLERANCE = 1e-4  # fp32 logits' max relative difference a check passes (3-4e-7 measured; a wrong sign 4e-3)
+
+
+class Rig:
+    """Where and how the cells run: the GPU in fp16 (the measurement), or ``--device cpu`` in fp32 (a smoke run
+    of every code path but NVML and the CUDA-graph capture, with no energy figures)."""
+    device, dtype, shapes = "cuda", "float16", SHAPES
+
+    @classmethod
+    def set(cls, device: str, tiny: bool) -> None:
+        cls.device, cls.dtype = device, "float16" if device == "cuda" else "float32"
+        cls.shapes = TINY_SHAPES if tiny else SHAPES
+
+    @classmethod
+    @contextlib.contextmanager
+    def exact(cls):
+        """fp32 for the checks, also on the GPU: fp16 rounding would hide a wrong rotary sign (0.4-0.9%)."""
+        kept, cls.dtype = cls.dtype, "float32"
+        try:
+            yield
+        finally:
+            cls.dtype = kept
+
+
+def _dtype(torch):
+    return getattr(torch, Rig.dtype)
+
+
+def _sync(torch) -> None:
+    if Rig.device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _free(torch) -> None:
+    if Rig.device == "cuda":
+        torch.cuda.empty_cache()
 
 
 class Missing(Exception):
     """A dependency the measurement needs is not there."""
 
 
-def _require():
-    """torch, CUDA, transformers and NVML, or :class:`Missing` naming the first one absent."""
+def _require(device: str = "cuda", need_transformers: bool = True):
+    """torch, CUDA, transformers and NVML (on the CPU: torch, and transformers where a transformer runs), or
+    :class:`Missing` naming the first one absent."""
     try:
         import torch
     except ImportError:
         raise Missing("torch is not installed") from None
-    if not torch.cuda.is_available():
-        raise Missing("no CUDA device (torch.cuda.is_available() is False)")
-    try:
-        import transformers
-    except ImportError:
-        raise Missing("transformers is not installed (pip install transformers)") from None
-    try:
-        import pynvml
-    except ImportError:
-        raise Missing("NVML bindings are not installed (pip install nvidia-ml-py)") from None
+    if device == "cuda" and not torch.cuda.is_available():
+        raise Missing("no CUDA device (torch.cuda.is_available() is False; --device cpu makes a smoke run)")
+    transformers = pynvml = None
+    if need_transformers:
+        try:
+            import transformers
+        except ImportError:
+            raise Missing("transformers is not installed (pip install transformers)") from None
+    if device == "cuda":
+        try:
+            import pynvml
+        except ImportError:
+            raise Missing("NVML bindings are not installed (pip install nvidia-ml-py)") from None
     return torch, transformers, pynvml
 
 
@@ -111,6 +172,22 @@ class Meter:
                 "memory_bytes": nv.nvmlDeviceGetMemoryInfo(self.handle).total}
 
 
+class Clock:
+    """The CPU smoke run's stand-in for :class:`Meter`: time only, no energy."""
+
+    idle_w = None
+
+    def mj(self) -> float:
+        return float("nan")
+
+    def idle(self, seconds: float = 0.0) -> None:
+        return None
+
+    def source(self) -> dict:
+        return {"gpu": f"none: a CPU smoke run ({platform.processor() or platform.machine()}), no energy figures",
+                "driver": None, "power_limit_w": None, "memory_bytes": None}
+
+
 def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -122,37 +199,39 @@ def measure(torch, meter: Meter, work, tokens_per_call: int, min_seconds: float,
         if setup:
             setup()
         work()
-    torch.cuda.synchronize()
+    _sync(torch)
     calls, e0, t0 = 0, meter.mj(), time.perf_counter()
     while True:
         if setup:
             setup()
         work()
-        torch.cuda.synchronize()
+        _sync(torch)
         calls += 1
         elapsed = time.perf_counter() - t0
         if elapsed >= min_seconds:
             break
     energy_mj = meter.mj() - e0
     tokens = calls * tokens_per_call
+    row = {"tokens_per_s": tokens / elapsed, "seconds": elapsed, "calls": calls}
+    if meter.idle_w is None:  # the CPU smoke run: no energy counter
+        return {**row, "mj_per_token": None, "mj_per_token_above_idle": None, "mean_power_w": None}
     above = energy_mj - 1e3 * meter.idle_w * elapsed
-    return {"tokens_per_s": tokens / elapsed, "mj_per_token": energy_mj / tokens,
-            "mj_per_token_above_idle": above / tokens, "seconds": elapsed, "calls": calls,
+    return {**row, "mj_per_token": energy_mj / tokens, "mj_per_token_above_idle": above / tokens,
             "mean_power_w": energy_mj / 1e3 / elapsed}
 
 
 # ------------------------------------------------------------------------------------------- the transformers
 def hf_model(torch, transformers, name: str, attn: str, max_positions: int):
-    """A random-weight fp16 LlamaForCausalLM / Qwen2ForCausalLM of the named shape on the GPU."""
-    shape = dict(SHAPES[name])
+    """A random-weight fp16 LlamaForCausalLM / Qwen2ForCausalLM of the named shape on the GPU (fp32 on the CPU)."""
+    shape = dict(Rig.shapes[name])
     family = shape.pop("family")
     cls_cfg, cls_model = ((transformers.LlamaConfig, transformers.LlamaForCausalLM) if family == "llama" else
                           (transformers.Qwen2Config, transformers.Qwen2ForCausalLM))
     cfg = cls_cfg(**shape, max_position_embeddings=max_positions)
     cfg._attn_implementation = attn  # the attribute every transformers version reads
-    with torch.device("cuda"):
+    with torch.device(Rig.device):
         model = cls_model(cfg)
-    return model.half().eval()
+    return model.to(_dtype(torch)).eval()
 
 
 def _forward_kwargs(model) -> dict:
@@ -177,9 +256,19 @@ def filled_cache(torch, transformers, model, batch: int, context: int):
     kv_heads = cfg.num_key_value_heads
     hd = cfg.hidden_size // cfg.num_attention_heads
     for layer in range(cfg.num_hidden_layers):
-        k = torch.randn(batch, kv_heads, context, hd, device="cuda", dtype=torch.float16)
+        k = torch.randn(batch, kv_heads, context, hd, device=Rig.device, dtype=_dtype(torch))
         cache.update(k, torch.randn_like(k), layer)
     return cache
+
+
+def _crop(cache, context: int) -> None:
+    """Cut the cache back to its first ``context`` positions, by a negative count (the form transformers 4 and 5
+    both take; a positive length is deprecated in 5.17 and goes in 5.18)."""
+    extra = cache.get_seq_length() - context
+    if extra > 0:
+        cache.crop(-extra)
+    if cache.get_seq_length() != context:  # a cache API that changed under us: the cell would time another context
+        raise RuntimeError(f"the cache holds {cache.get_seq_length()} positions after a crop to {context}")
 
 
 def hf_cells(torch, transformers, meter, name, attn, args, out):
@@ -188,7 +277,7 @@ def hf_cells(torch, transformers, meter, name, attn, args, out):
     kw = _forward_kwargs(model)
     V = model.config.vocab_size
     for T in args.prefill:
-        ids = torch.randint(0, V, (1, T), device="cuda")
+        ids = torch.randint(0, V, (1, T), device=Rig.device)
         run_cell(out, torch, dict(model=name, runtime=attn, phase="prefill", tokens=T, batch=1),
                  lambda: measure(torch, meter, lambda: model(input_ids=ids, use_cache=True, **kw), T,
                                  args.min_seconds, args.warmup))
@@ -197,7 +286,7 @@ def hf_cells(torch, transformers, meter, name, attn, args, out):
         for B in args.batches:
             def cell(C=C, B=B):
                 cache = filled_cache(torch, transformers, model, B, C)
-                first = torch.randint(0, V, (B, 1), device="cuda")
+                first = torch.randint(0, V, (B, 1), device=Rig.device)
 
                 def work():
                     nxt = first
@@ -205,34 +294,38 @@ def hf_cells(torch, transformers, meter, name, attn, args, out):
                         logits = model(input_ids=nxt, past_key_values=cache, use_cache=True).logits
                         nxt = logits[:, -1:].argmax(-1)
                 return measure(torch, meter, work, steps * B, args.min_seconds, args.warmup,
-                               setup=lambda: cache.crop(C))
+                               setup=lambda: _crop(cache, C))
             run_cell(out, torch, dict(model=name, runtime=attn, phase="decode", context=C, batch=B), cell)
     del model
-    torch.cuda.empty_cache()
+    _free(torch)
 
 
-def graph_step(torch, model, batch: int, max_len: int):
+def graph_step(torch, model, batch: int, max_len: int, keep_logits: bool = False):
     """The transformer's decode step as one function over a static KV cache of ``max_len`` positions (fp16
     matmuls, HF's RMSNorm and rotary, SDPA with a mask of the filled positions, argmax), for CUDA-graph capture.
-    Returns (step, token buffer, position tensor)."""
+    Returns (step, token buffer, position tensor, the last step's logits where ``keep_logits``, else None)."""
     F = torch.nn.functional
     cfg = model.config
     L, H, Hkv = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads
     hd = cfg.hidden_size // H
     core = model.model
     eps = cfg.rms_norm_eps
-    k_cache = [torch.zeros(batch, Hkv, max_len, hd, device="cuda", dtype=torch.float16) for _ in range(L)]
+    k_cache = [torch.zeros(batch, Hkv, max_len, hd, device=Rig.device, dtype=_dtype(torch)) for _ in range(L)]
     v_cache = [torch.zeros_like(k) for k in k_cache]
-    positions = torch.arange(max_len, device="cuda")
-    probe = torch.zeros(1, max_len, hd, device="cuda", dtype=torch.float16)
+    positions = torch.arange(max_len, device=Rig.device)
+    probe = torch.zeros(1, max_len, hd, device=Rig.device, dtype=_dtype(torch))
     cos_t, sin_t = core.rotary_emb(probe, positions[None])  # (1, max_len, hd)
-    token = torch.zeros(batch, 1, dtype=torch.long, device="cuda")
-    pos = torch.zeros(1, dtype=torch.long, device="cuda")
+    token = torch.zeros(batch, 1, dtype=torch.long, device=Rig.device)
+    pos = torch.zeros(1, dtype=torch.long, device=Rig.device)
+    kept = torch.zeros(batch, cfg.vocab_size, device=Rig.device, dtype=_dtype(torch)) if keep_logits else None
     head_w = model.lm_head.weight
 
     def norm(x, w):
         v = x.float()
-        return w * (v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + eps)).to(torch.float16)
+        return w * (v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+    gqa = {"enable_gqa": True} if Hkv != H and _sdpa_takes_gqa(torch) else {}
+    repeat = H // Hkv if Hkv != H and not gqa else 1  # torch < 2.5: the grouped keys repeated per query head
 
     def rope(x, cos, sin):
         x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
@@ -242,7 +335,7 @@ def graph_step(torch, model, batch: int, max_len: int):
         x = core.embed_tokens(token)  # (B, 1, d)
         cos = cos_t.index_select(1, pos)[:, None]
         sin = sin_t.index_select(1, pos)[:, None]
-        mask = torch.where(positions <= pos, 0.0, float("-inf")).to(torch.float16)[None, None, None]
+        mask = torch.where(positions <= pos, 0.0, float("-inf")).to(x.dtype)[None, None, None]
         for i, layer in enumerate(core.layers):
             a = layer.self_attn
             h = norm(x, layer.input_layernorm.weight)
@@ -252,7 +345,10 @@ def graph_step(torch, model, batch: int, max_len: int):
             q, k = rope(q, cos, sin), rope(k, cos, sin)
             k_cache[i].index_copy_(2, pos, k)
             v_cache[i].index_copy_(2, pos, v)
-            o = F.scaled_dot_product_attention(q, k_cache[i], v_cache[i], attn_mask=mask, enable_gqa=Hkv != H)
+            kc, vc = k_cache[i], v_cache[i]
+            if repeat > 1:
+                kc, vc = kc.repeat_interleave(repeat, dim=1), vc.repeat_interleave(repeat, dim=1)
+            o = F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask, **gqa)
             x = x + F.linear(o.transpose(1, 2).reshape(batch, 1, H * hd), a.o_proj.weight)
             m = layer.mlp
             h = norm(x, layer.post_attention_layernorm.weight)
@@ -260,9 +356,21 @@ def graph_step(torch, model, batch: int, max_len: int):
                              m.down_proj.weight)
         logits = F.linear(norm(x, core.norm.weight), head_w)
         token.copy_(logits[:, -1:].argmax(-1))
+        if kept is not None:
+            kept.copy_(logits[:, -1])
         pos.add_(1)
 
-    return step, token, pos
+    return step, token, pos, kept
+
+
+def _sdpa_takes_gqa(torch) -> bool:
+    """Whether this torch's scaled_dot_product_attention takes ``enable_gqa`` (torch >= 2.5)."""
+    q = torch.zeros(1, 2, 1, 4)
+    try:
+        torch.nn.functional.scaled_dot_product_attention(q, q[:, :1], q[:, :1], enable_gqa=True)
+        return True
+    except TypeError:
+        return False
 
 
 def graph_cells(torch, transformers, meter, name, args, out):
@@ -272,16 +380,22 @@ def graph_cells(torch, transformers, meter, name, args, out):
     for C in args.contexts:
         for B in args.batches:
             def cell(C=C, B=B):
-                step, token, pos = graph_step(torch, model, B, C + steps + 1)
+                step, token, pos, _ = graph_step(torch, model, B, C + steps + 1)
                 return replay_cell(torch, meter, step, pos, C, B, steps, args)
             run_cell(out, torch, dict(model=name, runtime="cuda-graph", phase="decode", context=C, batch=B), cell)
     del model
-    torch.cuda.empty_cache()
+    _free(torch)
 
 
 def replay_cell(torch, meter, step, pos, context: int, batch: int, steps: int, args) -> dict:
     """Capture ``step`` once (after warm-up on a side stream) and replay it ``steps`` times per call, the
-    position reset to ``context`` before each call."""
+    position reset to ``context`` before each call. On the CPU (a smoke run) ``step`` itself runs, uncaptured."""
+    if Rig.device != "cuda":
+        def plain():
+            for _ in range(steps):
+                step()
+        return {**measure(torch, meter, plain, steps * batch, args.min_seconds, args.warmup,
+                          setup=lambda: pos.fill_(context)), "captured": False}
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -305,14 +419,16 @@ def replay_cell(torch, meter, step, pos, context: int, batch: int, steps: int, a
 def matmulfree_model(torch, batch: int):
     """The HGRN-Bit network as its upstream code runs (see the module docstring): (model, uses_fla)."""
     nn, F = torch.nn, torch.nn.functional
-    s = SHAPES["matmulfree"]
+    s = Rig.shapes["matmulfree"]
     d, I, V, L = s["hidden_size"], s["intermediate_size"], s["vocab_size"], s["num_hidden_layers"]
-    try:
-        from fla.modules import FusedRMSNormSwishGate, RMSNorm
-        from fla.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
-        fla = _fla_scan_takes_btd(torch, chunk_hgrn, fused_recurrent_hgrn)
-    except ImportError:
-        fla = False
+    fla = False
+    if Rig.device == "cuda":  # fla's kernels are Triton's, GPU only
+        try:
+            from fla.modules import FusedRMSNormSwishGate, RMSNorm
+            from fla.ops.hgrn import chunk_hgrn, fused_recurrent_hgrn
+            fla = _fla_scan_takes_btd(torch, chunk_hgrn, fused_recurrent_hgrn)
+        except ImportError:
+            pass
 
     class Norm(nn.Module):
         def __init__(self, n, eps=1e-6):
@@ -329,7 +445,7 @@ def matmulfree_model(torch, batch: int):
         def __init__(self, fin, fout):
             super().__init__()
             self.norm = make_norm(fin, 1e-8)
-            ternary = torch.randint(-1, 2, (fout, fin), dtype=torch.float16)
+            ternary = torch.randint(-1, 2, (fout, fin)).to(_dtype(torch))
             self.weight = nn.Parameter(ternary * 0.02)  # the ternary values times the scale, held in fp16
 
         def forward(self, x):
@@ -353,10 +469,16 @@ def matmulfree_model(torch, batch: int):
             h = f[:, 0].float() * h0 + i[:, 0].float()
             return h[:, None].to(i.dtype), h
         outs, h = [], h0
-        for c in range(0, i.shape[1], 64):  # a chunked scan: log-space within 64 tokens, a loop across chunks
-            lf = torch.cumsum(f[:, c:c + 64].float().log(), dim=1)
-            acc = torch.cumsum(i[:, c:c + 64].float() * torch.exp(-lf), dim=1)
-            hc = torch.exp(lf) * (h[:, None] + acc)
+        for c in range(0, i.shape[1], SCAN_CHUNK):  # a chunked scan: the decays within a chunk, a loop across them
+            # (B, C, d): log of f_1 ... f_t; a gate rounded to 0 (sigmoid below -104 in fp32, -17 in fp16) taken
+            # as the smallest normal float, whose decay exp(-87) is 0 as well, not log 0 = -inf (then -inf + inf)
+            lf = torch.cumsum(f[:, c:c + SCAN_CHUNK].float().clamp_min(torch.finfo(torch.float32).tiny).log(), dim=1)
+            # h_t = sum_{s<=t} exp(lf_t - lf_s) i_s + exp(lf_t) h0: each factor <= 1 (exp(-lf_s) alone overflowed
+            # fp32 within a chunk where f is small: 64 tokens at f = 0.01 is exp(295))
+            gap = lf[:, :, None] - lf[:, None]  # (B, t, s, d)
+            later = torch.ones(gap.shape[1], gap.shape[2], dtype=torch.bool, device=gap.device).triu(1)
+            decay = gap.masked_fill(later[None, :, :, None], float("-inf")).exp()
+            hc = torch.einsum("btsd,bsd->btd", decay, i[:, c:c + SCAN_CHUNK].float()) + lf.exp() * h[:, None]
             outs.append(hc.to(i.dtype))
             h = hc[:, -1]
         return torch.cat(outs, dim=1), h
@@ -390,7 +512,7 @@ def matmulfree_model(torch, batch: int):
             self.layers = nn.ModuleList(Layer(n) for n in range(L))
             self.lower_bounds = nn.Parameter(torch.zeros(L, d))
             self.norm, self.head = make_norm(d), BitLinear(d, V)
-            self.state = torch.zeros(L, batch, d, device="cuda", dtype=torch.float32)
+            self.state = torch.zeros(L, batch, d, device=Rig.device, dtype=torch.float32)
 
         def forward(self, ids):
             x = self.embed(ids)
@@ -401,17 +523,17 @@ def matmulfree_model(torch, batch: int):
                 self.state[n].copy_(last)
             return self.head(self.norm(x))  # the head at every position, as upstream
 
-    with torch.device("cuda"):
+    with torch.device(Rig.device):
         model = Model()
-    return model.half().eval(), fla
+    return model.to(_dtype(torch)).eval(), fla
 
 
 def _fla_scan_takes_btd(torch, chunk, fused) -> bool:
     """Whether this fla's HGRN kernels take (batch, time, dim) inputs (their layout changed across versions);
     if not, the PyTorch scan is used and the JSON says so."""
     try:
-        x = torch.zeros(1, 64, 16, device="cuda", dtype=torch.float16)
-        h0 = torch.zeros(1, 16, device="cuda", dtype=torch.float32)
+        x = torch.zeros(1, 64, 16, device="cuda", dtype=torch.float16)  # fla runs on the GPU only
+        h0 = torch.zeros(1, 16, device=Rig.device, dtype=torch.float32)
         o1, _ = chunk(x, x, initial_state=h0, output_final_state=True)
         o2, _ = fused(x[:, :1], x[:, :1], initial_state=h0, output_final_state=True)
         return tuple(o1.shape) == (1, 64, 16) and tuple(o2.shape) == (1, 1, 16)
@@ -420,13 +542,13 @@ def _fla_scan_takes_btd(torch, chunk, fused) -> bool:
 
 
 def matmulfree_cells(torch, meter, args, out, runtimes):
-    V = SHAPES["matmulfree"]["vocab_size"]
+    V = Rig.shapes["matmulfree"]["vocab_size"]
     models: dict = {}
 
     def model_for(batch):
         if batch not in models:
             models.clear()  # one 374M model on the GPU at a time
-            torch.cuda.empty_cache()
+            _free(torch)
             models[batch] = matmulfree_model(torch, batch)
         return models[batch]
 
@@ -435,7 +557,7 @@ def matmulfree_cells(torch, meter, args, out, runtimes):
         if runtime != "cuda-graph":
             model, fla = model_for(1)
             for T in args.prefill:
-                ids = torch.randint(0, V, (1, T), device="cuda")
+                ids = torch.randint(0, V, (1, T), device=Rig.device)
                 run_cell(out, torch, dict(model="matmulfree", runtime=runtime, phase="prefill", tokens=T, batch=1),
                          lambda: {**measure(torch, meter, lambda: model(ids), T, args.min_seconds, args.warmup,
                                             setup=lambda: model.state.zero_()), "fla": fla})
@@ -443,18 +565,62 @@ def matmulfree_cells(torch, meter, args, out, runtimes):
             for B in args.batches:
                 def cell(B=B, runtime=runtime, steps=steps):
                     model, fla = model_for(B)
-                    token = torch.randint(0, V, (B, 1), device="cuda")
+                    token = torch.randint(0, V, (B, 1), device=Rig.device)
 
                     def one():
                         token.copy_(model(token)[:, -1:].argmax(-1))
                     if runtime == "cuda-graph":
-                        pos = torch.zeros(1, dtype=torch.long, device="cuda")
+                        pos = torch.zeros(1, dtype=torch.long, device=Rig.device)
                         return {**replay_cell(torch, meter, one, pos, 0, B, steps, args), "fla": fla}
                     return {**measure(torch, meter, lambda: [one() for _ in range(steps)], steps * B,
                                       args.min_seconds, args.warmup), "fla": fla}
                 run_cell(out, torch, dict(model="matmulfree", runtime=runtime, phase="decode", context=C, batch=B),
                          cell)
-        torch.cuda.empty_cache()
+        _free(torch)
+
+
+# ------------------------------------------------------------------------------------------- checks
+def check_graph_step(torch, transformers, name: str) -> dict:
+    """What the cuda-graph cells time, held against Hugging Face's own forward of the same model: the step
+    function (uncaptured), fed the same CHECK_TOKENS tokens one at a time, gives the same logits (the greedy
+    token alone hardly sees attention in a random model: a wrong rotary sign moved 1 of 70)."""
+    model = hf_model(torch, transformers, name, "sdpa", CHECK_TOKENS + 8)
+    ids = torch.randint(0, model.config.vocab_size, (1, CHECK_TOKENS), device=Rig.device)
+    with torch.inference_mode():
+        want = model(input_ids=ids).logits[0].float()
+        step, token, _, kept = graph_step(torch, model, 1, CHECK_TOKENS + 1, keep_logits=True)
+        got = []
+        for t in range(CHECK_TOKENS):
+            token.fill_(int(ids[0, t]))
+            step()
+            got.append(kept[0].float().clone())
+        got = torch.stack(got)
+    del model
+    _free(torch)
+    return {"check": "cuda-graph step function against Hugging Face's forward (logits per position)",
+            "model": name, "tokens": CHECK_TOKENS, **_agreement(torch, want, got)}
+
+
+def _agreement(torch, want, got) -> dict:
+    diff = float((want - got).abs().max() / want.abs().max())
+    finite = bool(torch.isfinite(got).all() and torch.isfinite(want).all())
+    return {"finite": finite, "max_rel_diff": diff, "ok": finite and diff <= CHECK_TOLERANCE,
+            "agreement": float((want.argmax(-1) == got.argmax(-1)).float().mean())}
+
+
+def check_matmulfree_scan(torch) -> dict:
+    """The MatMul-free model's prompt pass (its chunked scan) against the same tokens stepped one at a time."""
+    model, fla = matmulfree_model(torch, 1)
+    ids = torch.randint(0, Rig.shapes["matmulfree"]["vocab_size"], (1, CHECK_TOKENS), device=Rig.device)
+    with torch.inference_mode():
+        model.state.zero_()
+        whole = model(ids)[0].float()
+        model.state.zero_()
+        stepped = torch.cat([model(ids[:, t:t + 1])[0] for t in range(CHECK_TOKENS)]).float()
+    del model
+    _free(torch)
+    return {"check": "MatMul-free prompt pass against its decode steps (logits per position)", "model": "matmulfree",
+            "fla": fla, "tokens": CHECK_TOKENS, **_agreement(torch, whole, stepped)}
 
 
 # ------------------------------------------------------------------------------------------- driver
@@ -465,11 +631,11 @@ def run_cell(out: list, torch, key: dict, fn) -> None:
             row = {**key, **fn()}
     except Exception as e:  # noqa: BLE001 - one failing cell (out of memory, an API) must not stop the rest
         row = {**key, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
-        torch.cuda.empty_cache()
+        _free(torch)
     out.append(row)
     what = f"{row['tokens']} tokens" if row["phase"] == "prefill" else f"context {row['context']} x {row['batch']}"
-    figures = (f"{row['tokens_per_s']:,.1f} tok/s, {row['mj_per_token']:,.2f} mJ/token" if "error" not in row
-               else row["error"])
+    energy = "no energy" if row.get("mj_per_token") is None else f"{row['mj_per_token']:,.2f} mJ/token"
+    figures = f"{row['tokens_per_s']:,.1f} tok/s, {energy}" if "error" not in row else row["error"]
     print(f"{row['model']:<14}{row['runtime']:<11}{row['phase']:<8}{what:<22}{figures}", flush=True)
 
 
@@ -478,27 +644,45 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES)
-    ap.add_argument("--prefill", type=int, nargs="+", default=list(PREFILL_TOKENS))
-    ap.add_argument("--contexts", type=int, nargs="+", default=list(DECODE_CONTEXTS))
-    ap.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
-    ap.add_argument("--min-seconds", type=float, default=1.5)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--prefill", type=int, nargs="+", help=f"prompt lengths (default: {list(PREFILL_TOKENS)})")
+    ap.add_argument("--contexts", type=int, nargs="+", help=f"decode contexts (default: {list(DECODE_CONTEXTS)})")
+    ap.add_argument("--batches", type=int, nargs="+", help=f"decode batches (default: {list(BATCHES)})")
+    ap.add_argument("--min-seconds", type=float, help="timed seconds per cell at least (default: 1.5)")
+    ap.add_argument("--warmup", type=int, help="untimed calls per cell (default: 2)")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu: a smoke run of every code path but NVML and the graph capture, in fp32, no energy")
+    ap.add_argument("--tiny", action="store_true",
+                    help=f"2-layer models of width 64 and a small grid ({TINY_GRID}): the smoke run's size")
     args = ap.parse_args(argv)
+    grid = TINY_GRID if args.tiny else {"prefill": list(PREFILL_TOKENS), "contexts": list(DECODE_CONTEXTS),
+                                        "batches": list(BATCHES), "min_seconds": 1.5, "warmup": 2}
+    for key, value in grid.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    Rig.set(args.device, args.tiny)
     try:
-        torch, transformers, pynvml = _require()
+        torch, transformers, pynvml = _require(args.device, any(m != "matmulfree" for m in args.models))
     except Missing as e:
         print(f"gpu_baseline: {e}; nothing measured", file=sys.stderr)
         return EXIT_MISSING
-    meter = Meter(torch, pynvml)
+    meter = Meter(torch, pynvml) if args.device == "cuda" else Clock()
     idle = meter.idle()
     source = {**meter.source(), "idle_power_w": idle, "date": datetime.date.today().isoformat(),
               "host": platform.node(), "cuda": torch.version.cuda, "torch": torch.__version__,
-              "transformers": transformers.__version__, "python": platform.python_version(),
+              "transformers": transformers.__version__ if transformers else None,
+              "python": platform.python_version(), "device": args.device, "dtype": Rig.dtype, "tiny": args.tiny,
               "protocol": "benchmarks/gpu_baseline.py (its docstring)", "min_seconds": args.min_seconds,
               "warmup": args.warmup}
-    print(f"{source['gpu']}, driver {source['driver']}, idle {idle:.0f} W", flush=True)
-    cells: list = []
+    print(source["gpu"] + (f", driver {source['driver']}, idle {idle:.0f} W" if idle is not None else ""), flush=True)
     torch.manual_seed(0)
+    with Rig.exact():
+        checks = [check_matmulfree_scan(torch) if name == "matmulfree" else
+                  check_graph_step(torch, transformers, name) for name in args.models]
+    for c in checks:
+        print(f"check {c['model']:<14}{'ok' if c['ok'] else 'MISMATCH'}: logits' max relative difference "
+              f"{c['max_rel_diff']:.2g} (fp32; at most {CHECK_TOLERANCE:g}), greedy agreement {c['agreement']:.3f}",
+              flush=True)
+    cells: list = []
     for name in args.models:
         if name == "matmulfree":
             matmulfree_cells(torch, meter, args, cells, args.runtimes)
@@ -509,7 +693,7 @@ def main(argv=None) -> int:
             else:
                 hf_cells(torch, transformers, meter, name, runtime, args, cells)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"source": source, "cells": cells}, indent=1))
+    args.out.write_text(json.dumps({"source": source, "checks": checks, "cells": cells}, indent=1))
     print(f"wrote {args.out} ({len(cells)} cells, {sum('error' in c for c in cells)} failed)")
     return 0
 
