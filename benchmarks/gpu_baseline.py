@@ -553,6 +553,10 @@ def matmulfree_cells(torch, meter, args, out, runtimes):
         return models[batch]
 
     for runtime in runtimes:
+        if runtime == "sdpa" and "eager" in runtimes:  # no attention: its sdpa is its eager, measured once
+            print("matmulfree    sdpa       the same code as eager (the model has no attention): not measured again",
+                  flush=True)
+            continue
         steps = DECODE_STEPS[runtime]
         if runtime != "cuda-graph":
             model, fla = model_for(1)
@@ -624,6 +628,25 @@ def check_matmulfree_scan(torch) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- driver
+class Cells(list):
+    """The measured cells, the JSON file rewritten after each one: a run stopped at a device's time limit keeps
+    what it measured (``complete`` is false in its file until the last cell)."""
+
+    def __init__(self, path: Path, source: dict, checks: list):
+        super().__init__()
+        self.path, self.source, self.checks = path, source, checks
+
+    def append(self, row) -> None:
+        super().append(row)
+        self.save()
+
+    def save(self, complete: bool = False) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_name(self.path.name + ".part")
+        scratch.write_text(json.dumps({"source": self.source, "complete": complete, "checks": self.checks,
+                                       "cells": list(self)}, indent=1))
+        scratch.replace(self.path)
+
 def run_cell(out: list, torch, key: dict, fn) -> None:
     """Measure one cell, recording its figures or its error; print a line per cell."""
     try:
@@ -682,7 +705,8 @@ def main(argv=None) -> int:
         print(f"check {c['model']:<14}{'ok' if c['ok'] else 'MISMATCH'}: logits' max relative difference "
               f"{c['max_rel_diff']:.2g} (fp32; at most {CHECK_TOLERANCE:g}), greedy agreement {c['agreement']:.3f}",
               flush=True)
-    cells: list = []
+    cells = Cells(args.out, source, checks)
+    cells.save()
     for name in args.models:
         if name == "matmulfree":
             matmulfree_cells(torch, meter, args, cells, args.runtimes)
@@ -692,8 +716,7 @@ def main(argv=None) -> int:
                 graph_cells(torch, transformers, meter, name, args, cells)
             else:
                 hf_cells(torch, transformers, meter, name, runtime, args, cells)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"source": source, "checks": checks, "cells": cells}, indent=1))
+    cells.save(complete=True)
     print(f"wrote {args.out} ({len(cells)} cells, {sum('error' in c for c in cells)} failed)")
     return 0
 

@@ -382,10 +382,12 @@ def test_the_benchmarks_smoke_run_times_every_cell_after_its_checks(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["source"]["device"] == "cpu" and data["source"]["dtype"] == "float32" and data["source"]["tiny"]
+    assert data["complete"] is True
     (check,) = data["checks"]
     assert check["ok"] and check["finite"] and check["max_rel_diff"] < 1e-5 and check["fla"] is False, check
     cells = data["cells"]
-    assert len(cells) == 2 * (2 + 2) + 2  # eager and sdpa: 2 prompts and 2 batches each; cuda-graph: 2 batches
+    assert len(cells) == 2 + 2 + 2  # eager: 2 prompts and 2 batches; cuda-graph: 2 batches; sdpa is eager here
+    assert {c["runtime"] for c in cells} == {"eager", "cuda-graph"} and "not measured again" in p.stdout
     assert not [c for c in cells if "error" in c]
     assert all(c["tokens_per_s"] > 0 and c["mj_per_token"] is None for c in cells)
     assert all(c.get("captured") is False for c in cells if c["runtime"] == "cuda-graph")
@@ -415,3 +417,17 @@ def test_the_matmulfree_scan_is_finite_where_the_forget_gates_are_tiny(bench, mo
     # finite, and close: the log-space sums reach -5,000 here, whose fp32 rounding (5e-4) shows in the decays, so
     # the check's own tolerance (for the benchmark's random gates, 3e-7 measured) is not met, 4-5e-3 is
     assert c["finite"] and c["agreement"] == 1.0 and c["max_rel_diff"] < 2e-2, c
+
+
+def test_a_stopped_run_keeps_the_cells_it_measured(bench, tmp_path):
+    """A lent GPU's command is killed at its time limit: the file is rewritten after every cell (whole, through a
+    scratch file), marked incomplete until the end."""
+    out = tmp_path / "run.json"
+    cells = bench.Cells(out, {"gpu": "x"}, [{"check": "c", "ok": True}])
+    cells.save()
+    assert json.loads(out.read_text()) == {"source": {"gpu": "x"}, "complete": False,
+                                           "checks": [{"check": "c", "ok": True}], "cells": []}
+    cells.append({"model": "m", "tokens_per_s": 1.0})
+    assert json.loads(out.read_text())["cells"] == [{"model": "m", "tokens_per_s": 1.0}]
+    cells.save(complete=True)
+    assert json.loads(out.read_text())["complete"] is True and [p.name for p in tmp_path.iterdir()] == ["run.json"]
