@@ -171,6 +171,8 @@ def summarise_lava(data: dict, backend: str) -> dict:
         summary[f"{name}_lava_cpu_ms_per_step"] = med(
             [(r["chunks"][k]["children_cpu_s"] - r["chunks"][k]["compute_cpu_s"]) / r["chunks"][k]["steps"] * MS
              for r in reps])
+        summary[f"{name}_lava_cpu_resolution_ms_per_step"] = med(
+            [r["chunks"][k]["children_cpu_resolution_s"] / r["chunks"][k]["steps"] * MS for r in reps])
         summary[f"{name}_compute_cpu_ms_per_step"] = med(
             [r["chunks"][k]["compute_cpu_s"] / r["chunks"][k]["steps"] * MS for r in reps])
         models = sorted({m for r in reps for m in r["chunks"][k]["compute"]})

@@ -99,6 +99,13 @@ def child_pids(parent: int | None = None) -> list[int]:
     return sorted(procfs.child_pids(parent))
 
 
+def within(value: float, resolution: float, digits: int = 1) -> str:
+    """A derived figure as text, or ``~0 (+-resolution)`` where it is below what its readings resolve (Lava's own
+    CPU per step is the workers' CPU from /proc, in clock ticks, less their models' run_spk: at a few steps it came
+    out at -0.9 to -2.4 ms)."""
+    return f"{value:.{digits}f}" if abs(value) >= resolution else f"~0 (+-{resolution:.{digits}f})"
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of a process, seconds (0 if it is gone)."""
     try:

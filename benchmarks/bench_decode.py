@@ -155,14 +155,17 @@ def main(argv=None) -> int:
     from lava_matmulfree.evaluation.accuracy import build_evaluation
     from lava_matmulfree.model.golden_fast import FastGoldenModel
 
+    from lava_matmulfree.config import load_model_config
+
+    layers = load_model_config(args.config).num_layers  # checked before the model is built (14 s at 370m)
+    if not args.no_lava and args.lava_prompt <= layers:
+        raise SystemExit(f"--lava-prompt must exceed the {layers} layers (the steady prefill is timed "
+                         "while every block is busy)")
     t_start = time.perf_counter()
     load_start = loadavg()
     setup = build_evaluation(args.config, seed=args.seed, num_calib=args.calib_sequences,
                              calib_length=args.calib_length, dtype=np.float32)
     cfg, net, fm = setup.cfg, setup.net, setup.float_model
-    if not args.no_lava and args.lava_prompt <= cfg.num_layers:
-        raise SystemExit(f"--lava-prompt must exceed the {cfg.num_layers} layers (the steady prefill is timed "
-                         "while every block is busy)")
     gnet = copy.deepcopy(net).pack_weights()  # the golden rows: weights held once, packed (the float model keeps int8)
     gc.collect()
     log(f"built {setup.source} (L={cfg.num_layers}, d={cfg.hidden_size}, I={cfg.intermediate_size}, "

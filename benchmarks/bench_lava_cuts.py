@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import MS, OUT_DIR, loadavg, med
+from _harness import MS, OUT_DIR, loadavg, med, within
 from _decode_workers import lava_chunks, run_lava
 
 #: name -> (backend, head models: graph.builder.HEAD_TIMING key, direct channel ports in the workers)
@@ -105,6 +105,7 @@ def summarise(reps: list, tokens: int) -> dict:
             "steps_per_token": reps[0]["steps_per_token"], "leaf_processes": reps[0]["leaf_processes"],
             "cpu_ms_per_step": med([c["children_cpu_s"] / c["steps"] * MS for c in dec]),
             "lava_cpu_ms_per_step": med([(c["children_cpu_s"] - c["compute_cpu_s"]) / c["steps"] * MS for c in dec]),
+            "lava_cpu_resolution_ms_per_step": med([c["children_cpu_resolution_s"] / c["steps"] * MS for c in dec]),
             "ms_per_token_all": [c["wall_s"] / n * MS for c in dec], "loads": [r["load"] for r in reps],
             "models": reps[0]["models"]}
 
@@ -116,7 +117,7 @@ def table(rows: dict) -> str:
     for name, s in rows.items():
         lines.append(f"| {name} | {s['tokens_per_s']:.1f} | {s['ms_per_token']:.1f} | {s['ms_per_step']:.1f} | "
                      f"{s['steps_per_token']} | {s['leaf_processes']} | {s['cpu_ms_per_step']:.1f} "
-                     f"({s['lava_cpu_ms_per_step']:.1f}) |")
+                     f"({within(s['lava_cpu_ms_per_step'], s['lava_cpu_resolution_ms_per_step'])}) |")
     return "\n".join(lines)
 
 

@@ -53,6 +53,9 @@ def main(argv=None) -> int:
     ap.add_argument("--val-windows", type=int, default=0, help="validation windows to use (0: all)")
     ap.add_argument("--speed-backends", nargs="+", default=list(SPEED_BACKENDS))
     args = ap.parse_args(argv)
+    if args.val_windows == 1 or args.val_windows < 0:  # before the shipped compiled network is rewritten
+        ap.error(f"--val-windows must be 0 (all) or at least 2 (the speed rows' prompt is the second window), got "
+                 f"{args.val_windows}")
     args.out = args.out or f"out/{args.model}_figures.json"
     DEMO = DATA / f"{args.model}_model"
 

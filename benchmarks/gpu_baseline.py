@@ -134,6 +134,9 @@ def _require(device: str = "cuda", need_transformers: bool = True):
             import transformers
         except ImportError:
             raise Missing("transformers is not installed (pip install transformers)") from None
+        if not transformers.utils.is_torch_available():  # transformers 5 takes no torch older than it supports
+            raise Missing(f"transformers {transformers.__version__} cannot use torch {torch.__version__} (its models "
+                          "need a newer torch)")
     if device == "cuda":
         try:
             import pynvml

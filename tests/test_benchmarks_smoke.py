@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -307,6 +308,18 @@ def test_bench_decode_sim_fused_on_tiny(tmp_path):
     assert "PyFusedBlockFixed" in lava["decode_compute_by_model_ms_per_step"]
     assert "sim_fused_decode_tokens_per_s" in res["targets"] and "sim_fused_pss_over_golden_pss" in res["targets"]
     assert res["rows"]["sim-fused"]["process_pss_mib"] > 0 and set(res["lava"]) == {"sim-fused"}
+    # Lava's own CPU is a difference of /proc readings in clock ticks: its resolution goes with it (1 tick per
+    # worker and step; 6 workers over 1 decode step here); below it the table says ~0, not -2.4 ms
+    tick_ms = 1e3 / os.sysconf("SC_CLK_TCK")
+    assert lava["decode_lava_cpu_resolution_ms_per_step"] == pytest.approx(6 * tick_ms / 1, rel=0.5)
+    own, resolution = lava["decode_lava_cpu_ms_per_step"], lava["decode_lava_cpu_resolution_ms_per_step"]
+    assert ("Lava's own CPU ~0 (+-" in bd.render_table(res)) == (abs(own) < resolution)
+
+
+def test_a_figure_below_its_resolution_reads_as_zero():
+    within = load_bench("_harness").within
+    assert within(-2.4, 3.0) == "~0 (+-3.0)" and within(2.9, 3.0) == "~0 (+-3.0)"
+    assert within(3.2, 3.0) == "3.2" and within(-4.0, 3.0) == "-4.0" and within(0.125, 0.01, 2) == "0.12"
 
 
 @pytest.mark.lava
@@ -493,3 +506,14 @@ def test_plan_fit_on_tiny(tmp_path):
     assert r["prefill_ms"] > 0 and r["decode_ms"] > 0
     assert r["prefill_estimate_over_measured"] == pytest.approx(r["prefill_estimate_ms"] / r["prefill_ms"])
     assert pf.main(["--config", "tiny", "--new", "1", "--out", str(out)]) == 2
+
+
+def test_demo_figures_refuses_one_validation_window_before_rewriting_the_shipped_network():
+    """demo_figures.py --val-windows 1 rewrote the shipped compiled.safetensors, then died with an IndexError (its
+    speed rows' prompt is the second window)."""
+    shipped = BENCH.parent / "lava_matmulfree" / "data" / "demo_model" / "compiled.safetensors"
+    before = shipped.stat().st_mtime_ns
+    p = subprocess.run([sys.executable, str(BENCH / "demo_figures.py"), "--val-windows", "1"], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 2 and "--val-windows must be 0 (all) or at least 2" in p.stderr, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr and shipped.stat().st_mtime_ns == before

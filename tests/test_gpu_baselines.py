@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -431,3 +432,27 @@ def test_a_stopped_run_keeps_the_cells_it_measured(bench, tmp_path):
     assert json.loads(out.read_text())["cells"] == [{"model": "m", "tokens_per_s": 1.0}]
     cells.save(complete=True)
     assert json.loads(out.read_text())["complete"] is True and [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_transformers_that_cannot_use_this_torch_is_said_in_one_line(tmp_path):
+    """transformers 5 imports over torch 2.3 but builds no model: the smoke run died in its first check with
+    'LlamaForCausalLM requires the PyTorch library'. A stand-in transformers package that says so, as 5.x does."""
+    pytest.importorskip("torch", reason="the train extra (lava-dl, torch) is not installed")
+    stub = tmp_path / "stub" / "transformers"
+    (stub / "utils").mkdir(parents=True)
+    (stub / "__init__.py").write_text("__version__ = '9.0.0'\nfrom . import utils\n")
+    (stub / "utils" / "__init__.py").write_text("def is_torch_available():\n    return False\n")
+    out = tmp_path / "x.json"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_baseline.py"), "--device", "cpu", "--tiny",
+                        "--out", str(out)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path / "stub")})
+    assert p.returncode == 2 and not out.exists(), p.stderr[-2000:]
+    lines = (p.stdout + p.stderr).strip().splitlines()
+    assert lines == [f"gpu_baseline: transformers 9.0.0 cannot use torch {_torch_version()} (its models need a "
+                     "newer torch); nothing measured"], lines
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
