@@ -168,9 +168,10 @@ class InstrumentedRun:
                 wall = time.perf_counter() - t0
                 cpu, pss, kids = tree_usage()
                 pss_peak = max(pss_peak, pss)
-                # /proc counts CPU in clock ticks: each child's difference of two readings is off by < 1 tick
+                # /proc counts utime and stime in clock ticks, each rounded down: a reading lags by < 2 ticks, so
+                # each child's difference of two readings is off by < 2 ticks either way
                 out["chunks"].append({"steps": steps, "wall_s": wall, "children_cpu_s": cpu - cpu_prev,
-                                      "children_cpu_resolution_s": kids / CLK_TCK})
+                                      "children_cpu_resolution_s": 2 * kids / CLK_TCK})
                 cpu_prev = cpu
                 if self.after_chunk is not None:
                     results.append(self.after_chunk(len(out["chunks"]) - 1))

@@ -68,6 +68,10 @@ def test_a_sequence_longer_than_the_held_out_text_is_refused_and_overlap_is_name
         main(["eval", "--checkpoint", str(tiny_folder), "--sequences", "2", "--length", str(held + 1)])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and f"{held + 1:,} tokens do not fit" in err and "Traceback" not in err, err
+    assert "calibrat" not in err.lower(), err  # refused before calibrating, not after it
+    for length in (held, held - 1):  # 1 and 2 distinct starts for 4 windows: the same tokens counted again
+        with pytest.raises(ValueError, match="leave room for only [12] distinct ones"):
+            text_calibration_sequences(tok, 259, num=4, length=length, held_out=True)
     with caplog.at_level("WARNING", logger="lava_matmulfree"):
         seqs = text_calibration_sequences(tok, 259, num=3, length=held // 2, held_out=True)
     assert len({tuple(s) for s in seqs}) == 3 and "overlap" in caplog.text

@@ -49,6 +49,10 @@ def cmd_eval(args) -> int:
     check_tokens(cfg, num * length, f"--sequences {num} x --length {length}")
     if ckpt is not None:
         _check_vocab(_tokenizer(ckpt), cfg)  # before calibrating on text through it
+        # the held-out windows it measures on, before calibrating: a --length they cannot hold is refused at once
+        from lava_matmulfree.model.calibration import text_calibration_sequences
+
+        text_calibration_sequences(_tokenizer(ckpt), cfg.vocab_size, num, length, held_out=True)
         compiled = ckpt / COMPILED_FILE
         if ckpt.is_dir() and compiled.is_file():  # what generate runs is not what eval measures: say so (a broken
             # file there is not eval's business: it never reads it)

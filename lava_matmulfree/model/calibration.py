@@ -183,10 +183,14 @@ def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length
     if length > len(stream):  # it was cut to the stream, and every window was then the same one
         raise ValueError(f"sequences of {length:,} tokens do not fit in the {len(stream):,} tokens of the corpus's "
                          f"{part} text (a shorter {option})")
-    if num * length > len(stream):
-        log.warning("%d sequences of %d tokens overlap in the %s tokens of the corpus's %s text: some tokens count "
-                    "more than once", num, length, f"{len(stream):,}", part)
     starts = np.linspace(0, len(stream) - length, num).round().astype(np.int64)
+    if len(set(starts.tolist())) < num:  # windows that are the same tokens would count them twice, as if distinct
+        raise ValueError(f"{num} sequences of {length:,} tokens leave room for only {len(set(starts.tolist()))} "
+                         f"distinct ones in the {len(stream):,} tokens of the corpus's {part} text (fewer sequences "
+                         f"or a shorter {option})")
+    if num * length > len(stream):
+        log.warning("%d sequences of %s tokens overlap in the %s tokens of the corpus's %s text: some tokens count "
+                    "more than once", num, f"{length:,}", f"{len(stream):,}", part)
     return [stream[s:s + length].tolist() for s in starts]
 
 

@@ -146,8 +146,9 @@ def parse(argv, parser_class=argparse.ArgumentParser):
 
 
 def warn_warmup_past_the_end(warmup_steps: int, steps: int) -> None:
-    """A warm-up as long as the run (``--steps 50`` under the default 100) leaves the learning rate rising at the
-    last step, never at its peak nor decayed: allowed, but named, as a short trial run did it without a word."""
+    """A warm-up as long as the run (``--steps 50`` under the default 100) leaves the learning rate rising until
+    the last step, never decayed (at its peak only at that step, where the two are equal): allowed, but named, as a
+    short trial run did it without a word."""
     if warmup_steps >= steps > 0:
         log.warning("%s %d is not below %s %d: the learning rate rises to lr x %.2f at the last step and never "
                     "decays (set %s below %s, e.g. %d)", option("warmup_steps"), warmup_steps, option("steps"), steps,
