@@ -106,6 +106,13 @@ def within(value: float, resolution: float, digits: int = 1) -> str:
     return f"{value:.{digits}f}" if abs(value) >= resolution else f"~0 (+-{resolution:.{digits}f})"
 
 
+def lava_own_cpu(chunk: dict) -> tuple[float, float]:
+    """(Lava's own CPU ms per step, its resolution) of a chunk of ``bench_lava_overhead.InstrumentedRun``: the
+    workers' CPU less their models' run_spk."""
+    return ((chunk["children_cpu_s"] - chunk["compute_cpu_s"]) / chunk["steps"] * MS,
+            chunk["children_cpu_resolution_s"] / chunk["steps"] * MS)
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of a process, seconds (0 if it is gone)."""
     try:

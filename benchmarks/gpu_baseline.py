@@ -537,7 +537,7 @@ def _fla_scan_takes_btd(torch, chunk, fused) -> bool:
     if not, the PyTorch scan is used and the JSON says so."""
     try:
         x = torch.zeros(1, 64, 16, device="cuda", dtype=torch.float16)  # fla runs on the GPU only
-        h0 = torch.zeros(1, 16, device=Rig.device, dtype=torch.float32)
+        h0 = torch.zeros(1, 16, device="cuda", dtype=torch.float32)
         o1, _ = chunk(x, x, initial_state=h0, output_final_state=True)
         o2, _ = fused(x[:, :1], x[:, :1], initial_state=h0, output_final_state=True)
         return tuple(o1.shape) == (1, 64, 16) and tuple(o2.shape) == (1, 1, 16)

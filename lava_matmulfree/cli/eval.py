@@ -47,19 +47,21 @@ def cmd_eval(args) -> int:
     num, length = args.sequences or DEFAULT_EVAL_SEQUENCES, args.length or DEFAULT_EVAL_LENGTH
     cfg = _model_cfg(args, ckpt)
     check_tokens(cfg, num * length, f"--sequences {num} x --length {length}")
+    held_out = None
     if ckpt is not None:
-        _check_vocab(_tokenizer(ckpt), cfg)  # before calibrating on text through it
-        # the held-out windows it measures on, before calibrating: a --length they cannot hold is refused at once
+        tok = _tokenizer(ckpt)
+        _check_vocab(tok, cfg)  # before calibrating on text through it
+        # the held-out windows it measures on, taken before calibrating: a --length they cannot hold is refused at once
         from lava_matmulfree.model.calibration import text_calibration_sequences
 
-        text_calibration_sequences(_tokenizer(ckpt), cfg.vocab_size, num, length, held_out=True)
+        held_out = text_calibration_sequences(tok, cfg.vocab_size, num, length, held_out=True)
         compiled = ckpt / COMPILED_FILE
         if ckpt.is_dir() and compiled.is_file():  # what generate runs is not what eval measures: say so (a broken
             # file there is not eval's business: it never reads it)
             print(f"note: eval calibrates and compiles {ckpt}'s weights itself; {compiled}, the network generate "
                   "runs, is not the one measured here", file=sys.stderr)
     report, _ = evaluate(args.config, args.seed, ckpt, overrides=overrides, num_sequences=num, length=length,
-                         text=text, progress=True, calibration=args.calibrate)
+                         text=text, progress=True, calibration=args.calibrate, sequences=held_out)
     print(report.table())
     if args.json is not None:
         write_text(args.json, report.to_json())

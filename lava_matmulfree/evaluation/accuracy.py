@@ -433,11 +433,13 @@ def sample_sequences(vocab_size: int, num: int = DEFAULT_EVAL_SEQUENCES, length:
 def evaluate(config: str | Path | None = None, seed: int = 0, checkpoint: str | Path | None = None,
              overrides: Mapping | None = None, num_sequences: int = DEFAULT_EVAL_SEQUENCES,
              length: int = DEFAULT_EVAL_LENGTH, text: str | None = None, dtype=np.float64,
-             progress: bool = False, calibration: str | None = None) -> tuple[AccuracyReport, EvalSetup]:
+             progress: bool = False, calibration: str | None = None,
+             sequences: list[list[int]] | None = None) -> tuple[AccuracyReport, EvalSetup]:
     """Build (see :func:`build_evaluation`) and report on sample sequences (a checkpoint: windows of the shipped
     corpus's held-out blocks through its tokenizer; random weights: random token ids; it reported a trained model on
     random ids, 93.75% top-1 where its text gives 99.04%), plus the perplexity of ``text`` (tokenised by the
-    checkpoint's tokenizer, the byte tokenizer for random weights)."""
+    checkpoint's tokenizer, the byte tokenizer for random weights). ``sequences``: a checkpoint's held-out windows
+    taken already (``eval`` takes them before calibrating, so that a length they cannot hold is refused first)."""
     from lava_matmulfree.io.tokenizer import load_tokenizer
 
     setup = build_evaluation(config, seed, checkpoint, overrides=overrides, dtype=dtype, progress=progress,
@@ -452,8 +454,8 @@ def evaluate(config: str | Path | None = None, seed: int = 0, checkpoint: str | 
     if setup.checkpoint is not None:  # a checkpoint is measured on text it saw in neither training nor calibration
         from lava_matmulfree.io.corpus import CORPUS_NAME
 
-        seqs = text_calibration_sequences(load_tokenizer(setup.checkpoint), setup.cfg.vocab_size, num_sequences,
-                                          length, held_out=True)
+        seqs = sequences or text_calibration_sequences(load_tokenizer(setup.checkpoint), setup.cfg.vocab_size,
+                                                       num_sequences, length, held_out=True)
         sampled = f"held-out text ({CORPUS_NAME}, validation blocks)"
     else:  # random weights know no text
         seqs = sample_sequences(setup.cfg.vocab_size, num_sequences, length)

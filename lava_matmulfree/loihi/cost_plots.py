@@ -251,8 +251,9 @@ def plot_sensitivity(s: dict[str, Any], path: str | Path) -> Path:
                         else "-" if run["error"].startswith("unchanged") else "fail")
                 ax.text(k, i, text, ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(labels)))
-        ax.set_xticklabels([f"{k.split(':')[0]}: {HEADINGS[k]}" + (f" ({s['status'][k]})" if s["status"][k] != PREDICTED else "")
-                            for k in labels], rotation=35, ha="right", fontsize=7)
+        marks = {k: f" ({s['status'][k]})" if s["status"][k] != PREDICTED else "" for k in labels}
+        ax.set_xticklabels([f"{k.split(':')[0]}: {HEADINGS[k]}{marks[k]}" for k in labels], rotation=35, ha="right",
+                           fontsize=7)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels([r["constant"] for r in rows] if j == 0 else [], fontsize=7)
         ax.set_title(f"constant x{factor:g}", fontsize=9)

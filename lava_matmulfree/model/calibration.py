@@ -184,8 +184,9 @@ def text_calibration_sequences(tokenizer, vocab_size: int, num: int = 16, length
         raise ValueError(f"sequences of {length:,} tokens do not fit in the {len(stream):,} tokens of the corpus's "
                          f"{part} text (a shorter {option})")
     starts = np.linspace(0, len(stream) - length, num).round().astype(np.int64)
-    if len(set(starts.tolist())) < num:  # windows that are the same tokens would count them twice, as if distinct
-        raise ValueError(f"{num} sequences of {length:,} tokens leave room for only {len(set(starts.tolist()))} "
+    distinct = len(set(starts.tolist()))
+    if distinct < num:  # windows that are the same tokens would count them twice, as if distinct
+        raise ValueError(f"{num} sequences of {length:,} tokens leave room for only {distinct} "
                          f"distinct ones in the {len(stream):,} tokens of the corpus's {part} text (fewer sequences "
                          f"or a shorter {option})")
     if num * length > len(stream):
