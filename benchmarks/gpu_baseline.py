@@ -27,6 +27,7 @@ Before any cell is timed, each model's code is checked in fp32 against a referen
 cuda-graph step function, uncaptured and fed CHECK_TOKENS tokens one at a time, against Hugging Face's own forward
 of the same model (logits per position), and the MatMul-free model's prompt pass against its own decode steps.
 
+``--checks-only`` runs the checks alone (``--device cpu --checks-only``: at full size on a CPU, about 1.5 min).
 ``--device cpu --tiny`` runs every code path but NVML and the graph capture (the step function runs uncaptured) on
 the CPU, in fp32, with 2-layer models and a small grid: a smoke run for a machine without a GPU, before one is lent
 (no energy figures; its tokens/s say nothing of a GPU).
@@ -706,6 +707,7 @@ def main(argv=None) -> int:
                     help="cpu: a smoke run of every code path but NVML and the graph capture, in fp32, no energy")
     ap.add_argument("--tiny", action="store_true",
                     help=f"2-layer models of width 64 and a small grid ({TINY_GRID}): the smoke run's size")
+    ap.add_argument("--checks-only", action="store_true", help="run the checks and time no cell")
     args = ap.parse_args(argv)
     grid = TINY_GRID if args.tiny else {"prefill": list(PREFILL_TOKENS), "contexts": list(DECODE_CONTEXTS),
                                         "batches": list(BATCHES), "min_seconds": 1.5, "warmup": 2}
@@ -734,7 +736,7 @@ def main(argv=None) -> int:
     for name in args.models:
         checks.append(run_check(torch, transformers, name))
         cells.save()
-    for name in args.models:
+    for name in [] if args.checks_only else args.models:
         if name == "matmulfree":
             matmulfree_cells(torch, meter, args, cells, args.runtimes)
             continue

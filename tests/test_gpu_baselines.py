@@ -482,3 +482,15 @@ def test_a_check_that_cannot_run_is_recorded_and_the_cells_go_on(bench, monkeypa
     c = bench.run_check(torch, None, "matmulfree")
     assert c == {"model": "matmulfree", "ok": False, "error": "AttributeError: 'Cache' object has no attribute 'crop'"}
     assert "check matmulfree    ERROR: AttributeError" in capsys.readouterr().out
+
+
+def test_checks_only_times_no_cell(tmp_path):
+    pytest.importorskip("torch", reason="the train extra (lava-dl, torch) is not installed")
+    out = tmp_path / "checks.json"
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_baseline.py"), "--device", "cpu", "--tiny",
+                        "--models", "matmulfree", "--checks-only", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["complete"] and data["cells"] == [] and [c["model"] for c in data["checks"]] == ["matmulfree"]
+    assert data["checks"][0]["ok"]
