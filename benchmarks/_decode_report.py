@@ -69,10 +69,10 @@ def bandwidth_figures(res_rows: dict, weight_bytes, bw: dict, kern: dict, method
     Fractions = bound ms / best ms of the figure (``_median``: / its median ms)."""
     from membw import GB
 
-    from lava_matmulfree.model.ternary import host_dot_mode
+    from lava_matmulfree.model.ternary_kernels import host_dot_mode, host_kernel_label
 
     bound = {"weight_bytes_per_token": weight_bytes, "reader": method, "buffer_bytes": nbytes,
-             "dot_mode": host_dot_mode(), "statistic": "bound: best read pass; fractions: best repeat"}
+             "dot_mode": host_dot_mode(), "kernel": host_kernel_label(), "statistic": "bound: best read pass; fractions: best repeat"}
     for th in (1, 2):
         st = robust(bw[th], higher_is_better=True)
         if loads:
@@ -230,7 +230,7 @@ def render_table(res: dict) -> str:
                          f"{bound[f'bound_ms_per_token_{th}t']:.2f} ms per token (from "
                          f"{bound[f'bound_source_{th}t']})")
         lines.append(f"  fractions of the bound = bound ms / best ms (median ms in brackets); kernel "
-                     f"({bound['dot_mode']}) on the {wb / 1e6:.0f} MB alone:")
+                     f"({bound.get('kernel', bound['dot_mode'])}) on the {wb / 1e6:.0f} MB alone:")
         for name, label in (("kernel-1t", "kernel, 1 thread"), ("kernel-2t", "kernel, 2 threads")):
             key = name.replace("-", "_")
             lines.append(f"  {label}: ms {_mb(bound[f'{name}_stats'], '.2f')} ({bound[f'{name}_gb_s_best']:.1f} "

@@ -273,7 +273,7 @@ def main(argv=None) -> int:
 
     res_rows = row_figures(rows, args.prompt, gmem, lava_all, loads)
     bound = bandwidth_figures(res_rows, weight_bytes, bw, kern, read_method, read_bytes, loads)
-    bound["read_passes_won"] = read_wins                # plain against prefetching reads (membw.Reader)
+    bound["read_passes_won"] = read_wins                # which read of membw.READS was the fastest, per pass
     targets, memory = targets_and_memory(res_rows, bound, gmem, lava_all)
 
     result = {

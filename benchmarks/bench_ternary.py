@@ -198,10 +198,10 @@ def main_cache(args) -> int:
     model = load_config(args.model).model
     rng = np.random.default_rng(0)
     llc = membw.llc_bytes()
-    from lava_matmulfree.model.ternary_kernels import HOST, INT_KERNELS, host_dot_mode
+    from lava_matmulfree.model.ternary_kernels import HOST, INT_KERNELS, host_kernel_label
 
     kernel = INT_KERNELS[(HOST, False)]  # the whole-model kernel's group dots (golden_fast), called per matrix
-    report = {"model": model.name, "kernel": f"host ({host_dot_mode()})", "llc_bytes": llc,
+    report = {"model": model.name, "kernel": f"host ({host_kernel_label()})", "llc_bytes": llc,
               "load_avg": [list(os.getloadavg())], "rows": []}
     print(f"== {model.name}: decode kernel {report['kernel']}, GB/s of packed codes, best of {args.repeats} ==")
     print(f"{'shape':<10}{'out x in':>13}{'MiB':>7}{'in cache':>10}{'from memory':>13}{'matrices':>10}")

@@ -5,9 +5,12 @@ be shorter than bytes / read bandwidth, and that bandwidth must come from a read
 reader of those bytes, or the "bound" is not one. ``Reader`` compiles ``membw_read.c`` (beside this file) at
 run time with the system's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``; ``-O3 -march=native``) into a
 temporary folder: AVX2 loads, 8 independent accumulators, 1 or N threads each reading a contiguous share,
-every pass timed from one barrier to the next, each pass the better of a plain read and one prefetching in software
-as the ternary kernels do (on an Intel Xeon whose L3 held the weights the kernel with that prefetch read faster than
-the plain reader; docs/cpu_tuning.md). Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
+every pass timed from one barrier to the next, each pass the best of three reads (``READS``): plain, prefetching in
+software at the ternary kernels' distances (on an Intel Xeon whose L3 held the weights the kernel with that prefetch
+read faster than the plain reader), and prefetching 4 KiB ahead into L2 only (on an AMD EPYC with AVX-512, Zen 4,
+15 % faster than plain, where the kernel's pair was 20 % slower; docs/cpu_tuning.md). All three on every host: the
+kernel's own prefetch differs by host (``ternary_kernels.prefetch_distances``), and the bound must be the best
+reader's whatever the kernel does. Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
 numpy's vectorised sum over each thread's share of a uint64 view, on Python threads (numpy releases the GIL
 there); ``Reader.method`` says which ran. (The plain numba summing loop used before is not vectorised: 4-5 GB/s
 where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``): for a token's bound exactly the
@@ -35,7 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lava_matmulfree.model.ternary_kernels import PREFETCH_BYTES, PREFETCH_L2_BYTES  # noqa: E402
 
 GB = 1e9
-PREFETCH = (PREFETCH_BYTES, PREFETCH_L2_BYTES)  # the ternary kernels' distances (bytes ahead into L1, L2)
+PREFETCH = (PREFETCH_BYTES, PREFETCH_L2_BYTES)  # the ternary kernels' distances (bytes ahead into L1, L2), any host
+L2_PAGE_AHEAD = (0, 4096)                       # into L2 only, a page ahead
+READS = {"plain": (0, 0), "prefetch": PREFETCH, "prefetch-l2-4k": L2_PAGE_AHEAD}   # name -> (L1, L2) bytes ahead
 MIN_BUFFER_BYTES = 256 << 20
 SOURCE = Path(__file__).resolve().parent / "membw_read.c"
 CFLAGS = ["-O3", "-march=native", "-pthread", "-shared", "-fPIC"]
@@ -136,10 +141,11 @@ class Reader:
         self._raw, self.buf = raw, raw[off:off + nbytes // 8]
         self.nbytes = self.buf.nbytes
         self.lib, how = _compile()
-        self.wins = {"plain": 0, "prefetch": 0}     # of the measured passes (``passes``), not ``warm``'s
+        self.wins = dict.fromkeys(READS, 0)         # of the measured passes (``passes``), not ``warm``'s
         if self.lib is not None:
             self.method = (f"C ({how}, {self.lib.membw_isa().decode()}, 8 accumulators, pthreads; each pass the "
-                           f"better of plain and prefetched {PREFETCH[0]} B / {PREFETCH[1]} B ahead into L1 / L2)")
+                           f"best of plain, prefetched {PREFETCH[0]} B / {PREFETCH[1]} B ahead into L1 / L2 and "
+                           f"{L2_PAGE_AHEAD[1]} B ahead into L2 only)")
         else:
             try:
                 _numpy_passes(self.buf[:1 << 16], 2, 1)
@@ -156,15 +162,18 @@ class Reader:
 
     def passes(self, threads: int, n: int = 1, count: bool = True) -> list[float]:
         """GB/s of each of ``n`` passes over the buffer on ``threads`` threads: with the C reader, pass k is the
-        better of a plain read and one with the ternary kernels' software prefetch (``PREFETCH``), whichever reads
-        faster on this host (``wins`` counts them)."""
+        best of pass k of each read in ``READS``, whichever reads fastest on this host (``wins`` counts them; a tie
+        goes to the first)."""
         if self.lib is None:
             return [self.nbytes / sec / GB for sec in _numpy_passes(self.buf, threads, n)]
-        plain, pref = self._c_passes(threads, n, (0, 0)), self._c_passes(threads, n, PREFETCH)
-        if count:
-            self.wins["prefetch"] += sum(b > a for a, b in zip(plain, pref))
-            self.wins["plain"] += sum(b <= a for a, b in zip(plain, pref))
-        return [max(a, b) for a, b in zip(plain, pref)]
+        runs = {name: self._c_passes(threads, n, pf) for name, pf in READS.items()}
+        best = []
+        for k in range(n):
+            name = max(runs, key=lambda m: runs[m][k])
+            if count:
+                self.wins[name] += 1
+            best.append(runs[name][k])
+        return best
 
     def _c_passes(self, threads: int, n: int, prefetch: tuple[int, int]) -> list[float]:
         secs = (ctypes.c_double * n)()

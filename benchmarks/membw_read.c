@@ -10,7 +10,8 @@
  * iteration: the loop is bound by the memory system, not by an add chain. pf_l1 / pf_l2 (bytes, 0: none): software
  * prefetch of every line that far ahead into L1 / L2. (On the project's AMD EPYC, Zen 4: AVX-512 loads read ~10 %
  * slower on one thread, prefetch 512 B to 4 KiB ahead into L1 5-25 % slower; on an Intel Xeon whose L3 holds the
- * buffer the prefetch pair the ternary kernels use is faster; membw.py takes the better of both, pass by pass.)
+ * buffer the prefetch pair the ternary kernels use is faster; on the Zen 4 host again, 4 KiB ahead into L2 only
+ * reads 15 % faster than plain; membw.py takes the best of its reads, pass by pass.)
  * Returns 0, -1 for bad arguments, or pthread_create's error number.
  * membw_isa(): the loads this build uses.
  */

@@ -267,8 +267,8 @@ def test_bench_decode_runs_without_torch(tmp_path, monkeypatch, capsys):
 
 
 def test_read_bound_readers_and_noisy_figures(monkeypatch):
-    """membw's C reader (compiled at run time; plain and prefetching) and its numpy fallback read every byte (a
-    checksum) on 1 and 2 threads; a figure whose repeats spread more than 2x is noisy."""
+    """membw's C reader (compiled at run time; plain and two prefetching reads) and its numpy fallback read every
+    byte (a checksum) on 1 and 2 threads; a figure whose repeats spread more than 2x is noisy."""
     mb = load_bench("membw")
     assert mb.buffer_bytes() >= max(4 * mb.llc_bytes(), mb.MIN_BUFFER_BYTES)
     assert mb.buffer_bytes(1) == mb.ALIGN                 # the weights' own bytes, whatever the cache holds
@@ -279,8 +279,8 @@ def test_read_bound_readers_and_noisy_figures(monkeypatch):
         monkeypatch.setenv("MEMBW_NO_C", no_c)
         r = mb.Reader(4 << 20)
         assert all(v > 0 for th in (1, 2) for v in r.passes(th, 2))
-        if r.lib is not None:   # each pass: a plain and a prefetching read, both checksummed
-            assert sum(r.wins.values()) == 4
+        if r.lib is not None:   # each pass: every read of READS, each checksummed, the best one counted
+            assert set(r.wins) == set(mb.READS) and sum(r.wins.values()) == 4
             r.warm(2, 3)        # untimed passes are not counted
             assert sum(r.wins.values()) == 4
         methods.append(r.method)
@@ -289,6 +289,20 @@ def test_read_bound_readers_and_noisy_figures(monkeypatch):
     assert not h.robust([1.0, 1.5, 1.9])["noisy"] and h.robust([1.0, 2.5])["noisy"]
     st = h.robust([3.0, 1.0, 2.0], higher_is_better=True)
     assert st["best"] == 3.0 and st["median"] == 2.0 and st["spread"] == 3.0
+
+
+def test_read_pass_is_the_fastest_read(monkeypatch):
+    """Each pass of the bound is the fastest of that pass's reads (plain, the kernels' prefetch, L2 a page ahead),
+    whichever wins, and ``wins`` names the read that gave it."""
+    mb = load_bench("membw")
+    r = mb.Reader(1 << 20)
+    r.lib = r.lib or object()        # the choice among the reads, whether or not this host compiled the reader
+    rates = {mb.READS["plain"]: [5.0, 1.0, 2.0], mb.READS["prefetch"]: [1.0, 7.0, 2.0],
+             mb.READS["prefetch-l2-4k"]: [2.0, 3.0, 9.0]}
+    monkeypatch.setattr(r, "_c_passes", lambda threads, n, pf: rates[pf][:n])
+    r.wins = dict.fromkeys(mb.READS, 0)
+    assert r.passes(1, 3) == [5.0, 7.0, 9.0]
+    assert r.wins == {"plain": 1, "prefetch": 1, "prefetch-l2-4k": 1}
 
 
 @pytest.mark.lava

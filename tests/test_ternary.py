@@ -483,11 +483,11 @@ def test_parallel_kernels_leave_multiprocessing_unset():
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 prefetch instructions")
 def test_simd_kernels_prefetch_their_codes():
     """The SIMD rows prefetch each block's codes PREFETCH_BYTES ahead into L1 (prefetcht0) and PREFETCH_L2_BYTES
-    ahead into L2 (prefetcht1; ternary_kernels.py); the generic scalar reference does neither, which shows the
-    check can tell them apart. Compiled here without numba's disk cache (a kernel loaded from the cache has no
-    assembly to inspect)."""
+    ahead into L2 (prefetcht1; ternary_kernels.py), the host kernel at the distances prefetch_distances gives this
+    host; the generic scalar reference does neither, which shows the check can tell them apart. Compiled here
+    without numba's disk cache (a kernel loaded from the cache has no assembly to inspect)."""
     from numba import njit
-    from lava_matmulfree.model.ternary_kernels import generic_rows, simd_rows
+    from lava_matmulfree.model.ternary_kernels import generic_rows, host_dot_mode, prefetch_distances, simd_rows
 
     @njit(cache=False)
     def portable(codes, xpad, xsum, out):
@@ -513,6 +513,34 @@ def test_simd_kernels_prefetch_their_codes():
         np.testing.assert_array_equal(out, reference(W, X))
     asm = {k.__name__: "".join(k.inspect_asm().values()) for k in (portable, host, generic)}
     assert PREFETCH_BYTES > 0 and PREFETCH_L2_BYTES > 0
-    for insn in ("prefetcht0", "prefetcht1"):
-        assert insn in asm["portable"] and insn in asm["host"]
+    assert prefetch_distances("portable") == (PREFETCH_BYTES, PREFETCH_L2_BYTES)
+    for insn, distance in zip(("prefetcht0", "prefetcht1"), prefetch_distances(host_dot_mode())):
+        assert insn in asm["portable"]
+        assert (insn in asm["host"]) == (distance > 0)
         assert insn not in asm["generic"]
+
+
+def test_prefetch_distances_by_host(monkeypatch):
+    """No software prefetch for the vnni dot on an AMD host (Zen 4 on: docs/cpu_tuning.md), the pair everywhere
+    else: the avx2 dot on AMD (Zen 3 needs the L2 prefetch), every dot on Intel, and where the vendor is unknown."""
+    from lava_matmulfree.model import ternary_kernels as tk
+
+    both = (PREFETCH_BYTES, PREFETCH_L2_BYTES)
+    for vendor, expect in ((tk.AMD_VENDOR, {"vnni": tk.NO_PREFETCH, "avx2": both, "portable": both}),
+                           ("GenuineIntel", {"vnni": both, "avx2": both, "portable": both}),
+                           ("", {"vnni": both, "avx2": both, "portable": both})):
+        monkeypatch.setattr(tk, "host_vendor", lambda v=vendor: v)
+        assert {m: tk.prefetch_distances(m) for m in tk.DOT_MODES} == expect, vendor
+
+
+def test_host_vendor_reads_cpuinfo():
+    """The vendor string is cpuid's, read from /proc/cpuinfo where there is one (every Linux on x86)."""
+    from pathlib import Path
+    from lava_matmulfree.model.ternary_kernels import host_vendor
+
+    info = Path("/proc/cpuinfo")
+    if not info.is_file() or "vendor_id" not in info.read_text(errors="replace"):
+        assert host_vendor() == ""
+        return
+    line = next(l for l in info.read_text(errors="replace").splitlines() if l.startswith("vendor_id"))
+    assert host_vendor() == line.split(":", 1)[1].strip() != ""

@@ -18,16 +18,14 @@ reductions across lanes), and the kernels differ only in the group dot product:
                 across a group's rows.
 
 Every SIMD kernel prefetches its codes in software, one prefetch per cache line of a block at two distances:
-PREFETCH_BYTES ahead into L1 and PREFETCH_L2_BYTES ahead into L2 (docs/cpu_tuning.md, "Software prefetch"). One
-group is one sequential stream of bytes, and the stacked matrices of a token one long stream, yet on an Intel Xeon
-host the hardware prefetchers alone kept a core at 7.6 GB/s from memory and 11.3 GB/s from its L3, against 11.1 and
-24.5 for the plain reader. 512 B ahead into L1 brought memory to 10.5-11.5; adding 8-64 KiB ahead into L2 brought the
-L3 to 23-25 GB/s on one thread and 46-49 on two (a token's synapses; the kernel-1t / kernel-2t rows of
-``benchmarks/bench_decode.py``).
-On an AMD EPYC host the hardware alone came within 15 % of the reader and one L1 distance from 256 B to 16 KiB
-gave no gain. On an EPYC without AVX-512 (Zen 3) the avx2 dot itself runs at the rate memory delivers (22 GB/s on
-one core, its vpmaddubsw and shifts the limit), so there the prefetch distances change little (docs/cpu_tuning.md,
-"An AVX2 host").
+PREFETCH_BYTES ahead into L1 and PREFETCH_L2_BYTES ahead into L2 (docs/cpu_tuning.md, "Software prefetch"), except
+where :func:`prefetch_distances` says none. One group is one sequential stream of bytes, and the stacked matrices of
+a token one long stream, yet on an Intel Xeon host the hardware prefetchers alone kept a core at 7.6 GB/s from
+memory and 11.3 GB/s from its L3, against 11.1 and 24.5 for the plain reader. 512 B ahead into L1 brought memory to
+10.5-11.5; adding 8-64 KiB ahead into L2 brought the L3 to 23-25 GB/s on one thread and 46-49 on two (a token's
+synapses; the kernel-1t / kernel-2t rows of ``benchmarks/bench_decode.py``). On an AMD EPYC without AVX-512 (Zen 3)
+the L2 prefetch is worth up to a fifth ("Which of the two prefetches the AVX2 host needs"); on an AMD EPYC with
+AVX-512 (Zen 4) the kernel streams faster with no software prefetch at all ("Prefetch on an AMD host with AVX-512").
 
 The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode
 and batch are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
@@ -63,6 +61,7 @@ ROW_TILE = 2 * GROUP_ROWS                       # rows per tile in the kernels (
 TOKEN_BLOCK = 4                                 # tokens sharing one decode of the codes (batched kernels)
 PREFETCH_BYTES = 1024                           # software prefetch distance into L1 in a group's stream (0: none)
 PREFETCH_L2_BYTES = 16384                       # and a farther one into L2 (0: none); both measured, below
+NO_PREFETCH = (0, 0)                            # where the hardware prefetchers alone stream faster: prefetch_distances
 CACHE_LINE_BYTES = 64
 PREFETCH_READ_L1_DATA = (0, 3, 1)               # llvm.prefetch's rw (read), locality (3: prefetcht0, L1), data
 PREFETCH_READ_L2_DATA = (0, 2, 1)               # locality 2: prefetcht1, into L2 only
@@ -94,6 +93,43 @@ def avx2_usable() -> bool:
 def host_dot_mode() -> str:
     """The row-dot code the host kernel (mode ``"host"``) compiles to on this CPU."""
     return "vnni" if vnni_usable() else "avx2" if avx2_usable() else "portable"
+
+
+AMD_VENDOR = "AuthenticAMD"                     # cpuid's vendor string, as /proc/cpuinfo gives it
+
+
+@functools.lru_cache(maxsize=None)
+def host_vendor() -> str:
+    """The host CPU's vendor string (``vendor_id`` of /proc/cpuinfo; "" where the system does not say)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "vendor_id":
+                    return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
+def prefetch_distances(mode: str) -> tuple[int, int]:
+    """(bytes ahead into L1, bytes ahead into L2) at which the group dot of ``mode`` (DOT_MODES, resolved)
+    prefetches its codes; 0: no prefetch at that level. On AMD's cores with AVX-512 (the vnni dot on an AMD host:
+    Zen 4 and later) none: there the hardware prefetchers alone stream the codes 10-12 % faster than with either
+    prefetch (docs/cpu_tuning.md, "Prefetch on an AMD host with AVX-512"); on Zen 3 (avx2) and on Intel's cores the
+    prefetch pair is what brought the kernel up to the reader, so it stays."""
+    if mode == "vnni" and host_vendor() == AMD_VENDOR:
+        return NO_PREFETCH
+    return PREFETCH_BYTES, PREFETCH_L2_BYTES
+
+
+def host_kernel_label() -> str:
+    """What the host kernel runs here, for reports: its dot and its prefetch (e.g. "vnni, no software prefetch")."""
+    mode = host_dot_mode()
+    l1, l2 = prefetch_distances(mode)
+    if (l1, l2) == NO_PREFETCH:
+        return f"{mode}, no software prefetch"
+    return f"{mode}, prefetch {l1} B ahead into L1 and {l2} B into L2"
 
 
 _THREADS_STARTED = False
@@ -243,8 +279,7 @@ def _dot_codegen(mode: str, n_tok: int):
                 blk = builder.add(b0, bloop.index)
                 boff = builder.mul(blk, const(BLOCK_BYTES))
                 xoff = builder.mul(blk, const(BLOCK_COLS))
-                for distance, how in ((PREFETCH_BYTES, PREFETCH_READ_L1_DATA),
-                                      (PREFETCH_L2_BYTES, PREFETCH_READ_L2_DATA)):
+                for distance, how in zip(prefetch_distances(mode), (PREFETCH_READ_L1_DATA, PREFETCH_READ_L2_DATA)):
                     for line in range(0, BLOCK_BYTES if distance else 0, CACHE_LINE_BYTES):
                         ahead = _byte_ptr(builder, group, builder.add(boff, const(distance + line)), i8)
                         builder.call(prefetch, [ahead, *(ir.Constant(i32, a) for a in how)])
