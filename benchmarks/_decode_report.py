@@ -72,7 +72,8 @@ def bandwidth_figures(res_rows: dict, weight_bytes, bw: dict, kern: dict, method
     from lava_matmulfree.model.ternary_kernels import host_dot_mode, host_kernel_label
 
     bound = {"weight_bytes_per_token": weight_bytes, "reader": method, "buffer_bytes": nbytes,
-             "dot_mode": host_dot_mode(), "kernel": host_kernel_label(), "statistic": "bound: best read pass; fractions: best repeat"}
+             "dot_mode": host_dot_mode(), "kernel": host_kernel_label(),
+             "statistic": "bound: best read pass; fractions: best repeat"}
     for th in (1, 2):
         st = robust(bw[th], higher_is_better=True)
         if loads:

@@ -115,7 +115,7 @@ def host_vendor() -> str:
 def prefetch_distances(mode: str) -> tuple[int, int]:
     """(bytes ahead into L1, bytes ahead into L2) at which the group dot of ``mode`` (DOT_MODES, resolved)
     prefetches its codes; 0: no prefetch at that level. On AMD's cores with AVX-512 (the vnni dot on an AMD host:
-    Zen 4 and later) none: there the hardware prefetchers alone stream the codes 10-12 % faster than with either
+    Zen 4 and later) none: there the hardware prefetchers alone stream the codes 11-13 % faster than with either
     prefetch (docs/cpu_tuning.md, "Prefetch on an AMD host with AVX-512"); on Zen 3 (avx2) and on Intel's cores the
     prefetch pair is what brought the kernel up to the reader, so it stays."""
     if mode == "vnni" and host_vendor() == AMD_VENDOR:
