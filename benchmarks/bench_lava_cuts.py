@@ -113,11 +113,12 @@ def summarise(reps: list, tokens: int) -> dict:
 
 def table(rows: dict) -> str:
     head = ("| variant | tokens/s | ms per token | ms per step | steps per token | leaf processes | Lava workers' "
-            "CPU ms per step (Lava's own) |\n| --- | --- | --- | --- | --- | --- | --- |")
+            "CPU ms per step, +- what /proc resolves (Lava's own) |\n| --- | --- | --- | --- | --- | --- | --- |")
     lines = [head]
     for name, s in rows.items():
         lines.append(f"| {name} | {s['tokens_per_s']:.1f} | {s['ms_per_token']:.1f} | {s['ms_per_step']:.1f} | "
                      f"{s['steps_per_token']} | {s['leaf_processes']} | {s['cpu_ms_per_step']:.1f} "
+                     f"+-{s['lava_cpu_resolution_ms_per_step']:.1f} "
                      f"({within(s['lava_cpu_ms_per_step'], s['lava_cpu_resolution_ms_per_step'])}) |")
     return "\n".join(lines)
 

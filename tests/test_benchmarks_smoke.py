@@ -409,8 +409,9 @@ def test_cost_estimate_scaling_table(tmp_path, capsys):
 
 @pytest.mark.lava
 @pytest.mark.timeout(600)
-def test_bench_lava_cuts_on_tiny(tmp_path):
-    """bench_lava_cuts with and without graph/channels.py's direct ports: the same tokens, both timed."""
+def test_bench_lava_cuts_on_tiny(tmp_path, capsys):
+    """bench_lava_cuts with and without graph/channels.py's direct ports: the same tokens, both timed; the workers'
+    CPU of each row carries what /proc resolves of it."""
     bc = load_bench("bench_lava_cuts")
     out = tmp_path / "cuts.json"
     assert bc.main(["--config", "tiny", "--prompt", "6", "--tokens", "3", "--repeats", "1", "--variants", "sim-fused",
@@ -418,6 +419,10 @@ def test_bench_lava_cuts_on_tiny(tmp_path):
     res = json.loads(out.read_text())
     assert set(res["sim_fused_over_sim_stack"]) == {"fused head", "Lava's channels"}
     assert all(r["tokens_per_s"] > 0 for r in res["rows"].values())
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| sim-")]
+    assert len(rows) == 4
+    for line, r in zip(rows, res["rows"].values()):
+        assert f"+-{r['lava_cpu_resolution_ms_per_step']:.1f} (" in line.split("|")[7]
 
 
 def test_ab_whole_model_refuses_what_is_not_a_kernel(tmp_path, capsys):
