@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import HERE, MIB, MS, child_pids, lava_own_cpu, loadavg, med, proc_pss_bytes, rss_bytes
+from _harness import HERE, MIB, MS, child_pids, lava_own_cpu_med, loadavg, med, proc_pss_bytes, rss_bytes
 from _harness import run_worker as _run_worker
 from _decode_rows import resident_bytes
 
@@ -168,9 +168,8 @@ def summarise_lava(data: dict, backend: str) -> dict:
         summary[f"{name}_ms_per_step"] = med([r["chunks"][k]["wall_s"] / r["chunks"][k]["steps"] * MS for r in reps])
         summary[f"{name}_children_cpu_ms_per_step"] = med(
             [r["chunks"][k]["children_cpu_s"] / r["chunks"][k]["steps"] * MS for r in reps])
-        own = [lava_own_cpu(r["chunks"][k]) for r in reps]
-        summary[f"{name}_lava_cpu_ms_per_step"] = med([ms for ms, _ in own])
-        summary[f"{name}_lava_cpu_resolution_ms_per_step"] = med([res for _, res in own])
+        (summary[f"{name}_lava_cpu_ms_per_step"],
+         summary[f"{name}_lava_cpu_resolution_ms_per_step"]) = lava_own_cpu_med([r["chunks"][k] for r in reps])
         summary[f"{name}_compute_cpu_ms_per_step"] = med(
             [r["chunks"][k]["compute_cpu_s"] / r["chunks"][k]["steps"] * MS for r in reps])
         models = sorted({m for r in reps for m in r["chunks"][k]["compute"]})

@@ -113,6 +113,12 @@ def lava_own_cpu(chunk: dict) -> tuple[float, float]:
             chunk["children_cpu_resolution_s"] / chunk["steps"] * MS)
 
 
+def lava_own_cpu_med(chunks) -> tuple[float, float]:
+    """:func:`lava_own_cpu` of the same chunk of each repeat: the median of each of its two figures."""
+    own = [lava_own_cpu(c) for c in chunks]
+    return med([ms for ms, _ in own]), med([res for _, res in own])
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of a process, seconds (0 if it is gone)."""
     try:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import MS, OUT_DIR, lava_own_cpu, loadavg, med, within
+from _harness import MS, OUT_DIR, lava_own_cpu_med, loadavg, med, within
 from _decode_workers import lava_chunks, run_lava
 
 #: name -> (backend, head models: graph.builder.HEAD_TIMING key, direct channel ports in the workers)
@@ -98,15 +98,14 @@ def run_variant(net, backend: str, head: str, prompt: list, tokens: int, direct:
 
 def summarise(reps: list, tokens: int) -> dict:
     dec = [r["chunks"][3] for r in reps]
-    own = [lava_own_cpu(c) for c in dec]
+    own_ms, own_resolution = lava_own_cpu_med(dec)
     n = tokens - 1
     ms_tok = med([c["wall_s"] / n * MS for c in dec])
     return {"tokens_per_s": MS / ms_tok, "ms_per_token": ms_tok,
             "ms_per_step": med([c["wall_s"] / c["steps"] * MS for c in dec]),
             "steps_per_token": reps[0]["steps_per_token"], "leaf_processes": reps[0]["leaf_processes"],
             "cpu_ms_per_step": med([c["children_cpu_s"] / c["steps"] * MS for c in dec]),
-            "lava_cpu_ms_per_step": med([ms for ms, _ in own]),
-            "lava_cpu_resolution_ms_per_step": med([res for _, res in own]),
+            "lava_cpu_ms_per_step": own_ms, "lava_cpu_resolution_ms_per_step": own_resolution,
             "ms_per_token_all": [c["wall_s"] / n * MS for c in dec], "loads": [r["load"] for r in reps],
             "models": reps[0]["models"]}
 

@@ -94,13 +94,21 @@ class Rig:
 
     @classmethod
     @contextlib.contextmanager
-    def exact(cls):
-        """fp32 for the checks, also on the GPU: fp16 rounding would hide a wrong rotary sign (0.4-0.9%)."""
-        kept, cls.dtype = cls.dtype, "float32"
+    def holding(cls, **values):
+        """These settings for the ``with`` block, then again what they were."""
+        kept = {name: getattr(cls, name) for name in values}
+        for name, value in values.items():
+            setattr(cls, name, value)
         try:
             yield
         finally:
-            cls.dtype = kept
+            for name, value in kept.items():
+                setattr(cls, name, value)
+
+    @classmethod
+    def exact(cls):
+        """fp32 for the checks, also on the GPU: fp16 rounding would hide a wrong rotary sign (0.4-0.9%)."""
+        return cls.holding(dtype="float32")
 
 
 def _dtype(torch):
@@ -624,15 +632,11 @@ def check_matmulfree_scan(torch) -> dict:
     differences 0.005 at 1 layer, 0.1 at 24, measured on a CPU in fp32; 3.3e-6 without the rounding)."""
     model, fla = matmulfree_model(torch, 1)
     ids = torch.randint(0, Rig.shapes["matmulfree"]["vocab_size"], (1, CHECK_TOKENS), device=Rig.device)
-    Rig.round_activations = False
-    try:
-        with torch.inference_mode():
-            model.state.zero_()
-            whole = model(ids)[0].float()
-            model.state.zero_()
-            stepped = torch.cat([model(ids[:, t:t + 1])[0] for t in range(CHECK_TOKENS)]).float()
-    finally:
-        Rig.round_activations = True
+    with Rig.holding(round_activations=False), torch.inference_mode():
+        model.state.zero_()
+        whole = model(ids)[0].float()
+        model.state.zero_()
+        stepped = torch.cat([model(ids[:, t:t + 1])[0] for t in range(CHECK_TOKENS)]).float()
     del model
     _free(torch)
     return {"check": "MatMul-free prompt pass against its decode steps (logits per position, activations not rounded)",
