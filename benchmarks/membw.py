@@ -23,6 +23,7 @@ Run alone (``python benchmarks/membw.py [--passes 10]``) it prints the best, med
 """
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import shutil
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lava_matmulfree.model.ternary_kernels import PREFETCH_BYTES, PREFETCH_L2_BYTES  # noqa: E402
 
 GB = 1e9
+MB = 1e6
 PREFETCH = (PREFETCH_BYTES, PREFETCH_L2_BYTES)  # the ternary kernels' distances (bytes ahead into L1, L2), any host
 L2_PAGE_AHEAD = (0, 4096)                       # into L2 only, a page ahead
 READS = {"plain": (0, 0), "prefetch": PREFETCH, "prefetch-l2-4k": L2_PAGE_AHEAD}   # name -> (L1, L2) bytes ahead
@@ -187,15 +189,48 @@ class Reader:
         return [self.nbytes / s / GB for s in secs]
 
 
-if __name__ == "__main__":
-    import argparse
+def compare_reads(reader: Reader, reads: dict, threads: int, rounds: int, passes: int = 3) -> dict:
+    """Each read of ``reads`` (name -> (L1, L2) bytes ahead) in turn, ``rounds`` times, each time ``passes`` passes
+    after one untimed pass: {name: [GB/s of every timed pass]}; the reads interleaved, so that the host's drift
+    hits all alike (how docs/cpu_tuning.md weighed the prefetch variants of the reader)."""
+    if reader.lib is None:
+        raise RuntimeError("comparing reads needs the C reader (no C compiler here, or MEMBW_NO_C is set)")
+    got = {name: [] for name in reads}
+    for _ in range(rounds):
+        for name, pf in reads.items():
+            reader._c_passes(threads, 1, pf)
+            got[name] += reader._c_passes(threads, passes, pf)
+    return got
 
+
+def _prefetch_pair(text: str) -> tuple[int, int]:
+    l1, sep, l2 = text.partition(",")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected L1,L2 (bytes ahead; 0: none), e.g. 0,2048")
+    return int(l1), int(l2)
+
+
+if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="read bandwidth of this machine (best of --passes)")
     ap.add_argument("--passes", type=int, default=10)
     ap.add_argument("--mib", type=int, default=0, help="buffer MiB (default: buffer_bytes())")
+    ap.add_argument("--weights-mb", type=float, default=0.0,
+                    help="a buffer of exactly this many MB, as a decode token's bound reads (85.3 at 370m)")
+    ap.add_argument("--compare", nargs="*", type=_prefetch_pair, metavar="L1,L2",
+                    help="compare each read of READS and these prefetch pairs (bytes ahead into L1, L2), "
+                         "interleaved, --rounds rounds of 3 passes, on 1 and 2 threads")
+    ap.add_argument("--rounds", type=int, default=6)
     a = ap.parse_args()
-    r = Reader((a.mib << 20) or None)
+    nbytes = (a.mib << 20) or (buffer_bytes(int(a.weights_mb * MB)) if a.weights_mb else None)
+    r = Reader(nbytes)
     print(f"{r.method}; buffer {r.nbytes >> 20} MiB (last-level cache {llc_bytes() >> 20} MiB)")
+    if a.compare is not None:
+        reads = {**READS, **{f"L1 {l1} B, L2 {l2} B": (l1, l2) for l1, l2 in a.compare}}
+        for th in (1, 2):
+            got = compare_reads(r, reads, th, a.rounds)
+            print(f"{th} thread(s), GB/s median / best: " + "; ".join(
+                f"{name} {float(np.median(v)):.1f} / {max(v):.1f}" for name, v in got.items()))
+        raise SystemExit(0)
     for th in (1, 2):
         v = r.passes(th, a.passes)
         print(f"{th} thread(s): best {max(v):.1f} GB/s, median {float(np.median(v)):.1f}, worst {min(v):.1f}")

@@ -305,6 +305,23 @@ def test_read_pass_is_the_fastest_read(monkeypatch):
     assert r.wins == {"plain": 1, "prefetch": 1, "prefetch-l2-4k": 1}
 
 
+def test_compare_reads_interleaves_every_read(monkeypatch):
+    """membw.py --compare: each read in turn, every round, one untimed pass before its timed ones."""
+    mb = load_bench("membw")
+    r = mb.Reader(1 << 20)
+    r.lib = r.lib or object()
+    calls = []
+    monkeypatch.setattr(r, "_c_passes", lambda threads, n, pf: calls.append((threads, n, pf)) or [float(pf[1])] * n)
+    reads = {"a": (0, 0), "b": (0, 2048)}
+    got = mb.compare_reads(r, reads, 2, rounds=2, passes=3)
+    assert got == {"a": [0.0] * 6, "b": [2048.0] * 6}
+    assert calls == [(2, 1, (0, 0)), (2, 3, (0, 0)), (2, 1, (0, 2048)), (2, 3, (0, 2048))] * 2
+    assert mb._prefetch_pair("256,4096") == (256, 4096)
+    r.lib = None
+    with pytest.raises(RuntimeError, match="needs the C reader"):
+        mb.compare_reads(r, reads, 1, rounds=1)
+
+
 @pytest.mark.lava
 @pytest.mark.timeout(600)
 def test_bench_decode_sim_fused_on_tiny(tmp_path):
