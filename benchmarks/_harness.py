@@ -7,6 +7,7 @@ first on ``sys.path``); importing it also puts the repository root on ``sys.path
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -187,12 +188,25 @@ def run_worker(script: Path, flags, out: Path, timeout: float, check: bool = Fal
     return 0, json.loads(out.read_text())
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write a result (its folder made), through a temporary file, so an interrupted run leaves the last one."""
+def json_out(value: str) -> Path:
+    """The argparse type of a benchmark's ``--out`` (its JSON report): refused when the arguments are read, not
+    after minutes of measuring, where it cannot become a file (a folder, a file where its folder should be, a
+    folder that cannot be written)."""
+    from lava_matmulfree.errors import OutputError
+    from lava_matmulfree.utils.atomic import check_output_file
+    try:
+        return check_output_file(value)
+    except OutputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def write_json(path: Path, data: dict, **dumps) -> None:
+    """Write a result (its folder made), through a temporary file, so an interrupted run leaves the last one;
+    ``dumps``: json.dumps's options beside indent=1."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.write_text(json.dumps(data, indent=1, **dumps) + "\n")
     tmp.replace(path)
 
 

@@ -28,7 +28,7 @@ from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
 import numpy as np
-from _harness import MS, OUT_DIR, finish, loadavg, packed_golden, robust
+from _harness import MS, OUT_DIR, finish, json_out, loadavg, packed_golden, robust
 
 DEFAULT_OUT = OUT_DIR / "ab_whole_model.json"
 CHECK_PREFILL = 9          # tokens of the exactness check's prefill (not a power of two), then CHECK_STEPS steps
@@ -47,7 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=24, help="timed decode steps per run (default 24)")
     p.add_argument("--time-different", action="store_true",
                    help="time B even where its integers differ from A's (B leaves out a stage, to weigh it)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     return p.parse_args(argv)
 
 

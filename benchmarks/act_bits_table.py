@@ -16,7 +16,6 @@ random ids (as ``benchmarks/golden_370m.py``), no perplexity.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _harness import json_out, write_json  # noqa: E402
 from demo_figures import CALIB_WINDOWS, calibration_windows  # noqa: E402
 
 from lava_matmulfree.evaluation.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--report-windows", type=int, default=8, help="windows of the per-layer report")
     ap.add_argument("--lava-prefix", type=int, default=0, help="tokens through the Lava simulator (0: none)")
     ap.add_argument("--lava-backend", default="sim-fused")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=json_out, default=None)
     args = ap.parse_args(argv)
     name = args.model or (args.folder.name if args.folder else f"{args.config}-random-seed{args.seed}")
     out = args.out or HERE.parent / "out" / f"act_bits_{name}.json"
@@ -120,8 +120,7 @@ def main(argv=None) -> int:
               f"{row['resid_rel_err_per_layer'][-1]:.3e}); acc saturations {sum(row['accumulator_saturations'].values())}"
               f", sized by calibration {row['accumulators_sized_by_calibration']}{lava}", flush=True)
     result["wall_s"] = time.perf_counter() - t_start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=float))
+    write_json(out, result, default=float)
     print(f"wrote {out}")
     return 0
 

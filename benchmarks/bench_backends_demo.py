@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from _harness import json_out, write_json
+
 BACKENDS = ("sim-fused", "sim")
 
 
@@ -52,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS))
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--out", default="out/bench_backends_demo.json")
+    ap.add_argument("--out", type=json_out, default="out/bench_backends_demo.json")
     args = ap.parse_args(argv)
     if args.worker:
         print(json.dumps(measure(args.prompt, args.new, args.backends)))
@@ -82,9 +84,8 @@ def main(argv=None) -> int:
         print(f"{b:<11}" + "".join(
             f"{summary[l][b]['tokens_per_s_median']:>10.2f} tok/s {summary[l][b]['steps']:>5} steps "
             f"{summary[l][b]['leaf_processes']:>3}p" for l in pythons))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"args": vars(args), "load": os.getloadavg(), "summary": summary,
-                                          "repeats": rows}, indent=1))
+    write_json(args.out, {"args": vars(args), "load": os.getloadavg(), "summary": summary, "repeats": rows},
+               default=str)
     return 0
 
 

@@ -93,7 +93,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import MIB, MS, OUT_DIR, loadavg, peak_rss_bytes, write_json
+from _harness import MIB, MS, OUT_DIR, json_out, loadavg, peak_rss_bytes, write_json
 from _decode_report import bandwidth_figures, render_table, row_figures, targets_and_memory
 from _decode_rows import GoldenBefore, Row, golden_stage_timing, resident_bytes, time_row
 from _decode_workers import LAVA_BACKENDS, golden_worker, lava_worker, run_worker, summarise_lava
@@ -123,7 +123,7 @@ def parse_args(argv=None):
     p.add_argument("--lava-tokens", type=int, default=17, help="new tokens of each Lava run (default 17)")
     p.add_argument("--lava-repeats", type=int, default=3)
     p.add_argument("--lava-timeout", type=float, default=1800.0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the JSON report (default {DEFAULT_OUT})")
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT, help=f"the JSON report (default {DEFAULT_OUT})")
     p.add_argument("--table", type=Path, metavar="JSON",
                    help="print the table of a report this script wrote (e.g. --table out/bench_decode.json) and stop")
     p.add_argument("--lava-worker", help=argparse.SUPPRESS)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import KIB, OUT_DIR, child_pids, run_worker as _run_worker, smaps_kib, write_json
+from _harness import KIB, OUT_DIR, child_pids, json_out, run_worker as _run_worker, smaps_kib, write_json
 
 DEFAULT_OUT = OUT_DIR / "bench_fork_memory.json"
 NEW_TOKENS = 3
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="sim-fused", choices=("sim-fused", "sim-stack", "sim-mixers", "sim"))
     p.add_argument("--prompt", type=int, default=16, help="prompt tokens of each run (default 16)")
     p.add_argument("--timeout", type=float, default=1800.0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     p.add_argument("--no-warm", action="store_true", help=argparse.SUPPRESS)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _harness import MS, OUT_DIR, finish, loadavg, packed_plan, robust
+from _harness import MS, OUT_DIR, finish, json_out, loadavg, packed_plan, robust
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -120,7 +120,7 @@ def parse_args(argv=None):
                    help="bytes of the next matrix prefetched into L2 before each gap (default 0 8192 32768)")
     p.add_argument("--repeats", type=int, default=20, help="timed passes per setting (default 20)")
     p.add_argument("--warm", type=int, default=10, help="untimed passes before them (default 10)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     return p.parse_args(argv)
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import HERE, OUT_DIR, loadavg, write_json
+from _harness import HERE, OUT_DIR, json_out, loadavg, write_json
 
 DEFAULT_OUT = OUT_DIR / "bench_large.json"
 BUILD_BYTES_PER_PARAM = 4 * 1.5 + 1     # float32 weights with transient copies, plus the int8 ternary copy
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--decode", type=int, default=4)
     p.add_argument("--lava-backend", default="sim-stack")
     p.add_argument("--timeout", type=float, default=3600.0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     p.add_argument("--build-worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.build_worker:

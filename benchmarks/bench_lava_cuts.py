@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import MS, OUT_DIR, lava_own_cpu_med, loadavg, med, within
+from _harness import MS, OUT_DIR, json_out, lava_own_cpu_med, loadavg, med, within, write_json
 from _decode_workers import lava_chunks, run_lava
 
 #: name -> (backend, head models: graph.builder.HEAD_TIMING key, direct channel ports in the workers)
@@ -58,7 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--tokens", type=int, default=17, help="new tokens of each run (default 17; 16 are timed)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     return p.parse_args(argv)
 
 
@@ -177,8 +176,7 @@ def main(argv=None) -> int:
            "load_start": load_start, "load_end": loadavg(), "rows": rows, "sim_fused_over_sim_stack": ratios,
            "tokens": golden, "raw": {k: [{kk: vv for kk, vv in r.items() if kk != "models"} for r in v]
                                      for k, v in reps.items()}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
+    write_json(args.out, out)
     print(table(rows))
     print("sim-fused / sim-stack tokens/s: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     print(f"load average: start {load_start}, end {out['load_end']}; written {args.out}")

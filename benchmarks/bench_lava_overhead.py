@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import (CLK_TCK, MIB, MS, OUT_DIR, child_pids, lava_own_cpu, loadavg, med, medians, proc_cpu_s,
-                      proc_pss_bytes, within, write_json)
+from _harness import (CLK_TCK, MIB, MS, OUT_DIR, child_pids, json_out, lava_own_cpu, loadavg, med, medians,
+                      proc_cpu_s, proc_pss_bytes, within, write_json)
 
 DEFAULT_OUT = OUT_DIR / "bench_lava_overhead.json"
 DEFAULT_LEAVES = (2, 8, 20, 29, 44, 80)  # 8 / 44: the tiny graph fused / decomposed; 29: the 370M sim-fused
@@ -332,7 +332,7 @@ def parse_args(argv=None):
     p.add_argument("--no-real", action="store_true", help="skip the real tiny graph")
     p.add_argument("--real-config", default="tiny")
     p.add_argument("--real-tokens", type=int, default=6, help="new tokens decoded by the real graph (default 6)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     return p.parse_args(argv)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _harness import KIB, OUT_DIR, child_pids, loadavg, run_worker, smaps_kib, write_json
+from _harness import KIB, OUT_DIR, child_pids, json_out, loadavg, run_worker, smaps_kib, write_json
 
 DEFAULT_OUT = OUT_DIR / "bench_memory_by_process.json"
 DEFAULT_NET = Path("/tmp/lmf_mem_net/{config}-seed{seed}.safetensors")
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", type=int, default=3)
     p.add_argument("--net", type=Path, help="saved network (made when missing; default under /tmp)")
     p.add_argument("--timeout", type=float, default=1200.0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT)
     p.add_argument("--skip-golden", action="store_true")
     p.add_argument("--warm-head", action="store_true", help="compile the head norm's inv_sqrt kernel before the fork")
     p.add_argument("--no-gc-freeze", action="store_true", help="the reference: no gc.freeze before Lava forks")

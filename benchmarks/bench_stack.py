@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from _harness import write_json
+from _harness import json_out, write_json
 from lava_matmulfree.evaluation.accuracy import build_evaluation
 from lava_matmulfree.graph.backends import generate
 from lava_matmulfree.model.golden_fast import FastGoldenModel
@@ -27,7 +27,7 @@ BACKENDS = ("sim-fused", "sim-stack")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="370m")
-    ap.add_argument("--out", default="out/bench_stack.json")
+    ap.add_argument("--out", type=json_out, default="out/bench_stack.json")
     args = ap.parse_args(argv)
     setup = build_evaluation(args.config, seed=0, num_calib=2, calib_length=8, dtype=np.float32, progress=True)
     FastGoldenModel(setup.net).prefill(PROMPT)  # compiled kernels and packed weights before Lava forks

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from _harness import write_json
+from _harness import json_out, write_json
 
 PROMPTS = ("A class definition", "The for statement", "An expression")
 PROBES = ("l0.h", "l1.h", "l2.h", "l1.attn_inv_rms", "l2.down_sum_sq", "head.inv_rms", "l0.x_out", "head.logits")
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backends", nargs="+", default=["sim-fused", "sim"])
     ap.add_argument("--new", type=int, default=24, help="new tokens per request (sim: a third of it)")
-    ap.add_argument("--out", default="out/bench_streaming.json")
+    ap.add_argument("--out", type=json_out, default="out/bench_streaming.json")
     args = ap.parse_args(argv)
     net, tok = demo()
     prompts = [tok.encode(p, add_bos=True) for p in PROMPTS]

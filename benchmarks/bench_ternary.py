@@ -27,7 +27,6 @@ measured in fresh interpreters: cold (empty cache) and warm (on-disk cache fille
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -41,6 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _harness import json_out, write_json  # noqa: E402
 from lava_matmulfree.model import ternary  # noqa: E402
 from lava_matmulfree.config import load_config  # noqa: E402
 from lava_matmulfree.model.ternary import TernaryMatrix, X16_MAX, X16_MIN, X_MAX, X_MIN  # noqa: E402
@@ -186,8 +186,7 @@ def main_wide(args) -> int:
                   f"{r['int16_ms']:>10.3f}{r['ratio']:>8.2f}")
         print(f"whole model per token: int8 {t8 / T:.2f} ms, int16 {t16 / T:.2f} ms, ratio {t16 / t8:.2f}")
     out = Path(args.out or ROOT / "out" / "bench_ternary_wide.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    write_json(out, report)
     print(f"wrote {out}")
     return 0
 
@@ -230,8 +229,7 @@ def main_cache(args) -> int:
     report["load_avg"].append(list(os.getloadavg()))
     print(f"load average {report['load_avg'][0][0]:.1f} -> {report['load_avg'][1][0]:.1f}")
     out = Path(args.out or ROOT / "out" / "bench_ternary_cache.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    write_json(out, report)
     print(f"wrote {out}")
     return 0
 
@@ -265,7 +263,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parallel", action="store_true", help="also time the multi-threaded kernels")
     ap.add_argument("--wide", action="store_true", help="int16 against int8 spikes on the packed kernel only")
     ap.add_argument("--cache", action="store_true", help="the decode kernel with its codes in cache / from memory")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--out", type=json_out, default=None,
                     help="the JSON report (default: out/bench_ternary.json, out/bench_ternary_wide.json with --wide, "
                          "out/bench_ternary_cache.json with --cache)")
     args = ap.parse_args(argv)
@@ -314,8 +312,7 @@ def main(argv=None) -> int:
           f"warm cache {j['warm']['import_s']:.2f} s / {j['warm']['first_call_s']:.2f} s / "
           f"{j['warm']['second_call_s'] * MS:.3f} ms")
     out = Path(args.out or ROOT / "out" / "bench_ternary.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+    write_json(out, report)
     print(f"wrote {out}")
     return 0
 

@@ -11,13 +11,13 @@ fixed-point perplexity, top-1 agreement, mean KL, clipping and state overflows.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _harness import json_out, write_json  # noqa: E402
 from act_bits_table import DATA  # noqa: E402
 
 from lava_matmulfree.evaluation.accuracy import accuracy_report, build_evaluation, heldout_perplexity  # noqa: E402
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     src.add_argument("--model", choices=("demo", "deep"))
     src.add_argument("--folder", type=Path, help="a model folder written by `lava-matmulfree train`")
     ap.add_argument("--val-windows", type=int, default=0, help="validation windows (0: all)")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=json_out, default=None)
     args = ap.parse_args(argv)
     folder = args.folder or DATA / f"{args.model}_model"
     args.model = args.model or folder.name
@@ -52,8 +52,7 @@ def main(argv=None) -> int:
               f"KL {row['mean_kl']:.2e}, clip rate {100 * row['clip_rate']:.3f} %, state overflows "
               f"{row['state_overflows']}, max resid err {row['max_resid_rel_err']:.3e}", flush=True)
     out = args.out or HERE.parent / "out" / f"calibration_source_{args.model}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

@@ -11,7 +11,6 @@ overflow; writes out/compare_lava_graded.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _harness import json_out, write_json  # noqa: E402
 from lava_matmulfree.config import FixedPointConfig  # noqa: E402
 from lava_matmulfree.model.fixed_point import INVSQRT_OUT_FRAC, inv_sqrt, invsqrt_seed_lut  # noqa: E402
 
@@ -43,7 +43,7 @@ def stats(rel: np.ndarray) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=4000)
-    ap.add_argument("--out", default="out/compare_lava_graded.json")
+    ap.add_argument("--out", type=json_out, default="out/compare_lava_graded.json")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     S = np.unique(np.exp(rng.uniform(0, np.log(2 ** 23 - 1), args.samples)).astype(np.int64))
@@ -63,8 +63,7 @@ def main(argv=None) -> int:
         s = res[k]
         print(f"  {k:<22} median {s['median']:.2e}  p99 {s['p99']:.2e}  max {s['max']:.2e}  "
               f"finite {s['finite_fraction']:.1%}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    write_json(args.out, res)
     return 0
 
 

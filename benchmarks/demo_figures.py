@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from _harness import json_out, write_json
 from lava_matmulfree.evaluation.accuracy import heldout_perplexity
 from lava_matmulfree.graph.backends import generate
 from lava_matmulfree.model.calibration import calibrate
@@ -49,7 +49,7 @@ def calibration_windows(train_segments, seq_len: int, n: int) -> list[list[int]]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=("demo", "deep"), default="demo", help="the packaged model")
-    ap.add_argument("--out", default=None, help="default: out/MODEL_figures.json")
+    ap.add_argument("--out", type=json_out, default=None, help="default: out/MODEL_figures.json")
     ap.add_argument("--val-windows", type=int, default=0, help="validation windows to use (0: all)")
     ap.add_argument("--speed-backends", nargs="+", default=list(SPEED_BACKENDS))
     args = ap.parse_args(argv)
@@ -105,8 +105,7 @@ def main(argv=None) -> int:
     fig["fixed_backends_same_logits"] = all(np.array_equal(outs[b].logits, outs["reference"].logits)
                                             for b in args.speed_backends if b != "float")
     fig["load_average"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(fig, indent=1))
+    write_json(args.out, fig)
 
     print(f"validation: {fig['val_windows']} windows, {fig['val_tokens']} tokens")
     print(f"  perplexity float {fig['float_perplexity']:.4f}   golden (fixed point) {fig['golden_perplexity']:.4f}")

@@ -14,7 +14,6 @@ matmuls (no BLAS) until a fast kernel replaces them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _harness import json_out, write_json
 from lava_matmulfree.evaluation.accuracy import accuracy_report, build_evaluation, sample_sequences
 from lava_matmulfree.model.golden_fast import FastGoldenModel as GoldenModel
 
@@ -41,7 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--decode-tokens", type=int, default=8, help="timed decode steps per model (default: 8)")
     p.add_argument("--eval-sequences", type=int, default=2, help="sample sequences of the report (default: 2)")
     p.add_argument("--eval-length", type=int, default=16, help="tokens per sample sequence (default: 16)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON output (default: {DEFAULT_OUT})")
+    p.add_argument("--out", type=json_out, default=DEFAULT_OUT, help=f"JSON output (default: {DEFAULT_OUT})")
     return p.parse_args(argv)
 
 
@@ -104,8 +104,7 @@ def main(argv=None) -> int:
         "environment": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
                         "machine": platform.machine()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    write_json(args.out, result, sort_keys=True)
 
     print(f"\n== golden vs float, {args.config} random weights (seed {args.seed}) ==")
     print(f"{'':28}{'golden (int)':>14}{'float32':>12}{'ratio':>8}")

@@ -18,7 +18,7 @@ import sys
 import time
 
 import membw
-from _harness import OUT_DIR, finish, loadavg, packed_plan, robust
+from _harness import OUT_DIR, finish, json_out, loadavg, packed_plan, robust
 
 DEFAULT_OUT = OUT_DIR / "kernel_vs_reader.json"
 PASSES = 3                                      # timed passes of each per round
@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--warm", type=int, default=4, help="untimed passes before each timed set (default 4)")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--out", type=json_out, default=str(DEFAULT_OUT))
     return p.parse_args(argv)
 
 

@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from _harness import MS, OUT_DIR, finish, loadavg
+from _harness import MS, OUT_DIR, finish, json_out, loadavg
 
 DEFAULT_OUT = OUT_DIR / "plan_fit.json"
 
@@ -25,7 +25,7 @@ def parse_args(argv=None):
     p.add_argument("--config", default=None, help="random weights of this config (default: the demo model)")
     p.add_argument("--prompt", type=int, default=1500, help="prompt tokens (default 1500)")
     p.add_argument("--new", type=int, default=6, help="new tokens (default 6)")
-    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--out", type=json_out, default=str(DEFAULT_OUT))
     return p.parse_args(argv)
 
 

@@ -250,6 +250,24 @@ def test_bench_decode_runs_on_tiny(tmp_path):
         bd.main(["--table", str(tmp_path / "nope.json")])
 
 
+def test_a_bad_out_path_is_refused_before_any_work(tmp_path, capsys):
+    """A benchmark's --out that cannot become its JSON file (a folder, a file where its folder should be) ends the
+    run while its arguments are read, naming --out, not after minutes of measuring; every benchmark that writes a
+    JSON report takes --out that way."""
+    bd = load_bench("bench_decode")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("kept")
+    for bad, why in ((tmp_path, "is a directory"), (blocker / "r.json", "is not a folder")):
+        with pytest.raises(SystemExit) as e:
+            bd.main(["--config", "370m", "--out", str(bad)])
+        assert e.value.code == 2
+        assert "--out" in (err := capsys.readouterr().err) and why in err
+    assert blocker.read_text() == "kept" and sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    takers = [f.name for f in sorted(BENCH.glob("*.py")) if '"--out"' in (src := f.read_text())
+              and "type=json_out" not in src]
+    assert takers == ["cost_estimate.py", "gpu_baseline.py"]   # a folder of outputs; the GPU box has no project
+
+
 @pytest.mark.timeout(300)
 def test_bench_decode_runs_without_torch(tmp_path, monkeypatch, capsys):
     """Without the train extra (``import torch`` fails) the torch rows and their target are skipped with one
