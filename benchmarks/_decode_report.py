@@ -61,12 +61,15 @@ def row_figures(rows, prompt_len: int, gmem: dict | None, lava_all: dict, loads=
 
 
 def bandwidth_figures(res_rows: dict, weight_bytes, bw: dict, kern: dict, method: str = "", nbytes: int = 0,
-                      loads=None) -> dict:
+                      loads=None, per_repeat: int = 0) -> dict:
     """The read bound of a token and the fractions of it the synapse kernel alone and the whole golden token
     reach. ``bw``: GB/s of each read pass per thread count; ``kern``: seconds of each kernel pass. The bound of
     N threads is the best pass of the reader, unless a kernel read its weights faster (then that kernel's best
     rate is the bound, and ``bound_source_Nt`` says so); 2 threads are bounded by at least the 1-thread bound.
-    Fractions = bound ms / best ms of the figure (``_median``: / its median ms)."""
+    Fractions = bound ms / best ms of the figure (``_median``: / its median ms). With ``per_repeat`` (the read
+    passes and kernel passes each repeat timed, one kind after the other), each kernel is also paired with the
+    reader repeat by repeat (``kernel_Nt_fraction_by_repeat``: the repeat's best read pass of N threads over its
+    best kernel pass), which a host whose speed moves between repeats does not skew."""
     from membw import GB
 
     from lava_matmulfree.model.ternary_kernels import host_dot_mode, host_kernel_label
@@ -103,6 +106,14 @@ def bandwidth_figures(res_rows: dict, weight_bytes, bw: dict, kern: dict, method
         prev = gbs
         bound[f"bound_gb_s_{th}t"], bound[f"bound_source_{th}t"] = gbs, src
         bound[f"bound_ms_per_token_{th}t"] = weight_bytes / (gbs * GB) * MS
+    for th in (1, 2) if per_repeat else ():
+        name, reads = f"kernel-{th}t", bw[th]
+        if name not in kern:
+            continue
+        by_repeat = [weight_bytes / (max(reads[i:i + per_repeat]) * GB) / min(kern[name][i:i + per_repeat])
+                     for i in range(0, min(len(reads), len(kern[name])), per_repeat)]
+        bound[f"kernel_{th}t_fraction_by_repeat"] = by_repeat
+        bound[f"kernel_{th}t_fraction_by_repeat_median"] = med(by_repeat)
     figs = {"kernel_1t": (bound.get("kernel-1t_ms_per_token_best"), bound.get("kernel-1t_ms_per_token")),
             "kernel_2t": (bound.get("kernel-2t_ms_per_token_best"), bound.get("kernel-2t_ms_per_token")),
             "golden": (res_rows["golden"]["decode_ms_per_token_best"], res_rows["golden"]["decode_ms_per_token"]),
@@ -236,6 +247,11 @@ def render_table(res: dict) -> str:
             key = name.replace("-", "_")
             lines.append(f"  {label}: ms {_mb(bound[f'{name}_stats'], '.2f')} ({bound[f'{name}_gb_s_best']:.1f} "
                          f"GB/s best): {_bound_fractions(bound, key)}")
+            by_repeat = bound.get(f"{key}_fraction_by_repeat")
+            if by_repeat:
+                lines.append(f"    paired repeat by repeat (each repeat's best pass against that repeat's best "
+                             f"{name[-2]}-thread read pass): median {med(by_repeat):.0%}, "
+                             f"{min(by_repeat):.0%}-{max(by_repeat):.0%} over {len(by_repeat)} repeats")
         for name, key in (("golden", "golden"), ("golden-2t", "golden_2t")):
             lines.append(f"  whole {name} token: ms {_mb(rows[name]['decode_stats'], '.2f')}: "
                          f"{_bound_fractions(bound, key)}")

@@ -272,7 +272,8 @@ def main(argv=None) -> int:
     load_end = loadavg()
 
     res_rows = row_figures(rows, args.prompt, gmem, lava_all, loads)
-    bound = bandwidth_figures(res_rows, weight_bytes, bw, kern, read_method, read_bytes, loads)
+    bound = bandwidth_figures(res_rows, weight_bytes, bw, kern, read_method, read_bytes, loads,
+                              PASSES_PER_REPEAT)
     bound["read_passes_won"] = read_wins                # which read of membw.READS was the fastest, per pass
     targets, memory = targets_and_memory(res_rows, bound, gmem, lava_all)
 
@@ -285,7 +286,8 @@ def main(argv=None) -> int:
                   "vocab": cfg.vocab_size},
         "calibration": {"sequences": args.calib_sequences, "length": args.calib_length},
         "protocol": {"prompt_tokens": args.prompt, "decode_prefix": DECODE_PREFIX, "decode_tokens": args.decode,
-                     "decode_ramp_steps": args.decode_ramp, "steady_passes": STEADY_PASSES, "repeats": args.repeats,
+                     "decode_ramp_steps": args.decode_ramp, "steady_passes": STEADY_PASSES,
+                     "passes_per_repeat": PASSES_PER_REPEAT, "repeats": args.repeats,
                      "lava_repeats": args.lava_repeats, "torch_threads": torch_threads,
                      "statistic": "median and best of the repeats; noisy: max/min > 2"},
         "torch_skipped": torch_skipped,

@@ -232,6 +232,14 @@ def test_bench_decode_runs_on_tiny(tmp_path):
     assert b["bound_gb_s_1t"] >= max(b["read_gb_s_1t"], b["kernel-1t_gb_s_best"])
     assert b["bound_gb_s_2t"] >= max(b["read_gb_s_2t"], b["kernel-2t_gb_s_best"], b["bound_gb_s_1t"])
     assert b["kernel_1t_fraction_of_1t_bound"] <= 1 + 1e-9 and b["kernel_2t_fraction_of_2t_bound"] <= 1 + 1e-9
+    # each kernel paired with the reader repeat by repeat: the repeat's best read pass over its best kernel pass
+    per = res["protocol"]["passes_per_repeat"]
+    for th in (1, 2):
+        reads, kms = b[f"read_gb_s_{th}t_all"], b[f"kernel-{th}t_ms_per_token_all"]
+        want = [b["weight_bytes_per_token"] / (max(reads[i:i + per]) * 1e9) * 1e3 / min(kms[i:i + per])
+                for i in range(0, len(reads), per)]
+        assert len(want) == 2 and b[f"kernel_{th}t_fraction_by_repeat"] == pytest.approx(want)
+        assert f"over 2 repeats" in bd.render_table(res)
     for st in (res["rows"]["golden"]["decode_stats"], b["read_1t_stats"], b["kernel-2t_stats"]):
         assert st["best"] > 0 and st["median"] > 0 and st["n"] >= 2 and isinstance(st["noisy"], bool)
     gp = res["memory"]["golden_process"]
