@@ -478,6 +478,16 @@ def test_probe_writes_npz_and_png(capsys, tmp_path, tiny_cfg):
     assert "leaf processes" in capsys.readouterr().err
 
 
+def test_probe_takes_probes_as_the_python_api_names_them(tmp_path):
+    """--probes (generate(..., probes=[...])'s word) records what --vars records."""
+    for flag in ("--vars", "--probes"):
+        assert main(["probe", "--backend", "reference", "--max-new-tokens", "2", "--temperature", "0", "--out",
+                     str(tmp_path / flag[2:]), flag, "l0.h,head.x"]) == 0
+    a, b = np.load(tmp_path / "vars.npz"), np.load(tmp_path / "probes.npz")
+    assert set(a.files) == set(b.files) >= {"l0.h", "head.x"}
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
 def test_probe_reference_every_layer_by_default(tmp_path, tiny_cfg):
     prefix = tmp_path / "ref"
     assert main(["probe", "--backend", "reference", "--max-new-tokens", "2", "--out", str(prefix)]) == 0

@@ -31,7 +31,7 @@ def add_parser(sub):
                                         "(prompt and new ids) and `token_index`; PREFIX.png shows the first "
                                         f"{PLOT_CHANNELS} channels of each probe over the tokens.")
     _add_generation_args(pr, PROBE_BACKENDS, DEFAULT_BACKEND, max_new_tokens=DEFAULT_PROBE_NEW_TOKENS)
-    pr.add_argument("--vars", metavar="NAMES",
+    pr.add_argument("--vars", "--probes", dest="vars", metavar="NAMES",   # --probes: the Python API's word
                     help="comma-separated probes (docs/graph.md, 'Probes'): l<layer>.<x|r|h|y|x_out|"
                          "attn_sum_sq|...|attn_inv_rms|...>, head.<x|sum_sq|inv_rms|spikes|logits>, embedding.x_out "
                          "(default: every layer's h)")
