@@ -5,12 +5,13 @@ be shorter than bytes / read bandwidth, and that bandwidth must come from a read
 reader of those bytes, or the "bound" is not one. ``Reader`` compiles ``membw_read.c`` (beside this file) at
 run time with the system's C compiler (``$CC``, else ``cc``, ``gcc``, ``clang``; ``-O3 -march=native``) into a
 temporary folder: AVX2 loads, 8 independent accumulators, 1 or N threads each reading a contiguous share,
-every pass timed from one barrier to the next, each pass the best of three reads (``READS``): plain, prefetching in
+every pass timed from one barrier to the next, each pass the best of four reads (``READS``): plain, prefetching in
 software at the ternary kernels' distances (on an Intel Xeon whose L3 held the weights the kernel with that prefetch
-read faster than the plain reader), and prefetching 4 KiB ahead into L2 only (on an AMD EPYC with AVX-512, Zen 4,
-15 % faster than plain, where the kernel's pair was 20 % slower; docs/cpu_tuning.md). All three on every host: the
-kernel's own prefetch differs by host (``ternary_kernels.prefetch_distances``), and the bound must be the best
-reader's whatever the kernel does. Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
+read faster than the plain reader), prefetching 4 KiB ahead into L2 only (on an AMD EPYC with AVX-512, Zen 4, 15 %
+faster than plain, where the kernel's pair was 20 % slower), and the two halves of each thread's share read side by
+side, 4 KiB at a time, as the kernels read a decode token (docs/cpu_tuning.md). All four on every host: the kernel's
+own prefetch and streams differ by host and matrix (``ternary_kernels.prefetch_distances``, ``STREAM_MIN_APART``),
+and the bound must be the best reader's whatever the kernel does. Without a C compiler (or with ``MEMBW_NO_C=1``) it falls back to
 numpy's vectorised sum over each thread's share of a uint64 view, on Python threads (numpy releases the GIL
 there); ``Reader.method`` says which ran. (The plain numba summing loop used before is not vectorised: 4-5 GB/s
 where the C reader reads 25-37 on this machine.) The buffer (``buffer_bytes``): for a token's bound exactly the
@@ -42,7 +43,10 @@ GB = 1e9
 MB = 1e6
 PREFETCH = (PREFETCH_BYTES, PREFETCH_L2_BYTES)  # the ternary kernels' distances (bytes ahead into L1, L2), any host
 L2_PAGE_AHEAD = (0, 4096)                       # into L2 only, a page ahead
-READS = {"plain": (0, 0), "prefetch": PREFETCH, "prefetch-l2-4k": L2_PAGE_AHEAD}   # name -> (L1, L2) bytes ahead
+# name -> (L1, L2 bytes ahead, streams): streams 2 reads the two halves of each thread's share side by side, as the
+# ternary kernels read a decode token's codes (ternary_kernels.STREAM_MIN_APART)
+READS = {"plain": (0, 0, 1), "prefetch": (*PREFETCH, 1), "prefetch-l2-4k": (*L2_PAGE_AHEAD, 1),
+         "two-streams": (0, 0, 2)}
 MIN_BUFFER_BYTES = 256 << 20
 SOURCE = Path(__file__).resolve().parent / "membw_read.c"
 CFLAGS = ["-O3", "-march=native", "-pthread", "-shared", "-fPIC"]
@@ -97,7 +101,8 @@ def _compile():
                 lib = ctypes.CDLL(str(lib_path))  # mapped: the file may go with the folder
                 lib.membw_read.restype = ctypes.c_int
                 lib.membw_read.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                                           ctypes.c_size_t, ctypes.c_size_t, ctypes.POINTER(ctypes.c_double),
+                                           ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                                           ctypes.POINTER(ctypes.c_double),
                                            ctypes.POINTER(ctypes.c_uint64)]
                 lib.membw_isa.restype = ctypes.c_char_p
                 return lib, " ".join([Path(cc).name, *CFLAGS[:2]])
@@ -146,8 +151,8 @@ class Reader:
         self.wins = dict.fromkeys(READS, 0)         # of the measured passes (``passes``), not ``warm``'s
         if self.lib is not None:
             self.method = (f"C ({how}, {self.lib.membw_isa().decode()}, 8 accumulators, pthreads; each pass the "
-                           f"best of plain, prefetched {PREFETCH[0]} B / {PREFETCH[1]} B ahead into L1 / L2 and "
-                           f"{L2_PAGE_AHEAD[1]} B ahead into L2 only)")
+                           f"best of plain, prefetched {PREFETCH[0]} B / {PREFETCH[1]} B ahead into L1 / L2, "
+                           f"{L2_PAGE_AHEAD[1]} B ahead into L2 only, and two streams)")
         else:
             try:
                 _numpy_passes(self.buf[:1 << 16], 2, 1)
@@ -177,10 +182,10 @@ class Reader:
             best.append(runs[name][k])
         return best
 
-    def _c_passes(self, threads: int, n: int, prefetch: tuple[int, int]) -> list[float]:
+    def _c_passes(self, threads: int, n: int, read: tuple[int, int, int]) -> list[float]:
         secs = (ctypes.c_double * n)()
         checksum = ctypes.c_uint64()
-        rc = self.lib.membw_read(self.buf.ctypes.data, self.nbytes, threads, n, *prefetch, secs,
+        rc = self.lib.membw_read(self.buf.ctypes.data, self.nbytes, threads, n, *read, secs,
                                  ctypes.byref(checksum))
         if rc != 0:
             raise RuntimeError(f"membw_read failed ({rc})")
@@ -190,7 +195,7 @@ class Reader:
 
 
 def compare_reads(reader: Reader, reads: dict, threads: int, rounds: int, passes: int = 3) -> dict:
-    """Each read of ``reads`` (name -> (L1, L2) bytes ahead) in turn, ``rounds`` times, each time ``passes`` passes
+    """Each read of ``reads`` (name -> (L1, L2 bytes ahead, streams)) in turn, ``rounds`` times, each time ``passes`` passes
     after one untimed pass: {name: [GB/s of every timed pass]}; the reads interleaved, so that the host's drift
     hits all alike (how docs/cpu_tuning.md weighed the prefetch variants of the reader)."""
     if reader.lib is None:
@@ -225,7 +230,7 @@ if __name__ == "__main__":
     r = Reader(nbytes)
     print(f"{r.method}; buffer {r.nbytes >> 20} MiB (last-level cache {llc_bytes() >> 20} MiB)")
     if a.compare is not None:
-        reads = {**READS, **{f"L1 {l1} B, L2 {l2} B": (l1, l2) for l1, l2 in a.compare}}
+        reads = {**READS, **{f"L1 {l1} B, L2 {l2} B": (l1, l2, 1) for l1, l2 in a.compare}}
         for th in (1, 2):
             got = compare_reads(r, reads, th, a.rounds)
             print(f"{th} thread(s), GB/s median / best: " + "; ".join(

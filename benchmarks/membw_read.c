@@ -1,8 +1,8 @@
 /* The machine's memory read bandwidth: benchmarks/membw.py compiles this file at run time (cc -O3
  * -march=native -pthread -shared -fPIC, into a temporary folder) and calls membw_read through ctypes.
  *
- * membw_read(buf, nbytes, threads, passes, pf_l1, pf_l2, seconds, checksum): `threads` threads (the caller's, and
- * threads - 1 created once per call and held at a barrier between passes) each read a contiguous, 64-byte
+ * membw_read(buf, nbytes, threads, passes, pf_l1, pf_l2, streams, seconds, checksum): `threads` threads (the caller's, and
+ * threads - 1 created once per call and held at a barrier between passes) each read a contiguous, page-
  * aligned share of `buf`. Thread 0 times a pass from the barrier that releases every thread to the barrier
  * every thread reaches when done, so a pass takes as long as its slowest thread. seconds[p] gets pass p's
  * time, *checksum the sum of every 8-byte word read (so that no load can be dropped). The loads are AVX2's
@@ -11,7 +11,9 @@
  * prefetch of every line that far ahead into L1 / L2. (On the project's AMD EPYC, Zen 4: AVX-512 loads read ~10 %
  * slower on one thread, prefetch 512 B to 4 KiB ahead into L1 5-25 % slower; on an Intel Xeon whose L3 holds the
  * buffer the prefetch pair the ternary kernels use is faster; on the Zen 4 host again, 4 KiB ahead into L2 only
- * reads 15 % faster than plain; membw.py takes the best of its reads, pass by pass.)
+ * reads 15 % faster than plain; membw.py takes the best of its reads, pass by pass.) streams 2: each thread reads
+ * the two halves of its share side by side, STREAM_CHUNK bytes of one, then of the other, as the ternary kernels
+ * read a token's codes on one thread (ternary_kernels.STREAM_CHUNK_BLOCKS blocks of 128 bytes).
  * Returns 0, -1 for bad arguments, or pthread_create's error number.
  * membw_isa(): the loads this build uses.
  */
@@ -24,6 +26,7 @@
 #endif
 
 #define MAX_THREADS 64
+#define STREAM_CHUNK 4096
 
 typedef struct {
     pthread_mutex_t mu;
@@ -36,6 +39,7 @@ typedef struct {
     const uint8_t *lo, *hi;
     int id, passes;
     size_t pf_l1, pf_l2;
+    int streams;
     double *seconds;
     uint64_t sum;
     gate_t *gate;
@@ -93,6 +97,18 @@ static uint64_t read_range(const uint8_t *p, const uint8_t *hi, size_t pf_l1, si
     return s;
 }
 
+/* read_range of [lo, hi) as its two halves side by side, STREAM_CHUNK bytes of one, then of the other */
+static uint64_t read_two_streams(const uint8_t *lo, const uint8_t *hi, size_t pf_l1, size_t pf_l2) {
+    size_t half = ((size_t)(hi - lo) / 2) & ~(size_t)(STREAM_CHUNK - 1);   /* chunks on page boundaries */
+    const uint8_t *a = lo, *b = lo + half;
+    uint64_t s = 0;
+    for (; a + STREAM_CHUNK <= lo + half; a += STREAM_CHUNK, b += STREAM_CHUNK) {
+        s += read_range(a, a + STREAM_CHUNK, pf_l1, pf_l2);
+        s += read_range(b, b + STREAM_CHUNK, pf_l1, pf_l2);
+    }
+    return s + read_range(a, lo + half, pf_l1, pf_l2) + read_range(b, hi, pf_l1, pf_l2);
+}
+
 const char *membw_isa(void) {
 #if defined(__AVX2__)
     return "AVX2 loads";
@@ -111,7 +127,8 @@ static void *worker(void *arg) {
     for (int pass = 0; pass < j->passes; pass++) {
         pthread_barrier_wait(&j->gate->bar);
         double t0 = j->id == 0 ? now_s() : 0.0;
-        j->sum += read_range(j->lo, j->hi, j->pf_l1, j->pf_l2);
+        if (j->streams == 2) j->sum += read_two_streams(j->lo, j->hi, j->pf_l1, j->pf_l2);
+        else j->sum += read_range(j->lo, j->hi, j->pf_l1, j->pf_l2);
         pthread_barrier_wait(&j->gate->bar);
         if (j->id == 0) j->seconds[pass] = now_s() - t0;
     }
@@ -119,12 +136,14 @@ static void *worker(void *arg) {
 }
 
 int membw_read(const uint8_t *buf, size_t nbytes, int threads, int passes, size_t pf_l1, size_t pf_l2,
-               double *seconds, uint64_t *checksum) {
-    if (threads < 1 || threads > MAX_THREADS || passes < 1 || ((uintptr_t)buf & 63) != 0) return -1;
+               int streams, double *seconds, uint64_t *checksum) {
+    if (threads < 1 || threads > MAX_THREADS || passes < 1 || ((uintptr_t)buf & 63) != 0 || streams < 1 ||
+        streams > 2)
+        return -1;
     pthread_t tid[MAX_THREADS];
     job_t jobs[MAX_THREADS];
     gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
-    size_t share = (nbytes / (size_t)threads) & ~(size_t)63;
+    size_t share = (nbytes / (size_t)threads) & ~(size_t)(STREAM_CHUNK - 1);   /* shares on page boundaries */
     pthread_barrier_init(&gate.bar, NULL, (unsigned)threads);
     for (int t = 0; t < threads; t++) {
         jobs[t].lo = buf + (size_t)t * share;
@@ -133,6 +152,7 @@ int membw_read(const uint8_t *buf, size_t nbytes, int threads, int passes, size_
         jobs[t].passes = passes;
         jobs[t].pf_l1 = pf_l1;
         jobs[t].pf_l2 = pf_l2;
+        jobs[t].streams = streams;
         jobs[t].seconds = seconds;
         jobs[t].sum = 0;
         jobs[t].gate = &gate;

@@ -318,17 +318,17 @@ def test_read_bound_readers_and_noisy_figures(monkeypatch):
 
 
 def test_read_pass_is_the_fastest_read(monkeypatch):
-    """Each pass of the bound is the fastest of that pass's reads (plain, the kernels' prefetch, L2 a page ahead),
-    whichever wins, and ``wins`` names the read that gave it."""
+    """Each pass of the bound is the fastest of that pass's reads (plain, the kernels' prefetch, L2 a page ahead,
+    two streams), whichever wins, and ``wins`` names the read that gave it."""
     mb = load_bench("membw")
     r = mb.Reader(1 << 20)
     r.lib = r.lib or object()        # the choice among the reads, whether or not this host compiled the reader
-    rates = {mb.READS["plain"]: [5.0, 1.0, 2.0], mb.READS["prefetch"]: [1.0, 7.0, 2.0],
-             mb.READS["prefetch-l2-4k"]: [2.0, 3.0, 9.0]}
+    rates = {mb.READS["plain"]: [5.0, 1.0, 2.0, 1.0], mb.READS["prefetch"]: [1.0, 7.0, 2.0, 1.0],
+             mb.READS["prefetch-l2-4k"]: [2.0, 3.0, 9.0, 1.0], mb.READS["two-streams"]: [1.0, 1.0, 1.0, 4.0]}
     monkeypatch.setattr(r, "_c_passes", lambda threads, n, pf: rates[pf][:n])
     r.wins = dict.fromkeys(mb.READS, 0)
-    assert r.passes(1, 3) == [5.0, 7.0, 9.0]
-    assert r.wins == {"plain": 1, "prefetch": 1, "prefetch-l2-4k": 1}
+    assert r.passes(1, 4) == [5.0, 7.0, 9.0, 4.0]
+    assert r.wins == {"plain": 1, "prefetch": 1, "prefetch-l2-4k": 1, "two-streams": 1}
 
 
 def test_compare_reads_interleaves_every_read(monkeypatch):

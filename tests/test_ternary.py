@@ -544,3 +544,39 @@ def test_host_vendor_reads_cpuinfo():
         return
     line = next(l for l in info.read_text(errors="replace").splitlines() if l.startswith("vendor_id"))
     assert host_vendor() == line.split(":", 1)[1].strip() != ""
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_two_stream_dot_exact(seed):
+    """The decode dot over two groups of one matrix side by side (ternary_kernels._dot_pair: STREAM_CHUNK_BLOCKS
+    blocks of one, then of the other, each with accumulators of its own) gives W x exactly for every pair, the
+    partial last group included, in every SIMD mode this host compiles, one token and a batch, with rows long
+    enough for several chunks and a partial one (1100 columns: 69 blocks)."""
+    from numba import njit
+    from lava_matmulfree.model.ternary_kernels import GROUP_ROWS, STREAM_CHUNK_BLOCKS, TOKEN_BLOCK, _dot_pair
+
+    def make(mode, n_tok):
+        @njit(cache=False)
+        def pairs(codes, xpad, xsum, out, firsts, seconds):
+            for t in range(0, xpad.shape[0], n_tok):
+                for k in range(firsts.size):
+                    _dot_pair(codes, xpad, xsum, out, firsts[k], seconds[k], t, mode, n_tok)
+        return pairs
+
+    rng = np.random.default_rng(seed)
+    n_out, n_in, T = 7 * GROUP_ROWS + 5, 1100, 2 * TOKEN_BLOCK
+    assert padded_in(n_in) // 16 > 2 * STREAM_CHUNK_BLOCKS        # blocks per row: more than two chunks
+    W, X = random_ternary(rng, (n_out, n_in)), random_spikes(rng, (T, n_in))
+    codes = pack(W)
+    xpad = np.zeros((T, padded_in(n_in)), np.int8)
+    xpad[:, :n_in] = X
+    xsum = X.sum(axis=1, dtype=np.int32)
+    groups = rng.permutation(8)                                    # 8 groups, the last one partial
+    firsts, seconds = groups[:4].astype(np.intp), groups[4:].astype(np.intp)
+    modes = ["portable", "host"] + (["avx2"] if avx2_usable() else []) + (["vnni"] if vnni_usable() else [])
+    for mode in modes:
+        for n_tok in (1, TOKEN_BLOCK):
+            out = np.full((T, n_out), -7, np.int32)
+            make(mode, n_tok)(codes, xpad, xsum, out, firsts, seconds)
+            np.testing.assert_array_equal(out, reference(W, X), err_msg=f"{mode}, {n_tok} token(s)")
+

@@ -66,6 +66,29 @@ def test_shares_of_rows_cover_the_matrix_once(seed, n_out, n_in, n):
     np.testing.assert_array_equal(out, X.astype(np.int64) @ W.astype(np.int64).T)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("n", [1, 2])
+def test_decode_share_read_as_two_streams_is_exact(seed, n):
+    """Decode (one token, and the two byte rows of int16 spikes) takes a thread's whole share in one call, which
+    reads its two halves side by side where they lie STREAM_MIN_APART apart: a matrix big enough for that on one
+    thread (and not on two), an odd number of row groups with a partial last one, gives W x exactly."""
+    from lava_matmulfree.model.ternary_kernels import GROUP_ROWS, STREAM_MIN_APART
+
+    rng = np.random.default_rng(seed)
+    n_out, n_in = 65 * GROUP_ROWS + 1, 1000                       # 66 groups, the last holding one row
+    W = rng.integers(-1, 2, (n_out, n_in)).astype(np.int8)
+    codes = pack(W)
+    half_apart = (66 // 2) * GROUP_ROWS * codes.shape[1]
+    assert half_apart >= STREAM_MIN_APART > ((66 // 2 + 1) // 2) * GROUP_ROWS * codes.shape[1]
+    for T in (1, 2):
+        X = rng.integers(-128, 128, (T, n_in)).astype(np.int8)
+        xpad = np.zeros((T, padded_in(n_in)), dtype=np.int8)
+        xpad[:, :n_in] = X
+        out = np.full((T, n_out), -7, dtype=np.int32)
+        _rows_by_turns(codes, xpad, X.astype(np.int32).sum(axis=1).astype(np.int32), out, n)
+        np.testing.assert_array_equal(out, X.astype(np.int64) @ W.astype(np.int64).T)
+
+
 def test_team_only_where_numba_schedules_statically(monkeypatch):
     assert team_size(False) == 1
     monkeypatch.setattr(numba, "threading_layer", lambda: "tbb")   # work stealing: two chunks may share a thread

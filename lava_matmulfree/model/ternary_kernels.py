@@ -66,6 +66,11 @@ CACHE_LINE_BYTES = 64
 PREFETCH_READ_L1_DATA = (0, 3, 1)               # llvm.prefetch's rw (read), locality (3: prefetcht0, L1), data
 PREFETCH_READ_L2_DATA = (0, 2, 1)               # locality 2: prefetcht1, into L2 only
 TOKEN_TILE = 64                                 # tokens per pass over the rows (their spikes stay in L2)
+# decode (one token) reads a share of rows as two streams of groups, the share's two halves, STREAM_CHUNK_BLOCKS
+# blocks (4 KiB) of one, then of the other, where the halves lie STREAM_MIN_APART bytes or more apart (closer ones
+# did not stream faster): docs/cpu_tuning.md, "Two streams for one core"
+STREAM_CHUNK_BLOCKS = 32
+STREAM_MIN_APART = 256 * 1024
 
 # ---- which code this CPU runs -----------------------------------------------------------------------------
 HOST_CPU = "host"                               # numba's NUMBA_CPU_NAME for "this machine"
@@ -183,9 +188,11 @@ def _byte_ptr(builder, ptr, byte_offset, ty):
     return builder.bitcast(builder.gep(builder.bitcast(ptr, i8p), [byte_offset]), ty.as_pointer())
 
 
-def _dot_codegen(mode: str, n_tok: int):
+def _dot_codegen(mode: str, n_tok: int, n_streams: int = 1):
     """LLVM IR for ``out[t0 + i, GROUP_ROWS*g + q] = sum_j c[GROUP_ROWS*g + q, j] * x[t0 + i, j] - xsum[t0 + i]``,
-    i < n_tok, q < GROUP_ROWS (rows past ``out``'s width are not written): one group of the interleaved layout.
+    i < n_tok, q < GROUP_ROWS (rows past ``out``'s width are not written): one group of the interleaved layout,
+    or with ``n_streams`` 2 two groups g and g2 of the same matrix read side by side, STREAM_CHUNK_BLOCKS blocks of
+    one, then of the other (each with accumulators of its own: two streams of memory for one core).
 
     The group's codes are one stream of blocks; each vector of codes holds one int32 lane per row, so every row
     accumulates in a lane of its own (no reductions across lanes) and each field meets one broadcast dword of each
@@ -201,7 +208,7 @@ def _dot_codegen(mode: str, n_tok: int):
     def codegen(context, builder, signature, args):
         carr, xarr, sarr, oarr = (context.make_array(ty)(context, builder, a)
                                   for ty, a in zip(signature.args[:4], args[:4]))
-        g, t0 = args[4], args[5]
+        gs, t0 = list(args[4:4 + n_streams]), args[4 + n_streams]
         intp = context.get_value_type(types.intp)
         i8, i16, i32 = ir.IntType(BITS_PER_BYTE), ir.IntType(2 * BITS_PER_BYTE), ir.IntType(4 * BITS_PER_BYTE)
 
@@ -214,8 +221,8 @@ def _dot_codegen(mode: str, n_tok: int):
         o_stride = cgutils.unpack_tuple(builder, oarr.strides, 2)[0]
         n_out = cgutils.unpack_tuple(builder, oarr.shape, 2)[1]
         s_stride = cgutils.unpack_tuple(builder, sarr.strides, 1)[0]
-        row0 = builder.mul(g, const(GROUP_ROWS))
-        group = _byte_ptr(builder, carr.data, builder.mul(row0, c_stride), i8)
+        rows0 = [builder.mul(g, const(GROUP_ROWS)) for g in gs]
+        groups = [_byte_ptr(builder, carr.data, builder.mul(row0, c_stride), i8) for row0 in rows0]
         xrows = [_byte_ptr(builder, xarr.data, builder.mul(builder.add(t0, const(i)), x_stride), i8)
                  for i in range(n_tok)]
         v8 = ir.VectorType(i8, vec_bytes)
@@ -262,88 +269,122 @@ def _dot_codegen(mode: str, n_tok: int):
         n_split = FIELDS_PER_BYTE if in_place else 1
         zero_acc = ir.Constant(acc_ty, [0] * acc_ty.count)
         zero32 = ir.Constant(v32, [0] * lanes)
-        # accumulator (v, i, s) at (v * n_tok + i) * n_split + s; totals at v * n_tok + i
-        accs_p = [cgutils.alloca_once_value(builder, zero_acc) for _ in range(n_vec * n_tok * n_split)]
-        totals_p = [cgutils.alloca_once_value(builder, zero32) for _ in range(n_vec * n_tok)]
+        # per stream: accumulator (v, i, s) at (v * n_tok + i) * n_split + s; totals at v * n_tok + i
+        accs_p = [[cgutils.alloca_once_value(builder, zero_acc) for _ in range(n_vec * n_tok * n_split)]
+                  for _ in gs]
+        totals_p = [[cgutils.alloca_once_value(builder, zero32) for _ in range(n_vec * n_tok)] for _ in gs]
         n_blocks = builder.udiv(row_bytes, const(LANE_BYTES))
         group_len = const(flush_every)
         n_groups = builder.udiv(builder.add(n_blocks, const(flush_every - 1)), group_len)
+        chunk_len = const(STREAM_CHUNK_BLOCKS if n_streams > 1 else flush_every)
         splat_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+
+        def block(group, accs_s, blk):           # one block of one stream into its accumulators
+            boff = builder.mul(blk, const(BLOCK_BYTES))
+            xoff = builder.mul(blk, const(BLOCK_COLS))
+            for distance, how in zip(prefetch_distances(mode), (PREFETCH_READ_L1_DATA, PREFETCH_READ_L2_DATA)):
+                for line in range(0, BLOCK_BYTES if distance else 0, CACHE_LINE_BYTES):
+                    ahead = _byte_ptr(builder, group, builder.add(boff, const(distance + line)), i8)
+                    builder.call(prefetch, [ahead, *(ir.Constant(i32, a) for a in how)])
+            accs = [builder.load(p) for p in accs_s]
+            codes = [builder.load(_byte_ptr(builder, group, builder.add(boff, const(v * vec_bytes)), v8), align=1)
+                     for v in range(n_vec)]
+            for k in range(FIELDS_PER_BYTE):
+                if in_place:
+                    fields = [builder.and_(c, ir.Constant(v8, [FIELD_MASK << (k * FIELD_BITS)] * vec_bytes))
+                              for c in codes]
+                else:
+                    shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
+                    mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
+                    fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
+                              for c in codes]
+                for i, xrow in enumerate(xrows):
+                    xw = builder.load(_byte_ptr(builder, xrow, builder.add(xoff, const(k * LANE_BYTES)), i32),
+                                      align=1)
+                    one = builder.insert_element(ir.Constant(v32, ir.Undefined), xw, ir.Constant(i32, 0))
+                    xb = builder.shuffle_vector(one, one, splat_mask)
+                    for v, f in enumerate(fields):
+                        a = (v * n_tok + i) * n_split + (k if in_place else 0)
+                        accs[a] = mac(accs[a], f, xb)
+            for p, acc in zip(accs_s, accs):
+                builder.store(acc, p)
+
         with cgutils.for_range(builder, n_groups) as gloop:
             b0 = builder.mul(gloop.index, group_len)
             left = builder.sub(n_blocks, b0)
             cnt = builder.select(builder.icmp_unsigned("<", left, group_len), left, group_len)
-            for p in accs_p:
+            for p in (p for accs_s in accs_p for p in accs_s):
                 builder.store(zero_acc, p)
-            with cgutils.for_range(builder, cnt) as bloop:
-                blk = builder.add(b0, bloop.index)
-                boff = builder.mul(blk, const(BLOCK_BYTES))
-                xoff = builder.mul(blk, const(BLOCK_COLS))
-                for distance, how in zip(prefetch_distances(mode), (PREFETCH_READ_L1_DATA, PREFETCH_READ_L2_DATA)):
-                    for line in range(0, BLOCK_BYTES if distance else 0, CACHE_LINE_BYTES):
-                        ahead = _byte_ptr(builder, group, builder.add(boff, const(distance + line)), i8)
-                        builder.call(prefetch, [ahead, *(ir.Constant(i32, a) for a in how)])
-                accs = [builder.load(p) for p in accs_p]
-                codes = [builder.load(_byte_ptr(builder, group, builder.add(boff, const(v * vec_bytes)), v8), align=1)
-                         for v in range(n_vec)]
-                for k in range(FIELDS_PER_BYTE):
-                    if in_place:
-                        fields = [builder.and_(c, ir.Constant(v8, [FIELD_MASK << (k * FIELD_BITS)] * vec_bytes))
-                                  for c in codes]
-                    else:
-                        shift = ir.Constant(v8, [k * FIELD_BITS] * vec_bytes)
-                        mask = ir.Constant(v8, [FIELD_MASK] * vec_bytes)
-                        fields = [builder.and_(builder.lshr(c, shift), mask) if k else builder.and_(c, mask)
-                                  for c in codes]
-                    for i, xrow in enumerate(xrows):
-                        xw = builder.load(_byte_ptr(builder, xrow, builder.add(xoff, const(k * LANE_BYTES)), i32),
-                                          align=1)
-                        one = builder.insert_element(ir.Constant(v32, ir.Undefined), xw, ir.Constant(i32, 0))
-                        xb = builder.shuffle_vector(one, one, splat_mask)
-                        for v, f in enumerate(fields):
-                            a = (v * n_tok + i) * n_split + (k if in_place else 0)
-                            accs[a] = mac(accs[a], f, xb)
-                for p, acc in zip(accs_p, accs):
-                    builder.store(acc, p)
-            for a, tp in enumerate(totals_p):    # flush: fold the accumulators into the int32 totals
-                parts = [widen(builder.load(accs_p[a * n_split + s]), s) for s in range(n_split)]
-                builder.store(functools.reduce(builder.add, [builder.load(tp)] + parts), tp)
-        # write the group's rows: whole vectors where the group lies within out, else only the rows that exist
-        # (the last group of a matrix may be partly padding)
-        left = builder.sub(n_out, row0)
-        whole = builder.icmp_signed(">=", left, const(GROUP_ROWS))
+            n_chunks = builder.udiv(builder.add(cnt, builder.sub(chunk_len, const(1))), chunk_len)
+            with cgutils.for_range(builder, n_chunks) as cloop:   # one stream's chunk, then the other's
+                c0 = builder.add(b0, builder.mul(cloop.index, chunk_len))
+                c_left = builder.sub(builder.add(b0, cnt), c0)
+                c_cnt = builder.select(builder.icmp_unsigned("<", c_left, chunk_len), c_left, chunk_len)
+                for group, accs_s in zip(groups, accs_p):
+                    with cgutils.for_range(builder, c_cnt) as bloop:
+                        block(group, accs_s, builder.add(c0, bloop.index))
+            for accs_s, totals_s in zip(accs_p, totals_p):   # flush: fold the accumulators into the int32 totals
+                for a, tp in enumerate(totals_s):
+                    parts = [widen(builder.load(accs_s[a * n_split + s]), s) for s in range(n_split)]
+                    builder.store(functools.reduce(builder.add, [builder.load(tp)] + parts), tp)
         xsums = [builder.load(_byte_ptr(builder, sarr.data, builder.mul(builder.add(t0, const(i)), s_stride), i32))
                  for i in range(n_tok)]
         orows = [_byte_ptr(builder, oarr.data, builder.mul(builder.add(t0, const(i)), o_stride), i32)
                  for i in range(n_tok)]
-        with builder.if_else(whole) as (then, otherwise):
-            with then:
-                for v in range(n_vec):
-                    for i in range(n_tok):
-                        xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v32, ir.Undefined), xsums[i],
-                                                                           ir.Constant(i32, 0)), ir.Constant(v32, ir.Undefined), splat_mask)
-                        dst = builder.bitcast(builder.gep(orows[i], [builder.add(row0, const(v * lanes))]),
-                                              v32.as_pointer())
-                        builder.store(builder.sub(builder.load(totals_p[v * n_tok + i]), xs), dst, align=4)
-            with otherwise:
-                buf = cgutils.alloca_once(builder, i32, size=n_tok * GROUP_ROWS)
-                for v in range(n_vec):
-                    for i in range(n_tok):
-                        dst = builder.bitcast(builder.gep(buf, [ir.Constant(i32, i * GROUP_ROWS + v * lanes)]),
-                                              v32.as_pointer())
-                        builder.store(builder.load(totals_p[v * n_tok + i]), dst, align=4)
-                for i in range(n_tok):
-                    with cgutils.for_range(builder, left) as qloop:
-                        q = qloop.index
-                        val = builder.load(builder.gep(buf, [builder.add(const(i * GROUP_ROWS), q)]))
-                        builder.store(builder.sub(val, xsums[i]), builder.gep(orows[i], [builder.add(row0, q)]))
+        for row0, totals_s in zip(rows0, totals_p):
+            _write_group(builder, const, row0, n_out, totals_s, xsums, orows, n_tok, n_vec, lanes, v32, i32,
+                         splat_mask)
         return context.get_dummy_value()
 
     return codegen
 
 
+def _write_group(builder, const, row0, n_out, totals_p, xsums, orows, n_tok, n_vec, lanes, v32, i32, splat_mask):
+    """IR writing one group's int32 totals (``totals_p``, allocas) less each token's spike sum into ``out`` from row
+    ``row0``: whole vectors where the group lies within out, else only the rows that exist (the last group of a
+    matrix may be partly padding)."""
+    left = builder.sub(n_out, row0)
+    whole = builder.icmp_signed(">=", left, const(GROUP_ROWS))
+    with builder.if_else(whole) as (then, otherwise):
+        with then:
+            for v in range(n_vec):
+                for i in range(n_tok):
+                    xs = builder.shuffle_vector(builder.insert_element(ir.Constant(v32, ir.Undefined), xsums[i],
+                                                                       ir.Constant(i32, 0)), ir.Constant(v32, ir.Undefined), splat_mask)
+                    dst = builder.bitcast(builder.gep(orows[i], [builder.add(row0, const(v * lanes))]),
+                                          v32.as_pointer())
+                    builder.store(builder.sub(builder.load(totals_p[v * n_tok + i]), xs), dst, align=4)
+        with otherwise:
+            buf = cgutils.alloca_once(builder, i32, size=n_tok * GROUP_ROWS)
+            for v in range(n_vec):
+                for i in range(n_tok):
+                    dst = builder.bitcast(builder.gep(buf, [ir.Constant(i32, i * GROUP_ROWS + v * lanes)]),
+                                          v32.as_pointer())
+                    builder.store(builder.load(totals_p[v * n_tok + i]), dst, align=4)
+            for i in range(n_tok):
+                with cgutils.for_range(builder, left) as qloop:
+                    q = qloop.index
+                    val = builder.load(builder.gep(buf, [builder.add(const(i * GROUP_ROWS), q)]))
+                    builder.store(builder.sub(val, xsums[i]), builder.gep(orows[i], [builder.add(row0, q)]))
+
+
 def _byte_array(ty, ndim: int) -> bool:
     return isinstance(ty, types.Array) and ty.ndim == ndim and ty.dtype in (types.uint8, types.int8)
+
+
+def _dot_typing(codes, xpad2d, xsum, out, groups, t0, mode, n_tok):
+    """(the signature, the IR) of a group dot over ``groups`` (one or two group indices), or None where the types
+    do not fit (numba then reports the call)."""
+    if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and isinstance(xsum, types.Array)
+            and xsum.ndim == 1 and xsum.dtype == types.int32 and isinstance(out, types.Array) and out.ndim == 2
+            and out.dtype == types.int32 and all(g == types.intp for g in groups) and t0 == types.intp
+            and isinstance(mode, types.StringLiteral) and isinstance(n_tok, types.IntegerLiteral)):
+        return None
+    m = host_dot_mode() if mode.literal_value == HOST else mode.literal_value
+    if m not in DOT_MODES:
+        return None
+    return (types.void(codes, xpad2d, xsum, out, *groups, t0, mode, n_tok),
+            _dot_codegen(m, n_tok.literal_value, len(groups)))
 
 
 @intrinsic
@@ -352,15 +393,13 @@ def _dot(typingctx, codes, xpad2d, xsum, out, g, t0, mode, n_tok):
     (``q < GROUP_ROWS``, rows within ``out``'s width), by the group dot of ``mode`` (DOT_MODES or HOST).
     ``mode`` and ``n_tok`` must be compile-time constants (numba types them as literals); ``codes`` must be
     C-contiguous (a group is one run of bytes), each ``xpad2d[t]`` unit-stride; ``xsum`` int32 [T], ``out`` int32."""
-    if not (_byte_array(codes, 2) and _byte_array(xpad2d, 2) and isinstance(xsum, types.Array)
-            and xsum.ndim == 1 and xsum.dtype == types.int32 and isinstance(out, types.Array) and out.ndim == 2
-            and out.dtype == types.int32 and g == types.intp and t0 == types.intp
-            and isinstance(mode, types.StringLiteral) and isinstance(n_tok, types.IntegerLiteral)):
-        return None
-    m = host_dot_mode() if mode.literal_value == HOST else mode.literal_value
-    if m not in DOT_MODES:
-        return None
-    return types.void(codes, xpad2d, xsum, out, g, t0, mode, n_tok), _dot_codegen(m, n_tok.literal_value)
+    return _dot_typing(codes, xpad2d, xsum, out, (g,), t0, mode, n_tok)
+
+
+@intrinsic
+def _dot_pair(typingctx, codes, xpad2d, xsum, out, g, g2, t0, mode, n_tok):
+    """:func:`_dot` of groups ``g`` and ``g2`` of the same matrix, read as two streams side by side."""
+    return _dot_typing(codes, xpad2d, xsum, out, (g, g2), t0, mode, n_tok)
 
 
 # ---- the scalar reference ---------------------------------------------------------------------------------
@@ -393,7 +432,8 @@ def _group_dot_generic(words, base, n_blocks, x):
 @njit(inline="always")
 def simd_rows(codes, xpad, xsum, out, r0, r1, mode):
     """``out[t, r] = (W @ xpad[t])[r]`` for rows r0..r1 (r0 a multiple of GROUP_ROWS) of every token by the group
-    dot of ``mode``: TOKEN_BLOCK tokens per decode of the codes, the tokens left over (decode: T = 1) one by one."""
+    dot of ``mode``: TOKEN_BLOCK tokens per decode of the codes, the tokens left over (decode: T = 1) one by one,
+    each over the range's two halves as two streams (:func:`_dot_pair`) where they lie STREAM_MIN_APART apart."""
     n_tok = xpad.shape[0]
     n_full = n_tok - n_tok % TOKEN_BLOCK
     g0, g1 = r0 // GROUP_ROWS, (r1 + GROUP_ROWS - 1) // GROUP_ROWS
@@ -401,7 +441,12 @@ def simd_rows(codes, xpad, xsum, out, r0, r1, mode):
         for g in range(g0, g1):
             _dot(codes, xpad, xsum, out, g, t, mode, TOKEN_BLOCK)
     for t in range(n_full, n_tok):
-        for g in range(g0, g1):
+        h = (g1 - g0) // 2      # one token streams its codes: the range's halves side by side if far enough apart
+        if h * GROUP_ROWS * codes.shape[1] < STREAM_MIN_APART:
+            h = 0
+        for k in range(h):
+            _dot_pair(codes, xpad, xsum, out, g0 + k, g0 + h + k, t, mode, 1)
+        for g in range(g0 + 2 * h, g1):
             _dot(codes, xpad, xsum, out, g, t, mode, 1)
 
 

@@ -22,7 +22,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from lava_matmulfree.model.ternary_kernels import GROUP_ROWS, HOST, ROW_TILE, TOKEN_TILE, host_rows, start_threads
+from lava_matmulfree.model.ternary_kernels import (GROUP_ROWS, HOST, ROW_TILE, TOKEN_BLOCK, TOKEN_TILE, host_rows,
+                                                   start_threads)
 
 # threading layers that give each of n threads exactly one chunk of prange(n) (static scheduling)
 STATIC_LAYERS = ("omp", "workqueue")
@@ -100,9 +101,12 @@ def share(n_items, tid, n):
 def team_rows(codes, xpad, xsum, out, tid, n):
     """Thread ``tid``'s share of ``out[t] = W @ xpad[t]`` (the first ``out.shape[1]`` rows, every token): the
     rows :func:`share` gives it, TOKEN_TILE tokens at a time over tiles of ROW_TILE rows (ternary_kernels.row_tiles
-    for one thread)."""
+    for one thread); fewer than TOKEN_BLOCK tokens (decode) in one call over the whole share."""
     n_rows, n_tok = out.shape[1], xpad.shape[0]
     r_lo, r_hi = share(n_rows, tid, n)
+    if n_tok < TOKEN_BLOCK:     # decode: no codes to keep in cache for other tokens; the whole share in one call,
+        host_rows(codes, xpad, xsum, out, r_lo, r_hi, HOST)   # which streams its two halves side by side
+        return
     for t0 in range(0, n_tok, TOKEN_TILE):
         t1 = min(n_tok, t0 + TOKEN_TILE)
         for r0 in range(r_lo, r_hi, ROW_TILE):
