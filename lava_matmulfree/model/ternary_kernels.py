@@ -27,8 +27,13 @@ synapses; the kernel-1t / kernel-2t rows of ``benchmarks/bench_decode.py``). On 
 the L2 prefetch is worth up to a fifth ("Which of the two prefetches the AVX2 host needs"); on an AMD EPYC with
 AVX-512 (Zen 4) the kernel streams faster with no software prefetch at all ("Prefetch on an AMD host with AVX-512").
 
-The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, one numba intrinsic :func:`_dot` whose mode
-and batch are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
+Decode (one token) reads a thread's rows as two streams where they span enough bytes: group k of the rows' first
+half beside group k of their second half, STREAM_CHUNK_BLOCKS blocks of one, then of the other (:func:`_dot_pair`),
+which lets a core's prefetchers run ahead on two streams while it computes (docs/cpu_tuning.md, "Two streams for
+one core").
+
+The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, numba intrinsics :func:`_dot` and
+:func:`_dot_pair` whose mode and batch are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
 (:func:`simd_rows`, :func:`generic_rows`) are written once for every mode. The IR generation and the loops that
 inline it share this file on purpose: numba's on-disk cache (``cache=True``) is stamped per source file, so an edit
 of the IR recompiles the kernels built on it. (golden_fast's whole-model kernel, in whole_model.py, links
