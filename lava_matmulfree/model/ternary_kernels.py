@@ -34,10 +34,13 @@ one core").
 
 The SIMD dot products are LLVM IR written here (:func:`_dot_codegen`, numba intrinsics :func:`_dot` and
 :func:`_dot_pair` whose mode and batch are compile-time literals); the tile loop (:func:`row_tiles`) and the rows of one tile
-(:func:`simd_rows`, :func:`generic_rows`) are written once for every mode. The IR generation and the loops that
-inline it share this file on purpose: numba's on-disk cache (``cache=True``) is stamped per source file, so an edit
-of the IR recompiles the kernels built on it. (golden_fast's whole-model kernel, in whole_model.py, links
-:func:`host_rows` from here: after an edit here, delete its ``__pycache__/whole_model.*.nb?`` files.)
+(:func:`simd_rows`, :func:`generic_rows`) are written once for every mode.
+
+Kept whole: the IR, what shapes it (the layout's constants, the prefetch distances per host, the two-stream
+threshold) and the loops that inline it must share one file, because numba's on-disk cache (``cache=True``) is
+stamped per source file: only then does an edit of any of them recompile the kernels built on it. (golden_fast's
+whole-model kernel, in whole_model.py, links :func:`host_rows` from here: after an edit here, delete its
+``__pycache__/whole_model.*.nb?`` files.)
 """
 from __future__ import annotations
 
