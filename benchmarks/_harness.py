@@ -22,7 +22,9 @@ for _p in (ROOT, HERE):  # HERE: the scripts import one another (bench_lava_over
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from lava_matmulfree.utils import procfs  # noqa: E402  (after the path set-up above)
+from lava_matmulfree.errors import OutputError  # noqa: E402  (after the path set-up above)
+from lava_matmulfree.utils import procfs  # noqa: E402
+from lava_matmulfree.utils.atomic import check_output_file, write_text  # noqa: E402
 
 OUT_DIR = ROOT / "out"
 MS = 1e3
@@ -192,8 +194,6 @@ def json_out(value: str) -> Path:
     """The argparse type of a benchmark's ``--out`` (its JSON report): refused when the arguments are read, not
     after minutes of measuring, where it cannot become a file (a folder, a file where its folder should be, a
     folder that cannot be written)."""
-    from lava_matmulfree.errors import OutputError
-    from lava_matmulfree.utils.atomic import check_output_file
     try:
         return check_output_file(value)
     except OutputError as e:
@@ -201,13 +201,9 @@ def json_out(value: str) -> Path:
 
 
 def write_json(path: Path, data: dict, **dumps) -> None:
-    """Write a result (its folder made), through a temporary file, so an interrupted run leaves the last one;
-    ``dumps``: json.dumps's options beside indent=1."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, **dumps) + "\n")
-    tmp.replace(path)
+    """Write a result (its folder made) with the package's atomic writer, so an interrupted run leaves the last one
+    and no partial file; ``dumps``: json.dumps's options beside indent=1."""
+    write_text(path, json.dumps(data, indent=1, **dumps) + "\n")
 
 
 def finish(res: dict, out: Path) -> int:

@@ -202,9 +202,9 @@ def compare_reads(reader: Reader, reads: dict, threads: int, rounds: int, passes
         raise RuntimeError("comparing reads needs the C reader (no C compiler here, or MEMBW_NO_C is set)")
     got = {name: [] for name in reads}
     for _ in range(rounds):
-        for name, pf in reads.items():
-            reader._c_passes(threads, 1, pf)
-            got[name] += reader._c_passes(threads, passes, pf)
+        for name, read in reads.items():
+            reader._c_passes(threads, 1, read)
+            got[name] += reader._c_passes(threads, passes, read)
     return got
 
 

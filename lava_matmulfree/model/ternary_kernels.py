@@ -448,10 +448,10 @@ def simd_rows(codes, xpad, xsum, out, r0, r1, mode):
     for t in range(0, n_full, TOKEN_BLOCK):
         for g in range(g0, g1):
             _dot(codes, xpad, xsum, out, g, t, mode, TOKEN_BLOCK)
+    h = (g1 - g0) // 2          # one token streams its codes: the range's halves side by side if far enough apart
+    if h * GROUP_ROWS * codes.shape[1] < STREAM_MIN_APART:
+        h = 0
     for t in range(n_full, n_tok):
-        h = (g1 - g0) // 2      # one token streams its codes: the range's halves side by side if far enough apart
-        if h * GROUP_ROWS * codes.shape[1] < STREAM_MIN_APART:
-            h = 0
         for k in range(h):
             _dot_pair(codes, xpad, xsum, out, g0 + k, g0 + h + k, t, mode, 1)
         for g in range(g0 + 2 * h, g1):
