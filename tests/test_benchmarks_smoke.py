@@ -517,6 +517,19 @@ def test_ab_whole_model_times_a_copy_and_refuses_a_different_kernel(tmp_path, ca
     zeroed.write_text(src + "\n\ndef plan_arrays(arrays, scalars):\n"
                       "    return (arrays[0], np.zeros_like(arrays[1]), *arrays[2:]), scalars\n")
     assert ab.main([str(zeroed), *flags]) == 1
+    # --synapses: the synapse pass alone, timed in both after its outputs were compared; a B whose synapses skip a
+    # matrix's rows is caught there
+    capsys.readouterr()
+    assert ab.main([str(same), *flags, "--synapses"]) == 0
+    res = json.loads(out.read_text())
+    assert res["timed"] == "the synapses of a token alone" and res["threads"]["2"]["B_ms"]["best"] > 0
+    assert "the synapse pass" in capsys.readouterr().out
+    skip = tmp_path / "skip.py"
+    call = "        team_rows(c_down[l], x_i, xs_i, acc_d, tid, n)\n"       # the last matrix to write acc_d
+    assert src.count(call) == 1
+    skip.write_text(src.replace(call, ""))
+    assert ab.main([str(skip), *flags, "--synapses"]) == 1
+    assert "synapses: d-row matrices" in capsys.readouterr().err
 
 
 def test_bench_gaps_runs_on_tiny(tmp_path):

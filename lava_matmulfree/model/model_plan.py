@@ -169,20 +169,23 @@ class ModelPlan:
         """Bytes of packed weights one token reads (every matrix once)."""
         return int(sum(self.arrays[k].nbytes for k in (3, 4, 5, 12)))
 
-    def synapse_pass(self, parallel: bool, seed: int = 0):
-        """A callable running only the synapses of one token (every matrix, one numba call) on random spikes."""
+    def synapse_inputs(self, seed: int = 0) -> tuple:
+        """(x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits): random spikes of one token and the outputs of every matrix,
+        the arguments of whole_model's synapse pass after the plan's arrays."""
         c_ifgo, c_gate, c_down, c_head = (self.arrays[k] for k in (3, 4, 5, 12))
         rng = np.random.default_rng(seed)
         x_d = rng.integers(-128, 128, (1, c_ifgo.shape[2] * FIELDS_PER_BYTE)).astype(np.int8)
         x_i = rng.integers(-128, 128, (1, c_down.shape[2] * FIELDS_PER_BYTE)).astype(np.int8)
-        acc_d = np.empty((1, c_ifgo.shape[1]), np.int32)
-        acc_uv = np.empty((1, c_gate.shape[1]), np.int32)
-        logits = np.empty((1, c_head.shape[0]), np.int32)
-        xs_d, xs_i = np.zeros(1, np.int32), np.zeros(1, np.int32)
+        return (x_d, np.zeros(1, np.int32), x_i, np.zeros(1, np.int32), np.empty((1, c_ifgo.shape[1]), np.int32),
+                np.empty((1, c_gate.shape[1]), np.int32), np.empty((1, c_head.shape[0]), np.int32))
+
+    def synapse_pass(self, parallel: bool, seed: int = 0):
+        """A callable running only the synapses of one token (every matrix, one numba call) on random spikes."""
+        ins = self.synapse_inputs(seed)
         n = team_size(parallel)
         if n == 1:
-            return lambda: _k_synapse_pass_serial(self.arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits)
-        return lambda: _k_synapse_pass_parallel(self.arrays, x_d, xs_d, x_i, xs_i, acc_d, acc_uv, logits, n)
+            return lambda: _k_synapse_pass_serial(self.arrays, *ins)
+        return lambda: _k_synapse_pass_parallel(self.arrays, *ins, n)
 
     def run(self, g, x: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Logits [T, V] (int64) of the residual stream x [T, d] (int64; overwritten); h [L, d] int64, updated."""
